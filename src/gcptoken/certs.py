@@ -1,0 +1,81 @@
+"""Google's signing certificates in either published format, and fetching them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gcptoken import endpoints, jws
+from gcptoken.errors import CredentialsError, TransportError
+from gcptoken.flows import Flow, HttpRequest
+from gcptoken.transport import safe_url
+
+__all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]
+
+KeySet = dict[str, jws.VerifyingKey]
+
+# Used when a certs response carries no usable Cache-Control.
+DEFAULT_MAX_AGE = 300.0
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def keys_from_document(document: Any, where: str) -> KeySet:
+    """Keys by kid from a v3 JWKS (``{"keys": [...]}``) or a v1 map of kid → PEM certificate."""
+    if not isinstance(document, Mapping):
+        raise CredentialsError(f"{where}: certs are not a JSON object")
+    keys: KeySet = {}
+    if "keys" in document:
+        entries = document["keys"]
+        if not isinstance(entries, list):
+            raise CredentialsError(f"{where}: 'keys' is not a list")
+        for jwk in entries:
+            if isinstance(jwk, Mapping) and isinstance(jwk.get("kid"), str) and jwk.get("use", "sig") == "sig":
+                try:
+                    keys[jwk["kid"]] = jws.public_key_from_jwk(jwk)
+                except CredentialsError:
+                    continue  # a key type we do not verify with cannot sign tokens we accept
+    else:
+        for kid, pem in document.items():
+            if isinstance(kid, str) and isinstance(pem, str):
+                try:
+                    keys[kid] = jws.public_key_from_pem(pem)
+                except CredentialsError:
+                    continue
+    if not keys:
+        raise CredentialsError(f"{where}: no usable RS256/ES256 keys")
+    return keys
+
+
+def keys_from_file(path: str | Path) -> KeySet:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CredentialsError(f"certs file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise CredentialsError(f"certs file {path} is not readable JSON") from None
+    return keys_from_document(document, f"certs file {path}")
+
+
+def max_age_of(headers: Mapping[str, str]) -> float:
+    match = _MAX_AGE.search(headers.get("cache-control", ""))
+    return float(match.group(1)) if match else DEFAULT_MAX_AGE
+
+
+def fetch_flow(url: str) -> Flow[tuple[KeySet, float]]:
+    """GET the certs at ``url``: the keys and how long they may be cached (seconds)."""
+    response = yield HttpRequest("GET", endpoints.resolve(url), {"Accept": "application/json"})
+    where = f"certs endpoint {safe_url(url)}"
+    if response.status != 200:
+        raise TransportError(f"{where} answered HTTP {response.status}")
+    try:
+        document = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        raise TransportError(f"{where} did not answer with JSON") from None
+    try:
+        keys = keys_from_document(document, where)
+    except CredentialsError as exc:
+        raise TransportError(str(exc)) from None
+    return keys, max_age_of(response.headers)

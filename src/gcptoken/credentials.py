@@ -1,0 +1,143 @@
+"""Credential files by ``type``, and the Credentials object the library hands out."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gcptoken.errors import CredentialsError, InvalidArgumentError
+from gcptoken.flows import Flow, run_async, run_sync
+from gcptoken.sources import service_account
+from gcptoken.tokens import Token
+
+__all__ = ["CREDENTIALS_ENV", "DEFAULT_SCOPES", "Credentials", "ServiceAccountCredentials", "load_credentials"]
+
+CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+SUPPORTED_TYPES = ("service_account",)
+
+
+class Credentials:
+    """Something that can obtain tokens. Subclasses provide the flows; this class runs them."""
+
+    description = "credentials"
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        raise NotImplementedError
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        raise NotImplementedError
+
+    def id_token(self, audience: str, *, timeout: float | None = None) -> Token:
+        """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL)."""
+        flow = self.id_token_flow(_audience(audience))
+        return _run_sync(flow, timeout)
+
+    def access_token(self, scopes: Sequence[str] | None = None, *, timeout: float | None = None) -> Token:
+        """An OAuth access token for ``scopes`` (default: cloud-platform)."""
+        return _run_sync(self.access_token_flow(_scopes(scopes)), timeout)
+
+    async def id_token_async(self, audience: str, *, timeout: float | None = None) -> Token:
+        return await _run_async(self.id_token_flow(_audience(audience)), timeout)
+
+    async def access_token_async(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None
+    ) -> Token:
+        return await _run_async(self.access_token_flow(_scopes(scopes)), timeout)
+
+
+def _audience(audience: str) -> str:
+    if not isinstance(audience, str) or not audience.strip():
+        raise InvalidArgumentError("audience must be a non-empty string (e.g. https://SERVICE.a.run.app)")
+    return audience.strip()
+
+
+def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
+    if scopes is None:
+        return DEFAULT_SCOPES
+    if isinstance(scopes, str):
+        scopes = scopes.replace(",", " ").split()
+    cleaned = tuple(scope.strip() for scope in scopes if scope.strip())
+    if not cleaned:
+        raise InvalidArgumentError("scopes must name at least one scope")
+    return cleaned
+
+
+def _run_sync(flow: Flow[Token], timeout: float | None) -> Token:
+    from gcptoken.transport import DEFAULT_TIMEOUT, HttpxTransport  # httpx is heavy: import on use
+
+    with HttpxTransport(timeout or DEFAULT_TIMEOUT) as transport:
+        return run_sync(flow, transport)
+
+
+async def _run_async(flow: Flow[Token], timeout: float | None) -> Token:
+    from gcptoken.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+
+    transport = AsyncHttpxTransport(timeout or DEFAULT_TIMEOUT)
+    try:
+        return await run_async(flow, transport)
+    finally:
+        await transport.aclose()
+
+
+class ServiceAccountCredentials(Credentials):
+    """A service-account key file."""
+
+    def __init__(self, key: service_account.ServiceAccountKey, source: str = "key") -> None:
+        self.key = key
+        self.source = source
+        self.description = f"service account {key.client_email} (key {source})"
+
+    def _signing_ready(self) -> None:
+        try:
+            _ = self.key.signing_key
+        except CredentialsError as exc:
+            raise CredentialsError(f"{self.source}: {exc}") from None
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        self._signing_ready()
+        return service_account.id_token_flow(self.key, audience)
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        self._signing_ready()
+        return service_account.access_token_flow(self.key, scopes)
+
+
+def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
+    kind = info.get("type")
+    if kind == "service_account":
+        return ServiceAccountCredentials(service_account.ServiceAccountKey.from_info(info, source), source)
+    if kind is None:
+        raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
+    raise CredentialsError(
+        f"{source}: unsupported credential type {str(kind)[:60]!r} (supported: {', '.join(SUPPORTED_TYPES)})"
+    )
+
+
+def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials:
+    """Credentials from a JSON file; ``path`` defaults to $GOOGLE_APPLICATION_CREDENTIALS."""
+    if path is None:
+        path = os.environ.get(CREDENTIALS_ENV) or None
+        if path is None:
+            raise CredentialsError(
+                f"no credentials: pass a credential file or set {CREDENTIALS_ENV} to a key file's path"
+            )
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialsError(f"credential file {file} does not exist") from None
+    except IsADirectoryError:
+        raise CredentialsError(f"credential file {file} is a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialsError(f"credential file {file} cannot be read: {type(exc).__name__}") from None
+    try:
+        info = json.loads(text)
+    except ValueError:
+        raise CredentialsError(f"credential file {file} is not JSON") from None
+    if not isinstance(info, dict):
+        raise CredentialsError(f"credential file {file} is not a JSON object")
+    return credentials_from_info(info, str(file))

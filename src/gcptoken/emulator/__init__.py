@@ -1,0 +1,6 @@
+"""A local emulator of Google's token service: OAuth2 token endpoint, certs, tokeninfo, admin."""
+
+from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.state import EmulatorState
+
+__all__ = ["EmulatorServer", "EmulatorState"]

@@ -1,0 +1,127 @@
+"""The emulator's own admin API under ``/emulator/v1/`` (not a Google API)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.state import EmulatorState
+
+__all__ = ["routes"]
+
+_ACCOUNT_ID = re.compile(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])")
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def info(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse(
+        {
+            "baseUrl": state.base_url,
+            "projectId": state.project_id,
+            "projectNumber": state.project_number,
+            "defaultServiceAccount": state.default_account.email,
+            "signingKeyIds": [key.kid for key in state.issuer_keys],
+        }
+    )
+
+
+async def list_service_accounts(request: Request) -> Response:
+    accounts = [account.to_json() for account in _state(request).service_accounts.values()]
+    return JSONResponse({"accounts": accounts})
+
+
+async def create_service_account(request: Request) -> Response:
+    body = await _json_object(request)
+    if body is None:
+        return api_error(400, "Request body must be a JSON object.")
+    account_id = body.get("accountId")
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
+        return api_error(400, "accountId must be 6-30 characters: lowercase letters, digits and hyphens.")
+    display_name = body.get("displayName", "")
+    try:
+        account = _state(request).create_service_account(account_id, str(display_name))
+    except KeyError:
+        return api_error(409, f"Service account {account_id} already exists within project.")
+    _state(request).changed()
+    return JSONResponse(account.to_json(), status_code=201)
+
+
+async def create_key(request: Request) -> Response:
+    email = request.path_params["email"]
+    state = _state(request)
+    if email not in state.service_accounts:
+        return api_error(404, f"Service account {email} does not exist.")
+    key_file = state.create_key(email)
+    state.changed()
+    return JSONResponse(key_file, status_code=201)
+
+
+async def delete_key(request: Request) -> Response:
+    state = _state(request)
+    try:
+        state.delete_key(request.path_params["email"], request.path_params["key_id"])
+    except KeyError:
+        return api_error(404, "No such service account or key.")
+    state.changed()
+    return JSONResponse({})
+
+
+async def rotate_signing_key(request: Request) -> Response:
+    state = _state(request)
+    new = state.rotate_signing_key()
+    state.changed()
+    return JSONResponse({"kid": new.kid, "signingKeyIds": [key.kid for key in state.issuer_keys]})
+
+
+async def retire_signing_key(request: Request) -> Response:
+    state = _state(request)
+    try:
+        state.retire_signing_key(request.path_params["kid"])
+    except KeyError:
+        return api_error(404, "No such published signing key.")
+    except ValueError as exc:
+        return api_error(400, str(exc))
+    state.changed()
+    return JSONResponse({"signingKeyIds": [key.kid for key in state.issuer_keys]})
+
+
+async def requests_log(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "DELETE":
+        state.clear_requests()
+        return JSONResponse({})
+    return JSONResponse({"requests": state.request_log()})
+
+
+routes = [
+    Route("/emulator/v1/info", info),
+    Route("/emulator/v1/serviceAccounts", list_service_accounts, methods=["GET"]),
+    Route("/emulator/v1/serviceAccounts", create_service_account, methods=["POST"]),
+    Route("/emulator/v1/serviceAccounts/{email}/keys", create_key, methods=["POST"]),
+    Route("/emulator/v1/serviceAccounts/{email}/keys/{key_id}", delete_key, methods=["DELETE"]),
+    Route("/emulator/v1/signingKeys:rotate", rotate_signing_key, methods=["POST"]),
+    Route("/emulator/v1/signingKeys/{kid}", retire_signing_key, methods=["DELETE"]),
+    Route("/emulator/v1/requests", requests_log, methods=["GET", "DELETE"]),
+]

@@ -1,0 +1,97 @@
+"""The emulator's ASGI app: every Google host's paths on one port, plus the request log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gcptoken.emulator import admin
+from gcptoken.emulator.certs import certs_v1, certs_v3, tokeninfo
+from gcptoken.emulator.oauth2 import token_endpoint
+from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.state import EmulatorState
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("gcptoken.emulator")
+
+
+class RequestLog:
+    """Records every request (method, path, status, and what the handler chose to note) in
+    arrival order, and turns any unexpected failure into a Google-shaped 500 without a traceback."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail: dict[str, Any] = {}
+        scope["gcptoken.detail"] = detail
+        entry: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": None,
+            "time": time.time(),
+        }
+        started = False
+
+        async def recording_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                entry["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        except Exception:
+            log.exception("emulator handler failed on %s %s", scope["method"], scope["path"])
+            if not started:
+                entry["status"] = 500
+                await api_error(500, "Internal error in the emulator.")(scope, receive, send)
+        finally:
+            if detail:
+                entry["detail"] = detail
+            self.state.record(entry)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return api_error(404, f"The requested URL {request.url.path} was not found on this server.")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return api_error(405, f"Method {request.method} is not allowed for {request.url.path}.")
+
+
+async def root(request: Request) -> Response:
+    return JSONResponse({"emulator": "gcptoken", "admin": "/emulator/v1/info"})
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    token_methods = ["POST"]
+    info_methods = ["GET", "POST"]
+    app = Starlette(
+        routes=[
+            Route("/token", token_endpoint, methods=token_methods),
+            Route("/oauth2/v4/token", token_endpoint, methods=token_methods),
+            Route("/oauth2/v1/certs", certs_v1, methods=["GET"]),
+            Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
+            Route("/tokeninfo", tokeninfo, methods=info_methods),
+            Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
+            Route("/", root, methods=["GET"]),
+            *admin.routes,
+        ],
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )
+    app.state.emulator = state
+    return RequestLog(app, state)

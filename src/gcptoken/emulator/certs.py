@@ -1,0 +1,104 @@
+"""Public keys (``/oauth2/v1/certs``, ``/oauth2/v3/certs``) and ``tokeninfo``."""
+
+from __future__ import annotations
+
+import email.utils
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gcptoken import jws
+from gcptoken.emulator.responses import form_of, oauth_error
+from gcptoken.emulator.state import EmulatorState
+from gcptoken.errors import VerificationError
+
+__all__ = ["certs_v1", "certs_v3", "tokeninfo"]
+
+
+def _cache_headers(state: EmulatorState) -> dict[str, str]:
+    max_age = state.certs_max_age
+    return {
+        "Cache-Control": f"public, max-age={max_age}, must-revalidate, no-transform",
+        "Expires": email.utils.formatdate(state.clock() + max_age, usegmt=True),
+    }
+
+
+async def certs_v1(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    body = {key.kid: key.certificate_pem for key in state.issuer_keys}
+    return JSONResponse(body, headers=_cache_headers(state))
+
+
+async def certs_v3(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    body = {"keys": [key.key.public.to_jwk(key.kid) for key in state.issuer_keys]}
+    return JSONResponse(body, headers=_cache_headers(state))
+
+
+def _invalid() -> Response:
+    return oauth_error("invalid_token", "Invalid Value")
+
+
+def _as_text(value: Any) -> Any:
+    """tokeninfo renders scalar claims as strings, as Google's does."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(int(value))
+    return value
+
+
+async def tokeninfo(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    form = await form_of(request)
+    if form is None:
+        return _invalid()
+    if form.get("id_token"):
+        return _id_token_info(state, form["id_token"])
+    if form.get("access_token"):
+        return _access_token_info(state, form["access_token"])
+    return oauth_error("invalid_request", "Either access_token, id_token, or token_handle required")
+
+
+def _id_token_info(state: EmulatorState, token: str) -> Response:
+    try:
+        parsed = jws.parse(token)
+    except VerificationError:
+        return _invalid()
+    kid = parsed.header.get("kid")
+    key = state.published_key(kid) if isinstance(kid, str) else None
+    if key is None:
+        return _invalid()
+    try:
+        parsed.verify_with(key.key.public)
+    except VerificationError:
+        return _invalid()
+    exp = parsed.claims.get("exp")
+    if not isinstance(exp, int | float) or exp < state.clock():
+        return _invalid()
+    body = {name: _as_text(value) for name, value in parsed.claims.items()}
+    for name in ("alg", "kid", "typ"):
+        if name in parsed.header:
+            body[name] = parsed.header[name]
+    return JSONResponse(body)
+
+
+def _access_token_info(state: EmulatorState, token: str) -> Response:
+    grant = state.access_tokens.get(token)
+    now = state.clock()
+    if grant is None or grant.expires_at <= now:
+        return _invalid()
+    return JSONResponse(
+        {
+            "azp": grant.unique_id,
+            "aud": grant.unique_id,
+            "sub": grant.unique_id,
+            "scope": " ".join(grant.scopes),
+            "exp": str(int(grant.expires_at)),
+            "expires_in": str(int(grant.expires_at - now)),
+            "email": grant.email,
+            "email_verified": "true",
+            "access_type": "online",
+        }
+    )

@@ -1,0 +1,56 @@
+"""Response helpers in Google's shapes: OAuth errors, Google-API errors, form bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+__all__ = ["api_error", "form_of", "log_detail", "oauth_error"]
+
+_API_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "ALREADY_EXISTS",
+    500: "INTERNAL",
+}
+
+# Bodies larger than this are refused before parsing: no token request is anywhere near it.
+MAX_BODY = 64 * 1024
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    """``{"error": …, "error_description": …}`` as oauth2.googleapis.com answers."""
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+def api_error(status: int, message: str) -> JSONResponse:
+    """``{"error": {"code", "message", "status"}}`` as Google's JSON APIs answer."""
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": _API_STATUS.get(status, "UNKNOWN")}},
+        status_code=status,
+    )
+
+
+async def form_of(request: Request) -> dict[str, str] | None:
+    """The urlencoded form of a POST (or the query of a GET); None when unreadable."""
+    if request.method == "GET":
+        return dict(request.query_params)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return None
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def log_detail(request: Request) -> dict[str, Any]:
+    """The mutable detail dict the request log records for this request (see app.RequestLog)."""
+    detail: dict[str, Any] = request.scope.setdefault("gcptoken.detail", {})
+    return detail

@@ -1,0 +1,281 @@
+"""What the emulated Google knows: a project, service accounts and their keys, its own signing
+keys, the access tokens it issued and every request it received."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from gcptoken import jws
+
+__all__ = ["AccessTokenGrant", "EmulatorState", "IssuerKey", "ServiceAccount"]
+
+ISSUER = "https://accounts.google.com"
+ID_TOKEN_LIFETIME = 3600
+ACCESS_TOKEN_LIFETIME = 3599
+# How many signing keys stay published: the current one and those it replaced, newest first.
+PUBLISHED_KEYS = 3
+
+
+def _unique_id() -> str:
+    """21 decimal digits, as Google's service-account unique ids."""
+    return "1" + "".join(secrets.choice("0123456789") for _ in range(20))
+
+
+@dataclass
+class ServiceAccount:
+    email: str
+    unique_id: str
+    project_id: str
+    display_name: str = ""
+    keys: dict[str, jws.VerifyingKey] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "uniqueId": self.unique_id,
+            "projectId": self.project_id,
+            "displayName": self.display_name,
+            "keyIds": sorted(self.keys),
+        }
+
+
+@dataclass(frozen=True)
+class IssuerKey:
+    """One of the emulator's own token-signing keys, with its published certificate."""
+
+    kid: str
+    key: jws.SigningKey
+    certificate_pem: str
+
+    @classmethod
+    def create(cls, key: jws.SigningKey | None = None) -> IssuerKey:
+        key = key or jws.generate_rsa_key()
+        public_der = key.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kid = hashlib.sha1(public_der, usedforsecurity=False).hexdigest()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "federated-signon.system.gserviceaccount.com")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=14))
+            .sign(key.key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        return cls(kid, key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+
+@dataclass(frozen=True)
+class AccessTokenGrant:
+    token: str
+    email: str
+    unique_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+
+
+class EmulatorState:
+    """Thread-safe: the server's event loop and in-process callers (tests, the demo) share it."""
+
+    def __init__(
+        self,
+        project_id: str = "emulated-project",
+        project_number: str = "123456789012",
+        clock: Callable[[], float] = time.time,
+        certs_max_age: int = 19800,
+    ) -> None:
+        self.project_id = project_id
+        self.project_number = project_number
+        self.clock = clock
+        self.certs_max_age = certs_max_age
+        self.base_url = "http://127.0.0.1"
+        self.service_accounts: dict[str, ServiceAccount] = {}
+        self.issuer_keys: list[IssuerKey] = [IssuerKey.create()]  # newest first
+        self.access_tokens: dict[str, AccessTokenGrant] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.RLock()
+        # Called after admin changes, so a --state-dir emulator can persist them.
+        self.on_change: Callable[[], None] | None = None
+        self.default_account = self.create_service_account("default", "Default service account")
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- service accounts ---------------------------------------------------------------------
+
+    def create_service_account(self, account_id: str, display_name: str = "") -> ServiceAccount:
+        email = f"{account_id}@{self.project_id}.iam.gserviceaccount.com"
+        with self.lock:
+            if email in self.service_accounts:
+                raise KeyError(email)
+            account = ServiceAccount(email, _unique_id(), self.project_id, display_name)
+            self.service_accounts[email] = account
+            return account
+
+    def create_key(self, email: str) -> dict[str, str]:
+        """A new key for the account, as Google's console downloads it (token_uri → emulator)."""
+        key = jws.generate_rsa_key()
+        return self.register_key(email, key)
+
+    def register_key(self, email: str, key: jws.SigningKey, key_id: str | None = None) -> dict[str, str]:
+        with self.lock:
+            account = self.service_accounts[email]
+            key_id = key_id or secrets.token_hex(20)
+            account.keys[key_id] = key.public
+        return {
+            "type": "service_account",
+            "project_id": account.project_id,
+            "private_key_id": key_id,
+            "private_key": key.private_pem(),
+            "client_email": account.email,
+            "client_id": account.unique_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": f"{self.base_url}/token",
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": (
+                "https://www.googleapis.com/robot/v1/metadata/x509/" + account.email.replace("@", "%40")
+            ),
+            "universe_domain": "googleapis.com",
+        }
+
+    def delete_key(self, email: str, key_id: str) -> None:
+        with self.lock:
+            del self.service_accounts[email].keys[key_id]
+
+    # -- the emulator's own signing keys --------------------------------------------------------
+
+    @property
+    def current_key(self) -> IssuerKey:
+        return self.issuer_keys[0]
+
+    def rotate_signing_key(self) -> IssuerKey:
+        """A new current key; the previous ones stay published (up to PUBLISHED_KEYS in all)."""
+        new = IssuerKey.create()
+        with self.lock:
+            self.issuer_keys = [new, *self.issuer_keys][:PUBLISHED_KEYS]
+        return new
+
+    def retire_signing_key(self, kid: str) -> None:
+        with self.lock:
+            if self.current_key.kid == kid:
+                raise ValueError("the current signing key cannot be retired; rotate first")
+            remaining = [key for key in self.issuer_keys if key.kid != kid]
+            if len(remaining) == len(self.issuer_keys):
+                raise KeyError(kid)
+            self.issuer_keys = remaining
+
+    def published_key(self, kid: str) -> IssuerKey | None:
+        return next((key for key in self.issuer_keys if key.kid == kid), None)
+
+    # -- issuing --------------------------------------------------------------------------------
+
+    def sign_id_token(self, claims: dict[str, Any]) -> str:
+        key = self.current_key
+        return jws.encode(claims, key.key, kid=key.kid)
+
+    def service_account_id_token(self, account: ServiceAccount, audience: str) -> str:
+        """Claim for claim what Google issues for the service-account key flow."""
+        now = int(self.clock())
+        return self.sign_id_token(
+            {
+                "aud": audience,
+                "azp": account.email,
+                "email": account.email,
+                "email_verified": True,
+                "exp": now + ID_TOKEN_LIFETIME,
+                "iat": now,
+                "iss": ISSUER,
+                "sub": account.unique_id,
+            }
+        )
+
+    def issue_access_token(self, account: ServiceAccount, scopes: tuple[str, ...]) -> AccessTokenGrant:
+        grant = AccessTokenGrant(
+            token="ya29." + secrets.token_urlsafe(96),
+            email=account.email,
+            unique_id=account.unique_id,
+            scopes=scopes,
+            expires_at=self.clock() + ACCESS_TOKEN_LIFETIME,
+        )
+        with self.lock:
+            self._drop_expired_access_tokens()
+            self.access_tokens[grant.token] = grant
+        return grant
+
+    def _drop_expired_access_tokens(self) -> None:
+        now = self.clock()
+        if len(self.access_tokens) > 10_000:
+            self.access_tokens = {t: g for t, g in self.access_tokens.items() if g.expires_at > now}
+
+    # -- request log ----------------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests.append(entry)
+
+    def request_log(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.requests)
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    # -- persistence across restarts with --state-dir -------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "version": 1,
+                "project_id": self.project_id,
+                "project_number": self.project_number,
+                "issuer_keys": [key.key.private_pem() for key in self.issuer_keys],
+                "service_accounts": [
+                    {
+                        "email": a.email,
+                        "unique_id": a.unique_id,
+                        "display_name": a.display_name,
+                        "keys": {
+                            kid: k.key.public_bytes(
+                                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                            ).decode("ascii")
+                            for kid, k in a.keys.items()
+                        },
+                    }
+                    for a in self.service_accounts.values()
+                ],
+            }
+
+    @classmethod
+    def load(cls, path: Path, **options: Any) -> EmulatorState:
+        """State saved by ``save``; a file of another version is refused with ValueError."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError(f"{path} is not an emulator state file of version 1")
+        state = cls(project_id=data["project_id"], project_number=data["project_number"], **options)
+        state.issuer_keys = [IssuerKey.create(jws.load_private_key_pem(pem)) for pem in data["issuer_keys"]]
+        state.service_accounts = {}
+        for entry in data["service_accounts"]:
+            account = ServiceAccount(entry["email"], entry["unique_id"], state.project_id, entry["display_name"])
+            account.keys = {kid: jws.public_key_from_pem(pem) for kid, pem in entry["keys"].items()}
+            state.service_accounts[account.email] = account
+        state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
+        return state

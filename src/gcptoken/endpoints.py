@@ -1,0 +1,62 @@
+"""Google's URLs, and how ``GCPTOKEN_EMULATOR_HOST`` sends them to a local emulator.
+
+The environment is read when a URL is resolved, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "EMULATOR_HOST_ENV",
+    "GOOGLE_HOSTS",
+    "GOOGLE_ISSUERS",
+    "OAUTH2_CERTS_V1",
+    "OAUTH2_CERTS_V3",
+    "TOKENINFO",
+    "TOKEN_AUDIENCES",
+    "TOKEN_URI",
+    "emulator_host",
+    "resolve",
+]
+
+EMULATOR_HOST_ENV = "GCPTOKEN_EMULATOR_HOST"
+
+TOKEN_URI = "https://oauth2.googleapis.com/token"
+# The audiences Google's token endpoint accepts in a jwt-bearer assertion.
+TOKEN_AUDIENCES = (TOKEN_URI, "https://www.googleapis.com/oauth2/v4/token")
+OAUTH2_CERTS_V1 = "https://www.googleapis.com/oauth2/v1/certs"
+OAUTH2_CERTS_V3 = "https://www.googleapis.com/oauth2/v3/certs"
+TOKENINFO = "https://oauth2.googleapis.com/tokeninfo"
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
+# Every host whose endpoints the emulator serves on its single port.
+GOOGLE_HOSTS = frozenset(
+    {
+        "oauth2.googleapis.com",
+        "www.googleapis.com",
+        "accounts.google.com",
+        "iamcredentials.googleapis.com",
+        "sts.googleapis.com",
+    }
+)
+
+
+def emulator_host() -> str | None:
+    """``host:port`` of the emulator when GCPTOKEN_EMULATOR_HOST is set, else None."""
+    value = os.environ.get(EMULATOR_HOST_ENV, "").strip()
+    if not value:
+        return None
+    return value.removeprefix("http://").rstrip("/")
+
+
+def resolve(url: str) -> str:
+    """The URL to actually call: a Google endpoint goes to the emulator when one is configured."""
+    host = emulator_host()
+    if host is None:
+        return url
+    parts = urlsplit(url)
+    if parts.hostname not in GOOGLE_HOSTS:
+        return url
+    return urlunsplit(("http", host, parts.path, parts.query, ""))

@@ -1,0 +1,59 @@
+"""The error hierarchy: one root, subclasses that carry data (never secrets)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CredentialsError",
+    "GcpTokenError",
+    "InvalidArgumentError",
+    "TokenRequestError",
+    "TransportError",
+    "VerificationError",
+]
+
+
+class GcpTokenError(Exception):
+    """Root of every error gcptoken raises on purpose."""
+
+
+class CredentialsError(GcpTokenError):
+    """A credential could not be found, read or understood."""
+
+
+class TokenRequestError(GcpTokenError):
+    """A token endpoint answered with a refusal or an unreadable response.
+
+    ``status`` is the HTTP status, ``error`` and ``description`` are the server's
+    ``error`` / ``error_description`` (Google's wording, passed through as-is).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.retryable = retryable
+
+
+class TransportError(GcpTokenError):
+    """The endpoint could not be reached or the exchange broke off."""
+
+
+class VerificationError(GcpTokenError):
+    """A token failed verification; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidArgumentError(GcpTokenError, ValueError):
+    """A caller passed a value that cannot work (an empty audience, say)."""

@@ -1,0 +1,272 @@
+"""Compact JWS (RS256, ES256) directly on ``cryptography``.
+
+The algorithm always comes from the trusted key: an RSA key verifies RS256 only, a P-256 key
+ES256 only. The token header's ``alg`` must match it; it never chooses how to verify. Parsed keys
+are cached because parsing costs more than the RSA operation itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from gcptoken.errors import CredentialsError, VerificationError
+
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "ParsedToken",
+    "SigningKey",
+    "VerifyingKey",
+    "b64url_decode",
+    "b64url_encode",
+    "encode",
+    "generate_rsa_key",
+    "load_private_key_pem",
+    "parse",
+    "public_key_from_jwk",
+    "public_key_from_pem",
+    "verifying_key_for",
+]
+
+# Google's ID tokens are ~1 KB; anything this large is refused before any decoding work.
+MAX_TOKEN_LENGTH = 16 * 1024
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url, as JWS uses."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Strict unpadded base64url: any character outside the alphabet is an error."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:  # pragma: no cover - the regex already excludes this
+        raise ValueError("not base64url") from exc
+
+
+def _alg_of(key: PublicKey | PrivateKey) -> str:
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    raise CredentialsError(f"unsupported elliptic curve {key.curve.name}; only P-256 (ES256) is supported")
+
+
+@dataclass(frozen=True, eq=False)
+class VerifyingKey:
+    """A parsed public key and the one algorithm it verifies."""
+
+    key: PublicKey
+    alg: str
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            if self.alg == "RS256":
+                self.key.verify(signature, signing_input, _PKCS1, _SHA256)  # type: ignore[call-arg, arg-type]
+            else:
+                if len(signature) != 64:
+                    return False
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                )
+                self.key.verify(der, signing_input, _ECDSA_SHA256)  # type: ignore[call-arg]
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_jwk(self, kid: str) -> dict[str, str]:
+        if isinstance(self.key, rsa.RSAPublicKey):
+            numbers = self.key.public_numbers()
+            return {
+                "kty": "RSA",
+                "alg": "RS256",
+                "use": "sig",
+                "kid": kid,
+                "n": b64url_encode(_int_bytes(numbers.n)),
+                "e": b64url_encode(_int_bytes(numbers.e)),
+            }
+        point = self.key.public_numbers()
+        return {
+            "kty": "EC",
+            "alg": "ES256",
+            "use": "sig",
+            "kid": kid,
+            "crv": "P-256",
+            "x": b64url_encode(point.x.to_bytes(32, "big")),
+            "y": b64url_encode(point.y.to_bytes(32, "big")),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SigningKey:
+    """A parsed private key, its algorithm and its public half."""
+
+    key: PrivateKey
+    alg: str
+
+    def sign(self, signing_input: bytes) -> bytes:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(signing_input, _PKCS1, _SHA256)
+        r, s = decode_dss_signature(self.key.sign(signing_input, _ECDSA_SHA256))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    @functools.cached_property
+    def public(self) -> VerifyingKey:
+        return VerifyingKey(self.key.public_key(), self.alg)
+
+    def private_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+
+
+def _int_bytes(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+
+
+def generate_rsa_key(bits: int = 2048) -> SigningKey:
+    return SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=bits), "RS256")
+
+
+@functools.lru_cache(maxsize=128)
+def load_private_key_pem(pem: str) -> SigningKey:
+    """Parse a PEM private key once; later calls with the same text are free."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CredentialsError("private_key is not a readable unencrypted PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CredentialsError("private_key must be an RSA or P-256 EC key")
+    return SigningKey(key, _alg_of(key))
+
+
+def verifying_key_for(key: PublicKey) -> VerifyingKey:
+    return VerifyingKey(key, _alg_of(key))
+
+
+@functools.lru_cache(maxsize=256)
+def public_key_from_pem(pem: str) -> VerifyingKey:
+    """A public key from an x509 certificate PEM (Google's v1 certs) or a public key PEM."""
+    data = pem.encode("utf-8")
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            key = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CredentialsError("not a PEM certificate or public key") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise CredentialsError("only RSA and P-256 EC public keys are supported")
+    return verifying_key_for(key)
+
+
+def public_key_from_jwk(jwk: Mapping[str, Any]) -> VerifyingKey:
+    """A public key from a JWK. A JWK whose ``alg`` disagrees with its key type is refused."""
+    try:
+        kty = jwk["kty"]
+        if kty == "RSA":
+            n = int.from_bytes(b64url_decode(jwk["n"]), "big")
+            e = int.from_bytes(b64url_decode(jwk["e"]), "big")
+            key: PublicKey = rsa.RSAPublicNumbers(e, n).public_key()
+        elif kty == "EC":
+            if jwk.get("crv") != "P-256":
+                raise CredentialsError(f"unsupported JWK curve {jwk.get('crv')!r}; only P-256")
+            x = int.from_bytes(b64url_decode(jwk["x"]), "big")
+            y = int.from_bytes(b64url_decode(jwk["y"]), "big")
+            key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+        else:
+            raise CredentialsError(f"unsupported JWK key type {kty!r}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CredentialsError("malformed JWK") from exc
+    verifying = verifying_key_for(key)
+    declared = jwk.get("alg")
+    if declared is not None and declared != verifying.alg:
+        raise CredentialsError(f"JWK alg {declared!r} does not match its {kty} key")
+    return verifying
+
+
+def _compact_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def encode(claims: Mapping[str, Any], key: SigningKey, *, kid: str | None = None, typ: str = "JWT") -> str:
+    """Sign ``claims`` as a compact JWS; the header's alg is the key's."""
+    header: dict[str, str] = {"alg": key.alg}
+    if kid is not None:
+        header["kid"] = kid
+    header["typ"] = typ
+    signing_input = b64url_encode(_compact_json(header)) + "." + b64url_encode(_compact_json(claims))
+    return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
+
+
+@dataclass(frozen=True)
+class ParsedToken:
+    """A compact JWS split and decoded, not yet verified."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    def verify_with(self, key: VerifyingKey) -> None:
+        """Check the signature with ``key``; the header's alg must be exactly the key's."""
+        alg = self.header.get("alg")
+        if alg != key.alg:
+            raise VerificationError(
+                "algorithm", f"token algorithm {str(alg)[:20]!r} is not allowed for this key (needs {key.alg})"
+            )
+        if not key.verify(self.signing_input, self.signature):
+            raise VerificationError("signature", "signature does not verify")
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(b64url_decode(segment))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise VerificationError("malformed", f"token {what} is not base64url-encoded JSON") from exc
+    if not isinstance(value, dict):
+        raise VerificationError("malformed", f"token {what} is not a JSON object")
+    return value
+
+
+def parse(token: str) -> ParsedToken:
+    """Split and decode a compact JWS; raises VerificationError(reason="malformed")."""
+    if not token:
+        raise VerificationError("malformed", "token is empty")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise VerificationError("malformed", f"token is larger than {MAX_TOKEN_LENGTH} bytes")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise VerificationError("malformed", f"token has {len(parts)} parts; a signed JWT has 3")
+    header_b64, claims_b64, signature_b64 = parts
+    header = _json_object(header_b64, "header")
+    claims = _json_object(claims_b64, "payload")
+    try:
+        signature = b64url_decode(signature_b64)
+    except ValueError as exc:
+        raise VerificationError("malformed", "token signature is not base64url") from exc
+    signing_input = token[: len(header_b64) + 1 + len(claims_b64)].encode("ascii")
+    return ParsedToken(header, claims, signing_input, signature)

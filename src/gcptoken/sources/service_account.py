@@ -1,0 +1,90 @@
+"""Service-account key files: a self-signed jwt-bearer assertion exchanged at the token endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gcptoken import endpoints, jws
+from gcptoken.errors import CredentialsError
+from gcptoken.flows import Flow
+from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
+from gcptoken.tokens import Token
+from gcptoken.transport import safe_url
+
+__all__ = ["JWT_BEARER", "ServiceAccountKey", "access_token_flow", "assertion", "id_token_flow"]
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ASSERTION_LIFETIME = 3600
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    """A key file as Google's console downloads it (``"type": "service_account"``)."""
+
+    client_email: str
+    private_key_id: str
+    private_key: str = field(repr=False)
+    token_uri: str = endpoints.TOKEN_URI
+    project_id: str | None = None
+    client_id: str | None = None
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any], source: str) -> ServiceAccountKey:
+        def text(name: str, required: bool = True) -> str | None:
+            value = info.get(name)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str) or not value.strip():
+                raise CredentialsError(f"{source}: service-account key has no {name!r}")
+            return value
+
+        private_key = text("private_key")
+        assert private_key is not None
+        if "-----BEGIN" not in private_key or "PRIVATE KEY-----" not in private_key:
+            raise CredentialsError(f"{source}: 'private_key' is not a PEM private key")
+        return cls(
+            client_email=text("client_email") or "",
+            private_key_id=text("private_key_id") or "",
+            private_key=private_key,
+            token_uri=text("token_uri", required=False) or endpoints.TOKEN_URI,
+            project_id=text("project_id", required=False),
+            client_id=text("client_id", required=False),
+        )
+
+    @property
+    def signing_key(self) -> jws.SigningKey:
+        """The parsed private key; parsed once per process (jws caches it)."""
+        return jws.load_private_key_pem(self.private_key)
+
+
+def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
+    """The jwt-bearer assertion, claim for claim as google-auth builds it."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "iss": key.client_email,
+        "aud": endpoints.TOKEN_URI,
+        "iat": issued,
+        "exp": issued + ASSERTION_LIFETIME,
+        **extra,
+    }
+    return jws.encode(claims, key.signing_key, kid=key.private_key_id)
+
+
+def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
+    url = endpoints.resolve(key.token_uri)
+    signed = assertion(key, extra)
+    describe = {"grant": "jwt-bearer", "iss": key.client_email, **extra}
+    return (yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": signed}, describe))
+
+
+def id_token_flow(key: ServiceAccountKey, audience: str) -> Flow[Token]:
+    body = yield from _exchange(key, {"target_audience": audience})
+    return id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
+
+
+def access_token_flow(key: ServiceAccountKey, scopes: Sequence[str]) -> Flow[Token]:
+    body = yield from _exchange(key, {"scope": " ".join(scopes)})
+    return access_token_from(body, f"token endpoint {safe_url(key.token_uri)}")

@@ -1,0 +1,84 @@
+"""httpx adapters for the flow drivers: one ``send`` each, errors become TransportError."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import httpx
+
+from gcptoken.errors import TransportError
+from gcptoken.flows import HttpRequest, HttpResponse
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "safe_url"]
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def safe_url(url: str) -> str:
+    """The URL without its query: queries can carry tokens, messages must not."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _failure(request: HttpRequest, exc: httpx.HTTPError) -> TransportError:
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        reason = "timed out"
+    elif isinstance(exc, httpx.ConnectError):
+        reason = "connection failed"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        reason = "the server closed the connection mid-response"
+    else:
+        reason = "request failed"
+    return TransportError(f"{request.method} {safe_url(request.url)}: {reason} ({kind})")
+
+
+def _response(raw: httpx.Response) -> HttpResponse:
+    return HttpResponse(raw.status_code, raw.headers, raw.content)
+
+
+class HttpxTransport:
+    """Blocking transport; one connection pool for its lifetime."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.Client | None = None) -> None:
+        self._client = client or httpx.Client(timeout=timeout, trust_env=False)
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        try:
+            raw = self._client.request(
+                request.method, request.url, headers=dict(request.headers), content=request.body
+            )
+        except httpx.HTTPError as exc:
+            raise _failure(request, exc) from None
+        return _response(raw)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpxTransport:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncHttpxTransport:
+    """Asyncio transport for ``run_async``."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(timeout=timeout, trust_env=False)
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        try:
+            raw = await self._client.request(
+                request.method, request.url, headers=dict(request.headers), content=request.body
+            )
+        except httpx.HTTPError as exc:
+            raise _failure(request, exc) from None
+        return _response(raw)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
