@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from gcptoken import endpoints, jws
+from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.flows import Flow, HttpRequest
-from gcptoken.transport import safe_url
 
 __all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]
 

@@ -19,6 +19,7 @@ __all__ = [
     "TOKEN_URI",
     "emulator_host",
     "resolve",
+    "safe_url",
 ]
 
 EMULATOR_HOST_ENV = "GCPTOKEN_EMULATOR_HOST"
@@ -60,3 +61,9 @@ def resolve(url: str) -> str:
     if parts.hostname not in GOOGLE_HOSTS:
         return url
     return urlunsplit(("http", host, parts.path, parts.query, ""))
+
+
+def safe_url(url: str) -> str:
+    """The URL without its query: queries can carry tokens, messages and logs must not."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -12,6 +12,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError
 
 __all__ = [
@@ -61,7 +62,7 @@ class AsyncTransport(Protocol):
 def _log_exchange(request: HttpRequest, response: HttpResponse) -> None:
     if log.isEnabledFor(logging.DEBUG):
         details = "".join(f" {key}={value}" for key, value in request.describe.items())
-        log.debug("%s %s -> %d%s", request.method, request.url, response.status, details)
+        log.debug("%s %s -> %d%s", request.method, safe_url(request.url), response.status, details)
 
 
 def run_sync(flow: Flow[T], transport: SyncTransport) -> T:

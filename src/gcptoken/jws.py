@@ -260,7 +260,8 @@ def parse(token: str) -> ParsedToken:
         raise VerificationError("malformed", f"token is larger than {MAX_TOKEN_LENGTH} bytes")
     parts = token.split(".")
     if len(parts) != 3:
-        raise VerificationError("malformed", f"token has {len(parts)} parts; a signed JWT has 3")
+        count = len(parts)
+        raise VerificationError("malformed", f"token has {count} part{'s' if count != 1 else ''}; a signed JWT has 3")
     header_b64, claims_b64, signature_b64 = parts
     header = _json_object(header_b64, "header")
     claims = _json_object(claims_b64, "payload")

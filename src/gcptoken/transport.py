@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from types import TracebackType
-from urllib.parse import urlsplit
 
 import httpx
 
+from gcptoken.endpoints import safe_url
 from gcptoken.errors import TransportError
 from gcptoken.flows import HttpRequest, HttpResponse
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "safe_url"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport"]
 
 DEFAULT_TIMEOUT = 10.0
-
-
-def safe_url(url: str) -> str:
-    """The URL without its query: queries can carry tokens, messages must not."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _failure(request: HttpRequest, exc: httpx.HTTPError) -> TransportError:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import uvicorn
-
 from gcptoken.emulator.app import create_app
+from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState
 
 __all__ = ["EmulatorServer", "write_state_dir"]
@@ -65,7 +61,7 @@ def write_state_dir(state: EmulatorState, directory: Path, host_port: str) -> No
     state.on_change = lambda: _write_private(directory / STATE_FILE, json.dumps(state.to_json(), indent=1))
 
 
-class EmulatorServer:
+class EmulatorServer(AsgiServer):
     """The emulator on a real socket. ``port=0`` picks a free port; ``url`` tells which."""
 
     def __init__(
@@ -77,22 +73,10 @@ class EmulatorServer:
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.state = state or load_state(self.state_dir)
-        self.host = host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.port: int = self._socket.getsockname()[1]
-        self.host_port = f"[{host}]:{self.port}" if family == socket.AF_INET6 else f"{host}:{self.port}"
-        self.url = f"http://{self.host_port}"
+        super().__init__(create_app(self.state), bind(host, port))
         self.state.base_url = self.url
         if self.state_dir is not None:
             write_state_dir(self.state, self.state_dir, self.host_port)
-        config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
 
     def key_file(self, account_id: str | None = None) -> dict[str, str]:
         """A fresh key file for ``account_id`` (created if needed), or for the default account."""
@@ -103,35 +87,6 @@ class EmulatorServer:
             self.state.create_service_account(account_id)
         return self.state.create_key(email)
 
-    def serve_forever(self) -> None:
-        """Answer in the calling thread until interrupted (Ctrl-C / SIGTERM)."""
-        self._socket.listen(128)
-        self._server.run(sockets=[self._socket])
-
-    def start(self) -> EmulatorServer:
-        """Answer from a daemon thread; returns once the server accepts connections."""
-        self._socket.listen(128)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="gcptoken-emulator", daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the emulator failed to start")
-            self._thread.join(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
-        self._socket.close()
-
     def __enter__(self) -> EmulatorServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
+        self.start()
+        return self

@@ -8,22 +8,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gcptoken import jws
+from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
 from gcptoken.flows import Flow, HttpRequest, json_body
 from gcptoken.tokens import Token, utc_from_epoch
-from gcptoken.transport import safe_url
 
 __all__ = ["access_token_from", "id_token_from", "post_form"]
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
-def post_form(url: str, form: Mapping[str, str], describe: Mapping[str, Any]) -> Flow[dict[str, Any]]:
-    """POST ``form`` to a token endpoint; the JSON answer, or TokenRequestError with Google's words."""
-    response = yield HttpRequest(
-        "POST", url, FORM_HEADERS, urlencode(form).encode("ascii"), describe=describe
-    )
-    where = f"token endpoint {safe_url(url)}"
+def post_form(
+    url: str, form: Mapping[str, str], describe: Mapping[str, Any], what: str = "token endpoint"
+) -> Flow[dict[str, Any]]:
+    """POST ``form`` to a Google OAuth endpoint; the JSON answer, or TokenRequestError in Google's words."""
+    response = yield HttpRequest("POST", url, FORM_HEADERS, urlencode(form).encode("ascii"), describe=describe)
+    where = f"{what} {safe_url(url)}"
     body = json_body(response, where)
     if response.status != 200:
         error = body.get("error")
@@ -69,4 +69,4 @@ def access_token_from(body: Mapping[str, Any], where: str, now: float | None = N
         expires_in = int(raw)
     except (TypeError, ValueError):
         raise TokenRequestError(f"{where} returned a non-numeric expires_in") from None
-    return Token(value, utc_from_epoch((time.time() if now is None else now) + expires_in), "access_token")
+    return Token(value, utc_from_epoch(int(time.time() if now is None else now) + expires_in), "access_token")

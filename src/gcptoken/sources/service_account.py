@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gcptoken import endpoints, jws
+from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError
 from gcptoken.flows import Flow
 from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.tokens import Token
-from gcptoken.transport import safe_url
 
-__all__ = ["JWT_BEARER", "ServiceAccountKey", "access_token_flow", "assertion", "id_token_flow"]
+__all__ = [
+    "JWT_BEARER",
+    "ServiceAccountKey",
+    "access_token_flow",
+    "assertion",
+    "assertion_claims",
+    "id_token_flow",
+]
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600
@@ -60,23 +68,21 @@ class ServiceAccountKey:
         return jws.load_private_key_pem(self.private_key)
 
 
-def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
-    """The jwt-bearer assertion, claim for claim as google-auth builds it."""
+def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The jwt-bearer assertion's claims, claim for claim as google-auth builds them."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {
-        "iss": key.client_email,
-        "aud": endpoints.TOKEN_URI,
-        "iat": issued,
-        "exp": issued + ASSERTION_LIFETIME,
-        **extra,
-    }
-    return jws.encode(claims, key.signing_key, kid=key.private_key_id)
+    return {"iss": key.client_email, "aud": endpoints.TOKEN_URI, "iat": issued, "exp": issued + ASSERTION_LIFETIME, **extra}
+
+
+def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
+    return jws.encode(assertion_claims(key, extra, now), key.signing_key, kid=key.private_key_id)
 
 
 def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
     url = endpoints.resolve(key.token_uri)
-    signed = assertion(key, extra)
-    describe = {"grant": "jwt-bearer", "iss": key.client_email, **extra}
+    claims = assertion_claims(key, extra)
+    signed = jws.encode(claims, key.signing_key, kid=key.private_key_id)
+    describe = {"grant": "jwt-bearer", "assertion_claims": json.dumps(claims, sort_keys=True)}
     return (yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": signed}, describe))
 
 

@@ -1,0 +1,1 @@
+"""The ``gcptoken`` command line. Library errors become exit codes only here."""

@@ -1,0 +1,120 @@
+"""Argument parsing and dispatch. Command modules are imported only when their command runs,
+so ``gcptoken --help`` and cached paths never pay for httpx or cryptography."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1  # token invalid, or the request was refused
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+FORMATS = ("token", "json", "header", "claims")
+
+
+def _credentials_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credential JSON file (default: $GOOGLE_APPLICATION_CREDENTIALS)",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gcptoken",
+        description="Google Cloud ID tokens (and access tokens) from any credential; verify them; emulate Google.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each HTTP exchange on stderr (redacted)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    id_ = command("id", "gcptoken.cli.tokens:run_id", "print an ID token for an audience")
+    id_.add_argument("audience_arg", nargs="?", metavar="AUDIENCE", help="e.g. https://SERVICE.a.run.app")
+    id_.add_argument("--audience", help="the same as AUDIENCE")
+    id_.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
+    _credentials_option(id_)
+
+    access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
+    access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
+    access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
+    _credentials_option(access)
+
+    decode = command("decode", "gcptoken.cli.inspect:run_decode", "show a JWT's header and claims, unverified")
+    decode.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
+
+    verify = command("verify", "gcptoken.cli.inspect:run_verify", "verify an ID token; exit 1 when invalid")
+    verify.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
+    verify.add_argument("--audience", action="append", required=True, help="accepted audience (repeatable)")
+    verify.add_argument("--certs", metavar="URL_OR_FILE", help="certs URL or file, v1 or v3 format")
+    verify.add_argument("--issuer", action="append", help="accepted issuer (repeatable; default: Google's)")
+    verify.add_argument("--now", type=float, metavar="EPOCH_SECONDS", help="check validity at this moment")
+    verify.add_argument("--clock-skew", type=float, default=60.0, metavar="SECONDS", help="allowed (default 60)")
+
+    info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
+    info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
+    info.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="(default 10)")
+
+    emulator = command("emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one; default 8089)")
+    emulator.add_argument("--state-dir", metavar="DIR", help="write service-account.json and env here; keep state")
+
+    command("demo", "gcptoken.cli.demo:run_demo", "show the whole flow against an embedded emulator")
+    return parser
+
+
+def _handler(path: str) -> Callable[[argparse.Namespace], int]:
+    module_name, function = path.split(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), function)
+    return handler
+
+
+def _exit_code(exc: Exception) -> int:
+    from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError
+
+    if isinstance(exc, InvalidArgumentError):
+        return EXIT_USAGE
+    if isinstance(exc, VerificationError):
+        return EXIT_INVALID
+    if isinstance(exc, TokenRequestError) and exc.status is not None and 400 <= exc.status < 500:
+        return EXIT_INVALID
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
+        logging.getLogger("gcptoken").addHandler(handler)
+        logging.getLogger("gcptoken").setLevel(logging.DEBUG)
+    from gcptoken.errors import GcpTokenError
+
+    try:
+        return _handler(args.handler)(args)
+    except GcpTokenError as exc:
+        prefix = "invalid token" if exc.__class__.__name__ == "VerificationError" else "error"
+        print(f"gcptoken: {prefix}: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        print("gcptoken: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""``gcptoken emulator``: the emulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gcptoken.errors import InvalidArgumentError
+
+__all__ = ["run_emulator"]
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    from gcptoken.emulator import EmulatorServer
+
+    if not 0 <= args.port <= 65535:
+        raise InvalidArgumentError(f"--port must be 0-65535, not {args.port}")
+    try:
+        server = EmulatorServer(host=args.host, port=args.port, state_dir=args.state_dir)
+    except OSError as exc:
+        print(f"gcptoken: error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 3
+    except ValueError as exc:
+        print(f"gcptoken: error: {exc}", file=sys.stderr)
+        return 3
+    print(server.url, flush=True)
+    where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
+    print(f"gcptoken: emulator listening on {server.url}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
+    server.serve_forever()
+    return 0

@@ -1,0 +1,51 @@
+"""``gcptoken id`` and ``gcptoken access``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gcptoken.credentials import load_credentials
+from gcptoken.errors import InvalidArgumentError
+from gcptoken.tokens import Token
+
+__all__ = ["run_access", "run_id"]
+
+
+def _emit(token: Token, output: str, field: str) -> None:
+    if output == "token":
+        text = token.value
+    elif output == "header":
+        text = f"Authorization: Bearer {token.value}"
+    elif output == "claims":
+        text = json.dumps(token.claims, indent=2)
+    else:
+        text = json.dumps({field: token.value, "expires_at": token.expires_at.isoformat()}, indent=2)
+    sys.stdout.write(text + "\n")
+
+
+def _audience(args: argparse.Namespace) -> str:
+    positional, option = args.audience_arg, args.audience
+    if positional is not None and option is not None and positional != option:
+        raise InvalidArgumentError("give the audience once: AUDIENCE or --audience, not two different ones")
+    audience = positional if positional is not None else option
+    if audience is None:
+        raise InvalidArgumentError("an audience is required, e.g. gcptoken id https://SERVICE.a.run.app")
+    if not audience.strip():
+        raise InvalidArgumentError("the audience is empty")
+    return str(audience)
+
+
+def run_id(args: argparse.Namespace) -> int:
+    audience = _audience(args)
+    token = load_credentials(args.credentials).id_token(audience, timeout=args.timeout)
+    _emit(token, args.format, "id_token")
+    return 0
+
+
+def run_access(args: argparse.Namespace) -> int:
+    scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
+    token = load_credentials(args.credentials).access_token(scopes, timeout=args.timeout)
+    _emit(token, args.format, "access_token")
+    return 0

@@ -1,0 +1,25 @@
+"""Google's tokeninfo endpoint: what Google itself says about a token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gcptoken import endpoints
+from gcptoken.flows import Flow, run_sync
+from gcptoken.sources.oauth2 import post_form
+
+__all__ = ["tokeninfo", "tokeninfo_flow"]
+
+
+def tokeninfo_flow(token: str) -> Flow[dict[str, Any]]:
+    """POST (not GET: a token in a URL ends up in logs) the token as id_token or access_token."""
+    field = "id_token" if token.count(".") == 2 else "access_token"
+    url = endpoints.resolve(endpoints.TOKENINFO)
+    return (yield from post_form(url, {field: token}, {"as": field}, what="tokeninfo"))
+
+
+def tokeninfo(token: str, timeout: float = 10.0) -> dict[str, Any]:
+    from gcptoken.transport import HttpxTransport
+
+    with HttpxTransport(timeout) as transport:
+        return run_sync(tokeninfo_flow(token), transport)
