@@ -1,0 +1,93 @@
+"""Pytest fixtures that run the emulator on 127.0.0.1. Enable with
+``pytest_plugins = ["gcptoken.testing"]`` in a conftest.py.
+
+- ``gcptoken_emulator``: one emulator for the session (an ``EmulatorServer``);
+- ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
+- ``gcptoken_env``: the environment pointed at the emulator (GCPTOKEN_EMULATOR_HOST,
+  GOOGLE_APPLICATION_CREDENTIALS, and metadata addresses on loopback so nothing reaches a real
+  metadata server).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gcptoken.emulator import EmulatorServer
+
+__all__ = ["EmulatorClient", "gcptoken_emulator", "gcptoken_env", "gcptoken_key_file", "write_key_file"]
+
+_accounts = itertools.count(1)
+# A loopback port nothing listens on: metadata lookups fail fast instead of leaving the machine.
+CLOSED_LOOPBACK = "127.0.0.1:9"
+
+
+def write_key_file(directory: Path, key: dict[str, str], name: str = "key.json") -> Path:
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(key, handle)
+    return path
+
+
+class EmulatorClient:
+    """Helpers over a running emulator for tests: fresh accounts, the request log."""
+
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.state = server.state
+        self.url = server.url
+        self.host_port = server.host_port
+
+    def new_key(self, prefix: str = "sa") -> dict[str, str]:
+        return self.server.key_file(f"{prefix}-{next(_accounts):06d}")
+
+    def requests(self, path: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        """Requests received, oldest first, optionally only those to ``path``."""
+        log = self.state.request_log()
+        return [
+            entry
+            for entry in log
+            if (path is None or entry["path"] == path) and all(entry.get(k) == v for k, v in match.items())
+        ]
+
+    def token_requests_by(self, email: str) -> list[dict[str, Any]]:
+        """Token-endpoint requests whose assertion was issued by ``email``."""
+        return [
+            entry
+            for entry in self.requests()
+            if entry.get("detail", {}).get("assertion", {}).get("claims", {}).get("iss") == email
+        ]
+
+
+@pytest.fixture(scope="session")
+def gcptoken_emulator() -> Iterator[EmulatorClient]:
+    with EmulatorServer() as server:
+        yield EmulatorClient(server)
+
+
+@pytest.fixture
+def gcptoken_key_file(gcptoken_emulator: EmulatorClient, tmp_path: Path) -> Path:
+    return write_key_file(tmp_path, gcptoken_emulator.new_key())
+
+
+@pytest.fixture
+def gcptoken_env(
+    gcptoken_emulator: EmulatorClient, gcptoken_key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    env = {
+        "GCPTOKEN_EMULATOR_HOST": gcptoken_emulator.host_port,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(gcptoken_key_file),
+        "GCE_METADATA_HOST": CLOSED_LOOPBACK,
+        "GCE_METADATA_IP": CLOSED_LOOPBACK,
+        "NO_GCE_CHECK": "true",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

@@ -1,0 +1,50 @@
+"""Shared fixtures. Every test runs with Google's environment variables cleared and metadata
+addresses on a closed loopback port, so nothing can reach a real Google or metadata server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
+
+
+_CLEARED = (
+    "GCPTOKEN_EMULATOR_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_CONFIG",
+    "CLOUDSDK_AUTH_TOKEN_HOST",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GCE_METADATA_HOST", CLOSED_LOOPBACK)
+    monkeypatch.setenv("GCE_METADATA_IP", CLOSED_LOOPBACK)
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    yield
+
+
+@pytest.fixture
+def emulator(gcptoken_emulator: EmulatorClient) -> EmulatorClient:
+    return gcptoken_emulator
+
+
+@pytest.fixture
+def key_info(emulator: EmulatorClient) -> dict[str, str]:
+    """A key file's contents for a fresh service account (so request counts are per test)."""
+    return emulator.new_key()
+
+
+@pytest.fixture
+def key_path(tmp_path: Path, key_info: dict[str, str]) -> Path:
+    return write_key_file(tmp_path, key_info)
+
+
+@pytest.fixture
+def certs_url(emulator: EmulatorClient) -> str:
+    return f"{emulator.url}/oauth2/v3/certs"
