@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from gcptoken import jws
+from gcptoken.errors import CredentialsError
 
 __all__ = ["AccessTokenGrant", "EmulatorState", "IssuerKey", "ServiceAccount"]
 
@@ -267,9 +268,19 @@ class EmulatorState:
     @classmethod
     def load(cls, path: Path, **options: Any) -> EmulatorState:
         """State saved by ``save``; a file of another version is refused with ValueError."""
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise ValueError(f"{path} is not readable JSON; remove it to start afresh") from None
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError(f"{path} is not an emulator state file of version 1")
+        try:
+            return cls._from_json(data, **options)
+        except (KeyError, TypeError, ValueError, CredentialsError) as exc:
+            raise ValueError(f"{path} is damaged ({type(exc).__name__}); remove it to start afresh") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any], **options: Any) -> EmulatorState:
         state = cls(project_id=data["project_id"], project_number=data["project_number"], **options)
         state.issuer_keys = [IssuerKey.create(jws.load_private_key_pem(pem)) for pem in data["issuer_keys"]]
         state.service_accounts = {}
