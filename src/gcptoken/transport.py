@@ -22,7 +22,7 @@ def _failure(request: HttpRequest, exc: httpx.HTTPError) -> TransportError:
     elif isinstance(exc, httpx.ConnectError):
         reason = "connection failed"
     elif isinstance(exc, httpx.RemoteProtocolError):
-        reason = "the server closed the connection mid-response"
+        reason = "the server broke off the HTTP exchange (closed early or sent malformed HTTP)"
     else:
         reason = "request failed"
     return TransportError(f"{request.method} {safe_url(request.url)}: {reason} ({kind})")
