@@ -8,6 +8,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -17,6 +18,13 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 3
 
 FORMATS = ("token", "json", "header", "claims")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse's default prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _credentials_option(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +37,7 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gcptoken",
         description="Google Cloud ID tokens (and access tokens) from any credential; verify them; emulate Google.",
     )

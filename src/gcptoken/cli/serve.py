@@ -26,5 +26,9 @@ def run_emulator(args: argparse.Namespace) -> int:
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
     print(f"gcptoken: emulator listening on {server.url}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C: the normal way out
+        pass
+    print("gcptoken: emulator stopped", file=sys.stderr)
     return 0
