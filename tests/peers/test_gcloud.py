@@ -1,0 +1,54 @@
+"""gcloud, unchanged, against the emulator (skipped only where gcloud is not installed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gcptoken import Verifier
+from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
+
+AUD = "https://svc-gcloud.a.run.app"
+GCLOUD = shutil.which("gcloud")
+
+pytestmark = pytest.mark.skipif(GCLOUD is None, reason="gcloud is not installed on this machine")
+
+
+def gcloud_env(emulator: EmulatorClient, config: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(config),
+        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+        "GCE_METADATA_ROOT": CLOSED_LOOPBACK,
+        "GCE_METADATA_IP": CLOSED_LOOPBACK,
+    }
+
+
+def test_gcloud_print_identity_token_from_a_service_account_key(
+    emulator: EmulatorClient, key_path: Path, key_info: dict[str, str], certs_url: str, tmp_path: Path
+) -> None:
+    assert GCLOUD is not None
+    env = gcloud_env(emulator, tmp_path / "gcloud-config")
+    activate = subprocess.run(
+        [GCLOUD, "auth", "activate-service-account", "--key-file", str(key_path)],
+        env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )
+    assert activate.returncode == 0, activate.stderr
+    printed = subprocess.run(
+        [GCLOUD, "auth", "print-identity-token", f"--audiences={AUD}"],
+        env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )
+    assert printed.returncode == 0, printed.stderr
+    claims = Verifier(AUD, certs=certs_url).verify(printed.stdout.strip())
+    assert claims["email"] == key_info["client_email"]
+    assert claims["aud"] == AUD
+    requested = [e["detail"]["assertion"]["claims"].get("target_audience") for e in emulator.token_requests_by(key_info["client_email"])]
+    assert AUD in requested
