@@ -3,13 +3,11 @@ addresses on a closed loopback port, so nothing can reach a real Google or metad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
-
 
 _CLEARED = (
     "GCPTOKEN_EMULATOR_HOST",
@@ -20,13 +18,12 @@ _CLEARED = (
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GCE_METADATA_HOST", CLOSED_LOOPBACK)
     monkeypatch.setenv("GCE_METADATA_IP", CLOSED_LOOPBACK)
     monkeypatch.setenv("NO_GCE_CHECK", "true")
-    yield
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.cli.main import build_parser
-from gcptoken.testing import EmulatorClient, write_key_file
+from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-cli.a.run.app"
 SCRIPT = Path(sys.executable).parent / "gcptoken"
@@ -79,12 +79,19 @@ def test_access_token_and_formats(env: dict[str, str], emulator: EmulatorClient,
     assert plain.code == 0 and plain.out.startswith("ya29.")
     (entry,) = emulator.token_requests_by(key_info["client_email"])
     assert entry["detail"]["assertion"]["claims"]["scope"] == "s1 s2"
-    assert set(json.loads(gcptoken("access", "--format", "json", env=env).out)) == {"access_token", "expires_at"}
+    assert set(json.loads(gcptoken("access", "--format", "json", env=env).out)) == {
+        "access_token",
+        "expires_at",
+    }
     assert gcptoken("access", "--format", "header", env=env).out.startswith("Authorization: Bearer ya29.")
 
 
 def test_decode_from_argument_and_stdin(id_token: str) -> None:
-    for result in (gcptoken("decode", id_token), gcptoken("decode", stdin=f"Bearer {id_token}\n"), gcptoken("decode", "-", stdin=id_token)):
+    for result in (
+        gcptoken("decode", id_token),
+        gcptoken("decode", stdin=f"Bearer {id_token}\n"),
+        gcptoken("decode", "-", stdin=id_token),
+    ):
         assert result.code == 0, result.err
         shown = json.loads(result.out)
         assert set(shown) == {"header", "claims", "expires_in"}
@@ -133,13 +140,19 @@ def test_verbose_logs_exchanges_without_secrets(env: dict[str, str], key_info: d
 
 # -- bad input: one line on stderr, the right exit code, nothing on stdout, no traceback ------
 
+
 def _bad_files(tmp_path: Path, key_info: dict[str, str], emulator: EmulatorClient) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for name, content in {
         "not-json": "{oops",
         "unknown-type": json.dumps({"type": "weird"}),
         "no-key": json.dumps({k: v for k, v in key_info.items() if k != "private_key"}),
-        "broken-key": json.dumps({**key_info, "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETSTUFF\n-----END PRIVATE KEY-----\n"}),
+        "broken-key": json.dumps(
+            {
+                **key_info,
+                "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETSTUFF\n-----END PRIVATE KEY-----\n",
+            }
+        ),
         "unknown-key": json.dumps({**key_info, "private_key_id": "f" * 40}),
         "unreachable": json.dumps({**key_info, "token_uri": "http://127.0.0.1:9/token"}),
     }.items():
@@ -151,7 +164,12 @@ def _bad_files(tmp_path: Path, key_info: dict[str, str], emulator: EmulatorClien
 BAD_INPUT = [
     ("missing-file", ["id", AUD, "--credentials", "{tmp}/absent.json"], 3, "does not exist"),
     ("not-json", ["id", AUD, "--credentials", "{not-json}"], 3, "not JSON"),
-    ("unknown-type", ["id", AUD, "--credentials", "{unknown-type}"], 3, "unsupported credential type 'weird'"),
+    (
+        "unknown-type",
+        ["id", AUD, "--credentials", "{unknown-type}"],
+        3,
+        "unsupported credential type 'weird'",
+    ),
     ("no-key", ["id", AUD, "--credentials", "{no-key}"], 3, "no 'private_key'"),
     ("broken-key", ["id", AUD, "--credentials", "{broken-key}"], 3, "not a readable"),
     ("unknown-key", ["id", AUD, "--credentials", "{unknown-key}"], 1, "Invalid JWT Signature."),
@@ -171,7 +189,12 @@ BAD_INPUT = [
     ("verify-four-parts", ["verify", "a.b.c.d", "--audience", AUD], 1, "4 parts"),
     ("verify-no-audience", ["verify", "a.b.c"], 2, "--audience"),
     ("verify-bad-now", ["verify", "a.b.c", "--audience", AUD, "--now", "yesterday"], 2, "--now"),
-    ("verify-certs-missing", ["verify", "e30.e30.AA", "--audience", AUD, "--certs", "{tmp}/none.json"], 3, "does not exist"),
+    (
+        "verify-certs-missing",
+        ["verify", "e30.e30.AA", "--audience", AUD, "--certs", "{tmp}/none.json"],
+        3,
+        "does not exist",
+    ),
     ("info-garbage", ["info", "garbage"], 1, "Invalid Value"),
     ("unknown-command", ["frobnicate"], 2, "invalid choice"),
     ("bad-format", ["id", AUD, "--format", "xml"], 2, "invalid choice"),
@@ -179,10 +202,17 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("args", "code", "fragment"), [row[1:] for row in BAD_INPUT], ids=[row[0] for row in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"), [row[1:] for row in BAD_INPUT], ids=[row[0] for row in BAD_INPUT]
+)
 def test_bad_input(
-    env: dict[str, str], tmp_path: Path, key_info: dict[str, str], emulator: EmulatorClient,
-    args: list[str], code: int, fragment: str,
+    env: dict[str, str],
+    tmp_path: Path,
+    key_info: dict[str, str],
+    emulator: EmulatorClient,
+    args: list[str],
+    code: int,
+    fragment: str,
 ) -> None:
     files = {name: str(path) for name, path in _bad_files(tmp_path, key_info, emulator).items()}
     argv = [arg.format(tmp=tmp_path, **files) for arg in args]
@@ -200,7 +230,8 @@ def test_bad_input(
 
 def test_every_command_has_help() -> None:
     parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert commands is not None
     assert set(commands) == {"id", "access", "decode", "verify", "info", "emulator", "demo"}
     for name in commands:
         result = gcptoken(name, "--help")
@@ -211,7 +242,9 @@ def test_emulator_command_serves_and_writes_its_state_dir(tmp_path: Path, key_in
     state_dir = tmp_path / "emu"
     with subprocess.Popen(
         [*COMMAND, "emulator", "--port", "0", "--state-dir", str(state_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as process:
         assert process.stdout is not None and process.stderr is not None
         try:

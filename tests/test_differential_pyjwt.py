@@ -41,7 +41,15 @@ def claim_variants(now: int) -> dict[str, list[Any]]:
     }
 
 
-SIGNINGS = ["valid", "other-key", "none", "hs256-public-pem", "rs512-header", "payload-tampered", "sig-truncated"]
+SIGNINGS = [
+    "valid",
+    "other-key",
+    "none",
+    "hs256-public-pem",
+    "rs512-header",
+    "payload-tampered",
+    "sig-truncated",
+]
 
 
 def build(signing: str, claims: dict[str, Any], key: Any, impostor: jws.SigningKey) -> str:

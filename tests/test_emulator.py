@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,18 @@ from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, asse
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc.a.run.app"
-# One pooled client for the fuzz tests: a new client per request costs more than the request.
-HTTP = httpx.Client(timeout=10)
 
 
-def post_assertion(emulator: EmulatorClient, claims: dict[str, Any], key: jws.SigningKey, kid: str | None) -> httpx.Response:
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """One pooled client for the fuzz tests: a new client per request costs more than the request."""
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+def post_assertion(
+    emulator: EmulatorClient, claims: dict[str, Any], key: jws.SigningKey, kid: str | None
+) -> httpx.Response:
     signed = jws.encode(claims, key, kid=kid)
     return httpx.post(f"{emulator.url}/token", data={"grant_type": JWT_BEARER, "assertion": signed})
 
@@ -35,7 +43,9 @@ def sa(key_info: dict[str, str]) -> ServiceAccountKey:
 
 
 def test_id_token_is_exactly_googles_shape(emulator: EmulatorClient, sa: ServiceAccountKey) -> None:
-    response = post_assertion(emulator, assertion_claims(sa, {"target_audience": AUD}), sa.signing_key, sa.private_key_id)
+    response = post_assertion(
+        emulator, assertion_claims(sa, {"target_audience": AUD}), sa.signing_key, sa.private_key_id
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert set(response.json()) == {"id_token"}
@@ -80,9 +90,7 @@ def test_the_google_v4_token_path_answers_too(emulator: EmulatorClient, sa: Serv
     assert "id_token" in response.json()
 
 
-def _refusal(
-    emulator: EmulatorClient, sa: ServiceAccountKey, case: str
-) -> httpx.Response:  # noqa: C901 - one branch per row of the table below
+def _refusal(emulator: EmulatorClient, sa: ServiceAccountKey, case: str) -> httpx.Response:
     now = int(time.time())
     base = assertion_claims(sa, {"target_audience": AUD})
     key, kid = sa.signing_key, sa.private_key_id
@@ -106,7 +114,9 @@ def _refusal(
     if case == "no target":
         return post_assertion(emulator, {k: v for k, v in base.items() if k != "target_audience"}, key, kid)
     if case == "empty scope":
-        return post_assertion(emulator, {**{k: v for k, v in base.items() if k != "target_audience"}, "scope": " "}, key, kid)
+        return post_assertion(
+            emulator, {**{k: v for k, v in base.items() if k != "target_audience"}, "scope": " "}, key, kid
+        )
     if case == "alg none":
         head = jws.b64url_encode(json.dumps({"alg": "none", "kid": kid}).encode())
         body = jws.b64url_encode(json.dumps(base).encode())
@@ -122,7 +132,9 @@ def _refusal(
     if case == "JSON body":
         return httpx.post(url, json={"grant_type": JWT_BEARER})
     if case == "binary body":
-        return httpx.post(url, content=b"\xff\xfe\x00garbage", headers={"content-type": "application/x-www-form-urlencoded"})
+        return httpx.post(
+            url, content=b"\xff\xfe\x00garbage", headers={"content-type": "application/x-www-form-urlencoded"}
+        )
     if case == "huge body":
         return httpx.post(url, content=b"a=" + b"b" * 200_000)
     raise AssertionError(case)
@@ -166,20 +178,25 @@ def test_refusals_are_googles_400s(
 @given(
     form=st.dictionaries(
         st.sampled_from(["grant_type", "assertion", "scope", "x", ""]),
-        st.one_of(st.text(max_size=60), st.sampled_from([JWT_BEARER, "e30.e30.", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.AA"])),
+        st.one_of(
+            st.text(max_size=60),
+            st.sampled_from([JWT_BEARER, "e30.e30.", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.AA"]),
+        ),
     )
 )
-def test_no_form_makes_the_token_endpoint_fail(emulator: EmulatorClient, form: dict[str, str]) -> None:
-    response = HTTP.post(f"{emulator.url}/token", data=form)
+def test_no_form_makes_the_token_endpoint_fail(
+    emulator: EmulatorClient, http: httpx.Client, form: dict[str, str]
+) -> None:
+    response = http.post(f"{emulator.url}/token", data=form)
     assert response.status_code == 400
     assert isinstance(response.json()["error"], str)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(max_size=300))
-def test_no_raw_body_makes_any_endpoint_fail(emulator: EmulatorClient, body: bytes) -> None:
+def test_no_raw_body_makes_any_endpoint_fail(emulator: EmulatorClient, http: httpx.Client, body: bytes) -> None:
     for path in ("/token", "/tokeninfo"):
-        response = HTTP.post(f"{emulator.url}{path}", content=body)
+        response = http.post(f"{emulator.url}{path}", content=body)
         assert response.status_code == 400, (path, response.text)
 
 
@@ -253,9 +270,17 @@ def test_tokeninfo_for_an_access_token(emulator: EmulatorClient, sa: ServiceAcco
         {"id_token": "forged"},
     ],
 )
-def test_tokeninfo_refuses_invalid_tokens(emulator: EmulatorClient, sa: ServiceAccountKey, params: dict[str, str]) -> None:
+def test_tokeninfo_refuses_invalid_tokens(
+    emulator: EmulatorClient, sa: ServiceAccountKey, params: dict[str, str]
+) -> None:
     if params.get("id_token") == "forged":
-        params = {"id_token": jws.encode({"aud": AUD, "exp": time.time() + 100}, jws.generate_rsa_key(), kid=emulator.state.current_key.kid)}
+        params = {
+            "id_token": jws.encode(
+                {"aud": AUD, "exp": time.time() + 100},
+                jws.generate_rsa_key(),
+                kid=emulator.state.current_key.kid,
+            )
+        }
     response = httpx.post(f"{emulator.url}/tokeninfo", data=params)
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_token", "error_description": "Invalid Value"}
@@ -279,8 +304,17 @@ def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp
     assert httpx.post(f"{admin}/serviceAccounts", content=b"[").status_code == 400
     key = httpx.post(f"{admin}/serviceAccounts/{email}/keys").json()
     assert set(key) == {
-        "type", "project_id", "private_key_id", "private_key", "client_email", "client_id", "auth_uri",
-        "token_uri", "auth_provider_x509_cert_url", "client_x509_cert_url", "universe_domain",
+        "type",
+        "project_id",
+        "private_key_id",
+        "private_key",
+        "client_email",
+        "client_id",
+        "auth_uri",
+        "token_uri",
+        "auth_provider_x509_cert_url",
+        "client_x509_cert_url",
+        "universe_domain",
     }
     assert key["token_uri"] == f"{emulator.url}/token"
     sa = ServiceAccountKey.from_info(key, "admin")
@@ -288,7 +322,9 @@ def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp
     listed = httpx.get(f"{admin}/serviceAccounts").json()["accounts"]
     assert any(a["email"] == email and a["keyIds"] == [key["private_key_id"]] for a in listed)
     assert httpx.delete(f"{admin}/serviceAccounts/{email}/keys/{key['private_key_id']}").status_code == 200
-    refused = post_assertion(emulator, assertion_claims(sa, {"target_audience": AUD}), sa.signing_key, sa.private_key_id)
+    refused = post_assertion(
+        emulator, assertion_claims(sa, {"target_audience": AUD}), sa.signing_key, sa.private_key_id
+    )
     assert refused.json()["error_description"] == "Invalid JWT Signature."
     assert httpx.post(f"{admin}/serviceAccounts/nobody@x/keys").status_code == 404
 
@@ -340,7 +376,14 @@ def test_a_foreign_state_file_is_refused(tmp_path: Path) -> None:
         EmulatorServer(state_dir=tmp_path)
 
 
-@pytest.mark.parametrize("content", ["not json", '{"version": 1}', '{"version": 1, "project_id": "p", "project_number": "1", "issuer_keys": ["x"], "service_accounts": []}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        '{"version": 1}',
+        '{"version": 1, "project_id": "p", "project_number": "1", "issuer_keys": ["x"], "service_accounts": []}',
+    ],
+)
 def test_a_damaged_state_file_is_refused_clearly(tmp_path: Path, content: str) -> None:
     (tmp_path / "state.json").write_text(content)
     with pytest.raises(ValueError, match=r"state\.json"):

@@ -19,9 +19,11 @@ EC = jws.SigningKey(ec.generate_private_key(ec.SECP256R1()), "ES256")
 
 
 def _pem_public(key: jws.SigningKey) -> str:
-    return key.key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _certificate(key: jws.SigningKey) -> str:
@@ -30,9 +32,14 @@ def _certificate(key: jws.SigningKey) -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key.key, hashes.SHA256())  # type: ignore[arg-type]
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key.key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 

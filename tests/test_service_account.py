@@ -28,7 +28,9 @@ from gcptoken.testing import EmulatorClient, write_key_file
 AUD = "https://svc-lib.a.run.app"
 
 
-def test_id_token_end_to_end(emulator: EmulatorClient, key_path: Path, key_info: dict[str, str], certs_url: str) -> None:
+def test_id_token_end_to_end(
+    emulator: EmulatorClient, key_path: Path, key_info: dict[str, str], certs_url: str
+) -> None:
     token = load_credentials(key_path).id_token(AUD)
     assert token.kind == "id_token"
     claims = Verifier(AUD, certs=certs_url).verify(token.value)
@@ -122,6 +124,7 @@ def test_private_key_is_not_in_the_credentials_repr(key_path: Path, key_info: di
 
 # -- bad input ---------------------------------------------------------------------------------
 
+
 def _write(tmp_path: Path, content: str | dict[str, Any]) -> Path:
     path = tmp_path / "creds.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -136,8 +139,23 @@ def _write(tmp_path: Path, content: str | dict[str, Any]) -> Path:
         ({"client_email": "x"}, "no 'type'"),
         ({"type": "martian"}, "unsupported credential type 'martian'"),
         ({"type": "service_account", "client_email": "a@b", "private_key_id": "k"}, "no 'private_key'"),
-        ({"type": "service_account", "client_email": "a@b", "private_key_id": "k", "private_key": "hunter2"}, "not a PEM"),
-        ({"type": "service_account", "private_key_id": "k", "private_key": "-----BEGIN PRIVATE KEY-----\n"}, "client_email"),
+        (
+            {
+                "type": "service_account",
+                "client_email": "a@b",
+                "private_key_id": "k",
+                "private_key": "hunter2",
+            },
+            "not a PEM",
+        ),
+        (
+            {
+                "type": "service_account",
+                "private_key_id": "k",
+                "private_key": "-----BEGIN PRIVATE KEY-----\n",
+            },
+            "client_email",
+        ),
     ],
     ids=["not-json", "array", "no-type", "unknown-type", "no-key", "key-not-pem", "no-email"],
 )
@@ -150,7 +168,10 @@ def test_unusable_credential_files(tmp_path: Path, content: str | dict[str, Any]
 def test_broken_private_key_fails_before_any_request(
     emulator: EmulatorClient, key_info: dict[str, str], tmp_path: Path
 ) -> None:
-    broken = {**key_info, "private_key": "-----BEGIN PRIVATE KEY-----\nMIIBroken\n-----END PRIVATE KEY-----\n"}
+    broken = {
+        **key_info,
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIBroken\n-----END PRIVATE KEY-----\n",
+    }
     with pytest.raises(CredentialsError, match="not a readable") as caught:
         load_credentials(_write(tmp_path, broken)).id_token(AUD)
     assert "MIIBroken" not in str(caught.value)
@@ -251,12 +272,24 @@ def _http(status: str, body: bytes, length: int | None = None, content_type: str
 @pytest.mark.parametrize(
     ("raw_server", "error", "fragment"),
     [
-        (_http("200 OK", b"<html>hello</html>", content_type="text/html"), TokenRequestError, "not a JSON object"),
+        (
+            _http("200 OK", b"<html>hello</html>", content_type="text/html"),
+            TokenRequestError,
+            "not a JSON object",
+        ),
         (_http("200 OK", b'{"id_tok', length=200), TransportError, "broke off the HTTP exchange"),
-        (_http("502 Bad Gateway", b"upstream down", content_type="text/plain"), TokenRequestError, "HTTP 502"),
+        (
+            _http("502 Bad Gateway", b"upstream down", content_type="text/plain"),
+            TokenRequestError,
+            "HTTP 502",
+        ),
         (_http("200 OK", b'{"access_token": "ya29.x"}'), TokenRequestError, "without a 'id_token'"),
         (_http("200 OK", b'{"id_token": "not.a.jwt"}'), TokenRequestError, "not a JWT"),
-        (_http("400 Bad Request", b'{"error": "invalid_grant", "error_description": "Bad things."}'), TokenRequestError, "invalid_grant: Bad things."),
+        (
+            _http("400 Bad Request", b'{"error": "invalid_grant", "error_description": "Bad things."}'),
+            TokenRequestError,
+            "invalid_grant: Bad things.",
+        ),
         (b"garbage\r\n\r\n", TransportError, "broke off the HTTP exchange"),
     ],
     indirect=["raw_server"],

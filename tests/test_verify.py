@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -78,7 +78,9 @@ class Forger:
 
     def rs512(self) -> str:
         signing_input = f"{b64json({'alg': 'RS512', 'kid': self.key.kid, 'typ': 'JWT'})}.{b64json(good_claims())}"
-        signature = self.key.key.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA512())  # type: ignore[call-arg, union-attr]
+        private = self.key.key.key
+        assert isinstance(private, rsa.RSAPrivateKey)
+        signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA512())
         return f"{signing_input}.{jws.b64url_encode(signature)}"
 
     def other_key_same_kid(self) -> str:
@@ -108,11 +110,23 @@ FORGERIES: list[tuple[str, Callable[[Forger], str], str]] = [
     ("alg missing", lambda f: f.sign(alg=DROP), "algorithm"),
     ("another key under the same kid", lambda f: f.other_key_same_kid(), "signature"),
     ("payload tampered", lambda f: tamper(f.sign(), 1, lambda _: b64json(good_claims(aud="x"))), "signature"),
-    ("payload swapped from another token", lambda f: tamper(f.sign(), 1, lambda _: f.sign(good_claims(sub="2")).split(".")[1]), "signature"),
-    ("header tampered (typ)", lambda f: tamper(f.sign(), 0, lambda _: b64json({"alg": "RS256", "kid": f.key.kid, "typ": "JOSE"})), "signature"),
+    (
+        "payload swapped from another token",
+        lambda f: tamper(f.sign(), 1, lambda _: f.sign(good_claims(sub="2")).split(".")[1]),
+        "signature",
+    ),
+    (
+        "header tampered (typ)",
+        lambda f: tamper(f.sign(), 0, lambda _: b64json({"alg": "RS256", "kid": f.key.kid, "typ": "JOSE"})),
+        "signature",
+    ),
     ("signature truncated", lambda f: tamper(f.sign(), 2, lambda s: s[:-10]), "signature"),
     ("signature empty", lambda f: tamper(f.sign(), 2, lambda _: ""), "signature"),
-    ("signature bit-flipped", lambda f: tamper(f.sign(), 2, lambda s: ("A" if s[5] != "A" else "B").join([s[:5], s[6:]])), "signature"),
+    (
+        "signature bit-flipped",
+        lambda f: tamper(f.sign(), 2, lambda s: ("A" if s[5] != "A" else "B").join([s[:5], s[6:]])),
+        "signature",
+    ),
     ("wrong issuer", lambda f: f.sign(good_claims(iss="https://evil.example")), "issuer"),
     ("issuer with a suffix", lambda f: f.sign(good_claims(iss="https://accounts.google.com.evil")), "issuer"),
     ("issuer missing", lambda f: f.sign(good_claims(iss=DROP)), "issuer"),
@@ -134,7 +148,11 @@ FORGERIES: list[tuple[str, Callable[[Forger], str], str]] = [
     ("two parts", lambda f: ".".join(f.sign().split(".")[:2]), "malformed"),
     ("four parts", lambda f: f.sign() + ".e30", "malformed"),
     ("bad base64 in header", lambda f: tamper(f.sign(), 0, lambda s: s[:-2] + "*="), "malformed"),
-    ("header not JSON", lambda f: tamper(f.sign(), 0, lambda _: jws.b64url_encode(b"{not json")), "malformed"),
+    (
+        "header not JSON",
+        lambda f: tamper(f.sign(), 0, lambda _: jws.b64url_encode(b"{not json")),
+        "malformed",
+    ),
     ("payload a JSON array", lambda f: tamper(f.sign(), 1, lambda _: b64json([1, 2])), "malformed"),
     ("empty string", lambda f: "", "malformed"),
     ("huge", lambda f: f.sign(good_claims(pad="x" * 20_000)), "malformed"),
@@ -215,7 +233,12 @@ def test_issuer_and_clock_skew_are_configurable(forger: Forger, certs_url: str) 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"audience": ""}, {"audience": []}, {"audience": "a", "issuers": []}, {"audience": "a", "clock_skew": -1}],
+    [
+        {"audience": ""},
+        {"audience": []},
+        {"audience": "a", "issuers": []},
+        {"audience": "a", "clock_skew": -1},
+    ],
 )
 def test_bad_verifier_configuration_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgumentError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,7 +50,7 @@ def keys_from_document(document: Any, where: str) -> KeySet:
     return keys
 
 
-def keys_from_file(path: str | Path) -> KeySet:
+def keys_from_file(path: str | os.PathLike[str]) -> KeySet:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -13,7 +13,13 @@ from gcptoken.flows import Flow, run_async, run_sync
 from gcptoken.sources import service_account
 from gcptoken.tokens import Token
 
-__all__ = ["CREDENTIALS_ENV", "DEFAULT_SCOPES", "Credentials", "ServiceAccountCredentials", "load_credentials"]
+__all__ = [
+    "CREDENTIALS_ENV",
+    "DEFAULT_SCOPES",
+    "Credentials",
+    "ServiceAccountCredentials",
+    "load_credentials",
+]
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -43,9 +49,7 @@ class Credentials:
     async def id_token_async(self, audience: str, *, timeout: float | None = None) -> Token:
         return await _run_async(self.id_token_flow(_audience(audience)), timeout)
 
-    async def access_token_async(
-        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None
-    ) -> Token:
+    async def access_token_async(self, scopes: Sequence[str] | None = None, *, timeout: float | None = None) -> Token:
         return await _run_async(self.access_token_flow(_scopes(scopes)), timeout)
 
 

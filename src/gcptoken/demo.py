@@ -83,7 +83,9 @@ def run(out: TextIO) -> bool:
             token, elapsed = _timed(lambda: credentials.id_token(service.url).value)
             trips = len(emulator.state.request_log())
             other = credentials.id_token("https://another-service.a.run.app").value
-            steps: list[Step] = [Step("ID token from a service-account key", True, f"{trips} round trip, {elapsed:.0f} ms")]
+            steps: list[Step] = [
+                Step("ID token from a service-account key", True, f"{trips} round trip, {elapsed:.0f} ms")
+            ]
             with httpx.Client(timeout=10, trust_env=False) as client:
                 for name, headers, expected in (
                     ("call the service with that token", {"Authorization": f"Bearer {token}"}, 200),
@@ -111,8 +113,8 @@ def _report(out: TextIO, emulator_url: str, service_url: str, who: str, steps: l
         "\nTry it by hand:\n"
         "  gcptoken emulator --port 0 --state-dir /tmp/gcptoken-emu &   # then: source /tmp/gcptoken-emu/env\n"
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
-        "  gcptoken verify \"$TOKEN\" --audience https://svc.example.a.run.app\n"
+        '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
         "Against real Google (a downloaded key, a real service URL):\n"
         "  GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id https://SERVICE-HASH.a.run.app\n"
-        "  curl -H \"$(gcptoken id https://SERVICE-HASH.a.run.app --format header)\" https://SERVICE-HASH.a.run.app\n"
+        '  curl -H "$(gcptoken id https://SERVICE-HASH.a.run.app --format header)" https://SERVICE-HASH.a.run.app\n'
     )

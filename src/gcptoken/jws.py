@@ -83,16 +83,15 @@ class VerifyingKey:
     alg: str
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        key = self.key
         try:
-            if self.alg == "RS256":
-                self.key.verify(signature, signing_input, _PKCS1, _SHA256)  # type: ignore[call-arg, arg-type]
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(signature, signing_input, _PKCS1, _SHA256)
             else:
                 if len(signature) != 64:
                     return False
-                der = encode_dss_signature(
-                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-                )
-                self.key.verify(der, signing_input, _ECDSA_SHA256)  # type: ignore[call-arg]
+                der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+                key.verify(der, signing_input, _ECDSA_SHA256)
         except InvalidSignature:
             return False
         return True
@@ -171,6 +170,7 @@ def verifying_key_for(key: PublicKey) -> VerifyingKey:
 def public_key_from_pem(pem: str) -> VerifyingKey:
     """A public key from an x509 certificate PEM (Google's v1 certs) or a public key PEM."""
     data = pem.encode("utf-8")
+    key: object
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             key = x509.load_pem_x509_certificate(data).public_key()
@@ -236,7 +236,8 @@ class ParsedToken:
         alg = self.header.get("alg")
         if alg != key.alg:
             raise VerificationError(
-                "algorithm", f"token algorithm {str(alg)[:20]!r} is not allowed for this key (needs {key.alg})"
+                "algorithm",
+                f"token algorithm {str(alg)[:20]!r} is not allowed for this key (needs {key.alg})",
             )
         if not key.verify(self.signing_input, self.signature):
             raise VerificationError("signature", "signature does not verify")

@@ -40,9 +40,7 @@ class HttpxTransport:
 
     def send(self, request: HttpRequest) -> HttpResponse:
         try:
-            raw = self._client.request(
-                request.method, request.url, headers=dict(request.headers), content=request.body
-            )
+            raw = self._client.request(request.method, request.url, headers=dict(request.headers), content=request.body)
         except httpx.HTTPError as exc:
             raise _failure(request, exc) from None
         return _response(raw)

@@ -165,4 +165,3 @@ class Verifier:
         nbf = claims.get("nbf")
         if nbf is not None and (not _is_number(nbf) or nbf > now + skew):
             raise VerificationError("not_yet_valid", "token 'nbf' is in the future or not a number")
-

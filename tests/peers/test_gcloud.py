@@ -39,16 +39,29 @@ def test_gcloud_print_identity_token_from_a_service_account_key(
     env = gcloud_env(emulator, tmp_path / "gcloud-config")
     activate = subprocess.run(
         [GCLOUD, "auth", "activate-service-account", "--key-file", str(key_path)],
-        env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert activate.returncode == 0, activate.stderr
     printed = subprocess.run(
         [GCLOUD, "auth", "print-identity-token", f"--audiences={AUD}"],
-        env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert printed.returncode == 0, printed.stderr
     claims = Verifier(AUD, certs=certs_url).verify(printed.stdout.strip())
     assert claims["email"] == key_info["client_email"]
     assert claims["aud"] == AUD
-    requested = [e["detail"]["assertion"]["claims"].get("target_audience") for e in emulator.token_requests_by(key_info["client_email"])]
+    requested = [
+        e["detail"]["assertion"]["claims"].get("target_audience")
+        for e in emulator.token_requests_by(key_info["client_email"])
+    ]
     assert AUD in requested

@@ -26,9 +26,7 @@ def request_adapter() -> google.auth.transport.requests.Request:
 def test_google_auth_id_token_credentials_get_a_token_we_accept(
     emulator: EmulatorClient, key_info: dict[str, str], certs_url: str, request_adapter: Any
 ) -> None:
-    credentials = google_service_account.IDTokenCredentials.from_service_account_info(
-        key_info, target_audience=AUD
-    )
+    credentials = google_service_account.IDTokenCredentials.from_service_account_info(key_info, target_audience=AUD)
     credentials.refresh(request_adapter)
     claims = Verifier(AUD, certs=certs_url).verify(credentials.token)
     assert claims["email"] == key_info["client_email"]
@@ -57,18 +55,30 @@ def test_google_auth_verify_token_accepts_our_tokens(
     assert claims["aud"] == AUD
     # google-auth hands JWKS certs to PyJWT, which raises its own error type.
     with pytest.raises((ValueError, google_exceptions.GoogleAuthError, jwt.PyJWTError)):
-        google_id_token.verify_token(token, request_adapter, audience="https://other", certs_url=emulator.url + certs_path)
+        google_id_token.verify_token(
+            token, request_adapter, audience="https://other", certs_url=emulator.url + certs_path
+        )
 
 
-@pytest.mark.parametrize("extra", [{"target_audience": AUD}, {"scope": "https://www.googleapis.com/auth/cloud-platform"}])
+@pytest.mark.parametrize(
+    "extra", [{"target_audience": AUD}, {"scope": "https://www.googleapis.com/auth/cloud-platform"}]
+)
 def test_our_assertion_carries_the_same_claims_as_google_auths(
-    emulator: EmulatorClient, key_info: dict[str, str], key_path: Path, request_adapter: Any, extra: dict[str, str]
+    emulator: EmulatorClient,
+    key_info: dict[str, str],
+    key_path: Path,
+    request_adapter: Any,
+    extra: dict[str, str],
 ) -> None:
     if "target_audience" in extra:
-        google_service_account.IDTokenCredentials.from_service_account_info(key_info, target_audience=AUD).refresh(request_adapter)
+        google_service_account.IDTokenCredentials.from_service_account_info(key_info, target_audience=AUD).refresh(
+            request_adapter
+        )
         load_credentials(key_path).id_token(AUD)
     else:
-        google_service_account.Credentials.from_service_account_info(key_info, scopes=[extra["scope"]]).refresh(request_adapter)
+        google_service_account.Credentials.from_service_account_info(key_info, scopes=[extra["scope"]]).refresh(
+            request_adapter
+        )
         load_credentials(key_path).access_token([extra["scope"]])
     theirs, ours = (entry["detail"]["assertion"] for entry in emulator.token_requests_by(key_info["client_email"]))
     assert set(ours["claims"]) == set(theirs["claims"])

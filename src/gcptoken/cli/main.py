@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
     info.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="(default 10)")
 
-    emulator = command("emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service")
+    emulator = command(
+        "emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service"
+    )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one; default 8089)")
     emulator.add_argument("--state-dir", metavar="DIR", help="write service-account.json and env here; keep state")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from gcptoken.errors import InvalidArgumentError
@@ -26,9 +27,8 @@ def run_emulator(args: argparse.Namespace) -> int:
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
     print(f"gcptoken: emulator listening on {server.url}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
-    try:
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C: the normal way out
-        pass
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0

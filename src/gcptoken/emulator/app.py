@@ -43,26 +43,30 @@ class RequestLog:
             "status": None,
             "time": time.time(),
         }
-        started = False
+        recorded = False
+
+        def record(status: int) -> None:
+            nonlocal recorded
+            entry["status"] = status
+            if detail:
+                entry["detail"] = detail
+            self.state.record(entry)
+            recorded = True
 
         async def recording_send(message: Message) -> None:
-            nonlocal started
+            # Record before the client can see the response, so a client that reads the log right
+            # after its call always finds the call there.
             if message["type"] == "http.response.start":
-                started = True
-                entry["status"] = message["status"]
+                record(message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
         except Exception:
             log.exception("emulator handler failed on %s %s", scope["method"], scope["path"])
-            if not started:
-                entry["status"] = 500
+            if not recorded:
+                record(500)
                 await api_error(500, "Internal error in the emulator.")(scope, receive, send)
-        finally:
-            if detail:
-                entry["detail"] = detail
-            self.state.record(entry)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -24,8 +24,11 @@ SHORT_LIVED = (
 NO_TARGET = "Invalid OAuth scope or ID token audience provided."
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number(value: object) -> float | None:
+    """A JSON number as a float; None for anything else (booleans included)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def accepted_audiences(state: EmulatorState, request: Request) -> set[str]:
@@ -77,11 +80,11 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
             "invalid_grant",
             f"Invalid JWT: Failed audience check. The right audience is {endpoints.TOKEN_URI}",
         )
-    iat, exp = claims.get("iat"), claims.get("exp")
+    iat, exp = _number(claims.get("iat")), _number(claims.get("exp"))
     now = state.clock()
     if (
-        not _is_number(iat)
-        or not _is_number(exp)
+        iat is None
+        or exp is None
         or exp - iat > MAX_ASSERTION_LIFETIME
         or exp < iat
         or exp < now - CLOCK_SKEW
@@ -96,7 +99,9 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
     if not scopes:
         return oauth_error("invalid_scope", NO_TARGET)
     grant = state.issue_access_token(account, scopes)
-    return JSONResponse({"access_token": grant.token, "expires_in": int(grant.expires_at - now), "token_type": "Bearer"})
+    return JSONResponse(
+        {"access_token": grant.token, "expires_in": int(grant.expires_at - now), "token_type": "Bearer"}
+    )
 
 
 def _signed_by(parsed: jws.ParsedToken, key: jws.VerifyingKey) -> bool:

@@ -78,7 +78,7 @@ class IssuerKey:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=14))
-            .sign(key.key, hashes.SHA256())  # type: ignore[arg-type]
+            .sign(key.key, hashes.SHA256())
         )
         return cls(kid, key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
 

@@ -71,7 +71,13 @@ class ServiceAccountKey:
 def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
     """The jwt-bearer assertion's claims, claim for claim as google-auth builds them."""
     issued = int(time.time() if now is None else now)
-    return {"iss": key.client_email, "aud": endpoints.TOKEN_URI, "iat": issued, "exp": issued + ASSERTION_LIFETIME, **extra}
+    return {
+        "iss": key.client_email,
+        "aud": endpoints.TOKEN_URI,
+        "iat": issued,
+        "exp": issued + ASSERTION_LIFETIME,
+        **extra,
+    }
 
 
 def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
