@@ -12,7 +12,8 @@ import binascii
 import functools
 import json
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,14 @@ __all__ = [
     "b64url_encode",
     "encode",
     "generate_rsa_key",
+    "json_loads",
+    "json_segment",
     "load_private_key_pem",
     "parse",
     "public_key_from_jwk",
     "public_key_from_pem",
+    "signature_segment",
+    "split",
     "verifying_key_for",
 ]
 
@@ -48,6 +53,19 @@ _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
+json_loads: Callable[[bytes], Any]
+try:  # JSON decoding is a third of verification's own cost; orjson makes it ~4× cheaper.
+    from orjson import loads as _orjson_loads
+
+    json_loads = _orjson_loads
+except ImportError:  # pragma: no cover - PyPy, or a platform without an orjson wheel
+
+    def _stdlib_loads(data: bytes) -> Any:
+        return json.loads(data.decode("utf-8"))
+
+    json_loads = _stdlib_loads
+
+
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -57,14 +75,27 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def b64url_decode(text: str) -> bytes:
-    """Strict unpadded base64url: any character outside the alphabet is an error."""
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise ValueError("not base64url")
-    try:
+if sys.version_info >= (3, 11):
+
+    def b64url_decode(text: str) -> bytes:
+        """Strict unpadded base64url: any character outside the alphabet is an error."""
+        # '+', '/' and '=' are valid for a2b_base64 but not in base64url without padding.
+        if "+" in text or "/" in text or "=" in text:
+            raise ValueError("not base64url")
+        try:  # a2b_base64 also refuses non-ASCII text (ValueError)
+            return binascii.a2b_base64(
+                text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), strict_mode=True
+            )
+        except (binascii.Error, ValueError):
+            raise ValueError("not base64url") from None
+
+else:  # pragma: no cover - Python 3.10 has no strict_mode
+
+    def b64url_decode(text: str) -> bytes:
+        """Strict unpadded base64url: any character outside the alphabet is an error."""
+        if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+            raise ValueError("not base64url")
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:  # pragma: no cover - the regex already excludes this
-        raise ValueError("not base64url") from exc
 
 
 def _alg_of(key: PublicKey | PrivateKey) -> str:
@@ -243,9 +274,10 @@ class ParsedToken:
             raise VerificationError("signature", "signature does not verify")
 
 
-def _json_object(segment: str, what: str) -> dict[str, Any]:
+def json_segment(segment: str, what: str) -> dict[str, Any]:
+    """A base64url JSON object segment (header or payload), or VerificationError("malformed")."""
     try:
-        value = json.loads(b64url_decode(segment))
+        value = json_loads(b64url_decode(segment))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise VerificationError("malformed", f"token {what} is not base64url-encoded JSON") from exc
     if not isinstance(value, dict):
@@ -253,8 +285,15 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
     return value
 
 
-def parse(token: str) -> ParsedToken:
-    """Split and decode a compact JWS; raises VerificationError(reason="malformed")."""
+def signature_segment(segment: str) -> bytes:
+    try:
+        return b64url_decode(segment)
+    except ValueError as exc:
+        raise VerificationError("malformed", "token signature is not base64url") from exc
+
+
+def split(token: str) -> tuple[str, str, str]:
+    """The three segments of a compact JWS, or VerificationError("malformed")."""
     if not token:
         raise VerificationError("malformed", "token is empty")
     if len(token) > MAX_TOKEN_LENGTH:
@@ -263,12 +302,14 @@ def parse(token: str) -> ParsedToken:
     if len(parts) != 3:
         count = len(parts)
         raise VerificationError("malformed", f"token has {count} part{'s' if count != 1 else ''}; a signed JWT has 3")
-    header_b64, claims_b64, signature_b64 = parts
-    header = _json_object(header_b64, "header")
-    claims = _json_object(claims_b64, "payload")
-    try:
-        signature = b64url_decode(signature_b64)
-    except ValueError as exc:
-        raise VerificationError("malformed", "token signature is not base64url") from exc
+    return parts[0], parts[1], parts[2]
+
+
+def parse(token: str) -> ParsedToken:
+    """Split and decode a compact JWS; raises VerificationError(reason="malformed")."""
+    header_b64, claims_b64, signature_b64 = split(token)
+    header = json_segment(header_b64, "header")
+    claims = json_segment(claims_b64, "payload")
+    signature = signature_segment(signature_b64)
     signing_input = token[: len(header_b64) + 1 + len(claims_b64)].encode("ascii")
     return ParsedToken(header, claims, signing_input, signature)
