@@ -271,3 +271,20 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert "✗" not in result.out
     assert result.out.count("✓") == 4
     assert "401" in result.out and "200 Hello" in result.out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["decode", "e30.eyJhIjoxfQ.AA"], ["id", "--help"]])
+def test_light_commands_import_no_heavy_modules(args: list[str]) -> None:
+    """Keeps the CLI's fast paths fast: checked by what gets imported, never by timing."""
+    code = (
+        "import sys\n"
+        "from gcptoken.cli.main import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('httpx', 'cryptography', 'starlette', 'uvicorn')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr

@@ -1,6 +1,14 @@
-"""gcptoken: Google Cloud ID tokens from any credential, verified fast, tested offline."""
+"""gcptoken: Google Cloud ID tokens from any credential, verified fast, tested offline.
 
-from gcptoken.credentials import Credentials, ServiceAccountCredentials, load_credentials
+Names are imported on first use (PEP 562), so ``import gcptoken`` and the CLI's fast paths do not
+pay for cryptography or httpx until they need them.
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
 from gcptoken.errors import (
     CredentialsError,
     GcpTokenError,
@@ -9,8 +17,11 @@ from gcptoken.errors import (
     TransportError,
     VerificationError,
 )
-from gcptoken.tokens import DecodedToken, Token, decode
-from gcptoken.verify import Verifier
+
+if _typing.TYPE_CHECKING:
+    from gcptoken.credentials import Credentials, ServiceAccountCredentials, load_credentials
+    from gcptoken.tokens import DecodedToken, Token, decode
+    from gcptoken.verify import Verifier
 
 __all__ = [
     "Credentials",
@@ -28,3 +39,26 @@ __all__ = [
     "load_credentials",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Credentials": "gcptoken.credentials",
+    "ServiceAccountCredentials": "gcptoken.credentials",
+    "load_credentials": "gcptoken.credentials",
+    "DecodedToken": "gcptoken.tokens",
+    "Token": "gcptoken.tokens",
+    "decode": "gcptoken.tokens",
+    "Verifier": "gcptoken.verify",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gcptoken' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,13 +7,9 @@ are cached because parsing costs more than the RSA operation itself.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
-import re
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +19,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from gcptoken.errors import CredentialsError, VerificationError
+from gcptoken.compact import (
+    MAX_TOKEN_LENGTH,
+    ParsedToken,
+    b64url_decode,
+    b64url_encode,
+    json_loads,
+    json_segment,
+    parse,
+    signature_segment,
+    split,
+)
+from gcptoken.errors import CredentialsError
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -45,57 +52,12 @@ __all__ = [
     "verifying_key_for",
 ]
 
-# Google's ID tokens are ~1 KB; anything this large is refused before any decoding work.
-MAX_TOKEN_LENGTH = 16 * 1024
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
-json_loads: Callable[[bytes], Any]
-try:  # JSON decoding is a third of verification's own cost; orjson makes it ~4× cheaper.
-    from orjson import loads as _orjson_loads
-
-    json_loads = _orjson_loads
-except ImportError:  # pragma: no cover - PyPy, or a platform without an orjson wheel
-
-    def _stdlib_loads(data: bytes) -> Any:
-        return json.loads(data.decode("utf-8"))
-
-    json_loads = _stdlib_loads
-
-
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url, as JWS uses."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-if sys.version_info >= (3, 11):
-
-    def b64url_decode(text: str) -> bytes:
-        """Strict unpadded base64url: any character outside the alphabet is an error."""
-        # '+', '/' and '=' are valid for a2b_base64 but not in base64url without padding.
-        if "+" in text or "/" in text or "=" in text:
-            raise ValueError("not base64url")
-        try:  # a2b_base64 also refuses non-ASCII text (ValueError)
-            return binascii.a2b_base64(
-                text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), strict_mode=True
-            )
-        except (binascii.Error, ValueError):
-            raise ValueError("not base64url") from None
-
-else:  # pragma: no cover - Python 3.10 has no strict_mode
-
-    def b64url_decode(text: str) -> bytes:
-        """Strict unpadded base64url: any character outside the alphabet is an error."""
-        if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-            raise ValueError("not base64url")
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _alg_of(key: PublicKey | PrivateKey) -> str:
@@ -251,65 +213,3 @@ def encode(claims: Mapping[str, Any], key: SigningKey, *, kid: str | None = None
     header["typ"] = typ
     signing_input = b64url_encode(_compact_json(header)) + "." + b64url_encode(_compact_json(claims))
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
-
-
-@dataclass(frozen=True)
-class ParsedToken:
-    """A compact JWS split and decoded, not yet verified."""
-
-    header: dict[str, Any]
-    claims: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
-
-    def verify_with(self, key: VerifyingKey) -> None:
-        """Check the signature with ``key``; the header's alg must be exactly the key's."""
-        alg = self.header.get("alg")
-        if alg != key.alg:
-            raise VerificationError(
-                "algorithm",
-                f"token algorithm {str(alg)[:20]!r} is not allowed for this key (needs {key.alg})",
-            )
-        if not key.verify(self.signing_input, self.signature):
-            raise VerificationError("signature", "signature does not verify")
-
-
-def json_segment(segment: str, what: str) -> dict[str, Any]:
-    """A base64url JSON object segment (header or payload), or VerificationError("malformed")."""
-    try:
-        value = json_loads(b64url_decode(segment))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError("malformed", f"token {what} is not base64url-encoded JSON") from exc
-    if not isinstance(value, dict):
-        raise VerificationError("malformed", f"token {what} is not a JSON object")
-    return value
-
-
-def signature_segment(segment: str) -> bytes:
-    try:
-        return b64url_decode(segment)
-    except ValueError as exc:
-        raise VerificationError("malformed", "token signature is not base64url") from exc
-
-
-def split(token: str) -> tuple[str, str, str]:
-    """The three segments of a compact JWS, or VerificationError("malformed")."""
-    if not token:
-        raise VerificationError("malformed", "token is empty")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise VerificationError("malformed", f"token is larger than {MAX_TOKEN_LENGTH} bytes")
-    parts = token.split(".")
-    if len(parts) != 3:
-        count = len(parts)
-        raise VerificationError("malformed", f"token has {count} part{'s' if count != 1 else ''}; a signed JWT has 3")
-    return parts[0], parts[1], parts[2]
-
-
-def parse(token: str) -> ParsedToken:
-    """Split and decode a compact JWS; raises VerificationError(reason="malformed")."""
-    header_b64, claims_b64, signature_b64 = split(token)
-    header = json_segment(header_b64, "header")
-    claims = json_segment(claims_b64, "payload")
-    signature = signature_segment(signature_b64)
-    signing_input = token[: len(header_b64) + 1 + len(claims_b64)].encode("ascii")
-    return ParsedToken(header, claims, signing_input, signature)

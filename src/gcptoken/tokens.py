@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from gcptoken import jws
+from gcptoken import compact
 
 __all__ = ["DecodedToken", "Token", "decode"]
 
@@ -24,7 +24,7 @@ class DecodedToken:
 
 def decode(token: str) -> DecodedToken:
     """Header and claims of a JWT, **unverified**. Raises VerificationError for malformed input."""
-    parsed = jws.parse(token.strip())
+    parsed = compact.parse(token.strip())
     return DecodedToken(parsed.header, parsed.claims)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from gcptoken import jws
+from gcptoken import compact
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
 from gcptoken.flows import Flow, HttpRequest, json_body
@@ -53,7 +53,7 @@ def id_token_from(body: Mapping[str, Any], where: str) -> Token:
     """The ``id_token`` of a token response; its expiry is its own ``exp`` claim."""
     value = _field(body, "id_token", where)
     try:
-        exp = jws.parse(value).claims.get("exp")
+        exp = compact.parse(value).claims.get("exp")
     except VerificationError as exc:
         raise TokenRequestError(f"{where} returned an id_token that is not a JWT") from exc
     if not isinstance(exp, int | float) or isinstance(exp, bool):
