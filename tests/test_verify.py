@@ -14,12 +14,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier, decode, jws
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.testing import EmulatorClient
@@ -168,6 +170,21 @@ def forger(emulator: EmulatorClient) -> Forger:
 @pytest.fixture
 def verifier(certs_url: str) -> Verifier:
     return Verifier(AUD, certs=certs_url)
+
+
+REASONS = {
+    "malformed",
+    "algorithm",
+    "unknown_kid",
+    "signature",
+    "issuer",
+    "audience",
+    "expired",
+    "issued_in_future",
+    "not_yet_valid",
+    "missing_claim",
+    "invalid_claim",
+}
 
 
 def test_the_table_is_large_enough() -> None:
@@ -356,3 +373,33 @@ def test_unreachable_certs_url_is_a_transport_error(forger: Forger) -> None:
     verifier = Verifier(AUD, certs="http://127.0.0.1:9/certs", timeout=2)
     with pytest.raises(TransportError, match="connection failed"):
         verifier.verify(forger.sign(), now=NOW)
+
+
+_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.=+/ é{}":,'
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.text(alphabet=_ALPHABET, max_size=300),
+        st.builds(
+            lambda a, b, c: f"{a}.{b}.{c}",
+            st.sampled_from([b64json({"alg": "RS256", "kid": "k"}), b64json({"alg": "none"}), "e30", "!!", ""]),
+            st.one_of(
+                st.text(alphabet=_ALPHABET, max_size=80),
+                st.builds(b64json, st.dictionaries(st.text(max_size=5), st.integers())),
+            ),
+            st.text(alphabet=_ALPHABET, max_size=80),
+        ),
+    )
+)
+def test_any_text_gives_claims_or_a_verification_error(forger: Forger, text: str) -> None:
+    verifier = Verifier(AUD, certs={"keys": [forger.key.key.public.to_jwk(forger.key.kid)]})
+    for attempt in (verifier.verify, decode):
+        reason = None
+        try:
+            attempt(text)
+        except VerificationError as exc:  # any other exception fails the test
+            reason = exc.reason
+        assert reason is None or reason in REASONS
