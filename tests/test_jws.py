@@ -6,12 +6,11 @@ import base64
 import json
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from gcptoken import jws
+from gcptoken.emulator.state import IssuerKey
 from gcptoken.errors import CredentialsError, VerificationError
 
 RSA = jws.generate_rsa_key()
@@ -27,21 +26,7 @@ def _pem_public(key: jws.SigningKey) -> str:
 
 
 def _certificate(key: jws.SigningKey) -> str:
-    import datetime
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key.key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return IssuerKey.create(key).certificate_pem
 
 
 @pytest.mark.parametrize("key", [RSA, EC], ids=["RS256", "ES256"])

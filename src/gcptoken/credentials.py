@@ -71,10 +71,9 @@ def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _run_sync(flow: Flow[Token], timeout: float | None) -> Token:
-    from gcptoken.transport import DEFAULT_TIMEOUT, HttpxTransport  # httpx is heavy: import on use
+    from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport  # httpx is heavy: import on use
 
-    with HttpxTransport(timeout or DEFAULT_TIMEOUT) as transport:
-        return run_sync(flow, transport)
+    return run_sync(flow, shared_transport(timeout or DEFAULT_TIMEOUT))
 
 
 async def _run_async(flow: Flow[Token], timeout: float | None) -> Token:

@@ -19,7 +19,6 @@ def tokeninfo_flow(token: str) -> Flow[dict[str, Any]]:
 
 
 def tokeninfo(token: str, timeout: float = 10.0) -> dict[str, Any]:
-    from gcptoken.transport import HttpxTransport
+    from gcptoken.transport import shared_transport
 
-    with HttpxTransport(timeout) as transport:
-        return run_sync(tokeninfo_flow(token), transport)
+    return run_sync(tokeninfo_flow(token), shared_transport(timeout))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 from types import TracebackType
 
 import httpx
@@ -10,7 +12,7 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import TransportError
 from gcptoken.flows import HttpRequest, HttpResponse
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_transport"]
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -74,3 +76,12 @@ class AsyncHttpxTransport:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@functools.lru_cache(maxsize=8)
+def shared_transport(timeout: float = DEFAULT_TIMEOUT) -> HttpxTransport:
+    """One pooled blocking transport per timeout for the whole process: building an httpx client
+    loads the CA bundle (~30 ms), far more than a token request to a warm connection."""
+    transport = HttpxTransport(timeout)
+    atexit.register(transport.close)
+    return transport

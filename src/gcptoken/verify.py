@@ -66,10 +66,9 @@ class _KeyCache:
             self.fresh_until = now + max_age
 
     def _fetch(self) -> tuple[certs_format.KeySet, float]:
-        from gcptoken.transport import HttpxTransport  # httpx is heavy: only when certs must be fetched
+        from gcptoken.transport import shared_transport  # httpx is heavy: only when certs must be fetched
 
-        with HttpxTransport(self.timeout) as transport:
-            return run_sync(certs_format.fetch_flow(self.url), transport)
+        return run_sync(certs_format.fetch_flow(self.url), shared_transport(self.timeout))
 
 
 class Verifier:

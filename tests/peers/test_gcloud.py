@@ -32,30 +32,20 @@ def gcloud_env(emulator: EmulatorClient, config: Path) -> dict[str, str]:
     }
 
 
+def run_gcloud(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert GCLOUD is not None
+    return subprocess.run(
+        [GCLOUD, *args], env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL
+    )
+
+
 def test_gcloud_print_identity_token_from_a_service_account_key(
     emulator: EmulatorClient, key_path: Path, key_info: dict[str, str], certs_url: str, tmp_path: Path
 ) -> None:
-    assert GCLOUD is not None
     env = gcloud_env(emulator, tmp_path / "gcloud-config")
-    activate = subprocess.run(
-        [GCLOUD, "auth", "activate-service-account", "--key-file", str(key_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    activate = run_gcloud(["auth", "activate-service-account", "--key-file", str(key_path)], env)
     assert activate.returncode == 0, activate.stderr
-    printed = subprocess.run(
-        [GCLOUD, "auth", "print-identity-token", f"--audiences={AUD}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    printed = run_gcloud(["auth", "print-identity-token", f"--audiences={AUD}"], env)
     assert printed.returncode == 0, printed.stderr
     claims = Verifier(AUD, certs=certs_url).verify(printed.stdout.strip())
     assert claims["email"] == key_info["client_email"]
