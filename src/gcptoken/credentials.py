@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from collections.abc import Sequence
@@ -26,16 +27,18 @@ DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 SUPPORTED_TYPES = ("service_account",)
 
 
-class Credentials:
+class Credentials(abc.ABC):
     """Something that can obtain tokens. Subclasses provide the flows; this class runs them."""
 
     description = "credentials"
 
+    @abc.abstractmethod
     def id_token_flow(self, audience: str) -> Flow[Token]:
-        raise NotImplementedError
+        """The flow that obtains an ID token for ``audience``."""
 
+    @abc.abstractmethod
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
-        raise NotImplementedError
+        """The flow that obtains an access token for ``scopes``."""
 
     def id_token(self, audience: str, *, timeout: float | None = None) -> Token:
         """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL)."""

@@ -100,7 +100,7 @@ class Verifier:
             raise InvalidArgumentError("clock_skew must not be negative")
         self.clock_skew = clock_skew
         self._headers: dict[str, dict[str, Any]] = {}
-        self._static: certs_format.KeySet | None = None
+        self._static: certs_format.KeySet = {}
         self._cache: _KeyCache | None = None
         if certs is None or (isinstance(certs, str) and certs.startswith(("http://", "https://"))):
             url = endpoints.OAUTH2_CERTS_V3 if certs is None else certs
@@ -109,12 +109,6 @@ class Verifier:
             self._static = certs_format.keys_from_document(certs, "certs mapping")
         else:
             self._static = certs_format.keys_from_file(certs)
-
-    def _key(self, kid: str) -> jws.VerifyingKey | None:
-        if self._static is not None:
-            return self._static.get(kid)
-        assert self._cache is not None
-        return self._cache.get(kid)
 
     def _header(self, segment: str) -> dict[str, Any]:
         """Parsed header segments are cached: every token from one issuer key shares the same one."""
@@ -135,7 +129,7 @@ class Verifier:
         # unusual falls back to jws's precise parsing, which raises the right "malformed" error.
         parts = token.split(".")
         if len(parts) != 3 or len(token) > jws.MAX_TOKEN_LENGTH:
-            jws.split(token)
+            jws.split(token)  # always raises here, with the precise reason
         header_b64, claims_b64, signature_b64 = parts
         header = self._headers.get(header_b64) or self._header(header_b64)
         try:
@@ -153,7 +147,7 @@ class Verifier:
         kid = header.get("kid")
         if type(kid) is not str:
             raise VerificationError("unknown_kid", "token header has no kid")
-        key = self._static.get(kid) if self._static is not None else self._key(kid)
+        key = self._static.get(kid) if self._cache is None else self._cache.get(kid)
         if key is None:
             raise VerificationError("unknown_kid", f"no published key has kid {kid[:64]!r}")
         if alg != key.alg:

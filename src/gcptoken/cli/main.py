@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _handler(args.handler)(args)
     except GcpTokenError as exc:
-        prefix = "invalid token" if exc.__class__.__name__ == "VerificationError" else "error"
+        reason = getattr(exc, "reason", None)  # VerificationError: the code scripts can match on
+        prefix = f"invalid token ({reason})" if reason else "error"
         print(f"gcptoken: {prefix}: {exc}", file=sys.stderr)
         return _exit_code(exc)
     except KeyboardInterrupt:
