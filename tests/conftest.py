@@ -3,6 +3,14 @@ addresses on a closed loopback port, so nothing can reach a real Google or metad
 
 from __future__ import annotations
 
+import os
+
+# Before any test module imports google-auth, which reads these at import: whatever the machine's
+# environment says, nothing may reach a real metadata server.
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+os.environ.pop("GCE_METADATA_ROOT", None)
+os.environ["NO_GCE_CHECK"] = "true"
+
 from pathlib import Path
 
 import pytest

@@ -8,11 +8,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin
+from gcptoken.emulator import admin, metadata
 from gcptoken.emulator.certs import certs_v1, certs_v3, tokeninfo
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
@@ -77,10 +77,6 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return api_error(405, f"Method {request.method} is not allowed for {request.url.path}.")
 
 
-async def root(request: Request) -> Response:
-    return JSONResponse({"emulator": "gcptoken", "admin": "/emulator/v1/info"})
-
-
 def create_app(state: EmulatorState) -> ASGIApp:
     token_methods = ["POST"]
     info_methods = ["GET", "POST"]
@@ -92,7 +88,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
             Route("/tokeninfo", tokeninfo, methods=info_methods),
             Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
-            Route("/", root, methods=["GET"]),
+            Route("/", metadata.root, methods=["GET"]),
+            *metadata.routes,
             *admin.routes,
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},

@@ -55,6 +55,8 @@ def write_state_dir(state: EmulatorState, directory: Path, host_port: str) -> No
     env = (
         f"export GCPTOKEN_EMULATOR_HOST={host_port}\n"
         f"export GOOGLE_APPLICATION_CREDENTIALS={directory.resolve() / KEY_FILE}\n"
+        f"export GCE_METADATA_HOST={host_port}\n"
+        f"export GCE_METADATA_IP={host_port}\n"
     )
     _write_private(directory / ENV_FILE, env)
     _write_private(directory / STATE_FILE, json.dumps(state.to_json(), indent=1))

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from gcptoken import jws
 from gcptoken.errors import CredentialsError
 
-__all__ = ["AccessTokenGrant", "EmulatorState", "IssuerKey", "ServiceAccount"]
+__all__ = ["AccessTokenGrant", "EmulatorState", "Instance", "IssuerKey", "ServiceAccount"]
 
 ISSUER = "https://accounts.google.com"
 ID_TOKEN_LIFETIME = 3600
@@ -84,6 +84,26 @@ class IssuerKey:
 
 
 @dataclass(frozen=True)
+class Instance:
+    """The emulated VM / Cloud Run instance that the metadata server describes."""
+
+    project_number: str
+    instance_id: str = field(default_factory=lambda: "".join(secrets.choice("0123456789") for _ in range(19)))
+    name: str = "emulated-instance"
+    zone_name: str = "us-central1-a"
+    creation_timestamp: int = field(default_factory=lambda: int(time.time()))
+    scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/cloud-platform",)
+
+    @property
+    def zone(self) -> str:
+        return f"projects/{self.project_number}/zones/{self.zone_name}"
+
+    @property
+    def region(self) -> str:
+        return f"projects/{self.project_number}/regions/{self.zone_name.rsplit('-', 1)[0]}"
+
+
+@dataclass(frozen=True)
 class AccessTokenGrant:
     token: str
     email: str
@@ -107,6 +127,7 @@ class EmulatorState:
         self.clock = clock
         self.certs_max_age = certs_max_age
         self.base_url = "http://127.0.0.1"
+        self.instance = Instance(project_number)
         self.service_accounts: dict[str, ServiceAccount] = {}
         self.issuer_keys: list[IssuerKey] = [IssuerKey.create()]  # newest first
         self.access_tokens: dict[str, AccessTokenGrant] = {}
