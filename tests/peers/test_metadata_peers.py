@@ -43,6 +43,7 @@ def test_compute_engine_id_token_credentials(
 ) -> None:
     credentials = compute_engine.IDTokenCredentials(request_adapter, AUD, use_metadata_identity_endpoint=True)
     credentials.refresh(request_adapter)
+    assert credentials.token is not None
     claims = Verifier(AUD, certs=certs_url).verify(credentials.token)
     assert claims["sub"] == on_emulated_vm.state.default_account.unique_id
 
@@ -54,7 +55,7 @@ def test_google_auth_default_finds_the_metadata_server(
     assert isinstance(credentials, compute_engine.Credentials)
     assert project == on_emulated_vm.state.project_id
     credentials.refresh(request_adapter)
-    assert credentials.token.startswith("ya29.")
+    assert credentials.token is not None and credentials.token.startswith("ya29.")
     token = google_id_token.fetch_id_token(request_adapter, AUD)
     assert Verifier(AUD, certs=certs_url).verify(token)["aud"] == AUD
 
