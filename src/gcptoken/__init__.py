@@ -19,7 +19,7 @@ from gcptoken.errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from gcptoken.credentials import Credentials, ServiceAccountCredentials, load_credentials
+    from gcptoken.credentials import Credentials, MetadataCredentials, ServiceAccountCredentials, load_credentials
     from gcptoken.tokens import DecodedToken, Token, decode
     from gcptoken.verify import Verifier
 
@@ -29,6 +29,7 @@ __all__ = [
     "DecodedToken",
     "GcpTokenError",
     "InvalidArgumentError",
+    "MetadataCredentials",
     "ServiceAccountCredentials",
     "Token",
     "TokenRequestError",
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Credentials": "gcptoken.credentials",
+    "MetadataCredentials": "gcptoken.credentials",
     "ServiceAccountCredentials": "gcptoken.credentials",
     "load_credentials": "gcptoken.credentials",
     "DecodedToken": "gcptoken.tokens",

@@ -11,13 +11,14 @@ from typing import Any
 
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.flows import Flow, run_async, run_sync
-from gcptoken.sources import service_account
+from gcptoken.sources import metadata, service_account
 from gcptoken.tokens import Token
 
 __all__ = [
     "CREDENTIALS_ENV",
     "DEFAULT_SCOPES",
     "Credentials",
+    "MetadataCredentials",
     "ServiceAccountCredentials",
     "load_credentials",
 ]
@@ -110,6 +111,32 @@ class ServiceAccountCredentials(Credentials):
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         self._signing_ready()
         return service_account.access_token_flow(self.key, scopes)
+
+
+class MetadataCredentials(Credentials):
+    """The instance's service account through the metadata server (GCE, Cloud Run, GKE, …)."""
+
+    description = "the metadata server's default service account"
+
+    def __init__(self, token_format: metadata.TokenFormat = "standard", include_license: bool = False) -> None:
+        if token_format not in ("standard", "full"):
+            raise InvalidArgumentError(f"token_format must be 'standard' or 'full', not {token_format!r}")
+        if include_license and token_format != "full":
+            raise InvalidArgumentError("include_license needs token_format='full'")
+        self.token_format: metadata.TokenFormat = token_format
+        self.include_license = include_license
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        return metadata.id_token_flow(audience, self.token_format, self.include_license)
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        # Scopes equal to the default mean "whatever the instance has": do not force them.
+        return metadata.access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes)
+
+    def email(self, *, timeout: float | None = None) -> str:
+        from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport
+
+        return run_sync(metadata.email_flow(), shared_transport(timeout or DEFAULT_TIMEOUT))
 
 
 def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:

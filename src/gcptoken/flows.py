@@ -6,14 +6,17 @@ source has a hand-copied async twin. The drivers own timeouts and error translat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
+import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import TokenRequestError
+from gcptoken.errors import TokenRequestError, TransportError
 
 __all__ = [
     "AsyncTransport",
@@ -39,6 +42,10 @@ class HttpRequest:
     body: bytes | None = None
     # What verbose logging may show about this request (never secrets); set by the flow.
     describe: Mapping[str, Any] = field(default_factory=dict)
+    # Retries the driver may make on a connection failure or a 5xx answer (bounded backoff).
+    retries: int = 0
+    # Seconds for this request, instead of the transport's default.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,70 @@ def _log_exchange(request: HttpRequest, response: HttpResponse) -> None:
         log.debug("%s %s -> %d%s", request.method, safe_url(request.url), response.status, details)
 
 
+RETRY_BASE_DELAY = 0.1
+RETRY_MAX_DELAY = 1.0
+
+
+def _retry_delay(request: HttpRequest, attempt: int, response: HttpResponse | None) -> float | None:
+    """Seconds to wait before trying ``request`` again, or None to stop: the one retry policy both
+    drivers share. ``response`` is None when the attempt failed to get any answer."""
+    if attempt >= request.retries or (response is not None and response.status < 500):
+        return None
+    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2.0**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+
+
+def _final(failure: TransportError, attempt: int) -> TransportError:
+    return failure if attempt == 0 else TransportError(f"{failure} (after {attempt + 1} attempts)")
+
+
+def _send_sync(transport: SyncTransport, request: HttpRequest) -> HttpResponse:
+    attempt = 0
+    while True:
+        failure: TransportError | None = None
+        response: HttpResponse | None = None
+        try:
+            response = transport.send(request)
+            _log_exchange(request, response)
+        except TransportError as exc:
+            failure = exc
+        delay = _retry_delay(request, attempt, response)
+        if delay is None:
+            if response is None:
+                assert failure is not None
+                raise _final(failure, attempt)
+            return response
+        log.debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
+        time.sleep(delay)
+        attempt += 1
+
+
+async def _send_async(transport: AsyncTransport, request: HttpRequest) -> HttpResponse:
+    attempt = 0
+    while True:
+        failure: TransportError | None = None
+        response: HttpResponse | None = None
+        try:
+            response = await transport.send(request)
+            _log_exchange(request, response)
+        except TransportError as exc:
+            failure = exc
+        delay = _retry_delay(request, attempt, response)
+        if delay is None:
+            if response is None:
+                assert failure is not None
+                raise _final(failure, attempt)
+            return response
+        log.debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
+        await asyncio.sleep(delay)
+        attempt += 1
+
+
 def run_sync(flow: Flow[T], transport: SyncTransport) -> T:
     """Drive ``flow`` to completion with blocking I/O."""
     try:
         request = next(flow)
         while True:
-            response = transport.send(request)
-            _log_exchange(request, response)
-            request = flow.send(response)
+            request = flow.send(_send_sync(transport, request))
     except StopIteration as done:
         result: T = done.value
         return result
@@ -83,9 +146,7 @@ async def run_async(flow: Flow[T], transport: AsyncTransport) -> T:
     try:
         request = next(flow)
         while True:
-            response = await transport.send(request)
-            _log_exchange(request, response)
-            request = flow.send(response)
+            request = flow.send(await _send_async(transport, request))
     except StopIteration as done:
         result: T = done.value
         return result

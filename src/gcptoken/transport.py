@@ -30,6 +30,10 @@ def _failure(request: HttpRequest, exc: httpx.HTTPError) -> TransportError:
     return TransportError(f"{request.method} {safe_url(request.url)}: {reason} ({kind})")
 
 
+def _timeout(request: HttpRequest, client: httpx.Client | httpx.AsyncClient) -> httpx.Timeout:
+    return client.timeout if request.timeout is None else httpx.Timeout(request.timeout)
+
+
 def _response(raw: httpx.Response) -> HttpResponse:
     return HttpResponse(raw.status_code, raw.headers, raw.content)
 
@@ -42,7 +46,13 @@ class HttpxTransport:
 
     def send(self, request: HttpRequest) -> HttpResponse:
         try:
-            raw = self._client.request(request.method, request.url, headers=dict(request.headers), content=request.body)
+            raw = self._client.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                content=request.body,
+                timeout=_timeout(request, self._client),
+            )
         except httpx.HTTPError as exc:
             raise _failure(request, exc) from None
         return _response(raw)
@@ -68,7 +78,11 @@ class AsyncHttpxTransport:
     async def send(self, request: HttpRequest) -> HttpResponse:
         try:
             raw = await self._client.request(
-                request.method, request.url, headers=dict(request.headers), content=request.body
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                content=request.body,
+                timeout=_timeout(request, self._client),
             )
         except httpx.HTTPError as exc:
             raise _failure(request, exc) from None

@@ -33,6 +33,11 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="credential JSON file (default: $GOOGLE_APPLICATION_CREDENTIALS)",
     )
+    parser.add_argument(
+        "--source",
+        choices=("file", "metadata"),
+        help="force a credential source: a credential file, or the metadata server (GCE_METADATA_HOST)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
 
 
@@ -53,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     id_.add_argument("audience_arg", nargs="?", metavar="AUDIENCE", help="e.g. https://SERVICE.a.run.app")
     id_.add_argument("--audience", help="the same as AUDIENCE")
     id_.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
+    id_.add_argument(
+        "--token-format", choices=("standard", "full"), help="metadata server only: full adds email and instance claims"
+    )
+    id_.add_argument("--include-license", action="store_true", help="metadata server only, with --token-format full")
     _credentials_option(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")

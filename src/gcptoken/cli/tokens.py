@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gcptoken.credentials import load_credentials
+from gcptoken.credentials import Credentials, MetadataCredentials, load_credentials
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
@@ -37,15 +37,31 @@ def _audience(args: argparse.Namespace) -> str:
     return str(audience)
 
 
+def _credentials(args: argparse.Namespace) -> Credentials:
+    token_format = getattr(args, "token_format", None)
+    include_license = getattr(args, "include_license", False)
+    if args.source == "metadata":
+        if args.credentials:
+            raise InvalidArgumentError("--credentials and --source metadata exclude each other")
+        if include_license and token_format != "full":
+            raise InvalidArgumentError("--include-license needs --token-format full")
+        return MetadataCredentials(token_format or "standard", include_license)
+    if token_format is not None or include_license:
+        raise InvalidArgumentError(
+            "--token-format and --include-license apply only to the metadata server (add --source metadata)"
+        )
+    return load_credentials(args.credentials)
+
+
 def run_id(args: argparse.Namespace) -> int:
     audience = _audience(args)
-    token = load_credentials(args.credentials).id_token(audience, timeout=args.timeout)
+    token = _credentials(args).id_token(audience, timeout=args.timeout)
     _emit(token, args.format, "id_token")
     return 0
 
 
 def run_access(args: argparse.Namespace) -> int:
     scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
-    token = load_credentials(args.credentials).access_token(scopes, timeout=args.timeout)
+    token = _credentials(args).access_token(scopes, timeout=args.timeout)
     _emit(token, args.format, "access_token")
     return 0

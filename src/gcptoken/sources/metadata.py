@@ -1,0 +1,86 @@
+"""The metadata server of GCE, Cloud Run, Cloud Functions and GKE: plain GETs, no secret of ours.
+
+The host comes from ``GCE_METADATA_HOST`` (then the older ``GCE_METADATA_ROOT``), read on every
+call, never at import; the default is ``metadata.google.internal``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from gcptoken import compact
+from gcptoken.errors import TokenRequestError, VerificationError
+from gcptoken.flows import Flow, HttpRequest, HttpResponse, json_body
+from gcptoken.sources.oauth2 import access_token_from
+from gcptoken.tokens import Token, utc_from_epoch
+
+__all__ = [
+    "DEFAULT_HOST",
+    "METADATA_TIMEOUT",
+    "access_token_flow",
+    "email_flow",
+    "id_token_flow",
+    "metadata_host",
+]
+
+DEFAULT_HOST = "metadata.google.internal"
+# The metadata server answers in milliseconds; a slow answer means something is wrong.
+METADATA_TIMEOUT = 3.0
+RETRIES = 3
+HEADERS = {"Metadata-Flavor": "Google"}
+ACCOUNT = "instance/service-accounts/default"
+
+TokenFormat = Literal["standard", "full"]
+
+
+def metadata_host() -> str:
+    return os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT") or DEFAULT_HOST
+
+
+def _get(path: str, query: dict[str, str] | None = None) -> Flow[HttpResponse]:
+    host = metadata_host()
+    url = f"http://{host}/computeMetadata/v1/{path}" + (f"?{urlencode(query)}" if query else "")
+    response = yield HttpRequest(
+        "GET", url, HEADERS, describe={"source": "metadata"}, retries=RETRIES, timeout=METADATA_TIMEOUT
+    )
+    if response.status != 200:
+        text = response.body[:200].decode("utf-8", "replace").strip()
+        raise TokenRequestError(
+            f"metadata server at {host} answered HTTP {response.status} for /{path}: {text or 'no body'}",
+            status=response.status,
+            retryable=response.status >= 500,
+        )
+    return response
+
+
+def id_token_flow(audience: str, token_format: TokenFormat = "standard", include_license: bool = False) -> Flow[Token]:
+    query = {"audience": audience, "format": token_format}
+    if include_license:
+        query["licenses"] = "TRUE"
+    response = yield from _get(f"{ACCOUNT}/identity", query)
+    value = response.body.decode("utf-8", "replace").strip()
+    exp: Any
+    try:
+        exp = compact.parse(value).claims.get("exp")
+    except VerificationError:
+        raise TokenRequestError(
+            f"metadata server at {metadata_host()} returned an identity that is not a JWT"
+        ) from None
+    if type(exp) not in (int, float):
+        raise TokenRequestError(f"metadata server at {metadata_host()} returned an ID token without a numeric exp")
+    return Token(value, utc_from_epoch(exp), "id_token")
+
+
+def access_token_flow(scopes: Sequence[str] | None = None) -> Flow[Token]:
+    """An access token; without ``scopes`` the instance's own scopes apply."""
+    response = yield from _get(f"{ACCOUNT}/token", {"scopes": ",".join(scopes)} if scopes else None)
+    where = f"metadata server at {metadata_host()}"
+    return access_token_from(json_body(response, where), where)
+
+
+def email_flow() -> Flow[str]:
+    response = yield from _get(f"{ACCOUNT}/email")
+    return response.body.decode("utf-8", "replace").strip()
