@@ -20,15 +20,16 @@ from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 _CLEARED = (
     "GCPTOKEN_EMULATOR_HOST",
     "GOOGLE_APPLICATION_CREDENTIALS",
-    "CLOUDSDK_CONFIG",
     "CLOUDSDK_AUTH_TOKEN_HOST",
 )
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
+    # gcloud's application default credentials of whoever runs the tests must never be found.
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path_factory.mktemp("empty-gcloud-config")))
     monkeypatch.setenv("GCE_METADATA_HOST", CLOSED_LOOPBACK)
     monkeypatch.setenv("GCE_METADATA_IP", CLOSED_LOOPBACK)
     monkeypatch.setenv("NO_GCE_CHECK", "true")

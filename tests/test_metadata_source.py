@@ -156,14 +156,17 @@ def test_cli_metadata_source(on_vm: EmulatorClient, certs_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["id", AUD, "--token-format", "full"], "only to the metadata server"),
-        (["id", AUD, "--include-license"], "only to the metadata server"),
+        (["id", AUD, "--token-format", "full", "--credentials", "{key}"], "only to the metadata server"),
+        (["id", AUD, "--token-format", "full"], "comes from file"),  # found through GOOGLE_APPLICATION_CREDENTIALS
+        (["id", AUD, "--include-license"], "needs --token-format full"),
         (["id", AUD, "--source", "metadata", "--include-license"], "needs --token-format full"),
-        (["id", AUD, "--source", "metadata", "--credentials", "k.json"], "exclude each other"),
+        (["id", AUD, "--source", "metadata", "--credentials", "{key}"], "exclude each other"),
     ],
 )
-def test_cli_metadata_usage_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
-    result = gcptoken(*args)
+def test_cli_metadata_usage_errors(key_path: Path, args: list[str], fragment: str) -> None:
+    result = gcptoken(
+        *(arg.format(key=key_path) for arg in args), env={"GOOGLE_APPLICATION_CREDENTIALS": str(key_path)}
+    )
     assert (result.code, result.out) == (2, "")
     assert len(result.err.splitlines()) == 1 and fragment in result.err
 

@@ -151,13 +151,12 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
 
 
 def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials:
-    """Credentials from a JSON file; ``path`` defaults to $GOOGLE_APPLICATION_CREDENTIALS."""
+    """Credentials from a JSON credential file; without a path, Application Default Credentials
+    ($GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, then the metadata server)."""
     if path is None or not str(path).strip():  # an empty path means "not given", as an empty variable
-        path = os.environ.get(CREDENTIALS_ENV, "").strip() or None
-        if path is None:
-            raise CredentialsError(
-                f"no credentials: pass a credential file or set {CREDENTIALS_ENV} to a key file's path"
-            )
+        from gcptoken.adc import default_credentials  # adc builds on this module
+
+        return default_credentials()
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

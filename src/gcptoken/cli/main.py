@@ -35,8 +35,9 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
-        choices=("file", "metadata"),
-        help="force a credential source: a credential file, or the metadata server (GCE_METADATA_HOST)",
+        choices=("file", "application-default", "metadata"),
+        help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
+        "application default credentials, or the metadata server",
     )
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
 
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
     access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
     _credentials_option(access)
+
+    whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
+    _credentials_option(whoami)
+    whoami.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")
 
     decode = command("decode", "gcptoken.cli.inspect:run_decode", "show a JWT's header and claims, unverified")
     decode.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")

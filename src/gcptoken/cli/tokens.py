@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 
+from gcptoken.adc import find_credentials
 from gcptoken.credentials import Credentials, MetadataCredentials, load_credentials
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
-__all__ = ["run_access", "run_id"]
+__all__ = ["credentials_for", "run_access", "run_id"]
 
 
 def _emit(token: Token, output: str, field: str) -> None:
@@ -37,31 +38,39 @@ def _audience(args: argparse.Namespace) -> str:
     return str(audience)
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
+def credentials_for(args: argparse.Namespace) -> Credentials:
+    """The credential the options name: --credentials, else ADC discovery (--source forces one)."""
     token_format = getattr(args, "token_format", None)
     include_license = getattr(args, "include_license", False)
-    if args.source == "metadata":
-        if args.credentials:
-            raise InvalidArgumentError("--credentials and --source metadata exclude each other")
-        if include_license and token_format != "full":
-            raise InvalidArgumentError("--include-license needs --token-format full")
+    if include_license and token_format != "full":
+        raise InvalidArgumentError("--include-license needs --token-format full")
+    if args.credentials:
+        if args.source not in (None, "file"):
+            raise InvalidArgumentError(f"--credentials and --source {args.source} exclude each other")
+        credentials = load_credentials(args.credentials)
+        where = "the --credentials file"
+    else:
+        found = find_credentials(args.source)
+        credentials, where = found.credentials, f"{found.source} ({found.location})"
+    if isinstance(credentials, MetadataCredentials):
         return MetadataCredentials(token_format or "standard", include_license)
     if token_format is not None or include_license:
         raise InvalidArgumentError(
-            "--token-format and --include-license apply only to the metadata server (add --source metadata)"
+            f"--token-format and --include-license apply only to the metadata server; the credential in use "
+            f"comes from {where} (force the metadata server with --source metadata)"
         )
-    return load_credentials(args.credentials)
+    return credentials
 
 
 def run_id(args: argparse.Namespace) -> int:
     audience = _audience(args)
-    token = _credentials(args).id_token(audience, timeout=args.timeout)
+    token = credentials_for(args).id_token(audience, timeout=args.timeout)
     _emit(token, args.format, "id_token")
     return 0
 
 
 def run_access(args: argparse.Namespace) -> int:
     scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
-    token = _credentials(args).access_token(scopes, timeout=args.timeout)
+    token = credentials_for(args).access_token(scopes, timeout=args.timeout)
     _emit(token, args.format, "access_token")
     return 0

@@ -1,0 +1,52 @@
+"""``gcptoken whoami``: which credential would be used, from where, and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gcptoken.adc import Discovery, find_credentials
+from gcptoken.credentials import MetadataCredentials, ServiceAccountCredentials, load_credentials
+from gcptoken.errors import GcpTokenError, InvalidArgumentError
+
+__all__ = ["run_whoami"]
+
+
+def _discover(args: argparse.Namespace) -> Discovery:
+    if args.credentials:
+        if args.source not in (None, "file"):
+            raise InvalidArgumentError(f"--credentials and --source {args.source} exclude each other")
+        return Discovery(load_credentials(args.credentials), "file", args.credentials, "--credentials names it")
+    return find_credentials(args.source)
+
+
+def _identity(found: Discovery, timeout: float) -> str:
+    credentials = found.credentials
+    if isinstance(credentials, ServiceAccountCredentials):
+        return f"service account {credentials.key.client_email} (key {credentials.key.private_key_id[:12]}…)"
+    if isinstance(credentials, MetadataCredentials):
+        try:
+            return f"service account {credentials.email(timeout=timeout)} (the instance's default)"
+        except GcpTokenError as exc:
+            return f"the instance's default service account (email unavailable: {exc})"
+    return credentials.description
+
+
+def run_whoami(args: argparse.Namespace) -> int:
+    found = _discover(args)
+    report = {
+        "credential": _identity(found, args.timeout),
+        "source": found.source,
+        "location": found.location,
+        "why": found.reason,
+        "tried_before": list(found.tried),
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    for name in ("credential", "source", "location", "why"):
+        sys.stdout.write(f"{name + ':':<12}{report[name]}\n")
+    for entry in found.tried:
+        sys.stdout.write(f"{'skipped:':<12}{entry}\n")
+    return 0
