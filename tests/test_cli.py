@@ -270,7 +270,8 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert result.code == 0, result.err
     assert "✗" not in result.out
     assert result.out.count("✓") == 4
-    assert "401" in result.out and "200 Hello" in result.out
+    assert result.out.count("200 Hello") == 2 and result.out.count(" 401 ") == 2
+    assert "metadata server" in result.out and "service-account key" in result.out
 
 
 @pytest.mark.parametrize("args", [["--help"], ["decode", "e30.eyJhIjoxfQ.AA"], ["id", "--help"]])

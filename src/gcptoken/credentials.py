@@ -118,25 +118,29 @@ class MetadataCredentials(Credentials):
 
     description = "the metadata server's default service account"
 
-    def __init__(self, token_format: metadata.TokenFormat = "standard", include_license: bool = False) -> None:
+    def __init__(
+        self, token_format: metadata.TokenFormat = "standard", include_license: bool = False, host: str | None = None
+    ) -> None:
+        """``host`` (host:port) overrides GCE_METADATA_HOST, which is otherwise read on every call."""
         if token_format not in ("standard", "full"):
             raise InvalidArgumentError(f"token_format must be 'standard' or 'full', not {token_format!r}")
         if include_license and token_format != "full":
             raise InvalidArgumentError("include_license needs token_format='full'")
         self.token_format: metadata.TokenFormat = token_format
         self.include_license = include_license
+        self.host = host
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
-        return metadata.id_token_flow(audience, self.token_format, self.include_license)
+        return metadata.id_token_flow(audience, self.token_format, self.include_license, self.host)
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         # Scopes equal to the default mean "whatever the instance has": do not force them.
-        return metadata.access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes)
+        return metadata.access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes, self.host)
 
     def email(self, *, timeout: float | None = None) -> str:
         from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport
 
-        return run_sync(metadata.email_flow(), shared_transport(timeout or DEFAULT_TIMEOUT))
+        return run_sync(metadata.email_flow(self.host), shared_transport(timeout or DEFAULT_TIMEOUT))
 
 
 def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:

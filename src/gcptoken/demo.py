@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -18,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gcptoken.credentials import load_credentials
+from gcptoken.credentials import Credentials, MetadataCredentials, load_credentials
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import VerificationError
@@ -56,13 +55,18 @@ def _unauthorized(reason: str) -> Response:
 class Step:
     name: str
     ok: bool
-    detail: str
+    trips: str
+    latency: str
+    answer: str
 
 
-def _timed(action: Callable[[], str]) -> tuple[str, float]:
+def _fetch(emulator: EmulatorServer, credentials: Credentials, audience: str) -> tuple[str, int, float]:
+    """A token, the round trips it cost (counted at the emulator) and its latency in ms."""
+    emulator.state.clear_requests()
     started = time.perf_counter()
-    result = action()
-    return result, (time.perf_counter() - started) * 1000
+    token = credentials.id_token(audience).value
+    elapsed = (time.perf_counter() - started) * 1000
+    return token, len(emulator.state.request_log()), elapsed
 
 
 def run(out: TextIO) -> bool:
@@ -76,45 +80,55 @@ def run(out: TextIO) -> bool:
         with os.fdopen(fd, "w") as handle:
             json.dump(key_file, handle)
         sock = bind("127.0.0.1", 0)
-        verifier = Verifier(f"http://127.0.0.1:{sock.getsockname()[1]}", certs=f"{emulator.url}/oauth2/v3/certs")
-        with AsgiServer(protected_service(verifier), sock) as service:
-            credentials = load_credentials(key_path)
-            emulator.state.clear_requests()
-            token, elapsed = _timed(lambda: credentials.id_token(service.url).value)
-            trips = len(emulator.state.request_log())
-            other = credentials.id_token("https://another-service.a.run.app").value
-            steps: list[Step] = [
-                Step("ID token from a service-account key", True, f"{trips} round trip, {elapsed:.0f} ms")
+        service_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        verifier = Verifier(service_url, certs=f"{emulator.url}/oauth2/v3/certs")
+        sources: list[tuple[str, Credentials]] = [
+            ("service-account key file", load_credentials(key_path)),
+            ("metadata server (emulated VM, full format)", MetadataCredentials("full", host=emulator.host_port)),
+        ]
+        steps: list[Step] = []
+        with AsgiServer(protected_service(verifier), sock), httpx.Client(timeout=10, trust_env=False) as client:
+
+            def call(token: str | None) -> tuple[int, str]:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                response = client.get(service_url, headers=headers)
+                body = response.json()
+                return response.status_code, f"{response.status_code} {body.get('message') or body.get('reason', '')}"
+
+            for name, credentials in sources:
+                token, trips, elapsed = _fetch(emulator, credentials, service_url)
+                status, answer = call(token)
+                steps.append(Step(name, status == 200, str(trips), f"{elapsed:.0f} ms", answer))
+            other, _, _ = _fetch(emulator, sources[0][1], "https://another-service.a.run.app")
+            refusals: list[tuple[str, str | None]] = [
+                ("refused: token for another audience", other),
+                ("refused: no token", None),
             ]
-            with httpx.Client(timeout=10, trust_env=False) as client:
-                for name, headers, expected in (
-                    ("call the service with that token", {"Authorization": f"Bearer {token}"}, 200),
-                    ("call it with a token for another audience", {"Authorization": f"Bearer {other}"}, 401),
-                    ("call it with no token", {}, 401),
-                ):
-                    response = client.get(service.url, headers=headers)
-                    detail = response.json().get("message") or response.json().get("reason", "")
-                    steps.append(Step(name, response.status_code == expected, f"{response.status_code} {detail}"))
-        _report(out, emulator.url, service.url, f"service-account key for {key_file['client_email']}", steps)
+            for name, bad_token in refusals:
+                status, answer = call(bad_token)
+                steps.append(Step(name, status == 401, "", "", answer))
+        _report(out, emulator.url, service_url, steps)
     return all(step.ok for step in steps)
 
 
-def _report(out: TextIO, emulator_url: str, service_url: str, who: str, steps: list[Step]) -> None:
+def _report(out: TextIO, emulator_url: str, service_url: str, steps: list[Step]) -> None:
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
-    write(f"  emulator of Google's token service  {emulator_url}\n")
-    write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
-    write(f"  credential                          {who}\n\n")
+    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata server)\n")
+    write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n\n")
     width = max(len(step.name) for step in steps)
+    write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  the service answers\n")
     for step in steps:
         mark = "✓" if step.ok else "✗"
-        write(f"  {mark} {step.name:<{width}}  {step.detail}\n")
+        write(f"  {mark} {step.name:<{width}}  {step.trips:>5}  {step.latency:>8}  {step.answer}\n")
     write(
         "\nTry it by hand:\n"
         "  gcptoken emulator --port 0 --state-dir /tmp/gcptoken-emu &   # then: source /tmp/gcptoken-emu/env\n"
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
-        "Against real Google (a downloaded key, a real service URL):\n"
+        "  gcptoken id https://svc.example.a.run.app --source metadata --token-format full\n"
+        "Against real Google (a downloaded key, or on GCE / Cloud Run, a real service URL):\n"
         "  GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id https://SERVICE-HASH.a.run.app\n"
         '  curl -H "$(gcptoken id https://SERVICE-HASH.a.run.app --format header)" https://SERVICE-HASH.a.run.app\n'
+        "  gcptoken whoami   # which credential, from where, and why\n"
     )

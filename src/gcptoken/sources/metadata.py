@@ -36,12 +36,13 @@ ACCOUNT = "instance/service-accounts/default"
 TokenFormat = Literal["standard", "full"]
 
 
-def metadata_host() -> str:
-    return os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT") or DEFAULT_HOST
+def metadata_host(host: str | None = None) -> str:
+    """``host`` when given, else GCE_METADATA_HOST, GCE_METADATA_ROOT, metadata.google.internal."""
+    return host or os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT") or DEFAULT_HOST
 
 
-def _get(path: str, query: dict[str, str] | None = None) -> Flow[HttpResponse]:
-    host = metadata_host()
+def _get(path: str, query: dict[str, str] | None = None, host: str | None = None) -> Flow[HttpResponse]:
+    host = metadata_host(host)
     url = f"http://{host}/computeMetadata/v1/{path}" + (f"?{urlencode(query)}" if query else "")
     response = yield HttpRequest(
         "GET", url, HEADERS, describe={"source": "metadata"}, retries=RETRIES, timeout=METADATA_TIMEOUT
@@ -56,11 +57,13 @@ def _get(path: str, query: dict[str, str] | None = None) -> Flow[HttpResponse]:
     return response
 
 
-def id_token_flow(audience: str, token_format: TokenFormat = "standard", include_license: bool = False) -> Flow[Token]:
+def id_token_flow(
+    audience: str, token_format: TokenFormat = "standard", include_license: bool = False, host: str | None = None
+) -> Flow[Token]:
     query = {"audience": audience, "format": token_format}
     if include_license:
         query["licenses"] = "TRUE"
-    response = yield from _get(f"{ACCOUNT}/identity", query)
+    response = yield from _get(f"{ACCOUNT}/identity", query, host)
     value = response.body.decode("utf-8", "replace").strip()
     exp: Any
     try:
@@ -74,13 +77,13 @@ def id_token_flow(audience: str, token_format: TokenFormat = "standard", include
     return Token(value, utc_from_epoch(exp), "id_token")
 
 
-def access_token_flow(scopes: Sequence[str] | None = None) -> Flow[Token]:
+def access_token_flow(scopes: Sequence[str] | None = None, host: str | None = None) -> Flow[Token]:
     """An access token; without ``scopes`` the instance's own scopes apply."""
-    response = yield from _get(f"{ACCOUNT}/token", {"scopes": ",".join(scopes)} if scopes else None)
-    where = f"metadata server at {metadata_host()}"
+    response = yield from _get(f"{ACCOUNT}/token", {"scopes": ",".join(scopes)} if scopes else None, host)
+    where = f"metadata server at {metadata_host(host)}"
     return access_token_from(json_body(response, where), where)
 
 
-def email_flow() -> Flow[str]:
-    response = yield from _get(f"{ACCOUNT}/email")
+def email_flow(host: str | None = None) -> Flow[str]:
+    response = yield from _get(f"{ACCOUNT}/email", host=host)
     return response.body.decode("utf-8", "replace").strip()
