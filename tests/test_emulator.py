@@ -353,6 +353,8 @@ def test_state_dir_files_env_and_restart(tmp_path: Path) -> None:
         env = (directory / "env").read_text()
         assert f"export GCPTOKEN_EMULATOR_HOST={first.host_port}\n" in env
         assert f"export GOOGLE_APPLICATION_CREDENTIALS={directory / 'service-account.json'}" in env
+        assert f"export GCE_METADATA_HOST={first.host_port}\n" in env
+        assert f"export GCE_METADATA_IP={first.host_port}\n" in env
         assert key["token_uri"] == f"{first.url}/token"
         for name in ("service-account.json", "env", "state.json"):
             assert stat.S_IMODE(os.stat(directory / name).st_mode) == 0o600
