@@ -3,9 +3,9 @@
 
 - ``gcptoken_emulator``: one emulator for the session (an ``EmulatorServer``);
 - ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
-- ``gcptoken_env``: the environment pointed at the emulator (GCPTOKEN_EMULATOR_HOST,
-  GOOGLE_APPLICATION_CREDENTIALS, and metadata addresses on loopback so nothing reaches a real
-  metadata server).
+- ``gcptoken_env``: the environment pointed at the emulator: GCPTOKEN_EMULATOR_HOST,
+  GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / GCE_METADATA_IP at its metadata server,
+  so nothing reaches a real one.
 """
 
 from __future__ import annotations
@@ -84,9 +84,8 @@ def gcptoken_env(
     env = {
         "GCPTOKEN_EMULATOR_HOST": gcptoken_emulator.host_port,
         "GOOGLE_APPLICATION_CREDENTIALS": str(gcptoken_key_file),
-        "GCE_METADATA_HOST": CLOSED_LOOPBACK,
-        "GCE_METADATA_IP": CLOSED_LOOPBACK,
-        "NO_GCE_CHECK": "true",
+        "GCE_METADATA_HOST": gcptoken_emulator.host_port,
+        "GCE_METADATA_IP": gcptoken_emulator.host_port,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
