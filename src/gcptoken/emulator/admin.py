@@ -88,6 +88,41 @@ async def delete_key(request: Request) -> Response:
     return JSONResponse({})
 
 
+async def token_creators(request: Request) -> Response:
+    """GET the members holding roles/iam.serviceAccountTokenCreator on the account; POST
+    ``{"member": "serviceAccount:…" | "user:…"}`` to grant it, DELETE …/{member} to revoke it."""
+    state = _state(request)
+    email = request.path_params["email"]
+    if email not in state.service_accounts:
+        return api_error(404, f"Service account {email} does not exist.")
+    if request.method == "POST":
+        body = await _json_object(request)
+        member = body.get("member") if body is not None else None
+        if not isinstance(member, str) or not re.fullmatch(r"(serviceAccount|user|principal|principalSet):.+", member):
+            return api_error(400, "member must look like serviceAccount:EMAIL or user:EMAIL.")
+        state.grant_token_creator(email, member)
+        state.changed()
+    elif request.method == "DELETE":
+        state.revoke_token_creator(email, request.path_params["member"])
+        state.changed()
+    return JSONResponse(
+        {"role": "roles/iam.serviceAccountTokenCreator", "members": sorted(state.token_creators.get(email, ()))}
+    )
+
+
+async def lifetime_extension(request: Request) -> Response:
+    """PUT ``{"serviceAccounts": [...]}``: who may mint access tokens living up to 12 hours."""
+    state = _state(request)
+    if request.method == "PUT":
+        body = await _json_object(request)
+        accounts = body.get("serviceAccounts") if body is not None else None
+        if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
+            return api_error(400, "serviceAccounts must be a list of emails.")
+        state.lifetime_extension = set(accounts)
+        state.changed()
+    return JSONResponse({"serviceAccounts": sorted(state.lifetime_extension)})
+
+
 async def rotate_signing_key(request: Request) -> Response:
     state = _state(request)
     new = state.rotate_signing_key()
@@ -121,6 +156,9 @@ routes = [
     Route("/emulator/v1/serviceAccounts", create_service_account, methods=["POST"]),
     Route("/emulator/v1/serviceAccounts/{email}/keys", create_key, methods=["POST"]),
     Route("/emulator/v1/serviceAccounts/{email}/keys/{key_id}", delete_key, methods=["DELETE"]),
+    Route("/emulator/v1/serviceAccounts/{email}/tokenCreators", token_creators, methods=["GET", "POST"]),
+    Route("/emulator/v1/serviceAccounts/{email}/tokenCreators/{member}", token_creators, methods=["DELETE"]),
+    Route("/emulator/v1/policies/credentialLifetimeExtension", lifetime_extension, methods=["GET", "PUT"]),
     Route("/emulator/v1/signingKeys:rotate", rotate_signing_key, methods=["POST"]),
     Route("/emulator/v1/signingKeys/{kid}", retire_signing_key, methods=["DELETE"]),
     Route("/emulator/v1/requests", requests_log, methods=["GET", "DELETE"]),

@@ -110,6 +110,12 @@ class AccessTokenGrant:
     unique_id: str
     scopes: tuple[str, ...]
     expires_at: float
+    kind: str = "serviceAccount"  # the IAM member type of whoever the token stands for
+
+    @property
+    def principal(self) -> str:
+        """The IAM member, e.g. ``serviceAccount:sa@p.iam.gserviceaccount.com``."""
+        return f"{self.kind}:{self.email}"
 
 
 class EmulatorState:
@@ -132,6 +138,12 @@ class EmulatorState:
         self.issuer_keys: list[IssuerKey] = [IssuerKey.create()]  # newest first
         self.access_tokens: dict[str, AccessTokenGrant] = {}
         self.requests: list[dict[str, Any]] = []
+        # roles/iam.serviceAccountTokenCreator: target email → members allowed to act as it.
+        self.token_creators: dict[str, set[str]] = {}
+        # Service accounts the org policy lets mint access tokens living longer than an hour.
+        self.lifetime_extension: set[str] = set()
+        # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
+        self.system_keys: dict[str, tuple[str, jws.SigningKey]] = {}
         self.lock = threading.RLock()
         # Called after admin changes, so a --state-dir emulator can persist them.
         self.on_change: Callable[[], None] | None = None
@@ -182,6 +194,31 @@ class EmulatorState:
         with self.lock:
             del self.service_accounts[email].keys[key_id]
 
+    # -- IAM ----------------------------------------------------------------------------------------
+
+    def grant_token_creator(self, email: str, member: str) -> None:
+        with self.lock:
+            if email not in self.service_accounts:
+                raise KeyError(email)
+            self.token_creators.setdefault(email, set()).add(member)
+
+    def revoke_token_creator(self, email: str, member: str) -> None:
+        with self.lock:
+            self.token_creators.get(email, set()).discard(member)
+
+    def may_act_as(self, member: str, email: str) -> bool:
+        """Whether ``member`` holds roles/iam.serviceAccountTokenCreator on ``email``."""
+        return member in self.token_creators.get(email, ())
+
+    def system_key(self, email: str) -> tuple[str, jws.SigningKey]:
+        with self.lock:
+            if email not in self.system_keys:
+                key = jws.generate_rsa_key()
+                kid = secrets.token_hex(20)
+                self.service_accounts[email].keys[kid] = key.public
+                self.system_keys[email] = (kid, key)
+            return self.system_keys[email]
+
     # -- the emulator's own signing keys --------------------------------------------------------
 
     @property
@@ -229,13 +266,15 @@ class EmulatorState:
             }
         )
 
-    def issue_access_token(self, account: ServiceAccount, scopes: tuple[str, ...]) -> AccessTokenGrant:
+    def issue_access_token(
+        self, account: ServiceAccount, scopes: tuple[str, ...], lifetime: int = ACCESS_TOKEN_LIFETIME
+    ) -> AccessTokenGrant:
         grant = AccessTokenGrant(
             token="ya29." + secrets.token_urlsafe(96),
             email=account.email,
             unique_id=account.unique_id,
             scopes=scopes,
-            expires_at=self.clock() + ACCESS_TOKEN_LIFETIME,
+            expires_at=self.clock() + lifetime,
         )
         with self.lock:
             self._drop_expired_access_tokens()
@@ -270,6 +309,8 @@ class EmulatorState:
                 "project_id": self.project_id,
                 "project_number": self.project_number,
                 "issuer_keys": [key.key.private_pem() for key in self.issuer_keys],
+                "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
+                "lifetime_extension": sorted(self.lifetime_extension),
                 "service_accounts": [
                     {
                         "email": a.email,
@@ -310,4 +351,6 @@ class EmulatorState:
             account.keys = {kid: jws.public_key_from_pem(pem) for kid, pem in entry["keys"].items()}
             state.service_accounts[account.email] = account
         state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
+        state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
+        state.lifetime_extension = set(data.get("lifetime_extension", []))
         return state

@@ -1,0 +1,168 @@
+"""IAM Credentials (``iamcredentials.googleapis.com``): tokens and signatures for a service account,
+to a caller who may act as it.
+
+Callers authenticate with an access token the emulator issued (``Authorization: Bearer``), traced
+to its principal. Acting as a service account needs ``roles/iam.serviceAccountTokenCreator`` on it;
+with delegates, every hop of the chain caller → delegates… → target is checked in turn.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gcptoken import jws
+from gcptoken.emulator.responses import api_error, log_detail
+from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState, ServiceAccount
+
+__all__ = ["routes"]
+
+DEFAULT_LIFETIME = 3600
+MAX_LIFETIME = 43200
+PERMISSIONS = {
+    "generateIdToken": "iam.serviceAccounts.getOpenIdToken",
+    "generateAccessToken": "iam.serviceAccounts.getAccessToken",
+    "signJwt": "iam.serviceAccounts.signJwt",
+    "signBlob": "iam.serviceAccounts.signBlob",
+}
+UNAUTHENTICATED = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
+    "valid authentication credential."
+)
+_LIFETIME = re.compile(r"(\d+)(?:\.\d+)?s")
+_DELEGATE = re.compile(r"projects/-/serviceAccounts/(.+)")
+
+
+def _denied(method: str) -> Response:
+    return api_error(403, f"Permission '{PERMISSIONS[method]}' denied on resource (or it may not exist).")
+
+
+def _caller(state: EmulatorState, request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    grant = state.access_tokens.get(token.strip())
+    if grant is None or grant.expires_at <= state.clock():
+        return None
+    return grant.principal
+
+
+def _chain(state: EmulatorState, caller: str, delegates: list[str], target: str) -> bool:
+    """Every hop may act as the next: caller → delegates[0] → … → target."""
+    emails = []
+    for delegate in delegates:
+        match = _DELEGATE.fullmatch(delegate) if isinstance(delegate, str) else None
+        if match is None:
+            return False
+        emails.append(match.group(1))
+    actor = caller
+    for email in [*emails, target]:
+        if email not in state.service_accounts or not state.may_act_as(actor, email):
+            return False
+        actor = f"serviceAccount:{email}"
+    return True
+
+
+async def iam_call(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    name, _, method = request.path_params["target"].rpartition(":")
+    if method not in PERMISSIONS:
+        return api_error(404, f"Method {method!r} not found.")
+    caller = _caller(state, request)
+    if caller is None:
+        return api_error(401, UNAUTHENTICATED)
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return api_error(400, "Invalid JSON payload received.")
+    if not isinstance(body, dict):
+        return api_error(400, "Invalid JSON payload received.")
+    delegates = body.get("delegates") or []
+    if not isinstance(delegates, list):
+        return api_error(400, "Invalid value at 'delegates'.")
+    log_detail(request).update({"iam": method, "caller": caller, "target": name, "delegates": delegates})
+    account = state.service_accounts.get(name)
+    if account is None or not _chain(state, caller, delegates, name):
+        return _denied(method)
+    handler = {
+        "generateIdToken": _generate_id_token,
+        "generateAccessToken": _generate_access_token,
+        "signJwt": _sign_jwt,
+        "signBlob": _sign_blob,
+    }[method]
+    return handler(state, account, body)
+
+
+def _generate_id_token(state: EmulatorState, account: ServiceAccount, body: dict[str, Any]) -> Response:
+    audience = body.get("audience")
+    if not isinstance(audience, str) or not audience:
+        return api_error(400, "Invalid value for audience: must not be empty.")
+    now = int(state.clock())
+    claims: dict[str, Any] = {
+        "aud": audience,
+        "azp": account.unique_id,
+        "exp": now + ID_TOKEN_LIFETIME,
+        "iat": now,
+        "iss": ISSUER,
+        "sub": account.unique_id,
+    }
+    if body.get("includeEmail") is True:
+        claims.update({"email": account.email, "email_verified": True})
+    return JSONResponse({"token": state.sign_id_token(dict(sorted(claims.items())))})
+
+
+def _generate_access_token(state: EmulatorState, account: ServiceAccount, body: dict[str, Any]) -> Response:
+    scopes = body.get("scope")
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):
+        return api_error(400, "Invalid value for scope: must name at least one scope.")
+    lifetime_text = body.get("lifetime", f"{DEFAULT_LIFETIME}s")
+    match = _LIFETIME.fullmatch(lifetime_text) if isinstance(lifetime_text, str) else None
+    if match is None:
+        return api_error(400, f"Invalid value for lifetime: {str(lifetime_text)[:40]!r}; expected e.g. '3600s'.")
+    lifetime = int(match.group(1))
+    if lifetime < 1 or lifetime > MAX_LIFETIME:
+        return api_error(400, f"Lifetime must be between 1s and {MAX_LIFETIME}s.")
+    if lifetime > DEFAULT_LIFETIME and account.email not in state.lifetime_extension:
+        return api_error(
+            400,
+            f"Lifetime of {lifetime}s exceeds {DEFAULT_LIFETIME}s; longer lifetimes need the organization policy "
+            "constraints/iam.allowServiceAccountCredentialLifetimeExtension for this service account.",
+        )
+    grant = state.issue_access_token(account, tuple(scopes), lifetime)
+    expire = datetime.fromtimestamp(grant.expires_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return JSONResponse({"accessToken": grant.token, "expireTime": expire})
+
+
+def _sign_jwt(state: EmulatorState, account: ServiceAccount, body: dict[str, Any]) -> Response:
+    payload = body.get("payload")
+    try:
+        claims = json.loads(payload) if isinstance(payload, str) else None
+    except ValueError:
+        claims = None
+    if not isinstance(claims, dict):
+        return api_error(400, "Invalid value for payload: must be a JSON object.")
+    kid, key = state.system_key(account.email)
+    return JSONResponse({"keyId": kid, "signedJwt": jws.encode(claims, key, kid=kid)})
+
+
+def _sign_blob(state: EmulatorState, account: ServiceAccount, body: dict[str, Any]) -> Response:
+    payload = body.get("payload")
+    try:
+        blob = base64.b64decode(payload, validate=True) if isinstance(payload, str) else None
+    except (binascii.Error, ValueError):
+        blob = None
+    if blob is None:
+        return api_error(400, "Invalid value for payload: must be base64.")
+    kid, key = state.system_key(account.email)
+    return JSONResponse({"keyId": kid, "signedBlob": base64.b64encode(key.sign(blob)).decode("ascii")})
+
+
+routes = [Route("/v1/projects/{project}/serviceAccounts/{target}", iam_call, methods=["POST"])]
