@@ -18,7 +18,6 @@ import pytest
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 
 _CLEARED = (
-    "GCPTOKEN_EMULATOR_HOST",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "CLOUDSDK_AUTH_TOKEN_HOST",
 )
@@ -28,6 +27,8 @@ _CLEARED = (
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
+    # A Google endpoint a test forgets to point at the emulator goes nowhere instead of to Google.
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", CLOSED_LOOPBACK)
     # gcloud's application default credentials of whoever runs the tests must never be found.
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path_factory.mktemp("empty-gcloud-config")))
     monkeypatch.setenv("GCE_METADATA_HOST", CLOSED_LOOPBACK)

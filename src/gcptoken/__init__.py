@@ -19,7 +19,13 @@ from gcptoken.errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from gcptoken.credentials import Credentials, MetadataCredentials, ServiceAccountCredentials, load_credentials
+    from gcptoken.credentials import (
+        Credentials,
+        ImpersonatedCredentials,
+        MetadataCredentials,
+        ServiceAccountCredentials,
+        load_credentials,
+    )
     from gcptoken.tokens import DecodedToken, Token, decode
     from gcptoken.verify import Verifier
 
@@ -28,6 +34,7 @@ __all__ = [
     "CredentialsError",
     "DecodedToken",
     "GcpTokenError",
+    "ImpersonatedCredentials",
     "InvalidArgumentError",
     "MetadataCredentials",
     "ServiceAccountCredentials",
@@ -43,6 +50,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Credentials": "gcptoken.credentials",
+    "ImpersonatedCredentials": "gcptoken.credentials",
     "MetadataCredentials": "gcptoken.credentials",
     "ServiceAccountCredentials": "gcptoken.credentials",
     "load_credentials": "gcptoken.credentials",

@@ -5,23 +5,26 @@ from __future__ import annotations
 import abc
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from gcptoken.errors import CredentialsError, InvalidArgumentError
+from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
-from gcptoken.sources import metadata, service_account
+from gcptoken.sources import iam, metadata, service_account
 from gcptoken.tokens import Token
 
 __all__ = [
     "CREDENTIALS_ENV",
     "DEFAULT_SCOPES",
     "Credentials",
+    "ImpersonatedCredentials",
     "MetadataCredentials",
     "ServiceAccountCredentials",
     "load_credentials",
 ]
+
+T = TypeVar("T")
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -74,7 +77,7 @@ def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
     return cleaned
 
 
-def _run_sync(flow: Flow[Token], timeout: float | None) -> Token:
+def _run_sync(flow: Flow[T], timeout: float | None) -> T:
     from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport  # httpx is heavy: import on use
 
     return run_sync(flow, shared_transport(timeout or DEFAULT_TIMEOUT))
@@ -141,6 +144,86 @@ class MetadataCredentials(Credentials):
         from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport
 
         return run_sync(metadata.email_flow(self.host), shared_transport(timeout or DEFAULT_TIMEOUT))
+
+
+class ImpersonatedCredentials(Credentials):
+    """Tokens for ``target`` obtained through IAM Credentials with another credential's access token.
+
+    ``delegates`` are the service accounts between the source and the target, each allowed to act
+    as the next (gcloud's ``--impersonate-service-account A,B,C`` is target C, delegates [A, B]).
+    The source's access token is cached and reused until it nears expiry.
+    """
+
+    # The source's token is refreshed this long before it expires.
+    SOURCE_MARGIN = 300.0
+
+    def __init__(
+        self,
+        source: Credentials,
+        target: str,
+        delegates: Sequence[str] = (),
+        *,
+        include_email: bool = False,
+        lifetime: int = 3600,
+    ) -> None:
+        if not target or "@" not in target:
+            raise InvalidArgumentError(f"the service account to impersonate must be an email, not {target!r}")
+        if not 1 <= lifetime <= iam.MAX_LIFETIME:
+            raise InvalidArgumentError(f"lifetime must be 1 to {iam.MAX_LIFETIME} seconds, not {lifetime}")
+        self.source = source
+        self.target = target
+        self.delegates = tuple(delegates)
+        self.include_email = include_email
+        self.lifetime = lifetime
+        self._source_token: Token | None = None
+        chain = " → ".join([*self.delegates, target])
+        self.description = f"service account {target}, impersonated by {source.description} via {chain}"
+
+    @classmethod
+    def from_chain(cls, source: Credentials, chain: str, **options: Any) -> ImpersonatedCredentials:
+        """``A,B,C`` as gcloud reads it: target C, delegates A and B."""
+        emails = [email.strip() for email in chain.split(",") if email.strip()]
+        if not emails:
+            raise InvalidArgumentError("--impersonate-service-account needs at least one service account email")
+        return cls(source, emails[-1], emails[:-1], **options)
+
+    def _source_access_token(self, refresh: bool = False) -> Flow[str]:
+        cached = self._source_token
+        if not refresh and cached is not None and cached.expires_in() > self.SOURCE_MARGIN:
+            return cached.value
+        token = yield from self.source.access_token_flow(DEFAULT_SCOPES)
+        self._source_token = token
+        return token.value
+
+    def _with_source_token(self, call: Callable[[str], Flow[T]]) -> Flow[T]:
+        """Run ``call`` with the source's access token; once more with a fresh one on a 401."""
+        access = yield from self._source_access_token()
+        try:
+            return (yield from call(access))
+        except TokenRequestError as exc:
+            if exc.status != 401:
+                raise
+        access = yield from self._source_access_token(refresh=True)
+        return (yield from call(access))
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        return self._with_source_token(
+            lambda access: iam.generate_id_token_flow(access, self.target, audience, self.delegates, self.include_email)
+        )
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        return self._with_source_token(
+            lambda access: iam.generate_access_token_flow(access, self.target, scopes, self.lifetime, self.delegates)
+        )
+
+    def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> str:
+        """A JWT with ``claims`` signed by a Google-managed key of the target."""
+        flow = self._with_source_token(lambda access: iam.sign_jwt_flow(access, self.target, claims, self.delegates))
+        return _run_sync(flow, timeout)
+
+    def sign_blob(self, blob: bytes, *, timeout: float | None = None) -> bytes:
+        flow = self._with_source_token(lambda access: iam.sign_blob_flow(access, self.target, blob, self.delegates))
+        return _run_sync(flow, timeout)
 
 
 def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:

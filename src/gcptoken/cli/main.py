@@ -39,6 +39,11 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
         help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
         "application default credentials, or the metadata server",
     )
+    parser.add_argument(
+        "--impersonate-service-account",
+        metavar="SA[,SA…]",
+        help="act as this service account through IAM Credentials; A,B,C means target C via delegates A and B",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
 
 
@@ -63,11 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-format", choices=("standard", "full"), help="metadata server only: full adds email and instance claims"
     )
     id_.add_argument("--include-license", action="store_true", help="metadata server only, with --token-format full")
+    id_.add_argument("--include-email", action="store_true", help="impersonation only: add email claims")
     _credentials_option(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
     access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
     access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
+    access.add_argument(
+        "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
+    )
     _credentials_option(access)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")

@@ -7,7 +7,7 @@ import json
 import sys
 
 from gcptoken.adc import find_credentials
-from gcptoken.credentials import Credentials, MetadataCredentials, load_credentials
+from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, load_credentials
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
@@ -39,11 +39,28 @@ def _audience(args: argparse.Namespace) -> str:
 
 
 def credentials_for(args: argparse.Namespace) -> Credentials:
-    """The credential the options name: --credentials, else ADC discovery (--source forces one)."""
+    """The credential the options name: --credentials, else ADC discovery (--source forces one),
+    wrapped in impersonation when --impersonate-service-account is given."""
     token_format = getattr(args, "token_format", None)
     include_license = getattr(args, "include_license", False)
+    include_email = getattr(args, "include_email", False)
+    lifetime = getattr(args, "lifetime", None)
+    chain = getattr(args, "impersonate_service_account", None)
     if include_license and token_format != "full":
         raise InvalidArgumentError("--include-license needs --token-format full")
+    if not chain and (include_email or lifetime is not None):
+        raise InvalidArgumentError("--include-email and --lifetime apply only with --impersonate-service-account")
+    if chain and (token_format is not None or include_license):
+        raise InvalidArgumentError("--token-format and --include-license do not apply to impersonated ID tokens")
+    credentials = _base_credentials(args, token_format, include_license)
+    if chain:
+        return ImpersonatedCredentials.from_chain(
+            credentials, chain, include_email=include_email, lifetime=3600 if lifetime is None else lifetime
+        )
+    return credentials
+
+
+def _base_credentials(args: argparse.Namespace, token_format: str | None, include_license: bool) -> Credentials:
     if args.credentials:
         if args.source not in (None, "file"):
             raise InvalidArgumentError(f"--credentials and --source {args.source} exclude each other")
@@ -53,7 +70,7 @@ def credentials_for(args: argparse.Namespace) -> Credentials:
         found = find_credentials(args.source)
         credentials, where = found.credentials, f"{found.source} ({found.location})"
     if isinstance(credentials, MetadataCredentials):
-        return MetadataCredentials(token_format or "standard", include_license)
+        return MetadataCredentials("full" if token_format == "full" else "standard", include_license)
     if token_format is not None or include_license:
         raise InvalidArgumentError(
             f"--token-format and --include-license apply only to the metadata server; the credential in use "

@@ -7,7 +7,12 @@ import json
 import sys
 
 from gcptoken.adc import Discovery, find_credentials
-from gcptoken.credentials import MetadataCredentials, ServiceAccountCredentials, load_credentials
+from gcptoken.credentials import (
+    ImpersonatedCredentials,
+    MetadataCredentials,
+    ServiceAccountCredentials,
+    load_credentials,
+)
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 
 __all__ = ["run_whoami"]
@@ -35,8 +40,13 @@ def _identity(found: Discovery, timeout: float) -> str:
 
 def run_whoami(args: argparse.Namespace) -> int:
     found = _discover(args)
+    identity = _identity(found, args.timeout)
+    if args.impersonate_service_account:
+        impersonated = ImpersonatedCredentials.from_chain(found.credentials, args.impersonate_service_account)
+        chain = " → ".join([*impersonated.delegates, impersonated.target])
+        identity = f"service account {impersonated.target}, impersonated through {chain} by {identity}"
     report = {
-        "credential": _identity(found, args.timeout),
+        "credential": identity,
         "source": found.source,
         "location": found.location,
         "why": found.reason,

@@ -13,7 +13,7 @@ from gcptoken.errors import TokenRequestError, VerificationError
 from gcptoken.flows import Flow, HttpRequest, json_body
 from gcptoken.tokens import Token, utc_from_epoch
 
-__all__ = ["access_token_from", "id_token_from", "post_form"]
+__all__ = ["access_token_from", "id_token_from", "post_form", "raise_for_refusal"]
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
@@ -25,21 +25,28 @@ def post_form(
     response = yield HttpRequest("POST", url, FORM_HEADERS, urlencode(form).encode("ascii"), describe=describe)
     where = f"{what} {safe_url(url)}"
     body = json_body(response, where)
-    if response.status != 200:
-        error = body.get("error")
-        description = body.get("error_description")
-        if isinstance(error, dict):  # Google-API style {"error": {"message": ...}}
-            description = error.get("message")
-            error = error.get("status")
-        words = ": ".join(str(part) for part in (error, description) if part)
-        raise TokenRequestError(
-            f"{where} refused the request (HTTP {response.status}): {words or 'no error given'}",
-            status=response.status,
-            error=str(error) if error else None,
-            description=str(description) if description else None,
-            retryable=response.status >= 500 or response.status in (408, 429),
-        )
+    raise_for_refusal(response.status, body, where)
     return body
+
+
+def raise_for_refusal(status: int, body: Mapping[str, Any], where: str) -> None:
+    """TokenRequestError carrying Google's own words, in either of its error shapes: OAuth's
+    ``{"error", "error_description"}`` or the JSON APIs' ``{"error": {"code", "message", "status"}}``."""
+    if status == 200:
+        return
+    error = body.get("error")
+    description = body.get("error_description")
+    if isinstance(error, dict):
+        description = error.get("message")
+        error = error.get("status")
+    words = ": ".join(str(part) for part in (error, description) if part)
+    raise TokenRequestError(
+        f"{where} refused the request (HTTP {status}): {words or 'no error given'}",
+        status=status,
+        error=str(error) if error else None,
+        description=str(description) if description else None,
+        retryable=status >= 500 or status in (408, 429),
+    )
 
 
 def _field(body: Mapping[str, Any], name: str, where: str) -> str:
