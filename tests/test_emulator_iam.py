@@ -104,7 +104,8 @@ def test_delegation_is_checked_hop_by_hop(iam: Principals) -> None:
     assert iam.call(target, "generateIdToken", body).status_code == 200
     # Without the chain, the caller alone may not act as the target.
     assert iam.call(target, "generateIdToken", {"audience": AUD}).status_code == 403
-    assert iam.call(target, "generateIdToken", {"audience": AUD, "delegates": ["not-a-resource"]}).status_code == 403
+    malformed = iam.call(target, "generateIdToken", {"audience": AUD, "delegates": [first]})
+    assert malformed.status_code == 400 and "projects/-/serviceAccounts/" in malformed.json()["error"]["message"]
 
 
 def test_an_impersonated_access_token_is_a_principal_too(iam: Principals) -> None:

@@ -55,14 +55,19 @@ def _caller(state: EmulatorState, request: Request) -> str | None:
     return grant.principal
 
 
-def _chain(state: EmulatorState, caller: str, delegates: list[str], target: str) -> bool:
-    """Every hop may act as the next: caller → delegates[0] → … → target."""
+def _delegate_emails(delegates: list[Any]) -> list[str] | None:
+    """Emails from ``projects/-/serviceAccounts/EMAIL`` names; None if any is not one."""
     emails = []
     for delegate in delegates:
         match = _DELEGATE.fullmatch(delegate) if isinstance(delegate, str) else None
         if match is None:
-            return False
+            return None
         emails.append(match.group(1))
+    return emails
+
+
+def _chain(state: EmulatorState, caller: str, emails: list[str], target: str) -> bool:
+    """Every hop may act as the next: caller → delegates[0] → … → target."""
     actor = caller
     for email in [*emails, target]:
         if email not in state.service_accounts or not state.may_act_as(actor, email):
@@ -89,8 +94,11 @@ async def iam_call(request: Request) -> Response:
     if not isinstance(delegates, list):
         return api_error(400, "Invalid value at 'delegates'.")
     log_detail(request).update({"iam": method, "caller": caller, "target": name, "delegates": delegates})
+    emails = _delegate_emails(delegates)
+    if emails is None:
+        return api_error(400, "Invalid delegates: each must be projects/-/serviceAccounts/EMAIL.")
     account = state.service_accounts.get(name)
-    if account is None or not _chain(state, caller, delegates, name):
+    if account is None or not _chain(state, caller, emails, name):
         return _denied(method)
     handler = {
         "generateIdToken": _generate_id_token,
