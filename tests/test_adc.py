@@ -99,7 +99,7 @@ def test_the_metadata_server_last(machine: Machine, certs_url: str) -> None:
         ("env-missing-file", "does not exist"),
         ("env-not-json", "is not JSON"),
         ("adc-not-json", "application_default_credentials.json is not JSON"),
-        ("adc-user-credentials", "unsupported credential type 'authorized_user'"),
+        ("adc-user-credentials-broken", "authorized_user credentials have no 'refresh_token'"),
     ],
 )
 def test_a_broken_credential_is_an_error_not_a_fall_through(machine: Machine, setup: str, fragment: str) -> None:
@@ -112,7 +112,7 @@ def test_a_broken_credential_is_an_error_not_a_fall_through(machine: Machine, se
     elif setup == "adc-not-json":
         machine.adc_file(machine.home / ".config" / "gcloud", "{")
     else:
-        user = {"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}
+        user = {"type": "authorized_user", "client_id": "c", "client_secret": "s"}
         machine.adc_file(machine.home / ".config" / "gcloud", json.dumps(user))
     with pytest.raises(CredentialsError, match=fragment):
         find_credentials()

@@ -24,6 +24,7 @@ if _typing.TYPE_CHECKING:
         ImpersonatedCredentials,
         MetadataCredentials,
         ServiceAccountCredentials,
+        UserCredentials,
         load_credentials,
     )
     from gcptoken.tokens import DecodedToken, Token, decode
@@ -41,6 +42,7 @@ __all__ = [
     "Token",
     "TokenRequestError",
     "TransportError",
+    "UserCredentials",
     "VerificationError",
     "Verifier",
     "decode",
@@ -53,6 +55,7 @@ _LAZY = {
     "ImpersonatedCredentials": "gcptoken.credentials",
     "MetadataCredentials": "gcptoken.credentials",
     "ServiceAccountCredentials": "gcptoken.credentials",
+    "UserCredentials": "gcptoken.credentials",
     "load_credentials": "gcptoken.credentials",
     "DecodedToken": "gcptoken.tokens",
     "Token": "gcptoken.tokens",

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
-from gcptoken.sources import iam, metadata, service_account
+from gcptoken.sources import iam, metadata, service_account, user
 from gcptoken.tokens import Token
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ImpersonatedCredentials",
     "MetadataCredentials",
     "ServiceAccountCredentials",
+    "UserCredentials",
     "load_credentials",
 ]
 
@@ -28,7 +29,7 @@ T = TypeVar("T")
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-SUPPORTED_TYPES = ("service_account",)
+SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account")
 
 
 class Credentials(abc.ABC):
@@ -116,6 +117,35 @@ class ServiceAccountCredentials(Credentials):
         return service_account.access_token_flow(self.key, scopes)
 
 
+class UserCredentials(Credentials):
+    """A signed-in user (``authorized_user``, as ``gcloud auth application-default login`` writes).
+
+    The only ID token Google issues a user directly is for the OAuth client id; for any other
+    audience, impersonate a service account the user may act as.
+    """
+
+    def __init__(self, key: user.UserKey, source: str = "user credentials") -> None:
+        self.key = key
+        self.source = source
+        account = f" {key.account}" if key.account else ""
+        self.description = f"user{account} (authorized_user, OAuth client {key.client_id})"
+
+    @property
+    def default_audience(self) -> str:
+        return self.key.client_id
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        if audience != self.key.client_id:
+            raise CredentialsError(
+                f"user credentials get ID tokens only for their OAuth client ({self.key.client_id}), not for "
+                f"{audience}; act as a service account you may impersonate: --impersonate-service-account SA_EMAIL"
+            )
+        return user.id_token_flow(self.key)
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        return user.access_token_flow(self.key, scopes)
+
+
 class MetadataCredentials(Credentials):
     """The instance's service account through the metadata server (GCE, Cloud Run, GKE, …)."""
 
@@ -165,7 +195,9 @@ class ImpersonatedCredentials(Credentials):
         *,
         include_email: bool = False,
         lifetime: int = 3600,
+        iam_base: str = iam.IAM_BASE,
     ) -> None:
+        """``iam_base``: where IAM Credentials is, up to ``…/serviceAccounts/`` (Google's by default)."""
         if not target or "@" not in target:
             raise InvalidArgumentError(f"the service account to impersonate must be an email, not {target!r}")
         if not 1 <= lifetime <= iam.MAX_LIFETIME:
@@ -175,6 +207,7 @@ class ImpersonatedCredentials(Credentials):
         self.delegates = tuple(delegates)
         self.include_email = include_email
         self.lifetime = lifetime
+        self.iam_base = iam_base
         self._source_token: Token | None = None
         chain = " → ".join([*self.delegates, target])
         self.description = f"service account {target}, impersonated by {source.description} via {chain}"
@@ -208,21 +241,29 @@ class ImpersonatedCredentials(Credentials):
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         return self._with_source_token(
-            lambda access: iam.generate_id_token_flow(access, self.target, audience, self.delegates, self.include_email)
+            lambda access: iam.generate_id_token_flow(
+                access, self.target, audience, self.delegates, self.include_email, self.iam_base
+            )
         )
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         return self._with_source_token(
-            lambda access: iam.generate_access_token_flow(access, self.target, scopes, self.lifetime, self.delegates)
+            lambda access: iam.generate_access_token_flow(
+                access, self.target, scopes, self.lifetime, self.delegates, self.iam_base
+            )
         )
 
     def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> str:
         """A JWT with ``claims`` signed by a Google-managed key of the target."""
-        flow = self._with_source_token(lambda access: iam.sign_jwt_flow(access, self.target, claims, self.delegates))
+        flow = self._with_source_token(
+            lambda access: iam.sign_jwt_flow(access, self.target, claims, self.delegates, self.iam_base)
+        )
         return _run_sync(flow, timeout)
 
     def sign_blob(self, blob: bytes, *, timeout: float | None = None) -> bytes:
-        flow = self._with_source_token(lambda access: iam.sign_blob_flow(access, self.target, blob, self.delegates))
+        flow = self._with_source_token(
+            lambda access: iam.sign_blob_flow(access, self.target, blob, self.delegates, self.iam_base)
+        )
         return _run_sync(flow, timeout)
 
 
@@ -230,10 +271,37 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
     kind = info.get("type")
     if kind == "service_account":
         return ServiceAccountCredentials(service_account.ServiceAccountKey.from_info(info, source), source)
+    if kind == "authorized_user":
+        return UserCredentials(user.UserKey.from_info(info, source), source)
+    if kind == "impersonated_service_account":
+        return _impersonated_from_info(info, source)
     if kind is None:
         raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
     raise CredentialsError(
         f"{source}: unsupported credential type {str(kind)[:60]!r} (supported: {', '.join(SUPPORTED_TYPES)})"
+    )
+
+
+def _impersonated_from_info(info: dict[str, Any], source: str) -> ImpersonatedCredentials:
+    """As ``gcloud auth application-default login --impersonate-service-account`` writes it."""
+    inner = info.get("source_credentials")
+    if not isinstance(inner, dict):
+        raise CredentialsError(f"{source}: impersonated_service_account has no 'source_credentials' object")
+    if inner.get("type") == "impersonated_service_account":
+        raise CredentialsError(f"{source}: nested impersonated_service_account source credentials are not supported")
+    url = info.get("service_account_impersonation_url")
+    try:
+        base, target = iam.parse_impersonation_url(url if isinstance(url, str) else "")
+    except ValueError:
+        raise CredentialsError(
+            f"{source}: service_account_impersonation_url must end in /serviceAccounts/EMAIL:generateAccessToken"
+        ) from None
+    delegates = info.get("delegates") or []
+    if not isinstance(delegates, list) or not all(isinstance(d, str) for d in delegates):
+        raise CredentialsError(f"{source}: 'delegates' must be a list of service accounts")
+    emails = [d.removeprefix("projects/-/serviceAccounts/") for d in delegates]
+    return ImpersonatedCredentials(
+        credentials_from_info(inner, f"{source} (source_credentials)"), target, emails, iam_base=base
     )
 
 

@@ -7,7 +7,13 @@ import json
 import sys
 
 from gcptoken.adc import find_credentials
-from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, load_credentials
+from gcptoken.credentials import (
+    Credentials,
+    ImpersonatedCredentials,
+    MetadataCredentials,
+    UserCredentials,
+    load_credentials,
+)
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
@@ -26,12 +32,14 @@ def _emit(token: Token, output: str, field: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _audience(args: argparse.Namespace) -> str:
+def _audience(args: argparse.Namespace, credentials: Credentials) -> str:
     positional, option = args.audience_arg, args.audience
     if positional is not None and option is not None and positional != option:
         raise InvalidArgumentError("give the audience once: AUDIENCE or --audience, not two different ones")
     audience = positional if positional is not None else option
     if audience is None:
+        if isinstance(credentials, UserCredentials):
+            return credentials.default_audience  # the one ID token Google issues a user
         raise InvalidArgumentError("an audience is required, e.g. gcptoken id https://SERVICE.a.run.app")
     if not audience.strip():
         raise InvalidArgumentError("the audience is empty")
@@ -80,8 +88,10 @@ def _base_credentials(args: argparse.Namespace, token_format: str | None, includ
 
 
 def run_id(args: argparse.Namespace) -> int:
-    audience = _audience(args)
-    token = credentials_for(args).id_token(audience, timeout=args.timeout)
+    if args.audience_arg is not None and not args.audience_arg.strip():
+        raise InvalidArgumentError("the audience is empty")
+    credentials = credentials_for(args)
+    token = credentials.id_token(_audience(args, credentials), timeout=args.timeout)
     _emit(token, args.format, "id_token")
     return 0
 

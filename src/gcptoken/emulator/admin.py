@@ -123,6 +123,19 @@ async def lifetime_extension(request: Request) -> Response:
     return JSONResponse({"serviceAccounts": sorted(state.lifetime_extension)})
 
 
+async def create_user_credentials(request: Request) -> Response:
+    """POST ``{"email": "alice@example.com"}``: the user (created if new) and an ``authorized_user``
+    credential file with a fresh refresh token, as ``gcloud auth application-default login`` writes."""
+    body = await _json_object(request)
+    email = body.get("email") if body is not None else None
+    if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+        return api_error(400, "email must be an email address.")
+    state = _state(request)
+    credentials = state.issue_refresh_token(email)
+    state.changed()
+    return JSONResponse(credentials, status_code=201)
+
+
 async def rotate_signing_key(request: Request) -> Response:
     state = _state(request)
     new = state.rotate_signing_key()
@@ -159,6 +172,7 @@ routes = [
     Route("/emulator/v1/serviceAccounts/{email}/tokenCreators", token_creators, methods=["GET", "POST"]),
     Route("/emulator/v1/serviceAccounts/{email}/tokenCreators/{member}", token_creators, methods=["DELETE"]),
     Route("/emulator/v1/policies/credentialLifetimeExtension", lifetime_extension, methods=["GET", "PUT"]),
+    Route("/emulator/v1/users", create_user_credentials, methods=["POST"]),
     Route("/emulator/v1/signingKeys:rotate", rotate_signing_key, methods=["POST"]),
     Route("/emulator/v1/signingKeys/{kid}", retire_signing_key, methods=["DELETE"]),
     Route("/emulator/v1/requests", requests_log, methods=["GET", "DELETE"]),

@@ -89,10 +89,11 @@ def _access_token_info(state: EmulatorState, token: str) -> Response:
     now = state.clock()
     if grant is None or grant.expires_at <= now:
         return _invalid()
+    party = state.oauth_client[0] if grant.kind == "user" else grant.unique_id  # users sign in through a client
     return JSONResponse(
         {
-            "azp": grant.unique_id,
-            "aud": grant.unique_id,
+            "azp": party,
+            "aud": party,
             "sub": grant.unique_id,
             "scope": " ".join(grant.scopes),
             "exp": str(int(grant.expires_at)),

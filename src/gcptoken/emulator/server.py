@@ -15,6 +15,10 @@ __all__ = ["EmulatorServer", "write_state_dir"]
 
 STATE_FILE = "state.json"
 KEY_FILE = "service-account.json"
+USER_FILE = "authorized-user.json"
+IMPERSONATED_FILE = "impersonated-service-account.json"
+DEMO_USER = "user@example.com"
+IMPERSONATION_TARGET = "impersonated"
 ENV_FILE = "env"
 
 
@@ -41,6 +45,35 @@ def _default_key_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
     return state.create_key(account.email)
 
 
+def _user_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
+    """The demo user's authorized_user file: reused while its refresh token is still known."""
+    try:
+        existing = json.loads((directory / USER_FILE).read_text(encoding="utf-8"))
+        if existing.get("refresh_token") in state.refresh_tokens:
+            existing["token_uri"] = f"{state.base_url}/token"
+            return dict(existing)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return state.issue_refresh_token(DEMO_USER)
+
+
+def _impersonated_file(state: EmulatorState, user_file: dict[str, Any]) -> dict[str, Any]:
+    """An impersonated_service_account file whose source is the user, allowed to act as the target."""
+    email = f"{IMPERSONATION_TARGET}@{state.project_id}.iam.gserviceaccount.com"
+    if email not in state.service_accounts:
+        state.create_service_account(IMPERSONATION_TARGET, "Impersonated by the demo user")
+    state.grant_token_creator(email, f"user:{DEMO_USER}")
+    state.grant_token_creator(email, f"serviceAccount:{state.default_account.email}")
+    return {
+        "delegates": [],
+        "service_account_impersonation_url": (
+            f"{state.base_url}/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+        ),
+        "source_credentials": {k: v for k, v in user_file.items() if k != "account"},
+        "type": "impersonated_service_account",
+    }
+
+
 def load_state(directory: Path | None) -> EmulatorState:
     if directory is not None and (directory / STATE_FILE).exists():
         return EmulatorState.load(directory / STATE_FILE)
@@ -52,6 +85,10 @@ def write_state_dir(state: EmulatorState, directory: Path, host_port: str) -> No
     directory.mkdir(parents=True, exist_ok=True)
     key_file = _default_key_file(state, directory)
     _write_private(directory / KEY_FILE, json.dumps(key_file, indent=2) + "\n")
+    user_file = _user_file(state, directory)
+    _write_private(directory / USER_FILE, json.dumps(user_file, indent=2) + "\n")
+    impersonated = _impersonated_file(state, user_file)
+    _write_private(directory / IMPERSONATED_FILE, json.dumps(impersonated, indent=2) + "\n")
     env = (
         f"export GCPTOKEN_EMULATOR_HOST={host_port}\n"
         f"export GOOGLE_APPLICATION_CREDENTIALS={directory.resolve() / KEY_FILE}\n"

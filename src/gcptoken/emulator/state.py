@@ -21,7 +21,16 @@ from cryptography.x509.oid import NameOID
 from gcptoken import jws
 from gcptoken.errors import CredentialsError
 
-__all__ = ["AccessTokenGrant", "EmulatorState", "Instance", "IssuerKey", "ServiceAccount"]
+__all__ = [
+    "USER_SCOPES",
+    "AccessTokenGrant",
+    "EmulatorState",
+    "Instance",
+    "IssuerKey",
+    "RefreshGrant",
+    "ServiceAccount",
+    "User",
+]
 
 ISSUER = "https://accounts.google.com"
 ID_TOKEN_LIFETIME = 3600
@@ -84,6 +93,27 @@ class IssuerKey:
 
 
 @dataclass(frozen=True)
+class User:
+    email: str
+    sub: str
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    email: str
+    client_id: str
+    scopes: tuple[str, ...]
+
+
+# What `gcloud auth application-default login` asks a user to grant.
+USER_SCOPES = (
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/cloud-platform",
+)
+
+
+@dataclass(frozen=True)
 class Instance:
     """The emulated VM / Cloud Run instance that the metadata server describes."""
 
@@ -142,6 +172,13 @@ class EmulatorState:
         self.token_creators: dict[str, set[str]] = {}
         # Service accounts the org policy lets mint access tokens living longer than an hour.
         self.lifetime_extension: set[str] = set()
+        # People, the one OAuth client they sign in through, and the refresh tokens they hold.
+        self.users: dict[str, User] = {}
+        self.refresh_tokens: dict[str, RefreshGrant] = {}
+        self.oauth_client = (
+            f"{project_number}-emulated.apps.googleusercontent.com",
+            "GOCSPX-" + secrets.token_urlsafe(21),
+        )
         # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
         self.system_keys: dict[str, tuple[str, jws.SigningKey]] = {}
         self.lock = threading.RLock()
@@ -193,6 +230,46 @@ class EmulatorState:
     def delete_key(self, email: str, key_id: str) -> None:
         with self.lock:
             del self.service_accounts[email].keys[key_id]
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def create_user(self, email: str) -> User:
+        with self.lock:
+            if email not in self.users:
+                self.users[email] = User(email, _unique_id())
+            return self.users[email]
+
+    def issue_refresh_token(self, email: str, scopes: tuple[str, ...] = USER_SCOPES) -> dict[str, str]:
+        """An ``authorized_user`` credential file for the user, as gcloud writes one, with
+        ``token_uri`` pointing at the emulator."""
+        user = self.create_user(email)
+        client_id, client_secret = self.oauth_client
+        token = "1//0" + secrets.token_urlsafe(64)
+        with self.lock:
+            self.refresh_tokens[token] = RefreshGrant(user.email, client_id, scopes)
+        return {
+            "account": "",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "quota_project_id": self.project_id,
+            "refresh_token": token,
+            "type": "authorized_user",
+            "universe_domain": "googleapis.com",
+            "token_uri": f"{self.base_url}/token",
+        }
+
+    def issue_user_access_token(self, user: User, scopes: tuple[str, ...]) -> AccessTokenGrant:
+        grant = AccessTokenGrant(
+            token="ya29." + secrets.token_urlsafe(96),
+            email=user.email,
+            unique_id=user.sub,
+            scopes=scopes,
+            expires_at=self.clock() + ACCESS_TOKEN_LIFETIME,
+            kind="user",
+        )
+        with self.lock:
+            self.access_tokens[grant.token] = grant
+        return grant
 
     # -- IAM ----------------------------------------------------------------------------------------
 
@@ -311,6 +388,12 @@ class EmulatorState:
                 "issuer_keys": [key.key.private_pem() for key in self.issuer_keys],
                 "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
                 "lifetime_extension": sorted(self.lifetime_extension),
+                "oauth_client": list(self.oauth_client),
+                "users": {email: user.sub for email, user in self.users.items()},
+                "refresh_tokens": {
+                    token: [grant.email, grant.client_id, list(grant.scopes)]
+                    for token, grant in self.refresh_tokens.items()
+                },
                 "service_accounts": [
                     {
                         "email": a.email,
@@ -353,4 +436,11 @@ class EmulatorState:
         state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
         state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
         state.lifetime_extension = set(data.get("lifetime_extension", []))
+        if "oauth_client" in data:
+            state.oauth_client = (data["oauth_client"][0], data["oauth_client"][1])
+        state.users = {email: User(email, sub) for email, sub in data.get("users", {}).items()}
+        state.refresh_tokens = {
+            token: RefreshGrant(email, client, tuple(scopes))
+            for token, (email, client, scopes) in data.get("refresh_tokens", {}).items()
+        }
         return state
