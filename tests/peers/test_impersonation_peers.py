@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import google.auth
 import google.auth.transport.requests
+import httpx
 import pytest
 from google.auth import iam as google_iam
 from google.auth import impersonated_credentials
@@ -20,10 +22,10 @@ AUD = "https://svc-imp-peer.a.run.app"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 
-@pytest.fixture
-def iam_at_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> EmulatorClient:
-    """google-auth's IAM endpoints are module constants read at call time (DESIGN.md)."""
-    base = f"{emulator.url}/v1/projects/-/serviceAccounts/{{}}"
+def point_iam_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """google-auth's IAM endpoints are module constants read at call time (DESIGN.md); it takes only
+    the target from an impersonated file's service_account_impersonation_url, not the host."""
+    base = f"{url}/v1/projects/-/serviceAccounts/{{}}"
     for name, method in (
         ("_IAM_ENDPOINT", "generateAccessToken"),
         ("_IAM_IDTOKEN_ENDPOINT", "generateIdToken"),
@@ -31,6 +33,11 @@ def iam_at_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -
         ("_IAM_SIGNJWT_ENDPOINT", "signJwt"),
     ):
         monkeypatch.setattr(google_iam, name, f"{base}:{method}")
+
+
+@pytest.fixture
+def iam_at_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> EmulatorClient:
+    point_iam_at(monkeypatch, emulator.url)
     return emulator
 
 
@@ -98,3 +105,47 @@ def test_gcloud_impersonate_service_account(
     assert printed.returncode == 0, printed.stderr
     claims = Verifier(AUD, certs=certs_url).verify(printed.stdout.strip())
     assert claims["email"] == target
+
+
+@pytest.fixture
+def user_token_endpoint_at(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """google-auth ignores an authorized_user file's token_uri ("always overrides" with this module
+    constant, read at call time), so that constant is what points user refreshes at the emulator."""
+    from google.oauth2 import credentials as user_credentials
+
+    def point(url: str) -> None:
+        monkeypatch.setattr(user_credentials, "_GOOGLE_OAUTH2_TOKEN_ENDPOINT", f"{url}/token")
+
+    return point
+
+
+def test_google_auth_user_credentials_refresh(
+    emulator: EmulatorClient, certs_url: str, user_token_endpoint_at: Any
+) -> None:
+    from google.oauth2 import credentials as user_credentials
+
+    user_token_endpoint_at(emulator.url)
+    info = emulator.state.issue_refresh_token("peer-user@example.com")
+    credentials = user_credentials.Credentials.from_authorized_user_info(info)
+    credentials.refresh(google.auth.transport.requests.Request())
+    assert credentials.token is not None and credentials.token.startswith("ya29.")
+    assert Verifier(info["client_id"], certs=certs_url).verify(credentials.id_token)["email"] == "peer-user@example.com"
+
+
+@pytest.mark.filterwarnings("ignore:The load_credentials_from_file method is deprecated:DeprecationWarning")
+def test_google_auth_loads_the_state_dir_files_unchanged(
+    tmp_path: Path, user_token_endpoint_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gcptoken.emulator import EmulatorServer
+
+    with EmulatorServer(state_dir=tmp_path) as server:
+        user_token_endpoint_at(server.url)
+        point_iam_at(monkeypatch, server.url)
+        request: Any = google.auth.transport.requests.Request()
+        for name in ("authorized-user.json", "impersonated-service-account.json"):
+            credentials, _ = google.auth.load_credentials_from_file(str(tmp_path / name), scopes=[CLOUD_PLATFORM])
+            credentials.refresh(request)
+            assert credentials.token.startswith("ya29."), name
+            info = httpx.post(f"{server.url}/tokeninfo", data={"access_token": credentials.token}).json()
+            expected = "user@example.com" if name.startswith("authorized") else "impersonated@"
+            assert info["email"].startswith(expected), name
