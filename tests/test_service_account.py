@@ -320,3 +320,10 @@ def test_public_api_is_explicit_and_sorted() -> None:
         assert hasattr(gcptoken, name), name
     public = {name for name in vars(gcptoken) if not name.startswith("_") and name[0].isupper()}
     assert public <= set(gcptoken.__all__)
+
+
+def test_every_credentials_class_is_exported() -> None:
+    from gcptoken import credentials
+
+    classes = {name for name in credentials.__all__ if name.endswith("Credentials")}
+    assert classes <= set(gcptoken.__all__)

@@ -21,6 +21,7 @@ from gcptoken.errors import (
 if _typing.TYPE_CHECKING:
     from gcptoken.credentials import (
         Credentials,
+        GcloudCredentials,
         ImpersonatedCredentials,
         MetadataCredentials,
         ServiceAccountCredentials,
@@ -34,6 +35,7 @@ __all__ = [
     "Credentials",
     "CredentialsError",
     "DecodedToken",
+    "GcloudCredentials",
     "GcpTokenError",
     "ImpersonatedCredentials",
     "InvalidArgumentError",
@@ -52,6 +54,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Credentials": "gcptoken.credentials",
+    "GcloudCredentials": "gcptoken.credentials",
     "ImpersonatedCredentials": "gcptoken.credentials",
     "MetadataCredentials": "gcptoken.credentials",
     "ServiceAccountCredentials": "gcptoken.credentials",

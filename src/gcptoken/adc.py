@@ -9,12 +9,13 @@ never a silent fall-through to the next source. The environment is read on every
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gcptoken.credentials import CREDENTIALS_ENV, Credentials, MetadataCredentials, load_credentials
+from gcptoken.credentials import CREDENTIALS_ENV, Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.flows import Flow, HttpRequest, run_sync
 
@@ -35,7 +36,7 @@ DEFAULT_METADATA_IP = "169.254.169.254"
 PING_TIMEOUT = 1.0
 PING_RETRIES = 1
 
-Source = Literal["file", "application-default", "metadata"]
+Source = Literal["file", "application-default", "metadata", "gcloud"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ def find_credentials(source: Source | None = None) -> Discovery:
         return _from_file(path, "application-default", "source forced", [])
     if source == "metadata":
         return _metadata([], "source forced")
+    if source == "gcloud":
+        return Discovery(
+            GcloudCredentials(), "gcloud", shutil.which("gcloud") or "gcloud (not on PATH)", "source forced"
+        )
 
     tried: list[str] = []
     path = os.environ.get(CREDENTIALS_ENV, "").strip()

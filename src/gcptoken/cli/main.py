@@ -35,9 +35,9 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
-        choices=("file", "application-default", "metadata"),
+        choices=("file", "application-default", "metadata", "gcloud"),
         help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
-        "application default credentials, or the metadata server",
+        "application default credentials, the metadata server, or the gcloud CLI itself",
     )
     parser.add_argument(
         "--impersonate-service-account",

@@ -9,6 +9,7 @@ import sys
 from gcptoken.adc import find_credentials
 from gcptoken.credentials import (
     Credentials,
+    GcloudCredentials,
     ImpersonatedCredentials,
     MetadataCredentials,
     UserCredentials,
@@ -60,6 +61,10 @@ def credentials_for(args: argparse.Namespace) -> Credentials:
         raise InvalidArgumentError("--include-email and --lifetime apply only with --impersonate-service-account")
     if chain and (token_format is not None or include_license):
         raise InvalidArgumentError("--token-format and --include-license do not apply to impersonated ID tokens")
+    if args.source == "gcloud":  # gcloud impersonates by itself
+        if args.credentials or token_format is not None:
+            raise InvalidArgumentError("--source gcloud takes neither --credentials nor --token-format")
+        return GcloudCredentials(chain, include_email=include_email, lifetime=lifetime)
     credentials = _base_credentials(args, token_format, include_license)
     if chain:
         return ImpersonatedCredentials.from_chain(

@@ -8,12 +8,14 @@ import sys
 
 from gcptoken.adc import Discovery, find_credentials
 from gcptoken.credentials import (
+    GcloudCredentials,
     ImpersonatedCredentials,
     MetadataCredentials,
     ServiceAccountCredentials,
     load_credentials,
 )
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
+from gcptoken.sources.gcloud import run_gcloud
 
 __all__ = ["run_whoami"]
 
@@ -30,6 +32,11 @@ def _identity(found: Discovery, timeout: float) -> str:
     credentials = found.credentials
     if isinstance(credentials, ServiceAccountCredentials):
         return f"service account {credentials.key.client_email} (key {credentials.key.private_key_id[:12]}…)"
+    if isinstance(credentials, GcloudCredentials):
+        try:
+            return f"{run_gcloud(['config', 'get-value', 'account']) or 'no active account'} (gcloud's active account)"
+        except GcpTokenError as exc:
+            return f"gcloud's active account (unavailable: {exc})"
     if isinstance(credentials, MetadataCredentials):
         try:
             return f"service account {credentials.email(timeout=timeout)} (the instance's default)"
