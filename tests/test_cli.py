@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,9 +270,13 @@ def test_demo_runs_and_every_step_passes() -> None:
     result = gcptoken("demo")
     assert result.code == 0, result.err
     assert "✗" not in result.out
-    assert result.out.count("✓") == 4
-    assert result.out.count("200 Hello") == 2 and result.out.count(" 401 ") == 2
-    assert "metadata server" in result.out and "service-account key" in result.out
+    assert result.out.count("✓") == 7
+    gcloud_rows = 1 if shutil.which("gcloud") else 0
+    assert result.out.count("200 Hello") == 3 + gcloud_rows and result.out.count(" 401 ") == 2
+    for source in ("service-account key", "metadata server", "impersonating demo-runner", "gcloud"):
+        assert source in result.out
+    assert "Hello, demo-runner@" in result.out
+    assert "refused before any request: use --impersonate-service-account" in result.out
 
 
 @pytest.mark.parametrize("args", [["--help"], ["decode", "e30.eyJhIjoxfQ.AA"], ["id", "--help"]])

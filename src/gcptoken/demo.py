@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -17,10 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gcptoken.credentials import Credentials, MetadataCredentials, load_credentials
+from gcptoken.credentials import (
+    Credentials,
+    GcloudCredentials,
+    ImpersonatedCredentials,
+    MetadataCredentials,
+    credentials_from_info,
+    load_credentials,
+)
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
-from gcptoken.errors import VerificationError
+from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
+from gcptoken.sources.gcloud import run_gcloud
 from gcptoken.verify import Verifier
 
 __all__ = ["protected_service", "run"]
@@ -69,6 +80,65 @@ def _fetch(emulator: EmulatorServer, credentials: Credentials, audience: str) ->
     return token, len(emulator.state.request_log()), elapsed
 
 
+def _demo_user(emulator: EmulatorServer) -> Credentials:
+    return credentials_from_info(emulator.state.issue_refresh_token("demo-user@example.com"), "demo user")
+
+
+def _impersonating(emulator: EmulatorServer, source: Credentials, account_id: str) -> Credentials:
+    state = emulator.state
+    email = f"{account_id}@{state.project_id}.iam.gserviceaccount.com"
+    if email not in state.service_accounts:
+        state.create_service_account(account_id)
+    state.grant_token_creator(email, "user:demo-user@example.com")
+    return ImpersonatedCredentials(
+        source, email, include_email=True, iam_base=f"{emulator.url}/v1/projects/-/serviceAccounts/"
+    )
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """gcloud is configured through its environment: set it for the demo's gcloud runs only."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _gcloud_step(
+    emulator: EmulatorServer,
+    key_path: Path,
+    scratch: Path,
+    service_url: str,
+    call: Callable[[str | None], tuple[int, str]],
+) -> Step:
+    name = "gcloud, logged in with the key"
+    if shutil.which("gcloud") is None:
+        return Step(name + " (gcloud not installed: skipped)", True, "", "", "-")
+    env = {
+        "CLOUDSDK_CONFIG": str(scratch / "gcloud-config"),
+        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+        "GCE_METADATA_ROOT": emulator.host_port,
+        "GCE_METADATA_IP": emulator.host_port,
+    }
+    try:
+        with _environment(env):
+            run_gcloud(["auth", "activate-service-account", "--key-file", str(key_path)])
+            token, trips, elapsed = _fetch(emulator, GcloudCredentials(), service_url)
+    except GcpTokenError as exc:
+        return Step(name, False, "", "", str(exc)[:120])
+    status, answer = call(token)
+    return Step(name, status == 200, str(trips), f"{elapsed:.0f} ms", answer)
+
+
 def run(out: TextIO) -> bool:
     """Run the demo, writing a readable report to ``out``; True when every step behaved."""
     import httpx
@@ -82,9 +152,11 @@ def run(out: TextIO) -> bool:
         sock = bind("127.0.0.1", 0)
         service_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         verifier = Verifier(service_url, certs=f"{emulator.url}/oauth2/v3/certs")
+        user = _demo_user(emulator)
         sources: list[tuple[str, Credentials]] = [
             ("service-account key file", load_credentials(key_path)),
             ("metadata server (emulated VM, full format)", MetadataCredentials("full", host=emulator.host_port)),
+            ("user credentials, impersonating demo-runner", _impersonating(emulator, user, "demo-runner")),
         ]
         steps: list[Step] = []
         with AsgiServer(protected_service(verifier), sock), httpx.Client(timeout=10, trust_env=False) as client:
@@ -99,6 +171,13 @@ def run(out: TextIO) -> bool:
                 token, trips, elapsed = _fetch(emulator, credentials, service_url)
                 status, answer = call(token)
                 steps.append(Step(name, status == 200, str(trips), f"{elapsed:.0f} ms", answer))
+            steps.append(_gcloud_step(emulator, key_path, Path(scratch), service_url, call))
+            try:
+                user.id_token(service_url)
+                steps.append(Step("refused: a user's own ID token for the service", False, "", "", "not refused"))
+            except CredentialsError:
+                hint = "refused before any request: use --impersonate-service-account"
+                steps.append(Step("refused: a user's own ID token for the service", True, "0", "", hint))
             other, _, _ = _fetch(emulator, sources[0][1], "https://another-service.a.run.app")
             refusals: list[tuple[str, str | None]] = [
                 ("refused: token for another audience", other),
@@ -127,8 +206,13 @@ def _report(out: TextIO, emulator_url: str, service_url: str, steps: list[Step])
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
         "  gcptoken id https://svc.example.a.run.app --source metadata --token-format full\n"
+        "  gcptoken id https://svc.example.a.run.app \\\n"
+        "      --credentials /tmp/gcptoken-emu/impersonated-service-account.json\n"
         "Against real Google (a downloaded key, or on GCE / Cloud Run, a real service URL):\n"
         "  GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id https://SERVICE-HASH.a.run.app\n"
         '  curl -H "$(gcptoken id https://SERVICE-HASH.a.run.app --format header)" https://SERVICE-HASH.a.run.app\n'
+        "  gcptoken id https://SERVICE-HASH.a.run.app --impersonate-service-account SA@PROJECT.iam.gserviceaccount.com"
+        "\n"
+        "  gcptoken id https://SERVICE-HASH.a.run.app --source gcloud\n"
         "  gcptoken whoami   # which credential, from where, and why\n"
     )
