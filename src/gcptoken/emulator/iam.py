@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from gcptoken import jws
 from gcptoken.emulator.responses import api_error, log_detail
-from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState, ServiceAccount
+from gcptoken.emulator.state import EmulatorState, ServiceAccount
 
 __all__ = ["routes"]
 
@@ -113,15 +113,7 @@ def _generate_id_token(state: EmulatorState, account: ServiceAccount, body: dict
     audience = body.get("audience")
     if not isinstance(audience, str) or not audience:
         return api_error(400, "Invalid value for audience: must not be empty.")
-    now = int(state.clock())
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "azp": account.unique_id,
-        "exp": now + ID_TOKEN_LIFETIME,
-        "iat": now,
-        "iss": ISSUER,
-        "sub": account.unique_id,
-    }
+    claims = state.identity_claims(account, audience)
     if body.get("includeEmail") is True:
         claims.update({"email": account.email, "email_verified": True})
     return JSONResponse({"token": state.sign_id_token(dict(sorted(claims.items())))})

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState, ServiceAccount
+from gcptoken.emulator.state import EmulatorState, ServiceAccount
 
 __all__ = ["routes"]
 
@@ -51,15 +51,7 @@ def _identity(state: EmulatorState, account: ServiceAccount, request: Request) -
     if not audience:
         return _html_error(400, "non-empty audience parameter required")
     full = request.query_params.get("format", "standard") == "full"
-    now = int(state.clock())
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "azp": account.unique_id,
-        "exp": now + ID_TOKEN_LIFETIME,
-        "iat": now,
-        "iss": ISSUER,
-        "sub": account.unique_id,
-    }
+    claims = state.identity_claims(account, audience)
     if full:
         instance = state.instance
         compute: dict[str, Any] = {

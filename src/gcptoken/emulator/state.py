@@ -259,17 +259,7 @@ class EmulatorState:
         }
 
     def issue_user_access_token(self, user: User, scopes: tuple[str, ...]) -> AccessTokenGrant:
-        grant = AccessTokenGrant(
-            token="ya29." + secrets.token_urlsafe(96),
-            email=user.email,
-            unique_id=user.sub,
-            scopes=scopes,
-            expires_at=self.clock() + ACCESS_TOKEN_LIFETIME,
-            kind="user",
-        )
-        with self.lock:
-            self.access_tokens[grant.token] = grant
-        return grant
+        return self._grant(user.email, user.sub, scopes, ACCESS_TOKEN_LIFETIME, "user")
 
     # -- IAM ----------------------------------------------------------------------------------------
 
@@ -327,6 +317,19 @@ class EmulatorState:
         key = self.current_key
         return jws.encode(claims, key.key, kid=key.kid)
 
+    def identity_claims(self, account: ServiceAccount, audience: str) -> dict[str, Any]:
+        """The claims Google puts in a service account's ID token from the metadata server or IAM
+        Credentials: azp and sub are its unique id (the key flow uses the email as azp instead)."""
+        now = int(self.clock())
+        return {
+            "aud": audience,
+            "azp": account.unique_id,
+            "exp": now + ID_TOKEN_LIFETIME,
+            "iat": now,
+            "iss": ISSUER,
+            "sub": account.unique_id,
+        }
+
     def service_account_id_token(self, account: ServiceAccount, audience: str) -> str:
         """Claim for claim what Google issues for the service-account key flow."""
         now = int(self.clock())
@@ -346,12 +349,11 @@ class EmulatorState:
     def issue_access_token(
         self, account: ServiceAccount, scopes: tuple[str, ...], lifetime: int = ACCESS_TOKEN_LIFETIME
     ) -> AccessTokenGrant:
+        return self._grant(account.email, account.unique_id, scopes, lifetime, "serviceAccount")
+
+    def _grant(self, email: str, unique_id: str, scopes: tuple[str, ...], lifetime: int, kind: str) -> AccessTokenGrant:
         grant = AccessTokenGrant(
-            token="ya29." + secrets.token_urlsafe(96),
-            email=account.email,
-            unique_id=account.unique_id,
-            scopes=scopes,
-            expires_at=self.clock() + lifetime,
+            "ya29." + secrets.token_urlsafe(96), email, unique_id, scopes, self.clock() + lifetime, kind
         )
         with self.lock:
             self._drop_expired_access_tokens()
