@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, iam, metadata
+from gcptoken.emulator import admin, federation, iam, metadata
 from gcptoken.emulator.certs import certs_v1, certs_v3, tokeninfo
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
@@ -91,6 +91,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/", metadata.root, methods=["GET"]),
             *metadata.routes,
             *iam.routes,
+            *federation.routes,
             *admin.routes,
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},

@@ -45,14 +45,15 @@ def _denied(method: str) -> Response:
     return api_error(403, f"Permission '{PERMISSIONS[method]}' denied on resource (or it may not exist).")
 
 
-def _caller(state: EmulatorState, request: Request) -> str | None:
+def _caller(state: EmulatorState, request: Request) -> tuple[str, ...] | None:
+    """The IAM members the bearer token's principal matches, or None without a valid one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     grant = state.access_tokens.get(token.strip())
     if grant is None or grant.expires_at <= state.clock():
         return None
-    return grant.principal
+    return grant.members()
 
 
 def _delegate_emails(delegates: list[Any]) -> list[str] | None:
@@ -66,13 +67,13 @@ def _delegate_emails(delegates: list[Any]) -> list[str] | None:
     return emails
 
 
-def _chain(state: EmulatorState, caller: str, emails: list[str], target: str) -> bool:
+def _chain(state: EmulatorState, caller: tuple[str, ...], emails: list[str], target: str) -> bool:
     """Every hop may act as the next: caller → delegates[0] → … → target."""
-    actor = caller
+    actors = caller
     for email in [*emails, target]:
-        if email not in state.service_accounts or not state.may_act_as(actor, email):
+        if email not in state.service_accounts or not any(state.may_act_as(a, email) for a in actors):
             return False
-        actor = f"serviceAccount:{email}"
+        actors = (f"serviceAccount:{email}",)
     return True
 
 
@@ -93,7 +94,7 @@ async def iam_call(request: Request) -> Response:
     delegates = body.get("delegates") or []
     if not isinstance(delegates, list):
         return api_error(400, "Invalid value at 'delegates'.")
-    log_detail(request).update({"iam": method, "caller": caller, "target": name, "delegates": delegates})
+    log_detail(request).update({"iam": method, "caller": caller[0], "target": name, "delegates": delegates})
     emails = _delegate_emails(delegates)
     if emails is None:
         return api_error(400, "Invalid delegates: each must be projects/-/serviceAccounts/EMAIL.")

@@ -92,6 +92,32 @@ class IssuerKey:
         return cls(kid, key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
 
 
+@dataclass
+class Provider:
+    pool_id: str
+    provider_id: str
+    issuer: str
+    allowed_audiences: list[str] = field(default_factory=list)
+    attribute_mapping: dict[str, str] = field(default_factory=lambda: {"google.subject": "assertion.sub"})
+    attribute_condition: str = ""
+
+    def resource(self, project_number: str) -> str:
+        return (
+            f"//iam.googleapis.com/projects/{project_number}/locations/global/"
+            f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}"
+        )
+
+    def to_json(self, project_number: str) -> dict[str, Any]:
+        return {
+            "name": self.resource(project_number).removeprefix("//iam.googleapis.com/"),
+            "audience": self.resource(project_number),
+            "issuerUri": self.issuer,
+            "allowedAudiences": self.allowed_audiences,
+            "attributeMapping": self.attribute_mapping,
+            "attributeCondition": self.attribute_condition,
+        }
+
+
 @dataclass(frozen=True)
 class User:
     email: str
@@ -141,11 +167,22 @@ class AccessTokenGrant:
     scopes: tuple[str, ...]
     expires_at: float
     kind: str = "serviceAccount"  # the IAM member type of whoever the token stands for
+    # Mapped attribute.* values of a federated identity, for principalSet bindings.
+    attributes: tuple[tuple[str, str], ...] = ()
 
     @property
     def principal(self) -> str:
-        """The IAM member, e.g. ``serviceAccount:sa@p.iam.gserviceaccount.com``."""
+        """The IAM member, e.g. ``serviceAccount:sa@p.iam.gserviceaccount.com`` or, federated,
+        ``principal://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/subject/S``."""
         return f"{self.kind}:{self.email}"
+
+    def members(self) -> tuple[str, ...]:
+        """Every IAM member string this caller matches (federated identities match their sets too)."""
+        if self.kind != "principal":
+            return (self.principal,)
+        pool = self.email.split("/subject/", 1)[0]
+        sets = [f"principalSet:{pool}/*"] + [f"principalSet:{pool}/{name}/{value}" for name, value in self.attributes]
+        return (self.principal, *sets)
 
 
 class EmulatorState:
@@ -179,6 +216,9 @@ class EmulatorState:
             f"{project_number}-emulated.apps.googleusercontent.com",
             "GOCSPX-" + secrets.token_urlsafe(21),
         )
+        # Workload identity pool providers by (pool, provider), and the OIDC issuer they trust.
+        self.providers: dict[tuple[str, str], Provider] = {}
+        self._oidc_key: IssuerKey | None = None
         # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
         self.system_keys: dict[str, tuple[str, jws.SigningKey]] = {}
         self.lock = threading.RLock()
@@ -230,6 +270,31 @@ class EmulatorState:
     def delete_key(self, email: str, key_id: str) -> None:
         with self.lock:
             del self.service_accounts[email].keys[key_id]
+
+    @property
+    def oidc_key(self) -> IssuerKey:
+        """The signing key of the emulator's stand-in external OIDC issuer, made on first use."""
+        with self.lock:
+            if self._oidc_key is None:
+                self._oidc_key = IssuerKey.create()
+            return self._oidc_key
+
+    def issue_federated_token(
+        self, principal: str, attributes: tuple[tuple[str, str], ...], lifetime: int
+    ) -> AccessTokenGrant:
+        """A federated access token; ``principal`` is ``//iam.googleapis.com/…/subject/SUB``."""
+        grant = AccessTokenGrant(
+            "ya29." + secrets.token_urlsafe(96),
+            principal,
+            "",
+            ("https://www.googleapis.com/auth/cloud-platform",),
+            self.clock() + lifetime,
+            "principal",
+            attributes,
+        )
+        with self.lock:
+            self.access_tokens[grant.token] = grant
+        return grant
 
     # -- users ----------------------------------------------------------------------------------
 

@@ -1,0 +1,50 @@
+"""google-auth's identity_pool credentials, unchanged, against the emulator's STS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gcptoken.testing import EmulatorClient
+from tests.test_emulator_federation import JWT_TYPE, Federation
+
+
+@pytest.fixture
+def federation(emulator: EmulatorClient) -> Federation:
+    return Federation(emulator)
+
+
+def test_google_auth_identity_pool_against_the_emulator_sts(
+    emulator: EmulatorClient, federation: Federation, tmp_path: Path
+) -> None:
+    from google.auth import identity_pool
+    from google.auth.transport.requests import Request
+
+    token_file = tmp_path / "subject-token"
+    token_file.write_text(federation.subject_token())
+    target = emulator.new_key("fed-peer")["client_email"]
+    emulator.state.grant_token_creator(target, f"principal:{federation.pool_resource}/subject/workload-1")
+    info: dict[str, Any] = {
+        "type": "external_account",
+        "audience": federation.audience,
+        "subject_token_type": JWT_TYPE,
+        "token_url": f"{emulator.url}/v1/token",
+        "credential_source": {"file": str(token_file)},
+    }
+    federated = identity_pool.Credentials.from_info(info, scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    federated.refresh(Request())
+    assert federated.token is not None and federated.token.startswith("ya29.")
+    iam = f"{emulator.url}/v1/projects/-/serviceAccounts"
+    impersonating = identity_pool.Credentials.from_info(
+        {
+            **info,
+            "service_account_impersonation_url": f"{iam}/{target}:generateAccessToken",
+        },
+        scopes=["https://www.googleapis.com/auth/cloud-platform"],
+    )
+    impersonating.refresh(Request())
+    tokeninfo = httpx.post(f"{emulator.url}/tokeninfo", data={"access_token": impersonating.token}).json()
+    assert tokeninfo["email"] == target
