@@ -21,6 +21,7 @@ from gcptoken.errors import (
 if _typing.TYPE_CHECKING:
     from gcptoken.credentials import (
         Credentials,
+        FederatedCredentials,
         GcloudCredentials,
         ImpersonatedCredentials,
         MetadataCredentials,
@@ -35,6 +36,7 @@ __all__ = [
     "Credentials",
     "CredentialsError",
     "DecodedToken",
+    "FederatedCredentials",
     "GcloudCredentials",
     "GcpTokenError",
     "ImpersonatedCredentials",
@@ -54,6 +56,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Credentials": "gcptoken.credentials",
+    "FederatedCredentials": "gcptoken.credentials",
     "GcloudCredentials": "gcptoken.credentials",
     "ImpersonatedCredentials": "gcptoken.credentials",
     "MetadataCredentials": "gcptoken.credentials",

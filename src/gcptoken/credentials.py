@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
-from gcptoken.sources import gcloud, iam, metadata, service_account, user
+from gcptoken.sources import external_account, gcloud, iam, metadata, service_account, user
 from gcptoken.tokens import Token
 
 __all__ = [
     "CREDENTIALS_ENV",
     "DEFAULT_SCOPES",
     "Credentials",
+    "FederatedCredentials",
     "GcloudCredentials",
     "ImpersonatedCredentials",
     "MetadataCredentials",
@@ -31,7 +32,7 @@ T = TypeVar("T")
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account")
+SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account", "external_account")
 
 
 class Credentials(abc.ABC):
@@ -146,6 +147,43 @@ class UserCredentials(Credentials):
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         return user.access_token_flow(self.key, scopes)
+
+
+class FederatedCredentials(Credentials):
+    """An outside identity through workload identity federation: its access tokens come from STS.
+
+    Federated principals cannot hold ID tokens; an ``external_account`` file with a
+    ``service_account_impersonation_url`` becomes ImpersonatedCredentials over this one.
+    """
+
+    def __init__(self, config: external_account.ExternalAccountConfig, impersonated_email: str | None = None):
+        self.config = config
+        self.impersonated_email = impersonated_email
+        self.description = f"workload identity federation ({config.audience.rsplit('/providers/', 1)[-1]} provider)"
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        raise CredentialsError(
+            f"{self.config.where}: a federated identity gets ID tokens only by impersonating a service account; "
+            "add service_account_impersonation_url (gcloud iam workload-identity-pools create-cred-config "
+            "--service-account=SA) or pass --impersonate-service-account SA"
+        )
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        return external_account.access_token_flow(self.config, scopes, self.impersonated_email)
+
+
+def _external_account_from_info(info: dict[str, Any], source: str) -> Credentials:
+    config = external_account.ExternalAccountConfig.from_info(info, source)
+    if config.impersonation_url is None:
+        return FederatedCredentials(config)
+    try:
+        base, target = iam.parse_impersonation_url(config.impersonation_url)
+    except ValueError:
+        raise CredentialsError(
+            f"{source}: service_account_impersonation_url must end in /serviceAccounts/EMAIL:generateAccessToken"
+        ) from None
+    federated = FederatedCredentials(config, target)
+    return ImpersonatedCredentials(federated, target, lifetime=config.token_lifetime, iam_base=base)
 
 
 def _no_io(produce: Callable[[], T]) -> Flow[T]:
@@ -310,6 +348,8 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
         return UserCredentials(user.UserKey.from_info(info, source), source)
     if kind == "impersonated_service_account":
         return _impersonated_from_info(info, source)
+    if kind == "external_account":
+        return _external_account_from_info(info, source)
     if kind is None:
         raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
     raise CredentialsError(

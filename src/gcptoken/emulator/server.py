@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gcptoken import jws
 from gcptoken.emulator.app import create_app
 from gcptoken.emulator.serving import AsgiServer, bind
-from gcptoken.emulator.state import EmulatorState
+from gcptoken.emulator.state import EmulatorState, Provider
 
 __all__ = ["EmulatorServer", "write_state_dir"]
 
@@ -17,7 +18,10 @@ STATE_FILE = "state.json"
 KEY_FILE = "service-account.json"
 USER_FILE = "authorized-user.json"
 IMPERSONATED_FILE = "impersonated-service-account.json"
+EXTERNAL_FILE = "external-account.json"
+SUBJECT_TOKEN_FILE = "subject-token"
 DEMO_USER = "user@example.com"
+POOL, PROVIDER = "emulated-pool", "emulated-oidc"
 IMPERSONATION_TARGET = "impersonated"
 ENV_FILE = "env"
 
@@ -74,6 +78,31 @@ def _impersonated_file(state: EmulatorState, user_file: dict[str, Any]) -> dict[
     }
 
 
+def _external_account_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
+    """external_account with a file-sourced subject token (re-minted at every start, valid a day)
+    for workload ``workload-1``, allowed to act as the impersonation target."""
+    provider = Provider(POOL, PROVIDER, f"{state.base_url}/oidc")
+    state.providers[(POOL, PROVIDER)] = provider
+    audience = provider.resource(state.project_number)
+    now = int(state.clock())
+    claims = {"iss": provider.issuer, "sub": "workload-1", "aud": f"https:{audience}", "iat": now, "exp": now + 86400}
+    key = state.oidc_key
+    _write_private(directory / SUBJECT_TOKEN_FILE, jws.encode(claims, key.key, kid=key.kid))
+    target = f"{IMPERSONATION_TARGET}@{state.project_id}.iam.gserviceaccount.com"
+    pool = audience.split("/providers/", 1)[0]
+    state.grant_token_creator(target, f"principal:{pool}/subject/workload-1")
+    return {
+        "type": "external_account",
+        "audience": audience,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": f"{state.base_url}/v1/token",
+        "service_account_impersonation_url": (
+            f"{state.base_url}/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+        ),
+        "credential_source": {"file": str((directory / SUBJECT_TOKEN_FILE).resolve()), "format": {"type": "text"}},
+    }
+
+
 def load_state(directory: Path | None) -> EmulatorState:
     if directory is not None and (directory / STATE_FILE).exists():
         return EmulatorState.load(directory / STATE_FILE)
@@ -89,6 +118,8 @@ def write_state_dir(state: EmulatorState, directory: Path, host_port: str) -> No
     _write_private(directory / USER_FILE, json.dumps(user_file, indent=2) + "\n")
     impersonated = _impersonated_file(state, user_file)
     _write_private(directory / IMPERSONATED_FILE, json.dumps(impersonated, indent=2) + "\n")
+    external = _external_account_file(state, directory)
+    _write_private(directory / EXTERNAL_FILE, json.dumps(external, indent=2) + "\n")
     env = (
         f"export GCPTOKEN_EMULATOR_HOST={host_port}\n"
         f"export GOOGLE_APPLICATION_CREDENTIALS={directory.resolve() / KEY_FILE}\n"
