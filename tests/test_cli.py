@@ -270,10 +270,10 @@ def test_demo_runs_and_every_step_passes() -> None:
     result = gcptoken("demo")
     assert result.code == 0, result.err
     assert "✗" not in result.out
-    assert result.out.count("✓") == 7
+    assert result.out.count("✓") == 8
     gcloud_rows = 1 if shutil.which("gcloud") else 0
-    assert result.out.count("200 Hello") == 3 + gcloud_rows and result.out.count(" 401 ") == 2
-    for source in ("service-account key", "metadata server", "impersonating demo-runner", "gcloud"):
+    assert result.out.count("200 Hello") == 4 + gcloud_rows and result.out.count(" 401 ") == 2
+    for source in ("service-account key", "metadata server", "impersonating demo-runner", "federation", "gcloud"):
         assert source in result.out
     assert "Hello, demo-runner@" in result.out
     assert "refused before any request: use --impersonate-service-account" in result.out

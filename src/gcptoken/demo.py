@@ -20,8 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from gcptoken import jws
 from gcptoken.credentials import (
     Credentials,
+    FederatedCredentials,
     GcloudCredentials,
     ImpersonatedCredentials,
     MetadataCredentials,
@@ -30,7 +32,9 @@ from gcptoken.credentials import (
 )
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.emulator.state import Provider
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
+from gcptoken.sources.external_account import ExternalAccountConfig
 from gcptoken.sources.gcloud import run_gcloud
 from gcptoken.verify import Verifier
 
@@ -95,6 +99,32 @@ def _impersonating(emulator: EmulatorServer, source: Credentials, account_id: st
     )
 
 
+def _federated(emulator: EmulatorServer, scratch: Path) -> Credentials:
+    """An external_account file as `gcloud iam workload-identity-pools create-cred-config` writes
+    it, whose subject token the emulator's OIDC issuer minted: no outside IdP needed."""
+    state = emulator.state
+    provider = Provider("demo-pool", "demo-oidc", f"{emulator.url}/oidc")
+    state.providers[("demo-pool", "demo-oidc")] = provider
+    audience = provider.resource(state.project_number)
+    now = int(state.clock())
+    subject = {"iss": provider.issuer, "sub": "ci-job-42", "aud": f"https:{audience}", "iat": now, "exp": now + 600}
+    (scratch / "subject-token").write_text(jws.encode(subject, state.oidc_key.key, kid=state.oidc_key.kid))
+    email = f"demo-federated@{state.project_id}.iam.gserviceaccount.com"
+    if email not in state.service_accounts:
+        state.create_service_account("demo-federated")
+    state.grant_token_creator(email, f"principal:{audience.split('/providers/')[0]}/subject/ci-job-42")
+    iam_base = f"{emulator.url}/v1/projects/-/serviceAccounts/"
+    info = {
+        "type": "external_account",
+        "audience": audience,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": f"{emulator.url}/v1/token",
+        "credential_source": {"file": str(scratch / "subject-token")},
+    }
+    federated = FederatedCredentials(ExternalAccountConfig.from_info(info, "demo external_account"), email)
+    return ImpersonatedCredentials(federated, email, include_email=True, iam_base=iam_base)
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """gcloud is configured through its environment: set it for the demo's gcloud runs only."""
@@ -157,6 +187,7 @@ def run(out: TextIO) -> bool:
             ("service-account key file", load_credentials(key_path)),
             ("metadata server (emulated VM, full format)", MetadataCredentials("full", host=emulator.host_port)),
             ("user credentials, impersonating demo-runner", _impersonating(emulator, user, "demo-runner")),
+            ("workload identity federation (OIDC file)", _federated(emulator, Path(scratch))),
         ]
         steps: list[Step] = []
         with AsgiServer(protected_service(verifier), sock), httpx.Client(timeout=10, trust_env=False) as client:
@@ -206,8 +237,7 @@ def _report(out: TextIO, emulator_url: str, service_url: str, steps: list[Step])
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
         "  gcptoken id https://svc.example.a.run.app --source metadata --token-format full\n"
-        "  gcptoken id https://svc.example.a.run.app \\\n"
-        "      --credentials /tmp/gcptoken-emu/impersonated-service-account.json\n"
+        "  gcptoken id https://svc.example.a.run.app --credentials /tmp/gcptoken-emu/external-account.json\n"
         "Against real Google (a downloaded key, or on GCE / Cloud Run, a real service URL):\n"
         "  GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id https://SERVICE-HASH.a.run.app\n"
         '  curl -H "$(gcptoken id https://SERVICE-HASH.a.run.app --format header)" https://SERVICE-HASH.a.run.app\n'
