@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import httpx
@@ -145,3 +146,33 @@ def test_allowed_audiences(emulator: EmulatorClient) -> None:
 )
 def test_conditions(condition: str, values: dict[str, str], holds: bool) -> None:
     assert conditions_hold(condition, values) is holds
+
+
+def test_a_provider_trusting_an_outside_issuers_jwks(emulator: EmulatorClient) -> None:
+    outside = jws.generate_rsa_key()
+    jwks = json.dumps({"keys": [outside.public.to_jwk("outside-1")]})
+    federation = Federation(emulator, issuerUri="https://token.actions.example.com", jwksJson=jwks)
+    claims = {
+        "iss": "https://token.actions.example.com",
+        "sub": "repo:org/app:ref:main",
+        "aud": f"https:{federation.audience}",
+        "exp": 9_999_999_999,
+    }
+    assert federation.exchange(jws.encode(claims, outside, kid="outside-1")).status_code == 200
+    assert federation.exchange(jws.encode(claims, jws.generate_rsa_key(), kid="outside-1")).status_code == 400
+    assert federation.exchange(federation.subject_token()).status_code == 400  # the emulator's issuer is not trusted
+    bad = httpx.post(
+        f"{emulator.url}/emulator/v1/workloadIdentityPools/providers",
+        json={"poolId": "pool-bad1", "providerId": "prov-bad1", "issuerUri": "https://x", "jwksJson": "{"},
+    )
+    assert bad.status_code == 400
+
+
+def test_workload_identity_user_role_binding(emulator: EmulatorClient, federation: Federation) -> None:
+    target = emulator.new_key("wiu-target")["client_email"]
+    admin = f"{emulator.url}/emulator/v1/serviceAccounts/{target}/tokenCreators"
+    member = f"principal:{federation.pool_resource}/subject/workload-1"
+    assert httpx.post(admin, json={"member": member, "role": "roles/owner"}).status_code == 400
+    assert httpx.post(admin, json={"member": member, "role": "roles/iam.workloadIdentityUser"}).status_code == 200
+    token = federation.exchange(federation.subject_token()).json()["access_token"]
+    assert federation.id_token_as(token, target).status_code == 200

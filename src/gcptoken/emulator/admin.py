@@ -89,8 +89,9 @@ async def delete_key(request: Request) -> Response:
 
 
 async def token_creators(request: Request) -> Response:
-    """GET the members holding roles/iam.serviceAccountTokenCreator on the account; POST
-    ``{"member": "serviceAccount:…" | "user:…"}`` to grant it, DELETE …/{member} to revoke it."""
+    """GET the members allowed to act as the account; POST ``{"member": "serviceAccount:…" | "user:…" |
+    "principal://…" | "principalSet://…", "role"?}`` to grant roles/iam.serviceAccountTokenCreator (or
+    roles/iam.workloadIdentityUser), DELETE …/{member} to revoke."""
     state = _state(request)
     email = request.path_params["email"]
     if email not in state.service_accounts:
@@ -100,6 +101,12 @@ async def token_creators(request: Request) -> Response:
         member = body.get("member") if body is not None else None
         if not isinstance(member, str) or not re.fullmatch(r"(serviceAccount|user|principal|principalSet):.+", member):
             return api_error(400, "member must look like serviceAccount:EMAIL or user:EMAIL.")
+        # Both roles let the member act as the account here (getAccessToken, getOpenIdToken, sign*).
+        role = body.get("role", "roles/iam.serviceAccountTokenCreator") if body is not None else None
+        if role not in ("roles/iam.serviceAccountTokenCreator", "roles/iam.workloadIdentityUser"):
+            return api_error(
+                400, "role must be roles/iam.serviceAccountTokenCreator or roles/iam.workloadIdentityUser."
+            )
         state.grant_token_creator(email, member)
         state.changed()
     elif request.method == "DELETE":

@@ -11,6 +11,7 @@ and ``principalSet://…/workloadIdentityPools/P/*`` or ``…/attribute.NAME/VAL
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -18,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken import jws
+from gcptoken import certs, jws
 from gcptoken.emulator.responses import api_error, form_of, log_detail, oauth_error
 from gcptoken.emulator.state import EmulatorState, Provider
-from gcptoken.errors import VerificationError
+from gcptoken.errors import CredentialsError, VerificationError
 
 __all__ = ["Provider", "conditions_hold", "routes"]
 
@@ -112,8 +113,9 @@ async def mint(request: Request) -> Response:
 
 
 async def create_provider(request: Request) -> Response:
-    """Admin: ``{"poolId", "providerId", "issuerUri"?, "allowedAudiences"?, "attributeMapping"?,
-    "attributeCondition"?}``; the issuer defaults to the emulator's own."""
+    """Admin: ``{"poolId", "providerId", "issuerUri"?, "jwksJson"?, "allowedAudiences"?,
+    "attributeMapping"?, "attributeCondition"?}``; the issuer defaults to the emulator's own, and
+    an outside issuer's keys come as ``jwksJson`` (as Google's OIDC providers take them)."""
     state: EmulatorState = request.app.state.emulator
     try:
         body = await request.json()
@@ -131,6 +133,15 @@ async def create_provider(request: Request) -> Response:
         return api_error(
             400, "attributeMapping must be an object, attributeCondition a string, allowedAudiences a list."
         )
+    jwks_text = body.get("jwksJson", "")
+    try:
+        jwks = json.loads(jwks_text) if jwks_text else {}
+        if jwks:
+            certs.keys_from_document(jwks, "jwksJson")
+    except (ValueError, TypeError, CredentialsError):
+        return api_error(400, "jwksJson must be a JSON Web Key Set (as a string) with RS256 or ES256 keys.")
+    if jwks and not body.get("issuerUri"):
+        return api_error(400, "issuerUri is required with jwksJson.")
     provider = Provider(
         str(ids[0]),
         str(ids[1]),
@@ -138,6 +149,7 @@ async def create_provider(request: Request) -> Response:
         [str(a) for a in audiences],
         {str(k): str(v) for k, v in mapping.items()},
         condition,
+        jwks,
     )
     with state.lock:
         state.providers[(provider.pool_id, provider.provider_id)] = provider
@@ -154,13 +166,17 @@ def _subject_claims(state: EmulatorState, provider: Provider, token: str) -> dic
         parsed = jws.parse(token)
     except VerificationError:
         return "Invalid subject token: not a signed JWT."
-    if provider.issuer != issuer_url(state):
-        return f"The issuer {provider.issuer} is not reachable from the emulator."
-    key = state.oidc_key
-    if parsed.header.get("kid") != key.kid:
+    if provider.jwks:
+        keys = certs.keys_from_document(provider.jwks, "jwksJson")
+    elif provider.issuer == issuer_url(state):
+        keys = {state.oidc_key.kid: state.oidc_key.key.public}
+    else:
+        return f"The issuer {provider.issuer} is not reachable from the emulator; give the provider jwksJson."
+    key = keys.get(str(parsed.header.get("kid")))
+    if key is None:
         return "Invalid subject token signature: unknown key id."
     try:
-        parsed.verify_with(key.key.public)
+        parsed.verify_with(key)
     except VerificationError:
         return "Invalid subject token signature."
     claims = parsed.claims

@@ -100,6 +100,8 @@ class Provider:
     allowed_audiences: list[str] = field(default_factory=list)
     attribute_mapping: dict[str, str] = field(default_factory=lambda: {"google.subject": "assertion.sub"})
     attribute_condition: str = ""
+    # Keys of an outside issuer, as Google's jwksJson; empty means the emulator's own issuer.
+    jwks: dict[str, Any] = field(default_factory=dict)
 
     def resource(self, project_number: str) -> str:
         return (
