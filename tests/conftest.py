@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gcptoken.cache import default_cache
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 
 _CLEARED = (
@@ -34,6 +35,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("GCE_METADATA_HOST", CLOSED_LOOPBACK)
     monkeypatch.setenv("GCE_METADATA_IP", CLOSED_LOOPBACK)
     monkeypatch.setenv("NO_GCE_CHECK", "true")
+    default_cache().clear()  # tokens cached by one test never serve another
 
 
 @pytest.fixture

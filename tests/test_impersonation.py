@@ -56,7 +56,8 @@ def test_id_and_access_tokens_for_the_target(
     assert claims["email"] == target and claims["sub"] == emulator.state.service_accounts[target].unique_id
     access = credentials.access_token(["s1"])
     assert access.value.startswith("ya29.") and 3590 < access.expires_in() <= 3600
-    credentials.id_token(AUD)
+    assert credentials.id_token(AUD) == id_token  # from the cache
+    credentials.id_token(AUD, use_cache=False)
     # The source's access token was fetched once and reused for all three IAM calls.
     source_fetches = emulator.token_requests_by(key_info["client_email"])
     assert len(source_fetches) == 1
@@ -70,12 +71,12 @@ def test_a_revoked_source_token_is_refetched_once(
     emulator: EmulatorClient, key_path: Path, key_info: dict[str, str], target: str
 ) -> None:
     credentials = ImpersonatedCredentials(load_credentials(key_path), target)
-    credentials.id_token(AUD)
+    credentials.id_token(AUD, use_cache=False)
     with emulator.state.lock:  # revoke every token the source holds
         for token, grant in list(emulator.state.access_tokens.items()):
             if grant.email == key_info["client_email"]:
                 del emulator.state.access_tokens[token]
-    assert credentials.id_token(AUD).claims["aud"] == AUD
+    assert credentials.id_token(AUD, use_cache=False).claims["aud"] == AUD
     assert len(emulator.token_requests_by(key_info["client_email"])) == 2
 
 

@@ -12,9 +12,9 @@ from gcptoken.testing import EmulatorClient, write_key_file
 AUD = "https://svc-trips.a.run.app"
 
 
-def trips(emulator: EmulatorClient, credentials: Credentials, audience: str) -> int:
+def trips(emulator: EmulatorClient, credentials: Credentials, audience: str, use_cache: bool = True) -> int:
     before = len(emulator.state.request_log())
-    credentials.id_token(audience)
+    credentials.id_token(audience, use_cache=use_cache)
     return len(emulator.state.request_log()) - before
 
 
@@ -32,7 +32,8 @@ def test_direct_sources_cost_one_round_trip(emulator: EmulatorClient, key_path: 
         (user, user_info["client_id"]),
     ):
         assert trips(emulator, credentials, audience) == 1
-        assert trips(emulator, credentials, audience) == 1  # no token cache yet: each call asks again
+        assert trips(emulator, credentials, audience) == 0  # cached
+        assert trips(emulator, credentials, audience, use_cache=False) == 1
 
 
 def test_impersonation_costs_two_then_one(emulator: EmulatorClient, key_path: Path, key_info: dict[str, str]) -> None:
@@ -40,4 +41,5 @@ def test_impersonation_costs_two_then_one(emulator: EmulatorClient, key_path: Pa
     emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
     credentials = ImpersonatedCredentials(load_credentials(key_path), target)
     assert trips(emulator, credentials, AUD) == 2  # the source's access token, then generateIdToken
-    assert trips(emulator, credentials, AUD) == 1  # the source's token is reused
+    assert trips(emulator, credentials, AUD) == 0  # the ID token is cached
+    assert trips(emulator, credentials, AUD, use_cache=False) == 1  # the source's token is reused

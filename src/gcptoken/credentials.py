@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gcptoken import endpoints
+from gcptoken.cache import TokenCache, cache_key, default_cache
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
 from gcptoken.sources import external_account, gcloud, iam, metadata, service_account, user
@@ -48,20 +51,59 @@ class Credentials(abc.ABC):
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         """The flow that obtains an access token for ``scopes``."""
 
-    def id_token(self, audience: str, *, timeout: float | None = None) -> Token:
-        """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL)."""
-        flow = self.id_token_flow(_audience(audience))
-        return _run_sync(flow, timeout)
+    def identity(self) -> str | None:
+        """What makes this credential's tokens its own (account, key id, endpoint, options), for
+        the cache key; never a secret. None: tokens are not cached."""
+        return None
 
-    def access_token(self, scopes: Sequence[str] | None = None, *, timeout: float | None = None) -> Token:
-        """An OAuth access token for ``scopes`` (default: cloud-platform)."""
-        return _run_sync(self.access_token_flow(_scopes(scopes)), timeout)
+    def _cached(self, kind: str, subject: str, use_cache: bool) -> tuple[TokenCache, str] | None:
+        identity = self.identity() if use_cache else None
+        if identity is None:
+            return None
+        return default_cache(), cache_key(identity, kind, subject)
 
-    async def id_token_async(self, audience: str, *, timeout: float | None = None) -> Token:
-        return await _run_async(self.id_token_flow(_audience(audience)), timeout)
+    def id_token(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+        """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL), from the
+        cache while it is fresh; concurrent callers share one fetch."""
+        audience = _audience(audience)
+        cached = self._cached("id_token", audience, use_cache)
 
-    async def access_token_async(self, scopes: Sequence[str] | None = None, *, timeout: float | None = None) -> Token:
-        return await _run_async(self.access_token_flow(_scopes(scopes)), timeout)
+        def fetch() -> Token:
+            return _run_sync(self.id_token_flow(audience), timeout)
+
+        return fetch() if cached is None else cached[0].get(cached[1], fetch)
+
+    def access_token(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+    ) -> Token:
+        """An OAuth access token for ``scopes`` (default: cloud-platform), cached like id_token."""
+        wanted = _scopes(scopes)
+        cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
+
+        def fetch() -> Token:
+            return _run_sync(self.access_token_flow(wanted), timeout)
+
+        return fetch() if cached is None else cached[0].get(cached[1], fetch)
+
+    async def id_token_async(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+        audience = _audience(audience)
+        cached = self._cached("id_token", audience, use_cache)
+
+        async def fetch() -> Token:
+            return await _run_async(self.id_token_flow(audience), timeout)
+
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch))
+
+    async def access_token_async(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+    ) -> Token:
+        wanted = _scopes(scopes)
+        cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
+
+        async def fetch() -> Token:
+            return await _run_async(self.access_token_flow(wanted), timeout)
+
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch))
 
 
 def _audience(audience: str) -> str:
@@ -105,6 +147,10 @@ class ServiceAccountCredentials(Credentials):
         self.source = source
         self.description = f"service account {key.client_email} (key {source})"
 
+    def identity(self) -> str | None:
+        key = self.key
+        return f"service_account|{key.client_email}|{key.private_key_id}|{endpoints.resolve(key.token_uri)}"
+
     def _signing_ready(self) -> None:
         try:
             _ = self.key.signing_key
@@ -133,6 +179,10 @@ class UserCredentials(Credentials):
         account = f" {key.account}" if key.account else ""
         self.description = f"user{account} (authorized_user, OAuth client {key.client_id})"
 
+    def identity(self) -> str | None:
+        secret_digest = hashlib.sha256(self.key.refresh_token.encode()).hexdigest()[:32]  # one-way: never the token
+        return f"authorized_user|{self.key.client_id}|{secret_digest}|{endpoints.resolve(self.key.token_uri)}"
+
     @property
     def default_audience(self) -> str:
         return self.key.client_id
@@ -160,6 +210,10 @@ class FederatedCredentials(Credentials):
         self.config = config
         self.impersonated_email = impersonated_email
         self.description = f"workload identity federation ({config.audience.rsplit('/providers/', 1)[-1]} provider)"
+
+    def identity(self) -> str | None:
+        source = hashlib.sha256(json.dumps(dict(self.config.credential_source), sort_keys=True).encode()).hexdigest()
+        return f"external_account|{self.config.audience}|{endpoints.resolve(self.config.token_url)}|{source}"
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         raise CredentialsError(
@@ -212,10 +266,13 @@ class GcloudCredentials(Credentials):
             )
         return _no_io(lambda: gcloud.access_token(self.impersonate, self.lifetime))
 
-    async def id_token_async(self, audience: str, *, timeout: float | None = None) -> Token:
-        return await asyncio.to_thread(self.id_token, audience, timeout=timeout)  # a subprocess: off the loop
+    async def id_token_async(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+        # A subprocess: off the event loop. gcloud caches its own tokens, so this class does not.
+        return await asyncio.to_thread(self.id_token, audience, timeout=timeout)
 
-    async def access_token_async(self, scopes: Sequence[str] | None = None, *, timeout: float | None = None) -> Token:
+    async def access_token_async(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+    ) -> Token:
         return await asyncio.to_thread(self.access_token, scopes, timeout=timeout)
 
 
@@ -235,6 +292,9 @@ class MetadataCredentials(Credentials):
         self.token_format: metadata.TokenFormat = token_format
         self.include_license = include_license
         self.host = host
+
+    def identity(self) -> str | None:
+        return f"metadata|{metadata.metadata_host(self.host)}|{self.token_format}|{self.include_license}"
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         return metadata.id_token_flow(audience, self.token_format, self.include_license, self.host)
@@ -284,6 +344,14 @@ class ImpersonatedCredentials(Credentials):
         self._source_token: Token | None = None
         chain = " → ".join([*self.delegates, target])
         self.description = f"service account {target}, impersonated by {source.description} via {chain}"
+
+    def identity(self) -> str | None:
+        source = self.source.identity()
+        if source is None:
+            return None
+        chain = ",".join([*self.delegates, self.target])
+        base = endpoints.resolve(self.iam_base)
+        return f"impersonated|{source}|{chain}|{self.include_email}|{self.lifetime}|{base}"
 
     @classmethod
     def from_chain(cls, source: Credentials, chain: str, **options: Any) -> ImpersonatedCredentials:

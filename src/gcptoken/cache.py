@@ -1,0 +1,156 @@
+"""In-process token cache: reuse until a refresh margin before expiry, one upstream fetch for any
+number of concurrent callers (threads or asyncio tasks), failures never cached.
+
+Keys are hashes of a credential's *identity* (account, key id, endpoint, options) plus the token
+request; never a private key or a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+
+from gcptoken.tokens import Token
+
+__all__ = ["TokenCache", "cache_key", "default_cache", "refresh_margin"]
+
+log = logging.getLogger("gcptoken.cache")
+
+# One-hour tokens are refreshed five minutes early; shorter ones proportionately (a twelfth).
+MAX_MARGIN = 300.0
+
+
+def refresh_margin(lifetime: float) -> float:
+    return min(MAX_MARGIN, max(lifetime, 0.0) / 12)
+
+
+def cache_key(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+class _Entry:
+    __slots__ = ("fetched_at", "token")
+
+    def __init__(self, token: Token, fetched_at: float) -> None:
+        self.token = token
+        self.fetched_at = fetched_at
+
+
+class TokenCache:
+    """Thread-safe; usable from many event loops at once. ``clock`` is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_entries: int = 1024) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future[Token]] = {}
+        self._inflight_async: dict[tuple[int, str], asyncio.Future[Token]] = {}
+
+    def _fresh(self, key: str) -> Token | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self.clock()
+        expires = entry.token.expires_at.timestamp()
+        if now < expires - refresh_margin(expires - entry.fetched_at):
+            return entry.token
+        return None
+
+    def _usable(self, key: str) -> Token | None:
+        """A cached token that has not expired yet, even inside the refresh margin."""
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() < entry.token.expires_at.timestamp():
+            return entry.token
+        return None
+
+    def _store(self, key: str, token: Token) -> None:
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            self._entries.pop(next(iter(self._entries)))  # oldest first: dicts keep insertion order
+        self._entries[key] = _Entry(token, self.clock())
+
+    def _after_failure(self, key: str, exc: BaseException) -> Token:
+        """A refresh ahead of expiry failed: the still-valid token serves; otherwise the error."""
+        with self._lock:
+            usable = self._usable(key)
+        if usable is None:
+            raise exc
+        log.warning("token refresh failed (%s); using the cached token until it expires", type(exc).__name__)
+        return usable
+
+    def get(self, key: str, fetch: Callable[[], Token]) -> Token:
+        """The cached token, or ``fetch()`` run once for all threads asking at the same time."""
+        with self._lock:
+            token = self._fresh(key)
+            if token is not None:
+                return token
+            future = self._inflight.get(key)
+            leader = future is None
+            if future is None:
+                future = self._inflight[key] = Future()
+        if not leader:
+            return future.result()
+        try:
+            token = fetch()
+        except BaseException as exc:
+            try:
+                token = self._after_failure(key, exc)
+            except BaseException as final:
+                future.set_exception(final)
+                raise
+        else:
+            with self._lock:
+                self._store(key, token)
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+        future.set_result(token)
+        return token
+
+    async def get_async(self, key: str, fetch: Callable[[], Awaitable[Token]]) -> Token:
+        """As ``get``, for asyncio tasks: one ``fetch()`` per key and event loop at a time."""
+        loop_key = (id(asyncio.get_running_loop()), key)
+        with self._lock:
+            token = self._fresh(key)
+            if token is not None:
+                return token
+            future = self._inflight_async.get(loop_key)
+            leader = future is None
+            if future is None:
+                future = self._inflight_async[loop_key] = asyncio.get_running_loop().create_future()
+        if not leader:
+            return await asyncio.shield(future)
+        try:
+            token = await fetch()
+        except BaseException as exc:
+            try:
+                token = self._after_failure(key, exc)
+            except BaseException as final:
+                future.set_exception(final)
+                future.exception()  # retrieved here, so a future no follower awaited stays quiet
+                raise
+        else:
+            with self._lock:
+                self._store(key, token)
+        finally:
+            with self._lock:
+                self._inflight_async.pop(loop_key, None)
+        future.set_result(token)
+        return token
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_default = TokenCache()
+
+
+def default_cache() -> TokenCache:
+    """The process-wide cache every Credentials uses unless given another."""
+    return _default
