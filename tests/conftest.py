@@ -36,6 +36,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("GCE_METADATA_IP", CLOSED_LOOPBACK)
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     default_cache().clear()  # tokens cached by one test never serve another
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))  # nor on disk
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ def _credentials_option(parser: argparse.ArgumentParser) -> None:
         help="act as this service account through IAM Credentials; A,B,C means target C via delegates A and B",
     )
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk token cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one; default 8089)")
     emulator.add_argument("--state-dir", metavar="DIR", help="write service-account.json and env here; keep state")
+
+    cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
+    cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")
 
     command("demo", "gcptoken.cli.demo:run_demo", "show the whole flow against an embedded emulator")
     return parser

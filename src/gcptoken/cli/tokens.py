@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from gcptoken.adc import find_credentials
+from gcptoken.cache import cache_key
 from gcptoken.credentials import (
+    DEFAULT_SCOPES,
     Credentials,
     GcloudCredentials,
     ImpersonatedCredentials,
@@ -92,17 +95,36 @@ def _base_credentials(args: argparse.Namespace, token_format: str | None, includ
     return credentials
 
 
+def _through_disk_cache(
+    args: argparse.Namespace, credentials: Credentials, kind: str, subject: str, fetch: Callable[[], Token]
+) -> Token:
+    """Tokens from the on-disk cache unless --no-cache; credentials without an identity are never cached."""
+    identity = credentials.identity()
+    if args.no_cache or identity is None:
+        return fetch()
+    from gcptoken.disk_cache import DiskTokenCache
+
+    return DiskTokenCache().get_or_fetch(cache_key(identity, kind, subject), fetch)
+
+
 def run_id(args: argparse.Namespace) -> int:
     if args.audience_arg is not None and not args.audience_arg.strip():
         raise InvalidArgumentError("the audience is empty")
     credentials = credentials_for(args)
-    token = credentials.id_token(_audience(args, credentials), timeout=args.timeout)
+    audience = _audience(args, credentials)
+    token = _through_disk_cache(
+        args, credentials, "id_token", audience, lambda: credentials.id_token(audience, timeout=args.timeout)
+    )
     _emit(token, args.format, "id_token")
     return 0
 
 
 def run_access(args: argparse.Namespace) -> int:
     scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
-    token = credentials_for(args).access_token(scopes, timeout=args.timeout)
+    credentials = credentials_for(args)
+    subject = " ".join(sorted(scopes or DEFAULT_SCOPES))
+    token = _through_disk_cache(
+        args, credentials, "access_token", subject, lambda: credentials.access_token(scopes, timeout=args.timeout)
+    )
     _emit(token, args.format, "access_token")
     return 0
