@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,18 +124,28 @@ def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
     return cleaned
 
 
+# All requests and retries of one token call end within this many per-request timeouts.
+DEADLINE_TIMEOUTS = 3
+
+
+def _deadline(timeout: float) -> float:
+    return time.monotonic() + timeout * DEADLINE_TIMEOUTS
+
+
 def _run_sync(flow: Flow[T], timeout: float | None) -> T:
     from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport  # httpx is heavy: import on use
 
-    return run_sync(flow, shared_transport(timeout or DEFAULT_TIMEOUT))
+    per_request = timeout or DEFAULT_TIMEOUT
+    return run_sync(flow, shared_transport(per_request), _deadline(per_request))
 
 
 async def _run_async(flow: Flow[Token], timeout: float | None) -> Token:
     from gcptoken.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
 
-    transport = AsyncHttpxTransport(timeout or DEFAULT_TIMEOUT)
+    per_request = timeout or DEFAULT_TIMEOUT
+    transport = AsyncHttpxTransport(per_request)
     try:
-        return await run_async(flow, transport)
+        return await run_async(flow, transport, _deadline(per_request))
     finally:
         await transport.aclose()
 

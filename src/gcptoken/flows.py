@@ -42,8 +42,9 @@ class HttpRequest:
     body: bytes | None = None
     # What verbose logging may show about this request (never secrets); set by the flow.
     describe: Mapping[str, Any] = field(default_factory=dict)
-    # Retries the driver may make on a connection failure or a 5xx answer (bounded backoff).
-    retries: int = 0
+    # Retries the driver may make on a network error, 408, 429, 5xx or one of Google's retryable
+    # OAuth errors, with exponential backoff and jitter, within the flow's deadline.
+    retries: int = 2
     # Seconds for this request, instead of the transport's default.
     timeout: float | None = None
 
@@ -76,19 +77,35 @@ RETRY_BASE_DELAY = 0.1
 RETRY_MAX_DELAY = 1.0
 
 
-def _retry_delay(request: HttpRequest, attempt: int, response: HttpResponse | None) -> float | None:
+RETRYABLE_STATUSES = frozenset({408, 429})
+# OAuth error codes Google's token endpoints use for transient trouble (google-auth retries them too).
+RETRYABLE_OAUTH_ERRORS = (b'"internal_failure"', b'"server_error"', b'"temporarily_unavailable"')
+
+
+def retryable(response: HttpResponse) -> bool:
+    if response.status >= 500 or response.status in RETRYABLE_STATUSES:
+        return True
+    return response.status == 400 and any(code in response.body for code in RETRYABLE_OAUTH_ERRORS)
+
+
+def _retry_delay(
+    request: HttpRequest, attempt: int, response: HttpResponse | None, deadline: float | None
+) -> float | None:
     """Seconds to wait before trying ``request`` again, or None to stop: the one retry policy both
     drivers share. ``response`` is None when the attempt failed to get any answer."""
-    if attempt >= request.retries or (response is not None and response.status < 500):
+    if attempt >= request.retries or (response is not None and not retryable(response)):
         return None
-    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2.0**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+    delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2.0**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+    if deadline is not None and time.monotonic() + delay >= deadline:
+        return None  # the overall deadline wins over the remaining attempts
+    return delay
 
 
 def _final(failure: TransportError, attempt: int) -> TransportError:
     return failure if attempt == 0 else TransportError(f"{failure} (after {attempt + 1} attempts)")
 
 
-def _send_sync(transport: SyncTransport, request: HttpRequest) -> HttpResponse:
+def _send_sync(transport: SyncTransport, request: HttpRequest, deadline: float | None) -> HttpResponse:
     attempt = 0
     while True:
         failure: TransportError | None = None
@@ -98,7 +115,7 @@ def _send_sync(transport: SyncTransport, request: HttpRequest) -> HttpResponse:
             _log_exchange(request, response)
         except TransportError as exc:
             failure = exc
-        delay = _retry_delay(request, attempt, response)
+        delay = _retry_delay(request, attempt, response, deadline)
         if delay is None:
             if response is None:
                 assert failure is not None
@@ -109,7 +126,7 @@ def _send_sync(transport: SyncTransport, request: HttpRequest) -> HttpResponse:
         attempt += 1
 
 
-async def _send_async(transport: AsyncTransport, request: HttpRequest) -> HttpResponse:
+async def _send_async(transport: AsyncTransport, request: HttpRequest, deadline: float | None) -> HttpResponse:
     attempt = 0
     while True:
         failure: TransportError | None = None
@@ -119,7 +136,7 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest) -> HttpRe
             _log_exchange(request, response)
         except TransportError as exc:
             failure = exc
-        delay = _retry_delay(request, attempt, response)
+        delay = _retry_delay(request, attempt, response, deadline)
         if delay is None:
             if response is None:
                 assert failure is not None
@@ -130,23 +147,24 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest) -> HttpRe
         attempt += 1
 
 
-def run_sync(flow: Flow[T], transport: SyncTransport) -> T:
-    """Drive ``flow`` to completion with blocking I/O."""
+def run_sync(flow: Flow[T], transport: SyncTransport, deadline: float | None = None) -> T:
+    """Drive ``flow`` to completion with blocking I/O; no retry starts after ``deadline``
+    (a ``time.monotonic()`` value)."""
     try:
         request = next(flow)
         while True:
-            request = flow.send(_send_sync(transport, request))
+            request = flow.send(_send_sync(transport, request, deadline))
     except StopIteration as done:
         result: T = done.value
         return result
 
 
-async def run_async(flow: Flow[T], transport: AsyncTransport) -> T:
-    """Drive ``flow`` to completion on the running event loop."""
+async def run_async(flow: Flow[T], transport: AsyncTransport, deadline: float | None = None) -> T:
+    """Drive ``flow`` to completion on the running event loop, with the same deadline rule."""
     try:
         request = next(flow)
         while True:
-            request = flow.send(await _send_async(transport, request))
+            request = flow.send(await _send_async(transport, request, deadline))
     except StopIteration as done:
         result: T = done.value
         return result

@@ -12,8 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, federation, iam, metadata
+from gcptoken.emulator import admin, faults, federation, iam, metadata
 from gcptoken.emulator.certs import certs_v1, certs_v3, tokeninfo
+from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
@@ -62,6 +63,8 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, recording_send)
+        except InjectedDrop:
+            raise  # deliberate: the server closes the connection mid-response
         except Exception:
             log.exception("emulator handler failed on %s %s", scope["method"], scope["path"])
             if not recorded:
@@ -92,9 +95,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
             *metadata.routes,
             *iam.routes,
             *federation.routes,
+            *faults.routes,
             *admin.routes,
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.emulator = state
-    return RequestLog(app, state)
+    quiet_injected_drops()
+    return RequestLog(FaultInjector(app, state), state)

@@ -120,6 +120,21 @@ class Provider:
         }
 
 
+@dataclass
+class Fault:
+    """The next ``count`` requests to ``path`` fail this way (see emulator.faults)."""
+
+    path: str
+    count: int
+    status: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+    truncate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v not in (None, False, 0.0) or k in ("path", "count")}
+
+
 @dataclass(frozen=True)
 class User:
     email: str
@@ -221,6 +236,8 @@ class EmulatorState:
         # Workload identity pool providers by (pool, provider), and the OIDC issuer they trust.
         self.providers: dict[tuple[str, str], Provider] = {}
         self._oidc_key: IssuerKey | None = None
+        # Injected faults, consumed by the requests they match.
+        self.faults: list[Fault] = []
         # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
         self.system_keys: dict[str, tuple[str, jws.SigningKey]] = {}
         self.lock = threading.RLock()

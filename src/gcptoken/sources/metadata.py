@@ -29,7 +29,7 @@ __all__ = [
 DEFAULT_HOST = "metadata.google.internal"
 # The metadata server answers in milliseconds; a slow answer means something is wrong.
 METADATA_TIMEOUT = 3.0
-RETRIES = 3
+RETRIES = 3  # one more than the default: the metadata server is local and answers fast
 HEADERS = {"Metadata-Flavor": "Google"}
 ACCOUNT = "instance/service-accounts/default"
 
