@@ -162,6 +162,13 @@ class ServiceAccountCredentials(Credentials):
         key = self.key
         return f"service_account|{key.client_email}|{key.private_key_id}|{endpoints.resolve(key.token_uri)}"
 
+    def self_signed_jwt(
+        self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600
+    ) -> Token:
+        """A JWT signed by this key for an API audience or scopes (see sources.service_account)."""
+        self._signing_ready()
+        return service_account.self_signed_jwt(self.key, audience, scopes, lifetime)
+
     def _signing_ready(self) -> None:
         try:
             _ = self.key.signing_key

@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _credentials_option(access)
 
+    jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
+    jwt.add_argument("--audience", help="the API, e.g. https://SERVICE.googleapis.com/")
+    jwt.add_argument("--scopes", help="comma-separated scopes instead of an audience")
+    jwt.add_argument(
+        "--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600 (default 3600)"
+    )
+    jwt.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
+    _credentials_option(jwt)
+
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     _credentials_option(whoami)
     whoami.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")

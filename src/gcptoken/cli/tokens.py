@@ -15,13 +15,14 @@ from gcptoken.credentials import (
     GcloudCredentials,
     ImpersonatedCredentials,
     MetadataCredentials,
+    ServiceAccountCredentials,
     UserCredentials,
     load_credentials,
 )
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
-__all__ = ["credentials_for", "run_access", "run_id"]
+__all__ = ["credentials_for", "run_access", "run_id", "run_jwt"]
 
 
 def _emit(token: Token, output: str, field: str) -> None:
@@ -127,4 +128,16 @@ def run_access(args: argparse.Namespace) -> int:
         args, credentials, "access_token", subject, lambda: credentials.access_token(scopes, timeout=args.timeout)
     )
     _emit(token, args.format, "access_token")
+    return 0
+
+
+def run_jwt(args: argparse.Namespace) -> int:
+    credentials = credentials_for(args)
+    if not isinstance(credentials, ServiceAccountCredentials):
+        raise InvalidArgumentError(
+            f"self-signed JWTs need a service-account key; the credential in use is {credentials.description}"
+        )
+    scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
+    token = credentials.self_signed_jwt(args.audience, scopes=scopes, lifetime=args.jwt_lifetime)
+    _emit(token, args.format, "jwt")
     return 0
