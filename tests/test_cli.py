@@ -233,7 +233,21 @@ def test_every_command_has_help() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert commands is not None
-    assert set(commands) == {"id", "access", "jwt", "whoami", "decode", "verify", "info", "emulator", "cache", "demo"}
+    expected = {
+        "id",
+        "access",
+        "jwt",
+        "call",
+        "curl",
+        "whoami",
+        "decode",
+        "verify",
+        "info",
+        "emulator",
+        "cache",
+        "demo",
+    }
+    assert set(commands) == expected
     for name in commands:
         result = gcptoken(name, "--help")
         assert result.code == 0 and result.out.startswith("usage: gcptoken " + name), name

@@ -83,10 +83,11 @@ class TokenCache:
         log.warning("token refresh failed (%s); using the cached token until it expires", type(exc).__name__)
         return usable
 
-    def get(self, key: str, fetch: Callable[[], Token]) -> Token:
-        """The cached token, or ``fetch()`` run once for all threads asking at the same time."""
+    def get(self, key: str, fetch: Callable[[], Token], force: bool = False) -> Token:
+        """The cached token, or ``fetch()`` run once for all threads asking at the same time;
+        ``force`` skips the cached token (it was refused) but still shares and stores the fetch."""
         with self._lock:
-            token = self._fresh(key)
+            token = None if force else self._fresh(key)
             if token is not None:
                 return token
             future = self._inflight.get(key)
@@ -112,11 +113,11 @@ class TokenCache:
         future.set_result(token)
         return token
 
-    async def get_async(self, key: str, fetch: Callable[[], Awaitable[Token]]) -> Token:
+    async def get_async(self, key: str, fetch: Callable[[], Awaitable[Token]], force: bool = False) -> Token:
         """As ``get``, for asyncio tasks: one ``fetch()`` per key and event loop at a time."""
         loop_key = (id(asyncio.get_running_loop()), key)
         with self._lock:
-            token = self._fresh(key)
+            token = None if force else self._fresh(key)
             if token is not None:
                 return token
             future = self._inflight_async.get(loop_key)

@@ -63,16 +63,19 @@ class Credentials(abc.ABC):
             return None
         return default_cache(), cache_key(identity, kind, subject)
 
-    def id_token(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+    def id_token(
+        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
+    ) -> Token:
         """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL), from the
-        cache while it is fresh; concurrent callers share one fetch."""
+        cache while it is fresh; concurrent callers share one fetch. ``refresh`` replaces a cached
+        token a service refused."""
         audience = _audience(audience)
         cached = self._cached("id_token", audience, use_cache)
 
         def fetch() -> Token:
             return _run_sync(self.id_token_flow(audience), timeout)
 
-        return fetch() if cached is None else cached[0].get(cached[1], fetch)
+        return fetch() if cached is None else cached[0].get(cached[1], fetch, force=refresh)
 
     def access_token(
         self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
@@ -86,14 +89,16 @@ class Credentials(abc.ABC):
 
         return fetch() if cached is None else cached[0].get(cached[1], fetch)
 
-    async def id_token_async(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+    async def id_token_async(
+        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
+    ) -> Token:
         audience = _audience(audience)
         cached = self._cached("id_token", audience, use_cache)
 
         async def fetch() -> Token:
             return await _run_async(self.id_token_flow(audience), timeout)
 
-        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch))
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch, force=refresh))
 
     async def access_token_async(
         self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
@@ -284,7 +289,9 @@ class GcloudCredentials(Credentials):
             )
         return _no_io(lambda: gcloud.access_token(self.impersonate, self.lifetime))
 
-    async def id_token_async(self, audience: str, *, timeout: float | None = None, use_cache: bool = True) -> Token:
+    async def id_token_async(
+        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
+    ) -> Token:
         # A subprocess: off the event loop. gcloud caches its own tokens, so this class does not.
         return await asyncio.to_thread(self.id_token, audience, timeout=timeout)
 

@@ -89,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     jwt.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
     _credentials_option(jwt)
 
+    call = command("call", "gcptoken.cli.call:run_call", "call a private service with an ID token (no curl needed)")
+    call.add_argument("target", nargs="+", metavar="[METHOD] URL", help="e.g. POST https://SERVICE.a.run.app/path")
+    call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
+    call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
+    call.add_argument("--audience", help="instead of the one derived from the URL")
+    _credentials_option(call)
+
+    curl = command("curl", "gcptoken.cli.call:run_curl", "run curl with an ID token for the URL's service")
+    curl.add_argument("url", metavar="URL")
+    curl.add_argument("curl_args", nargs=argparse.REMAINDER, metavar="-- CURL_ARGS", help="passed to curl")
+    curl.add_argument("--audience", help="instead of the one derived from the URL")
+    _credentials_option(curl)
+
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     _credentials_option(whoami)
     whoami.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")

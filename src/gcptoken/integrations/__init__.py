@@ -1,0 +1,1 @@
+"""Calling services with ID tokens: httpx and requests authentication."""

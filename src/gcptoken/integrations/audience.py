@@ -1,0 +1,27 @@
+"""The audience a Google-hosted service expects, from the URL being called."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["audience_for", "says_invalid_token"]
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def audience_for(url: str) -> str:
+    """``scheme://host`` (Cloud Run, IAP, most services); for Cloud Functions (1st gen,
+    ``*.cloudfunctions.net``) the function's URL, whose first path segment names it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host if parts.port in (None, _DEFAULT_PORTS.get(parts.scheme)) else f"{host}:{parts.port}"
+    base = f"{parts.scheme}://{netloc}"
+    if host.endswith(".cloudfunctions.net"):
+        function = parts.path.lstrip("/").split("/", 1)[0]
+        return f"{base}/{function}" if function else base
+    return base
+
+
+def says_invalid_token(status: int, www_authenticate: str | None) -> bool:
+    """A 401 whose challenge says the token itself was refused (worth one retry with a fresh one)."""
+    return status == 401 and "invalid_token" in (www_authenticate or "")

@@ -1,0 +1,43 @@
+"""``requests.auth.AuthBase`` that adds ``Authorization: Bearer <ID token>``.
+
+requests is not a dependency of gcptoken: this module is for programs that already use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from gcptoken.credentials import Credentials, load_credentials
+from gcptoken.integrations.audience import audience_for, says_invalid_token
+
+__all__ = ["IdTokenAuth"]
+
+
+class IdTokenAuth(requests.auth.AuthBase):
+    """As the httpx one: audience from the URL unless given, one retry on an invalid-token 401."""
+
+    def __init__(self, credentials: Credentials | None = None, audience: str | None = None) -> None:
+        self.credentials = credentials or load_credentials()
+        self.audience = audience
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        audience = self.audience or audience_for(str(request.url))
+        request.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience).value}"
+        request.hooks.setdefault("response", []).append(self._retry_once(audience))
+        return request
+
+    def _retry_once(self, audience: str) -> Any:
+        def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
+            if not says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+                return response
+            response.content  # noqa: B018 - read the body so the connection can be reused
+            retry = response.request.copy()
+            retry.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience, refresh=True).value}"
+            retry.hooks["response"] = []  # once only
+            fresh: requests.Response = response.connection.send(retry, **kwargs)
+            fresh.history.append(response)
+            return fresh
+
+        return hook
