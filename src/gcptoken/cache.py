@@ -7,15 +7,18 @@ request; never a private key or a secret.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from gcptoken.tokens import Token
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["TokenCache", "cache_key", "default_cache", "refresh_margin"]
 
@@ -115,6 +118,8 @@ class TokenCache:
 
     async def get_async(self, key: str, fetch: Callable[[], Awaitable[Token]], force: bool = False) -> Token:
         """As ``get``, for asyncio tasks: one ``fetch()`` per key and event loop at a time."""
+        import asyncio  # only async callers pay for it
+
         loop_key = (id(asyncio.get_running_loop()), key)
         with self._lock:
             token = None if force else self._fresh(key)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import hashlib
 import json
 import os
@@ -293,11 +292,15 @@ class GcloudCredentials(Credentials):
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
     ) -> Token:
         # A subprocess: off the event loop. gcloud caches its own tokens, so this class does not.
+        import asyncio
+
         return await asyncio.to_thread(self.id_token, audience, timeout=timeout)
 
     async def access_token_async(
         self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
     ) -> Token:
+        import asyncio
+
         return await asyncio.to_thread(self.access_token, scopes, timeout=timeout)
 
 

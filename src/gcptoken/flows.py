@@ -6,7 +6,6 @@ source has a hand-copied async twin. The drivers own timeouts and error translat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -143,6 +142,8 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest, deadline:
                 raise _final(failure, attempt)
             return response
         log.debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
+        import asyncio  # only async callers pay for it
+
         await asyncio.sleep(delay)
         attempt += 1
 

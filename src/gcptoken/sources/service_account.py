@@ -6,14 +6,17 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gcptoken import endpoints, jws
+from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.flows import Flow
 from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.tokens import Token, utc_from_epoch
+
+if TYPE_CHECKING:
+    from gcptoken.jws import SigningKey
 
 __all__ = [
     "JWT_BEARER",
@@ -64,8 +67,10 @@ class ServiceAccountKey:
         )
 
     @property
-    def signing_key(self) -> jws.SigningKey:
+    def signing_key(self) -> SigningKey:
         """The parsed private key; parsed once per process (jws caches it)."""
+        from gcptoken import jws  # cryptography: only when something is signed, never on a cache hit
+
         return jws.load_private_key_pem(self.private_key)
 
 
@@ -82,12 +87,16 @@ def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: floa
 
 
 def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
+    from gcptoken import jws
+
     return jws.encode(assertion_claims(key, extra, now), key.signing_key, kid=key.private_key_id)
 
 
 def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
     url = endpoints.resolve(key.token_uri)
     claims = assertion_claims(key, extra)
+    from gcptoken import jws
+
     signed = jws.encode(claims, key.signing_key, kid=key.private_key_id)
     describe = {"grant": "jwt-bearer", "assertion_claims": json.dumps(claims, sort_keys=True)}
     return (yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": signed}, describe))
@@ -132,5 +141,7 @@ def self_signed_jwt(
             raise InvalidArgumentError("scopes must name at least one scope")
         claims["scope"] = scope
     claims.update({"iat": issued, "exp": issued + lifetime})
+    from gcptoken import jws
+
     value = jws.encode(claims, key.signing_key, kid=key.private_key_id)
     return Token(value, utc_from_epoch(issued + lifetime), "jwt")
