@@ -125,3 +125,23 @@ def test_8_processes_x_50_runs_share_one_fetch(
     assert len(outputs) == 400 and len(set(outputs)) == 1
     assert requests_by(emulator, key_info) == 1
     assert json.loads((cache_dir() / "tokens.json").read_text())["version"] == 1
+
+
+def test_a_cache_hit_imports_neither_cryptography_nor_httpx(env: dict[str, str]) -> None:
+    """The cached path stays light; checked by what gets imported, never by timing."""
+    import subprocess
+    import sys
+
+    assert gcptoken("id", AUD, env=env).code == 0  # fills the cache
+    code = (
+        "import sys\n"
+        "from gcptoken.cli.main import main\n"
+        f"assert main(['id', {AUD!r}]) == 0\n"
+        "heavy = ('cryptography', 'httpx', 'asyncio', 'starlette', 'uvicorn')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"
