@@ -284,7 +284,8 @@ def test_many_verifications_fetch_certs_once(emulator: EmulatorClient, forger: F
 
 def test_certs_are_refetched_only_after_max_age(emulator: EmulatorClient, forger: Forger, certs_url: str) -> None:
     timer = FakeTimer()
-    verifier = Verifier(AUD, certs=certs_url, timer=timer)
+    # No result cache: the same token must reach the keys every time.
+    verifier = Verifier(AUD, certs=certs_url, timer=timer, result_cache_size=0)
     token = forger.sign()
     before = certs_fetches(emulator)
     verifier.verify(token, now=NOW)
@@ -354,7 +355,7 @@ def test_a_failed_refresh_keeps_the_cached_keys(emulator: EmulatorClient, forger
     flaky = FlakyCerts(httpx.get(f"{emulator.url}/oauth2/v3/certs").json())
     with AsgiServer(Starlette(routes=[Route("/certs", flaky.certs)]), bind("127.0.0.1", 0)) as server:
         timer = FakeTimer()
-        verifier = Verifier(AUD, certs=f"{server.url}/certs", timer=timer)
+        verifier = Verifier(AUD, certs=f"{server.url}/certs", timer=timer, result_cache_size=0)
         token = forger.sign()
         verifier.verify(token, now=NOW)
         flaky.failing = True

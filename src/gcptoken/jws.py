@@ -40,6 +40,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "encode",
+    "generate_ec_key",
     "generate_rsa_key",
     "json_loads",
     "json_segment",
@@ -149,6 +150,11 @@ def _int_bytes(value: int) -> bytes:
 
 def generate_rsa_key(bits: int = 2048) -> SigningKey:
     return SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=bits), "RS256")
+
+
+def generate_ec_key() -> SigningKey:
+    """A P-256 key, for ES256."""
+    return SigningKey(ec.generate_private_key(ec.SECP256R1()), "ES256")
 
 
 @functools.lru_cache(maxsize=128)

@@ -1,81 +1,69 @@
-"""Verifying ID tokens: signature with cached keys, then issuer, audience and time."""
+"""Verifying ID tokens: signature with cached keys, then issuer, audience, time and policy.
+
+``Verifier.google``, ``.iap``, ``.firebase`` and ``.oidc`` build one for a known kind of token
+(see ``presets``); the constructor takes everything explicitly.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gcptoken import certs as certs_format
-from gcptoken import endpoints, jws
-from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
-from gcptoken.flows import run_sync
+from gcptoken import endpoints, jws, presets
+from gcptoken.compact import b64url_decode_bytes, json_loads
+from gcptoken.errors import InvalidArgumentError, VerificationError
+from gcptoken.key_cache import FixedKeys, KeyCache
+from gcptoken.policy import Policy
+from gcptoken.results import DEFAULT_SIZE, ResultCache
 
-__all__ = ["Verifier"]
+__all__ = ["REASONS", "Verifier"]
 
-log = logging.getLogger("gcptoken.verify")
-
+# Every VerificationError.reason a Verifier raises.
+REASONS = frozenset(
+    {
+        "malformed",
+        "algorithm",
+        "unknown_kid",
+        "signature",
+        "issuer",
+        "audience",
+        "expired",
+        "issued_in_future",
+        "not_yet_valid",
+        "missing_claim",
+        "invalid_claim",
+        "lifetime",
+        "too_old",
+        "email_not_verified",
+        "email_not_allowed",
+        "hosted_domain_not_allowed",
+        "subject_not_allowed",
+    }
+)
 _ALGORITHMS = frozenset({"RS256", "ES256"})
 _NUMBERS = (int, float)
 _HEADER_CACHE_SIZE = 64
-
-
-class _KeyCache:
-    """Keys by kid from a URL: fresh for Cache-Control max-age, refetched at most once per
-    ``refetch_interval`` for an unknown kid, and kept when a refetch fails."""
-
-    def __init__(self, url: str, refetch_interval: float, timer: Callable[[], float], timeout: float) -> None:
-        self.url = url
-        self.refetch_interval = refetch_interval
-        self.timer = timer
-        self.timeout = timeout
-        self.keys: certs_format.KeySet = {}
-        self.fresh_until = float("-inf")
-        self.last_attempt = float("-inf")
-        self._lock = threading.Lock()
-
-    def get(self, kid: str) -> jws.VerifyingKey | None:
-        if self.timer() >= self.fresh_until:
-            self._refresh(force=False)
-        key = self.keys.get(kid)
-        if key is None and self.timer() - self.last_attempt >= self.refetch_interval:
-            self._refresh(force=True)  # maybe rotated: Google publishes new keys before using them
-            key = self.keys.get(kid)
-        return key
-
-    def _refresh(self, force: bool) -> None:
-        with self._lock:
-            now = self.timer()
-            if not force and now < self.fresh_until:
-                return  # another thread refreshed while we waited
-            if force and now - self.last_attempt < self.refetch_interval:
-                return
-            self.last_attempt = now
-            try:
-                keys, max_age = self._fetch()
-            except TransportError:
-                if not self.keys:
-                    raise
-                log.warning("certs refresh from %s failed; keeping the cached keys", self.url)
-                self.fresh_until = now + self.refetch_interval
-                return
-            self.keys = keys
-            self.fresh_until = now + max_age
-
-    def _fetch(self) -> tuple[certs_format.KeySet, float]:
-        from gcptoken.transport import shared_transport  # httpx is heavy: only when certs must be fetched
-
-        return run_sync(certs_format.fetch_flow(self.url), shared_transport(self.timeout))
+_NO_POLICY = Policy()
 
 
 class Verifier:
-    """Verifies Google-issued (or emulator-issued) ID tokens.
+    """Verifies ID tokens: Google's by default, or any issuer's given its keys.
 
-    ``certs``: None for Google's v3 JWKS URL, an ``http(s)://`` URL of either Google format, a
-    path to a file holding either format, or an already-loaded mapping (JWKS or kid → PEM).
+    ``certs``: None for Google's v3 JWKS URL, an ``http(s)://`` URL of either Google format (or
+    a JWKS), a path to a file holding one, or an already-loaded mapping (JWKS or kid → PEM). With
+    ``discovery=True`` the keys are instead found from the (single) issuer's OpenID discovery
+    document.
+
+    ``algorithms`` limits what the token header may name; the key still decides (an RSA key
+    verifies RS256 only, a P-256 key ES256 only). ``max_lifetime`` bounds ``exp - iat``;
+    ``policy`` adds the caller's own rules. ``token_header`` says where integrations find the
+    token: ``authorization`` (a Bearer token) or a header that carries it bare (IAP's).
+
+    Verified tokens are remembered (up to ``result_cache_size``, never past their ``exp``), so a
+    token seen again costs no signature check.
     """
 
     def __init__(
@@ -85,9 +73,16 @@ class Verifier:
         issuers: str | Sequence[str] = endpoints.GOOGLE_ISSUERS,
         clock_skew: float = 60.0,
         *,
+        algorithms: Sequence[str] = ("RS256", "ES256"),
+        policy: Policy | None = None,
+        max_lifetime: float | None = None,
+        discovery: bool = False,
+        token_header: str = presets.AUTHORIZATION,
+        result_cache_size: int = DEFAULT_SIZE,
         refetch_interval: float = 30.0,
         timeout: float = 10.0,
         timer: Callable[[], float] = time.monotonic,
+        claims_rule: presets.ClaimsRule | None = None,
     ) -> None:
         audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         if not audiences or not all(isinstance(a, str) and a for a in audiences):
@@ -96,70 +91,177 @@ class Verifier:
         self.issuers = frozenset((issuers,) if isinstance(issuers, str) else issuers)
         if not self.issuers:
             raise InvalidArgumentError("issuers must not be empty")
+        self.algorithms = frozenset(algorithms)
+        if not self.algorithms or not self.algorithms <= _ALGORITHMS:
+            raise InvalidArgumentError(f"algorithms must be some of {sorted(_ALGORITHMS)}")
         if clock_skew < 0:
             raise InvalidArgumentError("clock_skew must not be negative")
-        self.clock_skew = clock_skew
-        self._headers: dict[str, dict[str, Any]] = {}
-        self._static: certs_format.KeySet = {}
-        self._cache: _KeyCache | None = None
-        if certs is None or (isinstance(certs, str) and certs.startswith(("http://", "https://"))):
+        if max_lifetime is not None and not max_lifetime > 0:
+            raise InvalidArgumentError("max_lifetime must be a positive number of seconds")
+        self.clock_skew = float(clock_skew)
+        self.max_lifetime = max_lifetime
+        self.policy = policy or _NO_POLICY
+        self._policy_check = None if self.policy.is_empty else self.policy.check
+        self._max_age = self.policy.max_age
+        self._claims_rule = claims_rule
+        self.token_header = token_header.lower()
+        self._headers: dict[bytes, tuple[str, str]] = {}
+        self.results = ResultCache(result_cache_size)
+        self._recent = self.results.entries
+        self._recent_size = self.results.size
+        self._keys: FixedKeys | KeyCache
+        if discovery:
+            if certs is not None or len(self.issuers) != 1:
+                raise InvalidArgumentError("discovery needs exactly one issuer and no certs")
+            (issuer,) = self.issuers
+            self._keys = KeyCache(None, refetch_interval, timer, timeout, discover_from=issuer)
+        elif certs is None or (isinstance(certs, str) and certs.startswith(("http://", "https://"))):
             url = endpoints.OAUTH2_CERTS_V3 if certs is None else certs
-            self._cache = _KeyCache(url, refetch_interval, timer, timeout)
+            self._keys = KeyCache(url, refetch_interval, timer, timeout)
         elif isinstance(certs, Mapping):
-            self._static = certs_format.keys_from_document(certs, "certs mapping")
+            self._keys = FixedKeys(certs_format.keys_from_document(certs, "certs mapping"))
         else:
-            self._static = certs_format.keys_from_file(certs)
+            self._keys = FixedKeys(certs_format.keys_from_file(certs))
+        self._fixed = self._keys.keys if isinstance(self._keys, FixedKeys) else None  # no call per token
 
-    def _header(self, segment: str) -> dict[str, Any]:
-        """Parsed header segments are cached: every token from one issuer key shares the same one."""
-        header = self._headers.get(segment)
-        if header is None:
-            header = jws.json_segment(segment, "header")
-            if len(self._headers) < _HEADER_CACHE_SIZE:
-                self._headers[segment] = header
-        return header
+    # -- presets --------------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset: presets.Preset, audience: str | Sequence[str], **options: Any) -> Verifier:
+        """A verifier for ``preset``'s tokens; ``options`` (policy, clock_skew, certs, …) override."""
+        if preset.check_audience is not None:
+            for value in (audience,) if isinstance(audience, str) else audience:
+                preset.check_audience(value)
+        settings: dict[str, Any] = {
+            "certs": preset.certs,
+            "issuers": preset.issuers,
+            "clock_skew": preset.clock_skew,
+            "algorithms": tuple(preset.algorithms),
+            "max_lifetime": preset.max_lifetime,
+            "discovery": preset.certs is None,
+            "token_header": preset.header,
+            "claims_rule": preset.claims_rule,
+        }
+        settings.update(options)
+        return cls(audience, **settings)
+
+    @classmethod
+    def google(cls, audience: str | Sequence[str], **options: Any) -> Verifier:
+        """Google-signed ID tokens for ``audience`` (your service's URL, say)."""
+        return cls.from_preset(presets.GOOGLE, audience, **options)
+
+    @classmethod
+    def iap(cls, audience: str | Sequence[str], **options: Any) -> Verifier:
+        """IAP's signed header, for ``/projects/NUMBER/apps/PROJECT_ID`` or
+        ``/projects/NUMBER/global/backendServices/ID``."""
+        return cls.from_preset(presets.IAP, audience, **options)
+
+    @classmethod
+    def firebase(cls, project_id: str, **options: Any) -> Verifier:
+        """Firebase Authentication ID tokens of project ``project_id``."""
+        return cls.from_preset(presets.firebase(project_id), project_id, **options)
+
+    @classmethod
+    def oidc(cls, issuer: str, audience: str | Sequence[str], **options: Any) -> Verifier:
+        """Tokens from any OpenID Connect ``issuer``; its keys are found by discovery."""
+        return cls.from_preset(presets.oidc(issuer), audience, **options)
+
+    # -- verifying ------------------------------------------------------------------------------
+
+    async def verify_async(self, token: str, now: float | None = None) -> dict[str, Any]:
+        """``verify`` for event loops: when the keys must be fetched first, the whole verification
+        runs in a worker thread, so the loop never waits on the network."""
+        keys = self._keys
+        if isinstance(keys, KeyCache) and keys.needs_fetch(self._kid_of(token)):
+            import anyio.to_thread  # Starlette's own dependency; works under asyncio and trio
+
+            return await anyio.to_thread.run_sync(self.verify, token, now)
+        return self.verify(token, now)
+
+    def _kid_of(self, token: str) -> str:
+        """The kid a token names, or "" when it has none (``verify`` then says why)."""
+        try:
+            header_b64 = token[: token.index(".")].encode("ascii")
+            return (self._headers.get(header_b64) or self._header(header_b64))[1]
+        except (ValueError, AttributeError, VerificationError):
+            return ""
 
     def verify(self, token: str, now: float | None = None) -> dict[str, Any]:
         """The token's claims if it is valid at ``now`` (default: the current time).
 
-        Raises VerificationError (``.reason``) when it is not, TransportError when the certs
+        Raises VerificationError (``.reason``) when it is not, TransportError when the keys
         cannot be had at all.
         """
-        # The hot path: no intermediate objects, each segment decoded once, few calls. Anything
-        # unusual falls back to jws's precise parsing, which raises the right "malformed" error.
-        parts = token.split(".")
-        if len(parts) != 3 or len(token) > jws.MAX_TOKEN_LENGTH:
-            jws.split(token)  # always raises here, with the precise reason
-        header_b64, claims_b64, signature_b64 = parts
-        header = self._headers.get(header_b64) or self._header(header_b64)
+        # The hot path: few calls, no intermediate objects, every segment decoded once, and a
+        # token verified before answered from the result cache. Anything unusual falls back to
+        # jws's precise parsing, which raises the right "malformed" error.
+        if now is None:
+            now = time.time()
+        if type(token) is not str:
+            raise VerificationError("malformed", "token is not a string")
+        hit = self._recent.get(token)
+        if hit is not None:
+            if hit[1] <= now <= hit[2]:
+                cached: dict[str, Any] = json_loads(hit[0])
+                return cached
+            self.results.drop(token)  # outside its window: the full check below says why
         try:
-            claims = jws.json_loads(jws.b64url_decode(claims_b64))
-            signature = jws.b64url_decode(signature_b64)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            jws.json_segment(claims_b64, "payload")
-            jws.signature_segment(signature_b64)
+            data = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise VerificationError("malformed", "token is not ASCII") from None
+        first = data.find(b".")
+        second = data.find(b".", first + 1)
+        if first < 0 or second < 0 or data.find(b".", second + 1) >= 0 or len(data) > jws.MAX_TOKEN_LENGTH:
+            jws.split(token)  # raises, with the precise reason
+        header_b64 = data[:first]
+        claims_b64 = data[first + 1 : second]
+        signature_b64 = data[second + 1 :]
+        alg, kid = self._headers.get(header_b64) or self._header(header_b64)
+        try:
+            payload = b64url_decode_bytes(claims_b64)
+            claims = json_loads(payload)
+            signature = b64url_decode_bytes(signature_b64)
+        except (ValueError, RecursionError):
+            jws.json_segment(claims_b64.decode(), "payload")
+            jws.signature_segment(signature_b64.decode())
             raise  # pragma: no cover - one of the two lines above raises
         if type(claims) is not dict:
             raise VerificationError("malformed", "token payload is not a JSON object")
-        alg = header.get("alg")
-        if alg not in _ALGORITHMS:
-            raise VerificationError("algorithm", f"token algorithm {str(alg)[:20]!r} is not accepted")
-        kid = header.get("kid")
-        if type(kid) is not str:
-            raise VerificationError("unknown_kid", "token header has no kid")
-        key = self._static.get(kid) if self._cache is None else self._cache.get(kid)
+        fixed = self._fixed
+        key = fixed.get(kid) if fixed is not None else self._keys.get(kid)
         if key is None:
             raise VerificationError("unknown_kid", f"no published key has kid {kid[:64]!r}")
         if alg != key.alg:
             raise VerificationError(
                 "algorithm", f"token algorithm {alg!r} is not allowed for this key (needs {key.alg})"
             )
-        if not key.verify(token[: len(header_b64) + 1 + len(claims_b64)].encode("ascii"), signature):
+        if not key.verify(data[:second], signature):
             raise VerificationError("signature", "signature does not verify")
-        self._check_claims(claims, time.time() if now is None else now)
+        valid_from, valid_until = self._check_claims(claims, now)
+        recent = self._recent
+        if len(recent) < self._recent_size:
+            recent[token] = (payload, valid_from, valid_until)  # one dict store: atomic, no lock needed
+        else:
+            self.results.put(token, (payload, valid_from, valid_until))  # evicts, under its lock
         return claims
 
-    def _check_claims(self, claims: dict[str, Any], now: float) -> None:
+    def _header(self, segment: bytes) -> tuple[str, str]:
+        """The header's (alg, kid) once both are acceptable. Cached by segment: every token from
+        one issuer key shares the same header."""
+        header = jws.json_segment(segment.decode("ascii"), "header")
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise VerificationError("algorithm", f"token algorithm {str(alg)[:20]!r} is not accepted")
+        kid = header.get("kid")
+        if type(kid) is not str:
+            raise VerificationError("unknown_kid", "token header has no kid")
+        if len(self._headers) < _HEADER_CACHE_SIZE:
+            self._headers[segment] = (alg, kid)
+        return alg, kid
+
+    def _check_claims(self, claims: dict[str, Any], now: float) -> tuple[float, float]:
+        """Raises unless the claims are acceptable at ``now``; else the window (from, until) in
+        which they are, for the result cache."""
         issuer = claims.get("iss")
         if issuer not in self.issuers:
             raise VerificationError("issuer", f"issuer {str(issuer)[:100]!r} is not accepted")
@@ -185,6 +287,21 @@ class Verifier:
             raise VerificationError("expired", f"token expired {int(now - exp)} s ago")
         if iat > now + skew:
             raise VerificationError("issued_in_future", "token 'iat' is in the future")
+        valid_from = iat - skew
+        valid_until = exp + skew
         nbf = claims.get("nbf")
-        if nbf is not None and (type(nbf) not in _NUMBERS or nbf > now + skew):
-            raise VerificationError("not_yet_valid", "token 'nbf' is in the future or not a number")
+        if nbf is not None:
+            if type(nbf) not in _NUMBERS or nbf > now + skew:
+                raise VerificationError("not_yet_valid", "token 'nbf' is in the future or not a number")
+            valid_from = max(valid_from, nbf - skew)
+        if self.max_lifetime is not None and exp - iat > self.max_lifetime:
+            raise VerificationError("lifetime", f"token lives {int(exp - iat)} s; at most {int(self.max_lifetime)} s")
+        if self._max_age is not None:
+            if now > iat + self._max_age + skew:
+                raise VerificationError("too_old", f"token was issued {int(now - iat)} s ago")
+            valid_until = min(valid_until, iat + self._max_age + skew)
+        if self._claims_rule is not None:
+            valid_from = max(valid_from, self._claims_rule(claims, now, skew))
+        if self._policy_check is not None:
+            self._policy_check(claims)
+        return valid_from, valid_until
