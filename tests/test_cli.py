@@ -113,7 +113,10 @@ def test_verify_valid_and_invalid(env: dict[str, str], id_token: str, emulator: 
     assert later.code == 1 and "expired" in later.err
     earlier = gcptoken("verify", id_token, "--audience", AUD, "--now", str(time.time() - 7200), env=env)
     assert earlier.code == 1 and "future" in earlier.err
-    issuer = gcptoken("verify", id_token, "--audience", AUD, "--issuer", "https://elsewhere", env=env)
+    google_certs = "https://www.googleapis.com/oauth2/v3/certs"  # reaches the emulator through env
+    issuer = gcptoken(
+        "verify", id_token, "--audience", AUD, "--issuer", "https://elsewhere", "--certs", google_certs, env=env
+    )
     assert issuer.code == 1 and "issuer" in issuer.err
     certs_file = tmp_path / "certs.json"
     certs_file.write_text(httpx.get(f"{emulator.url}/oauth2/v1/certs").text)

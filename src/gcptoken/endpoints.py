@@ -40,6 +40,7 @@ GOOGLE_HOSTS = frozenset(
         "accounts.google.com",
         "iamcredentials.googleapis.com",
         "sts.googleapis.com",
+        "www.gstatic.com",
     }
 )
 

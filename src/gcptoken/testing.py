@@ -57,6 +57,25 @@ class EmulatorClient:
             if (path is None or entry["path"] == path) and all(entry.get(k) == v for k, v in match.items())
         ]
 
+    def iap_assertion(self, email: str, audience: str | None = None, **options: Any) -> str:
+        """The ``x-goog-iap-jwt-assertion`` IAP would send for ``email`` (admin API; options:
+        lifetime, hd, accessLevels). The audience defaults to the emulated project's App Engine app."""
+        body = {"email": email, **({"audience": audience} if audience else {}), **options}
+        return str(self._admin("/emulator/v1/iap/assertions", body)["assertion"])
+
+    def firebase_token(self, uid: str, **options: Any) -> str:
+        """A Firebase ID token for ``uid`` (admin API; options: projectId, email, emailVerified,
+        signInProvider, claims, authTime, lifetime)."""
+        return str(self._admin("/emulator/v1/firebase/tokens", {"uid": uid, **options})["idToken"])
+
+    def _admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        response = httpx.post(self.url + path, json=body, timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def token_requests_by(self, email: str) -> list[dict[str, Any]]:
         """Token-endpoint requests whose assertion was issued by ``email``."""
         return [

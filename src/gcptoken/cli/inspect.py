@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from gcptoken.cli.io import print_json, read_token
-from gcptoken.endpoints import GOOGLE_ISSUERS
+from gcptoken.errors import InvalidArgumentError
+from gcptoken.presets import GOOGLE, IAP
 from gcptoken.tokens import decode
+
+if TYPE_CHECKING:
+    from gcptoken.verify import Verifier
 
 __all__ = ["run_decode", "run_info", "run_verify"]
 
@@ -25,18 +30,42 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from gcptoken.verify import Verifier
-
     token = read_token(args.token)
-    verifier = Verifier(
-        audience=args.audience,
-        certs=args.certs,
-        issuers=args.issuer or GOOGLE_ISSUERS,
-        clock_skew=args.clock_skew,
-    )
-    claims = verifier.verify(token, now=args.now)
+    claims = _verifier(args).verify(token, now=args.now)
     print_json(claims)
     return 0
+
+
+def _verifier(args: argparse.Namespace) -> Verifier:
+    from gcptoken.policy import Policy
+    from gcptoken.verify import Verifier
+
+    policy = Policy(
+        require_email_verified=args.require_email_verified,
+        emails=args.email,
+        hosted_domains=args.hd,
+        subjects=args.subject,
+        max_age=args.max_age,
+    )
+    options: dict[str, Any] = {"policy": policy}
+    if args.clock_skew is not None:
+        options["clock_skew"] = args.clock_skew
+    if args.issuer and not args.certs:
+        if len(args.issuer) != 1:
+            raise InvalidArgumentError(
+                "--issuer finds keys by discovery from one issuer; add --certs to accept several"
+            )
+        return Verifier.oidc(args.issuer[0], args.audience, **options)
+    if args.certs:
+        options["certs"] = args.certs
+        options["discovery"] = False
+    if args.issuer:
+        options["issuers"] = args.issuer
+    if args.preset == "firebase":
+        if len(args.audience) != 1:
+            raise InvalidArgumentError("--preset firebase takes one --audience: the Firebase project ID")
+        return Verifier.firebase(args.audience[0], **options)
+    return Verifier.from_preset(IAP if args.preset == "iap" else GOOGLE, args.audience, **options)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -111,11 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = command("verify", "gcptoken.cli.inspect:run_verify", "verify an ID token; exit 1 when invalid")
     verify.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
-    verify.add_argument("--audience", action="append", required=True, help="accepted audience (repeatable)")
-    verify.add_argument("--certs", metavar="URL_OR_FILE", help="certs URL or file, v1 or v3 format")
-    verify.add_argument("--issuer", action="append", help="accepted issuer (repeatable; default: Google's)")
+    verify.add_argument(
+        "--audience", action="append", required=True, help="accepted audience (repeatable; Firebase: the project ID)"
+    )
+    verify.add_argument(
+        "--preset",
+        choices=("google", "iap", "firebase"),
+        default="google",
+        help="who issued it: Google ID token (default), IAP's signed header, Firebase Auth ID token",
+    )
+    verify.add_argument(
+        "--issuer",
+        action="append",
+        metavar="URL",
+        help="an OpenID Connect issuer, its keys found by discovery; with --certs: accepted issuer (repeatable)",
+    )
+    verify.add_argument("--certs", metavar="URL_OR_FILE", help="keys: certs URL or file (v1, v3/JWKS format)")
+    verify.add_argument("--email", action="append", metavar="EMAIL", help="allowed email (repeatable)")
+    verify.add_argument("--hd", action="append", metavar="DOMAIN", help="allowed hosted domain (repeatable)")
+    verify.add_argument("--subject", action="append", metavar="SUB", help="allowed subject (repeatable)")
+    verify.add_argument("--require-email-verified", action="store_true", help="email_verified must be true")
+    verify.add_argument("--max-age", type=float, metavar="SECONDS", help="refuse tokens issued longer ago")
     verify.add_argument("--now", type=float, metavar="EPOCH_SECONDS", help="check validity at this moment")
-    verify.add_argument("--clock-skew", type=float, default=60.0, metavar="SECONDS", help="allowed (default 60)")
+    verify.add_argument(
+        "--clock-skew", type=float, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
+    )
 
     info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
 
-__all__ = ["routes"]
+__all__ = ["json_object", "routes"]
 
 _ACCOUNT_ID = re.compile(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])")
 
@@ -23,7 +23,7 @@ def _state(request: Request) -> EmulatorState:
     return state
 
 
-async def _json_object(request: Request) -> dict[str, Any] | None:
+async def json_object(request: Request) -> dict[str, Any] | None:
     body = await request.body()
     if not body:
         return {}
@@ -53,7 +53,7 @@ async def list_service_accounts(request: Request) -> Response:
 
 
 async def create_service_account(request: Request) -> Response:
-    body = await _json_object(request)
+    body = await json_object(request)
     if body is None:
         return api_error(400, "Request body must be a JSON object.")
     account_id = body.get("accountId")
@@ -97,7 +97,7 @@ async def token_creators(request: Request) -> Response:
     if email not in state.service_accounts:
         return api_error(404, f"Service account {email} does not exist.")
     if request.method == "POST":
-        body = await _json_object(request)
+        body = await json_object(request)
         member = body.get("member") if body is not None else None
         if not isinstance(member, str) or not re.fullmatch(r"(serviceAccount|user|principal|principalSet):.+", member):
             return api_error(400, "member must look like serviceAccount:EMAIL or user:EMAIL.")
@@ -121,7 +121,7 @@ async def lifetime_extension(request: Request) -> Response:
     """PUT ``{"serviceAccounts": [...]}``: who may mint access tokens living up to 12 hours."""
     state = _state(request)
     if request.method == "PUT":
-        body = await _json_object(request)
+        body = await json_object(request)
         accounts = body.get("serviceAccounts") if body is not None else None
         if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
             return api_error(400, "serviceAccounts must be a list of emails.")
@@ -133,7 +133,7 @@ async def lifetime_extension(request: Request) -> Response:
 async def create_user_credentials(request: Request) -> Response:
     """POST ``{"email": "alice@example.com"}``: the user (created if new) and an ``authorized_user``
     credential file with a fresh refresh token, as ``gcloud auth application-default login`` writes."""
-    body = await _json_object(request)
+    body = await json_object(request)
     email = body.get("email") if body is not None else None
     if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
         return api_error(400, "email must be an email address.")

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, faults, federation, iam, metadata
-from gcptoken.emulator.certs import certs_v1, certs_v3, tokeninfo
+from gcptoken.emulator import admin, faults, federation, firebase, iam, iap, metadata
+from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
@@ -89,12 +89,15 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/oauth2/v4/token", token_endpoint, methods=token_methods),
             Route("/oauth2/v1/certs", certs_v1, methods=["GET"]),
             Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
+            Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
             Route("/tokeninfo", tokeninfo, methods=info_methods),
             Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
             Route("/", metadata.root, methods=["GET"]),
             *metadata.routes,
             *iam.routes,
             *federation.routes,
+            *iap.routes,
+            *firebase.routes,
             *faults.routes,
             *admin.routes,
         ],

@@ -8,12 +8,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gcptoken import jws
+from gcptoken import endpoints, jws
 from gcptoken.emulator.responses import form_of, oauth_error
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.errors import VerificationError
 
-__all__ = ["certs_v1", "certs_v3", "tokeninfo"]
+__all__ = ["certs_v1", "certs_v3", "openid_configuration", "tokeninfo"]
 
 
 def _cache_headers(state: EmulatorState) -> dict[str, str]:
@@ -34,6 +34,35 @@ async def certs_v3(request: Request) -> Response:
     state: EmulatorState = request.app.state.emulator
     body = {"keys": [key.key.public.to_jwk(key.kid) for key in state.issuer_keys]}
     return JSONResponse(body, headers=_cache_headers(state))
+
+
+async def openid_configuration(request: Request) -> Response:
+    """accounts.google.com's discovery document, so OIDC verifiers find the emulator's keys."""
+    return JSONResponse(
+        {
+            "issuer": "https://accounts.google.com",
+            "authorization_endpoint": "https://accounts.google.com/o/oauth2/v2/auth",
+            "device_authorization_endpoint": "https://oauth2.googleapis.com/device/code",
+            "token_endpoint": endpoints.TOKEN_URI,
+            "userinfo_endpoint": "https://openidconnect.googleapis.com/v1/userinfo",
+            "revocation_endpoint": "https://oauth2.googleapis.com/revoke",
+            "jwks_uri": endpoints.OAUTH2_CERTS_V3,
+            "response_types_supported": ["code", "token", "id_token", "code token", "code id_token", "none"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "name", "sub"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            ],
+        },
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 def _invalid() -> Response:

@@ -71,13 +71,15 @@ class IssuerKey:
     certificate_pem: str
 
     @classmethod
-    def create(cls, key: jws.SigningKey | None = None) -> IssuerKey:
+    def create(
+        cls, key: jws.SigningKey | None = None, common_name: str = "federated-signon.system.gserviceaccount.com"
+    ) -> IssuerKey:
         key = key or jws.generate_rsa_key()
         public_der = key.key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         kid = hashlib.sha1(public_der, usedforsecurity=False).hexdigest()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "federated-signon.system.gserviceaccount.com")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (
             x509.CertificateBuilder()
@@ -236,6 +238,8 @@ class EmulatorState:
         # Workload identity pool providers by (pool, provider), and the OIDC issuer they trust.
         self.providers: dict[tuple[str, str], Provider] = {}
         self._oidc_key: IssuerKey | None = None
+        # Signing keys of Google's other token issuers (IAP, Firebase), made on first use.
+        self._side_keys: dict[str, IssuerKey] = {}
         # Injected faults, consumed by the requests they match.
         self.faults: list[Fault] = []
         # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
@@ -297,6 +301,13 @@ class EmulatorState:
             if self._oidc_key is None:
                 self._oidc_key = IssuerKey.create()
             return self._oidc_key
+
+    def side_key(self, issuer: str, make: Callable[[], IssuerKey]) -> IssuerKey:
+        """The signing key of one of Google's other issuers (IAP, Firebase), made on first use."""
+        with self.lock:
+            if issuer not in self._side_keys:
+                self._side_keys[issuer] = make()
+            return self._side_keys[issuer]
 
     def issue_federated_token(
         self, principal: str, attributes: tuple[tuple[str, str], ...], lifetime: int
