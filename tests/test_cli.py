@@ -124,6 +124,60 @@ def test_verify_valid_and_invalid(env: dict[str, str], id_token: str, emulator: 
     assert offline.code == 0, offline.err
 
 
+def test_verify_presets_discovery_and_policy(env: dict[str, str], emulator: EmulatorClient, id_token: str) -> None:
+    audience = "/projects/123456789012/apps/emulated-project"
+    assertion = emulator.iap_assertion("dana@example.com", audience, hd="example.com")
+    iap = gcptoken("verify", assertion, "--preset", "iap", "--audience", audience, env=env)
+    assert iap.code == 0, iap.err
+    assert json.loads(iap.out)["email"] == "dana@example.com"
+    as_google = gcptoken("verify", assertion, "--audience", audience, env=env)
+    assert as_google.code == 1 and "algorithm" in as_google.err
+    allowed = gcptoken("verify", assertion, "--preset", "iap", "--audience", audience, "--hd", "example.com", env=env)
+    assert allowed.code == 0
+    denied = gcptoken(
+        "verify", assertion, "--preset", "iap", "--audience", audience, "--email", "eve@example.com", env=env
+    )
+    assert (denied.code, denied.out) == (1, "") and "email" in denied.err and denied.err.count("\n") == 1
+
+    firebase_token = emulator.firebase_token("uid-7", email="erin@example.com", emailVerified=False)
+    firebase = gcptoken("verify", firebase_token, "--preset", "firebase", "--audience", "emulated-project", env=env)
+    assert firebase.code == 0 and json.loads(firebase.out)["user_id"] == "uid-7"
+    unverified = gcptoken(
+        "verify",
+        firebase_token,
+        "--preset",
+        "firebase",
+        "--audience",
+        "emulated-project",
+        "--require-email-verified",
+        env=env,
+    )
+    assert unverified.code == 1 and "email_verified" in unverified.err
+    other_project = gcptoken("verify", firebase_token, "--preset", "firebase", "--audience", "other-project", env=env)
+    assert other_project.code == 1 and "issuer" in other_project.err
+
+    discovered = gcptoken("verify", id_token, "--audience", AUD, "--issuer", "https://accounts.google.com", env=env)
+    assert discovered.code == 0, discovered.err
+    issuer = f"{emulator.url}/oidc"  # the emulator's own OIDC issuer, discovered over plain http on loopback
+    oidc_token = emulator.oidc_token({"aud": "my-app", "sub": "ci"})
+    oidc = gcptoken("verify", oidc_token, "--audience", "my-app", "--issuer", issuer, "--subject", "ci", env=env)
+    assert oidc.code == 0 and json.loads(oidc.out)["iss"] == issuer
+    too_old = gcptoken(
+        "verify",
+        oidc_token,
+        "--audience",
+        "my-app",
+        "--issuer",
+        issuer,
+        "--max-age",
+        "1",
+        "--now",
+        str(time.time() + 120),
+        env=env,
+    )
+    assert too_old.code == 1 and "issued" in too_old.err
+
+
 def test_info_asks_tokeninfo(env: dict[str, str], id_token: str) -> None:
     about_id = gcptoken("info", id_token, env=env)
     assert about_id.code == 0 and json.loads(about_id.out)["aud"] == AUD
@@ -199,6 +253,28 @@ BAD_INPUT = [
         3,
         "does not exist",
     ),
+    (
+        "verify-iap-audience",
+        ["verify", "a.b.c", "--preset", "iap", "--audience", "123.apps.googleusercontent.com"],
+        2,
+        "IAP audience",
+    ),
+    ("verify-bad-preset", ["verify", "a.b.c", "--preset", "aws", "--audience", AUD], 2, "invalid choice"),
+    ("verify-http-issuer", ["verify", "a.b.c", "--audience", AUD, "--issuer", "http://issuer.example"], 2, "https"),
+    (
+        "verify-two-discovered",
+        ["verify", "a.b.c", "--audience", AUD, "--issuer", "https://a.example", "--issuer", "https://b.example"],
+        2,
+        "--certs",
+    ),
+    (
+        "verify-firebase-two",
+        ["verify", "a.b.c", "--preset", "firebase", "--audience", "p1", "--audience", "p2"],
+        2,
+        "project ID",
+    ),
+    ("verify-bad-max-age", ["verify", "a.b.c", "--audience", AUD, "--max-age", "0"], 2, "max_age"),
+    ("verify-garbage-iap", ["verify", "garbage", "--preset", "iap", "--audience", "/projects/1/apps/p"], 1, "1 part"),
     ("info-garbage", ["info", "garbage"], 1, "Invalid Value"),
     ("unknown-command", ["frobnicate"], 2, "invalid choice"),
     ("bad-format", ["id", AUD, "--format", "xml"], 2, "invalid choice"),

@@ -68,6 +68,10 @@ class EmulatorClient:
         signInProvider, claims, authTime, lifetime)."""
         return str(self._admin("/emulator/v1/firebase/tokens", {"uid": uid, **options})["idToken"])
 
+    def oidc_token(self, claims: dict[str, Any], lifetime: int = 3600) -> str:
+        """A token from the emulator's own OIDC issuer (``{url}/oidc``, the stand-in outside IdP)."""
+        return str(self._admin("/emulator/v1/oidc/tokens", {"claims": claims, "lifetime": lifetime})["token"])
+
     def _admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
