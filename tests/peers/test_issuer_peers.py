@@ -16,7 +16,9 @@ def request_adapter() -> google.auth.transport.requests.Request:
     return google.auth.transport.requests.Request()
 
 
-def test_google_auth_verifies_an_iap_assertion(emulator: EmulatorClient, request_adapter: object) -> None:
+def test_google_auth_verifies_an_iap_assertion(
+    emulator: EmulatorClient, request_adapter: google.auth.transport.requests.Request
+) -> None:
     audience = "/projects/123456789012/global/backendServices/77"
     assertion = emulator.iap_assertion("gina@example.com", audience)
     certs_url = f"{emulator.url}/iap/verify/public_key"  # IAP's sample uses the PEM form
@@ -27,7 +29,7 @@ def test_google_auth_verifies_an_iap_assertion(emulator: EmulatorClient, request
 
 
 def test_google_auth_verifies_a_firebase_token(
-    emulator: EmulatorClient, request_adapter: object, monkeypatch: pytest.MonkeyPatch
+    emulator: EmulatorClient, request_adapter: google.auth.transport.requests.Request, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # google-auth hard-codes securetoken's URL; point it at the emulator, as DESIGN.md describes.
     monkeypatch.setattr(
