@@ -7,7 +7,6 @@ pay for cryptography or httpx until they need them.
 from __future__ import annotations
 
 import importlib as _importlib
-import typing as _typing
 
 from gcptoken.errors import (
     CredentialsError,
@@ -18,7 +17,11 @@ from gcptoken.errors import (
     VerificationError,
 )
 
-if _typing.TYPE_CHECKING:
+# Not typing.TYPE_CHECKING: importing typing costs the CLI's cached path ~10 ms (mypy reads it alike).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as _typing
+
     from gcptoken.credentials import (
         Credentials,
         FederatedCredentials,
@@ -31,6 +34,7 @@ if _typing.TYPE_CHECKING:
     )
     from gcptoken.tokens import DecodedToken, Token, decode
     from gcptoken.verify import Verifier
+del TYPE_CHECKING  # not part of the package's namespace
 
 __all__ = [
     "Credentials",

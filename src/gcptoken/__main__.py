@@ -2,6 +2,6 @@
 
 import sys
 
-from gcptoken.cli.main import main
+from gcptoken.cli.fast import main
 
 sys.exit(main())

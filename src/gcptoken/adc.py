@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gcptoken import locations
 from gcptoken.credentials import CREDENTIALS_ENV, Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.flows import Flow, HttpRequest, run_sync
@@ -30,7 +30,7 @@ __all__ = [
     "metadata_server_answers",
 ]
 
-ADC_FILE = "application_default_credentials.json"
+ADC_FILE = locations.ADC_FILE
 DEFAULT_METADATA_IP = "169.254.169.254"
 # A metadata server answers a ping in milliseconds; two short tries keep "nothing found" under 3 s.
 PING_TIMEOUT = 1.0
@@ -51,17 +51,12 @@ class Discovery:
 
 
 def gcloud_config_dir() -> Path:
-    configured = os.environ.get("CLOUDSDK_CONFIG")
-    if configured:
-        return Path(configured)
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        return Path(os.environ.get("APPDATA", Path.home())) / "gcloud"
-    return Path.home() / ".config" / "gcloud"
+    return Path(locations.gcloud_config_dir())
 
 
 def adc_file_path() -> Path:
     """Where ``gcloud auth application-default login`` writes its credentials."""
-    return gcloud_config_dir() / ADC_FILE
+    return Path(locations.adc_file())
 
 
 def metadata_ping_address() -> str:

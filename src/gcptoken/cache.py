@@ -7,7 +7,6 @@ request; never a private key or a secret.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -15,25 +14,15 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from gcptoken.cache_rules import MAX_MARGIN, cache_key, refresh_margin
 from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["TokenCache", "cache_key", "default_cache", "refresh_margin"]
+__all__ = ["MAX_MARGIN", "TokenCache", "cache_key", "default_cache", "refresh_margin"]
 
 log = logging.getLogger("gcptoken.cache")
-
-# One-hour tokens are refreshed five minutes early; shorter ones proportionately (a twelfth).
-MAX_MARGIN = 300.0
-
-
-def refresh_margin(lifetime: float) -> float:
-    return min(MAX_MARGIN, max(lifetime, 0.0) / 12)
-
-
-def cache_key(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
 class _Entry:

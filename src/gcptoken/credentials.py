@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gcptoken import endpoints
-from gcptoken.cache import TokenCache, cache_key, default_cache
+from gcptoken.cache import TokenCache, default_cache
+from gcptoken.cache_rules import cache_key, service_account_identity, user_identity
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
 from gcptoken.sources import external_account, gcloud, iam, metadata, service_account, user
@@ -34,7 +35,7 @@ __all__ = [
 T = TypeVar("T")
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
-DEFAULT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+DEFAULT_SCOPES = (endpoints.CLOUD_PLATFORM_SCOPE,)
 SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account", "external_account")
 
 
@@ -164,7 +165,7 @@ class ServiceAccountCredentials(Credentials):
 
     def identity(self) -> str | None:
         key = self.key
-        return f"service_account|{key.client_email}|{key.private_key_id}|{endpoints.resolve(key.token_uri)}"
+        return service_account_identity(key.client_email, key.private_key_id, endpoints.resolve(key.token_uri))
 
     def self_signed_jwt(
         self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600
@@ -202,8 +203,7 @@ class UserCredentials(Credentials):
         self.description = f"user{account} (authorized_user, OAuth client {key.client_id})"
 
     def identity(self) -> str | None:
-        secret_digest = hashlib.sha256(self.key.refresh_token.encode()).hexdigest()[:32]  # one-way: never the token
-        return f"authorized_user|{self.key.client_id}|{secret_digest}|{endpoints.resolve(self.key.token_uri)}"
+        return user_identity(self.key.client_id, self.key.refresh_token, endpoints.resolve(self.key.token_uri))
 
     @property
     def default_audience(self) -> str:

@@ -12,17 +12,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from gcptoken.cache import refresh_margin
-from gcptoken.tokens import Token
+from gcptoken import locations
+from gcptoken.cache_rules import refresh_margin
 
-__all__ = ["VERSION", "DiskTokenCache", "cache_dir"]
+TYPE_CHECKING = False  # not typing's: the CLI's cached path reads this module without typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+    from typing import Any
+
+    from gcptoken.tokens import Token
+
+__all__ = ["VERSION", "DiskTokenCache", "cache_dir", "fresh_entry", "read_tokens"]
 
 VERSION = 1
 MAX_ENTRIES = 256
@@ -34,8 +37,36 @@ except ImportError:  # pragma: no cover - Windows: no cross-process lock, atomic
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gcptoken"
+    import pathlib  # not at import: the CLI's cached path never needs it
+
+    return pathlib.Path(locations.token_cache_dir())
+
+
+def read_tokens(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The cache file's entries; nothing at all for a missing, corrupt or foreign file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(document, dict) or document.get("version") != VERSION:
+        return {}
+    tokens = document.get("tokens")
+    return tokens if isinstance(tokens, dict) else {}
+
+
+def fresh_entry(entry: Any, now: float) -> dict[str, Any] | None:
+    """The entry, if it is well-formed and not yet due for refresh at ``now``."""
+    try:
+        expires = float(entry["expires_at"])
+        fetched = float(entry["fetched_at"])
+        if not (isinstance(entry["value"], str) and isinstance(entry["kind"], str)):
+            return None
+        if not isinstance(entry["expires_at_iso"], str):
+            return None
+    except (TypeError, KeyError, ValueError):
+        return None
+    return entry if now < expires - refresh_margin(expires - fetched) else None
 
 
 class DiskTokenCache:
@@ -45,25 +76,20 @@ class DiskTokenCache:
         self.clock = clock
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            return {}
-        if not isinstance(document, dict) or document.get("version") != VERSION:
-            return {}
-        tokens = document.get("tokens")
-        return tokens if isinstance(tokens, dict) else {}
+        return read_tokens(self.path)
 
     def _fresh(self, entry: Any) -> Token | None:
-        try:
-            expires = float(entry["expires_at"])
-            fetched = float(entry["fetched_at"])
-            token = Token(str(entry["value"]), datetime.fromisoformat(entry["expires_at_iso"]), entry["kind"])
-        except (TypeError, KeyError, ValueError):
+        from datetime import datetime
+
+        from gcptoken.tokens import Token
+
+        fresh = fresh_entry(entry, self.clock())
+        if fresh is None:
             return None
-        if self.clock() < expires - refresh_margin(expires - fetched):
-            return token
-        return None
+        try:
+            return Token(fresh["value"], datetime.fromisoformat(fresh["expires_at_iso"]), fresh["kind"])
+        except ValueError:
+            return None
 
     def get(self, key: str) -> Token | None:
         return self._fresh(self._read().get(key))
@@ -74,6 +100,8 @@ class DiskTokenCache:
         now = self.clock()
         live = {k: v for k, v in tokens.items() if isinstance(v, dict) and float(v.get("expires_at", 0)) > now}
         newest = dict(sorted(live.items(), key=lambda item: float(item[1]["fetched_at"]))[-MAX_ENTRIES:])
+        import tempfile  # only writers need it
+
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tokens-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it 0600

@@ -6,9 +6,9 @@ The environment is read when a URL is resolved, never at import.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
+    "CLOUD_PLATFORM_SCOPE",
     "EMULATOR_HOST_ENV",
     "GOOGLE_HOSTS",
     "GOOGLE_ISSUERS",
@@ -31,6 +31,7 @@ OAUTH2_CERTS_V1 = "https://www.googleapis.com/oauth2/v1/certs"
 OAUTH2_CERTS_V3 = "https://www.googleapis.com/oauth2/v3/certs"
 TOKENINFO = "https://oauth2.googleapis.com/tokeninfo"
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 # Every host whose endpoints the emulator serves on its single port.
 GOOGLE_HOSTS = frozenset(
@@ -58,6 +59,8 @@ def resolve(url: str) -> str:
     host = emulator_host()
     if host is None:
         return url
+    from urllib.parse import urlsplit, urlunsplit  # only with an emulator: the cached CLI path skips it
+
     parts = urlsplit(url)
     if parts.hostname not in GOOGLE_HOSTS:
         return url
@@ -66,5 +69,7 @@ def resolve(url: str) -> str:
 
 def safe_url(url: str) -> str:
     """The URL without its query: queries can carry tokens, messages and logs must not."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -1,0 +1,144 @@
+"""The cached path of ``gcptoken id`` and ``gcptoken access``: when an earlier run left a fresh
+token in the on-disk cache, answer from it before argparse, logging or any credential code is
+loaded, so a cached call costs little more than Python's own start.
+
+Only the plain forms are answered here: a key file or user credential named by ``--credentials``,
+``$GOOGLE_APPLICATION_CREDENTIALS`` or gcloud's ADC file, and the options ``--audience``,
+``--scopes``, ``--format token|json|header`` and ``--timeout``. Anything else, any doubt, and any
+miss return None, and the full command line runs (and writes the cache for next time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from gcptoken import endpoints, locations
+from gcptoken.cache_rules import cache_key, service_account_identity, user_identity
+from gcptoken.disk_cache import fresh_entry, read_tokens
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["answer_from_cache"]
+
+_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+_OPTIONS = {
+    "id": ("--audience", "--credentials", "--format", "--timeout"),
+    "access": ("--scopes", "--credentials", "--format", "--timeout"),
+}
+_FORMATS = ("token", "json", "header")
+
+
+def _parse(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
+    """(command, positionals, options) for the plain forms; None for anything else."""
+    if not argv or argv[0] not in _OPTIONS:
+        return None
+    command, allowed = argv[0], _OPTIONS[argv[0]]
+    positionals: list[str] = []
+    options: dict[str, str] = {}
+    rest = iter(argv[1:])
+    for arg in rest:
+        if not arg.startswith("-"):
+            positionals.append(arg)
+            continue
+        name, equals, value = arg.partition("=")
+        if name not in allowed or name in options:
+            return None
+        if not equals:
+            value = next(rest, "")
+        if not value or value.startswith("-"):
+            return None
+        options[name] = value
+    return command, positionals, options
+
+
+def _credential_file(options: dict[str, str]) -> str | None:
+    named = options.get("--credentials", "").strip() or os.environ.get(_CREDENTIALS_ENV, "").strip()
+    if named:
+        return named
+    adc = locations.adc_file()
+    return adc if os.path.exists(adc) else None
+
+
+def _text(info: dict[str, Any], name: str) -> str:
+    value = info.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _identity_and_default_audience(path: str) -> tuple[str, str | None] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    token_url = endpoints.resolve(_text(info, "token_uri") or endpoints.TOKEN_URI)
+    kind = info.get("type")
+    if kind == "service_account":
+        email, key_id = _text(info, "client_email"), _text(info, "private_key_id")
+        return (service_account_identity(email, key_id, token_url), None) if email and key_id else None
+    if kind == "authorized_user":
+        client_id, secret, refresh = (_text(info, n) for n in ("client_id", "client_secret", "refresh_token"))
+        if client_id and secret and refresh:
+            return user_identity(client_id, refresh, token_url), client_id
+    return None
+
+
+def answer_from_cache(argv: list[str]) -> int | None:
+    """0 after printing a cached token, or None: the full command line must run."""
+    parsed = _parse(argv)
+    if parsed is None:
+        return None
+    command, positionals, options = parsed
+    output = options.get("--format", "token")
+    try:
+        float(options.get("--timeout", "10"))
+    except ValueError:
+        return None  # the full command line says what is wrong
+    if output not in _FORMATS or len(positionals) > (1 if command == "id" else 0):
+        return None
+    path = _credential_file(options)
+    found = _identity_and_default_audience(path) if path else None
+    if found is None:
+        return None
+    identity, default_audience = found
+    if command == "id":
+        audiences = {*positionals, *([options["--audience"]] if "--audience" in options else [])}
+        if len(audiences) > 1 or not (audiences or default_audience):
+            return None
+        subject = audiences.pop() if audiences else str(default_audience)
+        kind, field = "id_token", "id_token"
+    else:
+        scopes = options.get("--scopes", endpoints.CLOUD_PLATFORM_SCOPE).replace(",", " ").split()
+        subject, kind, field = " ".join(sorted(scopes)), "access_token", "access_token"
+    if not subject.strip():
+        return None
+    entry = read_tokens(os.path.join(locations.token_cache_dir(), "tokens.json")).get(
+        cache_key(identity, kind, subject)
+    )
+    fresh = fresh_entry(entry, time.time())
+    if fresh is None or fresh["kind"] != kind:
+        return None
+    if output == "token":
+        text = fresh["value"]
+    elif output == "header":
+        text = f"Authorization: Bearer {fresh['value']}"
+    else:
+        text = json.dumps({field: fresh["value"], "expires_at": fresh["expires_at_iso"]}, indent=2)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def main() -> int:
+    """The ``gcptoken`` command: the cached path first, then the full command line."""
+    code = answer_from_cache(sys.argv[1:])
+    if code is not None:
+        return code
+    from gcptoken.cli.main import main as full_command_line
+
+    return full_command_line()

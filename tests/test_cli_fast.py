@@ -1,0 +1,159 @@
+"""The cached path of ``gcptoken id`` / ``access``: it answers exactly what the full command line
+would, declines everything it does not fully understand, and loads almost nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gcptoken.cli import main as full
+from gcptoken.cli.fast import answer_from_cache
+from gcptoken.testing import EmulatorClient, write_key_file
+
+AUD = "https://svc-fast.a.run.app"
+
+
+@pytest.fixture
+def env(emulator: EmulatorClient, key_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"GCPTOKEN_EMULATOR_HOST": emulator.host_port, "GOOGLE_APPLICATION_CREDENTIALS": str(key_path)}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def run_full(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert full.main(argv) == 0
+    return capsys.readouterr().out
+
+
+def run_fast(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str | None:
+    code = answer_from_cache(argv)
+    out = capsys.readouterr().out
+    if code is None:
+        assert out == ""  # declining prints nothing
+        return None
+    assert code == 0
+    return out
+
+
+FORMS = [
+    ["id", AUD],
+    ["id", "--audience", AUD],
+    ["id", f"--audience={AUD}"],
+    ["id", AUD, "--audience", AUD],
+    ["id", AUD, "--format", "json"],
+    ["id", AUD, "--format=header"],
+    ["id", AUD, "--timeout", "3"],
+    ["access"],
+    ["access", "--format", "json"],
+    ["access", "--scopes", "https://www.googleapis.com/auth/pubsub,openid"],
+]
+
+
+@pytest.mark.parametrize("argv", FORMS, ids=[" ".join(form) for form in FORMS])
+def test_the_cached_path_answers_what_the_full_path_would(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert run_fast(argv, capsys) is None  # cold: the full path must run
+    expected = run_full(argv, capsys)  # fetches and fills the cache
+    assert run_fast(argv, capsys) == expected
+    assert run_full(argv, capsys) == expected
+
+
+def test_credentials_option_and_gcloud_adc_file_and_users(
+    emulator: EmulatorClient,
+    env: dict[str, str],
+    key_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    named = ["id", AUD, "--credentials", str(key_path)]
+    expected = run_full(named, capsys)
+    assert run_fast(named, capsys) == expected
+    # No variable, no option: gcloud's ADC file, here a user's credential (the default audience).
+    config = tmp_path / "gcloud"
+    config.mkdir()
+    write_key_file(
+        config, emulator.state.issue_refresh_token("fast-user@example.com"), "application_default_credentials.json"
+    )
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(config))
+    expected = run_full(["id"], capsys)
+    assert expected.count(".") == 2  # a JWT
+    assert run_fast(["id"], capsys) == expected
+    assert run_fast(["id", emulator.state.oauth_client[0]], capsys) == expected
+
+
+DECLINED = [
+    ["id", AUD, "--no-cache"],
+    ["id", AUD, "--format", "claims"],
+    ["id", AUD, "--format", "xml"],
+    ["id", AUD, "--impersonate-service-account", "sa@p.iam.gserviceaccount.com"],
+    ["id", AUD, "--source", "metadata"],
+    ["id", AUD, "--timeout", "soon"],
+    ["id", AUD, "--audience", "https://another.example"],
+    ["id", AUD, "extra"],
+    ["id", AUD, "-v"],
+    ["id", AUD, "--"],
+    ["id", AUD, "--format"],
+    ["id", ""],
+    ["id"],
+    ["access", "--scopes", ""],
+    ["verify", AUD],
+    [],
+]
+
+
+@pytest.mark.parametrize("argv", DECLINED, ids=[" ".join(form) or "(none)" for form in DECLINED])
+def test_anything_else_is_left_to_the_full_path(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    run_full(["id", AUD], capsys)  # warm: a decline is not a cold cache
+    assert run_fast(argv, capsys) is None
+
+
+def test_credentials_it_cannot_identify_are_left_to_the_full_path(
+    emulator: EmulatorClient,
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, content in {
+        "missing.json": None,
+        "broken.json": "{",
+        "list.json": "[]",
+        "impersonated.json": json.dumps({"type": "impersonated_service_account"}),
+        "keyless.json": json.dumps({"type": "service_account", "client_email": "a@b"}),
+    }.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_text(content)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+        assert run_fast(["id", AUD], capsys) is None, name
+
+
+def test_the_cached_path_loads_almost_nothing(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked by what gets imported, never by timing."""
+    run_full(["id", AUD], capsys)
+    code = (
+        "import sys\n"
+        f"sys.argv = ['gcptoken', 'id', {AUD!r}]\n"
+        "from gcptoken.cli.fast import main\n"
+        "assert main() == 0\n"
+        "heavy = ('argparse', 'logging', 'typing', 'pathlib', 'dataclasses', 'gcptoken.credentials', 'gcptoken.adc',\n"
+        "         'gcptoken.cli.main', 'cryptography', 'httpx', 'asyncio')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2  # the token
+    assert result.stderr.strip().splitlines()[-1] == "[]"
