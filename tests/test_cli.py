@@ -362,12 +362,22 @@ def test_emulator_command_serves_and_writes_its_state_dir(tmp_path: Path, key_in
 def test_demo_runs_and_every_step_passes() -> None:
     result = gcptoken("demo")
     assert result.code == 0, result.err
-    assert "✗" not in result.out
-    assert result.out.count("✓") == 8
+    assert "\n  ✗ " not in result.out  # no row misbehaved (refused tokens show "✗ reason" as verified)
     gcloud_rows = 1 if shutil.which("gcloud") else 0
-    assert result.out.count("200 Hello") == 4 + gcloud_rows and result.out.count(" 401 ") == 2
-    for source in ("service-account key", "metadata server", "impersonating demo-runner", "federation", "gcloud"):
-        assert source in result.out
+    table = result.out.split("The same against real Google")[0]
+    assert table.count("\n  ✓ ") == 10  # every row behaved
+    assert table.count("200 Hello") == 5 + gcloud_rows and table.count(" 401 ") == 3
+    assert table.count("✗ audience") == 1 and table.count("✗ expired") == 1
+    for source in (
+        "service-account key",
+        "metadata server",
+        "impersonating demo-runner",
+        "federation",
+        "gcloud",
+        "IAP",
+    ):
+        assert source in table
+    assert result.out.count("https://SERVICE-HASH.a.run.app") >= 7  # commands for real Google, row by row
     assert "Hello, demo-runner@" in result.out
     assert "refused before any request: use --impersonate-service-account" in result.out
 

@@ -1,4 +1,6 @@
-"""``gcptoken demo``: the whole flow against an embedded emulator, nothing leaves the machine."""
+"""``gcptoken demo``: every credential source against an embedded emulator, a service that
+verifies what it gets, the refusals, and what to type against real Google. Nothing leaves the
+machine."""
 
 from __future__ import annotations
 
@@ -14,115 +16,97 @@ from pathlib import Path
 from typing import TextIO
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gcptoken import jws
-from gcptoken.credentials import (
-    Credentials,
-    FederatedCredentials,
-    GcloudCredentials,
-    ImpersonatedCredentials,
-    MetadataCredentials,
-    credentials_from_info,
-    load_credentials,
-)
+from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
+from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
-from gcptoken.emulator.state import Provider
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
-from gcptoken.sources.external_account import ExternalAccountConfig
+from gcptoken.integrations.asgi import IdTokenMiddleware
 from gcptoken.sources.gcloud import run_gcloud
 from gcptoken.verify import Verifier
 
 __all__ = ["protected_service", "run"]
 
+SERVICE = "https://SERVICE-HASH.a.run.app"  # how the commands for real Google name your service
+
 
 def protected_service(verifier: Verifier) -> ASGIApp:
-    """A stand-in for a private Cloud Run service: 200 only for a verified ID token."""
+    """A stand-in for a private Cloud Run service (or an app behind IAP): the middleware lets a
+    request through only with a token ``verifier`` accepts, and the handler greets its owner."""
 
     async def hello(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return _unauthorized("missing bearer token")
-        try:
-            claims = await run_in_threadpool(verifier.verify, token)
-        except VerificationError as exc:
-            return _unauthorized(str(exc))
+        claims = request.state.claims
         return JSONResponse({"message": f"Hello, {claims.get('email', claims.get('sub'))}"})
 
-    return Starlette(routes=[Route("/", hello)])
-
-
-def _unauthorized(reason: str) -> Response:
-    quoted = reason.replace('"', "'")
-    return JSONResponse(
-        {"error": "unauthorized", "reason": reason},
-        status_code=401,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{quoted}"'},
-    )
+    return IdTokenMiddleware(Starlette(routes=[Route("/", hello)]), verifier)
 
 
 @dataclass
-class Step:
+class Row:
     name: str
     ok: bool
-    trips: str
-    latency: str
-    answer: str
+    trips: str = ""
+    latency: str = ""
+    verified: str = ""
+    answer: str = ""
+    command: str = ""
 
 
-def _fetch(emulator: EmulatorServer, credentials: Credentials, audience: str) -> tuple[str, int, float]:
-    """A token, the round trips it cost (counted at the emulator) and its latency in ms."""
-    emulator.state.clear_requests()
-    started = time.perf_counter()
-    token = credentials.id_token(audience).value
-    elapsed = (time.perf_counter() - started) * 1000
-    return token, len(emulator.state.request_log()), elapsed
+class Demo:
+    def __init__(self, emulator: EmulatorServer, scratch: Path, service_url: str, iap_url: str) -> None:
+        self.emulator = emulator
+        self.scratch = scratch
+        self.service_url = service_url
+        self.iap_url = iap_url
+        self.verifier = Verifier(service_url, certs=f"{emulator.url}/oauth2/v3/certs")
+        self.rows: list[Row] = []
 
+    def fetch(self, credentials: Credentials, audience: str) -> tuple[str, int, float]:
+        """A token, the round trips it cost (counted at the emulator) and its latency in ms."""
+        self.emulator.state.clear_requests()
+        started = time.perf_counter()
+        token = credentials.id_token(audience).value
+        return token, len(self.emulator.state.request_log()), (time.perf_counter() - started) * 1000
 
-def _demo_user(emulator: EmulatorServer) -> Credentials:
-    return credentials_from_info(emulator.state.issue_refresh_token("demo-user@example.com"), "demo user")
+    def verified(self, token: str) -> str:
+        try:
+            self.verifier.verify(token)
+        except VerificationError as exc:
+            return f"✗ {exc.reason}"
+        return "✓"
 
+    def source(
+        self, name: str, credentials: Credentials, call: Callable[[str | None], tuple[int, str]], command: str
+    ) -> None:
+        token, trips, elapsed = self.fetch(credentials, self.service_url)
+        status, answer = call(token)
+        verified = self.verified(token)
+        self.rows.append(
+            Row(name, status == 200 and verified == "✓", str(trips), f"{elapsed:.0f} ms", verified, answer, command)
+        )
 
-def _impersonating(emulator: EmulatorServer, source: Credentials, account_id: str) -> Credentials:
-    state = emulator.state
-    email = f"{account_id}@{state.project_id}.iam.gserviceaccount.com"
-    if email not in state.service_accounts:
-        state.create_service_account(account_id)
-    state.grant_token_creator(email, "user:demo-user@example.com")
-    return ImpersonatedCredentials(
-        source, email, include_email=True, iam_base=f"{emulator.url}/v1/projects/-/serviceAccounts/"
-    )
+    def refusal(
+        self, name: str, token: str | None, call: Callable[[str | None], tuple[int, str]], command: str
+    ) -> None:
+        status, answer = call(token)
+        verified = "-" if token is None else self.verified(token)
+        self.rows.append(
+            Row(name, status == 401 and verified != "✓", verified=verified, answer=answer, command=command)
+        )
 
-
-def _federated(emulator: EmulatorServer, scratch: Path) -> Credentials:
-    """An external_account file as `gcloud iam workload-identity-pools create-cred-config` writes
-    it, whose subject token the emulator's OIDC issuer minted: no outside IdP needed."""
-    state = emulator.state
-    provider = Provider("demo-pool", "demo-oidc", f"{emulator.url}/oidc")
-    state.providers[("demo-pool", "demo-oidc")] = provider
-    audience = provider.resource(state.project_number)
-    now = int(state.clock())
-    subject = {"iss": provider.issuer, "sub": "ci-job-42", "aud": f"https:{audience}", "iat": now, "exp": now + 600}
-    (scratch / "subject-token").write_text(jws.encode(subject, state.oidc_key.key, kid=state.oidc_key.kid))
-    email = f"demo-federated@{state.project_id}.iam.gserviceaccount.com"
-    if email not in state.service_accounts:
-        state.create_service_account("demo-federated")
-    state.grant_token_creator(email, f"principal:{audience.split('/providers/')[0]}/subject/ci-job-42")
-    iam_base = f"{emulator.url}/v1/projects/-/serviceAccounts/"
-    info = {
-        "type": "external_account",
-        "audience": audience,
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-        "token_url": f"{emulator.url}/v1/token",
-        "credential_source": {"file": str(scratch / "subject-token")},
-    }
-    federated = FederatedCredentials(ExternalAccountConfig.from_info(info, "demo external_account"), email)
-    return ImpersonatedCredentials(federated, email, include_email=True, iam_base=iam_base)
+    def expired_token(self) -> str:
+        """A token the emulator signed an hour and a half ago: genuine, but expired."""
+        state = self.emulator.state
+        account = state.default_account
+        then = int(state.clock()) - 5400
+        return state.sign_id_token(
+            {**state.identity_claims(account, self.service_url), "iat": then, "exp": then + 3600}
+        )
 
 
 @contextlib.contextmanager
@@ -140,18 +124,14 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _gcloud_step(
-    emulator: EmulatorServer,
-    key_path: Path,
-    scratch: Path,
-    service_url: str,
-    call: Callable[[str | None], tuple[int, str]],
-) -> Step:
-    name = "gcloud, logged in with the key"
+def _gcloud_row(demo: Demo, key_path: Path, call: Callable[[str | None], tuple[int, str]]) -> None:
+    name, command = "gcloud, logged in with the key", f"gcptoken id {SERVICE} --source gcloud"
     if shutil.which("gcloud") is None:
-        return Step(name + " (gcloud not installed: skipped)", True, "", "", "-")
+        demo.rows.append(Row(name + " (gcloud not installed: skipped)", True, command=command))
+        return
+    emulator = demo.emulator
     env = {
-        "CLOUDSDK_CONFIG": str(scratch / "gcloud-config"),
+        "CLOUDSDK_CONFIG": str(demo.scratch / "gcloud-config"),
         "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
         "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
         "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
@@ -162,87 +142,122 @@ def _gcloud_step(
     try:
         with _environment(env):
             run_gcloud(["auth", "activate-service-account", "--key-file", str(key_path)])
-            token, trips, elapsed = _fetch(emulator, GcloudCredentials(), service_url)
+            demo.source(name, GcloudCredentials(), call, command)
     except GcpTokenError as exc:
-        return Step(name, False, "", "", str(exc)[:120])
-    status, answer = call(token)
-    return Step(name, status == 200, str(trips), f"{elapsed:.0f} ms", answer)
+        demo.rows.append(Row(name, False, answer=str(exc)[:120], command=command))
+
+
+def _write_key(path: Path, key: dict[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(key, handle)
 
 
 def run(out: TextIO) -> bool:
-    """Run the demo, writing a readable report to ``out``; True when every step behaved."""
+    """Run the demo, writing a readable report to ``out``; True when every row behaved."""
     import httpx
 
     with tempfile.TemporaryDirectory(prefix="gcptoken-demo-") as scratch, EmulatorServer() as emulator:
         key_path = Path(scratch) / "service-account.json"
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600)
-        key_file = emulator.key_file("demo-invoker")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(key_file, handle)
-        sock = bind("127.0.0.1", 0)
-        service_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        verifier = Verifier(service_url, certs=f"{emulator.url}/oauth2/v3/certs")
-        user = _demo_user(emulator)
-        sources: list[tuple[str, Credentials]] = [
-            ("service-account key file", load_credentials(key_path)),
-            ("metadata server (emulated VM, full format)", MetadataCredentials("full", host=emulator.host_port)),
-            ("user credentials, impersonating demo-runner", _impersonating(emulator, user, "demo-runner")),
-            ("workload identity federation (OIDC file)", _federated(emulator, Path(scratch))),
-        ]
-        steps: list[Step] = []
-        with AsgiServer(protected_service(verifier), sock), httpx.Client(timeout=10, trust_env=False) as client:
+        _write_key(key_path, emulator.key_file("demo-invoker"))
+        service_sock, iap_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+        service_url = f"http://127.0.0.1:{service_sock.getsockname()[1]}"
+        iap_url = f"http://127.0.0.1:{iap_sock.getsockname()[1]}"
+        demo = Demo(emulator, Path(scratch), service_url, iap_url)
+        iap_audience = iap.default_audience(emulator.state)
+        iap_verifier = Verifier.iap(iap_audience, certs=f"{emulator.url}/iap/verify/public_key-jwk")
+        user = scenarios.user(emulator)
+        with (
+            AsgiServer(protected_service(demo.verifier), service_sock),
+            AsgiServer(protected_service(iap_verifier), iap_sock),
+            httpx.Client(timeout=10, trust_env=False) as client,
+        ):
 
-            def call(token: str | None) -> tuple[int, str]:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                response = client.get(service_url, headers=headers)
+            def call(token: str | None, url: str = service_url, header: str = "authorization") -> tuple[int, str]:
+                value = (f"Bearer {token}" if header == "authorization" else token) if token else None
+                response = client.get(url, headers={header: value} if value else {})
                 body = response.json()
-                return response.status_code, f"{response.status_code} {body.get('message') or body.get('reason', '')}"
+                text = body.get("message") or body.get("error_description", "")
+                return response.status_code, f"{response.status_code} {text}"[:90]
 
-            for name, credentials in sources:
-                token, trips, elapsed = _fetch(emulator, credentials, service_url)
-                status, answer = call(token)
-                steps.append(Step(name, status == 200, str(trips), f"{elapsed:.0f} ms", answer))
-            steps.append(_gcloud_step(emulator, key_path, Path(scratch), service_url, call))
+            demo.source(
+                "service-account key file",
+                load_credentials(key_path),
+                call,
+                f"GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id {SERVICE}",
+            )
+            demo.source(
+                "metadata server (emulated VM, full format)",
+                MetadataCredentials("full", host=emulator.host_port),
+                call,
+                f"gcptoken id {SERVICE} --token-format full   # on GCE, Cloud Run, GKE: found by itself",
+            )
+            demo.source(
+                "user credentials, impersonating demo-runner",
+                scenarios.impersonating(emulator, user, "demo-runner", "user:demo-user@example.com"),
+                call,
+                f"gcptoken id {SERVICE} --impersonate-service-account demo-runner@PROJECT.iam.gserviceaccount.com",
+            )
+            demo.source(
+                "workload identity federation (OIDC file)",
+                scenarios.federation(emulator, Path(scratch)).credentials(),
+                call,
+                f"gcptoken id {SERVICE} --credentials external-account.json   # from gcloud iam "
+                "workload-identity-pools create-cred-config --service-account=SA",
+            )
+            _gcloud_row(demo, key_path, call)
+            assertion = iap.assertion(emulator.state, "demo-user@example.com", iap_audience)
+            status, answer = call(assertion, iap_url, "x-goog-iap-jwt-assertion")
+            demo.rows.append(
+                Row(
+                    "behind IAP: its signed header (ES256)",
+                    status == 200,
+                    verified="✓" if status == 200 else "✗",
+                    answer=answer,
+                    command='gcptoken verify "$ASSERTION" --preset iap --audience /projects/NUMBER/apps/PROJECT_ID',
+                )
+            )
             try:
                 user.id_token(service_url)
-                steps.append(Step("refused: a user's own ID token for the service", False, "", "", "not refused"))
+                demo.rows.append(Row("refused: a user's own ID token for the service", False, answer="not refused"))
             except CredentialsError:
-                hint = "refused before any request: use --impersonate-service-account"
-                steps.append(Step("refused: a user's own ID token for the service", True, "0", "", hint))
-            other, _, _ = _fetch(emulator, sources[0][1], "https://another-service.a.run.app")
-            refusals: list[tuple[str, str | None]] = [
-                ("refused: token for another audience", other),
-                ("refused: no token", None),
-            ]
-            for name, bad_token in refusals:
-                status, answer = call(bad_token)
-                steps.append(Step(name, status == 401, "", "", answer))
-        _report(out, emulator.url, service_url, steps)
-    return all(step.ok for step in steps)
+                demo.rows.append(
+                    Row(
+                        "refused: a user's own ID token for the service",
+                        True,
+                        "0",
+                        answer="refused before any request: use --impersonate-service-account",
+                        command=f"gcptoken id {SERVICE}   # with user credentials: exit 3, says why",
+                    )
+                )
+            other, _, _ = demo.fetch(load_credentials(key_path), "https://another-service.a.run.app")
+            verify = f'gcptoken verify "$TOKEN" --audience {SERVICE}   # exit 1, one line: why'
+            demo.refusal("refused: token for another audience", other, call, verify)
+            demo.refusal("refused: expired token", demo.expired_token(), call, verify)
+            demo.refusal("refused: no token", None, call, f"curl {SERVICE}   # 401 from Cloud Run itself")
+        _report(out, emulator.url, service_url, iap_url, demo.rows)
+    return all(row.ok for row in demo.rows)
 
 
-def _report(out: TextIO, emulator_url: str, service_url: str, steps: list[Step]) -> None:
+def _report(out: TextIO, emulator_url: str, service_url: str, iap_url: str, rows: list[Row]) -> None:
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
-    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata server)\n")
-    write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n\n")
-    width = max(len(step.name) for step in steps)
-    write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  the service answers\n")
-    for step in steps:
-        mark = "✓" if step.ok else "✗"
-        write(f"  {mark} {step.name:<{width}}  {step.trips:>5}  {step.latency:>8}  {step.answer}\n")
+    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata, IAM, STS, IAP)\n")
+    write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
+    write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n\n")
+    width = max(len(row.name) for row in rows)
+    write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  {'verified':<10}  the service answers\n")
+    for row in rows:
+        mark = "✓" if row.ok else "✗"
+        write(f"  {mark} {row.name:<{width}}  {row.trips:>5}  {row.latency:>8}  {row.verified:<10}  {row.answer}\n")
+    write("\nThe same against real Google, row by row:\n")
+    for row in rows:
+        if row.command:
+            write(f"  {row.name}\n      {row.command}\n")
     write(
-        "\nTry it by hand:\n"
+        "\nTry it by hand against the emulator:\n"
         "  gcptoken emulator --port 0 --state-dir /tmp/gcptoken-emu &   # then: source /tmp/gcptoken-emu/env\n"
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
-        "  gcptoken id https://svc.example.a.run.app --source metadata --token-format full\n"
-        "  gcptoken id https://svc.example.a.run.app --credentials /tmp/gcptoken-emu/external-account.json\n"
-        "Against real Google (a downloaded key, or on GCE / Cloud Run, a real service URL):\n"
-        "  GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id https://SERVICE-HASH.a.run.app\n"
-        '  curl -H "$(gcptoken id https://SERVICE-HASH.a.run.app --format header)" https://SERVICE-HASH.a.run.app\n'
-        "  gcptoken id https://SERVICE-HASH.a.run.app --impersonate-service-account SA@PROJECT.iam.gserviceaccount.com"
-        "\n"
-        "  gcptoken id https://SERVICE-HASH.a.run.app --source gcloud\n"
         "  gcptoken whoami   # which credential, from where, and why\n"
     )

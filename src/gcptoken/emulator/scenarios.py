@@ -1,0 +1,93 @@
+"""Ready-made credentials of every kind against a running emulator: a user, impersonation, a
+federated workload. The demo and the benchmarks use them; so can anyone exploring the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gcptoken import jws
+from gcptoken.credentials import (
+    Credentials,
+    FederatedCredentials,
+    ImpersonatedCredentials,
+    UserCredentials,
+    credentials_from_info,
+)
+from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.state import Provider
+from gcptoken.sources.external_account import ExternalAccountConfig
+
+__all__ = ["Federation", "federation", "impersonating", "service_account", "user"]
+
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+
+def service_account(emulator: EmulatorServer, account_id: str) -> str:
+    """The email of service account ``account_id``, created if need be."""
+    state = emulator.state
+    email = f"{account_id}@{state.project_id}.iam.gserviceaccount.com"
+    if email not in state.service_accounts:
+        state.create_service_account(account_id)
+    return email
+
+
+def user(emulator: EmulatorServer, email: str = "demo-user@example.com") -> UserCredentials:
+    """A user as ``gcloud auth application-default login`` leaves them."""
+    credentials = credentials_from_info(emulator.state.issue_refresh_token(email), f"user {email}")
+    assert isinstance(credentials, UserCredentials)
+    return credentials
+
+
+def impersonating(
+    emulator: EmulatorServer, source: Credentials, account_id: str, member: str
+) -> ImpersonatedCredentials:
+    """``source`` (known to IAM as ``member``) acting as service account ``account_id``."""
+    email = service_account(emulator, account_id)
+    emulator.state.grant_token_creator(email, member)
+    return ImpersonatedCredentials(
+        source, email, include_email=True, iam_base=f"{emulator.url}/v1/projects/-/serviceAccounts/"
+    )
+
+
+class Federation:
+    """A workload identity pool provider trusting the emulator's OIDC issuer, a subject token
+    from it in a file, and a service account the federated workload may act as."""
+
+    def __init__(self, emulator: EmulatorServer, scratch: Path, subject: str = "ci-job-42") -> None:
+        state = emulator.state
+        provider = Provider("demo-pool", "demo-oidc", f"{emulator.url}/oidc")
+        state.providers[("demo-pool", "demo-oidc")] = provider
+        self.audience = provider.resource(state.project_number)
+        now = int(state.clock())
+        claims = {
+            "iss": provider.issuer,
+            "sub": subject,
+            "aud": f"https:{self.audience}",
+            "iat": now,
+            "exp": now + 3600,
+        }
+        self.subject_token_file = scratch / "subject-token"
+        self.subject_token_file.write_text(jws.encode(claims, state.oidc_key.key, kid=state.oidc_key.kid))
+        self.email = service_account(emulator, "demo-federated")
+        pool = self.audience.split("/providers/")[0]
+        state.grant_token_creator(self.email, f"principal:{pool}/subject/{subject}")
+        self.iam_base = f"{emulator.url}/v1/projects/-/serviceAccounts/"
+        self.info: dict[str, Any] = {
+            "type": "external_account",
+            "audience": self.audience,
+            "subject_token_type": JWT_TYPE,
+            "token_url": f"{emulator.url}/v1/token",
+            "credential_source": {"file": str(self.subject_token_file)},
+        }
+
+    def credentials(self) -> ImpersonatedCredentials:
+        """An external_account file as ``gcloud iam workload-identity-pools create-cred-config``
+        writes it, acting as the service account."""
+        config = ExternalAccountConfig.from_info(self.info, "external_account")
+        federated = FederatedCredentials(config, self.email)
+        return ImpersonatedCredentials(federated, self.email, include_email=True, iam_base=self.iam_base)
+
+
+def federation(emulator: EmulatorServer, scratch: Path) -> Federation:
+    return Federation(emulator, scratch)
