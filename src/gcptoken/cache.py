@@ -26,11 +26,12 @@ log = logging.getLogger("gcptoken.cache")
 
 
 class _Entry:
-    __slots__ = ("fetched_at", "token")
+    __slots__ = ("expires", "fresh_until", "token")
 
     def __init__(self, token: Token, fetched_at: float) -> None:
         self.token = token
-        self.fetched_at = fetched_at
+        self.expires = token.expires_at.timestamp()
+        self.fresh_until = self.expires - refresh_margin(self.expires - fetched_at)  # decided once, not per hit
 
 
 class TokenCache:
@@ -44,20 +45,17 @@ class TokenCache:
         self._inflight: dict[str, Future[Token]] = {}
         self._inflight_async: dict[tuple[int, str], asyncio.Future[Token]] = {}
 
-    def _fresh(self, key: str) -> Token | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        now = self.clock()
-        expires = entry.token.expires_at.timestamp()
-        if now < expires - refresh_margin(expires - entry.fetched_at):
+    def fresh(self, key: str) -> Token | None:
+        """The cached token if it is not yet due for refresh, else None; never fetches."""
+        entry = self._entries.get(key)  # a single dict read: safe without the lock
+        if entry is not None and self.clock() < entry.fresh_until:
             return entry.token
         return None
 
     def _usable(self, key: str) -> Token | None:
         """A cached token that has not expired yet, even inside the refresh margin."""
         entry = self._entries.get(key)
-        if entry is not None and self.clock() < entry.token.expires_at.timestamp():
+        if entry is not None and self.clock() < entry.expires:
             return entry.token
         return None
 
@@ -78,8 +76,12 @@ class TokenCache:
     def get(self, key: str, fetch: Callable[[], Token], force: bool = False) -> Token:
         """The cached token, or ``fetch()`` run once for all threads asking at the same time;
         ``force`` skips the cached token (it was refused) but still shares and stores the fetch."""
+        if not force:
+            token = self.fresh(key)  # the common case, without the lock
+            if token is not None:
+                return token
         with self._lock:
-            token = None if force else self._fresh(key)
+            token = None if force else self.fresh(key)
             if token is not None:
                 return token
             future = self._inflight.get(key)
@@ -111,7 +113,7 @@ class TokenCache:
 
         loop_key = (id(asyncio.get_running_loop()), key)
         with self._lock:
-            token = None if force else self._fresh(key)
+            token = None if force else self.fresh(key)
             if token is not None:
                 return token
             future = self._inflight_async.get(loop_key)

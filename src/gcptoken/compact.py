@@ -22,6 +22,7 @@ __all__ = [
     "b64url_decode",
     "b64url_decode_bytes",
     "b64url_encode",
+    "json_dumps",
     "json_loads",
     "json_segment",
     "parse",
@@ -33,16 +34,23 @@ __all__ = [
 MAX_TOKEN_LENGTH = 16 * 1024
 
 json_loads: Callable[[bytes], Any]
+json_dumps: Callable[[Any], bytes]
 try:  # JSON decoding is a third of verification's own cost; orjson makes it ~4× cheaper.
+    from orjson import dumps as _orjson_dumps
     from orjson import loads as _orjson_loads
 
     json_loads = _orjson_loads
+    json_dumps = _orjson_dumps  # compact, UTF-8
 except ImportError:  # pragma: no cover - PyPy, or a platform without an orjson wheel
 
     def _stdlib_loads(data: bytes) -> Any:
         return json.loads(data.decode("utf-8"))
 
+    def _stdlib_dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
     json_loads = _stdlib_loads
+    json_dumps = _stdlib_dumps
 
 
 def b64url_encode(data: bytes) -> str:

@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_SCOPES = (endpoints.CLOUD_PLATFORM_SCOPE,)
+# Cache keys remembered per credential (hashing them is most of a cache hit's cost otherwise).
+_CACHE_KEY_MEMO = 64
 SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account", "external_account")
 
 
@@ -61,7 +63,13 @@ class Credentials(abc.ABC):
         identity = self.identity() if use_cache else None
         if identity is None:
             return None
-        return default_cache(), cache_key(identity, kind, subject)
+        memo: dict[tuple[str, str, str], str] = self.__dict__.setdefault("_cache_keys", {})
+        key = memo.get((identity, kind, subject))
+        if key is None:
+            if len(memo) >= _CACHE_KEY_MEMO:
+                memo.clear()
+            key = memo[(identity, kind, subject)] = cache_key(identity, kind, subject)
+        return default_cache(), key
 
     def id_token(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
@@ -71,6 +79,10 @@ class Credentials(abc.ABC):
         token a service refused."""
         audience = _audience(audience)
         cached = self._cached("id_token", audience, use_cache)
+        if cached is not None and not refresh:
+            token = cached[0].fresh(cached[1])  # the common case: no closure, no lock
+            if token is not None:
+                return token
 
         def fetch() -> Token:
             return _run_sync(self.id_token_flow(audience), timeout)

@@ -8,7 +8,6 @@ are cached because parsing costs more than the RSA operation itself.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from gcptoken.compact import (
     ParsedToken,
     b64url_decode,
     b64url_encode,
+    json_dumps,
     json_loads,
     json_segment,
     parse,
@@ -215,15 +215,17 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> VerifyingKey:
     return verifying
 
 
-def _compact_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+@functools.lru_cache(maxsize=256)
+def _header_segment(alg: str, kid: str | None, typ: str) -> str:
+    """Encoded once per key: every token a key signs shares its header."""
+    header: dict[str, str] = {"alg": alg}
+    if kid is not None:
+        header["kid"] = kid
+    header["typ"] = typ
+    return b64url_encode(json_dumps(header))
 
 
 def encode(claims: Mapping[str, Any], key: SigningKey, *, kid: str | None = None, typ: str = "JWT") -> str:
     """Sign ``claims`` as a compact JWS; the header's alg is the key's."""
-    header: dict[str, str] = {"alg": key.alg}
-    if kid is not None:
-        header["kid"] = kid
-    header["typ"] = typ
-    signing_input = b64url_encode(_compact_json(header)) + "." + b64url_encode(_compact_json(claims))
+    signing_input = _header_segment(key.alg, kid, typ) + "." + b64url_encode(json_dumps(dict(claims)))
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
