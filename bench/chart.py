@@ -24,7 +24,7 @@ def draw(rows: list[dict[str, Any]], machine: dict[str, Any], path: Path) -> Non
         chosen = [row for row in rows if row["group"] == group and row[field]]
         names = [row["name"] for row in chosen]
         values = [row[field] for row in chosen]
-        colors = ["#1a73e8" if row["name"].startswith("gcptoken") else "#9aa0a6" for row in chosen]
+        colors = ["#1a73e8" if row["name"].startswith(("gcptoken", "emulator")) else "#9aa0a6" for row in chosen]
         axis.barh(names, values, color=colors)
         axis.invert_yaxis()
         if log:

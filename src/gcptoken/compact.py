@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
+    "TO_STANDARD",
     "ParsedToken",
+    "b64_decode_translated",
     "b64url_decode",
     "b64url_decode_bytes",
     "b64url_encode",
@@ -60,31 +62,36 @@ def b64url_encode(data: bytes) -> str:
 
 # base64url → standard alphabet; '+', '/' and '=' (valid in standard base64, not in unpadded
 # base64url) become '*', which strict decoding refuses like any other stray byte.
-_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
+TO_STANDARD = _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4; a length of 1 mod 4 is never valid
 
 try:  # base64 decoding is the largest share of verification's own cost; pybase64 halves it.
     from pybase64 import b64decode as _pybase64_decode
 
-    def b64url_decode_bytes(data: bytes) -> bytes:
-        """Strict unpadded base64url: any byte outside the alphabet is a ValueError."""
+    def b64_decode_translated(data: bytes) -> bytes:
+        """Strict decoding of unpadded base64url already passed through ``TO_STANDARD``."""
         try:
-            return _pybase64_decode(data.translate(_TO_STANDARD) + _PADDING[len(data) % 4], validate=True)
+            return _pybase64_decode(data + _PADDING[len(data) % 4], validate=True)
         except ValueError:  # binascii.Error is one
             raise ValueError("not base64url") from None
 
 except ImportError:  # pragma: no cover - PyPy, or a platform without a pybase64 wheel
     _STANDARD_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
-    def b64url_decode_bytes(data: bytes) -> bytes:
-        """Strict unpadded base64url: any byte outside the alphabet is a ValueError."""
-        padded = data.translate(_TO_STANDARD) + _PADDING[len(data) % 4]
+    def b64_decode_translated(data: bytes) -> bytes:
+        """Strict decoding of unpadded base64url already passed through ``TO_STANDARD``."""
+        padded = data + _PADDING[len(data) % 4]
         if not _STANDARD_B64.fullmatch(padded):  # a2b_base64 alone skips stray bytes
             raise ValueError("not base64url")
         try:
             return binascii.a2b_base64(padded)
         except binascii.Error:
             raise ValueError("not base64url") from None
+
+
+def b64url_decode_bytes(data: bytes) -> bytes:
+    """Strict unpadded base64url: any byte outside the alphabet is a ValueError."""
+    return b64_decode_translated(data.translate(_TO_STANDARD))
 
 
 def b64url_decode(text: str) -> bytes:
