@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.timing import Row, median_wall
+from gcptoken.emulator import scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.testing import CLOSED_LOOPBACK
 
@@ -21,18 +22,8 @@ CACHED_GOAL_MS = 60.0
 GCLOUD_GOAL = 12.0
 
 
-def _gcloud_env(emulator: EmulatorServer, config: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(config),
-        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-        "GCE_METADATA_ROOT": CLOSED_LOOPBACK,
-        "GCE_METADATA_IP": CLOSED_LOOPBACK,
-    }
+def gcloud_env(emulator: EmulatorServer, config: Path) -> dict[str, str]:
+    return {**os.environ, **scenarios.gcloud_environment(emulator.url, config, CLOSED_LOOPBACK)}
 
 
 def cli_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
@@ -67,16 +58,18 @@ def cli_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
     if gcloud is None:
         rows.append(Row("cli", "gcloud auth print-identity-token (not installed)", 0, "ms"))
         return rows
-    gcloud_env = _gcloud_env(emulator, scratch / "gcloud-config")
+    env_for_gcloud = gcloud_env(emulator, scratch / "gcloud-config")
     subprocess.run(
         [gcloud, "auth", "activate-service-account", "--key-file", str(key_path)],
-        env=gcloud_env,
+        env=env_for_gcloud,
         check=True,
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=120,
     )
-    printed = median_wall([gcloud, "auth", "print-identity-token", f"--audiences={AUD}"], gcloud_env, max(2, runs // 5))
+    printed = median_wall(
+        [gcloud, "auth", "print-identity-token", f"--audiences={AUD}"], env_for_gcloud, max(2, runs // 5)
+    )
     ratio = printed / cached
     rows.append(Row("cli", "gcloud auth print-identity-token", round(printed, 1), "ms"))
     rows[0].ratio, rows[0].ratio_of = round(ratio, 1), "faster than gcloud"

@@ -4,14 +4,13 @@ google-auth and gcloud, each where it can get that token at all."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.cli_rows import _gcloud_env
+from bench.cli_rows import gcloud_env
 from bench.timing import Row
 from gcptoken.credentials import ImpersonatedCredentials, MetadataCredentials, credentials_from_info
 from gcptoken.emulator import scenarios
@@ -138,10 +137,7 @@ def _gcloud(flows: Flows) -> dict[str, Callable[[], object]]:
     target = flows.target(key)
     key_path = flows.scratch / "trips-gcloud-key.json"
     key_path.write_text(json.dumps(key))
-    env = {
-        **_gcloud_env(emulator, flows.scratch / "gcloud-trips-config"),
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS": f"{emulator.url}/",
-    }
+    env = gcloud_env(emulator, flows.scratch / "gcloud-trips-config")
 
     def run(*args: str) -> None:
         subprocess.run([gcloud, *args], env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
@@ -157,9 +153,7 @@ def _gcloud(flows: Flows) -> dict[str, Callable[[], object]]:
 
 def trips_rows(emulator: EmulatorServer, scratch: Path) -> list[Row]:
     flows = Flows(emulator, scratch)
-    saved = {name: os.environ.get(name) for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP")}
-    os.environ.update(GCE_METADATA_HOST=emulator.host_port, GCE_METADATA_IP=emulator.host_port)
-    try:
+    with scenarios.environment({"GCE_METADATA_HOST": emulator.host_port, "GCE_METADATA_IP": emulator.host_port}):
         clients = {"gcptoken": _gcptoken(flows), "google-auth": _google_auth(flows), "gcloud": _gcloud(flows)}
         flows_measured = list(clients["gcptoken"])
         rows = []
@@ -169,9 +163,3 @@ def trips_rows(emulator: EmulatorServer, scratch: Path) -> list[Row]:
                 counts[client] = _count(emulator, fetches[flow]) if flow in fetches else None
             rows.append(Row("round trips", flow, counts["gcptoken"], "requests", notes=counts))
         return rows
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

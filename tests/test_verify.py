@@ -25,6 +25,7 @@ from gcptoken import Verifier, decode, jws
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.testing import EmulatorClient
+from gcptoken.verify import REASONS
 
 AUD = "https://svc-test.a.run.app"
 NOW = 1_800_000_000
@@ -170,21 +171,6 @@ def forger(emulator: EmulatorClient) -> Forger:
 @pytest.fixture
 def verifier(certs_url: str) -> Verifier:
     return Verifier(AUD, certs=certs_url)
-
-
-REASONS = {
-    "malformed",
-    "algorithm",
-    "unknown_kid",
-    "signature",
-    "issuer",
-    "audience",
-    "expired",
-    "issued_in_future",
-    "not_yet_valid",
-    "missing_claim",
-    "invalid_claim",
-}
 
 
 def test_the_table_is_large_enough() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from gcptoken import endpoints, jws
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TransportError
-from gcptoken.flows import Flow, HttpRequest
+from gcptoken.flows import Flow, get_json_flow
 
 __all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]
 
@@ -67,14 +67,8 @@ def max_age_of(headers: Mapping[str, str]) -> float:
 
 def fetch_flow(url: str) -> Flow[tuple[KeySet, float]]:
     """GET the certs at ``url``: the keys and how long they may be cached (seconds)."""
-    response = yield HttpRequest("GET", endpoints.resolve(url), {"Accept": "application/json"})
     where = f"certs endpoint {safe_url(url)}"
-    if response.status != 200:
-        raise TransportError(f"{where} answered HTTP {response.status}")
-    try:
-        document = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
-        raise TransportError(f"{where} did not answer with JSON") from None
+    document, response = yield from get_json_flow(endpoints.resolve(url), where)
     try:
         keys = keys_from_document(document, where)
     except CredentialsError as exc:

@@ -4,13 +4,12 @@ machine."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -109,38 +108,15 @@ class Demo:
         )
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """gcloud is configured through its environment: set it for the demo's gcloud runs only."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _gcloud_row(demo: Demo, key_path: Path, call: Callable[[str | None], tuple[int, str]]) -> None:
     name, command = "gcloud, logged in with the key", f"gcptoken id {SERVICE} --source gcloud"
     if shutil.which("gcloud") is None:
         demo.rows.append(Row(name + " (gcloud not installed: skipped)", True, command=command))
         return
     emulator = demo.emulator
-    env = {
-        "CLOUDSDK_CONFIG": str(demo.scratch / "gcloud-config"),
-        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
-        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-        "GCE_METADATA_ROOT": emulator.host_port,
-        "GCE_METADATA_IP": emulator.host_port,
-    }
+    env = scenarios.gcloud_environment(emulator.url, demo.scratch / "gcloud-config", emulator.host_port)
     try:
-        with _environment(env):
+        with scenarios.environment(env):
             run_gcloud(["auth", "activate-service-account", "--key-file", str(key_path)])
             demo.source(name, GcloudCredentials(), call, command)
     except GcpTokenError as exc:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
 from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
-from gcptoken.flows import Flow, HttpRequest
+from gcptoken.flows import Flow, get_json_flow
 
 __all__ = ["check_issuer_url", "configuration_url", "jwks_uri_flow"]
 
@@ -40,13 +39,7 @@ def jwks_uri_flow(issuer: str) -> Flow[str]:
     issuer's own (its ``issuer`` must equal ours exactly, OpenID Connect Discovery §4.3)."""
     url = configuration_url(issuer)
     where = f"discovery document {safe_url(url)}"
-    response = yield HttpRequest("GET", endpoints.resolve(url), {"Accept": "application/json"})
-    if response.status != 200:
-        raise TransportError(f"{where} answered HTTP {response.status}")
-    try:
-        document = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
-        raise TransportError(f"{where} is not JSON") from None
+    document, _ = yield from get_json_flow(endpoints.resolve(url), where)
     if not isinstance(document, dict):
         raise TransportError(f"{where} is not a JSON object")
     if document.get("issuer") != issuer:

@@ -23,6 +23,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "SyncTransport",
+    "get_json_flow",
     "json_body",
     "run_async",
     "run_sync",
@@ -185,3 +186,15 @@ def json_body(response: HttpResponse, what: str) -> dict[str, Any]:
             retryable=response.status >= 500,
         )
     return value
+
+
+def get_json_flow(url: str, where: str) -> Flow[tuple[Any, HttpResponse]]:
+    """GET a public JSON document (certs, discovery): the parsed document and the response, or a
+    TransportError saying ``where`` answered something else."""
+    response = yield HttpRequest("GET", url, {"Accept": "application/json"})
+    if response.status != 200:
+        raise TransportError(f"{where} answered HTTP {response.status}")
+    try:
+        return json.loads(response.body), response
+    except (ValueError, UnicodeDecodeError):
+        raise TransportError(f"{where} did not answer with JSON") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gcptoken import Verifier
+from gcptoken.emulator import scenarios
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 
 AUD = "https://svc-gcloud.a.run.app"
@@ -19,17 +20,7 @@ pytestmark = pytest.mark.skipif(GCLOUD is None, reason="gcloud is not installed 
 
 
 def gcloud_env(emulator: EmulatorClient, config: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(config),
-        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator.url}/token",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-        "GCE_METADATA_ROOT": CLOSED_LOOPBACK,
-        "GCE_METADATA_IP": CLOSED_LOOPBACK,
-    }
+    return {**os.environ, **scenarios.gcloud_environment(emulator.url, config, CLOSED_LOOPBACK)}
 
 
 def run_gcloud(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

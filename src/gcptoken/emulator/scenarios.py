@@ -3,6 +3,9 @@ federated workload. The demo and the benchmarks use them; so can anyone explorin
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,15 @@ from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.state import Provider
 from gcptoken.sources.external_account import ExternalAccountConfig
 
-__all__ = ["Federation", "federation", "impersonating", "service_account", "user"]
+__all__ = [
+    "Federation",
+    "environment",
+    "federation",
+    "gcloud_environment",
+    "impersonating",
+    "service_account",
+    "user",
+]
 
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
@@ -91,3 +102,34 @@ class Federation:
 
 def federation(emulator: EmulatorServer, scratch: Path) -> Federation:
     return Federation(emulator, scratch)
+
+
+def gcloud_environment(emulator_url: str, config: Path, metadata: str) -> dict[str, str]:
+    """The variables that point an unchanged gcloud at the emulator, with its own throwaway
+    configuration; ``metadata`` is where it may look for a metadata server (host:port)."""
+    return {
+        "CLOUDSDK_CONFIG": str(config),
+        "CLOUDSDK_AUTH_TOKEN_HOST": f"{emulator_url}/token",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS": f"{emulator_url}/",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+        "GCE_METADATA_ROOT": metadata,
+        "GCE_METADATA_IP": metadata,
+    }
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in this process's environment for the block, then put back as they were."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
