@@ -38,7 +38,9 @@ def test_a_repeated_cli_call_makes_no_request(
     assert requests_by(emulator, key_info) == 1
     access = [gcptoken("access", env=env).out for _ in range(2)]
     assert access[0] == access[1] and requests_by(emulator, key_info) == 2
-    assert gcptoken("id", AUD, "--no-cache", env=env).out != first.out
+    # Within the same second the emulator signs identical claims, so the tokens may be identical:
+    # the request count tells whether --no-cache went to the network.
+    assert gcptoken("id", AUD, "--no-cache", env=env).code == 0
     assert requests_by(emulator, key_info) == 3
 
 
