@@ -104,6 +104,8 @@ class Verifier:
         self._policy_check = None if self.policy.is_empty else self.policy.check
         self._max_age = self.policy.max_age
         self._claims_rule = claims_rule
+        extras = (max_lifetime, self._max_age, claims_rule, self._policy_check)
+        self._has_extras = any(extra is not None for extra in extras)  # one test per token, not four
         self.token_header = token_header.lower()
         self._headers: dict[bytes, tuple[str, str]] = {}
         self.results = ResultCache(result_cache_size)
@@ -300,6 +302,15 @@ class Verifier:
             if type(nbf) not in _NUMBERS or nbf > now + skew:
                 raise VerificationError("not_yet_valid", "token 'nbf' is in the future or not a number")
             valid_from = max(valid_from, nbf - skew)
+        if self._has_extras:
+            return self._check_extras(claims, now, exp, iat, valid_from, valid_until)
+        return valid_from, valid_until
+
+    def _check_extras(
+        self, claims: dict[str, Any], now: float, exp: float, iat: float, valid_from: float, valid_until: float
+    ) -> tuple[float, float]:
+        """The preset's and the caller's own rules, when there are any."""
+        skew = self.clock_skew
         if self.max_lifetime is not None and exp - iat > self.max_lifetime:
             raise VerificationError("lifetime", f"token lives {int(exp - iat)} s; at most {int(self.max_lifetime)} s")
         if self._max_age is not None:
