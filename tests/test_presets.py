@@ -341,7 +341,7 @@ def test_verify_async_fetches_keys_off_the_event_loop(all_issuers: dict[str, Iss
     issuer = all_issuers["iap"]
     verifier = issuer.make_verifier()
     token = issuer.sign()
-    keys = verifier._keys
+    keys = verifier._cache
     assert isinstance(keys, KeyCache)
     fetched_in: list[str] = []
     real_fetch = keys._fetch

@@ -62,7 +62,7 @@ def b64url_encode(data: bytes) -> str:
 
 # base64url → standard alphabet; '+', '/' and '=' (valid in standard base64, not in unpadded
 # base64url) become '*', which strict decoding refuses like any other stray byte.
-TO_STANDARD = _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
+TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4; a length of 1 mod 4 is never valid
 
 try:  # base64 decoding is the largest share of verification's own cost; pybase64 halves it.
@@ -91,7 +91,7 @@ except ImportError:  # pragma: no cover - PyPy, or a platform without a pybase64
 
 def b64url_decode_bytes(data: bytes) -> bytes:
     """Strict unpadded base64url: any byte outside the alphabet is a ValueError."""
-    return b64_decode_translated(data.translate(_TO_STANDARD))
+    return b64_decode_translated(data.translate(TO_STANDARD))
 
 
 def b64url_decode(text: str) -> bytes:

@@ -1,5 +1,5 @@
-"""Verification keys by kid: fixed ones, or fetched from a URL (directly or by OIDC discovery) and
-cached as the server's Cache-Control says."""
+"""Verification keys by kid, fetched from a URL (directly or by OIDC discovery) and cached as
+the server's Cache-Control says."""
 
 from __future__ import annotations
 
@@ -13,19 +13,9 @@ from gcptoken.discovery import jwks_uri_flow
 from gcptoken.errors import TransportError
 from gcptoken.flows import run_sync
 
-__all__ = ["FixedKeys", "KeyCache"]
+__all__ = ["KeyCache"]
 
 log = logging.getLogger("gcptoken.verify")
-
-
-class FixedKeys:
-    """Keys given up front: nothing is ever fetched."""
-
-    def __init__(self, keys: certs_format.KeySet) -> None:
-        self.keys = keys
-
-    def get(self, kid: str) -> jws.VerifyingKey | None:
-        return self.keys.get(kid)
 
 
 class KeyCache:

@@ -30,7 +30,6 @@ __all__ = [
     "IAP_HEADER",
     "IAP_ISSUER",
     "IAP_KEYS",
-    "PRESET_NAMES",
     "Preset",
     "firebase",
     "firebase_issuer",
@@ -99,7 +98,6 @@ IAP = Preset(
     max_lifetime=600.0,
     check_audience=_iap_audience,
 )
-PRESET_NAMES = ("google", "iap", "firebase")
 
 
 def firebase_issuer(project_id: str) -> str:

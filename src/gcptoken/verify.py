@@ -15,7 +15,7 @@ from gcptoken import certs as certs_format
 from gcptoken import endpoints, jws, presets
 from gcptoken.compact import TO_STANDARD, b64_decode_translated, json_loads
 from gcptoken.errors import InvalidArgumentError, VerificationError
-from gcptoken.key_cache import FixedKeys, KeyCache
+from gcptoken.key_cache import KeyCache
 from gcptoken.policy import Policy
 from gcptoken.results import DEFAULT_SIZE, ResultCache
 
@@ -111,22 +111,21 @@ class Verifier:
         self.results = ResultCache(result_cache_size)
         self._recent = self.results.entries
         self._recent_size = self.results.size
-        self._keys: FixedKeys | KeyCache
+        # Keys are fetched (a cache) or given up front (fixed); the hot path reads either directly.
+        self._cache: KeyCache | None = None
+        self._fixed: certs_format.KeySet = {}
         if discovery:
             if certs is not None or len(self.issuers) != 1:
                 raise InvalidArgumentError("discovery needs exactly one issuer and no certs")
             (issuer,) = self.issuers
-            self._keys = KeyCache(None, refetch_interval, timer, timeout, discover_from=issuer)
+            self._cache = KeyCache(None, refetch_interval, timer, timeout, discover_from=issuer)
         elif certs is None or (isinstance(certs, str) and certs.startswith(("http://", "https://"))):
             url = endpoints.OAUTH2_CERTS_V3 if certs is None else certs
-            self._keys = KeyCache(url, refetch_interval, timer, timeout)
+            self._cache = KeyCache(url, refetch_interval, timer, timeout)
         elif isinstance(certs, Mapping):
-            self._keys = FixedKeys(certs_format.keys_from_document(certs, "certs mapping"))
+            self._fixed = certs_format.keys_from_document(certs, "certs mapping")
         else:
-            self._keys = FixedKeys(certs_format.keys_from_file(certs))
-        # Read directly on the hot path: no method call per token.
-        self._cache = self._keys if isinstance(self._keys, KeyCache) else None
-        self._fixed: certs_format.KeySet = self._keys.keys if isinstance(self._keys, FixedKeys) else {}
+            self._fixed = certs_format.keys_from_file(certs)
 
     # -- presets --------------------------------------------------------------------------------
 
@@ -175,8 +174,8 @@ class Verifier:
     async def verify_async(self, token: str, now: float | None = None) -> dict[str, Any]:
         """``verify`` for event loops: when the keys must be fetched first, the whole verification
         runs in a worker thread, so the loop never waits on the network."""
-        keys = self._keys
-        if isinstance(keys, KeyCache) and keys.needs_fetch(self._kid_of(token)):
+        cache = self._cache
+        if cache is not None and cache.needs_fetch(self._kid_of(token)):
             import anyio.to_thread  # Starlette's own dependency; works under asyncio and trio
 
             return await anyio.to_thread.run_sync(self.verify, token, now)
