@@ -229,7 +229,7 @@ BAD_INPUT = [
         "unsupported credential type 'weird'",
     ),
     ("no-key", ["id", AUD, "--credentials", "{no-key}"], 3, "no 'private_key'"),
-    ("broken-key", ["id", AUD, "--credentials", "{broken-key}"], 3, "not a readable"),
+    ("broken-key", ["id", AUD, "--credentials", "{broken-key}"], 3, "'private_key' is not"),
     ("unknown-key", ["id", AUD, "--credentials", "{unknown-key}"], 1, "Invalid JWT Signature."),
     ("unreachable", ["id", AUD, "--credentials", "{unreachable}", "--timeout", "2"], 3, "connection failed"),
     ("empty-audience", ["id", ""], 2, "audience is empty"),

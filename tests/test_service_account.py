@@ -172,7 +172,7 @@ def test_broken_private_key_fails_before_any_request(
         **key_info,
         "private_key": "-----BEGIN PRIVATE KEY-----\nMIIBroken\n-----END PRIVATE KEY-----\n",
     }
-    with pytest.raises(CredentialsError, match="not a readable") as caught:
+    with pytest.raises(CredentialsError, match="'private_key' is not") as caught:
         load_credentials(_write(tmp_path, broken)).id_token(AUD)
     assert "MIIBroken" not in str(caught.value)
     assert str(_write(tmp_path, broken)) in str(caught.value)

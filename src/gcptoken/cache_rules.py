@@ -1,12 +1,26 @@
 """What the in-process and on-disk caches agree on: how a key is made from a credential's
 identity, and when a token is due for refresh. Standard library only, so the CLI's cached path
-can use it without loading anything else."""
+can use it without loading anything else.
+
+An identity always carries a digest of a secret the caller holds (the private key's PEM text,
+the refresh token, the subject token): the public fields of a credential file (email, key id,
+endpoint) are published by Google, so a cache keyed by them alone would hand one party's tokens
+to anyone who copied those fields.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["MAX_MARGIN", "cache_key", "refresh_margin", "service_account_identity", "user_identity"]
+__all__ = [
+    "MAX_MARGIN",
+    "cache_key",
+    "private_key_proof",
+    "refresh_margin",
+    "secret_digest",
+    "service_account_identity",
+    "user_identity",
+]
 
 # One-hour tokens are refreshed five minutes early; shorter ones proportionately (a twelfth).
 MAX_MARGIN = 300.0
@@ -20,12 +34,24 @@ def cache_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
-def service_account_identity(client_email: str, private_key_id: str, token_url: str) -> str:
-    """A key file's identity; ``token_url`` is the endpoint actually called (emulator resolved)."""
-    return f"service_account|{client_email}|{private_key_id}|{token_url}"
+def secret_digest(kind: str, secret: str | bytes) -> str:
+    """A one-way, domain-separated digest of a secret: proof of holding it, never the secret."""
+    data = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return hashlib.sha256(b"gcptoken-cache-proof\x00" + kind.encode() + b"\x00" + data).hexdigest()
 
 
-def user_identity(client_id: str, refresh_token: str, token_url: str) -> str:
-    """A user credential's identity: a one-way digest of the refresh token, never the token."""
-    secret_digest = hashlib.sha256(refresh_token.encode()).hexdigest()[:32]
-    return f"authorized_user|{client_id}|{secret_digest}|{token_url}"
+def private_key_proof(private_key_pem: str) -> str:
+    """Proof of holding a key: a digest of its PEM text (hashing the text, not parsing the key,
+    keeps the CLI's cached path fast)."""
+    return secret_digest("private_key", private_key_pem)
+
+
+def service_account_identity(client_email: str, private_key_id: str, token_url: str, key_proof: str) -> str:
+    """A key file's identity: its public fields bound to ``private_key_proof`` of its key."""
+    return f"service_account|{client_email}|{private_key_id}|{token_url}|{key_proof}"
+
+
+def user_identity(client_id: str, refresh_token: str) -> str:
+    """A user credential's identity (before its token endpoint): a one-way digest of the refresh
+    token, never the token."""
+    return f"authorized_user|{client_id}|{secret_digest('refresh_token', refresh_token)}"

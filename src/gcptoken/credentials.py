@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from gcptoken import endpoints
 from gcptoken.cache import TokenCache, default_cache
-from gcptoken.cache_rules import cache_key, service_account_identity, user_identity
+from gcptoken.cache_rules import cache_key, private_key_proof, secret_digest, service_account_identity, user_identity
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
 from gcptoken.sources import external_account, gcloud, iam, metadata, service_account, user
@@ -55,9 +55,15 @@ class Credentials(abc.ABC):
         """The flow that obtains an access token for ``scopes``."""
 
     def identity(self) -> str | None:
-        """What makes this credential's tokens its own (account, key id, endpoint, options), for
-        the cache key; never a secret. None: tokens are not cached."""
+        """What makes this credential's tokens its own, for the in-process cache key: the account,
+        endpoint and options bound to a digest of the secret the caller holds (never the secret
+        and never public fields alone; see cache_rules). None: tokens are not cached."""
         return None
+
+    def shared_identity(self) -> str | None:
+        """The identity for caches shared beyond this object's life (the CLI's disk cache): None
+        when the identity is scoped to this very object."""
+        return self.identity()
 
     def _cached(self, kind: str, subject: str, use_cache: bool) -> tuple[TokenCache, str] | None:
         identity = self.identity() if use_cache else None
@@ -173,11 +179,14 @@ class ServiceAccountCredentials(Credentials):
     def __init__(self, key: service_account.ServiceAccountKey, source: str = "key") -> None:
         self.key = key
         self.source = source
+        self._key_proof = private_key_proof(key.private_key)
         self.description = f"service account {key.client_email} (key {source})"
 
     def identity(self) -> str | None:
-        key = self.key
-        return service_account_identity(key.client_email, key.private_key_id, endpoints.resolve(key.token_uri))
+        key = self.key  # from_info refused a missing, garbage or non-RSA key before any lookup
+        return service_account_identity(
+            key.client_email, key.private_key_id, endpoints.resolve(key.token_uri), self._key_proof
+        )
 
     def self_signed_jwt(
         self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600
@@ -211,11 +220,12 @@ class UserCredentials(Credentials):
     def __init__(self, key: user.UserKey, source: str = "user credentials") -> None:
         self.key = key
         self.source = source
+        self._identity_base = user_identity(key.client_id, key.refresh_token)
         account = f" {key.account}" if key.account else ""
         self.description = f"user{account} (authorized_user, OAuth client {key.client_id})"
 
     def identity(self) -> str | None:
-        return user_identity(self.key.client_id, self.key.refresh_token, endpoints.resolve(self.key.token_uri))
+        return f"{self._identity_base}|{endpoints.resolve(self.key.token_uri)}"
 
     @property
     def default_audience(self) -> str:
@@ -243,11 +253,22 @@ class FederatedCredentials(Credentials):
     def __init__(self, config: external_account.ExternalAccountConfig, impersonated_email: str | None = None):
         self.config = config
         self.impersonated_email = impersonated_email
+        self._object_scope = secrets.token_hex(16)
         self.description = f"workload identity federation ({config.audience.rsplit('/providers/', 1)[-1]} provider)"
 
     def identity(self) -> str | None:
-        source = hashlib.sha256(json.dumps(dict(self.config.credential_source), sort_keys=True).encode()).hexdigest()
-        return f"external_account|{self.config.audience}|{endpoints.resolve(self.config.token_url)}|{source}"
+        # A file's subject token is read (cheap, local) and its digest is the proof of holding it.
+        # A URL or an executable would have to be fetched or run to learn the token: their tokens
+        # are cached for this very object only.
+        config = self.config
+        if "file" in config.credential_source:
+            proof = secret_digest("subject_token", external_account.subject_token_from_file(config))
+        else:
+            proof = f"object:{self._object_scope}"
+        return f"external_account|{config.audience}|{endpoints.resolve(config.token_url)}|{proof}"
+
+    def shared_identity(self) -> str | None:
+        return self.identity() if "file" in self.config.credential_source else None
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         raise CredentialsError(
@@ -389,9 +410,16 @@ class ImpersonatedCredentials(Credentials):
         source = self.source.identity()
         if source is None:
             return None
+        return self._over(source)
+
+    def shared_identity(self) -> str | None:
+        source = self.source.shared_identity()
+        return None if source is None else self._over(source)
+
+    def _over(self, source_identity: str) -> str:
         chain = ",".join([*self.delegates, self.target])
         base = endpoints.resolve(self.iam_base)
-        return f"impersonated|{source}|{chain}|{self.include_email}|{self.lifetime}|{base}"
+        return f"impersonated|{source_identity}|{chain}|{self.include_email}|{self.lifetime}|{base}"
 
     @classmethod
     def from_chain(cls, source: Credentials, chain: str, **options: Any) -> ImpersonatedCredentials:

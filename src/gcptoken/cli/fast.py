@@ -16,8 +16,10 @@ import sys
 import time
 
 from gcptoken import endpoints, locations
-from gcptoken.cache_rules import cache_key, service_account_identity, user_identity
+from gcptoken.cache_rules import cache_key, private_key_proof, service_account_identity, user_identity
 from gcptoken.disk_cache import fresh_entry, read_tokens
+from gcptoken.pem import rsa_private_key_problem
+from gcptoken.private_files import NotPrivateError, PrivateDir
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms
 if TYPE_CHECKING:
@@ -80,12 +82,14 @@ def _identity_and_default_audience(path: str) -> tuple[str, str | None] | None:
     token_url = endpoints.resolve(_text(info, "token_uri") or endpoints.TOKEN_URI)
     kind = info.get("type")
     if kind == "service_account":
-        email, key_id = _text(info, "client_email"), _text(info, "private_key_id")
-        return (service_account_identity(email, key_id, token_url), None) if email and key_id else None
+        email, key_id, pem = _text(info, "client_email"), _text(info, "private_key_id"), _text(info, "private_key")
+        if not (email and key_id and pem) or rsa_private_key_problem(pem) is not None:
+            return None  # the full command line says what is wrong
+        return service_account_identity(email, key_id, token_url, private_key_proof(pem)), None
     if kind == "authorized_user":
         client_id, secret, refresh = (_text(info, n) for n in ("client_id", "client_secret", "refresh_token"))
         if client_id and secret and refresh:
-            return user_identity(client_id, refresh, token_url), client_id
+            return f"{user_identity(client_id, refresh)}|{token_url}", client_id
     return None
 
 
@@ -118,9 +122,11 @@ def answer_from_cache(argv: list[str]) -> int | None:
         subject, kind, field = " ".join(sorted(scopes)), "access_token", "access_token"
     if not subject.strip():
         return None
-    entry = read_tokens(os.path.join(locations.token_cache_dir(), "tokens.json")).get(
-        cache_key(identity, kind, subject)
-    )
+    try:
+        with PrivateDir(locations.token_cache_dir(), create=False) as directory:
+            entry = read_tokens(directory).get(cache_key(identity, kind, subject))
+    except NotPrivateError:
+        return None  # the full command line warns and works without the disk cache
     fresh = fresh_entry(entry, time.time())
     if fresh is None or fresh["kind"] != kind:
         return None

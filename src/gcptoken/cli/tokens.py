@@ -99,8 +99,9 @@ def _base_credentials(args: argparse.Namespace, token_format: str | None, includ
 def _through_disk_cache(
     args: argparse.Namespace, credentials: Credentials, kind: str, subject: str, fetch: Callable[[], Token]
 ) -> Token:
-    """Tokens from the on-disk cache unless --no-cache; credentials without an identity are never cached."""
-    identity = credentials.identity()
+    """Tokens from the on-disk cache unless --no-cache; credentials without a shared identity are
+    never cached on disk."""
+    identity = credentials.shared_identity()
     if args.no_cache or identity is None:
         return fetch()
     from gcptoken.disk_cache import DiskTokenCache

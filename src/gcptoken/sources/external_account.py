@@ -25,7 +25,7 @@ from gcptoken.flows import Flow, HttpRequest
 from gcptoken.sources.oauth2 import access_token_from, post_form
 from gcptoken.tokens import Token
 
-__all__ = ["STS_URL", "ExternalAccountConfig", "access_token_flow", "subject_token_flow"]
+__all__ = ["STS_URL", "ExternalAccountConfig", "access_token_flow", "subject_token_flow", "subject_token_from_file"]
 
 STS_URL = "https://sts.googleapis.com/v1/token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -101,7 +101,7 @@ def _extract(config: ExternalAccountConfig, raw: str, origin: str) -> str:
     return raw.strip()
 
 
-def _from_file(config: ExternalAccountConfig) -> str:
+def subject_token_from_file(config: ExternalAccountConfig) -> str:
     path = Path(str(config.credential_source["file"]))
     try:
         return _extract(config, path.read_text(encoding="utf-8"), f"subject token file {path}")
@@ -202,7 +202,7 @@ def _parse_executable(config: ExternalAccountConfig, text: str, origin: str, nee
 def subject_token_flow(config: ExternalAccountConfig, impersonated_email: str | None = None) -> Flow[str]:
     source = config.credential_source
     if "file" in source:
-        return _from_file(config)
+        return subject_token_from_file(config)
     if "executable" in source:
         return _from_executable(config, impersonated_email)
     url = str(source["url"])

@@ -12,6 +12,7 @@ from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.flows import Flow
+from gcptoken.pem import rsa_private_key_problem
 from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.tokens import Token, utc_from_epoch
 
@@ -49,17 +50,23 @@ class ServiceAccountKey:
             value = info.get(name)
             if value is None and not required:
                 return None
-            if not isinstance(value, str) or not value.strip():
+            if value is None:
                 raise CredentialsError(f"{source}: service-account key has no {name!r}")
+            if not isinstance(value, str):
+                raise CredentialsError(f"{source}: {name!r} is not a string")
+            if not value.strip():
+                raise CredentialsError(f"{source}: {name!r} is empty")
             return value
 
+        client_email, private_key_id = text("client_email") or "", text("private_key_id") or ""
         private_key = text("private_key")
         assert private_key is not None
-        if "-----BEGIN" not in private_key or "PRIVATE KEY-----" not in private_key:
-            raise CredentialsError(f"{source}: 'private_key' is not a PEM private key")
+        problem = rsa_private_key_problem(private_key)
+        if problem is not None:  # refused before any cache lookup: see cache_rules
+            raise CredentialsError(f"{source}: 'private_key' {problem}")
         return cls(
-            client_email=text("client_email") or "",
-            private_key_id=text("private_key_id") or "",
+            client_email=client_email,
+            private_key_id=private_key_id,
             private_key=private_key,
             token_uri=text("token_uri", required=False) or endpoints.TOKEN_URI,
             project_id=text("project_id", required=False),
@@ -71,7 +78,10 @@ class ServiceAccountKey:
         """The parsed private key; parsed once per process (jws caches it)."""
         from gcptoken import jws  # cryptography: only when something is signed, never on a cache hit
 
-        return jws.load_private_key_pem(self.private_key)
+        key = jws.load_private_key_pem(self.private_key)
+        if key.alg != "RS256":
+            raise CredentialsError("'private_key' is not an RSA key (Google's service-account keys are RSA)")
+        return key
 
 
 def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:

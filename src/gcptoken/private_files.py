@@ -1,0 +1,147 @@
+"""Private directories and files on a shared host, as OpenSSH treats ``~/.ssh``: a directory we
+use must be ours and writable by nobody else, and no symlink is followed on the way in.
+
+Everything goes through a directory file descriptor opened with ``O_NOFOLLOW``, so a path swapped
+after the check cannot redirect a read or a write; files are opened relative to it with
+``O_NOFOLLOW`` (and ``O_EXCL`` for new ones), and checked with ``fstat`` after opening. Standard
+library only: the CLI's cached path uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+
+__all__ = ["NotPrivateError", "PrivateDir"]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_OTHERS_ANY = stat.S_IRWXG | stat.S_IRWXO
+# What open() says of a symlink met with O_NOFOLLOW: ELOOP (Linux, macOS), EMLINK (FreeBSD).
+_SYMLINK_ERRNOS = frozenset((errno.ELOOP, errno.EMLINK))
+
+
+class NotPrivateError(Exception):
+    """A directory or file is not safely ours; ``str()`` is one line saying why (a path and a
+    reason, never a file's contents)."""
+
+
+def _owner_problem(info: os.stat_result, what: str) -> str | None:
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        return f"{what} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()})"
+    if info.st_mode & _OTHERS_WRITE:
+        return f"{what} is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+class PrivateDir:
+    """An open, checked directory. Use as a context manager, or ``close()``."""
+
+    def __init__(self, path: str, *, create: bool = True) -> None:
+        self.path = path
+        if create:
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise NotPrivateError(f"{path} cannot be created ({exc.strerror})") from None
+        try:
+            self.fd = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise NotPrivateError(f"{path} is a symbolic link; it is not followed") from None
+            raise NotPrivateError(f"{path} cannot be opened ({exc.strerror})") from None
+        try:
+            info = os.fstat(self.fd)
+            problem = None if stat.S_ISDIR(info.st_mode) else f"{path} is not a directory"
+            problem = problem or _owner_problem(info, path)
+            if problem is not None:
+                raise NotPrivateError(problem)
+            if info.st_mode & _OTHERS_ANY:
+                os.fchmod(self.fd, 0o700)  # ours: keep others from even listing it
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __enter__(self) -> PrivateDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _checked(self, fd: int, name: str) -> int:
+        try:
+            info = os.fstat(fd)
+            problem = None if stat.S_ISREG(info.st_mode) else f"{self.path}/{name} is not a regular file"
+            problem = problem or _owner_problem(info, f"{self.path}/{name}")
+            if problem is not None:
+                raise NotPrivateError(problem)
+            if info.st_mode & _OTHERS_ANY:
+                os.fchmod(fd, 0o600)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open(self, name: str, flags: int, mode: int = 0o600) -> int:
+        try:
+            return os.open(name, flags | _NOFOLLOW | _CLOEXEC, mode, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno is not None and exc.errno in _SYMLINK_ERRNOS:
+                raise NotPrivateError(f"{self.path}/{name} is a symbolic link; it is not followed") from None
+            raise
+
+    def read(self, name: str, limit: int = 1 << 20) -> bytes | None:
+        """The file's bytes (at most ``limit``), or None when it does not exist."""
+        try:
+            fd = self._open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a planted FIFO must not block
+        except FileNotFoundError:
+            return None
+        fd = self._checked(fd, name)
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                return handle.read(limit)
+        except OSError:
+            return None
+
+    def open_lock(self, name: str) -> int:
+        """A descriptor of a (created if missing) private lock file; the caller closes it."""
+        return self._checked(self._open(name, os.O_RDWR | os.O_CREAT, 0o600), name)
+
+    def write_atomically(self, name: str, data: bytes) -> None:
+        """Replace ``name`` with ``data``: a new 0600 file (``O_EXCL``) renamed over it."""
+        temporary = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        fd = self._open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)  # no fsync: a cache torn by a crash is read as a miss
+            os.replace(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.fd)
+            raise
+
+    def create_exclusive(self, name: str, data: bytes) -> None:
+        """Write a file that must not exist yet (no replacing, no following)."""
+        fd = self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def remove(self, name: str) -> bool:
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        return True
