@@ -52,10 +52,10 @@ def test_a_forged_key_file_never_gets_the_libraries_cached_tokens(
             load_credentials(forged_path)
         return
     forged = load_credentials(forged_path)
-    for attempt in (lambda: forged.id_token(AUD), forged.access_token):
-        with pytest.raises(TokenRequestError) as refused:  # it had to ask, and Google said no
-            attempt()
-        assert refused.value.status == 400 and "Invalid JWT Signature" in str(refused.value)
+    with pytest.raises(TokenRequestError, match="Invalid JWT Signature"):  # it had to ask; Google said no
+        forged.id_token(AUD)
+    with pytest.raises(TokenRequestError, match="Invalid JWT Signature"):
+        forged.access_token()
     assert victim.id_token(AUD) == cached_id and victim.access_token() == cached_access
 
 

@@ -232,7 +232,7 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_url: str, rows
             write(f"  {row.name}\n      {row.command}\n")
     write(
         "\nTry it by hand against the emulator:\n"
-        "  gcptoken emulator --port 0 --state-dir /tmp/gcptoken-emu &   # then: source /tmp/gcptoken-emu/env\n"
+        '  EMU=$(mktemp -d); gcptoken emulator --port 0 --state-dir "$EMU" &   # then: source "$EMU/env"\n'
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
         "  gcptoken whoami   # which credential, from where, and why\n"

@@ -11,6 +11,7 @@ from gcptoken import jws
 from gcptoken.emulator.app import create_app
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState, Provider
+from gcptoken.private_files import NotPrivateError, PrivateDir
 
 __all__ = ["EmulatorServer", "write_state_dir"]
 
@@ -26,38 +27,52 @@ IMPERSONATION_TARGET = "impersonated"
 ENV_FILE = "env"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    temporary.replace(path)
-
-
-def _default_key_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
-    """The default account's key file: reused when the directory already holds a registered one."""
-    path = directory / KEY_FILE
-    account = state.default_account
+def open_state_dir(path: Path) -> PrivateDir:
+    """The state directory, created 0700 if missing; refused (ValueError, one line saying "state
+    dir") when it is not ours, is writable by others, or is reached through a symlink."""
     try:
-        existing = json.loads(path.read_text(encoding="utf-8"))
-        if existing.get("client_email") == account.email and existing.get("private_key_id") in account.keys:
-            existing["token_uri"] = f"{state.base_url}/token"
-            return dict(existing)
-    except (OSError, ValueError, AttributeError):
-        pass
+        return PrivateDir(str(path))
+    except NotPrivateError as exc:
+        raise ValueError(f"state dir: {exc}") from None
+
+
+def _write_private(directory: PrivateDir, name: str, text: str) -> None:
+    """A 0600 file, atomically: a new O_EXCL|O_NOFOLLOW file renamed over the old one."""
+    try:
+        directory.write_atomically(name, text.encode("utf-8"))
+    except (NotPrivateError, OSError) as exc:
+        raise ValueError(f"state dir: {directory.path}/{name} cannot be written ({exc})") from None
+
+
+def _existing(directory: PrivateDir, name: str) -> dict[str, Any] | None:
+    try:
+        data = directory.read(name)
+        value = json.loads(data) if data else None
+    except (NotPrivateError, OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _default_key_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
+    """The default account's key file: reused when the directory already holds a registered one."""
+    account = state.default_account
+    existing = _existing(directory, KEY_FILE)
+    if existing and existing.get("client_email") == account.email and existing.get("private_key_id") in account.keys:
+        existing["token_uri"] = f"{state.base_url}/token"
+        return existing
     return state.create_key(account.email)
 
 
-def _user_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
+def _user_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
     """The demo user's authorized_user file: reused while its refresh token is still known."""
-    try:
-        existing = json.loads((directory / USER_FILE).read_text(encoding="utf-8"))
-        if existing.get("refresh_token") in state.refresh_tokens:
-            existing["token_uri"] = f"{state.base_url}/token"
-            return dict(existing)
-    except (OSError, ValueError, AttributeError):
-        pass
+    existing = _existing(directory, USER_FILE)
+    if (
+        existing
+        and isinstance(existing.get("refresh_token"), str)
+        and existing["refresh_token"] in state.refresh_tokens
+    ):
+        existing["token_uri"] = f"{state.base_url}/token"
+        return existing
     return state.issue_refresh_token(DEMO_USER)
 
 
@@ -78,7 +93,7 @@ def _impersonated_file(state: EmulatorState, user_file: dict[str, Any]) -> dict[
     }
 
 
-def _external_account_file(state: EmulatorState, directory: Path) -> dict[str, Any]:
+def _external_account_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
     """external_account with a file-sourced subject token (re-minted at every start, valid a day)
     for workload ``workload-1``, allowed to act as the impersonation target."""
     provider = Provider(POOL, PROVIDER, f"{state.base_url}/oidc")
@@ -87,7 +102,7 @@ def _external_account_file(state: EmulatorState, directory: Path) -> dict[str, A
     now = int(state.clock())
     claims = {"iss": provider.issuer, "sub": "workload-1", "aud": f"https:{audience}", "iat": now, "exp": now + 86400}
     key = state.oidc_key
-    _write_private(directory / SUBJECT_TOKEN_FILE, jws.encode(claims, key.key, kid=key.kid))
+    _write_private(directory, SUBJECT_TOKEN_FILE, jws.encode(claims, key.key, kid=key.kid))
     target = f"{IMPERSONATION_TARGET}@{state.project_id}.iam.gserviceaccount.com"
     pool = audience.split("/providers/", 1)[0]
     state.grant_token_creator(target, f"principal:{pool}/subject/workload-1")
@@ -99,36 +114,42 @@ def _external_account_file(state: EmulatorState, directory: Path) -> dict[str, A
         "service_account_impersonation_url": (
             f"{state.base_url}/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
         ),
-        "credential_source": {"file": str((directory / SUBJECT_TOKEN_FILE).resolve()), "format": {"type": "text"}},
+        "credential_source": {
+            "file": os.path.join(os.path.realpath(directory.path), SUBJECT_TOKEN_FILE),
+            "format": {"type": "text"},
+        },
     }
 
 
-def load_state(directory: Path | None) -> EmulatorState:
-    if directory is not None and (directory / STATE_FILE).exists():
-        return EmulatorState.load(directory / STATE_FILE)
-    return EmulatorState()
+def load_state(directory: PrivateDir | None) -> EmulatorState:
+    try:
+        data = directory.read(STATE_FILE) if directory is not None else None
+    except NotPrivateError as exc:
+        raise ValueError(f"state dir: {exc}") from None
+    if directory is None or data is None:
+        return EmulatorState()
+    return EmulatorState.from_bytes(data, f"state dir: {directory.path}/{STATE_FILE}")
 
 
-def write_state_dir(state: EmulatorState, directory: Path, host_port: str) -> None:
+def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str) -> None:
     """``service-account.json``, ``env`` and the state file, before the emulator answers."""
-    directory.mkdir(parents=True, exist_ok=True)
     key_file = _default_key_file(state, directory)
-    _write_private(directory / KEY_FILE, json.dumps(key_file, indent=2) + "\n")
+    _write_private(directory, KEY_FILE, json.dumps(key_file, indent=2) + "\n")
     user_file = _user_file(state, directory)
-    _write_private(directory / USER_FILE, json.dumps(user_file, indent=2) + "\n")
+    _write_private(directory, USER_FILE, json.dumps(user_file, indent=2) + "\n")
     impersonated = _impersonated_file(state, user_file)
-    _write_private(directory / IMPERSONATED_FILE, json.dumps(impersonated, indent=2) + "\n")
+    _write_private(directory, IMPERSONATED_FILE, json.dumps(impersonated, indent=2) + "\n")
     external = _external_account_file(state, directory)
-    _write_private(directory / EXTERNAL_FILE, json.dumps(external, indent=2) + "\n")
+    _write_private(directory, EXTERNAL_FILE, json.dumps(external, indent=2) + "\n")
     env = (
         f"export GCPTOKEN_EMULATOR_HOST={host_port}\n"
-        f"export GOOGLE_APPLICATION_CREDENTIALS={directory.resolve() / KEY_FILE}\n"
+        f"export GOOGLE_APPLICATION_CREDENTIALS={os.path.join(os.path.realpath(directory.path), KEY_FILE)}\n"
         f"export GCE_METADATA_HOST={host_port}\n"
         f"export GCE_METADATA_IP={host_port}\n"
     )
-    _write_private(directory / ENV_FILE, env)
-    _write_private(directory / STATE_FILE, json.dumps(state.to_json(), indent=1))
-    state.on_change = lambda: _write_private(directory / STATE_FILE, json.dumps(state.to_json(), indent=1))
+    _write_private(directory, ENV_FILE, env)
+    _write_private(directory, STATE_FILE, json.dumps(state.to_json(), indent=1))
+    state.on_change = lambda: _write_private(directory, STATE_FILE, json.dumps(state.to_json(), indent=1))
 
 
 class EmulatorServer(AsgiServer):
@@ -142,11 +163,13 @@ class EmulatorServer(AsgiServer):
         state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.state = state or load_state(self.state_dir)
+        # The directory is checked before the port is bound, so its problems are named as such.
+        self._private_dir = open_state_dir(self.state_dir) if self.state_dir is not None else None
+        self.state = state or load_state(self._private_dir)
         super().__init__(create_app(self.state), bind(host, port))
         self.state.base_url = self.url
-        if self.state_dir is not None:
-            write_state_dir(self.state, self.state_dir, self.host_port)
+        if self._private_dir is not None:
+            write_state_dir(self.state, self._private_dir, self.host_port)
 
     def key_file(self, account_id: str | None = None) -> dict[str, str]:
         """A fresh key file for ``account_id`` (created if needed), or for the default account."""

@@ -509,10 +509,18 @@ class EmulatorState:
 
     @classmethod
     def load(cls, path: Path, **options: Any) -> EmulatorState:
-        """State saved by ``save``; a file of another version is refused with ValueError."""
+        """State saved by ``to_json``; a file of another version is refused with ValueError."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
+            raw = path.read_bytes()
+        except OSError:
+            raise ValueError(f"{path} is not readable; remove it to start afresh") from None
+        return cls.from_bytes(raw, str(path), **options)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, path: str, **options: Any) -> EmulatorState:
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise ValueError(f"{path} is not readable JSON; remove it to start afresh") from None
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError(f"{path} is not an emulator state file of version 1")
