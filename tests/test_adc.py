@@ -99,7 +99,7 @@ def test_the_metadata_server_last(machine: Machine, certs_url: str) -> None:
         ("env-missing-file", "does not exist"),
         ("env-not-json", "is not JSON"),
         ("adc-not-json", "application_default_credentials.json is not JSON"),
-        ("adc-user-credentials-broken", "authorized_user credentials have no 'refresh_token'"),
+        ("adc-user-credentials-broken", "authorized_user file has no 'refresh_token'"),
     ],
 )
 def test_a_broken_credential_is_an_error_not_a_fall_through(machine: Machine, setup: str, fragment: str) -> None:

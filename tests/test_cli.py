@@ -273,7 +273,7 @@ BAD_INPUT = [
         2,
         "project ID",
     ),
-    ("verify-bad-max-age", ["verify", "a.b.c", "--audience", AUD, "--max-age", "0"], 2, "max_age"),
+    ("verify-bad-max-age", ["verify", "a.b.c", "--audience", AUD, "--max-age", "0"], 2, "--max-age"),
     ("verify-garbage-iap", ["verify", "garbage", "--preset", "iap", "--audience", "/projects/1/apps/p"], 1, "1 part"),
     ("info-garbage", ["info", "garbage"], 1, "Invalid Value"),
     ("unknown-command", ["frobnicate"], 2, "invalid choice"),

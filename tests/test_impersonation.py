@@ -173,9 +173,9 @@ def test_cli(emulator: EmulatorClient, key_path: Path, target: str, certs_url: s
         ),
         (["access", "--impersonate-service-account", "{target}", "--lifetime", "7200"], 1, "exceeds 3600s"),
         (["access", "--impersonate-service-account", "{target}", "--lifetime", "0"], 2, "lifetime must be"),
-        (["id", AUD, "--include-email"], 2, "only with --impersonate-service-account"),
-        (["access", "--lifetime", "60"], 2, "only with --impersonate-service-account"),
-        (["id", AUD, "--impersonate-service-account", " , "], 2, "at least one service account"),
+        (["id", AUD, "--include-email"], 2, "only when impersonating"),
+        (["access", "--lifetime", "60"], 2, "only when impersonating"),
+        (["id", AUD, "--impersonate-service-account", " , "], 2, "--impersonate-service-account is empty"),
         (["id", AUD, "--impersonate-service-account", "{target}", "--token-format", "full"], 2, "do not apply"),
     ],
 )

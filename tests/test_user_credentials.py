@@ -137,5 +137,5 @@ def test_cli_user_credentials(emulator: EmulatorClient, user_file: Path, certs_u
     assert plain.code == 0, plain.err
     assert Verifier(client_id, certs=certs_url).verify(plain.out.strip())["aud"] == client_id
     refused = gcptoken("id", AUD, "--credentials", str(user_file))
-    assert (refused.code, refused.out) == (3, "")
+    assert (refused.code, refused.out) == (1, "")  # a refusal by Google's rules, as a 4xx would be
     assert len(refused.err.splitlines()) == 1 and "--impersonate-service-account" in refused.err

@@ -16,8 +16,10 @@ from typing import Literal
 
 from gcptoken import locations
 from gcptoken.credentials import CREDENTIALS_ENV, Credentials, GcloudCredentials, MetadataCredentials, load_credentials
+from gcptoken.endpoints import checked_host
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.flows import Flow, HttpRequest, run_sync
+from gcptoken.sources.metadata import metadata_host
 
 __all__ = [
     "ADC_FILE",
@@ -60,7 +62,8 @@ def adc_file_path() -> Path:
 
 
 def metadata_ping_address() -> str:
-    return os.environ.get("GCE_METADATA_IP") or DEFAULT_METADATA_IP
+    value = os.environ.get("GCE_METADATA_IP", "").strip()
+    return checked_host(value, "GCE_METADATA_IP") if value else DEFAULT_METADATA_IP
 
 
 def metadata_server_answers(timeout: float = PING_TIMEOUT) -> bool:
@@ -88,12 +91,13 @@ def metadata_server_answers(timeout: float = PING_TIMEOUT) -> bool:
 
 
 def _from_file(path: str, source: Source, reason: str, tried: list[str]) -> Discovery:
+    if source == "file" and not os.path.lexists(path):
+        raise CredentialsError(f"{CREDENTIALS_ENV} names {path}, which does not exist")
     return Discovery(load_credentials(path), source, path, reason, tuple(tried))
 
 
 def _metadata(tried: list[str], reason: str) -> Discovery:
-    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT") or "metadata.google.internal"
-    return Discovery(MetadataCredentials(), "metadata", host, reason, tuple(tried))
+    return Discovery(MetadataCredentials(), "metadata", metadata_host(), reason, tuple(tried))
 
 
 def find_credentials(source: Source | None = None) -> Discovery:

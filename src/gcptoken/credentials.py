@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from gcptoken import endpoints
 from gcptoken.cache import TokenCache, default_cache
 from gcptoken.cache_rules import cache_key, private_key_proof, secret_digest, service_account_identity, user_identity
-from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
+from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
-from gcptoken.sources import external_account, gcloud, iam, metadata, service_account, user
+from gcptoken.sources import external_account, fields, gcloud, iam, metadata, service_account, user
 from gcptoken.tokens import Token
 
 __all__ = [
@@ -233,7 +233,7 @@ class UserCredentials(Credentials):
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         if audience != self.key.client_id:
-            raise CredentialsError(
+            raise RefusedError(
                 f"user credentials get ID tokens only for their OAuth client ({self.key.client_id}), not for "
                 f"{audience}; act as a service account you may impersonate: --impersonate-service-account SA_EMAIL"
             )
@@ -271,7 +271,7 @@ class FederatedCredentials(Credentials):
         return self.identity() if "file" in self.config.credential_source else None
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
-        raise CredentialsError(
+        raise RefusedError(
             f"{self.config.where}: a federated identity gets ID tokens only by impersonating a service account; "
             "add service_account_impersonation_url (gcloud iam workload-identity-pools create-cred-config "
             "--service-account=SA) or pass --impersonate-service-account SA"
@@ -393,7 +393,9 @@ class ImpersonatedCredentials(Credentials):
     ) -> None:
         """``iam_base``: where IAM Credentials is, up to ``…/serviceAccounts/`` (Google's by default)."""
         if not target or "@" not in target:
-            raise InvalidArgumentError(f"the service account to impersonate must be an email, not {target!r}")
+            raise InvalidArgumentError(
+                "the service account to impersonate must be an email (NAME@PROJECT.iam.gserviceaccount.com)"
+            )
         if not 1 <= lifetime <= iam.MAX_LIFETIME:
             raise InvalidArgumentError(f"lifetime must be 1 to {iam.MAX_LIFETIME} seconds, not {lifetime}")
         self.source = source
@@ -489,7 +491,7 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
     if kind is None:
         raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
     raise CredentialsError(
-        f"{source}: unsupported credential type {str(kind)[:60]!r} (supported: {', '.join(SUPPORTED_TYPES)})"
+        f"{source}: unsupported credential type {fields.identifier(kind)} (supported: {', '.join(SUPPORTED_TYPES)})"
     )
 
 

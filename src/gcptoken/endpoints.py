@@ -5,6 +5,7 @@ The environment is read when a URL is resolved, never at import.
 
 from __future__ import annotations
 
+import functools
 import os
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "TOKENINFO",
     "TOKEN_AUDIENCES",
     "TOKEN_URI",
+    "checked_host",
     "emulator_host",
     "resolve",
     "safe_url",
@@ -47,11 +49,20 @@ GOOGLE_HOSTS = frozenset(
 
 
 def emulator_host() -> str | None:
-    """``host:port`` of the emulator when GCPTOKEN_EMULATOR_HOST is set, else None."""
+    """``host:port`` of the emulator when GCPTOKEN_EMULATOR_HOST is set, else None; a value that
+    is not host[:port] is an InvalidArgumentError naming the variable."""
     value = os.environ.get(EMULATOR_HOST_ENV, "").strip()
     if not value:
         return None
-    return value.removeprefix("http://").rstrip("/")
+    return checked_host(value, EMULATOR_HOST_ENV)
+
+
+@functools.lru_cache(maxsize=32)
+def checked_host(value: str, variable: str) -> str:
+    """``value`` as host[:port], checked once per distinct value (cache hits read it every call)."""
+    from gcptoken.checks import host_port
+
+    return host_port(value, variable)
 
 
 def resolve(url: str) -> str:
@@ -71,5 +82,9 @@ def safe_url(url: str) -> str:
     """The URL without its query: queries can carry tokens, messages and logs must not."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a broken IPv6 host, say: show no more than the start
+        return url.split("?", 1)[0][:80]
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # never user:password@
+    return f"{parts.scheme}://{netloc}{parts.path}"

@@ -6,6 +6,7 @@ __all__ = [
     "CredentialsError",
     "GcpTokenError",
     "InvalidArgumentError",
+    "RefusedError",
     "TokenRequestError",
     "TransportError",
     "VerificationError",
@@ -57,3 +58,8 @@ class VerificationError(GcpTokenError):
 
 class InvalidArgumentError(GcpTokenError, ValueError):
     """A caller passed a value that cannot work (an empty audience, say)."""
+
+
+class RefusedError(CredentialsError):
+    """A credential cannot give what was asked, by Google's rules (a user's ID token for an
+    audience other than its OAuth client, say): a refusal, as a 4xx from Google would be."""

@@ -9,7 +9,7 @@ from types import TracebackType
 import httpx
 
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import TransportError
+from gcptoken.errors import InvalidArgumentError, TransportError
 from gcptoken.flows import HttpRequest, HttpResponse
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_transport"]
@@ -17,8 +17,14 @@ __all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_t
 DEFAULT_TIMEOUT = 10.0
 
 
-def _failure(request: HttpRequest, exc: httpx.HTTPError) -> TransportError:
+def _failure(request: HttpRequest, exc: Exception) -> Exception:
+    """What the drivers see of an httpx failure: TransportError (retried) for the network, an
+    InvalidArgumentError (never retried) for a URL that no retry can make work."""
     kind = type(exc).__name__
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: not a URL that can be called ({kind})")
+    if isinstance(exc, ValueError):
+        return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: the request cannot be sent ({kind})")
     if isinstance(exc, httpx.TimeoutException):
         reason = "timed out"
     elif isinstance(exc, httpx.ConnectError):
@@ -53,7 +59,7 @@ class HttpxTransport:
                 content=request.body,
                 timeout=_timeout(request, self._client),
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise _failure(request, exc) from None
         return _response(raw)
 
@@ -84,7 +90,7 @@ class AsyncHttpxTransport:
                 content=request.body,
                 timeout=_timeout(request, self._client),
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise _failure(request, exc) from None
         return _response(raw)
 

@@ -4,24 +4,57 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from types import FrameType
 
+from gcptoken import checks
 from gcptoken.cli.tokens import credentials_for
-from gcptoken.errors import InvalidArgumentError
+from gcptoken.endpoints import safe_url
+from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
 
 __all__ = ["run_call", "run_curl"]
 
+_METHOD = re.compile(r"[A-Za-z]{1,20}")
+# RFC 9110's token characters: what a header name may hold.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
 
 def _method_and_url(args: argparse.Namespace) -> tuple[str, str]:
     if len(args.target) == 1:
-        return ("POST" if args.data is not None else "GET"), args.target[0]
-    if len(args.target) == 2:
-        return args.target[0].upper(), args.target[1]
-    raise InvalidArgumentError("give [METHOD] URL, e.g. gcptoken call POST https://SERVICE.a.run.app/path")
+        method, url = ("POST" if args.data is not None else "GET"), args.target[0]
+    elif len(args.target) == 2:
+        method, url = args.target
+        if not _METHOD.fullmatch(method):
+            raise InvalidArgumentError(
+                f"give [METHOD] URL: {method[:40]!r} is not an HTTP method (two URLs? call one at a time)"
+            )
+        method = method.upper()
+    else:
+        raise InvalidArgumentError("give [METHOD] URL, e.g. gcptoken call POST https://SERVICE.a.run.app/path")
+    return method, checks.http_url(url)
+
+
+def _headers(raw: list[str]) -> dict[str, str]:
+    headers = {}
+    for header in raw:
+        name, separator, value = header.partition(":")
+        name, value = name.strip(), value.strip()
+        if not separator or not _HEADER_NAME.fullmatch(name):
+            raise InvalidArgumentError(f"--header must be 'Name: value' with an ASCII name, not {header[:60]!r}")
+        if not value.isascii() or not value.isprintable():
+            raise InvalidArgumentError(f"--header {name}: the value must be printable ASCII")
+        if name.lower() == "authorization":
+            raise InvalidArgumentError(
+                "--header Authorization: gcptoken sets it; use 'curl' or no gcptoken for your own"
+            )
+        headers[name] = value
+    return headers
 
 
 def _body(data: str | None) -> bytes | None:
@@ -34,28 +67,29 @@ def _body(data: str | None) -> bytes | None:
             with open(data[1:], "rb") as handle:
                 return handle.read()
         except OSError as exc:
-            raise InvalidArgumentError(f"--data {data}: {exc.strerror}") from None
+            raise InvalidArgumentError(f"--data {data[:200]}: {exc.strerror}") from None
     return data.encode("utf-8")
 
 
+def _audience(args: argparse.Namespace, url: str) -> str:
+    return checks.audience(args.audience, "--audience") if args.audience is not None else audience_for(url)
+
+
 def run_call(args: argparse.Namespace) -> int:
+    method, url = _method_and_url(args)  # everything is checked before a token is minted
+    headers = _headers(args.header)
+    audience = _audience(args, url)
+    body = _body(args.data)
     import httpx
 
     from gcptoken.integrations.httpx_auth import IdTokenAuth
 
-    method, url = _method_and_url(args)
-    headers = {}
-    for header in args.header:
-        name, separator, value = header.partition(":")
-        if not separator or not name.strip():
-            raise InvalidArgumentError(f"--header must be 'Name: value', not {header!r}")
-        headers[name.strip()] = value.strip()
-    auth = IdTokenAuth(credentials_for(args), args.audience)
+    auth = IdTokenAuth(credentials_for(args), audience)
     try:
         with httpx.Client(auth=auth, timeout=args.timeout, trust_env=False) as client:
-            response = client.request(method, url, content=_body(args.data), headers=headers)
+            response = client.request(method, url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        print(f"gcptoken: error: {method} {url}: {type(exc).__name__}", file=sys.stderr)
+        print(f"gcptoken: error: {method} {safe_url(url)}: {type(exc).__name__}", file=sys.stderr)
         return 3
     print(f"gcptoken: HTTP {response.status_code} {response.reason_phrase}", file=sys.stderr)
     sys.stdout.buffer.write(response.content)
@@ -63,17 +97,50 @@ def run_call(args: argparse.Namespace) -> int:
     return 0 if response.status_code < 400 else 1
 
 
+class _Signalled(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_FORWARDED = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
 def run_curl(args: argparse.Namespace) -> int:
+    url = checks.http_url(args.url)
+    audience = _audience(args, url)
     curl = shutil.which("curl")
     if curl is None:
-        raise InvalidArgumentError("curl is not installed (not on PATH); 'gcptoken call' needs no curl")
-    token = credentials_for(args).id_token(args.audience or audience_for(args.url), timeout=args.timeout)
-    # The header goes through a private file, never the command line (visible to other users).
+        raise GcpTokenError("curl is not installed (not on PATH); 'gcptoken call' needs no curl")
+    token = credentials_for(args).id_token(audience, timeout=args.timeout)
+    # The header goes through a private file, never the command line (visible to other users),
+    # and the file is removed however this ends: exit, Ctrl-C, SIGTERM or SIGHUP.
     fd, path = tempfile.mkstemp(prefix="gcptoken-header-")
+    previous: dict[int, object] = {}
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)
+        raise _Signalled(signum)
+
     try:
+        for signum in _FORWARDED:
+            previous[signum] = signal.signal(signum, stop)
         with os.fdopen(fd, "w") as handle:
             handle.write(f"Authorization: Bearer {token.value}\n")
-        extra = [a for a in args.curl_args if a != "--"]
-        return subprocess.run([curl, "-H", f"@{path}", *extra, args.url], check=False).returncode
+        process = subprocess.Popen([curl, "-H", f"@{path}", *args.curl_args, url])
+        return process.wait()
+    except _Signalled as stopped:
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if stopped.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        return 128 + stopped.signum
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
         os.unlink(path)

@@ -27,50 +27,107 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _credentials_option(parser: argparse.ArgumentParser) -> None:
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, except the empty ones (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        empty = action.default in (None, False, [], argparse.SUPPRESS)
+        if "%(default)" in text or not action.option_strings or empty:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _seconds(text: str) -> float:
+    """argparse ``type=`` for timeouts and ages: finite and above zero."""
+    from gcptoken.checks import positive_seconds
+
+    return _typed(positive_seconds, text)
+
+
+def _finite(text: str) -> float:
+    """argparse ``type=`` for a moment or a skew: a finite number, not negative."""
+    from gcptoken.checks import finite_number
+
+    return _typed(finite_number, text)
+
+
+def _typed(check: Callable[[str], float], text: str) -> float:
+    from gcptoken.errors import InvalidArgumentError
+
+    try:
+        return check(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _credential_options(
+    parser: argparse.ArgumentParser,
+    *,
+    source: bool = True,
+    impersonate: bool = True,
+    timeout: bool = True,
+    no_cache: bool = True,
+) -> None:
+    """The options that choose and use a credential; each command takes only those that apply."""
     parser.add_argument(
         "--credentials",
         metavar="FILE",
-        help="credential JSON file (default: $GOOGLE_APPLICATION_CREDENTIALS)",
+        help="credential JSON file (otherwise: $GOOGLE_APPLICATION_CREDENTIALS, then discovery)",
     )
+    if source:
+        parser.add_argument(
+            "--source",
+            choices=("file", "application-default", "metadata", "gcloud"),
+            help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
+            "application default credentials, the metadata server, or the gcloud CLI itself",
+        )
+    if impersonate:
+        parser.add_argument(
+            "--impersonate-service-account",
+            metavar="SA[,SA…]",
+            help="act as this service account through IAM Credentials; A,B,C means target C via delegates A and B",
+        )
+    if timeout:
+        parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+    if no_cache:
+        parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk token cache")
+
+
+def _verbose_option(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
-        "--source",
-        choices=("file", "application-default", "metadata", "gcloud"),
-        help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
-        "application default credentials, the metadata server, or the gcloud CLI itself",
+        "-v", "--verbose", action="store_true", default=default, help="log HTTP exchanges and cache hits (redacted)"
     )
-    parser.add_argument(
-        "--impersonate-service-account",
-        metavar="SA[,SA…]",
-        help="act as this service account through IAM Credentials; A,B,C means target C via delegates A and B",
-    )
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk token cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gcptoken import __version__
+
     parser = _Parser(
         prog="gcptoken",
         description="Google Cloud ID tokens (and access tokens) from any credential; verify them; emulate Google.",
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each HTTP exchange on stderr (redacted)")
+    parser.add_argument("--version", action="version", version=f"gcptoken {__version__}")
+    _verbose_option(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
         sub.set_defaults(handler=handler)
+        _verbose_option(sub, argparse.SUPPRESS)  # -v after the command too; absent, the top level's stands
         return sub
 
     id_ = command("id", "gcptoken.cli.tokens:run_id", "print an ID token for an audience")
     id_.add_argument("audience_arg", nargs="?", metavar="AUDIENCE", help="e.g. https://SERVICE.a.run.app")
     id_.add_argument("--audience", help="the same as AUDIENCE")
-    id_.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
+    id_.add_argument("--format", choices=FORMATS, default="token", help="output")
     id_.add_argument(
         "--token-format", choices=("standard", "full"), help="metadata server only: full adds email and instance claims"
     )
     id_.add_argument("--include-license", action="store_true", help="metadata server only, with --token-format full")
     id_.add_argument("--include-email", action="store_true", help="impersonation only: add email claims")
-    _credentials_option(id_)
+    _credential_options(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
     access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
@@ -78,33 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
     )
-    _credentials_option(access)
+    _credential_options(access)
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
     jwt.add_argument("--audience", help="the API, e.g. https://SERVICE.googleapis.com/")
     jwt.add_argument("--scopes", help="comma-separated scopes instead of an audience")
-    jwt.add_argument(
-        "--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600 (default 3600)"
-    )
-    jwt.add_argument("--format", choices=FORMATS, default="token", help="output (default: token)")
-    _credentials_option(jwt)
+    jwt.add_argument("--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600")
+    jwt.add_argument("--format", choices=FORMATS, default="token", help="output")
+    _credential_options(jwt, source=False, impersonate=False, timeout=False, no_cache=False)
 
     call = command("call", "gcptoken.cli.call:run_call", "call a private service with an ID token (no curl needed)")
     call.add_argument("target", nargs="+", metavar="[METHOD] URL", help="e.g. POST https://SERVICE.a.run.app/path")
     call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
     call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
     call.add_argument("--audience", help="instead of the one derived from the URL")
-    _credentials_option(call)
+    _credential_options(call, no_cache=False)
 
-    curl = command("curl", "gcptoken.cli.call:run_curl", "run curl with an ID token for the URL's service")
+    curl = command(
+        "curl",
+        "gcptoken.cli.call:run_curl",
+        "run curl with an ID token for the URL's service; everything after the first -- goes to curl untouched",
+    )
     curl.add_argument("url", metavar="URL")
-    curl.add_argument("curl_args", nargs=argparse.REMAINDER, metavar="-- CURL_ARGS", help="passed to curl")
     curl.add_argument("--audience", help="instead of the one derived from the URL")
-    _credentials_option(curl)
+    _credential_options(curl, no_cache=False)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
-    _credentials_option(whoami)
-    whoami.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")
+    _credential_options(whoami, no_cache=False)
+    whoami.add_argument("--format", choices=("text", "json"), default="text", help="output")
 
     decode = command("decode", "gcptoken.cli.inspect:run_decode", "show a JWT's header and claims, unverified")
     decode.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
@@ -118,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=("google", "iap", "firebase"),
         default="google",
-        help="who issued it: Google ID token (default), IAP's signed header, Firebase Auth ID token",
+        help="who issued it: Google ID token, IAP's signed header, Firebase Auth ID token",
     )
     verify.add_argument(
         "--issuer",
@@ -131,21 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--hd", action="append", metavar="DOMAIN", help="allowed hosted domain (repeatable)")
     verify.add_argument("--subject", action="append", metavar="SUB", help="allowed subject (repeatable)")
     verify.add_argument("--require-email-verified", action="store_true", help="email_verified must be true")
-    verify.add_argument("--max-age", type=float, metavar="SECONDS", help="refuse tokens issued longer ago")
-    verify.add_argument("--now", type=float, metavar="EPOCH_SECONDS", help="check validity at this moment")
+    verify.add_argument("--max-age", type=_seconds, metavar="SECONDS", help="refuse tokens issued longer ago")
+    verify.add_argument("--now", type=_finite, metavar="EPOCH_SECONDS", help="check validity at this moment")
     verify.add_argument(
-        "--clock-skew", type=float, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
+        "--clock-skew", type=_finite, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
     )
 
     info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
-    info.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="(default 10)")
+    info.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
 
     emulator = command(
         "emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service"
     )
-    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one; default 8089)")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one)")
     emulator.add_argument("--state-dir", metavar="DIR", help="write service-account.json and env here; keep state")
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
@@ -162,19 +220,38 @@ def _handler(path: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _exit_code(exc: Exception) -> int:
-    from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError
+    from gcptoken.errors import InvalidArgumentError, RefusedError, TokenRequestError, VerificationError
 
     if isinstance(exc, InvalidArgumentError):
         return EXIT_USAGE
-    if isinstance(exc, VerificationError):
+    if isinstance(exc, VerificationError | RefusedError):
         return EXIT_INVALID
     if isinstance(exc, TokenRequestError) and exc.status is not None and 400 <= exc.status < 500:
-        return EXIT_INVALID
+        # 429 means "unavailable for now", as a 503 does: a failure to retry later, not a refusal.
+        return EXIT_FAILURE if exc.status in (408, 429) else EXIT_INVALID
     return EXIT_FAILURE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _split_curl(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``curl`` takes everything after its first ``--`` untouched (later ``--`` included)."""
+    argv = list(argv)
+    try:
+        command_at = next(i for i, arg in enumerate(argv) if not arg.startswith("-"))
+    except StopIteration:
+        return argv, None
+    if argv[command_at] != "curl":
+        return argv, None
+    if "--" not in argv[command_at:]:
+        return argv, []
+    cut = argv.index("--", command_at)
+    return argv[:cut], argv[cut + 1 :]
+
+
+def _run(argv: Sequence[str]) -> int:
+    ours, curl_args = _split_curl(argv)
+    args = build_parser().parse_args(ours)
+    if curl_args is not None:
+        args.curl_args = curl_args
     if args.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
@@ -187,8 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GcpTokenError as exc:
         reason = getattr(exc, "reason", None)  # VerificationError: the code scripts can match on
         prefix = f"invalid token ({reason})" if reason else "error"
-        print(f"gcptoken: {prefix}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, always
+        print(f"gcptoken: {prefix}: {message}", file=sys.stderr)
         return _exit_code(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         print("gcptoken: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from gcptoken import checks
 from gcptoken.adc import find_credentials
 from gcptoken.cache import cache_key
 from gcptoken.credentials import (
@@ -46,9 +47,44 @@ def _audience(args: argparse.Namespace, credentials: Credentials) -> str:
         if isinstance(credentials, UserCredentials):
             return credentials.default_audience  # the one ID token Google issues a user
         raise InvalidArgumentError("an audience is required, e.g. gcptoken id https://SERVICE.a.run.app")
-    if not audience.strip():
-        raise InvalidArgumentError("the audience is empty")
-    return str(audience)
+    return checks.audience(audience)
+
+
+def _chain(args: argparse.Namespace) -> str | None:
+    """--impersonate-service-account, checked: given, it must name at least one account (an empty
+    value never falls back silently to the caller's own identity)."""
+    chain: str | None = getattr(args, "impersonate_service_account", None)
+    if chain is None:
+        return None
+    emails = [email.strip() for email in chain.split(",")]
+    if not any(emails):
+        raise InvalidArgumentError("--impersonate-service-account is empty; name a service account email")
+    for email in emails:
+        if not email or "@" not in email or not checks.printable(email):
+            raise InvalidArgumentError(
+                f"--impersonate-service-account: {email[:80]!r} is not a service account email (A,B,C: no empty names)"
+            )
+    return ",".join(emails)
+
+
+def _with_impersonation_options(credentials: Credentials, include_email: bool, lifetime: int | None) -> Credentials:
+    """--include-email and --lifetime for a credential that impersonates by itself (an
+    impersonated_service_account file, an external_account file with an impersonation URL)."""
+    if not (include_email or lifetime is not None):
+        return credentials
+    if not isinstance(credentials, ImpersonatedCredentials):
+        raise InvalidArgumentError(
+            "--include-email and --lifetime apply only when impersonating: --impersonate-service-account, "
+            "or a credential file that impersonates"
+        )
+    return ImpersonatedCredentials(
+        credentials.source,
+        credentials.target,
+        credentials.delegates,
+        include_email=include_email or credentials.include_email,
+        lifetime=credentials.lifetime if lifetime is None else lifetime,
+        iam_base=credentials.iam_base,
+    )
 
 
 def credentials_for(args: argparse.Namespace) -> Credentials:
@@ -58,14 +94,14 @@ def credentials_for(args: argparse.Namespace) -> Credentials:
     include_license = getattr(args, "include_license", False)
     include_email = getattr(args, "include_email", False)
     lifetime = getattr(args, "lifetime", None)
-    chain = getattr(args, "impersonate_service_account", None)
+    chain = _chain(args)
     if include_license and token_format != "full":
         raise InvalidArgumentError("--include-license needs --token-format full")
-    if not chain and (include_email or lifetime is not None):
-        raise InvalidArgumentError("--include-email and --lifetime apply only with --impersonate-service-account")
+    if lifetime is not None and not 1 <= lifetime <= 43200:
+        raise InvalidArgumentError(f"--lifetime must be 1 to 43200 seconds, not {lifetime}")
     if chain and (token_format is not None or include_license):
         raise InvalidArgumentError("--token-format and --include-license do not apply to impersonated ID tokens")
-    if args.source == "gcloud":  # gcloud impersonates by itself
+    if getattr(args, "source", None) == "gcloud":  # gcloud impersonates by itself
         if args.credentials or token_format is not None:
             raise InvalidArgumentError("--source gcloud takes neither --credentials nor --token-format")
         return GcloudCredentials(chain, include_email=include_email, lifetime=lifetime)
@@ -74,17 +110,17 @@ def credentials_for(args: argparse.Namespace) -> Credentials:
         return ImpersonatedCredentials.from_chain(
             credentials, chain, include_email=include_email, lifetime=3600 if lifetime is None else lifetime
         )
-    return credentials
+    return _with_impersonation_options(credentials, include_email, lifetime)
 
 
 def _base_credentials(args: argparse.Namespace, token_format: str | None, include_license: bool) -> Credentials:
     if args.credentials:
-        if args.source not in (None, "file"):
+        if getattr(args, "source", None) not in (None, "file"):
             raise InvalidArgumentError(f"--credentials and --source {args.source} exclude each other")
         credentials = load_credentials(args.credentials)
         where = "the --credentials file"
     else:
-        found = find_credentials(args.source)
+        found = find_credentials(getattr(args, "source", None))
         credentials, where = found.credentials, f"{found.source} ({found.location})"
     if isinstance(credentials, MetadataCredentials):
         return MetadataCredentials("full" if token_format == "full" else "standard", include_license)
@@ -110,8 +146,9 @@ def _through_disk_cache(
 
 
 def run_id(args: argparse.Namespace) -> int:
-    if args.audience_arg is not None and not args.audience_arg.strip():
-        raise InvalidArgumentError("the audience is empty")
+    for given in (args.audience_arg, args.audience):
+        if given is not None:
+            checks.audience(given)  # before any credential is read or token minted
     credentials = credentials_for(args)
     audience = _audience(args, credentials)
     token = _through_disk_cache(

@@ -22,6 +22,7 @@ from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TokenRequestError
 from gcptoken.flows import Flow, HttpRequest
+from gcptoken.sources import fields
 from gcptoken.sources.oauth2 import access_token_from, post_form
 from gcptoken.tokens import Token
 
@@ -52,10 +53,7 @@ class ExternalAccountConfig:
     @classmethod
     def from_info(cls, info: Mapping[str, Any], where: str) -> ExternalAccountConfig:
         def text(name: str) -> str:
-            value = info.get(name)
-            if not isinstance(value, str) or not value:
-                raise CredentialsError(f"{where}: external_account has no {name!r}")
-            return value
+            return fields.text(info, name, f"{where}: external_account") or ""
 
         source = info.get("credential_source")
         if not isinstance(source, Mapping):
@@ -66,22 +64,45 @@ class ExternalAccountConfig:
             )
         if not any(kind in source for kind in ("file", "url", "executable")):
             raise CredentialsError(f"{where}: credential_source needs 'file', 'url' or 'executable'")
+        _check_source(source, f"{where}: credential_source")
         subject_type = text("subject_token_type")
         if subject_type not in SUBJECT_TYPES:
-            raise CredentialsError(f"{where}: unsupported subject_token_type {subject_type!r}")
+            raise CredentialsError(f"{where}: unsupported subject_token_type {fields.identifier(subject_type)}")
         impersonation = info.get("service_account_impersonation_url")
-        lifetime = (info.get("service_account_impersonation") or {}).get("token_lifetime_seconds", 3600)
-        if not isinstance(lifetime, int) or not 600 <= lifetime <= 43200:
+        options = info.get("service_account_impersonation") or {}
+        if not isinstance(options, Mapping):
+            raise CredentialsError(f"{where}: 'service_account_impersonation' is not an object")
+        lifetime = options.get("token_lifetime_seconds", 3600)
+        if type(lifetime) is not int or not 600 <= lifetime <= 43200:
             raise CredentialsError(f"{where}: token_lifetime_seconds must be 600 to 43200")
         return cls(
             audience=text("audience"),
             subject_token_type=subject_type,
-            token_url=info.get("token_url") or STS_URL,
+            token_url=fields.url(info, "token_url", f"{where}: external_account") or STS_URL,
             credential_source=source,
             impersonation_url=impersonation if isinstance(impersonation, str) and impersonation else None,
             token_lifetime=lifetime,
             where=where,
         )
+
+
+def _check_source(source: Mapping[str, Any], where: str) -> None:
+    """The shapes a credential source's fields must have, checked at load (not mid-flow)."""
+    if "file" in source:
+        fields.text(source, "file", where)
+    if "url" in source:
+        fields.url(source, "url", where, required=True)
+        headers = source.get("headers") or {}
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii() and v.isprintable()
+            for k, v in headers.items()
+        ):
+            raise CredentialsError(f"{where}: 'headers' must be an object of ASCII strings")
+    if "executable" in source and not isinstance(source["executable"], Mapping):
+        raise CredentialsError(f"{where}: 'executable' is not an object")
+    form = source.get("format") or {}
+    if not isinstance(form, Mapping) or form.get("type", "text") not in ("text", "json"):
+        raise CredentialsError(f'{where}: \'format\' must be {{"type": "text"}} or {{"type": "json", …}}')
 
 
 def _extract(config: ExternalAccountConfig, raw: str, origin: str) -> str:
@@ -195,7 +216,9 @@ def _parse_executable(config: ExternalAccountConfig, text: str, origin: str, nee
     field_name = SUBJECT_TYPES.get(str(response.get("token_type")), "")
     token = response.get(field_name) if field_name else None
     if not isinstance(token, str) or not token:
-        raise CredentialsError(f"{config.where}: {origin} has no token for token_type {response.get('token_type')!r}")
+        raise CredentialsError(
+            f"{config.where}: {origin} has no token for token_type {fields.identifier(response.get('token_type'))}"
+        )
     return token
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from gcptoken import compact
+from gcptoken.endpoints import checked_host
 from gcptoken.errors import TokenRequestError, VerificationError
 from gcptoken.flows import Flow, HttpRequest, HttpResponse, json_body
 from gcptoken.sources.oauth2 import access_token_from
@@ -38,7 +39,13 @@ TokenFormat = Literal["standard", "full"]
 
 def metadata_host(host: str | None = None) -> str:
     """``host`` when given, else GCE_METADATA_HOST, GCE_METADATA_ROOT, metadata.google.internal."""
-    return host or os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT") or DEFAULT_HOST
+    if host:
+        return checked_host(host, "the metadata host")
+    for variable in ("GCE_METADATA_HOST", "GCE_METADATA_ROOT"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return checked_host(value, variable)
+    return DEFAULT_HOST
 
 
 def _get(path: str, query: dict[str, str] | None = None, host: str | None = None) -> Flow[HttpResponse]:

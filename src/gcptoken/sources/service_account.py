@@ -13,6 +13,7 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.flows import Flow
 from gcptoken.pem import rsa_private_key_problem
+from gcptoken.sources import fields
 from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.tokens import Token, utc_from_epoch
 
@@ -46,17 +47,10 @@ class ServiceAccountKey:
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any], source: str) -> ServiceAccountKey:
+        where = f"{source}: service-account key"
+
         def text(name: str, required: bool = True) -> str | None:
-            value = info.get(name)
-            if value is None and not required:
-                return None
-            if value is None:
-                raise CredentialsError(f"{source}: service-account key has no {name!r}")
-            if not isinstance(value, str):
-                raise CredentialsError(f"{source}: {name!r} is not a string")
-            if not value.strip():
-                raise CredentialsError(f"{source}: {name!r} is empty")
-            return value
+            return fields.text(info, name, where, required=required)
 
         client_email, private_key_id = text("client_email") or "", text("private_key_id") or ""
         private_key = text("private_key")
@@ -68,7 +62,7 @@ class ServiceAccountKey:
             client_email=client_email,
             private_key_id=private_key_id,
             private_key=private_key,
-            token_uri=text("token_uri", required=False) or endpoints.TOKEN_URI,
+            token_uri=fields.url(info, "token_uri", where) or endpoints.TOKEN_URI,
             project_id=text("project_id", required=False),
             client_id=text("client_id", required=False),
         )

@@ -12,8 +12,8 @@ from typing import Any
 
 from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import CredentialsError
 from gcptoken.flows import Flow
+from gcptoken.sources import fields
 from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.tokens import Token
 
@@ -32,18 +32,15 @@ class UserKey:
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any], source: str) -> UserKey:
-        values = {}
-        for name in ("client_id", "client_secret", "refresh_token"):
-            value = info.get(name)
-            if not isinstance(value, str) or not value:
-                raise CredentialsError(f"{source}: authorized_user credentials have no {name!r}")
-            values[name] = value
-        token_uri = info.get("token_uri")
+        where = f"{source}: authorized_user file"
+        values = {
+            name: fields.text(info, name, where) or "" for name in ("client_id", "client_secret", "refresh_token")
+        }
         account = info.get("account")
         return cls(
             **values,
-            token_uri=token_uri if isinstance(token_uri, str) and token_uri else endpoints.TOKEN_URI,
-            account=account if isinstance(account, str) else "",
+            token_uri=fields.url(info, "token_uri", where) or endpoints.TOKEN_URI,
+            account=account if isinstance(account, str) and account.isprintable() else "",
         )
 
 
