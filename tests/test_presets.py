@@ -83,7 +83,7 @@ FORGERIES: list[tuple[str, Make, str | dict[str, str]]] = [
         "signature",
     ),
     ("payload tampered", lambda i, _: tamper(i.sign(), 1, lambda _: b64json(i.claims(sub="attacker"))), "signature"),
-    ("signature truncated", lambda i, _: tamper(i.sign(), 2, lambda s: s[:-8]), "signature"),
+    ("signature truncated", lambda i, _: tamper(i.sign(), 2, lambda s: s[:-9] + "A"), "signature"),
     ("signature empty", lambda i, _: tamper(i.sign(), 2, lambda _: ""), "signature"),
     (
         "signature bit-flipped",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,10 @@ KeySet = dict[str, jws.VerifyingKey]
 
 # Used when a certs response carries no usable Cache-Control.
 DEFAULT_MAX_AGE = 300.0
+# However long a server says keys may be kept, they are fetched again after this: a hostile
+# ``max-age=1e20`` must not pin a key set for ever (Google's own is about 6 hours).
+MAX_MAX_AGE = 86400.0
+log = logging.getLogger("gcptoken.verify")
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -36,15 +41,15 @@ def keys_from_document(document: Any, where: str) -> KeySet:
             if isinstance(jwk, Mapping) and isinstance(jwk.get("kid"), str) and jwk.get("use", "sig") == "sig":
                 try:
                     keys[jwk["kid"]] = jws.public_key_from_jwk(jwk)
-                except CredentialsError:
-                    continue  # a key type we do not verify with cannot sign tokens we accept
+                except CredentialsError as exc:  # a token naming it gets unknown_kid
+                    log.warning("%s: skipping key %r: %s", where, jwk["kid"][:64], exc)
     else:
         for kid, pem in document.items():
             if isinstance(kid, str) and isinstance(pem, str):
                 try:
                     keys[kid] = jws.public_key_from_pem(pem)
-                except CredentialsError:
-                    continue
+                except CredentialsError as exc:
+                    log.warning("%s: skipping key %r: %s", where, kid[:64], exc)
     if not keys:
         raise CredentialsError(f"{where}: no usable RS256/ES256 keys")
     return keys
@@ -62,7 +67,7 @@ def keys_from_file(path: str | os.PathLike[str]) -> KeySet:
 
 def max_age_of(headers: Mapping[str, str]) -> float:
     match = _MAX_AGE.search(headers.get("cache-control", ""))
-    return float(match.group(1)) if match else DEFAULT_MAX_AGE
+    return min(float(match.group(1)), MAX_MAX_AGE) if match else DEFAULT_MAX_AGE
 
 
 def fetch_flow(url: str) -> Flow[tuple[KeySet, float]]:

@@ -64,12 +64,24 @@ def b64url_encode(data: bytes) -> str:
 # base64url) become '*', which strict decoding refuses like any other stray byte.
 TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4; a length of 1 mod 4 is never valid
+# The last character of an unpadded segment carries 2 (length % 4 == 3) or 4 (== 2) bits that
+# decoders drop; only a character whose dropped bits are zero is the canonical spelling. Refusing
+# the others (as PyJWT and joserfc do) gives each token exactly one spelling.
+_CANONICAL_LAST = (None, None, frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
+
+
+def _canonical(data: bytes) -> bool:
+    allowed = _CANONICAL_LAST[len(data) % 4]
+    return allowed is None or data[-1] in allowed
+
 
 try:  # base64 decoding is the largest share of verification's own cost; pybase64 halves it.
     from pybase64 import b64decode as _pybase64_decode
 
     def b64_decode_translated(data: bytes) -> bytes:
         """Strict decoding of unpadded base64url already passed through ``TO_STANDARD``."""
+        if not _canonical(data):
+            raise ValueError("not canonical base64url")
         try:
             return _pybase64_decode(data + _PADDING[len(data) % 4], validate=True)
         except ValueError:  # binascii.Error is one
@@ -81,7 +93,7 @@ except ImportError:  # pragma: no cover - PyPy, or a platform without a pybase64
     def b64_decode_translated(data: bytes) -> bytes:
         """Strict decoding of unpadded base64url already passed through ``TO_STANDARD``."""
         padded = data + _PADDING[len(data) % 4]
-        if not _STANDARD_B64.fullmatch(padded):  # a2b_base64 alone skips stray bytes
+        if not _canonical(data) or not _STANDARD_B64.fullmatch(padded):  # a2b_base64 alone skips stray bytes
             raise ValueError("not base64url")
         try:
             return binascii.a2b_base64(padded)

@@ -9,21 +9,36 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
 from gcptoken.flows import Flow, get_json_flow
 
-__all__ = ["check_issuer_url", "configuration_url", "jwks_uri_flow"]
+__all__ = ["check_issuer_url", "check_keys_url", "configuration_url", "jwks_uri_flow"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def _secure(url: str) -> bool:
     """https, or plain http on this machine only (a local issuer, tests)."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not one
+    except ValueError:
+        return False
+    return bool(parts.hostname) and (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+    )
+
+
+def check_keys_url(url: str) -> str:
+    """A URL keys may be fetched from: https, or http on loopback only (the emulator, tests)."""
+    if not isinstance(url, str) or not _secure(url):
+        raise InvalidArgumentError(
+            f"certs URL {safe_url(url)[:200]!r} must be https (plain http only on 127.0.0.1, ::1 or localhost)"
+        )
+    return url
 
 
 def check_issuer_url(issuer: str) -> str:
     """The issuer, if it can be discovered safely: an https URL (http on loopback) with no query."""
-    parts = urlsplit(issuer)
-    if not parts.hostname or parts.query or parts.fragment or not _secure(issuer):
+    parts = urlsplit(issuer) if _secure(issuer) else None
+    if parts is None or parts.query or parts.fragment:
         raise InvalidArgumentError(
             f"issuer {issuer[:200]!r} is not an https URL without query or fragment (http only on loopback)"
         )

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from gcptoken.endpoints import safe_url
@@ -45,8 +45,14 @@ class HttpRequest:
     # Retries the driver may make on a network error, 408, 429, 5xx or one of Google's retryable
     # OAuth errors, with exponential backoff and jitter, within the flow's deadline.
     retries: int = 2
-    # Seconds for this request, instead of the transport's default.
+    # Seconds for this request, instead of the transport's default; transports bound the whole
+    # exchange by it (a server dripping its answer byte by byte is cut off too).
     timeout: float | None = None
+    # Largest response body accepted; a larger one is a TransportError (nothing is buffered past it).
+    max_body: int = 1 << 20
+    # A time.monotonic() moment this attempt must not outlast (set by the drivers from the flow's
+    # overall deadline); the transport takes the earlier of it and the timeout.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,15 @@ def _retry_delay(
     return delay
 
 
+def _within(request: HttpRequest, deadline: float | None) -> HttpRequest:
+    """``request`` carrying the flow's ``deadline``, if time is left before it."""
+    if deadline is None:
+        return request
+    if deadline - time.monotonic() <= 0:
+        raise TransportError(f"{request.method} {safe_url(request.url)}: no time left before the deadline")
+    return replace(request, deadline=deadline)
+
+
 def _final(failure: TransportError, attempt: int) -> TransportError:
     return failure if attempt == 0 else TransportError(f"{failure} (after {attempt + 1} attempts)")
 
@@ -111,7 +126,7 @@ def _send_sync(transport: SyncTransport, request: HttpRequest, deadline: float |
         failure: TransportError | None = None
         response: HttpResponse | None = None
         try:
-            response = transport.send(request)
+            response = transport.send(_within(request, deadline))
             _log_exchange(request, response)
         except TransportError as exc:
             failure = exc
@@ -132,7 +147,7 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest, deadline:
         failure: TransportError | None = None
         response: HttpResponse | None = None
         try:
-            response = await transport.send(request)
+            response = await transport.send(_within(request, deadline))
             _log_exchange(request, response)
         except TransportError as exc:
             failure = exc

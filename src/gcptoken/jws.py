@@ -169,7 +169,15 @@ def load_private_key_pem(pem: str) -> SigningKey:
     return SigningKey(key, _alg_of(key))
 
 
+# NIST SP 800-131A: RSA below 2048 bits no longer verifies signatures anyone should trust.
+MIN_RSA_BITS = 2048
+
+
 def verifying_key_for(key: PublicKey) -> VerifyingKey:
+    """The key and its algorithm; weak keys (RSA under 2048 bits, curves other than P-256) are
+    refused, so a key set that publishes one cannot be used to forge with it."""
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise CredentialsError(f"RSA key of {key.key_size} bits is too weak (at least {MIN_RSA_BITS})")
     return VerifyingKey(key, _alg_of(key))
 
 

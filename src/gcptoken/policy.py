@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -67,21 +68,35 @@ class Policy:
         return not self.require_email_verified and all(values is None for values in lists)
 
     def check(self, claims: dict[str, Any]) -> None:
-        """The time-independent rules (``max_age`` is the verifier's, as it depends on the clock)."""
+        """The time-independent rules (``max_age`` is the verifier's, as it depends on the clock).
+        Claims of any JSON type are refused with a VerificationError, never a TypeError."""
         verified = claims.get("email_verified")
         if self.require_email_verified and verified is not True:
-            raise VerificationError("email_not_verified", "token 'email_verified' is not true")
+            state = "absent" if "email_verified" not in claims else f"it is {json.dumps(verified)[:20]}"
+            raise VerificationError("email_not_verified", f"token 'email_verified' is not true ({state})")
         if self.emails is not None:
             email = claims.get("email")
             if type(email) is not str or email.lower() not in self.emails:
-                raise VerificationError("email_not_allowed", f"email {str(email)[:100]!r} is not allowed")
+                raise VerificationError("email_not_allowed", _refusal("email", claims, "email"))
             if verified is False:
                 raise VerificationError("email_not_verified", "token marks its email as not verified")
         if self.hosted_domains is not None:
             domain = claims.get("hd")
             if type(domain) is not str or domain.lower() not in self.hosted_domains:
-                raise VerificationError(
-                    "hosted_domain_not_allowed", f"hosted domain {str(domain)[:100]!r} is not allowed"
-                )
-        if self.subjects is not None and claims.get("sub") not in self.subjects:
-            raise VerificationError("subject_not_allowed", f"subject {str(claims.get('sub'))[:100]!r} is not allowed")
+                hint = " (a personal account, not Google Workspace)" if "hd" not in claims else ""
+                raise VerificationError("hosted_domain_not_allowed", _refusal("hosted domain", claims, "hd") + hint)
+        if self.subjects is not None:
+            subject = claims.get("sub")
+            if type(subject) is not str or subject not in self.subjects:
+                raise VerificationError("subject_not_allowed", _refusal("subject", claims, "sub"))
+
+
+def _refusal(what: str, claims: dict[str, Any], name: str) -> str:
+    """Why a claim fails an allow-list: absent, of the wrong JSON type, or simply not listed."""
+    if name not in claims:
+        return f"the token has no {name!r} claim, so no {what} is allowed"
+    value = claims[name]
+    if type(value) is not str:
+        kinds = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+        return f"the token's {name!r} is {kinds.get(type(value), 'null')}, not a string"
+    return f"{what} {value[:100]!r} is not allowed"

@@ -13,14 +13,16 @@ The cache lives in process memory only, like the requests that carried the token
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 __all__ = ["DEFAULT_SIZE", "Entry", "ResultCache"]
 
 DEFAULT_SIZE = 4096
 
 
-# (payload, valid_from, valid_until): a plain tuple, the cheapest thing to build per token.
-Entry = tuple[bytes, float, float]
+# (payload, valid_from, valid_until, kid): a plain tuple, the cheapest thing to build per token.
+# The kid lets a result be forgotten when its key leaves the published set.
+Entry = tuple[bytes, float, float, str]
 
 
 class ResultCache:
@@ -39,6 +41,11 @@ class ResultCache:
             while len(entries) >= self.size:
                 del entries[next(iter(entries))]  # dicts keep insertion order: the oldest first
             entries[key] = entry
+
+    def drop_where(self, condition: Callable[[Entry], bool]) -> None:
+        with self._lock:
+            for key in [key for key, entry in self.entries.items() if condition(entry)]:
+                del self.entries[key]
 
     def drop(self, key: str) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import time
 from types import TracebackType
 
 import httpx
@@ -36,32 +37,61 @@ def _failure(request: HttpRequest, exc: Exception) -> Exception:
     return TransportError(f"{request.method} {safe_url(request.url)}: {reason} ({kind})")
 
 
-def _timeout(request: HttpRequest, client: httpx.Client | httpx.AsyncClient) -> httpx.Timeout:
-    return client.timeout if request.timeout is None else httpx.Timeout(request.timeout)
+def _limit(request: HttpRequest, default: float) -> float:
+    """Seconds this exchange may take in all: its timeout, cut to the flow's deadline."""
+    limit = default if request.timeout is None else request.timeout
+    if request.deadline is not None:
+        limit = min(limit, request.deadline - time.monotonic())
+    return max(limit, 0.001)
 
 
-def _response(raw: httpx.Response) -> HttpResponse:
-    return HttpResponse(raw.status_code, raw.headers, raw.content)
+def _too_large(request: HttpRequest) -> TransportError:
+    return TransportError(
+        f"{request.method} {safe_url(request.url)}: the response is larger than {request.max_body} bytes"
+    )
+
+
+def _too_slow(request: HttpRequest, limit: float) -> TransportError:
+    return TransportError(f"{request.method} {safe_url(request.url)}: timed out (no full answer in {limit:.1f} s)")
+
+
+def _read_sync(raw: httpx.Response, request: HttpRequest, limit: float, started: float) -> bytes:
+    """The body, read as it arrives: never more than ``max_body``, never past ``limit``."""
+    declared = raw.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > request.max_body:
+        raise _too_large(request)
+    chunks, size = [], 0
+    for chunk in raw.iter_bytes():
+        size += len(chunk)
+        if size > request.max_body:
+            raise _too_large(request)
+        if time.monotonic() - started > limit:
+            raise _too_slow(request, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class HttpxTransport:
-    """Blocking transport; one connection pool for its lifetime."""
+    """Blocking transport; one connection pool for its lifetime. Redirects are never followed."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.Client | None = None) -> None:
-        self._client = client or httpx.Client(timeout=timeout, trust_env=False)
+        self._client = client or httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
+        self._default = timeout
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        limit = _limit(request, self._default)
+        started = time.monotonic()
         try:
-            raw = self._client.request(
+            with self._client.stream(
                 request.method,
                 request.url,
                 headers=dict(request.headers),
                 content=request.body,
-                timeout=_timeout(request, self._client),
-            )
+                timeout=httpx.Timeout(limit),
+            ) as raw:
+                return HttpResponse(raw.status_code, raw.headers, _read_sync(raw, request, limit, started))
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise _failure(request, exc) from None
-        return _response(raw)
 
     def close(self) -> None:
         self._client.close()
@@ -76,23 +106,41 @@ class HttpxTransport:
 
 
 class AsyncHttpxTransport:
-    """Asyncio transport for ``run_async``."""
+    """Asyncio transport for ``run_async``; the whole exchange is bounded by its time limit."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(timeout=timeout, trust_env=False)
+        self._client = client or httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False)
+        self._default = timeout
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        import asyncio
+
+        limit = _limit(request, self._default)
         try:
-            raw = await self._client.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                content=request.body,
-                timeout=_timeout(request, self._client),
-            )
+            return await asyncio.wait_for(self._exchange(request, limit), limit)
+        except asyncio.TimeoutError:
+            raise _too_slow(request, limit) from None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise _failure(request, exc) from None
-        return _response(raw)
+
+    async def _exchange(self, request: HttpRequest, limit: float) -> HttpResponse:
+        async with self._client.stream(
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            content=request.body,
+            timeout=httpx.Timeout(limit),
+        ) as raw:
+            declared = raw.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > request.max_body:
+                raise _too_large(request)
+            chunks, size = [], 0
+            async for chunk in raw.aiter_bytes():
+                size += len(chunk)
+                if size > request.max_body:
+                    raise _too_large(request)
+                chunks.append(chunk)
+            return HttpResponse(raw.status_code, raw.headers, b"".join(chunks))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -6,18 +6,23 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gcptoken import certs as certs_format
 from gcptoken import endpoints, jws, presets
 from gcptoken.compact import TO_STANDARD, b64_decode_translated, json_loads
-from gcptoken.errors import InvalidArgumentError, VerificationError
-from gcptoken.key_cache import KeyCache
+from gcptoken.discovery import check_keys_url
+from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
+from gcptoken.key_cache import DEFAULT_FAILURE_BACKOFF, DEFAULT_MAX_STALE, KeyCache
 from gcptoken.policy import Policy
 from gcptoken.results import DEFAULT_SIZE, ResultCache
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["REASONS", "Verifier"]
 
@@ -45,6 +50,8 @@ REASONS = frozenset(
 )
 _ALGORITHMS = frozenset({"RS256", "ES256"})
 _NUMBERS = (int, float)
+# Times outside these (epoch seconds: 1970 to the year 5138) are no token's: NaN, infinities, 1e300.
+_EARLIEST, _LATEST = -1.0, 1e11
 _HEADER_CACHE_SIZE = 64
 _NO_POLICY = Policy()
 
@@ -81,6 +88,8 @@ class Verifier:
         result_cache_size: int = DEFAULT_SIZE,
         refetch_interval: float = 30.0,
         timeout: float = 10.0,
+        max_stale: float = DEFAULT_MAX_STALE,
+        failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         timer: Callable[[], float] = time.monotonic,
         claims_rule: presets.ClaimsRule | None = None,
     ) -> None:
@@ -114,18 +123,38 @@ class Verifier:
         # Keys are fetched (a cache) or given up front (fixed); the hot path reads either directly.
         self._cache: KeyCache | None = None
         self._fixed: certs_format.KeySet = {}
+        for name, value in (("timeout", timeout), ("max_stale", max_stale), ("failure_backoff", failure_backoff)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise InvalidArgumentError(f"{name} must be a finite number of seconds, not negative")
         if discovery:
             if certs is not None or len(self.issuers) != 1:
                 raise InvalidArgumentError("discovery needs exactly one issuer and no certs")
             (issuer,) = self.issuers
-            self._cache = KeyCache(None, refetch_interval, timer, timeout, discover_from=issuer)
-        elif certs is None or (isinstance(certs, str) and certs.startswith(("http://", "https://"))):
-            url = endpoints.OAUTH2_CERTS_V3 if certs is None else certs
-            self._cache = KeyCache(url, refetch_interval, timer, timeout)
+            self._cache = KeyCache(
+                None,
+                refetch_interval,
+                timer,
+                timeout,
+                discover_from=issuer,
+                max_stale=max_stale,
+                failure_backoff=failure_backoff,
+            )
+        elif certs is None or (isinstance(certs, str) and "://" in certs):
+            url = endpoints.OAUTH2_CERTS_V3 if certs is None else check_keys_url(certs)
+            self._cache = KeyCache(
+                url, refetch_interval, timer, timeout, max_stale=max_stale, failure_backoff=failure_backoff
+            )
         elif isinstance(certs, Mapping):
             self._fixed = certs_format.keys_from_document(certs, "certs mapping")
         else:
             self._fixed = certs_format.keys_from_file(certs)
+        if self._cache is not None:
+            self._cache.on_removed = self._forget_verified_by
+        self._fetching: dict[int, asyncio.Future[None]] = {}
+
+    def _forget_verified_by(self, kids: frozenset[str]) -> None:
+        """A key left the published set: what it verified is not remembered past it."""
+        self.results.drop_where(lambda entry: entry[3] in kids)
 
     # -- presets --------------------------------------------------------------------------------
 
@@ -172,14 +201,40 @@ class Verifier:
     # -- verifying ------------------------------------------------------------------------------
 
     async def verify_async(self, token: str, now: float | None = None) -> dict[str, Any]:
-        """``verify`` for event loops: when the keys must be fetched first, the whole verification
-        runs in a worker thread, so the loop never waits on the network."""
+        """``verify`` for event loops. When the keys must be fetched first, one task per event
+        loop fetches them in a worker thread while the others wait for that fetch (bounded by its
+        deadline), so a burst of requests never fills the thread pool and the loop never waits on
+        the network."""
         cache = self._cache
-        if cache is not None and cache.needs_fetch(self._kid_of(token)):
-            import anyio.to_thread  # Starlette's own dependency; works under asyncio and trio
+        if cache is not None:
+            kid = self._kid_of(token)
+            if cache.needs_fetch(kid):
+                await self._fetch_once(cache, kid)
+                if cache.needs_fetch(kid):  # another kid's rotation, say: do not block the loop
+                    import anyio.to_thread
 
-            return await anyio.to_thread.run_sync(self.verify, token, now)
+                    return await anyio.to_thread.run_sync(self.verify, token, now)
         return self.verify(token, now)
+
+    async def _fetch_once(self, cache: KeyCache, kid: str) -> None:
+        import asyncio
+
+        import anyio.to_thread  # Starlette's own dependency
+
+        loop = asyncio.get_running_loop()
+        pending = self._fetching.get(id(loop))
+        if pending is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(pending), cache.timeout)
+            except asyncio.TimeoutError:
+                raise TransportError("token signing keys: the fetch in progress did not finish in time") from None
+            return
+        pending = self._fetching[id(loop)] = loop.create_future()
+        try:
+            await anyio.to_thread.run_sync(cache.refresh_for, kid)
+        finally:
+            del self._fetching[id(loop)]
+            pending.set_result(None)
 
     def _kid_of(self, token: str) -> str:
         """The kid a token names, or "" when it has none (``verify`` then says why)."""
@@ -247,9 +302,9 @@ class Verifier:
         valid_from, valid_until = self._check_claims(claims, now)
         recent = self._recent
         if len(recent) < self._recent_size:
-            recent[token] = (payload, valid_from, valid_until)  # one dict store: atomic, no lock needed
+            recent[token] = (payload, valid_from, valid_until, kid)  # one dict store: atomic, no lock needed
         else:
-            self.results.put(token, (payload, valid_from, valid_until))  # evicts, under its lock
+            self.results.put(token, (payload, valid_from, valid_until, kid))  # evicts, under its lock
         return claims
 
     def _header(self, segment: bytes) -> tuple[str, str]:
@@ -257,11 +312,18 @@ class Verifier:
         one issuer key shares the same header."""
         header = jws.json_segment(segment.decode("ascii"), "header")
         alg = header.get("alg")
-        if alg not in self.algorithms:
-            raise VerificationError("algorithm", f"token algorithm {str(alg)[:20]!r} is not accepted")
+        if type(alg) is not str or alg not in self.algorithms:
+            shown = repr(alg[:20]) if type(alg) is str else "not a string"
+            raise VerificationError("algorithm", f"token algorithm {shown} is not accepted")
+        if "crit" in header:  # RFC 7515 §4.1.11: extensions we would have to understand; Google uses none
+            raise VerificationError("malformed", "token header has 'crit' (critical extensions are not supported)")
+        if "typ" in header and type(header["typ"]) is not str:
+            raise VerificationError("malformed", "token header 'typ' is not a string")
         kid = header.get("kid")
         if type(kid) is not str:
-            raise VerificationError("unknown_kid", "token header has no kid")
+            raise VerificationError(
+                "unknown_kid", "token header has no kid" if kid is None else "token 'kid' is not a string"
+            )
         if len(self._headers) < _HEADER_CACHE_SIZE:
             self._headers[segment] = (alg, kid)
         return alg, kid
@@ -270,8 +332,9 @@ class Verifier:
         """Raises unless the claims are acceptable at ``now``; else the window (from, until) in
         which they are, for the result cache."""
         issuer = claims.get("iss")
-        if issuer not in self.issuers:
-            raise VerificationError("issuer", f"issuer {str(issuer)[:100]!r} is not accepted")
+        if type(issuer) is not str or issuer not in self.issuers:
+            shown = repr(issuer[:100]) if type(issuer) is str else "(absent or not a string)"
+            raise VerificationError("issuer", f"issuer {shown} is not accepted")
         audience = claims.get("aud")
         if type(audience) is str:
             matched = audience in self.audiences
@@ -280,7 +343,8 @@ class Verifier:
         else:
             matched = False
         if not matched:
-            raise VerificationError("audience", f"audience {str(audience)[:200]!r} is not accepted")
+            shown = repr(audience[:200]) if type(audience) is str else "(absent, or not a string or list of strings)"
+            raise VerificationError("audience", f"audience {shown} is not accepted")
         exp: Any = claims.get("exp")
         iat: Any = claims.get("iat")
         if type(exp) not in _NUMBERS or type(iat) not in _NUMBERS:  # type(), not isinstance: no booleans
@@ -289,6 +353,8 @@ class Verifier:
                     raise VerificationError("missing_claim", f"token has no {name!r} claim")
                 if type(claims[name]) not in _NUMBERS:
                     raise VerificationError("invalid_claim", f"{name!r} is not a number")
+        if not (_EARLIEST < exp < _LATEST and _EARLIEST < iat < _LATEST):  # also NaN and infinities
+            raise VerificationError("invalid_claim", "'exp' or 'iat' is not a plausible time")
         skew = self.clock_skew
         if now > exp + skew:
             raise VerificationError("expired", f"token expired {int(now - exp)} s ago")
@@ -298,7 +364,7 @@ class Verifier:
         valid_until = exp + skew
         nbf = claims.get("nbf")
         if nbf is not None:
-            if type(nbf) not in _NUMBERS or nbf > now + skew:
+            if type(nbf) not in _NUMBERS or not _EARLIEST < nbf < _LATEST or nbf > now + skew:
                 raise VerificationError("not_yet_valid", "token 'nbf' is in the future or not a number")
             valid_from = max(valid_from, nbf - skew)
         if self._has_extras:
