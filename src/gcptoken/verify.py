@@ -259,10 +259,15 @@ class Verifier:
             raise VerificationError("malformed", "token is not a string")
         hit = self._recent.get(token)
         if hit is not None:
+            cache = self._cache
             if hit[1] <= now <= hit[2]:
-                cached: dict[str, Any] = json_loads(hit[0])
-                return cached
-            self.results.drop(token)  # outside its window: the full check below says why
+                # A result is only as good as its key: once the keys are due for a refetch (which
+                # may drop that key), the token is verified again in full.
+                if cache is None or cache.timer() < cache.fresh_until:
+                    cached: dict[str, Any] = json_loads(hit[0])
+                    return cached
+            else:
+                self.results.drop(token)  # outside its window: the full check below says why
         try:
             data = token.encode("ascii")
         except UnicodeEncodeError:
