@@ -237,10 +237,26 @@ class UserCredentials(Credentials):
                 f"user credentials get ID tokens only for their OAuth client ({self.key.client_id}), not for "
                 f"{audience}; act as a service account you may impersonate: --impersonate-service-account SA_EMAIL"
             )
-        return user.id_token_flow(self.key)
+        return _sign_in_again(user.id_token_flow(self.key), self.source)
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
-        return user.access_token_flow(self.key, scopes)
+        return _sign_in_again(user.access_token_flow(self.key, scopes), self.source)
+
+
+def _sign_in_again(flow: Flow[T], source: str) -> Flow[T]:
+    """``invalid_grant`` on a refresh token means the sign-in is over: say how to sign in again."""
+    try:
+        return (yield from flow)
+    except TokenRequestError as exc:
+        if exc.error != "invalid_grant":
+            raise
+        raise TokenRequestError(
+            f"{exc}. The sign-in in {source} has expired or was revoked; sign in again "
+            "('gcloud auth application-default login', or whatever wrote that file)",
+            status=exc.status,
+            error=exc.error,
+            description=exc.description,
+        ) from None
 
 
 class FederatedCredentials(Credentials):
@@ -445,10 +461,34 @@ class ImpersonatedCredentials(Credentials):
         try:
             return (yield from call(access))
         except TokenRequestError as exc:
+            if exc.status == 403:
+                raise self._explained_denial(exc) from None
             if exc.status != 401:
                 raise
         access = yield from self._source_access_token(refresh=True)
-        return (yield from call(access))
+        try:
+            return (yield from call(access))
+        except TokenRequestError as exc:
+            if exc.status == 403:
+                raise self._explained_denial(exc) from None
+            raise
+
+    def _explained_denial(self, exc: TokenRequestError) -> TokenRequestError:
+        """IAM's 403, with the role that is missing and where it must be granted."""
+        first_hop = self.delegates[0] if self.delegates else self.target
+        if isinstance(self.source, FederatedCredentials):
+            role = "Workload Identity User (roles/iam.workloadIdentityUser)"
+        else:
+            role = "Service Account Token Creator (roles/iam.serviceAccountTokenCreator)"
+        chain = "; each delegate needs it on the next account in the chain" if self.delegates else ""
+        hint = f"{self.source.description} needs {role} on {first_hop}{chain}"
+        return TokenRequestError(
+            f"{exc}. {hint}",
+            status=exc.status,
+            error=exc.error,
+            description=exc.description,
+            retryable=exc.retryable,
+        )
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         return self._with_source_token(

@@ -115,6 +115,12 @@ def _warn_once(problem: str) -> None:
         print(f"gcptoken: warning: not using the token cache: {problem}", file=sys.stderr)
 
 
+def _log_hit(token: Token, now: float) -> None:
+    import logging
+
+    logging.getLogger("gcptoken.cache").debug("cache hit, %d s left", token.expires_at.timestamp() - now)
+
+
 def _entry_offset(key: str) -> int:
     """The byte of the lock file that stands for ``key`` (byte 0 guards tokens.json itself)."""
     import hashlib
@@ -195,6 +201,7 @@ class DiskTokenCache:
                 return fetch()
             token = self._fresh(tokens.get(key))
             if token is not None:
+                _log_hit(token, self.clock())
                 return token
             try:
                 lock = directory.open_lock(LOCK_FILE)
@@ -206,6 +213,7 @@ class DiskTokenCache:
                     tokens = self._read(directory)
                     token = None if tokens is None else self._fresh(tokens.get(key))
                     if token is not None:
+                        _log_hit(token, self.clock())
                         return token  # another process fetched it while we waited
                     token = fetch()
                     if tokens is not None:

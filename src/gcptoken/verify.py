@@ -336,10 +336,6 @@ class Verifier:
     def _check_claims(self, claims: dict[str, Any], now: float) -> tuple[float, float]:
         """Raises unless the claims are acceptable at ``now``; else the window (from, until) in
         which they are, for the result cache."""
-        issuer = claims.get("iss")
-        if type(issuer) is not str or issuer not in self.issuers:
-            shown = repr(issuer[:100]) if type(issuer) is str else "(absent or not a string)"
-            raise VerificationError("issuer", f"issuer {shown} is not accepted")
         audience = claims.get("aud")
         if type(audience) is str:
             matched = audience in self.audiences
@@ -350,6 +346,12 @@ class Verifier:
         if not matched:
             shown = repr(audience[:200]) if type(audience) is str else "(absent, or not a string or list of strings)"
             raise VerificationError("audience", f"audience {shown} is not accepted")
+        # After the audience: a token for another audience (another Firebase project, whose issuer
+        # differs too) is an audience failure, which says what is wrong.
+        issuer = claims.get("iss")
+        if type(issuer) is not str or issuer not in self.issuers:
+            shown = repr(issuer[:100]) if type(issuer) is str else "(absent or not a string)"
+            raise VerificationError("issuer", f"issuer {shown} is not accepted")
         exp: Any = claims.get("exp")
         iat: Any = claims.get("iat")
         if type(exp) not in _NUMBERS or type(iat) not in _NUMBERS:  # type(), not isinstance: no booleans

@@ -101,13 +101,18 @@ def answer_from_cache(argv: list[str]) -> int | None:
     command, positionals, options = parsed
     output = options.get("--format", "token")
     try:
-        float(options.get("--timeout", "10"))
+        timeout = float(options.get("--timeout", "10"))
     except ValueError:
         return None  # the full command line says what is wrong
+    if not 0 < timeout < float("inf"):
+        return None
     if output not in _FORMATS or len(positionals) > (1 if command == "id" else 0):
         return None
     path = _credential_file(options)
-    found = _identity_and_default_audience(path) if path else None
+    try:
+        found = _identity_and_default_audience(path) if path else None
+    except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST or token_uri: the full command line says so
+        return None
     if found is None:
         return None
     identity, default_audience = found
@@ -142,9 +147,14 @@ def answer_from_cache(argv: list[str]) -> int | None:
 
 def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
-    code = answer_from_cache(sys.argv[1:])
-    if code is not None:
-        return code
-    from gcptoken.cli.main import main as full_command_line
-
+    try:
+        code = answer_from_cache(sys.argv[1:])
+        if code is not None:
+            return code
+        from gcptoken.cli.main import main as full_command_line
+    except KeyboardInterrupt:
+        sys.stderr.write("gcptoken: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 3
     return full_command_line()

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gcptoken.cli.io import print_json, read_token
-from gcptoken.errors import InvalidArgumentError
+from gcptoken.errors import InvalidArgumentError, VerificationError
 from gcptoken.presets import GOOGLE, IAP
 from gcptoken.tokens import decode
 
@@ -18,8 +18,21 @@ if TYPE_CHECKING:
 __all__ = ["run_decode", "run_info", "run_verify"]
 
 
+def _not_a_jwt(token: str) -> str | None:
+    """What an opaque token is, when it is one people paste by mistake."""
+    if token.startswith("ya29."):
+        return "this is an opaque OAuth access token (ya29.…), not a JWT: use 'gcptoken info' to ask Google about it"
+    if token.startswith("1//"):
+        return "this looks like a refresh token, a long-lived secret, not a JWT; revoke it if it was shared by mistake"
+    return None
+
+
 def run_decode(args: argparse.Namespace) -> int:
-    decoded = decode(read_token(args.token))
+    token = read_token(args.token)
+    problem = _not_a_jwt(token)
+    if problem is not None:
+        raise VerificationError("malformed", problem)
+    decoded = decode(token)
     result: dict[str, object] = {"header": decoded.header, "claims": decoded.claims}
     exp = decoded.claims.get("exp")
     if isinstance(exp, int | float) and not isinstance(exp, bool):
