@@ -80,6 +80,8 @@ BAD = [
     ("impersonate-commas", ["id", AUD, "--impersonate-service-account", " , ,"], {}, 2, "is empty"),
     ("impersonate-gap", ["id", AUD, "--impersonate-service-account", "a@b.c,,d@e.f"], {}, 2, "not a service account"),
     ("impersonate-not-email", ["access", "--impersonate-service-account", "nobody"], {}, 2, "not a service account"),
+    ("whoami-impersonate-empty", ["whoami", "--impersonate-service-account", ""], {}, 2, "is empty"),
+    ("call-impersonate-empty", ["call", AUD, "--impersonate-service-account", ","], {}, 2, "is empty"),
     ("audience-option-like", ["id", "--", "-v"], {}, 2, "looks like an option"),
     ("audience-option-like-flag", ["id", "--audience=--x"], {}, 2, "looks like an option"),
     ("audience-no-host", ["id", "https://"], {}, 2, "has no host"),

@@ -23,7 +23,7 @@ from gcptoken.credentials import (
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 
-__all__ = ["credentials_for", "run_access", "run_id", "run_jwt"]
+__all__ = ["checked_chain", "credentials_for", "run_access", "run_id", "run_jwt"]
 
 
 def _emit(token: Token, output: str, field: str) -> None:
@@ -50,7 +50,7 @@ def _audience(args: argparse.Namespace, credentials: Credentials) -> str:
     return checks.audience(audience)
 
 
-def _chain(args: argparse.Namespace) -> str | None:
+def checked_chain(args: argparse.Namespace) -> str | None:
     """--impersonate-service-account, checked: given, it must name at least one account (an empty
     value never falls back silently to the caller's own identity)."""
     chain: str | None = getattr(args, "impersonate_service_account", None)
@@ -94,7 +94,7 @@ def credentials_for(args: argparse.Namespace) -> Credentials:
     include_license = getattr(args, "include_license", False)
     include_email = getattr(args, "include_email", False)
     lifetime = getattr(args, "lifetime", None)
-    chain = _chain(args)
+    chain = checked_chain(args)
     if include_license and token_format != "full":
         raise InvalidArgumentError("--include-license needs --token-format full")
     if lifetime is not None and not 1 <= lifetime <= 43200:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from gcptoken.adc import Discovery, find_credentials
+from gcptoken.cli.tokens import checked_chain
 from gcptoken.credentials import (
     GcloudCredentials,
     ImpersonatedCredentials,
@@ -46,10 +47,11 @@ def _identity(found: Discovery, timeout: float) -> str:
 
 
 def run_whoami(args: argparse.Namespace) -> int:
+    chain = checked_chain(args)  # before anything is looked up: "" is an error, not "no impersonation"
     found = _discover(args)
     identity = _identity(found, args.timeout)
-    if args.impersonate_service_account:
-        impersonated = ImpersonatedCredentials.from_chain(found.credentials, args.impersonate_service_account)
+    if chain:
+        impersonated = ImpersonatedCredentials.from_chain(found.credentials, chain)
         chain = " → ".join([*impersonated.delegates, impersonated.target])
         identity = f"service account {impersonated.target}, impersonated through {chain} by {identity}"
     report = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -10,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.responses import api_error, json_body
 from gcptoken.emulator.state import EmulatorState
 
 __all__ = ["json_object", "routes"]
@@ -24,12 +23,10 @@ def _state(request: Request) -> EmulatorState:
 
 
 async def json_object(request: Request) -> dict[str, Any] | None:
-    body = await request.body()
-    if not body:
-        return {}
+    """The body as a JSON object ({} when empty), or None: the caller answers 400."""
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        value = await json_body(request, empty={})
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None
 

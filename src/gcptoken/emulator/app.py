@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gcptoken.emulator import admin, faults, federation, firebase, iam, iap, metadata
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
+from gcptoken.emulator.limits import BodyLimit
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
@@ -63,8 +65,16 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, recording_send)
-        except InjectedDrop:
+        except InjectedDrop as drop:
+            if not recorded:  # a lost response: carried out, so it is in the log
+                record(drop.status or 0)
             raise  # deliberate: the server closes the connection mid-response
+        except ClientDisconnect:
+            if not recorded:
+                record(499)  # the client went away mid-request: nothing to answer, nothing to log
+        except asyncio.CancelledError:
+            if not recorded:
+                record(499)  # the server is shutting down under a slow (delayed) request
         except Exception:
             log.exception("emulator handler failed on %s %s", scope["method"], scope["path"])
             if not recorded:
@@ -105,4 +115,4 @@ def create_app(state: EmulatorState) -> ASGIApp:
     )
     app.state.emulator = state
     quiet_injected_drops()
-    return RequestLog(FaultInjector(app, state), state)
+    return RequestLog(BodyLimit(FaultInjector(app, state)), state)

@@ -1,8 +1,10 @@
 """Fault injection: the next N requests to a path fail the way networks and servers fail.
 
 Admin: ``POST /emulator/v1/faults`` ``{"path": "/token", "count": 2, "status": 503}``, or
-``"delay": seconds``, ``"drop": true`` (the connection closes mid-response) or ``"truncate": true``
-(a body shorter than its Content-Length); ``DELETE`` clears them.
+``"delay": seconds`` (at most 300), ``"drop": true`` (the connection closes mid-response),
+``"truncate": true`` (a body shorter than its Content-Length) or ``"lose_response": true`` (the
+request is carried out, a token minted, and the connection closes before the answer: the client
+never learns of it); ``DELETE`` clears them.
 """
 
 from __future__ import annotations
@@ -10,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.responses import api_error, json_body
 from gcptoken.emulator.state import EmulatorState, Fault
 
 __all__ = ["FaultInjector", "InjectedDrop", "quiet_injected_drops", "routes"]
 
 
 class InjectedDrop(Exception):
-    """Raised after a response has started, so the server closes the connection mid-response."""
+    """Raised after a response has started (or was swallowed), so the server closes the
+    connection without a complete answer; ``status`` is what the lost answer said."""
+
+    def __init__(self, path: str, status: int | None = None) -> None:
+        super().__init__(path)
+        self.status = status
 
 
 class QuietDrops(logging.Filter):
@@ -60,6 +68,15 @@ class FaultInjector:
         scope.setdefault("gcptoken.detail", {})["fault"] = fault.to_json()
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault.lose_response:
+            lost: list[int] = []
+
+            async def swallow(message: Message) -> None:  # processed, and the answer goes nowhere
+                if message["type"] == "http.response.start":
+                    lost.append(message["status"])
+
+            await self.app(scope, receive, swallow)
+            raise InjectedDrop(scope["path"], lost[0] if lost else None)
         if fault.drop or fault.truncate:
             body = json.dumps({"access_token": "ya29.partial"}).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body) + 100).encode())]
@@ -73,6 +90,31 @@ class FaultInjector:
         await self.app(scope, receive, send)  # a delay only
 
 
+MAX_DELAY = 300.0
+_KINDS = ("status", "delay", "drop", "truncate", "lose_response")
+
+
+def _fault_from(body: object) -> Fault | str:
+    """A fault from its JSON, or what is wrong with it."""
+    if not isinstance(body, dict):
+        return "A fault is a JSON object."
+    path, count, status, delay = body.get("path"), body.get("count", 1), body.get("status"), body.get("delay", 0)
+    flags = {name: body.get(name, False) for name in ("drop", "truncate", "lose_response")}
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > 2048:
+        return '"path" must be a path starting with /.'
+    if type(count) is not int or not 1 <= count <= 1_000_000:
+        return '"count" must be a positive integer.'
+    if status is not None and (type(status) is not int or not 100 <= status <= 599):
+        return '"status" must be an HTTP status, 100 to 599.'
+    if type(delay) not in (int, float) or not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY:
+        return f'"delay" must be a number of seconds, 0 to {MAX_DELAY:g}.'
+    if not all(isinstance(flag, bool) for flag in flags.values()):
+        return '"drop", "truncate" and "lose_response" must be true or false.'
+    if status is None and not delay and not any(flags.values()):
+        return f"A fault needs one of {', '.join(_KINDS)}."
+    return Fault(path=path, count=count, status=status, delay=float(delay), **flags)
+
+
 async def faults(request: Request) -> Response:
     state: EmulatorState = request.app.state.emulator
     if request.method == "DELETE":
@@ -81,19 +123,11 @@ async def faults(request: Request) -> Response:
         return JSONResponse({"faults": []})
     if request.method == "POST":
         try:
-            body = json.loads(await request.body())
-            fault = Fault(
-                path=str(body["path"]),
-                count=int(body.get("count", 1)),
-                status=int(body["status"]) if body.get("status") is not None else None,
-                delay=float(body.get("delay", 0.0)),
-                drop=bool(body.get("drop", False)),
-                truncate=bool(body.get("truncate", False)),
-            )
-        except (ValueError, TypeError, KeyError):
-            return api_error(400, 'A fault needs "path" and one of "status", "delay", "drop", "truncate".')
-        if fault.count < 1 or not (fault.status or fault.delay or fault.drop or fault.truncate):
-            return api_error(400, 'A fault needs count >= 1 and one of "status", "delay", "drop", "truncate".')
+            fault = _fault_from(await json_body(request))
+        except ValueError:
+            fault = "A fault is a JSON object."
+        if isinstance(fault, str):
+            return api_error(400, fault)
         with state.lock:
             state.faults.append(fault)
     with state.lock:

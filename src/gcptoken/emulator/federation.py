@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken import certs, jws
-from gcptoken.emulator.responses import api_error, form_of, log_detail, oauth_error
+from gcptoken.emulator.responses import api_error, form_of, json_body, log_detail, oauth_error
 from gcptoken.emulator.state import EmulatorState, Provider
 from gcptoken.errors import CredentialsError, VerificationError
 
@@ -94,7 +94,7 @@ async def mint(request: Request) -> Response:
     """Admin: ``{"claims": {...}, "lifetime": 3600}`` → a token from the emulator's OIDC issuer."""
     state: EmulatorState = request.app.state.emulator
     try:
-        body = await request.json()
+        body = await json_body(request)
     except ValueError:
         body = None
     claims = body.get("claims") if isinstance(body, dict) else None
@@ -118,7 +118,7 @@ async def create_provider(request: Request) -> Response:
     an outside issuer's keys come as ``jwksJson`` (as Google's OIDC providers take them)."""
     state: EmulatorState = request.app.state.emulator
     try:
-        body = await request.json()
+        body = await json_body(request)
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -135,10 +135,12 @@ async def create_provider(request: Request) -> Response:
         )
     jwks_text = body.get("jwksJson", "")
     try:
+        if not isinstance(jwks_text, str):
+            raise TypeError("jwksJson is not a string")
         jwks = json.loads(jwks_text) if jwks_text else {}
         if jwks:
             certs.keys_from_document(jwks, "jwksJson")
-    except (ValueError, TypeError, CredentialsError):
+    except (ValueError, TypeError, RecursionError, CredentialsError):
         return api_error(400, "jwksJson must be a JSON Web Key Set (as a string) with RS256 or ES256 keys.")
     if jwks and not body.get("issuerUri"):
         return api_error(400, "issuerUri is required with jwksJson.")

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken import jws
-from gcptoken.emulator.responses import api_error, log_detail
+from gcptoken.emulator.responses import api_error, json_body, log_detail
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
 
 __all__ = ["routes"]
@@ -86,8 +86,8 @@ async def iam_call(request: Request) -> Response:
     if caller is None:
         return api_error(401, UNAUTHENTICATED)
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        body = await json_body(request, empty={})
+    except ValueError:
         return api_error(400, "Invalid JSON payload received.")
     if not isinstance(body, dict):
         return api_error(400, "Invalid JSON payload received.")
@@ -146,7 +146,7 @@ def _sign_jwt(state: EmulatorState, account: ServiceAccount, body: dict[str, Any
     payload = body.get("payload")
     try:
         claims = json.loads(payload) if isinstance(payload, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         claims = None
     if not isinstance(claims, dict):
         return api_error(400, "Invalid value for payload: must be a JSON object.")

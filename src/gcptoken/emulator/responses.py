@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["api_error", "form_of", "log_detail", "oauth_error"]
+__all__ = ["MAX_BODY", "api_error", "form_of", "json_body", "log_detail", "oauth_error"]
 
 _API_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -17,11 +18,13 @@ _API_STATUS = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",
     500: "INTERNAL",
 }
 
-# Bodies larger than this are refused before parsing: no token request is anywhere near it.
-MAX_BODY = 64 * 1024
+# Bodies larger than this are refused as they arrive (limits.BodyLimit): no token request and no
+# admin call (a JWKS, say) is anywhere near it.
+MAX_BODY = 256 * 1024
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
@@ -54,3 +57,15 @@ def log_detail(request: Request) -> dict[str, Any]:
     """The mutable detail dict the request log records for this request (see app.RequestLog)."""
     detail: dict[str, Any] = request.scope.setdefault("gcptoken.detail", {})
     return detail
+
+
+async def json_body(request: Request, empty: Any = None) -> Any:
+    """The body as JSON (``empty`` when there is none); ValueError for anything that is not JSON,
+    nesting too deep to parse included (a 400 for the caller, never a 500)."""
+    body = await request.body()
+    if not body.strip():
+        return empty
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("not JSON") from None

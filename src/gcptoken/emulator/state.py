@@ -132,6 +132,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     truncate: bool = False
+    lose_response: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v not in (None, False, 0.0) or k in ("path", "count")}
