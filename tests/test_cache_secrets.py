@@ -23,6 +23,18 @@ def _at_the_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
 
 
+def _rsa_shaped_garbage() -> str:
+    """A PKCS#8 PEM that names RSA, with its key material scrambled."""
+    import base64
+
+    pem = jws.generate_rsa_key().private_pem()
+    der = bytearray(base64.b64decode("".join(pem.strip().splitlines()[1:-1])))
+    der[40:200] = bytes(160)
+    body = base64.b64encode(bytes(der)).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----\n"
+
+
 def _forgeries(victim: dict[str, str], emulator: EmulatorClient) -> dict[str, dict[str, str]]:
     public = {k: v for k, v in victim.items() if k != "private_key"}
     other_account = emulator.new_key("other")
@@ -31,12 +43,22 @@ def _forgeries(victim: dict[str, str], emulator: EmulatorClient) -> dict[str, di
         "empty-key": {**public, "private_key": ""},
         "garbage-key": {**public, "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
         "ec-key": {**public, "private_key": jws.generate_ec_key().private_pem()},
+        "rsa-shaped-garbage": {**public, "private_key": _rsa_shaped_garbage()},
         "fresh-rsa-key": {**public, "private_key": jws.generate_rsa_key().private_pem()},
         "another-accounts-key": {**public, "private_key": other_account["private_key"]},
     }
 
 
-FORGERIES = ["public-fields-only", "empty-key", "garbage-key", "ec-key", "fresh-rsa-key", "another-accounts-key"]
+FORGERIES = [
+    "public-fields-only",
+    "empty-key",
+    "garbage-key",
+    "ec-key",
+    "rsa-shaped-garbage",
+    "fresh-rsa-key",
+    "another-accounts-key",
+]
+UNPARSABLE = {"rsa-shaped-garbage"}  # looks like an RSA PEM; only parsing it tells
 REFUSED_AT_LOAD = {"public-fields-only", "empty-key", "garbage-key", "ec-key"}
 
 
@@ -52,6 +74,13 @@ def test_a_forged_key_file_never_gets_the_libraries_cached_tokens(
             load_credentials(forged_path)
         return
     forged = load_credentials(forged_path)
+    if forgery in UNPARSABLE:
+        requests_before = len(emulator.token_requests_by(key_info["client_email"]))
+        with pytest.raises(CredentialsError, match="private_key"):
+            forged.id_token(AUD)  # refused before any cache lookup, and before any request
+        assert len(emulator.token_requests_by(key_info["client_email"])) == requests_before
+        assert victim.id_token(AUD) == cached_id
+        return
     with pytest.raises(TokenRequestError, match="Invalid JWT Signature"):  # it had to ask; Google said no
         forged.id_token(AUD)
     with pytest.raises(TokenRequestError, match="Invalid JWT Signature"):
@@ -139,3 +168,18 @@ def test_another_subject_token_in_the_same_file_is_a_cache_miss(emulator: Emulat
     with pytest.raises(TokenRequestError):
         load_credentials(path).id_token(AUD)
     assert len(emulator.requests("/v1/token")) == sts_before + 1
+
+
+def test_a_federated_identity_without_its_binding_is_told_which_role(
+    emulator: EmulatorClient, tmp_path: Path
+) -> None:
+    federation = Federation(emulator)
+    target = emulator.new_key("ext-unbound")["client_email"]  # no binding for the workload
+    token_file = tmp_path / "subject"
+    token_file.write_text(federation.subject_token())
+    path = tmp_path / "external.json"
+    path.write_text(json.dumps(_external(emulator, federation, token_file, target)))
+    with pytest.raises(TokenRequestError) as denied:
+        load_credentials(path).id_token(AUD)
+    assert denied.value.status == 403
+    assert "roles/iam.workloadIdentityUser" in str(denied.value) and target in str(denied.value)

@@ -180,10 +180,22 @@ class ServiceAccountCredentials(Credentials):
         self.key = key
         self.source = source
         self._key_proof = private_key_proof(key.private_key)
+        self._key_parsed = False
         self.description = f"service account {key.client_email} (key {source})"
 
     def identity(self) -> str | None:
-        key = self.key  # from_info refused a missing, garbage or non-RSA key before any lookup
+        # from_info refused a missing, garbage or non-RSA PEM; the in-process cache also parses the
+        # key first (once per process, and a fetch would anyway), so even a key that only looks
+        # like one is an error before any lookup.
+        if not self._key_parsed:
+            self._signing_ready()
+            self._key_parsed = True
+        return self.shared_identity()
+
+    def shared_identity(self) -> str | None:
+        """For the CLI's disk cache: the PEM digest, without parsing the key (an entry exists only
+        for a key that signed successfully)."""
+        key = self.key
         return service_account_identity(
             key.client_email, key.private_key_id, endpoints.resolve(key.token_uri), self._key_proof
         )
