@@ -170,9 +170,7 @@ def test_another_subject_token_in_the_same_file_is_a_cache_miss(emulator: Emulat
     assert len(emulator.requests("/v1/token")) == sts_before + 1
 
 
-def test_a_federated_identity_without_its_binding_is_told_which_role(
-    emulator: EmulatorClient, tmp_path: Path
-) -> None:
+def test_a_federated_identity_without_its_binding_is_told_which_role(emulator: EmulatorClient, tmp_path: Path) -> None:
     federation = Federation(emulator)
     target = emulator.new_key("ext-unbound")["client_email"]  # no binding for the workload
     token_file = tmp_path / "subject"

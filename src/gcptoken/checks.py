@@ -83,22 +83,21 @@ def host_port(value: str, what: str) -> str:
 
 
 def positive_seconds(text: str) -> float:
-    """A finite, positive number of seconds (argparse ``type=``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgumentError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(f"{text!r} must be a finite number of seconds above 0")
-    return value
+    """A finite number of seconds above 0 (argparse ``type=``: a timeout, an age)."""
+    return _number(text, above_zero=True)
 
 
 def finite_number(text: str) -> float:
     """A finite number, not negative (argparse ``type=``: a moment, a clock skew)."""
+    return _number(text, above_zero=False)
+
+
+def _number(text: str, *, above_zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise InvalidArgumentError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise InvalidArgumentError(f"{text!r} must be a finite number, not negative")
+    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+        bound = "above 0" if above_zero else "not negative"
+        raise InvalidArgumentError(f"{text!r} must be a finite number of seconds, {bound}")
     return value

@@ -43,6 +43,9 @@ class PrivateDir:
 
     def __init__(self, path: str, *, create: bool = True) -> None:
         self.path = path
+        self.fd = -1
+        if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows
+            raise NotPrivateError(f"{path}: this platform cannot open files relative to a checked directory")
         if create:
             parent = os.path.dirname(os.path.abspath(path))
             try:

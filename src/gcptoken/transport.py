@@ -6,6 +6,7 @@ import atexit
 import functools
 import time
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -55,20 +56,29 @@ def _too_slow(request: HttpRequest, limit: float) -> TransportError:
     return TransportError(f"{request.method} {safe_url(request.url)}: timed out (no full answer in {limit:.1f} s)")
 
 
-def _read_sync(raw: httpx.Response, request: HttpRequest, limit: float, started: float) -> bytes:
-    """The body, read as it arrives: never more than ``max_body``, never past ``limit``."""
-    declared = raw.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > request.max_body:
-        raise _too_large(request)
-    chunks, size = [], 0
-    for chunk in raw.iter_bytes():
-        size += len(chunk)
-        if size > request.max_body:
+def _options(request: HttpRequest, limit: float) -> dict[str, Any]:
+    return {"headers": dict(request.headers), "content": request.body, "timeout": httpx.Timeout(limit)}
+
+
+class _Body:
+    """A response body collected as it arrives, refused once it passes ``max_body``."""
+
+    def __init__(self, raw: httpx.Response, request: HttpRequest) -> None:
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.size = 0
+        declared = raw.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > request.max_body:
             raise _too_large(request)
-        if time.monotonic() - started > limit:
-            raise _too_slow(request, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.request.max_body:
+            raise _too_large(self.request)
+        self.chunks.append(chunk)
+
+    def response(self, raw: httpx.Response) -> HttpResponse:
+        return HttpResponse(raw.status_code, raw.headers, b"".join(self.chunks))
 
 
 class HttpxTransport:
@@ -82,14 +92,13 @@ class HttpxTransport:
         limit = _limit(request, self._default)
         started = time.monotonic()
         try:
-            with self._client.stream(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                content=request.body,
-                timeout=httpx.Timeout(limit),
-            ) as raw:
-                return HttpResponse(raw.status_code, raw.headers, _read_sync(raw, request, limit, started))
+            with self._client.stream(request.method, request.url, **_options(request, limit)) as raw:
+                body = _Body(raw, request)
+                for chunk in raw.iter_bytes():  # as it arrives: a drip is cut off at the limit
+                    body.add(chunk)
+                    if time.monotonic() - started > limit:
+                        raise _too_slow(request, limit)
+                return body.response(raw)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise _failure(request, exc) from None
 
@@ -124,23 +133,11 @@ class AsyncHttpxTransport:
             raise _failure(request, exc) from None
 
     async def _exchange(self, request: HttpRequest, limit: float) -> HttpResponse:
-        async with self._client.stream(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            content=request.body,
-            timeout=httpx.Timeout(limit),
-        ) as raw:
-            declared = raw.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > request.max_body:
-                raise _too_large(request)
-            chunks, size = [], 0
+        async with self._client.stream(request.method, request.url, **_options(request, limit)) as raw:
+            body = _Body(raw, request)
             async for chunk in raw.aiter_bytes():
-                size += len(chunk)
-                if size > request.max_body:
-                    raise _too_large(request)
-                chunks.append(chunk)
-            return HttpResponse(raw.status_code, raw.headers, b"".join(chunks))
+                body.add(chunk)
+            return body.response(raw)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -25,6 +25,8 @@ _API_STATUS = {
 # Bodies larger than this are refused as they arrive (limits.BodyLimit): no token request and no
 # admin call (a JWKS, say) is anywhere near it.
 MAX_BODY = 256 * 1024
+# A token request's form is far smaller still; a larger one is an invalid_request, as Google says.
+MAX_FORM = 64 * 1024
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
@@ -45,7 +47,7 @@ async def form_of(request: Request) -> dict[str, str] | None:
     if request.method == "GET":
         return dict(request.query_params)
     body = await request.body()
-    if len(body) > MAX_BODY:
+    if len(body) > MAX_FORM:
         return None
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
