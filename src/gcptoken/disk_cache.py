@@ -14,7 +14,6 @@ identity, which binds a digest of its secret (cache_rules): never keys or refres
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from gcptoken.private_files import NotPrivateError, PrivateDir
 
 TYPE_CHECKING = False  # not typing's: the CLI's cached path reads this module without typing
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
@@ -237,14 +236,17 @@ class DiskTokenCache:
                 os.close(lock)
 
 
-@contextlib.contextmanager
-def _locked(fd: int, offset: int) -> Iterator[None]:
-    """An exclusive lock on one byte of ``fd`` across processes (POSIX record lock)."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-    try:
-        yield
-    finally:
-        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+class _locked:
+    """An exclusive lock on one byte of ``fd`` across processes (POSIX record lock). A class, not
+    contextlib: the CLI's cached path imports this module and must not pay for contextlib."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self.fd, self.offset = fd, offset
+
+    def __enter__(self) -> None:
+        if fcntl is not None:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, self.offset)
+
+    def __exit__(self, *exc: object) -> None:
+        if fcntl is not None:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.offset)
