@@ -153,7 +153,13 @@ def test_sign_blob(iam: Principals) -> None:
 )
 def test_permission_denied_is_googles_403(iam: Principals, method: str, permission: str) -> None:
     target = iam.account("target")
-    response = iam.call(target, method, {"audience": AUD, "scope": ["s"], "payload": "e30="})
+    body = {
+        "generateIdToken": {"audience": AUD},
+        "generateAccessToken": {"scope": ["s"]},
+        "signJwt": {"payload": "{}"},
+        "signBlob": {"payload": "e30="},
+    }[method]
+    response = iam.call(target, method, body)
     assert response.status_code == 403
     assert response.json() == {
         "error": {

@@ -101,6 +101,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
             Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
             Route("/tokeninfo", tokeninfo, methods=info_methods),
+            Route("/oauth2/v1/tokeninfo", tokeninfo, methods=info_methods),
             Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
             Route("/", metadata.root, methods=["GET"]),
             *metadata.routes,

@@ -6,9 +6,10 @@ import email.utils
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gcptoken import endpoints, jws
+from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import form_of, oauth_error
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.errors import VerificationError
@@ -79,10 +80,17 @@ def _as_text(value: Any) -> Any:
 
 
 async def tokeninfo(request: Request) -> Response:
+    """The token as a query parameter, a form field, or (Node's ``getTokenInfo``) an
+    ``Authorization: Bearer`` header on a POST with no body: an access token."""
     state: EmulatorState = request.app.state.emulator
     form = await form_of(request)
     if form is None:
         return _invalid()
+    if request.method == "POST":
+        form = {**dict(request.query_params), **form}
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if not form.get("id_token") and not form.get("access_token") and scheme.lower() == "bearer" and bearer.strip():
+        form["access_token"] = bearer.strip()
     if form.get("id_token"):
         return _id_token_info(state, form["id_token"])
     if form.get("access_token"):

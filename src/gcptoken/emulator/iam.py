@@ -16,10 +16,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gcptoken import jws
+from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, json_body, log_detail
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
 
@@ -38,6 +39,15 @@ UNAUTHENTICATED = (
     "valid authentication credential."
 )
 _LIFETIME = re.compile(r"(\d+)(?:\.\d+)?s")
+# The request fields each method's protobuf has (JSON names; snake_case spellings are accepted too,
+# as protobuf JSON does). Anything else is refused as Google refuses it.
+FIELDS = {
+    "generateIdToken": ("name", "delegates", "audience", "includeEmail", "useEmailAzp"),
+    "generateAccessToken": ("name", "delegates", "scope", "lifetime"),
+    "signJwt": ("name", "delegates", "payload"),
+    "signBlob": ("name", "delegates", "payload"),
+}
+_BOOLEANS = ("includeEmail", "useEmailAzp")
 _DELEGATE = re.compile(r"projects/-/serviceAccounts/(.+)")
 
 
@@ -54,6 +64,29 @@ def _caller(state: EmulatorState, request: Request) -> tuple[str, ...] | None:
     if grant is None or grant.expires_at <= state.clock():
         return None
     return grant.members()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[A-Z]", lambda match: "_" + match.group(0).lower(), name)
+
+
+def _protobuf_fields(method: str, body: dict[str, Any]) -> dict[str, Any] | Response:
+    """``body`` with JSON names and real booleans, or Google's 400 for an unknown field or a value
+    that is not a boolean (protobuf JSON takes ``true`` and ``"true"`` alike)."""
+    known = {name: name for name in FIELDS[method]} | {_snake(name): name for name in FIELDS[method]}
+    fields: dict[str, Any] = {}
+    for given, value in body.items():
+        name = known.get(given)
+        if name is None:
+            return api_error(400, f'Invalid JSON payload received. Unknown name "{given[:100]}": Cannot find field.')
+        if name in _BOOLEANS:
+            if value in ("true", "false"):
+                value = value == "true"
+            elif not isinstance(value, bool):
+                shown = json.dumps(value)[:40]
+                return api_error(400, f"Invalid value at '{_snake(name)}' (TYPE_BOOL), {shown}")
+        fields[name] = value
+    return fields
 
 
 def _delegate_emails(delegates: list[Any]) -> list[str] | None:
@@ -91,6 +124,9 @@ async def iam_call(request: Request) -> Response:
         return api_error(400, "Invalid JSON payload received.")
     if not isinstance(body, dict):
         return api_error(400, "Invalid JSON payload received.")
+    body = _protobuf_fields(method, body)
+    if isinstance(body, Response):
+        return body
     delegates = body.get("delegates") or []
     if not isinstance(delegates, list):
         return api_error(400, "Invalid value at 'delegates'.")
@@ -117,6 +153,8 @@ def _generate_id_token(state: EmulatorState, account: ServiceAccount, body: dict
     claims = state.identity_claims(account, audience)
     if body.get("includeEmail") is True:
         claims.update({"email": account.email, "email_verified": True})
+    if body.get("useEmailAzp") is True:  # Node's and Java's clients ask for it: azp as in the key flow
+        claims["azp"] = account.email
     return JSONResponse({"token": state.sign_id_token(dict(sorted(claims.items())))})
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gcptoken import endpoints, jws
+from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState
 from gcptoken.errors import VerificationError
@@ -112,8 +113,10 @@ def _refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any])
     for name in ("client_id", "client_secret", "refresh_token"):
         if not form.get(name):
             return oauth_error("invalid_request", f"Missing required parameter: {name}")
-    if form["client_id"] != client_id or form["client_secret"] != client_secret:
+    if form["client_id"] != client_id:
         return oauth_error("invalid_client", "The OAuth client was not found.", status=401)
+    if form["client_secret"] != client_secret:  # the client exists; its secret is wrong
+        return oauth_error("invalid_client", "Unauthorized", status=401)
     grant = state.refresh_tokens.get(form["refresh_token"])
     if grant is None or grant.client_id != client_id:
         return oauth_error("invalid_grant", "Token has been expired or revoked.")

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["MAX_BODY", "api_error", "form_of", "json_body", "log_detail", "oauth_error"]
+__all__ = ["MAX_BODY", "GoogleJSONResponse", "api_error", "form_of", "json_body", "log_detail", "oauth_error"]
 
 _API_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -29,14 +29,20 @@ MAX_BODY = 256 * 1024
 MAX_FORM = 64 * 1024
 
 
+class GoogleJSONResponse(JSONResponse):
+    """JSON as Google's front ends send it: ``Content-Type: application/json; charset=utf-8``."""
+
+    media_type = "application/json; charset=utf-8"
+
+
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
     """``{"error": …, "error_description": …}`` as oauth2.googleapis.com answers."""
-    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+    return GoogleJSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
 def api_error(status: int, message: str) -> JSONResponse:
     """``{"error": {"code", "message", "status"}}`` as Google's JSON APIs answer."""
-    return JSONResponse(
+    return GoogleJSONResponse(
         {"error": {"code": status, "message": message, "status": _API_STATUS.get(status, "UNKNOWN")}},
         status_code=status,
     )

@@ -38,7 +38,14 @@ class AsgiServer:
         self.port: int = port
         self.host_port = f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
         self.url = f"http://{self.host_port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
+        )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -169,6 +169,9 @@ class Instance:
     zone_name: str = "us-central1-a"
     creation_timestamp: int = field(default_factory=lambda: int(time.time()))
     scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/cloud-platform",)
+    # Custom metadata (``instance/attributes/``, ``project/attributes/``), set through the admin API.
+    attributes: dict[str, str] = field(default_factory=dict)
+    project_attributes: dict[str, str] = field(default_factory=dict)
 
     @property
     def zone(self) -> str:
