@@ -215,8 +215,8 @@ def test_certs_endpoints_publish_the_signing_keys_with_cache_control(emulator: E
 
 def test_rotation_keeps_the_previous_key_published_and_retiring_removes_it(emulator: EmulatorClient) -> None:
     before = emulator.state.current_key.kid
-    rotated = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate").json()
-    assert rotated["kid"] != before
+    rotated = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate", json={"immediate": True}).json()
+    assert rotated["kid"] != before and rotated["currentKid"] == rotated["kid"]
     assert rotated["signingKeyIds"][:2] == [rotated["kid"], before]
     published = [key["kid"] for key in httpx.get(f"{emulator.url}/oauth2/v3/certs").json()["keys"]]
     assert before in published and rotated["kid"] in published
@@ -225,6 +225,36 @@ def test_rotation_keeps_the_previous_key_published_and_retiring_removes_it(emula
     assert httpx.delete(f"{emulator.url}/emulator/v1/signingKeys/{before}").status_code == 200
     assert before not in httpx.get(f"{emulator.url}/oauth2/v1/certs").json()
     assert httpx.delete(f"{emulator.url}/emulator/v1/signingKeys/{before}").status_code == 404
+
+
+def test_rotation_publishes_first_and_signs_after_the_published_max_age(
+    emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = emulator.state
+    now = [state.clock()]
+    monkeypatch.setattr(state, "clock", lambda: now[0])
+    signing = state.current_key.kid
+    max_age = int(
+        httpx.get(f"{emulator.url}/oauth2/v3/certs").headers["cache-control"].split("max-age=")[1].split(",")[0]
+    )
+    rotated = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate").json()
+    published = [key["kid"] for key in httpx.get(f"{emulator.url}/oauth2/v3/certs").json()["keys"]]
+    assert rotated["kid"] in published and rotated["currentKid"] == signing  # published, not yet signing
+    assert rotated["switchAt"] == pytest.approx(now[0] + state.certs_max_age)
+    now[0] += max_age - 10
+    left = httpx.get(f"{emulator.url}/oauth2/v1/certs").headers["cache-control"]
+    assert "max-age=10," in left  # caches are told to come back before the switch
+    assert state.current_key.kid == signing
+    with pytest.raises(ValueError, match="about to sign"):
+        state.retire_signing_key(rotated["kid"])
+    now[0] += 10
+    assert state.current_key.kid == rotated["kid"]  # the switch came
+    assert f"max-age={state.certs_max_age}," in httpx.get(f"{emulator.url}/oauth2/v3/certs").headers["cache-control"]
+    again = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate").json()
+    promoted = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:promote").json()
+    assert promoted["currentKid"] == again["kid"] != rotated["kid"] and promoted["switchAt"] is None
+    bad = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate", json={"immediate": "yes"})
+    assert bad.status_code == 400
 
 
 def _token(emulator: EmulatorClient, sa: ServiceAccountKey, **extra: str) -> str:

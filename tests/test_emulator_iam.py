@@ -153,13 +153,13 @@ def test_sign_blob(iam: Principals) -> None:
 )
 def test_permission_denied_is_googles_403(iam: Principals, method: str, permission: str) -> None:
     target = iam.account("target")
-    body = {
+    bodies: dict[str, dict[str, Any]] = {
         "generateIdToken": {"audience": AUD},
         "generateAccessToken": {"scope": ["s"]},
         "signJwt": {"payload": "{}"},
         "signBlob": {"payload": "e30="},
-    }[method]
-    response = iam.call(target, method, body)
+    }
+    response = iam.call(target, method, bodies[method])
     assert response.status_code == 403
     assert response.json() == {
         "error": {

@@ -310,7 +310,7 @@ def test_rotation_new_key_is_picked_up_and_previous_key_still_verifies(
     old = Forger(emulator)
     old_token = old.sign()
     verifier.verify(old_token, now=NOW)
-    emulator.state.rotate_signing_key()
+    emulator.state.rotate_signing_key(immediate=True)  # signing switches at once: the unknown-kid path
     new_token = Forger(emulator).sign()
     assert Forger(emulator).key.kid != old.key.kid
     timer.now += 31  # past the refetch rate limit

@@ -43,6 +43,7 @@ GOOGLE_HOSTS = frozenset(
         "accounts.google.com",
         "iamcredentials.googleapis.com",
         "sts.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
         "www.gstatic.com",
     }
 )

@@ -141,10 +141,31 @@ async def create_user_credentials(request: Request) -> Response:
 
 
 async def rotate_signing_key(request: Request) -> Response:
+    """Publish a new signing key; it signs once the published certs max-age has run out (or at
+    once with ``{"immediate": true}``, or on ``signingKeys:promote``)."""
     state = _state(request)
-    new = state.rotate_signing_key()
+    body = await json_object(request)
+    immediate = body.get("immediate", False) if body is not None else None
+    if not isinstance(immediate, bool):
+        return api_error(400, '"immediate" must be true or false.')
+    new = state.rotate_signing_key(immediate=immediate)
     state.changed()
-    return JSONResponse({"kid": new.kid, "signingKeyIds": [key.kid for key in state.issuer_keys]})
+    return JSONResponse(_signing(state) | {"kid": new.kid})
+
+
+async def promote_signing_key(request: Request) -> Response:
+    state = _state(request)
+    state.promote_signing_key()
+    state.changed()
+    return JSONResponse(_signing(state))
+
+
+def _signing(state: EmulatorState) -> dict[str, Any]:
+    return {
+        "signingKeyIds": [key.kid for key in state.issuer_keys],
+        "currentKid": state.current_key.kid,
+        "switchAt": state.switch_at,
+    }
 
 
 async def retire_signing_key(request: Request) -> Response:
@@ -178,6 +199,7 @@ routes = [
     Route("/emulator/v1/policies/credentialLifetimeExtension", lifetime_extension, methods=["GET", "PUT"]),
     Route("/emulator/v1/users", create_user_credentials, methods=["POST"]),
     Route("/emulator/v1/signingKeys:rotate", rotate_signing_key, methods=["POST"]),
+    Route("/emulator/v1/signingKeys:promote", promote_signing_key, methods=["POST"]),
     Route("/emulator/v1/signingKeys/{kid}", retire_signing_key, methods=["DELETE"]),
     Route("/emulator/v1/requests", requests_log, methods=["GET", "DELETE"]),
 ]

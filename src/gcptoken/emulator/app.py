@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, faults, federation, firebase, iam, iap, metadata
+from gcptoken.emulator import admin, faults, federation, firebase, iam, iap, metadata, resourcemanager
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.limits import BodyLimit
@@ -106,6 +106,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
             Route("/", metadata.root, methods=["GET"]),
             *metadata.routes,
             *iam.routes,
+            *resourcemanager.routes,
             *federation.routes,
             *iap.routes,
             *firebase.routes,

@@ -18,7 +18,7 @@ __all__ = ["certs_v1", "certs_v3", "openid_configuration", "tokeninfo"]
 
 
 def _cache_headers(state: EmulatorState) -> dict[str, str]:
-    max_age = state.certs_max_age
+    max_age = state.certs_cache_seconds()
     return {
         "Cache-Control": f"public, max-age={max_age}, must-revalidate, no-transform",
         "Expires": email.utils.formatdate(state.clock() + max_age, usegmt=True),

@@ -226,6 +226,8 @@ class EmulatorState:
         self.instance = Instance(project_number)
         self.service_accounts: dict[str, ServiceAccount] = {}
         self.issuer_keys: list[IssuerKey] = [IssuerKey.create()]  # newest first
+        self.signing_kid = self.issuer_keys[0].kid
+        self.switch_at: float | None = None  # when signing moves to the newest published key
         self.access_tokens: dict[str, AccessTokenGrant] = {}
         self.requests: list[dict[str, Any]] = []
         # roles/iam.serviceAccountTokenCreator: target email → members allowed to act as it.
@@ -389,19 +391,48 @@ class EmulatorState:
 
     @property
     def current_key(self) -> IssuerKey:
-        return self.issuer_keys[0]
+        """The key that signs now: a rotated-in key only once its switch time has come."""
+        with self.lock:
+            if self.switch_at is not None and self.clock() >= self.switch_at:
+                self._promote()
+            return next((key for key in self.issuer_keys if key.kid == self.signing_kid), self.issuer_keys[0])
 
-    def rotate_signing_key(self) -> IssuerKey:
-        """A new current key; the previous ones stay published (up to PUBLISHED_KEYS in all)."""
+    def _promote(self) -> None:
+        self.signing_kid, self.switch_at = self.issuer_keys[0].kid, None
+
+    def rotate_signing_key(self, immediate: bool = False) -> IssuerKey:
+        """Publish a new key, as Google does, before signing with it: signing moves to it once the
+        certs max-age published until now has run out, so every cache that honours Cache-Control
+        holds it by then (``immediate``: at once, for tests of unknown-kid handling). The previous
+        keys stay published (up to PUBLISHED_KEYS in all)."""
         new = IssuerKey.create()
         with self.lock:
             self.issuer_keys = [new, *self.issuer_keys][:PUBLISHED_KEYS]
+            if immediate:
+                self._promote()
+            else:
+                self.switch_at = self.clock() + self.certs_max_age
         return new
+
+    def promote_signing_key(self) -> IssuerKey:
+        """Sign with the newest published key now (the admin's ``signingKeys:promote``)."""
+        with self.lock:
+            self._promote()
+        return self.current_key
+
+    def certs_cache_seconds(self) -> int:
+        """The max-age the certs endpoints publish: until the next switch, at most certs_max_age."""
+        with self.lock:
+            if self.switch_at is None:
+                return self.certs_max_age
+            return max(0, min(self.certs_max_age, int(self.switch_at - self.clock())))
 
     def retire_signing_key(self, kid: str) -> None:
         with self.lock:
             if self.current_key.kid == kid:
                 raise ValueError("the current signing key cannot be retired; rotate first")
+            if self.switch_at is not None and self.issuer_keys[0].kid == kid:
+                raise ValueError("the key about to sign cannot be retired; promote or rotate first")
             remaining = [key for key in self.issuer_keys if key.kid != kid]
             if len(remaining) == len(self.issuer_keys):
                 raise KeyError(kid)
@@ -487,6 +518,8 @@ class EmulatorState:
                 "project_id": self.project_id,
                 "project_number": self.project_number,
                 "issuer_keys": [key.key.private_pem() for key in self.issuer_keys],
+                "signing_kid": self.signing_kid,
+                "switch_at": self.switch_at,
                 "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
                 "lifetime_extension": sorted(self.lifetime_extension),
                 "oauth_client": list(self.oauth_client),
@@ -537,6 +570,8 @@ class EmulatorState:
     def _from_json(cls, data: dict[str, Any], **options: Any) -> EmulatorState:
         state = cls(project_id=data["project_id"], project_number=data["project_number"], **options)
         state.issuer_keys = [IssuerKey.create(jws.load_private_key_pem(pem)) for pem in data["issuer_keys"]]
+        state.signing_kid = data.get("signing_kid") or state.issuer_keys[0].kid
+        state.switch_at = data.get("switch_at")
         state.service_accounts = {}
         for entry in data["service_accounts"]:
             account = ServiceAccount(entry["email"], entry["unique_id"], state.project_id, entry["display_name"])
