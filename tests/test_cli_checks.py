@@ -67,7 +67,9 @@ def _files(tmp_path: Path, key_info: dict[str, str]) -> dict[str, str]:
             "credential_source": {"url": "http://127.0.0.1:9/t", "headers": ["x"]},
         },
     }
-    paths = {}
+    paths = {"fifo": str(tmp_path / "fifo.json"), "huge": str(tmp_path / "huge.json")}
+    os.mkfifo(paths["fifo"])  # a reader that opened it would wait for a writer for ever
+    (tmp_path / "huge.json").write_text(json.dumps({"type": "service_account", "pad": "x" * (2 << 20)}))
     for name, content in contents.items():
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(content))
@@ -146,6 +148,10 @@ BAD = [
         "not an object",
     ),
     ("file-url-headers", ["access", "--credentials", "{headers-not-object}"], {}, 3, "'headers'"),
+    ("credentials-dev-zero", ["id", AUD, "--credentials", "/dev/zero"], {}, 3, "not a regular file"),
+    ("credentials-fifo", ["id", AUD, "--credentials", "{fifo}"], {}, 3, "not a regular file"),
+    ("credentials-huge", ["id", AUD, "--credentials", "{huge}"], {}, 3, "larger than"),
+    ("env-dev-zero", ["access"], {"GOOGLE_APPLICATION_CREDENTIALS": "/dev/zero"}, 3, "not a regular file"),
     ("env-file-missing", ["id", AUD], {"GOOGLE_APPLICATION_CREDENTIALS": "{tmp}/gone.json"}, 3, "GOOGLE_APPLICATION_"),
     ("decode-access-token", ["decode", "ya29.a0AfB_byC-opaque"], {}, 1, "gcptoken info"),
     ("decode-refresh-token", ["decode", SECRET], {}, 1, "revoke"),

@@ -7,13 +7,13 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from gcptoken import endpoints, jws
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.flows import Flow, get_json_flow
+from gcptoken.private_files import UnreadableFile, read_small_file
 
 __all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]
 
@@ -57,9 +57,11 @@ def keys_from_document(document: Any, where: str) -> KeySet:
 
 def keys_from_file(path: str | os.PathLike[str]) -> KeySet:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(read_small_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise CredentialsError(f"certs file {path} does not exist") from None
+    except UnreadableFile as exc:
+        raise CredentialsError(f"certs file {path} {exc}") from None
     except (OSError, UnicodeDecodeError, ValueError):
         raise CredentialsError(f"certs file {path} is not readable JSON") from None
     return keys_from_document(document, f"certs file {path}")

@@ -16,6 +16,7 @@ from gcptoken.cache import TokenCache, default_cache
 from gcptoken.cache_rules import cache_key, private_key_proof, secret_digest, service_account_identity, user_identity
 from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
+from gcptoken.private_files import UnreadableFile, read_small_file
 from gcptoken.sources import external_account, fields, gcloud, iam, metadata, service_account, user
 from gcptoken.tokens import Token
 
@@ -579,11 +580,13 @@ def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials:
         return default_credentials()
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_small_file(file).decode("utf-8")
     except FileNotFoundError:
         raise CredentialsError(f"credential file {file} does not exist") from None
     except IsADirectoryError:
         raise CredentialsError(f"credential file {file} is a directory") from None
+    except UnreadableFile as exc:
+        raise CredentialsError(f"credential file {file} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CredentialsError(f"credential file {file} cannot be read: {type(exc).__name__}") from None
     try:

@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 
-__all__ = ["NotPrivateError", "PrivateDir"]
+__all__ = ["MAX_SMALL_FILE", "NotPrivateError", "PrivateDir", "UnreadableFile", "read_small_file"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -149,3 +149,34 @@ class PrivateDir:
         except FileNotFoundError:
             return False
         return True
+
+
+MAX_SMALL_FILE = 1 << 20
+
+
+class UnreadableFile(Exception):
+    """A file that is not a small regular file; ``str()`` says why in a few words."""
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE) -> bytes:
+    """A credential-sized file's bytes. A FIFO, a device (``/dev/zero``) or a file over ``limit``
+    is refused at once instead of stalling or filling memory; FileNotFoundError and
+    IsADirectoryError pass through for the caller's own words."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile("is not a regular file")
+        if info.st_size > limit:
+            raise UnreadableFile(f"is larger than {limit} bytes")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            data = handle.read(limit + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:
+        raise UnreadableFile(f"is larger than {limit} bytes")
+    return data

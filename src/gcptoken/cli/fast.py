@@ -19,7 +19,7 @@ from gcptoken import endpoints, locations
 from gcptoken.cache_rules import cache_key, private_key_proof, service_account_identity, user_identity
 from gcptoken.disk_cache import fresh_entry, read_tokens
 from gcptoken.pem import rsa_private_key_problem
-from gcptoken.private_files import NotPrivateError, PrivateDir
+from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms
 if TYPE_CHECKING:
@@ -73,9 +73,8 @@ def _text(info: dict[str, Any], name: str) -> str:
 
 def _identity_and_default_audience(path: str) -> tuple[str, str | None] | None:
     try:
-        with open(path, encoding="utf-8") as handle:
-            info = json.load(handle)
-    except (OSError, ValueError, UnicodeDecodeError):
+        info = json.loads(read_small_file(path))  # never a FIFO or /dev/zero: no stall here
+    except (OSError, ValueError, UnicodeDecodeError, UnreadableFile):
         return None
     if not isinstance(info, dict):
         return None

@@ -22,6 +22,7 @@ from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TokenRequestError
 from gcptoken.flows import Flow, HttpRequest
+from gcptoken.private_files import UnreadableFile, read_small_file
 from gcptoken.sources import fields
 from gcptoken.sources.oauth2 import access_token_from, post_form
 from gcptoken.tokens import Token
@@ -125,9 +126,11 @@ def _extract(config: ExternalAccountConfig, raw: str, origin: str) -> str:
 def subject_token_from_file(config: ExternalAccountConfig) -> str:
     path = Path(str(config.credential_source["file"]))
     try:
-        return _extract(config, path.read_text(encoding="utf-8"), f"subject token file {path}")
+        return _extract(config, read_small_file(path).decode("utf-8"), f"subject token file {path}")
     except FileNotFoundError:
         raise CredentialsError(f"{config.where}: subject token file {path} does not exist") from None
+    except UnreadableFile as exc:
+        raise CredentialsError(f"{config.where}: subject token file {path} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CredentialsError(
             f"{config.where}: subject token file {path} cannot be read ({type(exc).__name__})"
@@ -185,8 +188,8 @@ def _from_executable(config: ExternalAccountConfig, impersonated_email: str | No
 def _executable_response(config: ExternalAccountConfig, path: Path, allow_expired_failure: bool) -> str | None:
     """A still-valid token cached by the executable in its output file, else None."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_small_file(path).decode("utf-8")
+    except (OSError, UnreadableFile, UnicodeDecodeError):
         return None
     if not text.strip():
         return None
