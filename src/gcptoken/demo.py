@@ -4,6 +4,10 @@ machine."""
 
 from __future__ import annotations
 
+from gcptoken.extras import require
+
+require("emulator", "gcptoken demo")  # before any import of its modules: one clear line if missing
+
 import json
 import os
 import shutil

@@ -8,6 +8,10 @@ issuer's keys cannot be fetched at all, 503.
 
 from __future__ import annotations
 
+from gcptoken.extras import require
+
+require("asgi", "gcptoken.integrations.asgi")  # before any import of its modules: one clear line if missing
+
 import logging
 from collections.abc import Collection
 from typing import Any

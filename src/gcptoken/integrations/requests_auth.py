@@ -5,6 +5,12 @@ requests is not a dependency of gcptoken: this module is for programs that alrea
 
 from __future__ import annotations
 
+from gcptoken.extras import require
+
+require(
+    "requests", "gcptoken.integrations.requests_auth"
+)  # before any import of its modules: one clear line if missing
+
 from typing import Any
 
 import requests

@@ -1,0 +1,36 @@
+"""Optional parts and the extras that install them. The core (tokens and verification) needs only
+cryptography and httpx; servers and integrations with other libraries come with an extra, and
+using one without it says which ``pip install`` to run instead of raising ModuleNotFoundError."""
+
+from __future__ import annotations
+
+import importlib
+
+from gcptoken.errors import GcpTokenError
+
+__all__ = ["EXTRAS", "MissingExtra", "require"]
+
+# extra → the modules it provides
+EXTRAS = {
+    "emulator": ("starlette", "uvicorn"),
+    "asgi": ("starlette",),
+    "requests": ("requests",),
+}
+
+
+class MissingExtra(ImportError, GcpTokenError):
+    """A feature whose extra is not installed; ``str()`` is the one line to show."""
+
+
+def require(extra: str, feature: str) -> None:
+    """Import ``extra``'s modules, or raise MissingExtra naming the install command."""
+    for module in EXTRAS[extra]:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and exc.name.split(".")[0] != module:
+                raise  # something else is missing: not ours to explain
+            raise MissingExtra(
+                f"{feature} needs {module}, which comes with gcptoken's '{extra}' extra: "
+                f"pip install 'gcptoken[{extra}]'"
+            ) from None
