@@ -207,7 +207,7 @@ def run(out: TextIO) -> bool:
                         True,
                         "0",
                         answer="refused before any request: use --impersonate-service-account",
-                        command=f"gcptoken id {SERVICE}   # with user credentials: exit 3, says why",
+                        command=f"gcptoken id {SERVICE}   # with user credentials: exit 1, says why",
                     )
                 )
             other, _, _ = demo.fetch(load_credentials(key_path), "https://another-service.a.run.app")
