@@ -157,3 +157,81 @@ def test_the_cached_path_loads_almost_nothing(env: dict[str, str], capsys: pytes
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(".") == 2  # the token
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+# -- every credential kind answers from the cache ---------------------------------------------------
+
+
+def _impersonated_file(emulator: EmulatorClient, tmp_path: Path, key_info: dict[str, str]) -> Path:
+    target = emulator.new_key("fast-imp")["client_email"]
+    delegate = emulator.new_key("fast-del")["client_email"]
+    emulator.state.grant_token_creator(delegate, f"serviceAccount:{key_info['client_email']}")
+    emulator.state.grant_token_creator(target, f"serviceAccount:{delegate}")
+    info = {
+        "type": "impersonated_service_account",
+        "service_account_impersonation_url": (
+            f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+        ),
+        "delegates": [f"projects/-/serviceAccounts/{delegate}"],
+        "source_credentials": key_info,
+    }
+    return write_key_file(tmp_path, info, "impersonated.json")
+
+
+def _external_file(emulator: EmulatorClient, tmp_path: Path, impersonate: bool) -> Path:
+    from tests.test_emulator_federation import JWT_TYPE, Federation
+
+    federation = Federation(emulator)
+    (tmp_path / "subject.json").write_text(json.dumps({"token": federation.subject_token()}))
+    info: dict[str, object] = {
+        "type": "external_account",
+        "audience": federation.audience,
+        "subject_token_type": JWT_TYPE,
+        "credential_source": {
+            "file": str(tmp_path / "subject.json"),
+            "format": {"type": "json", "subject_token_field_name": "token"},
+        },
+    }
+    if impersonate:
+        target = emulator.new_key("fast-ext")["client_email"]
+        emulator.state.grant_token_creator(target, f"principal:{federation.pool_resource}/subject/workload-1")
+        info["service_account_impersonation_url"] = (
+            f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+        )
+        info["service_account_impersonation"] = {"token_lifetime_seconds": 1200}
+    return write_key_file(tmp_path, info, "external.json")
+
+
+@pytest.mark.parametrize("kind", ["impersonated-file", "external-impersonating", "external-federated", "metadata"])
+def test_every_kind_answers_from_the_cache(
+    emulator: EmulatorClient,
+    env: dict[str, str],
+    key_info: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    if kind == "impersonated-file":
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_impersonated_file(emulator, tmp_path, key_info)))
+    elif kind.startswith("external"):
+        path = _external_file(emulator, tmp_path, impersonate=kind == "external-impersonating")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    else:
+        monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+        monkeypatch.delenv("NO_GCE_CHECK")
+        for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP"):
+            monkeypatch.setenv(name, emulator.host_port)
+    forms = [["access"]] if kind == "external-federated" else [["id", AUD], ["access"]]
+    for argv in forms:
+        assert run_fast(argv, capsys) is None
+        expected = run_full(argv, capsys)
+        before = len(emulator.requests())
+        assert run_fast(argv, capsys) == expected  # from the disk cache
+        assert len(emulator.requests()) == before  # no ping, no exchange: nothing at all was asked
+    if kind.startswith("external"):  # another subject token in the file is another identity
+        (tmp_path / "subject.json").write_text(json.dumps({"token": "another-token"}))
+        assert run_fast(["access"], capsys) is None
+    if kind == "metadata":
+        monkeypatch.setenv("NO_GCE_CHECK", "true")  # then ADC would not use the metadata server
+        assert run_fast(["id", AUD], capsys) is None

@@ -15,10 +15,14 @@ import hashlib
 __all__ = [
     "MAX_MARGIN",
     "cache_key",
+    "external_identity",
+    "impersonated_identity",
+    "metadata_identity",
     "private_key_proof",
     "refresh_margin",
     "secret_digest",
     "service_account_identity",
+    "subject_token_proof",
     "user_identity",
 ]
 
@@ -55,3 +59,24 @@ def user_identity(client_id: str, refresh_token: str) -> str:
     """A user credential's identity (before its token endpoint): a one-way digest of the refresh
     token, never the token."""
     return f"authorized_user|{client_id}|{secret_digest('refresh_token', refresh_token)}"
+
+
+def impersonated_identity(
+    source_identity: str, chain: list[str], include_email: bool, lifetime: int, iam_base: str
+) -> str:
+    """Impersonation's identity: its source's (secret-bound) identity and what it asks IAM for."""
+    return f"impersonated|{source_identity}|{','.join(chain)}|{include_email}|{lifetime}|{iam_base}"
+
+
+def external_identity(audience: str, token_url: str, proof: str) -> str:
+    """A federated identity: the provider, the STS endpoint, and proof of its subject token."""
+    return f"external_account|{audience}|{token_url}|{proof}"
+
+
+def subject_token_proof(subject_token: str) -> str:
+    return secret_digest("subject_token", subject_token)
+
+
+def metadata_identity(host: str, token_format: str, include_license: bool) -> str:
+    """The metadata server holds the secret: its host (and the instance's account) is the identity."""
+    return f"metadata|{host}|{token_format}|{include_license}"

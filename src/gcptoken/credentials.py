@@ -13,7 +13,16 @@ from typing import Any, TypeVar
 
 from gcptoken import endpoints
 from gcptoken.cache import TokenCache, default_cache
-from gcptoken.cache_rules import cache_key, private_key_proof, secret_digest, service_account_identity, user_identity
+from gcptoken.cache_rules import (
+    cache_key,
+    external_identity,
+    impersonated_identity,
+    metadata_identity,
+    private_key_proof,
+    service_account_identity,
+    subject_token_proof,
+    user_identity,
+)
 from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.flows import Flow, run_async, run_sync
 from gcptoken.private_files import UnreadableFile, read_small_file
@@ -291,10 +300,10 @@ class FederatedCredentials(Credentials):
         # are cached for this very object only.
         config = self.config
         if "file" in config.credential_source:
-            proof = secret_digest("subject_token", external_account.subject_token_from_file(config))
+            proof = subject_token_proof(external_account.subject_token_from_file(config))
         else:
             proof = f"object:{self._object_scope}"
-        return f"external_account|{config.audience}|{endpoints.resolve(config.token_url)}|{proof}"
+        return external_identity(config.audience, endpoints.resolve(config.token_url), proof)
 
     def shared_identity(self) -> str | None:
         return self.identity() if "file" in self.config.credential_source else None
@@ -384,7 +393,7 @@ class MetadataCredentials(Credentials):
         self.host = host
 
     def identity(self) -> str | None:
-        return f"metadata|{metadata.metadata_host(self.host)}|{self.token_format}|{self.include_license}"
+        return metadata_identity(metadata.metadata_host(self.host), self.token_format, self.include_license)
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         return metadata.id_token_flow(audience, self.token_format, self.include_license, self.host)
@@ -448,9 +457,10 @@ class ImpersonatedCredentials(Credentials):
         return None if source is None else self._over(source)
 
     def _over(self, source_identity: str) -> str:
-        chain = ",".join([*self.delegates, self.target])
-        base = endpoints.resolve(self.iam_base)
-        return f"impersonated|{source_identity}|{chain}|{self.include_email}|{self.lifetime}|{base}"
+        chain = [*self.delegates, self.target]
+        return impersonated_identity(
+            source_identity, chain, self.include_email, self.lifetime, endpoints.resolve(self.iam_base)
+        )
 
     @classmethod
     def from_chain(cls, source: Credentials, chain: str, **options: Any) -> ImpersonatedCredentials:

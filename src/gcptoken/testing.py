@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ _accounts = itertools.count(1)
 CLOSED_LOOPBACK = "127.0.0.1:9"
 
 
-def write_key_file(directory: Path, key: dict[str, str], name: str = "key.json") -> Path:
+def write_key_file(directory: Path, key: Mapping[str, Any], name: str = "key.json") -> Path:
     path = directory / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

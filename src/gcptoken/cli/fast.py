@@ -16,10 +16,20 @@ import sys
 import time
 
 from gcptoken import endpoints, locations
-from gcptoken.cache_rules import cache_key, private_key_proof, service_account_identity, user_identity
+from gcptoken.cache_rules import (
+    cache_key,
+    external_identity,
+    impersonated_identity,
+    metadata_identity,
+    private_key_proof,
+    service_account_identity,
+    subject_token_proof,
+    user_identity,
+)
 from gcptoken.disk_cache import fresh_entry, read_tokens
 from gcptoken.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
+from gcptoken.subject_token import subject_token_in
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms
 if TYPE_CHECKING:
@@ -28,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["answer_from_cache"]
 
 _CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+# As sources.external_account and sources.metadata say (not imported: they load httpx's world).
+STS_URL = "https://sts.googleapis.com/v1/token"
+DEFAULT_METADATA_HOST = "metadata.google.internal"
 _OPTIONS = {
     "id": ("--audience", "--credentials", "--format", "--timeout"),
     "access": ("--scopes", "--credentials", "--format", "--timeout"),
@@ -76,20 +89,97 @@ def _identity_and_default_audience(path: str) -> tuple[str, str | None] | None:
         info = json.loads(read_small_file(path))  # never a FIFO or /dev/zero: no stall here
     except (OSError, ValueError, UnicodeDecodeError, UnreadableFile):
         return None
-    if not isinstance(info, dict):
-        return None
-    token_url = endpoints.resolve(_text(info, "token_uri") or endpoints.TOKEN_URI)
+    return _identity_of(info, nested=False) if isinstance(info, dict) else None
+
+
+def _identity_of(info: dict[str, Any], nested: bool) -> tuple[str, str | None] | None:
+    """The same identity the full command line computes (cache_rules builds both), or None for
+    anything this path does not fully understand: the full command line then decides."""
     kind = info.get("type")
     if kind == "service_account":
         email, key_id, pem = _text(info, "client_email"), _text(info, "private_key_id"), _text(info, "private_key")
         if not (email and key_id and pem) or rsa_private_key_problem(pem) is not None:
             return None  # the full command line says what is wrong
-        return service_account_identity(email, key_id, token_url, private_key_proof(pem)), None
+        return service_account_identity(email, key_id, _url(info, "token_uri"), private_key_proof(pem)), None
     if kind == "authorized_user":
         client_id, secret, refresh = (_text(info, n) for n in ("client_id", "client_secret", "refresh_token"))
         if client_id and secret and refresh:
-            return f"{user_identity(client_id, refresh)}|{token_url}", client_id
+            return f"{user_identity(client_id, refresh)}|{_url(info, 'token_uri')}", client_id
+        return None
+    if nested:
+        return None
+    if kind == "impersonated_service_account":
+        return _impersonated(info)
+    if kind == "external_account":
+        return _external(info)
     return None
+
+
+def _url(info: dict[str, Any], name: str, default: str = endpoints.TOKEN_URI) -> str:
+    return endpoints.resolve(_text(info, name) or default)
+
+
+def _impersonation(info: dict[str, Any]) -> tuple[str, str] | None:
+    """(IAM base, target) of ``…/serviceAccounts/EMAIL:generateAccessToken``."""
+    url = _text(info, "service_account_impersonation_url")
+    base, marker, rest = url.rpartition("/serviceAccounts/")
+    target, colon, method = rest.partition(":")
+    if not (base and marker and target and colon) or method != "generateAccessToken" or "/" in target:
+        return None
+    return endpoints.resolve(base + marker), target
+
+
+def _impersonated(info: dict[str, Any]) -> tuple[str, str | None] | None:
+    source, found = info.get("source_credentials"), _impersonation(info)
+    delegates = info.get("delegates") or []
+    if not isinstance(source, dict) or found is None or not isinstance(delegates, list):
+        return None
+    if not all(isinstance(d, str) for d in delegates):
+        return None
+    inner = _identity_of(source, nested=True)
+    if inner is None:
+        return None
+    chain = [d.removeprefix("projects/-/serviceAccounts/") for d in delegates] + [found[1]]
+    return impersonated_identity(inner[0], chain, False, 3600, found[0]), None
+
+
+def _external(info: dict[str, Any]) -> tuple[str, str | None] | None:
+    """A file-sourced external account (the only kind whose tokens are shared beyond one process)."""
+    source, audience = info.get("credential_source"), _text(info, "audience")
+    if not isinstance(source, dict) or not isinstance(source.get("file"), str) or not audience:
+        return None
+    form = source.get("format") or {}
+    if not isinstance(form, dict):
+        return None
+    try:
+        token = subject_token_in(read_small_file(source["file"]).decode("utf-8"), form)
+    except (OSError, UnicodeDecodeError, UnreadableFile):
+        return None
+    if token is None:
+        return None
+    federated = external_identity(audience, _url(info, "token_url", STS_URL), subject_token_proof(token))
+    if "service_account_impersonation_url" not in info:
+        return federated, None
+    found = _impersonation(info)
+    options = info.get("service_account_impersonation") or {}
+    lifetime = options.get("token_lifetime_seconds", 3600) if isinstance(options, dict) else None
+    if found is None or type(lifetime) is not int or not 600 <= lifetime <= 43200:
+        return None
+    return impersonated_identity(federated, [found[1]], False, lifetime, found[0]), None
+
+
+def _metadata_identity() -> str | None:
+    """With no credential file, ADC pings the metadata server; a token it issued before, still in
+    the cache for the same host, needs no ping (whoever can reach the host can get one anyway)."""
+    if os.environ.get("NO_GCE_CHECK", "").lower() in ("true", "1"):
+        return None  # ADC would not use the metadata server
+    host = DEFAULT_METADATA_HOST
+    for variable in ("GCE_METADATA_HOST", "GCE_METADATA_ROOT"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            host = endpoints.checked_host(value, variable)
+            break
+    return metadata_identity(host, "standard", False)
 
 
 def answer_from_cache(argv: list[str]) -> int | None:
@@ -109,8 +199,14 @@ def answer_from_cache(argv: list[str]) -> int | None:
         return None
     path = _credential_file(options)
     try:
-        found = _identity_and_default_audience(path) if path else None
-    except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST or token_uri: the full command line says so
+        if path:
+            found = _identity_and_default_audience(path)
+        elif "--credentials" in options:
+            found = None
+        else:
+            metadata = _metadata_identity()
+            found = None if metadata is None else (metadata, None)
+    except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST, metadata host or token_uri: the full path says so
         return None
     if found is None:
         return None

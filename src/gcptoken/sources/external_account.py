@@ -25,6 +25,7 @@ from gcptoken.flows import Flow, HttpRequest
 from gcptoken.private_files import UnreadableFile, read_small_file
 from gcptoken.sources import fields
 from gcptoken.sources.oauth2 import access_token_from, post_form
+from gcptoken.subject_token import subject_token_in
 from gcptoken.tokens import Token
 
 __all__ = ["STS_URL", "ExternalAccountConfig", "access_token_flow", "subject_token_flow", "subject_token_from_file"]
@@ -109,18 +110,13 @@ def _check_source(source: Mapping[str, Any], where: str) -> None:
 def _extract(config: ExternalAccountConfig, raw: str, origin: str) -> str:
     """The subject token from ``raw`` in the source's format (text, or JSON with a field)."""
     form = config.credential_source.get("format") or {}
+    token = subject_token_in(raw, form)
+    if token is not None:
+        return token
     if form.get("type", "text") == "json":
         name = form.get("subject_token_field_name")
-        try:
-            value = json.loads(raw).get(name) if isinstance(name, str) else None
-        except (ValueError, AttributeError):
-            value = None
-        if not isinstance(value, str) or not value:
-            raise CredentialsError(f"{config.where}: {origin} has no JSON field {name!r} with the subject token")
-        return value
-    if not raw.strip():
-        raise CredentialsError(f"{config.where}: {origin} is empty")
-    return raw.strip()
+        raise CredentialsError(f"{config.where}: {origin} has no JSON field {name!r} with the subject token")
+    raise CredentialsError(f"{config.where}: {origin} is empty")
 
 
 def subject_token_from_file(config: ExternalAccountConfig) -> str:
