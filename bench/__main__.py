@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
 from bench.signing_rows import signing_rows
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: signing_rows(emulator, 20 if quick else 200, 2 if quick else 5),
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
+            lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: trips_rows(emulator, Path(scratch)),
             lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
             lambda: single_flight_rows(emulator),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Row", "interleaved", "machine", "median_wall"]
+__all__ = ["Row", "interleaved", "machine", "median_wall", "median_walls"]
 
 # A contender processes the chunk's indices it wants (a slow one may take every k-th) and says
 # how many items it handled.
@@ -72,6 +72,18 @@ def median_wall(command: Sequence[str], env: dict[str, str], runs: int) -> float
         subprocess.run(command, env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
         samples.append((time.perf_counter() - began) * 1000)
     return statistics.median(samples)
+
+
+def median_walls(commands: dict[str, tuple[Sequence[str], dict[str, str]]], runs: int) -> dict[str, float]:
+    """Median wall times (ms) of several commands run in turn, round after round, so that drift
+    on a noisy machine hits each alike; each must succeed every time."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (command, env) in commands.items():
+            began = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+            samples[name].append((time.perf_counter() - began) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def machine() -> dict[str, Any]:

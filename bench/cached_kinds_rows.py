@@ -1,0 +1,101 @@
+"""A cached ``gcptoken id`` for every credential kind, side by side with the cached key-file call:
+an impersonated_service_account file, a file-sourced external account, and the metadata server
+(no ping when its token is cached). Goal: each within 1.3× of the key file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.timing import Row, median_walls
+from gcptoken.emulator import scenarios
+from gcptoken.emulator.server import EmulatorServer
+from gcptoken.testing import CLOSED_LOOPBACK
+
+__all__ = ["cached_kinds_rows"]
+
+AUD = "https://bench-kinds.a.run.app"
+GOAL = 1.3
+
+
+def _write(path: Path, info: object) -> str:
+    path.write_text(json.dumps(info))
+    path.chmod(0o600)
+    return str(path)
+
+
+def _files(emulator: EmulatorServer, scratch: Path) -> dict[str, dict[str, str]]:
+    """The environment of each kind: which credential ADC finds."""
+    state = emulator.state
+    key = emulator.key_file("bench-kinds")
+    target = emulator.key_file("bench-kinds-target")["client_email"]
+    state.grant_token_creator(target, f"serviceAccount:{key['client_email']}")
+    impersonated = {
+        "type": "impersonated_service_account",
+        "service_account_impersonation_url": (
+            f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+        ),
+        "delegates": [],
+        "source_credentials": key,
+    }
+    scratch.mkdir(exist_ok=True)
+    federation = scenarios.federation(emulator, scratch)
+    external = {
+        **federation.info,
+        "service_account_impersonation_url": f"{federation.iam_base}{federation.email}:generateAccessToken",
+    }
+    external_file = _write(scratch / "external.json", external)
+    return {
+        "key file": {"GOOGLE_APPLICATION_CREDENTIALS": _write(scratch / "key.json", key)},
+        "impersonated file": {"GOOGLE_APPLICATION_CREDENTIALS": _write(scratch / "imp.json", impersonated)},
+        "external account (file source)": {"GOOGLE_APPLICATION_CREDENTIALS": external_file},
+        "metadata server": {
+            "GOOGLE_APPLICATION_CREDENTIALS": "",
+            "NO_GCE_CHECK": "",
+            "GCE_METADATA_HOST": emulator.host_port,
+            "GCE_METADATA_IP": emulator.host_port,
+        },
+    }
+
+
+def cached_kinds_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
+    script = Path(sys.executable).parent / "gcptoken"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gcptoken"]
+    base = {
+        **os.environ,
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+        "XDG_CACHE_HOME": str(scratch / "kinds-cache"),
+        "CLOUDSDK_CONFIG": str(scratch / "no-gcloud"),
+        "GCE_METADATA_HOST": CLOSED_LOOPBACK,
+        "GCE_METADATA_IP": CLOSED_LOOPBACK,
+    }
+    commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {}
+    for name, extra in _files(emulator, scratch / "kinds").items():
+        env = {**base, **extra}
+        filled = subprocess.run([*command, "id", AUD], env=env, capture_output=True, text=True, check=False)
+        if filled.returncode != 0:
+            raise RuntimeError(f"{name}: {filled.stderr.strip()}")
+        commands[name] = ([*command, "id", AUD], env)
+    times = median_walls(commands, runs)
+    reference = times["key file"]
+    rows = []
+    for name, value in times.items():
+        ratio = round(value / reference, 2)
+        judged = name != "key file"
+        rows.append(
+            Row(
+                "cli cached",
+                f"gcptoken id, cached: {name}",
+                round(value, 1),
+                "ms",
+                ratio=ratio,
+                ratio_of="the key file's",
+                goal=f"<= {GOAL:g}x the key file" if judged else "",
+                meets=(ratio <= GOAL) if judged else None,
+            )
+        )
+    return rows
