@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
+from bench.cold_rows import cold_rows, import_rows
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
 from bench.timing import Row, machine
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),
+            lambda: cold_rows(emulator, Path(scratch), 2 if quick else 9),
+            lambda: import_rows(3 if quick else 21),
             lambda: trips_rows(emulator, Path(scratch)),
             lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
             lambda: single_flight_rows(emulator),

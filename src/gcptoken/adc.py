@@ -69,7 +69,7 @@ def metadata_ping_address() -> str:
 def metadata_server_answers(timeout: float = PING_TIMEOUT) -> bool:
     """True when something at GCE_METADATA_IP answers as a metadata server (response header
     ``Metadata-Flavor: Google``); anything else there, or nothing, is False."""
-    from gcptoken.transport import shared_transport
+    from gcptoken.light_transport import sync_transport
 
     request = HttpRequest(
         "GET",
@@ -85,7 +85,7 @@ def metadata_server_answers(timeout: float = PING_TIMEOUT) -> bool:
         return response.headers.get("metadata-flavor") == "Google"
 
     try:
-        return run_sync(ping(), shared_transport(timeout))
+        return run_sync(ping(), sync_transport(timeout))
     except TransportError:
         return False
 

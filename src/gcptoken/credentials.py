@@ -166,10 +166,10 @@ def _deadline(timeout: float) -> float:
 
 
 def _run_sync(flow: Flow[T], timeout: float | None) -> T:
-    from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport  # httpx is heavy: import on use
+    from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport  # httpx only where it pays
 
     per_request = timeout or DEFAULT_TIMEOUT
-    return run_sync(flow, shared_transport(per_request), _deadline(per_request))
+    return run_sync(flow, sync_transport(per_request), _deadline(per_request))
 
 
 async def _run_async(flow: Flow[Token], timeout: float | None) -> Token:
@@ -403,9 +403,9 @@ class MetadataCredentials(Credentials):
         return metadata.access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes, self.host)
 
     def email(self, *, timeout: float | None = None) -> str:
-        from gcptoken.transport import DEFAULT_TIMEOUT, shared_transport
+        from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport
 
-        return run_sync(metadata.email_flow(self.host), shared_transport(timeout or DEFAULT_TIMEOUT))
+        return run_sync(metadata.email_flow(self.host), sync_transport(timeout or DEFAULT_TIMEOUT))
 
 
 class ImpersonatedCredentials(Credentials):

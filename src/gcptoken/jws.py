@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -161,7 +160,12 @@ def generate_ec_key() -> SigningKey:
 def load_private_key_pem(pem: str) -> SigningKey:
     """Parse a PEM private key once; later calls with the same text are free."""
     try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+        # cryptography's RSA consistency check (~55 ms) guards against inconsistent keys, whose faulty
+        # signatures could leak their factors; a key we sign with is the caller's own, and whoever
+        # could tamper with the file could read it.
+        key = serialization.load_pem_private_key(
+            pem.encode("utf-8"), password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CredentialsError("private_key is not a readable unencrypted PEM private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -188,6 +192,8 @@ def public_key_from_pem(pem: str) -> VerifyingKey:
     key: object
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
+            from cryptography import x509  # ~100 ms to import: only for certificates, never to sign
+
             key = x509.load_pem_x509_certificate(data).public_key()
         else:
             key = serialization.load_pem_public_key(data)

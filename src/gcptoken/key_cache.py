@@ -143,9 +143,9 @@ class KeyCache:
         raise exc
 
     def _fetch(self) -> tuple[certs_format.KeySet, float]:
-        from gcptoken.transport import shared_transport  # httpx is heavy: only when keys must be fetched
+        from gcptoken.light_transport import sync_transport  # only when keys must be fetched
 
-        transport = shared_transport(self.timeout)
+        transport = sync_transport(self.timeout)
         deadline = time.monotonic() + self.timeout  # one deadline for the whole fetch, retries included
         if self.discover_from is not None:
             self.url = run_sync(jwks_uri_flow(self.discover_from), transport, deadline)

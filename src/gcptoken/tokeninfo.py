@@ -19,6 +19,6 @@ def tokeninfo_flow(token: str) -> Flow[dict[str, Any]]:
 
 
 def tokeninfo(token: str, timeout: float = 10.0) -> dict[str, Any]:
-    from gcptoken.transport import shared_transport
+    from gcptoken.light_transport import sync_transport
 
-    return run_sync(tokeninfo_flow(token), shared_transport(timeout))
+    return run_sync(tokeninfo_flow(token), sync_transport(timeout))

@@ -7,6 +7,7 @@ import functools
 import time
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -56,6 +57,15 @@ def _too_slow(request: HttpRequest, limit: float) -> TransportError:
     return TransportError(f"{request.method} {safe_url(request.url)}: timed out (no full answer in {limit:.1f} s)")
 
 
+def _check_url(request: HttpRequest) -> None:
+    """A port out of range is an unusable URL, as the http.client transport finds it (httpx would
+    try to connect and fail as a network error, which the drivers would retry)."""
+    try:
+        urlsplit(request.url).port  # noqa: B018 - raises ValueError
+    except ValueError:
+        raise InvalidArgumentError(f"{request.method} {safe_url(request.url)}: not a URL that can be called") from None
+
+
 def _options(request: HttpRequest, limit: float) -> dict[str, Any]:
     return {"headers": dict(request.headers), "content": request.body, "timeout": httpx.Timeout(limit)}
 
@@ -89,6 +99,7 @@ class HttpxTransport:
         self._default = timeout
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        _check_url(request)
         limit = _limit(request, self._default)
         started = time.monotonic()
         try:
@@ -124,6 +135,7 @@ class AsyncHttpxTransport:
     async def send(self, request: HttpRequest) -> HttpResponse:
         import asyncio
 
+        _check_url(request)
         limit = _limit(request, self._default)
         try:
             return await asyncio.wait_for(self._exchange(request, limit), limit)

@@ -248,6 +248,9 @@ def _split_curl(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 
 def _run(argv: Sequence[str]) -> int:
+    from gcptoken.light_transport import use_light_transport
+
+    use_light_transport()  # a one-shot process: http.client, not httpx's import
     ours, curl_args = _split_curl(argv)
     args = build_parser().parse_args(ours)
     if curl_args is not None:
