@@ -44,7 +44,18 @@ def test_the_benchmarks_run_and_write_json_and_a_chart(tmp_path: Path) -> None:
     ):
         assert expected in names, expected
     groups = {row["group"] for row in document["rows"]}
-    assert groups == {"verify", "sign", "in-process", "cli", "round trips", "emulator", "single flight"}
+    assert groups == {
+        "verify",
+        "sign",
+        "in-process",
+        "cli",
+        "cli cached",
+        "cli cold",
+        "import",
+        "round trips",
+        "emulator",
+        "single flight",
+    }
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0
     assert by_name["gcptoken, 200 concurrent cold callers"]["value"] == 1

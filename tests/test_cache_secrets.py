@@ -24,12 +24,13 @@ def _at_the_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _rsa_shaped_garbage() -> str:
-    """A PKCS#8 PEM that names RSA, with its key material scrambled."""
+    """A PKCS#8 PEM that names RSA, with its key structure scrambled after the algorithm."""
     import base64
+    import os
 
     pem = jws.generate_rsa_key().private_pem()
     der = bytearray(base64.b64decode("".join(pem.strip().splitlines()[1:-1])))
-    der[40:200] = bytes(160)
+    der[30:] = os.urandom(len(der) - 30)
     body = base64.b64encode(bytes(der)).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----\n"

@@ -1,0 +1,209 @@
+"""The things the emulated Google keeps: accounts, signing keys, providers, users and grants,
+the instance it describes, and injected faults (plain data; EmulatorState holds and guards them)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from gcptoken import jws
+
+__all__ = [
+    "ACCESS_TOKEN_LIFETIME",
+    "ID_TOKEN_LIFETIME",
+    "ISSUER",
+    "PUBLISHED_KEYS",
+    "USER_SCOPES",
+    "AccessTokenGrant",
+    "Fault",
+    "Instance",
+    "IssuerKey",
+    "Provider",
+    "RefreshGrant",
+    "ServiceAccount",
+    "User",
+    "unique_id",
+]
+
+ISSUER = "https://accounts.google.com"
+ID_TOKEN_LIFETIME = 3600
+ACCESS_TOKEN_LIFETIME = 3599
+# How many signing keys stay published: the current one and those it replaced, newest first.
+PUBLISHED_KEYS = 3
+
+
+def unique_id() -> str:
+    """21 decimal digits, as Google's service-account unique ids."""
+    return "1" + "".join(secrets.choice("0123456789") for _ in range(20))
+
+
+@dataclass
+class ServiceAccount:
+    email: str
+    unique_id: str
+    project_id: str
+    display_name: str = ""
+    keys: dict[str, jws.VerifyingKey] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "uniqueId": self.unique_id,
+            "projectId": self.project_id,
+            "displayName": self.display_name,
+            "keyIds": sorted(self.keys),
+        }
+
+
+@dataclass(frozen=True)
+class IssuerKey:
+    """One of the emulator's own token-signing keys, with its published certificate."""
+
+    kid: str
+    key: jws.SigningKey
+    certificate_pem: str
+
+    @classmethod
+    def create(
+        cls, key: jws.SigningKey | None = None, common_name: str = "federated-signon.system.gserviceaccount.com"
+    ) -> IssuerKey:
+        key = key or jws.generate_rsa_key()
+        public_der = key.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kid = hashlib.sha1(public_der, usedforsecurity=False).hexdigest()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=14))
+            .sign(key.key, hashes.SHA256())
+        )
+        return cls(kid, key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+
+@dataclass
+class Provider:
+    pool_id: str
+    provider_id: str
+    issuer: str
+    allowed_audiences: list[str] = field(default_factory=list)
+    attribute_mapping: dict[str, str] = field(default_factory=lambda: {"google.subject": "assertion.sub"})
+    attribute_condition: str = ""
+    # Keys of an outside issuer, as Google's jwksJson; empty means the emulator's own issuer.
+    jwks: dict[str, Any] = field(default_factory=dict)
+
+    def resource(self, project_number: str) -> str:
+        return (
+            f"//iam.googleapis.com/projects/{project_number}/locations/global/"
+            f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}"
+        )
+
+    def to_json(self, project_number: str) -> dict[str, Any]:
+        return {
+            "name": self.resource(project_number).removeprefix("//iam.googleapis.com/"),
+            "audience": self.resource(project_number),
+            "issuerUri": self.issuer,
+            "allowedAudiences": self.allowed_audiences,
+            "attributeMapping": self.attribute_mapping,
+            "attributeCondition": self.attribute_condition,
+        }
+
+
+@dataclass
+class Fault:
+    """The next ``count`` requests to ``path`` fail this way (see emulator.faults)."""
+
+    path: str
+    count: int
+    status: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+    truncate: bool = False
+    lose_response: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v not in (None, False, 0.0) or k in ("path", "count")}
+
+
+@dataclass(frozen=True)
+class User:
+    email: str
+    sub: str
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    email: str
+    client_id: str
+    scopes: tuple[str, ...]
+
+
+# What `gcloud auth application-default login` asks a user to grant.
+USER_SCOPES = (
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/cloud-platform",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The emulated VM / Cloud Run instance that the metadata server describes."""
+
+    project_number: str
+    instance_id: str = field(default_factory=lambda: "".join(secrets.choice("0123456789") for _ in range(19)))
+    name: str = "emulated-instance"
+    zone_name: str = "us-central1-a"
+    creation_timestamp: int = field(default_factory=lambda: int(time.time()))
+    scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/cloud-platform",)
+    # Custom metadata (``instance/attributes/``, ``project/attributes/``), set through the admin API.
+    attributes: dict[str, str] = field(default_factory=dict)
+    project_attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> str:
+        return f"projects/{self.project_number}/zones/{self.zone_name}"
+
+    @property
+    def region(self) -> str:
+        return f"projects/{self.project_number}/regions/{self.zone_name.rsplit('-', 1)[0]}"
+
+
+@dataclass(frozen=True)
+class AccessTokenGrant:
+    token: str
+    email: str
+    unique_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    kind: str = "serviceAccount"  # the IAM member type of whoever the token stands for
+    # Mapped attribute.* values of a federated identity, for principalSet bindings.
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def principal(self) -> str:
+        """The IAM member, e.g. ``serviceAccount:sa@p.iam.gserviceaccount.com`` or, federated,
+        ``principal://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/subject/S``."""
+        return f"{self.kind}:{self.email}"
+
+    def members(self) -> tuple[str, ...]:
+        """Every IAM member string this caller matches (federated identities match their sets too)."""
+        if self.kind != "principal":
+            return (self.principal,)
+        pool = self.email.split("/subject/", 1)[0]
+        sets = [f"principalSet:{pool}/*"] + [f"principalSet:{pool}/{name}/{value}" for name, value in self.attributes]
+        return (self.principal, *sets)

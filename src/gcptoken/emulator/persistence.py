@@ -1,0 +1,98 @@
+"""Saving and restoring the emulator's state for ``--state-dir``: accounts and their public keys,
+signing keys and the rotation timeline, bindings, policies, users and refresh tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import serialization
+
+from gcptoken import jws
+from gcptoken.emulator.models import IssuerKey, RefreshGrant, ServiceAccount, User
+from gcptoken.errors import CredentialsError
+
+if TYPE_CHECKING:
+    from gcptoken.emulator.state import EmulatorState
+
+__all__ = ["load", "state_from_bytes", "to_json"]
+
+
+def to_json(self: EmulatorState) -> dict[str, Any]:
+    with self.lock:
+        return {
+            "version": 1,
+            "project_id": self.project_id,
+            "project_number": self.project_number,
+            "issuer_keys": [key.key.private_pem() for key in self.issuer_keys],
+            "signing_kid": self.signing_kid,
+            "switch_at": self.switch_at,
+            "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
+            "lifetime_extension": sorted(self.lifetime_extension),
+            "oauth_client": list(self.oauth_client),
+            "users": {email: user.sub for email, user in self.users.items()},
+            "refresh_tokens": {
+                token: [grant.email, grant.client_id, list(grant.scopes)]
+                for token, grant in self.refresh_tokens.items()
+            },
+            "service_accounts": [
+                {
+                    "email": a.email,
+                    "unique_id": a.unique_id,
+                    "display_name": a.display_name,
+                    "keys": {
+                        kid: k.key.public_bytes(
+                            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                        ).decode("ascii")
+                        for kid, k in a.keys.items()
+                    },
+                }
+                for a in self.service_accounts.values()
+            ],
+        }
+
+
+def load(cls: type[EmulatorState], path: Path, **options: Any) -> EmulatorState:
+    """State saved by ``to_json``; a file of another version is refused with ValueError."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise ValueError(f"{path} is not readable; remove it to start afresh") from None
+    return state_from_bytes(cls, raw, str(path), **options)
+
+
+def state_from_bytes(cls: type[EmulatorState], raw: bytes, path: str, **options: Any) -> EmulatorState:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError(f"{path} is not readable JSON; remove it to start afresh") from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ValueError(f"{path} is not an emulator state file of version 1")
+    try:
+        return _from_json(cls, data, **options)
+    except (KeyError, TypeError, ValueError, CredentialsError) as exc:
+        raise ValueError(f"{path} is damaged ({type(exc).__name__}); remove it to start afresh") from None
+
+
+def _from_json(cls: type[EmulatorState], data: dict[str, Any], **options: Any) -> EmulatorState:
+    state = cls(project_id=data["project_id"], project_number=data["project_number"], **options)
+    state.issuer_keys = [IssuerKey.create(jws.load_private_key_pem(pem)) for pem in data["issuer_keys"]]
+    state.signing_kid = data.get("signing_kid") or state.issuer_keys[0].kid
+    state.switch_at = data.get("switch_at")
+    state.service_accounts = {}
+    for entry in data["service_accounts"]:
+        account = ServiceAccount(entry["email"], entry["unique_id"], state.project_id, entry["display_name"])
+        account.keys = {kid: jws.public_key_from_pem(pem) for kid, pem in entry["keys"].items()}
+        state.service_accounts[account.email] = account
+    state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
+    state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
+    state.lifetime_extension = set(data.get("lifetime_extension", []))
+    if "oauth_client" in data:
+        state.oauth_client = (data["oauth_client"][0], data["oauth_client"][1])
+    state.users = {email: User(email, sub) for email, sub in data.get("users", {}).items()}
+    state.refresh_tokens = {
+        token: RefreshGrant(email, client, tuple(scopes))
+        for token, (email, client, scopes) in data.get("refresh_tokens", {}).items()
+    }
+    return state
