@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
 from gcptoken import jws
+from gcptoken.credentials.service_account import ServiceAccountKey, assertion
 from gcptoken.emulator.server import EmulatorServer
-from gcptoken.sources.service_account import ServiceAccountKey, assertion
 
 __all__ = ["signing_rows"]
 

@@ -9,17 +9,15 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gcptoken.errors import VerificationError
-
-if TYPE_CHECKING:
-    from gcptoken.jws import VerifyingKey
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
     "TO_STANDARD",
     "ParsedToken",
+    "SignatureKey",
     "b64_decode_translated",
     "b64url_decode",
     "b64url_decode_bytes",
@@ -115,6 +113,16 @@ def b64url_decode(text: str) -> bytes:
     return b64url_decode_bytes(data)
 
 
+class SignatureKey(Protocol):
+    """What verifying a parsed token needs of a key (jws.VerifyingKey is one); a protocol here, so
+    this crypto-free module does not depend on jws, which depends on it."""
+
+    @property
+    def alg(self) -> str: ...
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool: ...
+
+
 @dataclass(frozen=True)
 class ParsedToken:
     """A compact JWS split and decoded, not yet verified."""
@@ -124,7 +132,7 @@ class ParsedToken:
     signing_input: bytes
     signature: bytes
 
-    def verify_with(self, key: VerifyingKey) -> None:
+    def verify_with(self, key: SignatureKey) -> None:
         """Check the signature with ``key``; the header's alg must be exactly the key's."""
         alg = self.header.get("alg")
         if alg != key.alg:

@@ -25,12 +25,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
+from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.integrations.asgi import IdTokenMiddleware
-from gcptoken.sources.gcloud import run_gcloud
 from gcptoken.verify import Verifier
 
 __all__ = ["protected_service", "run"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gcptoken import endpoints
+from gcptoken.credentials.oauth2 import post_form
 from gcptoken.flows import Flow, run_sync
-from gcptoken.sources.oauth2 import post_form
 
 __all__ = ["tokeninfo", "tokeninfo_flow"]
 

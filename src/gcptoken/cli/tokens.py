@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable
 
 from gcptoken import checks
-from gcptoken.adc import find_credentials
 from gcptoken.cache import cache_key
 from gcptoken.credentials import (
     DEFAULT_SCOPES,
@@ -20,6 +19,7 @@ from gcptoken.credentials import (
     UserCredentials,
     load_credentials,
 )
+from gcptoken.credentials.adc import find_credentials
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.tokens import Token
 

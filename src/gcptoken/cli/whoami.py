@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from gcptoken.adc import Discovery, find_credentials
 from gcptoken.cli.tokens import checked_chain
 from gcptoken.credentials import (
     GcloudCredentials,
@@ -15,8 +14,9 @@ from gcptoken.credentials import (
     ServiceAccountCredentials,
     load_credentials,
 )
+from gcptoken.credentials.adc import Discovery, find_credentials
+from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
-from gcptoken.sources.gcloud import run_gcloud
 
 __all__ = ["run_whoami"]
 

@@ -17,9 +17,9 @@ from gcptoken.credentials import (
     UserCredentials,
     credentials_from_info,
 )
+from gcptoken.credentials.external_account import ExternalAccountConfig
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.state import Provider
-from gcptoken.sources.external_account import ExternalAccountConfig
 
 __all__ = [
     "Federation",

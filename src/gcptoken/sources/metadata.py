@@ -1,96 +1,12 @@
-"""The metadata server of GCE, Cloud Run, Cloud Functions and GKE: plain GETs, no secret of ours.
+"""Moved to ``gcptoken.credentials.metadata``; this name keeps working for one release."""
 
-The host comes from ``GCE_METADATA_HOST`` (then the older ``GCE_METADATA_ROOT``), read on every
-call, never at import; the default is ``metadata.google.internal``.
-"""
+from gcptoken.credentials.metadata import (
+    DEFAULT_HOST,
+    METADATA_TIMEOUT,
+    access_token_flow,
+    email_flow,
+    id_token_flow,
+    metadata_host,
+)
 
-from __future__ import annotations
-
-import os
-from collections.abc import Sequence
-from typing import Any, Literal
-from urllib.parse import urlencode
-
-from gcptoken import compact
-from gcptoken.endpoints import checked_host
-from gcptoken.errors import TokenRequestError, VerificationError
-from gcptoken.flows import Flow, HttpRequest, HttpResponse, json_body
-from gcptoken.sources.oauth2 import access_token_from
-from gcptoken.tokens import Token, utc_from_epoch
-
-__all__ = [
-    "DEFAULT_HOST",
-    "METADATA_TIMEOUT",
-    "access_token_flow",
-    "email_flow",
-    "id_token_flow",
-    "metadata_host",
-]
-
-DEFAULT_HOST = "metadata.google.internal"
-# The metadata server answers in milliseconds; a slow answer means something is wrong.
-METADATA_TIMEOUT = 3.0
-RETRIES = 3  # one more than the default: the metadata server is local and answers fast
-HEADERS = {"Metadata-Flavor": "Google"}
-ACCOUNT = "instance/service-accounts/default"
-
-TokenFormat = Literal["standard", "full"]
-
-
-def metadata_host(host: str | None = None) -> str:
-    """``host`` when given, else GCE_METADATA_HOST, GCE_METADATA_ROOT, metadata.google.internal."""
-    if host:
-        return checked_host(host, "the metadata host")
-    for variable in ("GCE_METADATA_HOST", "GCE_METADATA_ROOT"):
-        value = os.environ.get(variable, "").strip()
-        if value:
-            return checked_host(value, variable)
-    return DEFAULT_HOST
-
-
-def _get(path: str, query: dict[str, str] | None = None, host: str | None = None) -> Flow[HttpResponse]:
-    host = metadata_host(host)
-    url = f"http://{host}/computeMetadata/v1/{path}" + (f"?{urlencode(query)}" if query else "")
-    response = yield HttpRequest(
-        "GET", url, HEADERS, describe={"source": "metadata"}, retries=RETRIES, timeout=METADATA_TIMEOUT
-    )
-    if response.status != 200:
-        text = response.body[:200].decode("utf-8", "replace").strip()
-        raise TokenRequestError(
-            f"metadata server at {host} answered HTTP {response.status} for /{path}: {text or 'no body'}",
-            status=response.status,
-            retryable=response.status >= 500,
-        )
-    return response
-
-
-def id_token_flow(
-    audience: str, token_format: TokenFormat = "standard", include_license: bool = False, host: str | None = None
-) -> Flow[Token]:
-    query = {"audience": audience, "format": token_format}
-    if include_license:
-        query["licenses"] = "TRUE"
-    response = yield from _get(f"{ACCOUNT}/identity", query, host)
-    value = response.body.decode("utf-8", "replace").strip()
-    exp: Any
-    try:
-        exp = compact.parse(value).claims.get("exp")
-    except VerificationError:
-        raise TokenRequestError(
-            f"metadata server at {metadata_host()} returned an identity that is not a JWT"
-        ) from None
-    if type(exp) not in (int, float):
-        raise TokenRequestError(f"metadata server at {metadata_host()} returned an ID token without a numeric exp")
-    return Token(value, utc_from_epoch(exp), "id_token")
-
-
-def access_token_flow(scopes: Sequence[str] | None = None, host: str | None = None) -> Flow[Token]:
-    """An access token; without ``scopes`` the instance's own scopes apply."""
-    response = yield from _get(f"{ACCOUNT}/token", {"scopes": ",".join(scopes)} if scopes else None, host)
-    where = f"metadata server at {metadata_host(host)}"
-    return access_token_from(json_body(response, where), where)
-
-
-def email_flow(host: str | None = None) -> Flow[str]:
-    response = yield from _get(f"{ACCOUNT}/email", host=host)
-    return response.body.decode("utf-8", "replace").strip()
+__all__ = ["DEFAULT_HOST", "METADATA_TIMEOUT", "access_token_flow", "email_flow", "id_token_flow", "metadata_host"]

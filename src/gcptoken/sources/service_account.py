@@ -1,24 +1,14 @@
-"""Service-account key files: a self-signed jwt-bearer assertion exchanged at the token endpoint."""
+"""Moved to ``gcptoken.credentials.service_account``; this name keeps working for one release."""
 
-from __future__ import annotations
-
-import json
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from gcptoken import endpoints
-from gcptoken.endpoints import safe_url
-from gcptoken.errors import CredentialsError, InvalidArgumentError
-from gcptoken.flows import Flow
-from gcptoken.pem import rsa_private_key_problem
-from gcptoken.sources import fields
-from gcptoken.sources.oauth2 import access_token_from, id_token_from, post_form
-from gcptoken.tokens import Token, utc_from_epoch
-
-if TYPE_CHECKING:
-    from gcptoken.jws import SigningKey
+from gcptoken.credentials.service_account import (
+    JWT_BEARER,
+    ServiceAccountKey,
+    access_token_flow,
+    assertion,
+    assertion_claims,
+    id_token_flow,
+    self_signed_jwt,
+)
 
 __all__ = [
     "JWT_BEARER",
@@ -29,123 +19,3 @@ __all__ = [
     "id_token_flow",
     "self_signed_jwt",
 ]
-
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ASSERTION_LIFETIME = 3600
-
-
-@dataclass(frozen=True)
-class ServiceAccountKey:
-    """A key file as Google's console downloads it (``"type": "service_account"``)."""
-
-    client_email: str
-    private_key_id: str
-    private_key: str = field(repr=False)
-    token_uri: str = endpoints.TOKEN_URI
-    project_id: str | None = None
-    client_id: str | None = None
-
-    @classmethod
-    def from_info(cls, info: Mapping[str, Any], source: str) -> ServiceAccountKey:
-        where = f"{source}: service-account key"
-
-        def text(name: str, required: bool = True) -> str | None:
-            return fields.text(info, name, where, required=required)
-
-        client_email, private_key_id = text("client_email") or "", text("private_key_id") or ""
-        private_key = text("private_key")
-        assert private_key is not None
-        problem = rsa_private_key_problem(private_key)
-        if problem is not None:  # refused before any cache lookup: see cache_rules
-            raise CredentialsError(f"{source}: 'private_key' {problem}")
-        return cls(
-            client_email=client_email,
-            private_key_id=private_key_id,
-            private_key=private_key,
-            token_uri=fields.url(info, "token_uri", where) or endpoints.TOKEN_URI,
-            project_id=text("project_id", required=False),
-            client_id=text("client_id", required=False),
-        )
-
-    @property
-    def signing_key(self) -> SigningKey:
-        """The parsed private key; parsed once per process (jws caches it)."""
-        from gcptoken import jws  # cryptography: only when something is signed, never on a cache hit
-
-        key = jws.load_private_key_pem(self.private_key)
-        if key.alg != "RS256":
-            raise CredentialsError("'private_key' is not an RSA key (Google's service-account keys are RSA)")
-        return key
-
-
-def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    """The jwt-bearer assertion's claims, claim for claim as google-auth builds them."""
-    issued = int(time.time() if now is None else now)
-    return {
-        "iss": key.client_email,
-        "aud": endpoints.TOKEN_URI,
-        "iat": issued,
-        "exp": issued + ASSERTION_LIFETIME,
-        **extra,
-    }
-
-
-def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
-    from gcptoken import jws
-
-    return jws.encode(assertion_claims(key, extra, now), key.signing_key, kid=key.private_key_id)
-
-
-def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
-    url = endpoints.resolve(key.token_uri)
-    claims = assertion_claims(key, extra)
-    from gcptoken import jws
-
-    signed = jws.encode(claims, key.signing_key, kid=key.private_key_id)
-    describe = {"grant": "jwt-bearer", "assertion_claims": json.dumps(claims, sort_keys=True)}
-    return (yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": signed}, describe))
-
-
-def id_token_flow(key: ServiceAccountKey, audience: str) -> Flow[Token]:
-    body = yield from _exchange(key, {"target_audience": audience})
-    return id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
-
-
-def access_token_flow(key: ServiceAccountKey, scopes: Sequence[str]) -> Flow[Token]:
-    body = yield from _exchange(key, {"scope": " ".join(scopes)})
-    return access_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
-
-
-SELF_SIGNED_MAX_LIFETIME = 3600
-
-
-def self_signed_jwt(
-    key: ServiceAccountKey,
-    audience: str | None = None,
-    scopes: Sequence[str] | None = None,
-    lifetime: int = SELF_SIGNED_MAX_LIFETIME,
-    now: float | None = None,
-) -> Token:
-    """A JWT the key signs itself, for Google APIs and API Gateway that accept one instead of an
-    access token: ``aud`` = the API (``https://SERVICE.googleapis.com/``) or, as google-auth does,
-    ``scope`` without ``aud``. No network call."""
-    if (audience is None) == (scopes is None):
-        raise InvalidArgumentError("a self-signed JWT needs an audience or scopes, not both")
-    if not 1 <= lifetime <= SELF_SIGNED_MAX_LIFETIME:
-        raise InvalidArgumentError(f"a self-signed JWT lives 1 to {SELF_SIGNED_MAX_LIFETIME} seconds")
-    issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {"iss": key.client_email, "sub": key.client_email}
-    if audience is not None:
-        if not audience.strip():
-            raise InvalidArgumentError("the audience is empty")
-        claims["aud"] = audience
-    else:
-        scope = " ".join(s for s in scopes or () if s.strip())
-        if not scope:
-            raise InvalidArgumentError("scopes must name at least one scope")
-        claims["scope"] = scope
-    claims.update({"iat": issued, "exp": issued + lifetime})
-    from gcptoken import jws
-
-    value = jws.encode(claims, key.signing_key, kid=key.private_key_id)
-    return Token(value, utc_from_epoch(issued + lifetime), "jwt")

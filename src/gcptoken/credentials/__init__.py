@@ -1,0 +1,40 @@
+"""Every kind of credential gcptoken can get tokens from, one module each (its token flows and its
+Credentials class together), how files name them (files), and how Application Default
+Credentials choose one (adc)."""
+
+from __future__ import annotations
+
+import os
+
+from gcptoken.credentials.adc import default_credentials
+from gcptoken.credentials.base import CREDENTIALS_ENV, DEFAULT_SCOPES, Credentials
+from gcptoken.credentials.external_account import FederatedCredentials
+from gcptoken.credentials.files import SUPPORTED_TYPES, credentials_from_info, load_file
+from gcptoken.credentials.gcloud import GcloudCredentials
+from gcptoken.credentials.impersonated import ImpersonatedCredentials
+from gcptoken.credentials.metadata import MetadataCredentials
+from gcptoken.credentials.service_account import ServiceAccountCredentials
+from gcptoken.credentials.user import UserCredentials
+
+__all__ = [
+    "CREDENTIALS_ENV",
+    "DEFAULT_SCOPES",
+    "SUPPORTED_TYPES",
+    "Credentials",
+    "FederatedCredentials",
+    "GcloudCredentials",
+    "ImpersonatedCredentials",
+    "MetadataCredentials",
+    "ServiceAccountCredentials",
+    "UserCredentials",
+    "credentials_from_info",
+    "load_credentials",
+]
+
+
+def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials:
+    """Credentials from a JSON credential file; without a path, Application Default Credentials
+    ($GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, then the metadata server)."""
+    if path is None or not str(path).strip():  # an empty path means "not given", as an empty variable
+        return default_credentials()
+    return load_file(path)

@@ -1,0 +1,159 @@
+"""The Credentials base class every credential kind derives from, and the one place token flows
+are run: through the cache, within their deadline, on the process's transport."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from typing import TypeVar
+
+from gcptoken import endpoints
+from gcptoken.cache import TokenCache, default_cache
+from gcptoken.cache_rules import cache_key
+from gcptoken.errors import InvalidArgumentError
+from gcptoken.flows import Flow, run_async, run_sync
+from gcptoken.tokens import Token
+
+__all__ = ["CREDENTIALS_ENV", "DEADLINE_TIMEOUTS", "DEFAULT_SCOPES", "Credentials", "run_flow_async", "run_flow_sync"]
+
+T = TypeVar("T")
+
+CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+DEFAULT_SCOPES = (endpoints.CLOUD_PLATFORM_SCOPE,)
+# Cache keys remembered per credential (hashing them is most of a cache hit's cost otherwise).
+_CACHE_KEY_MEMO = 64
+
+
+class Credentials(abc.ABC):
+    """Something that can obtain tokens. Subclasses provide the flows; this class runs them."""
+
+    description = "credentials"
+    # The IAM role this credential needs on a service account to act as it.
+    binding_role = "Service Account Token Creator (roles/iam.serviceAccountTokenCreator)"
+
+    @abc.abstractmethod
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        """The flow that obtains an ID token for ``audience``."""
+
+    @abc.abstractmethod
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        """The flow that obtains an access token for ``scopes``."""
+
+    def identity(self) -> str | None:
+        """What makes this credential's tokens its own, for the in-process cache key: the account,
+        endpoint and options bound to a digest of the secret the caller holds (never the secret
+        and never public fields alone; see cache_rules). None: tokens are not cached."""
+        return None
+
+    def shared_identity(self) -> str | None:
+        """The identity for caches shared beyond this object's life (the CLI's disk cache): None
+        when the identity is scoped to this very object."""
+        return self.identity()
+
+    def _cached(self, kind: str, subject: str, use_cache: bool) -> tuple[TokenCache, str] | None:
+        identity = self.identity() if use_cache else None
+        if identity is None:
+            return None
+        memo: dict[tuple[str, str, str], str] = self.__dict__.setdefault("_cache_keys", {})
+        key = memo.get((identity, kind, subject))
+        if key is None:
+            if len(memo) >= _CACHE_KEY_MEMO:
+                memo.clear()
+            key = memo[(identity, kind, subject)] = cache_key(identity, kind, subject)
+        return default_cache(), key
+
+    def id_token(
+        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
+    ) -> Token:
+        """An ID token whose ``aud`` is ``audience`` (e.g. a Cloud Run service URL), from the
+        cache while it is fresh; concurrent callers share one fetch. ``refresh`` replaces a cached
+        token a service refused."""
+        audience = _audience(audience)
+        cached = self._cached("id_token", audience, use_cache)
+        if cached is not None and not refresh:
+            token = cached[0].fresh(cached[1])  # the common case: no closure, no lock
+            if token is not None:
+                return token
+
+        def fetch() -> Token:
+            return run_flow_sync(self.id_token_flow(audience), timeout)
+
+        return fetch() if cached is None else cached[0].get(cached[1], fetch, force=refresh)
+
+    def access_token(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+    ) -> Token:
+        """An OAuth access token for ``scopes`` (default: cloud-platform), cached like id_token."""
+        wanted = _scopes(scopes)
+        cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
+
+        def fetch() -> Token:
+            return run_flow_sync(self.access_token_flow(wanted), timeout)
+
+        return fetch() if cached is None else cached[0].get(cached[1], fetch)
+
+    async def id_token_async(
+        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
+    ) -> Token:
+        audience = _audience(audience)
+        cached = self._cached("id_token", audience, use_cache)
+
+        async def fetch() -> Token:
+            return await run_flow_async(self.id_token_flow(audience), timeout)
+
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch, force=refresh))
+
+    async def access_token_async(
+        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+    ) -> Token:
+        wanted = _scopes(scopes)
+        cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
+
+        async def fetch() -> Token:
+            return await run_flow_async(self.access_token_flow(wanted), timeout)
+
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch))
+
+
+def _audience(audience: str) -> str:
+    if not isinstance(audience, str) or not audience.strip():
+        raise InvalidArgumentError("audience must be a non-empty string (e.g. https://SERVICE.a.run.app)")
+    return audience.strip()
+
+
+def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
+    if scopes is None:
+        return DEFAULT_SCOPES
+    if isinstance(scopes, str):
+        scopes = scopes.replace(",", " ").split()
+    cleaned = tuple(scope.strip() for scope in scopes if scope.strip())
+    if not cleaned:
+        raise InvalidArgumentError("scopes must name at least one scope")
+    return cleaned
+
+
+# All requests and retries of one token call end within this many per-request timeouts.
+DEADLINE_TIMEOUTS = 3
+
+
+def _deadline(timeout: float) -> float:
+    return time.monotonic() + timeout * DEADLINE_TIMEOUTS
+
+
+def run_flow_sync(flow: Flow[T], timeout: float | None) -> T:
+    from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport  # httpx only where it pays
+
+    per_request = timeout or DEFAULT_TIMEOUT
+    return run_sync(flow, sync_transport(per_request), _deadline(per_request))
+
+
+async def run_flow_async(flow: Flow[Token], timeout: float | None) -> Token:
+    from gcptoken.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+
+    per_request = timeout or DEFAULT_TIMEOUT
+    transport = AsyncHttpxTransport(per_request)
+    try:
+        return await run_async(flow, transport, _deadline(per_request))
+    finally:
+        await transport.aclose()

@@ -1,0 +1,249 @@
+"""IAM Credentials: tokens and signatures for a service account the caller may act as.
+
+Every call is authorised with the *source* credential's access token. Delegates are the chain of
+service accounts between the caller and the target, each allowed to act as the next."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from gcptoken import endpoints
+from gcptoken.cache_rules import impersonated_identity
+from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
+from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal
+from gcptoken.errors import InvalidArgumentError, TokenRequestError
+from gcptoken.flows import Flow, HttpRequest, json_body
+from gcptoken.tokens import Token
+
+__all__ = [
+    "IAM_BASE",
+    "MAX_LIFETIME",
+    "ImpersonatedCredentials",
+    "delegate_names",
+    "generate_access_token_flow",
+    "generate_id_token_flow",
+    "parse_impersonation_url",
+    "sign_blob_flow",
+    "sign_jwt_flow",
+]
+
+IAM_BASE = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
+# generateAccessToken allows up to 12 hours where the org policy permits more than one.
+MAX_LIFETIME = 43200
+
+
+def delegate_names(delegates: Sequence[str]) -> list[str]:
+    """Delegates as IAM wants them: ``projects/-/serviceAccounts/EMAIL``."""
+    return [d if d.startswith("projects/") else f"projects/-/serviceAccounts/{d}" for d in delegates]
+
+
+def _call(
+    access_token: str, target: str, method: str, body: dict[str, Any], base: str = IAM_BASE
+) -> Flow[dict[str, Any]]:
+    url = endpoints.resolve(f"{base}{target}:{method}")
+    headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
+    describe = {"iam": method, "target": target, "delegates": ",".join(body.get("delegates", [])) or "-"}
+    response = yield HttpRequest("POST", url, headers, json.dumps(body).encode("utf-8"), describe=describe)
+    where = f"IAM Credentials {method} for {target}"
+    answer = json_body(response, where)
+    raise_for_refusal(response.status, answer, where)
+    return answer
+
+
+def generate_id_token_flow(
+    access_token: str,
+    target: str,
+    audience: str,
+    delegates: Sequence[str] = (),
+    include_email: bool = False,
+    base: str = IAM_BASE,
+) -> Flow[Token]:
+    body = {"audience": audience, "includeEmail": include_email, "delegates": delegate_names(delegates)}
+    answer = yield from _call(access_token, target, "generateIdToken", body, base)
+    return id_token_from({"id_token": answer.get("token")}, f"IAM Credentials generateIdToken for {target}")
+
+
+def generate_access_token_flow(
+    access_token: str,
+    target: str,
+    scopes: Sequence[str],
+    lifetime: int = 3600,
+    delegates: Sequence[str] = (),
+    base: str = IAM_BASE,
+) -> Flow[Token]:
+    body = {"scope": list(scopes), "lifetime": f"{lifetime}s", "delegates": delegate_names(delegates)}
+    answer = yield from _call(access_token, target, "generateAccessToken", body, base)
+    where = f"IAM Credentials generateAccessToken for {target}"
+    value, expire = answer.get("accessToken"), answer.get("expireTime")
+    if not isinstance(value, str) or not value or not isinstance(expire, str):
+        raise TokenRequestError(f"{where} answered without accessToken / expireTime")
+    try:
+        expires_at = datetime.fromisoformat(expire.replace("Z", "+00:00"))
+    except ValueError:
+        raise TokenRequestError(f"{where} answered an unreadable expireTime") from None
+    return Token(value, expires_at, "access_token")
+
+
+def sign_jwt_flow(
+    access_token: str, target: str, claims: dict[str, Any], delegates: Sequence[str] = (), base: str = IAM_BASE
+) -> Flow[str]:
+    body = {"payload": json.dumps(claims), "delegates": delegate_names(delegates)}
+    answer = yield from _call(access_token, target, "signJwt", body, base)
+    signed = answer.get("signedJwt")
+    if not isinstance(signed, str):
+        raise TokenRequestError(f"IAM Credentials signJwt for {target} answered without signedJwt")
+    return signed
+
+
+def sign_blob_flow(
+    access_token: str, target: str, blob: bytes, delegates: Sequence[str] = (), base: str = IAM_BASE
+) -> Flow[bytes]:
+    body = {"payload": base64.b64encode(blob).decode("ascii"), "delegates": delegate_names(delegates)}
+    answer = yield from _call(access_token, target, "signBlob", body, base)
+    try:
+        return base64.b64decode(answer["signedBlob"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        raise TokenRequestError(f"IAM Credentials signBlob for {target} answered without a signedBlob") from None
+
+
+def parse_impersonation_url(url: str) -> tuple[str, str]:
+    """``(base, target)`` from ``…/serviceAccounts/EMAIL:generateAccessToken``."""
+    match = re.fullmatch(r"(.+/serviceAccounts/)([^/:]+):generateAccessToken", url)
+    if match is None:
+        raise ValueError(url)
+    return match.group(1), match.group(2)
+
+
+class ImpersonatedCredentials(Credentials):
+    """Tokens for ``target`` obtained through IAM Credentials with another credential's access token.
+
+    ``delegates`` are the service accounts between the source and the target, each allowed to act
+    as the next (gcloud's ``--impersonate-service-account A,B,C`` is target C, delegates [A, B]).
+    The source's access token is cached and reused until it nears expiry.
+    """
+
+    # The source's token is refreshed this long before it expires.
+    SOURCE_MARGIN = 300.0
+
+    def __init__(
+        self,
+        source: Credentials,
+        target: str,
+        delegates: Sequence[str] = (),
+        *,
+        include_email: bool = False,
+        lifetime: int = 3600,
+        iam_base: str = IAM_BASE,
+    ) -> None:
+        """``iam_base``: where IAM Credentials is, up to ``…/serviceAccounts/`` (Google's by default)."""
+        if not target or "@" not in target:
+            raise InvalidArgumentError(
+                "the service account to impersonate must be an email (NAME@PROJECT.gserviceaccount.com)"
+            )
+        if not 1 <= lifetime <= MAX_LIFETIME:
+            raise InvalidArgumentError(f"lifetime must be 1 to {MAX_LIFETIME} seconds, not {lifetime}")
+        self.source = source
+        self.target = target
+        self.delegates = tuple(delegates)
+        self.include_email = include_email
+        self.lifetime = lifetime
+        self.iam_base = iam_base
+        self._source_token: Token | None = None
+        chain = " → ".join([*self.delegates, target])
+        self.description = f"service account {target}, impersonated by {source.description} via {chain}"
+
+    def identity(self) -> str | None:
+        source = self.source.identity()
+        if source is None:
+            return None
+        return self._over(source)
+
+    def shared_identity(self) -> str | None:
+        source = self.source.shared_identity()
+        return None if source is None else self._over(source)
+
+    def _over(self, source_identity: str) -> str:
+        chain = [*self.delegates, self.target]
+        return impersonated_identity(
+            source_identity, chain, self.include_email, self.lifetime, endpoints.resolve(self.iam_base)
+        )
+
+    @classmethod
+    def from_chain(cls, source: Credentials, chain: str, **options: Any) -> ImpersonatedCredentials:
+        """``A,B,C`` as gcloud reads it: target C, delegates A and B."""
+        emails = [email.strip() for email in chain.split(",") if email.strip()]
+        if not emails:
+            raise InvalidArgumentError("--impersonate-service-account needs at least one service account email")
+        return cls(source, emails[-1], emails[:-1], **options)
+
+    def _source_access_token(self, refresh: bool = False) -> Flow[str]:
+        cached = self._source_token
+        if not refresh and cached is not None and cached.expires_in() > self.SOURCE_MARGIN:
+            return cached.value
+        token = yield from self.source.access_token_flow(DEFAULT_SCOPES)
+        self._source_token = token
+        return token.value
+
+    def _with_source_token(self, call: Callable[[str], Flow[T]]) -> Flow[T]:
+        """Run ``call`` with the source's access token; once more with a fresh one on a 401."""
+        access = yield from self._source_access_token()
+        try:
+            return (yield from call(access))
+        except TokenRequestError as exc:
+            if exc.status == 403:
+                raise self._explained_denial(exc) from None
+            if exc.status != 401:
+                raise
+        access = yield from self._source_access_token(refresh=True)
+        try:
+            return (yield from call(access))
+        except TokenRequestError as exc:
+            if exc.status == 403:
+                raise self._explained_denial(exc) from None
+            raise
+
+    def _explained_denial(self, exc: TokenRequestError) -> TokenRequestError:
+        """IAM's 403, with the role that is missing and where it must be granted."""
+        first_hop = self.delegates[0] if self.delegates else self.target
+        role = self.source.binding_role
+        chain = "; each delegate needs it on the next account in the chain" if self.delegates else ""
+        hint = f"{self.source.description} needs {role} on {first_hop}{chain}"
+        return TokenRequestError(
+            f"{exc}. {hint}",
+            status=exc.status,
+            error=exc.error,
+            description=exc.description,
+            retryable=exc.retryable,
+        )
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        return self._with_source_token(
+            lambda access: generate_id_token_flow(
+                access, self.target, audience, self.delegates, self.include_email, self.iam_base
+            )
+        )
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        return self._with_source_token(
+            lambda access: generate_access_token_flow(
+                access, self.target, scopes, self.lifetime, self.delegates, self.iam_base
+            )
+        )
+
+    def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> str:
+        """A JWT with ``claims`` signed by a Google-managed key of the target."""
+        flow = self._with_source_token(
+            lambda access: sign_jwt_flow(access, self.target, claims, self.delegates, self.iam_base)
+        )
+        return run_flow_sync(flow, timeout)
+
+    def sign_blob(self, blob: bytes, *, timeout: float | None = None) -> bytes:
+        flow = self._with_source_token(
+            lambda access: sign_blob_flow(access, self.target, blob, self.delegates, self.iam_base)
+        )
+        return run_flow_sync(flow, timeout)

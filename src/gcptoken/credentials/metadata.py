@@ -1,0 +1,131 @@
+"""The metadata server of GCE, Cloud Run, Cloud Functions and GKE: plain GETs, no secret of ours.
+
+The host comes from ``GCE_METADATA_HOST`` (then the older ``GCE_METADATA_ROOT``), read on every
+call, never at import; the default is ``metadata.google.internal``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from gcptoken import compact
+from gcptoken.cache_rules import metadata_identity
+from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials
+from gcptoken.credentials.oauth2 import access_token_from
+from gcptoken.endpoints import checked_host
+from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError
+from gcptoken.flows import Flow, HttpRequest, HttpResponse, json_body, run_sync
+from gcptoken.tokens import Token, utc_from_epoch
+
+__all__ = [
+    "DEFAULT_HOST",
+    "METADATA_TIMEOUT",
+    "MetadataCredentials",
+    "access_token_flow",
+    "email_flow",
+    "id_token_flow",
+    "metadata_host",
+]
+
+DEFAULT_HOST = "metadata.google.internal"
+# The metadata server answers in milliseconds; a slow answer means something is wrong.
+METADATA_TIMEOUT = 3.0
+RETRIES = 3  # one more than the default: the metadata server is local and answers fast
+HEADERS = {"Metadata-Flavor": "Google"}
+ACCOUNT = "instance/service-accounts/default"
+
+TokenFormat = Literal["standard", "full"]
+
+
+def metadata_host(host: str | None = None) -> str:
+    """``host`` when given, else GCE_METADATA_HOST, GCE_METADATA_ROOT, metadata.google.internal."""
+    if host:
+        return checked_host(host, "the metadata host")
+    for variable in ("GCE_METADATA_HOST", "GCE_METADATA_ROOT"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return checked_host(value, variable)
+    return DEFAULT_HOST
+
+
+def _get(path: str, query: dict[str, str] | None = None, host: str | None = None) -> Flow[HttpResponse]:
+    host = metadata_host(host)
+    url = f"http://{host}/computeMetadata/v1/{path}" + (f"?{urlencode(query)}" if query else "")
+    response = yield HttpRequest(
+        "GET", url, HEADERS, describe={"source": "metadata"}, retries=RETRIES, timeout=METADATA_TIMEOUT
+    )
+    if response.status != 200:
+        text = response.body[:200].decode("utf-8", "replace").strip()
+        raise TokenRequestError(
+            f"metadata server at {host} answered HTTP {response.status} for /{path}: {text or 'no body'}",
+            status=response.status,
+            retryable=response.status >= 500,
+        )
+    return response
+
+
+def id_token_flow(
+    audience: str, token_format: TokenFormat = "standard", include_license: bool = False, host: str | None = None
+) -> Flow[Token]:
+    query = {"audience": audience, "format": token_format}
+    if include_license:
+        query["licenses"] = "TRUE"
+    response = yield from _get(f"{ACCOUNT}/identity", query, host)
+    value = response.body.decode("utf-8", "replace").strip()
+    exp: Any
+    try:
+        exp = compact.parse(value).claims.get("exp")
+    except VerificationError:
+        raise TokenRequestError(
+            f"metadata server at {metadata_host()} returned an identity that is not a JWT"
+        ) from None
+    if type(exp) not in (int, float):
+        raise TokenRequestError(f"metadata server at {metadata_host()} returned an ID token without a numeric exp")
+    return Token(value, utc_from_epoch(exp), "id_token")
+
+
+def access_token_flow(scopes: Sequence[str] | None = None, host: str | None = None) -> Flow[Token]:
+    """An access token; without ``scopes`` the instance's own scopes apply."""
+    response = yield from _get(f"{ACCOUNT}/token", {"scopes": ",".join(scopes)} if scopes else None, host)
+    where = f"metadata server at {metadata_host(host)}"
+    return access_token_from(json_body(response, where), where)
+
+
+def email_flow(host: str | None = None) -> Flow[str]:
+    response = yield from _get(f"{ACCOUNT}/email", host=host)
+    return response.body.decode("utf-8", "replace").strip()
+
+
+class MetadataCredentials(Credentials):
+    """The instance's service account through the metadata server (GCE, Cloud Run, GKE, …)."""
+
+    description = "the metadata server's default service account"
+
+    def __init__(
+        self, token_format: TokenFormat = "standard", include_license: bool = False, host: str | None = None
+    ) -> None:
+        """``host`` (host:port) overrides GCE_METADATA_HOST, which is otherwise read on every call."""
+        if token_format not in ("standard", "full"):
+            raise InvalidArgumentError(f"token_format must be 'standard' or 'full', not {token_format!r}")
+        if include_license and token_format != "full":
+            raise InvalidArgumentError("include_license needs token_format='full'")
+        self.token_format: TokenFormat = token_format
+        self.include_license = include_license
+        self.host = host
+
+    def identity(self) -> str | None:
+        return metadata_identity(metadata_host(self.host), self.token_format, self.include_license)
+
+    def id_token_flow(self, audience: str) -> Flow[Token]:
+        return id_token_flow(audience, self.token_format, self.include_license, self.host)
+
+    def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
+        # Scopes equal to the default mean "whatever the instance has": do not force them.
+        return access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes, self.host)
+
+    def email(self, *, timeout: float | None = None) -> str:
+        from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport
+
+        return run_sync(email_flow(self.host), sync_transport(timeout or DEFAULT_TIMEOUT))
