@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.cli_rows import gcptoken_command
 from bench.timing import Row, median_walls
 from gcptoken.emulator import scenarios
 from gcptoken.emulator.server import EmulatorServer
@@ -63,8 +63,7 @@ def _files(emulator: EmulatorServer, scratch: Path) -> dict[str, dict[str, str]]
 
 
 def cached_kinds_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
-    script = Path(sys.executable).parent / "gcptoken"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "gcptoken"]
+    command = gcptoken_command()
     base = {
         **os.environ,
         "GCPTOKEN_EMULATOR_HOST": emulator.host_port,

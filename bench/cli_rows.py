@@ -15,7 +15,7 @@ from gcptoken.emulator import scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.testing import CLOSED_LOOPBACK
 
-__all__ = ["cli_rows"]
+__all__ = ["cli_rows", "gcptoken_command", "key_file_env"]
 
 AUD = "https://bench-cli.a.run.app"
 CACHED_GOAL_MS = 60.0
@@ -26,20 +26,30 @@ def gcloud_env(emulator: EmulatorServer, config: Path) -> dict[str, str]:
     return {**os.environ, **scenarios.gcloud_environment(emulator.url, config, CLOSED_LOOPBACK)}
 
 
-def cli_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
-    key_path = scratch / "cli-key.json"
-    key_path.write_text(json.dumps(emulator.key_file("bench-cli")))
+def gcptoken_command() -> list[str]:
+    script = Path(sys.executable).parent / "gcptoken"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gcptoken"]
+
+
+def key_file_env(emulator: EmulatorServer, scratch: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """A fresh account's key file and the environment that uses it (cache in ``scratch/name``)."""
+    key_path = scratch / f"{name}-key.json"
+    key_path.write_text(json.dumps(emulator.key_file(f"bench-{name}")))
     key_path.chmod(0o600)
     env = {
         **os.environ,
         "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
         "GOOGLE_APPLICATION_CREDENTIALS": str(key_path),
-        "XDG_CACHE_HOME": str(scratch / "cache"),
+        "XDG_CACHE_HOME": str(scratch / f"{name}-cache"),
         "GCE_METADATA_HOST": CLOSED_LOOPBACK,
         "GCE_METADATA_IP": CLOSED_LOOPBACK,
     }
-    script = Path(sys.executable).parent / "gcptoken"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "gcptoken"]
+    return key_path, env
+
+
+def cli_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
+    key_path, env = key_file_env(emulator, scratch, "cli")
+    command = gcptoken_command()
     subprocess.run([*command, "id", AUD], env=env, check=True, capture_output=True)  # fills the cache
     cached = median_wall([*command, "id", AUD], env, runs)
     cold = median_wall([*command, "id", AUD, "--no-cache"], env, max(3, runs // 3))

@@ -4,15 +4,14 @@ to the emulator each), and the import of ``gcptoken`` / ``Verifier`` against PyJ
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.cli_rows import gcptoken_command, key_file_env
 from bench.timing import Row, median_walls
 from gcptoken.emulator.server import EmulatorServer
-from gcptoken.testing import CLOSED_LOOPBACK
 
 __all__ = ["cold_rows", "import_rows"]
 
@@ -43,25 +42,10 @@ print(answer.json()["id_token"])
 """
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "gcptoken"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gcptoken"]
-
-
 def cold_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
-    key_path = scratch / "cold-key.json"
-    key_path.write_text(json.dumps(emulator.key_file("bench-cold")))
-    key_path.chmod(0o600)
-    env = {
-        **os.environ,
-        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
-        "GOOGLE_APPLICATION_CREDENTIALS": str(key_path),
-        "XDG_CACHE_HOME": str(scratch / "cold-cache"),
-        "GCE_METADATA_HOST": CLOSED_LOOPBACK,
-        "GCE_METADATA_IP": CLOSED_LOOPBACK,
-    }
+    key_path, env = key_file_env(emulator, scratch, "cold")
     commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {
-        "gcptoken": ([*_command(), "id", AUD, "--no-cache"], env),
+        "gcptoken": ([*gcptoken_command(), "id", AUD, "--no-cache"], env),
         "google-auth": ([sys.executable, "-c", GOOGLE_AUTH, str(key_path), AUD], env),
         "PyJWT + requests": ([sys.executable, "-c", PYJWT_REQUESTS, str(key_path), AUD], env),
     }
