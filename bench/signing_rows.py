@@ -7,9 +7,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
-from gcptoken import jws
 from gcptoken.credentials.service_account import ServiceAccountKey, assertion
 from gcptoken.emulator.server import EmulatorServer
+from gcptoken.jose import jws
 
 __all__ = ["signing_rows"]
 

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
-from gcptoken import Verifier, jws
-from gcptoken.compact import TO_STANDARD, b64_decode_translated, json_loads
+from gcptoken import Verifier
 from gcptoken.emulator.server import EmulatorServer
+from gcptoken.jose import jws
+from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # authlib.jose announces its own deprecation on import

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.emulator import firebase, iap
 from gcptoken.emulator.federation import issuer_url
 from gcptoken.emulator.state import IssuerKey
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 
 NOW = 1_800_000_000

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gcptoken import CredentialsError, ImpersonatedCredentials, TokenRequestError, jws, load_credentials
+from gcptoken import CredentialsError, ImpersonatedCredentials, TokenRequestError, load_credentials
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.test_cli import gcptoken
 from tests.test_emulator_federation import JWT_TYPE, Federation

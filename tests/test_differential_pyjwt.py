@@ -16,8 +16,9 @@ import httpx
 import jwt
 import pytest
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.errors import VerificationError
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 from tests.issuers import DROP, Issuer, b64json, issuers
 

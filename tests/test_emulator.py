@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
+from gcptoken.jose import jws
 from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 

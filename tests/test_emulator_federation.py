@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.emulator.federation import conditions_hold
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-fed.a.run.app"

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
+from gcptoken.jose import jws
 from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 

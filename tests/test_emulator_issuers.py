@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken import jws
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-md.a.run.app"

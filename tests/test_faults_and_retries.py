@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gcptoken import TokenRequestError, TransportError, load_credentials
-from gcptoken.flows import HttpResponse, retryable
+from gcptoken.http.flows import HttpResponse, retryable
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-faults.a.run.app"

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.errors import VerificationError
+from gcptoken.jose import jws
 from gcptoken.policy import Policy
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify import REASONS

@@ -16,9 +16,9 @@ from gcptoken import (
     MetadataCredentials,
     TokenRequestError,
     Verifier,
-    jws,
     load_credentials,
 )
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 
 from .test_cli import gcptoken

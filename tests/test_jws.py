@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gcptoken import jws
 from gcptoken.emulator.state import IssuerKey
 from gcptoken.errors import CredentialsError, VerificationError
+from gcptoken.jose import jws
 
 RSA = jws.generate_rsa_key()
 EC = jws.SigningKey(ec.generate_private_key(ec.SECP256R1()), "ES256")

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
+from gcptoken.jose import jws
 from tests.key_servers import KeyServer, blackhole, dripping, key_server
 from tests.test_middleware import serving
 

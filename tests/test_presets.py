@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gcptoken import Verifier, jws
+from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
+from gcptoken.jose import jws
 from gcptoken.key_cache import KeyCache
 from gcptoken.policy import Policy
 from gcptoken.testing import EmulatorClient

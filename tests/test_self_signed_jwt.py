@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gcptoken import InvalidArgumentError, ServiceAccountCredentials, jws, load_credentials
+from gcptoken import InvalidArgumentError, ServiceAccountCredentials, load_credentials
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 from tests.test_cli import gcptoken
 

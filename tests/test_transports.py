@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from gcptoken.errors import InvalidArgumentError, TransportError
-from gcptoken.flows import Flow, HttpRequest, HttpResponse, SyncTransport, run_sync
-from gcptoken.light_transport import LightTransport
+from gcptoken.http.flows import Flow, HttpRequest, HttpResponse, SyncTransport, run_sync
+from gcptoken.http.light_transport import LightTransport
+from gcptoken.http.transport import HttpxTransport
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
-from gcptoken.transport import HttpxTransport
 from tests.key_servers import dripping, key_server
 
 TRANSPORTS: dict[str, Callable[[float], SyncTransport]] = {"httpx": HttpxTransport, "http.client": LightTransport}

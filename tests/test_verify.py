@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken import Verifier, decode, jws
+from gcptoken import Verifier, decode
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
+from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify import REASONS
 

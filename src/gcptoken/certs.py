@@ -9,10 +9,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gcptoken import endpoints, jws
+from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TransportError
-from gcptoken.flows import Flow, get_json_flow
+from gcptoken.http.flows import Flow, get_json_flow
+from gcptoken.jose import jws
 from gcptoken.private_files import UnreadableFile, read_small_file
 
 __all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]

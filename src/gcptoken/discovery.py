@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from gcptoken import endpoints
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
-from gcptoken.flows import Flow, get_json_flow
+from gcptoken.http.flows import Flow, get_json_flow
 
 __all__ = ["check_issuer_url", "check_keys_url", "configuration_url", "jwks_uri_flow"]
 

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 
 from gcptoken import certs as certs_format
-from gcptoken import jws
 from gcptoken.discovery import jwks_uri_flow
 from gcptoken.errors import GcpTokenError, TransportError
-from gcptoken.flows import run_sync
+from gcptoken.http.flows import run_sync
+from gcptoken.jose import jws
 
 __all__ = ["DEFAULT_FAILURE_BACKOFF", "DEFAULT_MAX_STALE", "KeyCache"]
 
@@ -143,7 +143,7 @@ class KeyCache:
         raise exc
 
     def _fetch(self) -> tuple[certs_format.KeySet, float]:
-        from gcptoken.light_transport import sync_transport  # only when keys must be fetched
+        from gcptoken.http.light_transport import sync_transport  # only when keys must be fetched
 
         transport = sync_transport(self.timeout)
         deadline = time.monotonic() + self.timeout  # one deadline for the whole fetch, retries included

@@ -6,7 +6,7 @@ from typing import Any
 
 from gcptoken import endpoints
 from gcptoken.credentials.oauth2 import post_form
-from gcptoken.flows import Flow, run_sync
+from gcptoken.http.flows import Flow, run_sync
 
 __all__ = ["tokeninfo", "tokeninfo_flow"]
 
@@ -19,6 +19,6 @@ def tokeninfo_flow(token: str) -> Flow[dict[str, Any]]:
 
 
 def tokeninfo(token: str, timeout: float = 10.0) -> dict[str, Any]:
-    from gcptoken.light_transport import sync_transport
+    from gcptoken.http.light_transport import sync_transport
 
     return run_sync(tokeninfo_flow(token), sync_transport(timeout))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from gcptoken import compact
+from gcptoken.jose import compact
 
 __all__ = ["DecodedToken", "Token", "decode"]
 

@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gcptoken import certs as certs_format
-from gcptoken import endpoints, jws, presets
-from gcptoken.compact import TO_STANDARD, b64_decode_translated, json_loads
+from gcptoken import endpoints, presets
 from gcptoken.discovery import check_keys_url
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
+from gcptoken.jose import jws
+from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
 from gcptoken.key_cache import DEFAULT_FAILURE_BACKOFF, DEFAULT_MAX_STALE, KeyCache
 from gcptoken.policy import Policy
 from gcptoken.results import DEFAULT_SIZE, ResultCache

@@ -27,7 +27,7 @@ from gcptoken.cache_rules import (
     user_identity,
 )
 from gcptoken.disk_cache import fresh_entry, read_tokens
-from gcptoken.pem import rsa_private_key_problem
+from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.subject_token import subject_token_in
 

@@ -248,7 +248,7 @@ def _split_curl(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 
 def _run(argv: Sequence[str]) -> int:
-    from gcptoken.light_transport import use_light_transport
+    from gcptoken.http.light_transport import use_light_transport
 
     use_light_transport()  # a one-shot process: http.client, not httpx's import
     ours, curl_args = _split_curl(argv)

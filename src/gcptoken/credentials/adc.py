@@ -21,7 +21,7 @@ from gcptoken.credentials.gcloud import GcloudCredentials
 from gcptoken.credentials.metadata import MetadataCredentials, metadata_host
 from gcptoken.endpoints import checked_host
 from gcptoken.errors import CredentialsError, TransportError
-from gcptoken.flows import Flow, HttpRequest, run_sync
+from gcptoken.http.flows import Flow, HttpRequest, run_sync
 
 __all__ = [
     "ADC_FILE",
@@ -71,7 +71,7 @@ def metadata_ping_address() -> str:
 def metadata_server_answers(timeout: float = PING_TIMEOUT) -> bool:
     """True when something at GCE_METADATA_IP answers as a metadata server (response header
     ``Metadata-Flavor: Google``); anything else there, or nothing, is False."""
-    from gcptoken.light_transport import sync_transport
+    from gcptoken.http.light_transport import sync_transport
 
     request = HttpRequest(
         "GET",

@@ -12,7 +12,7 @@ from gcptoken import endpoints
 from gcptoken.cache import TokenCache, default_cache
 from gcptoken.cache_rules import cache_key
 from gcptoken.errors import InvalidArgumentError
-from gcptoken.flows import Flow, run_async, run_sync
+from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
 
 __all__ = ["CREDENTIALS_ENV", "DEADLINE_TIMEOUTS", "DEFAULT_SCOPES", "Credentials", "run_flow_async", "run_flow_sync"]
@@ -142,14 +142,14 @@ def _deadline(timeout: float) -> float:
 
 
 def run_flow_sync(flow: Flow[T], timeout: float | None) -> T:
-    from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport  # httpx only where it pays
+    from gcptoken.http.light_transport import DEFAULT_TIMEOUT, sync_transport  # httpx only where it pays
 
     per_request = timeout or DEFAULT_TIMEOUT
     return run_sync(flow, sync_transport(per_request), _deadline(per_request))
 
 
 async def run_flow_async(flow: Flow[Token], timeout: float | None) -> Token:
-    from gcptoken.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+    from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
 
     per_request = timeout or DEFAULT_TIMEOUT
     transport = AsyncHttpxTransport(per_request)

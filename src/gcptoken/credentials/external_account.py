@@ -28,7 +28,7 @@ from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, post_form
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError
-from gcptoken.flows import Flow, HttpRequest
+from gcptoken.http.flows import Flow, HttpRequest
 from gcptoken.private_files import UnreadableFile, read_small_file
 from gcptoken.subject_token import subject_token_in
 from gcptoken.tokens import Token

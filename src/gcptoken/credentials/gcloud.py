@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gcptoken import compact
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError, VerificationError
-from gcptoken.flows import Flow
+from gcptoken.http.flows import Flow
+from gcptoken.jose import compact
 from gcptoken.tokens import Token, utc_from_epoch
 
 __all__ = ["GcloudCredentials", "run_gcloud"]

@@ -17,7 +17,7 @@ from gcptoken.cache_rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
-from gcptoken.flows import Flow, HttpRequest, json_body
+from gcptoken.http.flows import Flow, HttpRequest, json_body
 from gcptoken.tokens import Token
 
 __all__ = [

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from gcptoken import compact
 from gcptoken.cache_rules import metadata_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials
 from gcptoken.credentials.oauth2 import access_token_from
 from gcptoken.endpoints import checked_host
 from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError
-from gcptoken.flows import Flow, HttpRequest, HttpResponse, json_body, run_sync
+from gcptoken.http.flows import Flow, HttpRequest, HttpResponse, json_body, run_sync
+from gcptoken.jose import compact
 from gcptoken.tokens import Token, utc_from_epoch
 
 __all__ = [
@@ -126,6 +126,6 @@ class MetadataCredentials(Credentials):
         return access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes, self.host)
 
     def email(self, *, timeout: float | None = None) -> str:
-        from gcptoken.light_transport import DEFAULT_TIMEOUT, sync_transport
+        from gcptoken.http.light_transport import DEFAULT_TIMEOUT, sync_transport
 
         return run_sync(email_flow(self.host), sync_transport(timeout or DEFAULT_TIMEOUT))

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from gcptoken import compact
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
-from gcptoken.flows import Flow, HttpRequest, json_body
+from gcptoken.http.flows import Flow, HttpRequest, json_body
+from gcptoken.jose import compact
 from gcptoken.tokens import Token, utc_from_epoch
 
 __all__ = ["access_token_from", "id_token_from", "post_form", "raise_for_refusal"]

@@ -19,8 +19,8 @@ from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
-from gcptoken.flows import Flow
-from gcptoken.pem import rsa_private_key_problem
+from gcptoken.http.flows import Flow
+from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.tokens import Token, utc_from_epoch
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gcptoken.jws import SigningKey
+    from gcptoken.jose.jws import SigningKey
 
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -78,7 +78,7 @@ class ServiceAccountKey:
     @property
     def signing_key(self) -> SigningKey:
         """The parsed private key; parsed once per process (jws caches it)."""
-        from gcptoken import jws  # cryptography: only when something is signed, never on a cache hit
+        from gcptoken.jose import jws  # cryptography: only when something is signed, never on a cache hit
 
         key = jws.load_private_key_pem(self.private_key)
         if key.alg != "RS256":
@@ -99,7 +99,7 @@ def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: floa
 
 
 def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
-    from gcptoken import jws
+    from gcptoken.jose import jws
 
     return jws.encode(assertion_claims(key, extra, now), key.signing_key, kid=key.private_key_id)
 
@@ -107,7 +107,7 @@ def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | Non
 def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
     url = endpoints.resolve(key.token_uri)
     claims = assertion_claims(key, extra)
-    from gcptoken import jws
+    from gcptoken.jose import jws
 
     signed = jws.encode(claims, key.signing_key, kid=key.private_key_id)
     describe = {"grant": "jwt-bearer", "assertion_claims": json.dumps(claims, sort_keys=True)}
@@ -153,7 +153,7 @@ def self_signed_jwt(
             raise InvalidArgumentError("scopes must name at least one scope")
         claims["scope"] = scope
     claims.update({"iat": issued, "exp": issued + lifetime})
-    from gcptoken import jws
+    from gcptoken.jose import jws
 
     value = jws.encode(claims, key.signing_key, kid=key.private_key_id)
     return Token(value, utc_from_epoch(issued + lifetime), "jwt")

@@ -16,7 +16,7 @@ from gcptoken.credentials.base import Credentials, T
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import RefusedError, TokenRequestError
-from gcptoken.flows import Flow
+from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
 
 __all__ = ["UserCredentials", "UserKey", "access_token_flow", "id_token_flow", "refresh_flow"]

@@ -8,11 +8,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gcptoken import endpoints, jws
+from gcptoken import endpoints
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import form_of, oauth_error
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.errors import VerificationError
+from gcptoken.jose import jws
 
 __all__ = ["certs_v1", "certs_v3", "openid_configuration", "tokeninfo"]
 

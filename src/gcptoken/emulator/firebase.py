@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken import jws
 from gcptoken.emulator.admin import json_object
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState, IssuerKey
+from gcptoken.jose import jws
 from gcptoken.presets import firebase_issuer
 
 __all__ = ["SECURETOKEN", "id_token", "routes"]

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken import jws
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, json_body, log_detail
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
+from gcptoken.jose import jws
 
 __all__ = ["routes"]
 

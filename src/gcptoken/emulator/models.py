@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from gcptoken import jws
+from gcptoken.jose import jws
 
 __all__ = [
     "ACCESS_TOKEN_LIFETIME",

@@ -7,11 +7,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gcptoken import endpoints, jws
+from gcptoken import endpoints
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState
 from gcptoken.errors import VerificationError
+from gcptoken.jose import jws
 
 __all__ = ["token_endpoint"]
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
-from gcptoken import jws
 from gcptoken.emulator.models import IssuerKey, RefreshGrant, ServiceAccount, User
 from gcptoken.errors import CredentialsError
+from gcptoken.jose import jws
 
 if TYPE_CHECKING:
     from gcptoken.emulator.state import EmulatorState

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gcptoken import jws
 from gcptoken.credentials import (
     Credentials,
     FederatedCredentials,
@@ -20,6 +19,7 @@ from gcptoken.credentials import (
 from gcptoken.credentials.external_account import ExternalAccountConfig
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.state import Provider
+from gcptoken.jose import jws
 
 __all__ = [
     "Federation",

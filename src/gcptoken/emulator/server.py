@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gcptoken import jws
 from gcptoken.emulator.app import create_app
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState, Provider
+from gcptoken.jose import jws
 from gcptoken.private_files import NotPrivateError, PrivateDir
 
 __all__ = ["EmulatorServer", "write_state_dir"]

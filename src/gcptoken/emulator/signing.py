@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from gcptoken import jws
 from gcptoken.emulator.models import PUBLISHED_KEYS, IssuerKey
+from gcptoken.jose import jws
 
 __all__ = ["SigningKeys"]
 

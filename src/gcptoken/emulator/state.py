@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gcptoken import jws
 from gcptoken.emulator import persistence
 from gcptoken.emulator.models import (
     ACCESS_TOKEN_LIFETIME,
@@ -30,6 +29,7 @@ from gcptoken.emulator.models import (
     unique_id,
 )
 from gcptoken.emulator.signing import SigningKeys
+from gcptoken.jose import jws
 
 __all__ = [
     "ACCESS_TOKEN_LIFETIME",
