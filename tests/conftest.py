@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gcptoken.cache import default_cache
+from gcptoken.cache.memory import default_cache
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 
 _CLEARED = (

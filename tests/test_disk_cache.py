@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gcptoken.disk_cache import DiskTokenCache, cache_dir
+from gcptoken.cache.disk import DiskTokenCache, cache_dir
 from gcptoken.testing import EmulatorClient
 from tests.test_cli import gcptoken
 
@@ -104,7 +104,7 @@ def test_expired_entries_are_not_served(tmp_path: Path) -> None:
 def _cli_worker(runs: int) -> list[str]:
     """One process running the CLI ``runs`` times; the in-process cache is cleared every time so
     every run goes through the disk cache, as separate CLI invocations would."""
-    from gcptoken.cache import default_cache
+    from gcptoken.cache.memory import default_cache
     from gcptoken.cli.main import main
 
     outputs = []

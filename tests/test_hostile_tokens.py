@@ -20,9 +20,9 @@ from websockets.sync.client import connect
 from gcptoken import Verifier
 from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
-from gcptoken.policy import Policy
 from gcptoken.testing import EmulatorClient
-from gcptoken.verify import REASONS
+from gcptoken.verify.policy import Policy
+from gcptoken.verify.verifier import REASONS
 from tests.issuers import NOW, Issuer, b64json, issuers
 from tests.test_middleware import SERVERS, description_of, serving
 
@@ -190,7 +190,7 @@ def test_weak_keys_in_a_key_set_are_skipped_with_a_warning(caplog: pytest.LogCap
         "e": "AQAB",
     }
     keys = {"keys": [weak_jwk, p384_jwk, strong.public.to_jwk("strong")]}
-    with caplog.at_level(logging.WARNING, logger="gcptoken.verify"):
+    with caplog.at_level(logging.WARNING, logger="gcptoken.verify.verifier"):
         verifier = Verifier("aud", certs=keys)
     assert "weak" in caplog.text and "1024 bits" in caplog.text and "p384" in caplog.text
     claims = {"iss": "https://accounts.google.com", "aud": "aud", "iat": NOW, "exp": NOW + 3600}

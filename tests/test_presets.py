@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
-from gcptoken.key_cache import KeyCache
-from gcptoken.policy import Policy
 from gcptoken.testing import EmulatorClient
-from gcptoken.verify import REASONS
+from gcptoken.verify.key_cache import KeyCache
+from gcptoken.verify.policy import Policy
+from gcptoken.verify.verifier import REASONS
 from tests.issuers import DROP, NOW, Issuer, b64json, issuers
 
 PRESETS = ("google", "iap", "firebase", "oidc")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from gcptoken.cache_rules import cache_key, private_key_proof, service_account_identity
-from gcptoken.disk_cache import DiskTokenCache
+from gcptoken.cache.disk import DiskTokenCache
+from gcptoken.cache.rules import cache_key, private_key_proof, service_account_identity
 from gcptoken.testing import EmulatorClient
 from gcptoken.tokens import Token, utc_from_epoch
 from tests.test_cli import gcptoken

@@ -26,7 +26,7 @@ from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
-from gcptoken.verify import REASONS
+from gcptoken.verify.verifier import REASONS
 
 AUD = "https://svc-test.a.run.app"
 NOW = 1_800_000_000

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         load_credentials,
     )
     from gcptoken.tokens import DecodedToken, Token, decode
-    from gcptoken.verify import Verifier
+    from gcptoken.verify.verifier import Verifier
 del TYPE_CHECKING  # not part of the package's namespace
 
 __all__ = [
@@ -72,7 +72,7 @@ _LAZY = {
     "DecodedToken": "gcptoken.tokens",
     "Token": "gcptoken.tokens",
     "decode": "gcptoken.tokens",
-    "Verifier": "gcptoken.verify",
+    "Verifier": "gcptoken.verify.verifier",
 }
 
 

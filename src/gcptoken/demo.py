@@ -31,7 +31,7 @@ from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.integrations.asgi import IdTokenMiddleware
-from gcptoken.verify import Verifier
+from gcptoken.verify.verifier import Verifier
 
 __all__ = ["protected_service", "run"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gcptoken.disk_cache import DiskTokenCache
+from gcptoken.cache.disk import DiskTokenCache
 
 __all__ = ["run_cache"]
 

@@ -16,7 +16,8 @@ import sys
 import time
 
 from gcptoken import endpoints, locations
-from gcptoken.cache_rules import (
+from gcptoken.cache.disk import fresh_entry, read_tokens
+from gcptoken.cache.rules import (
     cache_key,
     external_identity,
     impersonated_identity,
@@ -26,7 +27,6 @@ from gcptoken.cache_rules import (
     subject_token_proof,
     user_identity,
 )
-from gcptoken.disk_cache import fresh_entry, read_tokens
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.subject_token import subject_token_in

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from gcptoken.cli.io import print_json, read_token
 from gcptoken.errors import InvalidArgumentError, VerificationError
-from gcptoken.presets import GOOGLE, IAP
 from gcptoken.tokens import decode
+from gcptoken.verify.presets import GOOGLE, IAP
 
 if TYPE_CHECKING:
-    from gcptoken.verify import Verifier
+    from gcptoken.verify.verifier import Verifier
 
 __all__ = ["run_decode", "run_info", "run_verify"]
 
@@ -50,8 +50,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _verifier(args: argparse.Namespace) -> Verifier:
-    from gcptoken.policy import Policy
-    from gcptoken.verify import Verifier
+    from gcptoken.verify.policy import Policy
+    from gcptoken.verify.verifier import Verifier
 
     policy = Policy(
         require_email_verified=args.require_email_verified,

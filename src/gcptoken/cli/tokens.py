@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from gcptoken import checks
-from gcptoken.cache import cache_key
+from gcptoken.cache.memory import cache_key
 from gcptoken.credentials import (
     DEFAULT_SCOPES,
     Credentials,
@@ -140,7 +140,7 @@ def _through_disk_cache(
     identity = credentials.shared_identity()
     if args.no_cache or identity is None:
         return fetch()
-    from gcptoken.disk_cache import DiskTokenCache
+    from gcptoken.cache.disk import DiskTokenCache
 
     return DiskTokenCache().get_or_fetch(cache_key(identity, kind, subject), fetch)
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from gcptoken import endpoints
-from gcptoken.cache import TokenCache, default_cache
-from gcptoken.cache_rules import cache_key
+from gcptoken.cache.memory import TokenCache, default_cache
+from gcptoken.cache.rules import cache_key
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token

@@ -20,7 +20,7 @@ from typing import Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
-from gcptoken.cache_rules import (
+from gcptoken.cache.rules import (
     external_identity,
     subject_token_proof,
 )

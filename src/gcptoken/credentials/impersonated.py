@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from gcptoken import endpoints
-from gcptoken.cache_rules import impersonated_identity
+from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal
 from gcptoken.errors import InvalidArgumentError, TokenRequestError

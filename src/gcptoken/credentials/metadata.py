@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from gcptoken.cache_rules import metadata_identity
+from gcptoken.cache.rules import metadata_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials
 from gcptoken.credentials.oauth2 import access_token_from
 from gcptoken.endpoints import checked_host

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
-from gcptoken.cache_rules import (
+from gcptoken.cache.rules import (
     private_key_proof,
     service_account_identity,
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
-from gcptoken.cache_rules import user_identity
+from gcptoken.cache.rules import user_identity
 from gcptoken.credentials.base import Credentials, T
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url

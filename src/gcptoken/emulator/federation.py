@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken import certs
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, form_of, json_body, log_detail, oauth_error
 from gcptoken.emulator.state import EmulatorState, Provider
 from gcptoken.errors import CredentialsError, VerificationError
 from gcptoken.jose import jws
+from gcptoken.verify import certs
 
 __all__ = ["Provider", "conditions_hold", "routes"]
 

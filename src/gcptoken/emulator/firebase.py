@@ -14,7 +14,7 @@ from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState, IssuerKey
 from gcptoken.jose import jws
-from gcptoken.presets import firebase_issuer
+from gcptoken.verify.presets import firebase_issuer
 
 __all__ = ["SECURETOKEN", "id_token", "routes"]
 

@@ -17,7 +17,7 @@ from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState, IssuerKey
 from gcptoken.jose import jws
-from gcptoken.presets import IAP_ISSUER
+from gcptoken.verify.presets import IAP_ISSUER
 
 __all__ = ["ASSERTION_LIFETIME", "assertion", "routes"]
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import refusal, token_from
-from gcptoken.verify import Verifier
+from gcptoken.verify.verifier import Verifier
 
 __all__ = ["IdTokenMiddleware", "VerifiedClaims"]
 

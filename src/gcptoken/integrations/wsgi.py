@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import Refusal, refusal, token_from
-from gcptoken.verify import Verifier
+from gcptoken.verify.verifier import Verifier
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

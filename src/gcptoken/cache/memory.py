@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from gcptoken.cache_rules import MAX_MARGIN, cache_key, refresh_margin
+from gcptoken.cache.rules import MAX_MARGIN, cache_key, refresh_margin
 from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_MARGIN", "TokenCache", "cache_key", "default_cache", "refresh_margin"]
 
-log = logging.getLogger("gcptoken.cache")
+log = logging.getLogger("gcptoken.cache.memory")
 
 
 class _Entry:

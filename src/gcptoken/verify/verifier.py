@@ -12,15 +12,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gcptoken import certs as certs_format
-from gcptoken import endpoints, presets
-from gcptoken.discovery import check_keys_url
+from gcptoken import endpoints
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
 from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
-from gcptoken.key_cache import DEFAULT_FAILURE_BACKOFF, DEFAULT_MAX_STALE, KeyCache
-from gcptoken.policy import Policy
-from gcptoken.results import DEFAULT_SIZE, ResultCache
+from gcptoken.verify import certs as certs_format
+from gcptoken.verify import presets
+from gcptoken.verify.discovery import check_keys_url
+from gcptoken.verify.key_cache import DEFAULT_FAILURE_BACKOFF, DEFAULT_MAX_STALE, KeyCache
+from gcptoken.verify.policy import Policy
+from gcptoken.verify.results import DEFAULT_SIZE, ResultCache
 
 if TYPE_CHECKING:
     import asyncio
