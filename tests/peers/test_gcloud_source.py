@@ -10,7 +10,7 @@ import pytest
 
 from gcptoken import CredentialsError, GcloudCredentials, Verifier
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 from .test_gcloud import GCLOUD, gcloud_env, run_gcloud
 

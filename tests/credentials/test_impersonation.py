@@ -20,8 +20,7 @@ from gcptoken import (
 )
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
-
-from .test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-imp.a.run.app"
 IAM_PREFIX = "/v1/projects/-/serviceAccounts/"

@@ -22,7 +22,7 @@ from gcptoken.testing import EmulatorClient
 from gcptoken.verify.key_cache import KeyCache
 from gcptoken.verify.policy import Policy
 from gcptoken.verify.verifier import REASONS
-from tests.issuers import DROP, NOW, Issuer, b64json, issuers
+from tests.verify.issuers import DROP, NOW, Issuer, b64json, issuers
 
 PRESETS = ("google", "iap", "firebase", "oidc")
 

@@ -14,7 +14,7 @@ import pytest
 
 from gcptoken.cache.disk import DiskTokenCache, cache_dir
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-disk.a.run.app"
 

@@ -23,7 +23,7 @@ from gcptoken.cache.disk import DiskTokenCache
 from gcptoken.cache.rules import cache_key, private_key_proof, service_account_identity
 from gcptoken.testing import EmulatorClient
 from gcptoken.tokens import Token, utc_from_epoch
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-shared.a.run.app"
 OTHER_UID = 4242

@@ -18,8 +18,7 @@ from gcptoken import MetadataCredentials, TokenRequestError, TransportError, Ver
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.testing import EmulatorClient
-
-from .test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-mds.a.run.app"
 IDENTITY = "/computeMetadata/v1/instance/service-accounts/default/identity"

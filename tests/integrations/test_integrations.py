@@ -20,7 +20,7 @@ from gcptoken.integrations.audience import audience_for
 from gcptoken.integrations.httpx_auth import IdTokenAuth as HttpxAuth
 from gcptoken.integrations.requests_auth import IdTokenAuth as RequestsAuth
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 
 class RefuseFirst:

@@ -25,8 +25,8 @@ from gcptoken import (
 )
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
-from tests.test_emulator_federation import JWT_TYPE, Federation
+from tests.cli.test_cli import gcptoken
+from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
 
 AUD = "https://svc-ext.a.run.app"
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from gcptoken import ImpersonatedCredentials, Verifier, load_credentials
 from gcptoken.emulator.responses import MAX_BODY
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-hostile.a.run.app"
 JSON_PATHS = [

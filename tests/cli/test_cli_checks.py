@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from gcptoken.testing import EmulatorClient, write_key_file
-from tests.test_cli import COMMAND, Result, gcptoken
+from tests.cli.test_cli import COMMAND, Result, gcptoken
 
 AUD = "https://svc-checks.a.run.app"
 SECRET = "1//0gSECRETREFRESHTOKENxyz"

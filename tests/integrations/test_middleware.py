@@ -28,7 +28,7 @@ from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.integrations.asgi import IdTokenMiddleware, VerifiedClaims
 from gcptoken.integrations.wsgi import CLAIMS_KEY, IdTokenWSGIMiddleware, require_id_token
 from gcptoken.testing import EmulatorClient
-from tests.issuers import Issuer, issuers
+from tests.verify.issuers import Issuer, issuers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -16,8 +16,8 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
-from tests.key_servers import KeyServer, blackhole, dripping, key_server
-from tests.test_middleware import serving
+from tests.integrations.test_middleware import serving
+from tests.verify.key_servers import KeyServer, blackhole, dripping, key_server
 
 AUD = "https://svc-keys.example"
 KEY_A, KEY_B = jws.generate_rsa_key(), jws.generate_rsa_key()

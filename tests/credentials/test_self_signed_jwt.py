@@ -11,7 +11,7 @@ import pytest
 from gcptoken import InvalidArgumentError, ServiceAccountCredentials, load_credentials
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
-from tests.test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 API = "https://pubsub.googleapis.com/"
 

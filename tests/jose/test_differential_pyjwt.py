@@ -20,7 +20,7 @@ from gcptoken import Verifier
 from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
-from tests.issuers import DROP, Issuer, b64json, issuers
+from tests.verify.issuers import DROP, Issuer, b64json, issuers
 
 SKEW = {"google": 60, "iap": 30, "firebase": 60, "oidc": 60}
 JWKS_PATH = {

@@ -23,8 +23,8 @@ from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify.policy import Policy
 from gcptoken.verify.verifier import REASONS
-from tests.issuers import NOW, Issuer, b64json, issuers
-from tests.test_middleware import SERVERS, description_of, serving
+from tests.integrations.test_middleware import SERVERS, description_of, serving
+from tests.verify.issuers import NOW, Issuer, b64json, issuers
 
 PRESETS = ("google", "iap", "firebase", "oidc")
 # Values of every JSON type but the one each field must have.

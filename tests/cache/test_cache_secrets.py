@@ -13,8 +13,8 @@ import pytest
 from gcptoken import CredentialsError, ImpersonatedCredentials, TokenRequestError, load_credentials
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient, write_key_file
-from tests.test_cli import gcptoken
-from tests.test_emulator_federation import JWT_TYPE, Federation
+from tests.cli.test_cli import gcptoken
+from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
 
 AUD = "https://svc-secret.a.run.app"
 

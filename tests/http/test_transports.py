@@ -14,7 +14,7 @@ from gcptoken.http.flows import Flow, HttpRequest, HttpResponse, SyncTransport, 
 from gcptoken.http.light_transport import LightTransport
 from gcptoken.http.transport import HttpxTransport
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
-from tests.key_servers import dripping, key_server
+from tests.verify.key_servers import dripping, key_server
 
 TRANSPORTS: dict[str, Callable[[float], SyncTransport]] = {"httpx": HttpxTransport, "http.client": LightTransport}
 

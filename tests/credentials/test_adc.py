@@ -17,8 +17,7 @@ from gcptoken import CredentialsError, MetadataCredentials, ServiceAccountCreden
 from gcptoken.adc import find_credentials
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
-
-from .test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-adc.a.run.app"
 

@@ -19,8 +19,7 @@ from gcptoken import (
 )
 from gcptoken.emulator import EmulatorServer
 from gcptoken.testing import EmulatorClient, write_key_file
-
-from .test_cli import gcptoken
+from tests.cli.test_cli import gcptoken
 
 AUD = "https://svc-user.a.run.app"
 
