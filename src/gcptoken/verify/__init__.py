@@ -1,7 +1,27 @@
 """The verifying wing: the Verifier (``verifier``), the presets of Google's issuers
 (``presets``), the caller's rules (``policy``), key sets fetched and cached (``certs``,
-``key_cache``, ``discovery``) and verified results (``results``)."""
+``key_cache``, ``discovery``) and verified results (``results``).
 
-from gcptoken.verify.verifier import REASONS, Verifier
+``Verifier`` and ``REASONS`` load on first use (PEP 562): importing ``gcptoken.verify.presets``
+(as ``gcptoken decode`` does) must not pay for cryptography."""
+
+from __future__ import annotations
+
+import importlib as _importlib
+
+TYPE_CHECKING = False  # not typing's: importing typing costs light commands (mypy reads it alike)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gcptoken.verify.verifier import REASONS, Verifier
+del TYPE_CHECKING
 
 __all__ = ["REASONS", "Verifier"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'gcptoken.verify' has no attribute {name!r}")
+    value = getattr(_importlib.import_module("gcptoken.verify.verifier"), name)
+    globals()[name] = value
+    return value
