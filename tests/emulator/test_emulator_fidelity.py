@@ -111,6 +111,12 @@ def test_attributes_are_settable_and_wait_for_change_sees_them(emulator: Emulato
     assert md(emulator, "instance/attributes/role", wait_for_change="true", timeout_sec="nan").status_code == 400
     assert httpx.delete(f"{admin}/role").json() == {"attributes": {"startup-script": "echo hi"}}
     assert httpx.put(admin, json={"bad": 1}).status_code == 400
+    for hostile in ({"a\nb": "x"}, {"a/b": "x"}, {"": "x"}, {"k" * 129: "x"}, [1], "text", None):
+        answer = httpx.put(admin, content=json.dumps(hostile))  # no split paths or listing lines
+        assert answer.status_code == 400, hostile
+    assert httpx.put(f"{admin}/a%0Ab", json={"value": "x"}).status_code == 400
+    assert httpx.put(f"{admin}/role", json={"value": 5}).status_code == 400
+    assert "a\nb" not in md(emulator, "instance/attributes/").text
     project = f"{emulator.url}/emulator/v1/metadata/project/attributes"
     httpx.put(project, json={"enable-oslogin": "TRUE"})
     assert md(emulator, "project/attributes/enable-oslogin").text == "TRUE"

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 import time
 from typing import Any
 
@@ -37,6 +38,9 @@ MAX_WAIT = 300.0
 DEFAULT_WAIT = 60.0
 # Entries whose children are names (attribute keys, accounts), kept as they are in recursive JSON.
 _NAMED_CHILDREN = frozenset({"attributes", "service-accounts"})
+# As Compute Engine's metadata keys: no "/" or line break can split a path or a listing line.
+_ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_KEY_RULE = "Attribute keys are 1-128 letters, digits, '-' or '_'."
 # Leaves of a service-account directory that are computed per request, not part of its JSON.
 _ACCOUNT_ENDPOINTS = ("identity", "token")
 
@@ -258,6 +262,8 @@ async def attributes(request: Request) -> Response:
         return api_error(404, "Metadata attributes belong to 'instance' or 'project'.")
     store = state.instance.attributes if scope == "instance" else state.instance.project_attributes
     key = request.path_params.get("key")
+    if key is not None and not _ATTRIBUTE_KEY.fullmatch(key):
+        return api_error(400, _KEY_RULE)
     if request.method in ("PUT", "DELETE"):
         try:
             body = await json_body(request, empty={})
@@ -266,6 +272,8 @@ async def attributes(request: Request) -> Response:
         if key is None:
             if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
                 return api_error(400, "Attributes are a JSON object of strings.")
+            if not all(_ATTRIBUTE_KEY.fullmatch(name) for name in body):
+                return api_error(400, _KEY_RULE)
             with state.lock:
                 store.clear()
                 store.update(body)
