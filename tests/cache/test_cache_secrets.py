@@ -183,3 +183,29 @@ def test_a_federated_identity_without_its_binding_is_told_which_role(emulator: E
         load_credentials(path).id_token(AUD)
     assert denied.value.status == 403
     assert "roles/iam.workloadIdentityUser" in str(denied.value) and target in str(denied.value)
+
+
+def test_an_impersonated_file_over_a_forged_key_gets_no_cached_token(
+    emulator: EmulatorClient, key_info: dict[str, str], tmp_path: Path
+) -> None:
+    """The cached CLI path answers impersonated files too: their source's secret still decides."""
+    target = emulator.new_key("imp-file-target")["client_email"]
+    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
+
+    def impersonated(source: dict[str, str], name: str) -> Path:
+        info = {
+            "type": "impersonated_service_account",
+            "service_account_impersonation_url": (
+                f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+            ),
+            "delegates": [],
+            "source_credentials": source,
+        }
+        return write_key_file(tmp_path, info, name)
+
+    env = {"GCPTOKEN_EMULATOR_HOST": emulator.host_port}
+    owner = gcptoken("id", AUD, "--credentials", str(impersonated(key_info, "owner.json")), env=env)
+    assert owner.code == 0 and owner.out.count(".") == 2
+    forged = impersonated(_forgeries(key_info, emulator)["fresh-rsa-key"], "forged.json")
+    result = gcptoken("id", AUD, "--credentials", str(forged), env=env)
+    assert (result.code, result.out) == (1, "") and "Invalid JWT Signature" in result.err
