@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         MetadataCredentials,
         ServiceAccountCredentials,
         UserCredentials,
+        WorkforceUserCredentials,
         load_credentials,
     )
     from gcptoken.tokens import DecodedToken, Token, decode
@@ -55,6 +56,7 @@ __all__ = [
     "UserCredentials",
     "VerificationError",
     "Verifier",
+    "WorkforceUserCredentials",
     "decode",
     "load_credentials",
 ]
@@ -68,6 +70,7 @@ _LAZY = {
     "MetadataCredentials": "gcptoken.credentials",
     "ServiceAccountCredentials": "gcptoken.credentials",
     "UserCredentials": "gcptoken.credentials",
+    "WorkforceUserCredentials": "gcptoken.credentials",
     "load_credentials": "gcptoken.credentials",
     "DecodedToken": "gcptoken.tokens",
     "Token": "gcptoken.tokens",

@@ -250,9 +250,21 @@ def test_condition_and_missing_binding(emulator: EmulatorClient, tmp_path: Path,
     [
         (
             {"credential_source": {"environment_id": "aws1", "region_url": "x"}},
-            "AWS credential sources are not supported",
+            "has no 'regional_cred_verification_url'",
         ),
-        ({"credential_source": {"nothing": 1}}, "needs 'file', 'url' or 'executable'"),
+        (
+            {"credential_source": {"environment_id": "aws2", "regional_cred_verification_url": "https://x"}},
+            "version 2 is not supported",
+        ),
+        ({"credential_source": {"environment_id": "azure"}}, "or an AWS environment_id"),
+        ({"credential_source": {"nothing": 1}}, "needs 'file', 'url', 'executable', 'certificate'"),
+        ({"credential_source": {"certificate": {}}}, "needs certificate_config_location or use_default"),
+        (
+            {"credential_source": {"certificate": {"certificate_config_location": "/x", "use_default_certificate_config": True}}},
+            "not both",
+        ),
+        ({"workforce_pool_user_project": "123"}, "only for workforce pool audiences"),
+        ({"universe_domain": "not a domain/"}, "universe_domain is not a domain name"),
         ({"subject_token_type": "urn:x"}, "unsupported subject_token_type"),
         ({"audience": ""}, "'audience' is empty"),
         ({"service_account_impersonation_url": "https://example.com/x"}, "must end in"),

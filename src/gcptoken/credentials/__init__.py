@@ -15,6 +15,7 @@ from gcptoken.credentials.impersonated import ImpersonatedCredentials
 from gcptoken.credentials.metadata import MetadataCredentials
 from gcptoken.credentials.service_account import ServiceAccountCredentials
 from gcptoken.credentials.user import UserCredentials
+from gcptoken.credentials.workforce_user import WorkforceUserCredentials
 
 __all__ = [
     "CREDENTIALS_ENV",
@@ -27,6 +28,7 @@ __all__ = [
     "MetadataCredentials",
     "ServiceAccountCredentials",
     "UserCredentials",
+    "WorkforceUserCredentials",
     "credentials_from_info",
     "load_credentials",
 ]

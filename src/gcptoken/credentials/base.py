@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from gcptoken import endpoints
 from gcptoken.cache.memory import TokenCache, default_cache
@@ -14,6 +14,9 @@ from gcptoken.cache.rules import cache_key
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
+
+if TYPE_CHECKING:
+    from gcptoken.http.tls import ClientCertificate
 
 __all__ = ["CREDENTIALS_ENV", "DEADLINE_TIMEOUTS", "DEFAULT_SCOPES", "Credentials", "run_flow_async", "run_flow_sync"]
 
@@ -44,6 +47,15 @@ class Credentials(abc.ABC):
         """What makes this credential's tokens its own, for the in-process cache key: the account,
         endpoint and options bound to a digest of the secret the caller holds (never the secret
         and never public fields alone; see cache_rules). None: tokens are not cached."""
+        return None
+
+    # The project billed for API calls made with this credential's access tokens
+    # (``x-goog-user-project``); files carry it as ``quota_project_id``.
+    quota_project_id: str | None = None
+
+    def client_certificate(self) -> ClientCertificate | None:
+        """The certificate to present over mutual TLS to Google's token endpoints (X.509
+        federation); None for every other kind."""
         return None
 
     def shared_identity(self) -> str | None:

@@ -2,33 +2,30 @@
 exchanged at STS for a federated access token.
 
 Subject tokens come from a file (text, or JSON with ``subject_token_field_name``), a URL (with
-headers and the same formats), or an executable (only with
-``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1``, Google's response format and output-file cache)."""
+headers and the same formats), an executable (executable_source), AWS (aws) or an X.509
+certificate (x509_source). Workforce pools (people) use the same exchange with a user project."""
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import secrets
-import shlex
-import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
-from gcptoken.cache.rules import (
-    external_identity,
-    subject_token_proof,
-)
+from gcptoken.cache.rules import external_identity, secret_digest, subject_token_proof
+from gcptoken.credentials import aws, executable_source, universes, x509_source
 from gcptoken.credentials.base import Credentials
-from gcptoken.credentials.oauth2 import access_token_from, post_form
+from gcptoken.credentials.oauth2 import access_token_from, basic_auth, post_form
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest
+from gcptoken.http.tls import ClientCertificate
 from gcptoken.private_files import UnreadableFile, read_small_file
 from gcptoken.subject_token import subject_token_in
 from gcptoken.tokens import Token
@@ -45,13 +42,12 @@ __all__ = [
 STS_URL = "https://sts.googleapis.com/v1/token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-ALLOW_EXECUTABLES = "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"
-EXECUTABLE_TIMEOUT_MS = 30_000
 SUBJECT_TYPES = {
     "urn:ietf:params:oauth:token-type:jwt": "id_token",
     "urn:ietf:params:oauth:token-type:id_token": "id_token",
     "urn:ietf:params:oauth:token-type:saml2": "saml_response",
 }
+WORKFORCE_AUDIENCE = re.compile(r"//iam\.googleapis\.com/locations/[^/]+/workforcePools/[^/]+/providers/[^/]+")
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,27 @@ class ExternalAccountConfig:
     impersonation_url: str | None = None
     token_lifetime: int = 3600
     where: str = "external_account"
+    # Workforce pools: the project billed for the person's calls, sent as STS options.userProject.
+    workforce_pool_user_project: str | None = None
+    # STS client authentication (HTTP Basic), as some workforce configurations carry.
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    quota_project_id: str | None = None
+    universe_domain: str = "googleapis.com"
+
+    @property
+    def is_workforce(self) -> bool:
+        return WORKFORCE_AUDIENCE.fullmatch(self.audience) is not None
+
+    @property
+    def kind(self) -> str:
+        """``aws``, ``x509``, ``file``, ``url`` or ``executable``: where the subject token comes from."""
+        source = self.credential_source
+        if aws.is_aws(source):
+            return "aws"
+        if "certificate" in source:
+            return "x509"
+        return next(kind for kind in ("file", "url", "executable") if kind in source)
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any], where: str) -> ExternalAccountConfig:
@@ -72,15 +89,22 @@ class ExternalAccountConfig:
         source = info.get("credential_source")
         if not isinstance(source, Mapping):
             raise CredentialsError(f"{where}: external_account has no 'credential_source' object")
-        if str(source.get("environment_id", "")).startswith("aws"):
-            raise CredentialsError(
-                f"{where}: AWS credential sources are not supported yet; use a file, url or executable source"
-            )
-        if not any(kind in source for kind in ("file", "url", "executable")):
-            raise CredentialsError(f"{where}: credential_source needs 'file', 'url' or 'executable'")
-        _check_source(source, f"{where}: credential_source")
         subject_type = text("subject_token_type")
-        if subject_type not in SUBJECT_TYPES:
+        if aws.is_aws(source):
+            aws.check_source(source, f"{where}: credential_source")
+            expected: tuple[str, ...] = (aws.AWS_SUBJECT_TOKEN_TYPE,)
+        elif "certificate" in source:
+            x509_source.check_source(source, f"{where}: credential_source")
+            expected = (x509_source.MTLS_SUBJECT_TOKEN_TYPE,)
+        else:
+            if not any(kind in source for kind in ("file", "url", "executable")):
+                raise CredentialsError(
+                    f"{where}: credential_source needs 'file', 'url', 'executable', 'certificate' "
+                    "or an AWS environment_id"
+                )
+            _check_source(source, f"{where}: credential_source")
+            expected = tuple(SUBJECT_TYPES)
+        if subject_type not in expected:
             raise CredentialsError(f"{where}: unsupported subject_token_type {fields.identifier(subject_type)}")
         impersonation = info.get("service_account_impersonation_url")
         options = info.get("service_account_impersonation") or {}
@@ -89,15 +113,32 @@ class ExternalAccountConfig:
         lifetime = options.get("token_lifetime_seconds", 3600)
         if type(lifetime) is not int or not 600 <= lifetime <= 43200:
             raise CredentialsError(f"{where}: token_lifetime_seconds must be 600 to 43200")
-        return cls(
+        universe = fields.text(info, "universe_domain", f"{where}: external_account", required=False)
+        universe = universes.checked(universe or universes.DEFAULT, f"{where}: universe_domain")
+        default_sts = "https://sts.mtls.googleapis.com/v1/token" if "certificate" in source else STS_URL
+        config = cls(
             audience=text("audience"),
             subject_token_type=subject_type,
-            token_url=fields.url(info, "token_url", f"{where}: external_account") or STS_URL,
+            token_url=fields.url(info, "token_url", f"{where}: external_account")
+            or universes.in_universe(default_sts, universe),
             credential_source=source,
             impersonation_url=impersonation if isinstance(impersonation, str) and impersonation else None,
             token_lifetime=lifetime,
             where=where,
+            workforce_pool_user_project=fields.text(
+                info, "workforce_pool_user_project", f"{where}: external_account", required=False
+            ),
+            client_id=fields.text(info, "client_id", f"{where}: external_account", required=False),
+            client_secret=fields.text(info, "client_secret", f"{where}: external_account", required=False),
+            quota_project_id=fields.text(info, "quota_project_id", f"{where}: external_account", required=False),
+            universe_domain=universe,
         )
+        if config.workforce_pool_user_project and not config.is_workforce:
+            raise CredentialsError(
+                f"{where}: workforce_pool_user_project is only for workforce pool audiences "
+                "(//iam.googleapis.com/locations/global/workforcePools/POOL/providers/PROVIDER)"
+            )
+        return config
 
 
 def _check_source(source: Mapping[str, Any], where: str) -> None:
@@ -145,100 +186,16 @@ def subject_token_from_file(config: ExternalAccountConfig) -> str:
         ) from None
 
 
-def _from_executable(config: ExternalAccountConfig, impersonated_email: str | None) -> str:
-    """Google's executable-sourced credentials: opt-in, bounded, cached in output_file."""
-    spec = config.credential_source["executable"]
-    if os.environ.get(ALLOW_EXECUTABLES) != "1":
-        raise CredentialsError(f"{config.where}: executable credential sources run only with {ALLOW_EXECUTABLES}=1")
-    command = spec.get("command") if isinstance(spec, Mapping) else None
-    if not isinstance(command, str) or not command.strip():
-        raise CredentialsError(f"{config.where}: executable credential source has no 'command'")
-    timeout_ms = spec.get("timeout_millis", EXECUTABLE_TIMEOUT_MS)
-    if not isinstance(timeout_ms, int) or not 5_000 <= timeout_ms <= 120_000:
-        raise CredentialsError(f"{config.where}: timeout_millis must be 5000 to 120000")
-    output_file = spec.get("output_file")
-    if isinstance(output_file, str) and output_file:
-        cached = _executable_response(config, Path(output_file), allow_expired_failure=True)
-        if cached is not None:
-            return cached
-    env = {
-        **os.environ,
-        "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": config.audience,
-        "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": config.subject_token_type,
-        "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0",
-    }
-    if impersonated_email:
-        env["GOOGLE_EXTERNAL_ACCOUNT_IMPERSONATED_EMAIL"] = impersonated_email
-    if isinstance(output_file, str) and output_file:
-        env["GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"] = output_file
-    try:
-        completed = subprocess.run(
-            shlex.split(command),  # as Google's libraries: split into words, never a shell
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_ms / 1000,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise CredentialsError(f"{config.where}: the executable did not finish within {timeout_ms} ms") from None
-    except (OSError, ValueError) as exc:
-        raise CredentialsError(f"{config.where}: the executable could not be run ({type(exc).__name__})") from None
-    if completed.returncode != 0:
-        raise CredentialsError(f"{config.where}: the executable failed (exit {completed.returncode})")
-    token = _parse_executable(config, completed.stdout, "the executable's output", needs_expiry=bool(output_file))
-    if token is None:
-        raise CredentialsError(f"{config.where}: the executable returned an expired token")
-    return token
-
-
-def _executable_response(config: ExternalAccountConfig, path: Path, allow_expired_failure: bool) -> str | None:
-    """A still-valid token cached by the executable in its output file, else None."""
-    try:
-        text = read_small_file(path).decode("utf-8")
-    except (OSError, UnreadableFile, UnicodeDecodeError):
-        return None
-    if not text.strip():
-        return None
-    try:
-        return _parse_executable(config, text, f"output file {path}", needs_expiry=True)
-    except CredentialsError:
-        if allow_expired_failure:
-            return None
-        raise
-
-
-def _parse_executable(config: ExternalAccountConfig, text: str, origin: str, needs_expiry: bool) -> str | None:
-    try:
-        response = json.loads(text)
-    except ValueError:
-        raise CredentialsError(f"{config.where}: {origin} is not JSON") from None
-    if not isinstance(response, dict) or response.get("version") != 1:
-        raise CredentialsError(f"{config.where}: {origin} is not a version 1 executable response")
-    if response.get("success") is not True:
-        code, message = response.get("code", "?"), response.get("message", "")
-        raise CredentialsError(f"{config.where}: the executable reported failure {code}: {str(message)[:200]}")
-    expiry = response.get("expiration_time")
-    if needs_expiry and not isinstance(expiry, int):
-        raise CredentialsError(f"{config.where}: {origin} has no expiration_time (required with output_file)")
-    if isinstance(expiry, int) and expiry <= time.time():
-        return None
-    field_name = SUBJECT_TYPES.get(str(response.get("token_type")), "")
-    token = response.get(field_name) if field_name else None
-    if not isinstance(token, str) or not token:
-        raise CredentialsError(
-            f"{config.where}: {origin} has no token for token_type {fields.identifier(response.get('token_type'))}"
-        )
-    return token
-
-
 def subject_token_flow(config: ExternalAccountConfig, impersonated_email: str | None = None) -> Flow[str]:
     source = config.credential_source
+    if aws.is_aws(source):
+        return (yield from aws.subject_token_flow(source, config.audience, config.where))
+    if "certificate" in source:
+        return x509_source.subject_token(source, config.where)
     if "file" in source:
         return subject_token_from_file(config)
     if "executable" in source:
-        return _from_executable(config, impersonated_email)
+        return executable_source.subject_token(config, impersonated_email)
     url = str(source["url"])
     headers = {str(k): str(v) for k, v in (source.get("headers") or {}).items()}
     response = yield HttpRequest("GET", url, headers, describe={"subject_token": "url"}, retries=2)
@@ -262,39 +219,81 @@ def access_token_flow(
         "subject_token": subject_token,
         "subject_token_type": config.subject_token_type,
     }
+    # As google-auth: the user project goes only without client authentication, URL-quoted JSON.
+    if config.workforce_pool_user_project and not config.client_id:
+        form["options"] = quote(json.dumps({"userProject": config.workforce_pool_user_project}))
+    headers = basic_auth(config.client_id, config.client_secret) if config.client_id else {}
     url = endpoints.resolve(config.token_url)
-    body = yield from post_form(url, form, {"grant": "token-exchange", "audience": config.audience}, what="STS")
+    body = yield from post_form(
+        url,
+        {k: v for k, v in form.items() if v},
+        {"grant": "token-exchange", "audience": config.audience},
+        what="STS",
+        headers=headers,
+        client_certificate=x509_source.client_certificate(config.credential_source, config.where),
+    )
     return access_token_from(body, f"STS {safe_url(config.token_url)}")
 
 
 class FederatedCredentials(Credentials):
-    """An outside identity through workload identity federation: its access tokens come from STS.
+    """An outside identity through workload (or workforce) identity federation: its access tokens
+    come from STS.
 
     Federated principals cannot hold ID tokens; an ``external_account`` file with a
     ``service_account_impersonation_url`` becomes ImpersonatedCredentials over this one.
     """
 
-    binding_role = "Workload Identity User (roles/iam.workloadIdentityUser)"
-
     def __init__(self, config: ExternalAccountConfig, impersonated_email: str | None = None):
         self.config = config
         self.impersonated_email = impersonated_email
         self._object_scope = secrets.token_hex(16)
-        self.description = f"workload identity federation ({config.audience.rsplit('/providers/', 1)[-1]} provider)"
+        provider = config.audience.rsplit("/providers/", 1)[-1]
+        source = {"aws": "AWS", "x509": "X.509 certificate"}.get(config.kind, "")
+        pool = "workforce" if config.is_workforce else "workload"
+        self.description = f"{pool} identity federation ({source + ', ' if source else ''}{provider} provider)"
+        self.binding_role = (
+            "Service Account Token Creator (roles/iam.serviceAccountTokenCreator) for its principal://"
+            if config.is_workforce
+            else "Workload Identity User (roles/iam.workloadIdentityUser)"
+        )
+        self.quota_project_id = config.quota_project_id
 
     def identity(self) -> str | None:
-        # A file's subject token is read (cheap, local) and its digest is the proof of holding it.
-        # A URL or an executable would have to be fetched or run to learn the token: their tokens
-        # are cached for this very object only.
+        # A file's subject token, AWS keys from the environment and a workload key are read
+        # (cheap, local) and their digest is the proof of holding them. A URL, an executable or
+        # the AWS instance metadata would have to be fetched or run to learn the secret: their
+        # tokens are cached for this very object only.
         config = self.config
-        if "file" in config.credential_source:
-            proof = subject_token_proof(subject_token_from_file(config))
-        else:
+        proof = self._local_proof()
+        if proof is None:
             proof = f"object:{self._object_scope}"
-        return external_identity(config.audience, endpoints.resolve(config.token_url), proof)
+        extra = f"|{config.workforce_pool_user_project or ''}|{config.client_id or ''}"
+        return external_identity(config.audience + extra, endpoints.resolve(config.token_url), proof)
+
+    def _local_proof(self) -> str | None:
+        config = self.config
+        kind = config.kind
+        if kind == "file":
+            return subject_token_proof(subject_token_from_file(config))
+        if kind == "aws":
+            keys = aws.environment_keys()
+            if keys is None:
+                return None
+            return secret_digest("aws", f"{keys.access_key_id}\0{keys.secret_access_key}\0{keys.session_token}")
+        if kind == "x509":
+            paths = x509_source.certificate_paths(config.credential_source, config.where)
+            try:
+                material = read_small_file(Path(paths.key_path)) + read_small_file(Path(paths.cert_path))
+            except (OSError, UnreadableFile):
+                return None  # the flow reports it
+            return secret_digest("x509", material)
+        return None
 
     def shared_identity(self) -> str | None:
-        return self.identity() if "file" in self.config.credential_source else None
+        return self.identity() if self._local_proof() is not None else None
+
+    def client_certificate(self) -> ClientCertificate | None:
+        return x509_source.client_certificate(self.config.credential_source, self.config.where)
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         raise RefusedError(

@@ -13,15 +13,30 @@ from gcptoken.credentials.external_account import ExternalAccountConfig, Federat
 from gcptoken.credentials.impersonated import ImpersonatedCredentials, parse_impersonation_url
 from gcptoken.credentials.service_account import ServiceAccountCredentials, ServiceAccountKey
 from gcptoken.credentials.user import UserCredentials, UserKey
+from gcptoken.credentials.workforce_user import WorkforceUserCredentials, WorkforceUserKey
 from gcptoken.errors import CredentialsError
 from gcptoken.private_files import UnreadableFile, read_small_file
 
 __all__ = ["SUPPORTED_TYPES", "credentials_from_info", "load_file"]
 
-SUPPORTED_TYPES = ("service_account", "authorized_user", "impersonated_service_account", "external_account")
+SUPPORTED_TYPES = (
+    "service_account",
+    "authorized_user",
+    "impersonated_service_account",
+    "external_account",
+    "external_account_authorized_user",
+)
 
 
 def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
+    credentials = _from_info(info, source)
+    quota_project = info.get("quota_project_id")
+    if isinstance(quota_project, str) and quota_project.strip():
+        credentials.quota_project_id = quota_project.strip()
+    return credentials
+
+
+def _from_info(info: dict[str, Any], source: str) -> Credentials:
     kind = info.get("type")
     if kind == "service_account":
         return ServiceAccountCredentials(ServiceAccountKey.from_info(info, source), source)
@@ -31,6 +46,8 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
         return _impersonated_from_info(info, source)
     if kind == "external_account":
         return _external_account_from_info(info, source)
+    if kind == "external_account_authorized_user":
+        return WorkforceUserCredentials(WorkforceUserKey.from_info(info, source), source)
     if kind is None:
         raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
     raise CredentialsError(

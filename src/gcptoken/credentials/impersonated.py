@@ -17,7 +17,7 @@ from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
-from gcptoken.http.flows import Flow, HttpRequest, json_body
+from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
 from gcptoken.tokens import Token
 
 __all__ = [
@@ -191,9 +191,10 @@ class ImpersonatedCredentials(Credentials):
 
     def _with_source_token(self, call: Callable[[str], Flow[T]]) -> Flow[T]:
         """Run ``call`` with the source's access token; once more with a fresh one on a 401."""
+        certificate = self.source.client_certificate()  # X.509 federation: IAM over mTLS too
         access = yield from self._source_access_token()
         try:
-            return (yield from call(access))
+            return (yield from presenting(call(access), certificate))
         except TokenRequestError as exc:
             if exc.status == 403:
                 raise self._explained_denial(exc) from None
@@ -201,7 +202,7 @@ class ImpersonatedCredentials(Credentials):
                 raise
         access = yield from self._source_access_token(refresh=True)
         try:
-            return (yield from call(access))
+            return (yield from presenting(call(access), certificate))
         except TokenRequestError as exc:
             if exc.status == 403:
                 raise self._explained_denial(exc) from None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus, urlencode
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
@@ -13,16 +14,37 @@ from gcptoken.http.flows import Flow, HttpRequest, json_body
 from gcptoken.jose import compact
 from gcptoken.tokens import Token, utc_from_epoch
 
-__all__ = ["access_token_from", "id_token_from", "post_form", "raise_for_refusal"]
+if TYPE_CHECKING:
+    from gcptoken.http.tls import ClientCertificate
+
+__all__ = ["access_token_from", "basic_auth", "id_token_from", "post_form", "raise_for_refusal"]
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
+def basic_auth(client_id: str, client_secret: str | None) -> dict[str, str]:
+    """HTTP Basic client authentication (RFC 6749 2.3.1: each part form-encoded first)."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret or '')}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
+
+
 def post_form(
-    url: str, form: Mapping[str, str], describe: Mapping[str, Any], what: str = "token endpoint"
+    url: str,
+    form: Mapping[str, str],
+    describe: Mapping[str, Any],
+    what: str = "token endpoint",
+    headers: Mapping[str, str] | None = None,
+    client_certificate: ClientCertificate | None = None,
 ) -> Flow[dict[str, Any]]:
     """POST ``form`` to a Google OAuth endpoint; the JSON answer, or TokenRequestError in Google's words."""
-    response = yield HttpRequest("POST", url, FORM_HEADERS, urlencode(form).encode("ascii"), describe=describe)
+    response = yield HttpRequest(
+        "POST",
+        url,
+        {**FORM_HEADERS, **(headers or {})},
+        urlencode(form).encode("ascii"),
+        describe=describe,
+        client_certificate=client_certificate,
+    )
     where = f"{what} {safe_url(url)}"
     body = json_body(response, where)
     raise_for_refusal(response.status, body, where)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, faults, federation, firebase, iam, iap, metadata, resourcemanager
+from gcptoken.emulator import admin, aws, faults, federation, firebase, iam, iap, metadata, resourcemanager, sts
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.limits import BodyLimit
@@ -108,6 +108,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
             *iam.routes,
             *resourcemanager.routes,
             *federation.routes,
+            *sts.routes,
+            *aws.routes,
             *iap.routes,
             *firebase.routes,
             *faults.routes,

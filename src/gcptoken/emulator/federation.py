@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error, form_of, json_body, log_detail, oauth_error
-from gcptoken.emulator.state import EmulatorState, Provider
+from gcptoken.emulator.responses import api_error, json_body
+from gcptoken.emulator.state import EmulatorState, Provider, WorkforceGrant
 from gcptoken.errors import CredentialsError, VerificationError
 from gcptoken.jose import jws
 from gcptoken.verify import certs
@@ -111,60 +111,7 @@ async def mint(request: Request) -> Response:
     return JSONResponse({"token": jws.encode(full, key.key, kid=key.kid)})
 
 
-# -- pools and providers --------------------------------------------------------------------------
-
-
-async def create_provider(request: Request) -> Response:
-    """Admin: ``{"poolId", "providerId", "issuerUri"?, "jwksJson"?, "allowedAudiences"?,
-    "attributeMapping"?, "attributeCondition"?}``; the issuer defaults to the emulator's own, and
-    an outside issuer's keys come as ``jwksJson`` (as Google's OIDC providers take them)."""
-    state: EmulatorState = request.app.state.emulator
-    try:
-        body = await json_body(request)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return api_error(400, "Request body must be a JSON object.")
-    ids = body.get("poolId"), body.get("providerId")
-    if not all(isinstance(i, str) and re.fullmatch(r"[a-z0-9-]{4,32}", i) for i in ids):
-        return api_error(400, "poolId and providerId must be 4-32 lowercase letters, digits or hyphens.")
-    mapping = body.get("attributeMapping", {"google.subject": "assertion.sub"})
-    condition = body.get("attributeCondition", "")
-    audiences = body.get("allowedAudiences", [])
-    if not isinstance(mapping, dict) or not isinstance(condition, str) or not isinstance(audiences, list):
-        return api_error(
-            400, "attributeMapping must be an object, attributeCondition a string, allowedAudiences a list."
-        )
-    jwks_text = body.get("jwksJson", "")
-    try:
-        if not isinstance(jwks_text, str):
-            raise TypeError("jwksJson is not a string")
-        jwks = json.loads(jwks_text) if jwks_text else {}
-        if jwks:
-            certs.keys_from_document(jwks, "jwksJson")
-    except (ValueError, TypeError, RecursionError, CredentialsError):
-        return api_error(400, "jwksJson must be a JSON Web Key Set (as a string) with RS256 or ES256 keys.")
-    if jwks and not body.get("issuerUri"):
-        return api_error(400, "issuerUri is required with jwksJson.")
-    provider = Provider(
-        str(ids[0]),
-        str(ids[1]),
-        str(body.get("issuerUri") or issuer_url(state)),
-        [str(a) for a in audiences],
-        {str(k): str(v) for k, v in mapping.items()},
-        condition,
-        jwks,
-    )
-    with state.lock:
-        state.providers[(provider.pool_id, provider.provider_id)] = provider
-    state.changed()
-    return JSONResponse(provider.to_json(state.project_number), status_code=201)
-
-
-# -- STS ------------------------------------------------------------------------------------------
-
-
-def _subject_claims(state: EmulatorState, provider: Provider, token: str) -> dict[str, Any] | str:
+def subject_claims(state: EmulatorState, provider: Provider, token: str) -> dict[str, Any] | str:
     """The subject token's claims, or the reason it is refused."""
     try:
         parsed = jws.parse(token)
@@ -192,59 +139,132 @@ def _subject_claims(state: EmulatorState, provider: Provider, token: str) -> dic
     return claims
 
 
-async def sts_token(request: Request) -> Response:
+# -- pools and providers --------------------------------------------------------------------------
+
+
+async def create_provider(request: Request) -> Response:
+    """Admin: ``{"poolId", "providerId", "issuerUri"?, "jwksJson"?, "allowedAudiences"?,
+    "attributeMapping"?, "attributeCondition"?}`` for OIDC (the issuer defaults to the emulator's
+    own; an outside issuer's keys come as ``jwksJson``, as Google's OIDC providers take them);
+    ``"aws": {"accountId"}`` for AWS; ``"x509": {"trustStore": {"trustAnchors": [{"pemCertificate"}],
+    "intermediateCas": [...]}}`` for X.509 certificates."""
+    return await _create(request, workforce=False)
+
+
+async def create_workforce_provider(request: Request) -> Response:
+    """Admin: the same for a workforce pool (people): ``//iam.googleapis.com/locations/global/
+    workforcePools/P/providers/X``; OIDC providers only."""
+    return await _create(request, workforce=True)
+
+
+async def _create(request: Request, workforce: bool) -> Response:
     state: EmulatorState = request.app.state.emulator
-    form = await form_of(request)
-    if form is None:
-        return oauth_error("invalid_request", "Request body is not a readable form.")
-    if form.get("grant_type") != TOKEN_EXCHANGE:
-        return oauth_error("unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')[:80]}")
-    for name in ("audience", "subject_token", "subject_token_type", "requested_token_type"):
-        if not form.get(name):
-            return oauth_error("invalid_request", f"Missing required parameter: {name}")
-    if form["requested_token_type"] != ACCESS_TOKEN_TYPE:
-        return oauth_error("invalid_request", "Invalid requested_token_type.")
-    if form["subject_token_type"] not in SUBJECT_TOKEN_TYPES:
-        return oauth_error("invalid_request", "Invalid subject_token_type: this emulator accepts OIDC tokens only.")
-    match = _AUDIENCE.fullmatch(form["audience"])
-    provider = state.providers.get((match.group(2), match.group(3))) if match else None
-    if provider is None or match is None or match.group(1) != state.project_number:
-        return oauth_error("invalid_target", INVALID_TARGET)
-    claims = _subject_claims(state, provider, form["subject_token"])
-    if isinstance(claims, str):
-        return oauth_error("invalid_grant", claims)
-    accepted = provider.allowed_audiences or [f"https:{provider.resource(state.project_number)}"]
-    token_audience = claims.get("aud")
-    audiences = token_audience if isinstance(token_audience, list) else [token_audience]
-    if not any(a in accepted for a in audiences):
-        return oauth_error(
-            "invalid_grant",
-            f"The audience in ID Token {str(token_audience)[:200]} does not match the expected audience.",
+    try:
+        body = await json_body(request)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return api_error(400, "Request body must be a JSON object.")
+    ids = body.get("poolId"), body.get("providerId")
+    if not all(isinstance(i, str) and re.fullmatch(r"[a-z0-9-]{4,32}", i) for i in ids):
+        return api_error(400, "poolId and providerId must be 4-32 lowercase letters, digits or hyphens.")
+    aws, x509 = body.get("aws"), body.get("x509")
+    if workforce and (aws is not None or x509 is not None):
+        return api_error(400, "Workforce pool providers are OIDC (or SAML) providers.")
+    account = aws.get("accountId") if isinstance(aws, dict) else None
+    if aws is not None and not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
+        return api_error(400, "aws.accountId must be a 12-digit AWS account id.")
+    anchors = _trust_anchors(x509) if x509 is not None else []
+    if anchors is None:
+        return api_error(400, "x509.trustStore.trustAnchors must list PEM certificates (pemCertificate).")
+    default_subject = {"google.subject": "assertion.arn" if aws is not None else "assertion.sub"}
+    if x509 is not None:
+        default_subject = {"google.subject": "assertion.subject.dn.cn"}
+    mapping = body.get("attributeMapping", default_subject)
+    condition = body.get("attributeCondition", "")
+    audiences = body.get("allowedAudiences", [])
+    if not isinstance(mapping, dict) or not isinstance(condition, str) or not isinstance(audiences, list):
+        return api_error(
+            400, "attributeMapping must be an object, attributeCondition a string, allowedAudiences a list."
         )
-    values = _values(claims, provider.attribute_mapping)
-    subject = values.get("google.subject")
-    if not subject:
-        return oauth_error("invalid_grant", "The mapped attribute google.subject must not be empty.")
-    if not conditions_hold(provider.attribute_condition, values):
-        return oauth_error("unauthorized_client", "The given credential is rejected by the attribute condition.")
-    pool = provider.resource(state.project_number).split("/providers/", 1)[0]
-    attributes = tuple(sorted((k, v) for k, v in values.items() if k.startswith("attribute.")))
-    grant = state.issue_federated_token(f"{pool}/subject/{subject}", attributes, FEDERATED_LIFETIME)
-    log_detail(request).update({"grant_type": TOKEN_EXCHANGE, "principal": grant.principal})
-    return JSONResponse(
-        {
-            "access_token": grant.token,
-            "issued_token_type": ACCESS_TOKEN_TYPE,
-            "token_type": "Bearer",
-            "expires_in": FEDERATED_LIFETIME,
-        }
+    jwks_text = body.get("jwksJson", "")
+    try:
+        if not isinstance(jwks_text, str):
+            raise TypeError("jwksJson is not a string")
+        jwks = json.loads(jwks_text) if jwks_text else {}
+        if jwks:
+            certs.keys_from_document(jwks, "jwksJson")
+    except (ValueError, TypeError, RecursionError, CredentialsError):
+        return api_error(400, "jwksJson must be a JSON Web Key Set (as a string) with RS256 or ES256 keys.")
+    if jwks and not body.get("issuerUri"):
+        return api_error(400, "issuerUri is required with jwksJson.")
+    provider = Provider(
+        str(ids[0]),
+        str(ids[1]),
+        "" if aws is not None or x509 is not None else str(body.get("issuerUri") or issuer_url(state)),
+        [str(a) for a in audiences],
+        {str(k): str(v) for k, v in mapping.items()},
+        condition,
+        jwks,
+        aws_account_id=account or "",
+        trust_anchors=anchors,
+        workforce=workforce,
     )
+    with state.lock:
+        state.providers[provider.key] = provider
+        for pem in anchors:
+            for trust in state.trust_hooks:
+                trust(pem)
+    state.changed()
+    return JSONResponse(provider.to_json(state.project_number), status_code=201)
+
+
+def _trust_anchors(x509: Any) -> list[str] | None:
+    """The PEM certificates of an X.509 provider's trust store (anchors, then intermediates)."""
+    store = x509.get("trustStore") if isinstance(x509, dict) else None
+    if not isinstance(store, dict):
+        return None
+    pems: list[str] = []
+    for group in ("trustAnchors", "intermediateCas"):
+        entries = store.get(group, [])
+        if not isinstance(entries, list):
+            return None
+        for entry in entries:
+            pem = entry.get("pemCertificate") if isinstance(entry, dict) else None
+            if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
+                return None
+            pems.append(pem)
+    return pems if store.get("trustAnchors") else None
+
+
+async def create_workforce_user(request: Request) -> Response:
+    """Admin: ``{"poolId", "providerId", "subject", "rotate"?}`` → an ``external_account_authorized_user``
+    file for that person, as ``gcloud auth login --login-config`` leaves one (``rotate``: every refresh
+    returns a new refresh token and retires the old one)."""
+    state: EmulatorState = request.app.state.emulator
+    try:
+        body = await json_body(request)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return api_error(400, "Request body must be a JSON object.")
+    provider = state.providers.get((f"workforce:{body.get('poolId')}", str(body.get("providerId"))))
+    subject, rotate = body.get("subject"), body.get("rotate", False)
+    if provider is None:
+        return api_error(404, "No such workforce pool provider; create it first.")
+    if not isinstance(subject, str) or not re.fullmatch(r"[^\s/]{1,127}", subject) or not isinstance(rotate, bool):
+        return api_error(400, "subject must be a non-empty name without spaces or slashes; rotate a boolean.")
+    principal = f"{provider.pool(state.project_number)}/subject/{subject}"
+    with state.lock:
+        token = state.add_workforce_refresh_token(WorkforceGrant(principal, (), rotate))
+    return JSONResponse(state.workforce_user_file(provider, token), status_code=201)
 
 
 routes = [
-    Route("/v1/token", sts_token, methods=["POST"]),
     Route("/oidc/.well-known/openid-configuration", discovery, methods=["GET"]),
     Route("/oidc/jwks", jwks, methods=["GET"]),
     Route("/emulator/v1/oidc/tokens", mint, methods=["POST"]),
     Route("/emulator/v1/workloadIdentityPools/providers", create_provider, methods=["POST"]),
+    Route("/emulator/v1/workforcePools/providers", create_workforce_provider, methods=["POST"]),
+    Route("/emulator/v1/workforcePools/users", create_workforce_user, methods=["POST"]),
 ]

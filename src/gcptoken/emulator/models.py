@@ -30,6 +30,7 @@ __all__ = [
     "RefreshGrant",
     "ServiceAccount",
     "User",
+    "WorkforceGrant",
     "unique_id",
 ]
 
@@ -105,17 +106,47 @@ class Provider:
     attribute_condition: str = ""
     # Keys of an outside issuer, as Google's jwksJson; empty means the emulator's own issuer.
     jwks: dict[str, Any] = field(default_factory=dict)
+    # An AWS provider trusts this account's callers instead of an OIDC issuer.
+    aws_account_id: str = ""
+    # An X.509 provider trusts certificates chaining to these (PEM; anchors, then intermediates).
+    trust_anchors: list[str] = field(default_factory=list)
+    # A workforce pool's provider (people) rather than a workload identity pool's.
+    workforce: bool = False
+
+    def __post_init__(self) -> None:
+        # Google's default mapping differs by provider type: the ARN for AWS, the CN for X.509.
+        if self.attribute_mapping == {"google.subject": "assertion.sub"} and self.kind != "oidc":
+            source = "assertion.arn" if self.kind == "aws" else "assertion.subject.dn.cn"
+            self.attribute_mapping = {"google.subject": source}
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (f"workforce:{self.pool_id}" if self.workforce else self.pool_id, self.provider_id)
+
+    @property
+    def kind(self) -> str:
+        return "aws" if self.aws_account_id else "x509" if self.trust_anchors else "oidc"
+
+    def pool(self, project_number: str) -> str:
+        """The pool's resource name, as principals name it: ``//iam.googleapis.com/…/P``."""
+        return self.resource(project_number).split("/providers/", 1)[0]
 
     def resource(self, project_number: str) -> str:
+        if self.workforce:
+            return f"//iam.googleapis.com/locations/global/workforcePools/{self.pool_id}/providers/{self.provider_id}"
         return (
             f"//iam.googleapis.com/projects/{project_number}/locations/global/"
             f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}"
         )
 
     def to_json(self, project_number: str) -> dict[str, Any]:
+        kind: dict[str, Any] = {"aws": {"accountId": self.aws_account_id}} if self.aws_account_id else {}
+        if self.trust_anchors:
+            kind = {"x509": {"trustStore": {"trustAnchors": [{"pemCertificate": p} for p in self.trust_anchors]}}}
         return {
             "name": self.resource(project_number).removeprefix("//iam.googleapis.com/"),
             "audience": self.resource(project_number),
+            **kind,
             "issuerUri": self.issuer,
             "allowedAudiences": self.allowed_audiences,
             "attributeMapping": self.attribute_mapping,
@@ -143,6 +174,15 @@ class Fault:
 class User:
     email: str
     sub: str
+
+
+@dataclass(frozen=True)
+class WorkforceGrant:
+    """A person signed in through a workforce pool: what their refresh token stands for."""
+
+    principal: str  # //iam.googleapis.com/locations/global/workforcePools/P/subject/S
+    attributes: tuple[tuple[str, str], ...] = ()
+    rotate: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from gcptoken.emulator import mtls
 from gcptoken.emulator.app import create_app
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState, Provider
@@ -121,6 +123,19 @@ def _external_account_file(state: EmulatorState, directory: PrivateDir) -> dict[
     }
 
 
+def mtls_server(state: EmulatorState, host: str, port: int) -> AsgiServer:
+    """The emulator's endpoints over TLS with client certificates required (X.509 federation)."""
+    issued = state.workload_ca.server_certificate()
+    with tempfile.TemporaryDirectory(prefix="gcptoken-mtls-") as scratch:  # 0700; load_cert_chain wants files
+        cert_path, key_path = os.path.join(scratch, "server.pem"), os.path.join(scratch, "server.key")
+        for path, text in ((cert_path, issued.cert_pem), (key_path, issued.key_pem)):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(text)
+        context = mtls.server_context(state.workload_ca, cert_path, key_path)
+    state.trust_hooks.append(lambda pem: context.load_verify_locations(cadata=pem))
+    return AsgiServer(create_app(state), bind(host, port), context, mtls.ClientCertProtocol)
+
+
 def load_state(directory: PrivateDir | None) -> EmulatorState:
     try:
         data = directory.read(STATE_FILE) if directory is not None else None
@@ -161,13 +176,24 @@ class EmulatorServer(AsgiServer):
         host: str = "127.0.0.1",
         port: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
+        mtls_port: int | None = None,
     ) -> None:
+        """``mtls_port``: also serve every endpoint over TLS with client certificates required
+        (X.509 federation; 0 picks a free port); ``mtls.url`` says where."""
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # The directory is checked before the port is bound, so its problems are named as such.
         self._private_dir = open_state_dir(self.state_dir) if self.state_dir is not None else None
         self.state = state or load_state(self._private_dir)
         super().__init__(create_app(self.state), bind(host, port))
         self.state.base_url = self.url
+        self.mtls: AsgiServer | None = None
+        if mtls_port is not None:
+            try:
+                self.mtls = mtls_server(self.state, host, mtls_port)
+            except OSError:
+                self._socket.close()
+                raise
+            self.state.mtls_url = self.mtls.url
         if self._private_dir is not None:
             write_state_dir(self.state, self._private_dir, self.host_port)
 
@@ -179,6 +205,26 @@ class EmulatorServer(AsgiServer):
         if email not in self.state.service_accounts:
             self.state.create_service_account(account_id)
         return self.state.create_key(email)
+
+    def start(self) -> EmulatorServer:
+        super().start()
+        if self.mtls is not None:
+            self.mtls.start()
+        return self
+
+    def serve_forever(self) -> None:
+        if self.mtls is not None:
+            self.mtls.start()
+        try:
+            super().serve_forever()
+        finally:
+            if self.mtls is not None:
+                self.mtls.stop()
+
+    def stop(self) -> None:
+        if self.mtls is not None:
+            self.mtls.stop()
+        super().stop()
 
     def __enter__(self) -> EmulatorServer:
         self.start()

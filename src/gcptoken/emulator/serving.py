@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
 import threading
 from types import TracebackType
 
@@ -32,12 +34,19 @@ def bind(host: str, port: int) -> socket.socket:
 class AsgiServer:
     """Serves ``app`` on ``sock``; ``url`` is where it answers."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext | None = None,
+        protocol: type[asyncio.Protocol] | None = None,
+    ) -> None:
+        """``ssl_context``: serve HTTPS with it; ``protocol``: uvicorn's HTTP protocol class to use."""
         self._socket = sock
         host, port = sock.getsockname()[:2]
         self.port: int = port
         self.host_port = f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
-        self.url = f"http://{self.host_port}"
+        self.url = f"{'https' if ssl_context else 'http'}://{self.host_port}"
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -45,7 +54,11 @@ class AsgiServer:
             lifespan="off",
             timeout_graceful_shutdown=2,
             server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
+            http=protocol or "auto",
         )
+        if ssl_context is not None:
+            config.load()
+            config.ssl = ssl_context  # uvicorn only builds contexts from files, without client-cert callbacks
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -9,9 +9,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gcptoken.emulator import persistence
+from gcptoken.emulator.aws_world import AwsWorld
 from gcptoken.emulator.models import (
     ACCESS_TOKEN_LIFETIME,
     ID_TOKEN_LIFETIME,
@@ -26,10 +27,14 @@ from gcptoken.emulator.models import (
     RefreshGrant,
     ServiceAccount,
     User,
+    WorkforceGrant,
     unique_id,
 )
 from gcptoken.emulator.signing import SigningKeys
 from gcptoken.jose import jws
+
+if TYPE_CHECKING:
+    from gcptoken.emulator.mtls import WorkloadCa
 
 __all__ = [
     "ACCESS_TOKEN_LIFETIME",
@@ -46,6 +51,7 @@ __all__ = [
     "RefreshGrant",
     "ServiceAccount",
     "User",
+    "WorkforceGrant",
 ]
 
 
@@ -87,6 +93,17 @@ class EmulatorState(SigningKeys):
         self._oidc_key: IssuerKey | None = None
         # Signing keys of Google's other token issuers (IAP, Firebase), made on first use.
         self._side_keys: dict[str, IssuerKey] = {}
+        # Workforce identity federation: the OAuth client gcloud's login config names, and the
+        # refresh tokens of people signed in through a workforce pool.
+        self.workforce_client = ("emulated-workforce-client", "wf-" + secrets.token_urlsafe(24))
+        self.workforce_refresh: dict[str, WorkforceGrant] = {}
+        # X.509 federation: the CA of workload certificates, where the mTLS port is (when it is
+        # served), and what to tell it when a provider brings more trust anchors.
+        self._workload_ca: WorkloadCa | None = None
+        self.mtls_url: str | None = None
+        self.trust_hooks: list[Callable[[str], None]] = []
+        # The AWS account and EC2 instance that AWS-federated workloads run in.
+        self.aws = AwsWorld(clock)
         # Injected faults, consumed by the requests they match.
         self.faults: list[Fault] = []
         # Google-managed keys for signJwt / signBlob, made on first use: email → (kid, key).
@@ -149,6 +166,15 @@ class EmulatorState(SigningKeys):
                 self._oidc_key = IssuerKey.create()
             return self._oidc_key
 
+    @property
+    def workload_ca(self) -> WorkloadCa:
+        with self.lock:
+            if self._workload_ca is None:
+                from gcptoken.emulator.mtls import WorkloadCa
+
+                self._workload_ca = WorkloadCa()
+            return self._workload_ca
+
     def side_key(self, issuer: str, make: Callable[[], IssuerKey]) -> IssuerKey:
         """The signing key of one of Google's other issuers (IAP, Firebase), made on first use."""
         with self.lock:
@@ -172,6 +198,28 @@ class EmulatorState(SigningKeys):
         with self.lock:
             self.access_tokens[grant.token] = grant
         return grant
+
+    def add_workforce_refresh_token(self, grant: WorkforceGrant) -> str:
+        token = "wf1." + secrets.token_urlsafe(48)
+        with self.lock:
+            self.workforce_refresh[token] = grant
+        return token
+
+    def workforce_user_file(self, provider: Provider, refresh_token: str) -> dict[str, str]:
+        """``external_account_authorized_user`` for a workforce user, endpoints at the emulator."""
+        client_id, client_secret = self.workforce_client
+        return {
+            "type": "external_account_authorized_user",
+            "audience": provider.resource(self.project_number),
+            "refresh_token": refresh_token,
+            "token_url": f"{self.base_url}/v1/oauth/token",
+            "token_info_url": f"{self.base_url}/v1/introspect",
+            "revoke_url": f"{self.base_url}/v1/revoke",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "quota_project_id": self.project_id,
+            "universe_domain": "googleapis.com",
+        }
 
     # -- users ----------------------------------------------------------------------------------
 

@@ -12,10 +12,13 @@ import random
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, TransportError
+
+if TYPE_CHECKING:
+    from gcptoken.http.tls import ClientCertificate
 
 __all__ = [
     "AsyncTransport",
@@ -25,6 +28,7 @@ __all__ = [
     "SyncTransport",
     "get_json_flow",
     "json_body",
+    "presenting",
     "run_async",
     "run_sync",
 ]
@@ -53,6 +57,8 @@ class HttpRequest:
     # A time.monotonic() moment this attempt must not outlast (set by the drivers from the flow's
     # overall deadline); the transport takes the earlier of it and the timeout.
     deadline: float | None = None
+    # Mutual TLS: the client certificate to present (X.509 workload identity federation).
+    client_certificate: ClientCertificate | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,19 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest, deadline:
 
         await asyncio.sleep(delay)
         attempt += 1
+
+
+def presenting(flow: Flow[T], certificate: ClientCertificate | None) -> Flow[T]:
+    """``flow`` with every request presenting ``certificate`` over mutual TLS (unchanged for None)."""
+    if certificate is None:
+        return (yield from flow)
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send((yield replace(request, client_certificate=certificate)))
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def run_sync(flow: Flow[T], transport: SyncTransport, deadline: float | None = None) -> T:

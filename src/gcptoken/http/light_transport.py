@@ -58,7 +58,7 @@ class LightTransport:
         if request.deadline is not None:
             limit = min(limit, request.deadline - time.monotonic())
         limit = max(limit, 0.001)
-        connection = self._connect(request.url, where, limit)
+        connection = self._connect(request, where, limit)
         started = time.monotonic()
         try:
             parts = urlsplit(request.url)
@@ -93,9 +93,9 @@ class LightTransport:
             connection.close()
 
     @staticmethod
-    def _connect(url: str, where: str, limit: float) -> http.client.HTTPConnection:
+    def _connect(request: HttpRequest, where: str, limit: float) -> http.client.HTTPConnection:
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(request.url)
             port = parts.port
         except ValueError:
             raise InvalidArgumentError(f"{where}: not a URL that can be called (InvalidURL)") from None
@@ -105,4 +105,10 @@ class LightTransport:
             return http.client.HTTPConnection(parts.hostname, port, timeout=limit)
         import ssl  # only for https: the emulator's loopback answers need none
 
-        return http.client.HTTPSConnection(parts.hostname, port, timeout=limit, context=ssl.create_default_context())
+        if request.client_certificate is not None:
+            from gcptoken.http.tls import client_context
+
+            context = client_context(request.client_certificate)
+        else:
+            context = ssl.create_default_context()
+        return http.client.HTTPSConnection(parts.hostname, port, timeout=limit, context=context)

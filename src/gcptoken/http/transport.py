@@ -14,6 +14,7 @@ import httpx
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
 from gcptoken.http.flows import HttpRequest, HttpResponse
+from gcptoken.http.tls import ClientCertificate, client_context
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_transport"]
 
@@ -102,8 +103,9 @@ class HttpxTransport:
         _check_url(request)
         limit = _limit(request, self._default)
         started = time.monotonic()
+        client = self._client if request.client_certificate is None else _mtls_client(request.client_certificate)
         try:
-            with self._client.stream(request.method, request.url, **_options(request, limit)) as raw:
+            with client.stream(request.method, request.url, **_options(request, limit)) as raw:
                 body = _Body(raw, request)
                 for chunk in raw.iter_bytes():  # as it arrives: a drip is cut off at the limit
                     body.add(chunk)
@@ -145,7 +147,15 @@ class AsyncHttpxTransport:
             raise _failure(request, exc) from None
 
     async def _exchange(self, request: HttpRequest, limit: float) -> HttpResponse:
-        async with self._client.stream(request.method, request.url, **_options(request, limit)) as raw:
+        if request.client_certificate is not None:
+            async with httpx.AsyncClient(
+                verify=client_context(request.client_certificate), trust_env=False, follow_redirects=False
+            ) as client:
+                return await self._read(client, request, limit)
+        return await self._read(self._client, request, limit)
+
+    async def _read(self, client: httpx.AsyncClient, request: HttpRequest, limit: float) -> HttpResponse:
+        async with client.stream(request.method, request.url, **_options(request, limit)) as raw:
             body = _Body(raw, request)
             async for chunk in raw.aiter_bytes():
                 body.add(chunk)
@@ -153,6 +163,14 @@ class AsyncHttpxTransport:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@functools.lru_cache(maxsize=8)
+def _mtls_client(certificate: ClientCertificate) -> httpx.Client:
+    """A pooled client presenting ``certificate`` (httpx sets certificates per client, not per request)."""
+    client = httpx.Client(verify=client_context(certificate), trust_env=False, follow_redirects=False)
+    atexit.register(client.close)
+    return client
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,0 +1,120 @@
+"""Executable-sourced subject tokens (Google's "pluggable" credentials): opt-in with
+``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1``, run without a shell, bounded in time, cached in
+the executable's ``output_file``, answered in Google's version-1 response format."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gcptoken.credentials.fields as fields
+from gcptoken.errors import CredentialsError
+from gcptoken.private_files import UnreadableFile, read_small_file
+
+if TYPE_CHECKING:
+    from gcptoken.credentials.external_account import ExternalAccountConfig
+
+__all__ = ["ALLOW_EXECUTABLES", "subject_token"]
+
+ALLOW_EXECUTABLES = "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"
+EXECUTABLE_TIMEOUT_MS = 30_000
+# What each token_type's token is called in the executable's response.
+RESPONSE_FIELDS = {
+    "urn:ietf:params:oauth:token-type:jwt": "id_token",
+    "urn:ietf:params:oauth:token-type:id_token": "id_token",
+    "urn:ietf:params:oauth:token-type:saml2": "saml_response",
+}
+
+
+def subject_token(config: ExternalAccountConfig, impersonated_email: str | None) -> str:
+    """Google's executable-sourced credentials: opt-in, bounded, cached in output_file."""
+    spec = config.credential_source["executable"]
+    if os.environ.get(ALLOW_EXECUTABLES) != "1":
+        raise CredentialsError(f"{config.where}: executable credential sources run only with {ALLOW_EXECUTABLES}=1")
+    command = spec.get("command") if isinstance(spec, Mapping) else None
+    if not isinstance(command, str) or not command.strip():
+        raise CredentialsError(f"{config.where}: executable credential source has no 'command'")
+    timeout_ms = spec.get("timeout_millis", EXECUTABLE_TIMEOUT_MS)
+    if not isinstance(timeout_ms, int) or not 5_000 <= timeout_ms <= 120_000:
+        raise CredentialsError(f"{config.where}: timeout_millis must be 5000 to 120000")
+    output_file = spec.get("output_file")
+    if isinstance(output_file, str) and output_file:
+        cached = _executable_response(config, Path(output_file), allow_expired_failure=True)
+        if cached is not None:
+            return cached
+    env = {
+        **os.environ,
+        "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": config.audience,
+        "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": config.subject_token_type,
+        "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0",
+    }
+    if impersonated_email:
+        env["GOOGLE_EXTERNAL_ACCOUNT_IMPERSONATED_EMAIL"] = impersonated_email
+    if isinstance(output_file, str) and output_file:
+        env["GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"] = output_file
+    try:
+        completed = subprocess.run(
+            shlex.split(command),  # as Google's libraries: split into words, never a shell
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_ms / 1000,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise CredentialsError(f"{config.where}: the executable did not finish within {timeout_ms} ms") from None
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"{config.where}: the executable could not be run ({type(exc).__name__})") from None
+    if completed.returncode != 0:
+        raise CredentialsError(f"{config.where}: the executable failed (exit {completed.returncode})")
+    token = _parse_executable(config, completed.stdout, "the executable's output", needs_expiry=bool(output_file))
+    if token is None:
+        raise CredentialsError(f"{config.where}: the executable returned an expired token")
+    return token
+
+
+def _executable_response(config: ExternalAccountConfig, path: Path, allow_expired_failure: bool) -> str | None:
+    """A still-valid token cached by the executable in its output file, else None."""
+    try:
+        text = read_small_file(path).decode("utf-8")
+    except (OSError, UnreadableFile, UnicodeDecodeError):
+        return None
+    if not text.strip():
+        return None
+    try:
+        return _parse_executable(config, text, f"output file {path}", needs_expiry=True)
+    except CredentialsError:
+        if allow_expired_failure:
+            return None
+        raise
+
+
+def _parse_executable(config: ExternalAccountConfig, text: str, origin: str, needs_expiry: bool) -> str | None:
+    try:
+        response = json.loads(text)
+    except ValueError:
+        raise CredentialsError(f"{config.where}: {origin} is not JSON") from None
+    if not isinstance(response, dict) or response.get("version") != 1:
+        raise CredentialsError(f"{config.where}: {origin} is not a version 1 executable response")
+    if response.get("success") is not True:
+        code, message = response.get("code", "?"), response.get("message", "")
+        raise CredentialsError(f"{config.where}: the executable reported failure {code}: {str(message)[:200]}")
+    expiry = response.get("expiration_time")
+    if needs_expiry and not isinstance(expiry, int):
+        raise CredentialsError(f"{config.where}: {origin} has no expiration_time (required with output_file)")
+    if isinstance(expiry, int) and expiry <= time.time():
+        return None
+    field_name = RESPONSE_FIELDS.get(str(response.get("token_type")), "")
+    token = response.get(field_name) if field_name else None
+    if not isinstance(token, str) or not token:
+        raise CredentialsError(
+            f"{config.where}: {origin} has no token for token_type {fields.identifier(response.get('token_type'))}"
+        )
+    return token
