@@ -5,6 +5,7 @@ byte for byte as google-auth builds it, and the whole exchange against the emula
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from gcptoken import CredentialsError, TokenRequestError, TransportError, Verifier, load_credentials, sigv4
 from gcptoken.credentials import aws
-from gcptoken.credentials.external_account import ExternalAccountConfig, FederatedCredentials
+from gcptoken.credentials.external_account import FederatedCredentials
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.state import EmulatorState, Provider
 from gcptoken.http.flows import run_sync
@@ -76,7 +77,8 @@ def test_subject_token_is_byte_for_byte_google_auths(monkeypatch: pytest.MonkeyP
     import datetime
 
     from google.auth import _helpers
-    from google.auth import aws as google_aws
+
+    google_aws: Any = importlib.import_module("google.auth.aws")  # untyped
 
     moment = 1_700_000_000
     monkeypatch.setattr(
@@ -143,7 +145,10 @@ def _fresh_aws(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) 
 
 
 def audience(server: EmulatorServer, provider: str = "aws-prov") -> str:
-    return f"//iam.googleapis.com/projects/{server.state.project_number}/locations/global/workloadIdentityPools/aws-pool/providers/{provider}"
+    project = server.state.project_number
+    return (
+        f"//iam.googleapis.com/projects/{project}/locations/global/workloadIdentityPools/aws-pool/providers/{provider}"
+    )
 
 
 def aws_file(
@@ -387,7 +392,8 @@ def test_cli_missing_region_is_one_line_exit_2_or_3(server: EmulatorServer, tmp_
 def test_google_auth_aws_credentials_get_a_token_from_the_emulator(server: EmulatorServer) -> None:
     """google-auth's own AWS credentials, unchanged, against the emulated IMDS and STS."""
     import google.auth.transport.requests
-    from google.auth import aws as google_aws
+
+    google_aws: Any = importlib.import_module("google.auth.aws")  # untyped
 
     server.state.aws.imdsv2_required = True
     credentials = google_aws.Credentials.from_info({**aws_file(server), "scopes": None})

@@ -260,7 +260,11 @@ def test_condition_and_missing_binding(emulator: EmulatorClient, tmp_path: Path,
         ({"credential_source": {"nothing": 1}}, "needs 'file', 'url', 'executable', 'certificate'"),
         ({"credential_source": {"certificate": {}}}, "needs certificate_config_location or use_default"),
         (
-            {"credential_source": {"certificate": {"certificate_config_location": "/x", "use_default_certificate_config": True}}},
+            {
+                "credential_source": {
+                    "certificate": {"certificate_config_location": "/x", "use_default_certificate_config": True}
+                }
+            },
             "not both",
         ),
         ({"workforce_pool_user_project": "123"}, "only for workforce pool audiences"),
