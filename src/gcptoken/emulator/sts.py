@@ -155,7 +155,8 @@ async def token_exchange(request: Request) -> Response:
     pool = provider.pool(state.project_number)
     attributes = tuple(sorted((k, v) for k, v in values.items() if k.startswith("attribute.")))
     grant = state.issue_federated_token(f"{pool}/subject/{subject}", attributes, FEDERATED_LIFETIME)
-    log_detail(request).update({"grant_type": TOKEN_EXCHANGE, "principal": grant.principal, "source": kind})
+    detail = {"grant_type": TOKEN_EXCHANGE, "principal": grant.principal, "source": kind}
+    log_detail(request).update({**detail, **({"userProject": user_project} if user_project else {})})
     return JSONResponse(
         {
             "access_token": grant.token,
