@@ -11,6 +11,7 @@ import os
 __all__ = [
     "CLOUD_PLATFORM_SCOPE",
     "EMULATOR_HOST_ENV",
+    "EMULATOR_MTLS_HOST_ENV",
     "GOOGLE_HOSTS",
     "GOOGLE_ISSUERS",
     "OAUTH2_CERTS_V1",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 EMULATOR_HOST_ENV = "GCPTOKEN_EMULATOR_HOST"
+EMULATOR_MTLS_HOST_ENV = "GCPTOKEN_EMULATOR_MTLS_HOST"
 
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 # The audiences Google's token endpoint accepts in a jwt-bearer assertion.
@@ -67,14 +69,22 @@ def checked_host(value: str, variable: str) -> str:
 
 
 def resolve(url: str) -> str:
-    """The URL to actually call: a Google endpoint goes to the emulator when one is configured."""
+    """The URL to actually call: a Google endpoint goes to the emulator when one is configured
+    (an mTLS endpoint, ``*.mtls.googleapis.com``, to its TLS port when GCPTOKEN_EMULATOR_MTLS_HOST
+    names it, else to the plain port, which refuses certificate-bound exchanges)."""
     host = emulator_host()
     if host is None:
         return url
     from urllib.parse import urlsplit, urlunsplit  # only with an emulator: the cached CLI path skips it
 
     parts = urlsplit(url)
-    if parts.hostname not in GOOGLE_HOSTS:
+    hostname = parts.hostname or ""
+    if hostname.endswith(".mtls.googleapis.com") and hostname.replace(".mtls.", ".", 1) in GOOGLE_HOSTS:
+        mtls = os.environ.get(EMULATOR_MTLS_HOST_ENV, "").strip()
+        if mtls:
+            return urlunsplit(("https", checked_host(mtls, EMULATOR_MTLS_HOST_ENV), parts.path, parts.query, ""))
+        return urlunsplit(("http", host, parts.path, parts.query, ""))
+    if hostname not in GOOGLE_HOSTS:
         return url
     return urlunsplit(("http", host, parts.path, parts.query, ""))
 

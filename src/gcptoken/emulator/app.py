@@ -17,6 +17,7 @@ from gcptoken.emulator import admin, aws, faults, federation, firebase, iam, iap
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.limits import BodyLimit
+from gcptoken.emulator.mtls import CLIENT_CERT_SCOPE_KEY
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
@@ -46,6 +47,8 @@ class RequestLog:
             "status": None,
             "time": time.time(),
         }
+        if scope.get(CLIENT_CERT_SCOPE_KEY):
+            entry["mtls"] = True  # came over the mTLS port with a client certificate
         recorded = False
 
         def record(status: int) -> None:

@@ -174,8 +174,8 @@ async def _create(request: Request, workforce: bool) -> Response:
     account = aws.get("accountId") if isinstance(aws, dict) else None
     if aws is not None and not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
         return api_error(400, "aws.accountId must be a 12-digit AWS account id.")
-    anchors = _trust_anchors(x509) if x509 is not None else []
-    if anchors is None:
+    store = _trust_store(x509) if x509 is not None else ([], [])
+    if store is None:
         return api_error(400, "x509.trustStore.trustAnchors must list PEM certificates (pemCertificate).")
     default_subject = {"google.subject": "assertion.arn" if aws is not None else "assertion.sub"}
     if x509 is not None:
@@ -207,34 +207,35 @@ async def _create(request: Request, workforce: bool) -> Response:
         condition,
         jwks,
         aws_account_id=account or "",
-        trust_anchors=anchors,
+        trust_anchors=store[0],
+        intermediate_cas=store[1],
         workforce=workforce,
     )
     with state.lock:
         state.providers[provider.key] = provider
-        for pem in anchors:
+        for pem in store[0]:
             for trust in state.trust_hooks:
                 trust(pem)
     state.changed()
     return JSONResponse(provider.to_json(state.project_number), status_code=201)
 
 
-def _trust_anchors(x509: Any) -> list[str] | None:
-    """The PEM certificates of an X.509 provider's trust store (anchors, then intermediates)."""
+def _trust_store(x509: Any) -> tuple[list[str], list[str]] | None:
+    """An X.509 provider's trust store as Google takes it: PEM ``trustAnchors`` (at least one)
+    and ``intermediateCas``."""
     store = x509.get("trustStore") if isinstance(x509, dict) else None
     if not isinstance(store, dict):
         return None
-    pems: list[str] = []
+    groups: list[list[str]] = []
     for group in ("trustAnchors", "intermediateCas"):
         entries = store.get(group, [])
         if not isinstance(entries, list):
             return None
-        for entry in entries:
-            pem = entry.get("pemCertificate") if isinstance(entry, dict) else None
-            if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
-                return None
-            pems.append(pem)
-    return pems if store.get("trustAnchors") else None
+        pems = [entry.get("pemCertificate") if isinstance(entry, dict) else None for entry in entries]
+        if not all(isinstance(pem, str) and "BEGIN CERTIFICATE" in pem for pem in pems):
+            return None
+        groups.append([str(pem) for pem in pems])
+    return (groups[0], groups[1]) if groups[0] else None
 
 
 async def create_workforce_user(request: Request) -> Response:

@@ -108,8 +108,10 @@ class Provider:
     jwks: dict[str, Any] = field(default_factory=dict)
     # An AWS provider trusts this account's callers instead of an OIDC issuer.
     aws_account_id: str = ""
-    # An X.509 provider trusts certificates chaining to these (PEM; anchors, then intermediates).
+    # An X.509 provider trusts certificates chaining to these roots (PEM), through the token's
+    # own intermediates or these.
     trust_anchors: list[str] = field(default_factory=list)
+    intermediate_cas: list[str] = field(default_factory=list)
     # A workforce pool's provider (people) rather than a workload identity pool's.
     workforce: bool = False
 
@@ -142,7 +144,11 @@ class Provider:
     def to_json(self, project_number: str) -> dict[str, Any]:
         kind: dict[str, Any] = {"aws": {"accountId": self.aws_account_id}} if self.aws_account_id else {}
         if self.trust_anchors:
-            kind = {"x509": {"trustStore": {"trustAnchors": [{"pemCertificate": p} for p in self.trust_anchors]}}}
+            store = {
+                "trustAnchors": [{"pemCertificate": p} for p in self.trust_anchors],
+                "intermediateCas": [{"pemCertificate": p} for p in self.intermediate_cas],
+            }
+            kind = {"x509": {"trustStore": store}}
         return {
             "name": self.resource(project_number).removeprefix("//iam.googleapis.com/"),
             "audience": self.resource(project_number),

@@ -201,6 +201,7 @@ def verify_subject_token(provider: Provider, token: str, scope: Scope, now: floa
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
     anchors = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in provider.trust_anchors]
+    intermediates += [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in provider.intermediate_cas]
     moment = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
     try:
         PolicyBuilder().store(Store(anchors)).time(moment).build_client_verifier().verify(leaf, intermediates)

@@ -23,12 +23,17 @@ class ClientCertificate:
 
 
 def client_context(certificate: ClientCertificate) -> ssl.SSLContext:
-    """An SSL context presenting ``certificate``; CredentialsError when it cannot be loaded."""
-    return _context(certificate, os.environ.get("SSL_CERT_FILE") or "")
+    """An SSL context presenting ``certificate``; CredentialsError when it cannot be loaded.
+    Reloaded when the files change (workload certificates are short-lived and rotated in place)."""
+    try:
+        stamp = tuple(os.stat(path).st_mtime_ns for path in (certificate.cert_path, certificate.key_path))
+    except OSError:
+        stamp = ()
+    return _context(certificate, os.environ.get("SSL_CERT_FILE") or "", stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _context(certificate: ClientCertificate, ca_file: str) -> ssl.SSLContext:
+def _context(certificate: ClientCertificate, ca_file: str, stamp: tuple[int, ...]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file or None)
     try:
         context.load_cert_chain(certificate.cert_path, certificate.key_path)

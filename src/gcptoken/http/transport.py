@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import ssl
 import time
 from types import TracebackType
 from typing import Any
@@ -165,10 +166,17 @@ class AsyncHttpxTransport:
         await self._client.aclose()
 
 
-@functools.lru_cache(maxsize=8)
 def _mtls_client(certificate: ClientCertificate) -> httpx.Client:
-    """A pooled client presenting ``certificate`` (httpx sets certificates per client, not per request)."""
-    client = httpx.Client(verify=client_context(certificate), trust_env=False, follow_redirects=False)
+    """A client presenting ``certificate`` (httpx sets certificates per client, not per request)."""
+    return _mtls_client_for(client_context(certificate))
+
+
+@functools.lru_cache(maxsize=8)
+def _mtls_client_for(context: ssl.SSLContext) -> httpx.Client:
+    # No idle connections kept: a token exchange is a few requests an hour, and a rotated
+    # certificate must be presented on the next one.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    client = httpx.Client(verify=context, trust_env=False, follow_redirects=False, limits=limits)
     atexit.register(client.close)
     return client
 
