@@ -10,6 +10,7 @@ import os
 
 __all__ = [
     "CLOUD_PLATFORM_SCOPE",
+    "EMULATED_UNIVERSE",
     "EMULATOR_HOST_ENV",
     "EMULATOR_MTLS_HOST_ENV",
     "GOOGLE_HOSTS",
@@ -51,6 +52,20 @@ GOOGLE_HOSTS = frozenset(
 )
 
 
+# A second universe the emulator serves, so universe domains are tested: ``.test`` is reserved,
+# no real host can have it.
+EMULATED_UNIVERSE = "universe.gcptoken.test"
+_SERVICES = frozenset(host.split(".", 1)[0] for host in GOOGLE_HOSTS if host.endswith(".googleapis.com"))
+
+
+def _emulated(hostname: str) -> bool:
+    """A host the emulator stands in for: Google's own, or a Google API in the emulated universe."""
+    if hostname in GOOGLE_HOSTS:
+        return True
+    service, _, universe = hostname.partition(".")
+    return universe == EMULATED_UNIVERSE and service in _SERVICES
+
+
 def emulator_host() -> str | None:
     """``host:port`` of the emulator when GCPTOKEN_EMULATOR_HOST is set, else None; a value that
     is not host[:port] is an InvalidArgumentError naming the variable."""
@@ -79,12 +94,12 @@ def resolve(url: str) -> str:
 
     parts = urlsplit(url)
     hostname = parts.hostname or ""
-    if hostname.endswith(".mtls.googleapis.com") and hostname.replace(".mtls.", ".", 1) in GOOGLE_HOSTS:
+    if ".mtls." in hostname and _emulated(hostname.replace(".mtls.", ".", 1)):
         mtls = os.environ.get(EMULATOR_MTLS_HOST_ENV, "").strip()
         if mtls:
             return urlunsplit(("https", checked_host(mtls, EMULATOR_MTLS_HOST_ENV), parts.path, parts.query, ""))
         return urlunsplit(("http", host, parts.path, parts.query, ""))
-    if hostname not in GOOGLE_HOSTS:
+    if not _emulated(hostname):
         return url
     return urlunsplit(("http", host, parts.path, parts.query, ""))
 

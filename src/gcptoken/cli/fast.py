@@ -96,6 +96,8 @@ def _identity_of(info: dict[str, Any], nested: bool) -> tuple[str, str | None] |
     """The same identity the full command line computes (cache_rules builds both), or None for
     anything this path does not fully understand: the full command line then decides."""
     kind = info.get("type")
+    if info.get("universe_domain", "googleapis.com") != "googleapis.com":
+        return None  # another universe's flows: the full command line
     if kind == "service_account":
         email, key_id, pem = _text(info, "client_email"), _text(info, "private_key_id"), _text(info, "private_key")
         if not (email and key_id and pem) or rsa_private_key_problem(pem) is not None:
@@ -147,6 +149,8 @@ def _external(info: dict[str, Any]) -> tuple[str, str | None] | None:
     """A file-sourced external account (the only kind whose tokens are shared beyond one process)."""
     source, audience = info.get("credential_source"), _text(info, "audience")
     if not isinstance(source, dict) or not isinstance(source.get("file"), str) or not audience:
+        return None
+    if info.get("workforce_pool_user_project") or info.get("client_id"):
         return None
     form = source.get("format") or {}
     if not isinstance(form, dict):

@@ -15,6 +15,7 @@ from gcptoken.credentials import (
     load_credentials,
 )
 from gcptoken.credentials.adc import Discovery, find_credentials
+from gcptoken.credentials.base import quota_project
 from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 
@@ -60,12 +61,18 @@ def run_whoami(args: argparse.Namespace) -> int:
         "location": found.location,
         "why": found.reason,
         "tried_before": list(found.tried),
+        "universe": found.credentials.universe_domain,
+        "quota_project": quota_project(found.credentials),
     }
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
     for name in ("credential", "source", "location", "why"):
         sys.stdout.write(f"{name + ':':<12}{report[name]}\n")
+    if report["universe"] != "googleapis.com":
+        sys.stdout.write(f"{'universe:':<12}{report['universe']}\n")
+    if report["quota_project"]:
+        sys.stdout.write(f"{'quota:':<12}{report['quota_project']} (x-goog-user-project on API calls)\n")
     for entry in found.tried:
         sys.stdout.write(f"{'skipped:':<12}{entry}\n")
     return 0

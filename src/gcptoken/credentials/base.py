@@ -18,7 +18,17 @@ from gcptoken.tokens import Token
 if TYPE_CHECKING:
     from gcptoken.http.tls import ClientCertificate
 
-__all__ = ["CREDENTIALS_ENV", "DEADLINE_TIMEOUTS", "DEFAULT_SCOPES", "Credentials", "run_flow_async", "run_flow_sync"]
+__all__ = [
+    "CREDENTIALS_ENV",
+    "DEADLINE_TIMEOUTS",
+    "DEFAULT_SCOPES",
+    "QUOTA_PROJECT_ENV",
+    "QUOTA_PROJECT_HEADER",
+    "Credentials",
+    "quota_project",
+    "run_flow_async",
+    "run_flow_sync",
+]
 
 T = TypeVar("T")
 
@@ -52,6 +62,8 @@ class Credentials(abc.ABC):
     # The project billed for API calls made with this credential's access tokens
     # (``x-goog-user-project``); files carry it as ``quota_project_id``.
     quota_project_id: str | None = None
+    # The Google Cloud universe this credential belongs to (its files' ``universe_domain``).
+    universe_domain: str = "googleapis.com"
 
     def client_certificate(self) -> ClientCertificate | None:
         """The certificate to present over mutual TLS to Google's token endpoints (X.509
@@ -94,7 +106,12 @@ class Credentials(abc.ABC):
         return fetch() if cached is None else cached[0].get(cached[1], fetch, force=refresh)
 
     def access_token(
-        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+        self,
+        scopes: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        use_cache: bool = True,
+        refresh: bool = False,
     ) -> Token:
         """An OAuth access token for ``scopes`` (default: cloud-platform), cached like id_token."""
         wanted = _scopes(scopes)
@@ -103,7 +120,7 @@ class Credentials(abc.ABC):
         def fetch() -> Token:
             return run_flow_sync(self.access_token_flow(wanted), timeout)
 
-        return fetch() if cached is None else cached[0].get(cached[1], fetch)
+        return fetch() if cached is None else cached[0].get(cached[1], fetch, force=refresh)
 
     async def id_token_async(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
@@ -117,7 +134,12 @@ class Credentials(abc.ABC):
         return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch, force=refresh))
 
     async def access_token_async(
-        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+        self,
+        scopes: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        use_cache: bool = True,
+        refresh: bool = False,
     ) -> Token:
         wanted = _scopes(scopes)
         cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
@@ -125,7 +147,22 @@ class Credentials(abc.ABC):
         async def fetch() -> Token:
             return await run_flow_async(self.access_token_flow(wanted), timeout)
 
-        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch))
+        return await (fetch() if cached is None else cached[0].get_async(cached[1], fetch, force=refresh))
+
+
+QUOTA_PROJECT_ENV = "GOOGLE_CLOUD_QUOTA_PROJECT"
+QUOTA_PROJECT_HEADER = "x-goog-user-project"
+
+
+def quota_project(credentials: Credentials, explicit: str | None = None) -> str | None:
+    """The project billed for calls with ``credentials``' access tokens: ``explicit``, else
+    GOOGLE_CLOUD_QUOTA_PROJECT, else the credential file's ``quota_project_id`` (google-auth's order)."""
+    import os
+
+    for value in (explicit, os.environ.get(QUOTA_PROJECT_ENV), credentials.quota_project_id):
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
 def _audience(audience: str) -> str:

@@ -267,8 +267,10 @@ class FederatedCredentials(Credentials):
         proof = self._local_proof()
         if proof is None:
             proof = f"object:{self._object_scope}"
-        extra = f"|{config.workforce_pool_user_project or ''}|{config.client_id or ''}"
-        return external_identity(config.audience + extra, endpoints.resolve(config.token_url), proof)
+        audience = config.audience
+        if config.workforce_pool_user_project or config.client_id:
+            audience += f"|{config.workforce_pool_user_project or ''}|{config.client_id or ''}"
+        return external_identity(audience, endpoints.resolve(config.token_url), proof)
 
     def _local_proof(self) -> str | None:
         config = self.config

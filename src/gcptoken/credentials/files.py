@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gcptoken.credentials.fields as fields
+from gcptoken.credentials import universes
 from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.external_account import ExternalAccountConfig, FederatedCredentials
 from gcptoken.credentials.impersonated import ImpersonatedCredentials, parse_impersonation_url
@@ -33,6 +34,9 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
     quota_project = info.get("quota_project_id")
     if isinstance(quota_project, str) and quota_project.strip():
         credentials.quota_project_id = quota_project.strip()
+    universe = fields.text(info, "universe_domain", f"{source}: credential file", required=False)
+    if universe is not None:
+        credentials.universe_domain = universes.checked(universe, f"{source}: universe_domain")
     return credentials
 
 

@@ -128,7 +128,12 @@ class GcloudCredentials(Credentials):
         return await asyncio.to_thread(self.id_token, audience, timeout=timeout)
 
     async def access_token_async(
-        self, scopes: Sequence[str] | None = None, *, timeout: float | None = None, use_cache: bool = True
+        self,
+        scopes: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        use_cache: bool = True,
+        refresh: bool = False,
     ) -> Token:
         import asyncio
 

@@ -62,8 +62,11 @@ def generate_id_token_flow(
     delegates: Sequence[str] = (),
     include_email: bool = False,
     base: str = IAM_BASE,
+    use_email_azp: bool = False,
 ) -> Flow[Token]:
-    body = {"audience": audience, "includeEmail": include_email, "delegates": delegate_names(delegates)}
+    body: dict[str, Any] = {"audience": audience, "includeEmail": include_email, "delegates": delegate_names(delegates)}
+    if use_email_azp:
+        body["useEmailAzp"] = True
     answer = yield from _call(access_token, target, "generateIdToken", body, base)
     return id_token_from({"id_token": answer.get("token")}, f"IAM Credentials generateIdToken for {target}")
 
@@ -179,6 +182,10 @@ class ImpersonatedCredentials(Credentials):
         emails = [email.strip() for email in chain.split(",") if email.strip()]
         if not emails:
             raise InvalidArgumentError("--impersonate-service-account needs at least one service account email")
+        if "iam_base" not in options and source.universe_domain != "googleapis.com":
+            from gcptoken.credentials.universes import in_universe
+
+            options["iam_base"] = in_universe(IAM_BASE, source.universe_domain)  # IAM of the source's universe
         return cls(source, emails[-1], emails[:-1], **options)
 
     def _source_access_token(self, refresh: bool = False) -> Flow[str]:

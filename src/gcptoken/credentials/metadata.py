@@ -11,6 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from gcptoken.cache.rules import metadata_identity
+from gcptoken.credentials import universes
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials
 from gcptoken.credentials.oauth2 import access_token_from
 from gcptoken.endpoints import checked_host
@@ -98,6 +99,17 @@ def email_flow(host: str | None = None) -> Flow[str]:
     return response.body.decode("utf-8", "replace").strip()
 
 
+def universe_domain_flow(host: str | None = None) -> Flow[str]:
+    try:
+        response = yield from _get("universe/universe-domain", host=host)
+    except TokenRequestError as exc:
+        if exc.status == 404:
+            return universes.DEFAULT
+        raise
+    domain = response.body.decode("utf-8", "replace").strip()
+    return universes.checked(domain, f"metadata server at {metadata_host(host)}: universe domain")
+
+
 class MetadataCredentials(Credentials):
     """The instance's service account through the metadata server (GCE, Cloud Run, GKE, …)."""
 
@@ -129,3 +141,11 @@ class MetadataCredentials(Credentials):
         from gcptoken.http.light_transport import DEFAULT_TIMEOUT, sync_transport
 
         return run_sync(email_flow(self.host), sync_transport(timeout or DEFAULT_TIMEOUT))
+
+    def fetch_universe_domain(self, *, timeout: float | None = None) -> str:
+        """The instance's universe (``universe/universe-domain``; a 404 means googleapis.com, as on
+        servers older than universes), remembered as ``universe_domain``."""
+        from gcptoken.http.light_transport import DEFAULT_TIMEOUT, sync_transport
+
+        self.universe_domain = run_sync(universe_domain_flow(self.host), sync_transport(timeout or DEFAULT_TIMEOUT))
+        return self.universe_domain

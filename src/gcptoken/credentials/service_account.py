@@ -15,6 +15,7 @@ from gcptoken.cache.rules import (
     private_key_proof,
     service_account_identity,
 )
+from gcptoken.credentials import universes
 from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url
@@ -52,6 +53,7 @@ class ServiceAccountKey:
     token_uri: str = endpoints.TOKEN_URI
     project_id: str | None = None
     client_id: str | None = None
+    universe_domain: str = universes.DEFAULT
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any], source: str) -> ServiceAccountKey:
@@ -73,6 +75,9 @@ class ServiceAccountKey:
             token_uri=fields.url(info, "token_uri", where) or endpoints.TOKEN_URI,
             project_id=text("project_id", required=False),
             client_id=text("client_id", required=False),
+            universe_domain=universes.checked(
+                text("universe_domain", required=False) or universes.DEFAULT, f"{where}: universe_domain"
+            ),
         )
 
     @property
@@ -115,13 +120,37 @@ def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str
 
 
 def id_token_flow(key: ServiceAccountKey, audience: str) -> Flow[Token]:
+    if not universes.is_default(key.universe_domain):
+        return (yield from _iam_id_token_flow(key, audience))
     body = yield from _exchange(key, {"target_audience": audience})
     return id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
 
 
 def access_token_flow(key: ServiceAccountKey, scopes: Sequence[str]) -> Flow[Token]:
+    if not universes.is_default(key.universe_domain):
+        # Outside googleapis.com there is no token endpoint for keys: a self-signed JWT with the
+        # scopes is the access token, as google-auth sends it (AIP-4111).
+        jwt = self_signed_jwt(key, scopes=scopes)
+        return Token(jwt.value, jwt.expires_at, "access_token")
     body = yield from _exchange(key, {"scope": " ".join(scopes)})
     return access_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
+
+
+IAM_SCOPE = "https://www.googleapis.com/auth/iam"
+
+
+def _iam_id_token_flow(key: ServiceAccountKey, audience: str) -> Flow[Token]:
+    """Another universe's way to an ID token, as google-auth's: IAM generateIdToken for the key's
+    own account, authorized by a self-signed JWT."""
+    from gcptoken.credentials.impersonated import IAM_BASE, generate_id_token_flow
+
+    bearer = self_signed_jwt(key, scopes=[IAM_SCOPE]).value
+    base = universes.in_universe(IAM_BASE, key.universe_domain)
+    return (
+        yield from generate_id_token_flow(
+            bearer, key.client_email, audience, include_email=True, base=base, use_email_azp=True
+        )
+    )
 
 
 SELF_SIGNED_MAX_LIFETIME = 3600
@@ -182,9 +211,10 @@ class ServiceAccountCredentials(Credentials):
         """For the CLI's disk cache: the PEM digest, without parsing the key (an entry exists only
         for a key that signed successfully)."""
         key = self.key
-        return service_account_identity(
-            key.client_email, key.private_key_id, endpoints.resolve(key.token_uri), self._key_proof
-        )
+        token_url = endpoints.resolve(key.token_uri)
+        if not universes.is_default(key.universe_domain):
+            token_url += f"#universe={key.universe_domain}"
+        return service_account_identity(key.client_email, key.private_key_id, token_url, self._key_proof)
 
     def self_signed_jwt(
         self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, json_body, log_detail
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
+from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
 
 __all__ = ["routes"]
@@ -48,6 +49,8 @@ FIELDS = {
     "signBlob": ("name", "delegates", "payload"),
 }
 _BOOLEANS = ("includeEmail", "useEmailAzp")
+SELF_SIGNED_SCOPES = ("https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/iam")
+SELF_SIGNED = "gcptoken:self-signed-jwt"  # a marker among the caller's members, never a real member
 _DELEGATE = re.compile(r"projects/-/serviceAccounts/(.+)")
 
 
@@ -61,9 +64,36 @@ def _caller(state: EmulatorState, request: Request) -> tuple[str, ...] | None:
     if scheme.lower() != "bearer":
         return None
     grant = state.access_tokens.get(token.strip())
-    if grant is None or grant.expires_at <= state.clock():
+    if grant is None:
+        return _self_signed_caller(state, token.strip())
+    if grant.expires_at <= state.clock():
         return None
     return grant.members()
+
+
+def _self_signed_caller(state: EmulatorState, token: str) -> tuple[str, ...] | None:
+    """A service account's self-signed JWT (``iss`` = ``sub`` = its email, signed by one of its keys,
+    a cloud-platform or iam ``scope``): how keys outside googleapis.com authenticate (AIP-4111)."""
+    try:
+        parsed = jws.parse(token)
+    except VerificationError:
+        return None
+    claims = parsed.claims
+    account = state.service_accounts.get(str(claims.get("iss")))
+    key = account.keys.get(str(parsed.header.get("kid"))) if account is not None else None
+    if account is None or key is None or claims.get("sub") != account.email:
+        return None
+    try:
+        parsed.verify_with(key)
+    except VerificationError:
+        return None
+    exp, iat, scope = claims.get("exp"), claims.get("iat"), claims.get("scope")
+    now = state.clock()
+    if not (isinstance(exp, int) and isinstance(iat, int) and iat - 300 <= now < exp and exp - iat <= 3600):
+        return None
+    if not isinstance(scope, str) or not set(scope.split()) & set(SELF_SIGNED_SCOPES):
+        return None
+    return (f"serviceAccount:{account.email}", SELF_SIGNED)
 
 
 def _snake(name: str) -> str:
@@ -101,7 +131,10 @@ def _delegate_emails(delegates: list[Any]) -> list[str] | None:
 
 
 def _chain(state: EmulatorState, caller: tuple[str, ...], emails: list[str], target: str) -> bool:
-    """Every hop may act as the next: caller → delegates[0] → … → target."""
+    """Every hop may act as the next: caller → delegates[0] → … → target. A key's self-signed JWT
+    may ask for its own account's tokens (what google-auth does outside googleapis.com)."""
+    if SELF_SIGNED in caller and not emails and caller[0] == f"serviceAccount:{target}":
+        return True
     actors = caller
     for email in [*emails, target]:
         if email not in state.service_accounts or not any(state.may_act_as(a, email) for a in actors):

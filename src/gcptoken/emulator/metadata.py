@@ -85,7 +85,7 @@ def tree(state: EmulatorState) -> dict[str, Any]:
             "numeric-project-id": int(project_number),
             "project-id": state.project_id,
         },
-        "universe": {"universe-domain": "googleapis.com"},
+        "universe": {"universe-domain": instance.universe_domain},
     }
 
 

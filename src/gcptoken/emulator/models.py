@@ -219,6 +219,7 @@ class Instance:
     # Custom metadata (``instance/attributes/``, ``project/attributes/``), set through the admin API.
     attributes: dict[str, str] = field(default_factory=dict)
     project_attributes: dict[str, str] = field(default_factory=dict)
+    universe_domain: str = "googleapis.com"
 
     @property
     def zone(self) -> str:

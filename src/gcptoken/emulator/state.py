@@ -128,10 +128,15 @@ class EmulatorState(SigningKeys):
             self.service_accounts[email] = account
             return account
 
-    def create_key(self, email: str) -> dict[str, str]:
-        """A new key for the account, as Google's console downloads it (token_uri → emulator)."""
+    def create_key(self, email: str, universe_domain: str = "googleapis.com") -> dict[str, str]:
+        """A new key for the account, as Google's console downloads it (token_uri → emulator);
+        ``universe_domain`` makes it a key of another universe (e.g. endpoints.EMULATED_UNIVERSE)."""
         key = jws.generate_rsa_key()
-        return self.register_key(email, key)
+        info = self.register_key(email, key)
+        if universe_domain != "googleapis.com":
+            info["universe_domain"] = universe_domain
+            info["token_uri"] = f"https://oauth2.{universe_domain}/token"
+        return info
 
     def register_key(self, email: str, key: jws.SigningKey, key_id: str | None = None) -> dict[str, str]:
         with self.lock:

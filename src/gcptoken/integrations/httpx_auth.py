@@ -1,15 +1,18 @@
-"""``httpx.Auth`` that adds ``Authorization: Bearer <ID token>``, sync and async."""
+"""``httpx.Auth`` classes, sync and async: ``IdTokenAuth`` (``Authorization: Bearer <ID token>``, for
+Cloud Run, Cloud Functions, IAP) and ``AccessTokenAuth`` (an access token and the quota project's
+``x-goog-user-project``, for Google APIs)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Sequence
 
 import httpx
 
 from gcptoken.credentials import Credentials, load_credentials
+from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 
-__all__ = ["IdTokenAuth"]
+__all__ = ["AccessTokenAuth", "IdTokenAuth"]
 
 
 class IdTokenAuth(httpx.Auth):
@@ -40,4 +43,41 @@ class IdTokenAuth(httpx.Auth):
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
             fresh = await self.credentials.id_token_async(audience, refresh=True)
             request.headers["Authorization"] = f"Bearer {fresh.value}"
+            yield request
+
+
+class AccessTokenAuth(httpx.Auth):
+    """Access tokens for Google APIs (``scopes``, default cloud-platform), with the quota project
+    (``quota_project``, else GOOGLE_CLOUD_QUOTA_PROJECT, else the file's ``quota_project_id``) as
+    ``x-goog-user-project`` unless the request names one; one retry on an invalid-token 401."""
+
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        scopes: Sequence[str] | None = None,
+        quota_project: str | None = None,
+    ) -> None:
+        self.credentials = credentials or load_credentials()
+        self.scopes = scopes
+        self.quota_project = quota_project
+
+    def _prepare(self, request: httpx.Request, token: str) -> None:
+        request.headers["Authorization"] = f"Bearer {token}"
+        project = quota_project(self.credentials, self.quota_project)
+        if project and QUOTA_PROJECT_HEADER not in request.headers:
+            request.headers[QUOTA_PROJECT_HEADER] = project
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._prepare(request, self.credentials.access_token(self.scopes).value)
+        response = yield request
+        if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+            self._prepare(request, self.credentials.access_token(self.scopes, refresh=True).value)
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        self._prepare(request, (await self.credentials.access_token_async(self.scopes)).value)
+        response = yield request
+        if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+            fresh = await self.credentials.access_token_async(self.scopes, refresh=True)
+            self._prepare(request, fresh.value)
             yield request

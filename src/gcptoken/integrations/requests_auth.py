@@ -11,14 +11,16 @@ require(
     "requests", "gcptoken.integrations.requests_auth"
 )  # before any import of its modules: one clear line if missing
 
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from gcptoken.credentials import Credentials, load_credentials
+from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 
-__all__ = ["IdTokenAuth"]
+__all__ = ["AccessTokenAuth", "IdTokenAuth"]
 
 
 class IdTokenAuth(requests.auth.AuthBase):
@@ -47,3 +49,37 @@ class IdTokenAuth(requests.auth.AuthBase):
             return fresh
 
         return hook
+
+
+class AccessTokenAuth(requests.auth.AuthBase):
+    """As the httpx one: access tokens for Google APIs, ``x-goog-user-project`` from the quota
+    project, one retry on an invalid-token 401."""
+
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        scopes: Sequence[str] | None = None,
+        quota_project: str | None = None,
+    ) -> None:
+        self.credentials = credentials or load_credentials()
+        self.scopes = scopes
+        self.quota_project = quota_project
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.credentials.access_token(self.scopes).value}"
+        project = quota_project(self.credentials, self.quota_project)
+        if project and QUOTA_PROJECT_HEADER not in request.headers:
+            request.headers[QUOTA_PROJECT_HEADER] = project
+        request.hooks.setdefault("response", []).append(self._retry_once)
+        return request
+
+    def _retry_once(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        if not says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+            return response
+        response.content  # noqa: B018 - read the body so the connection can be reused
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"Bearer {self.credentials.access_token(self.scopes, refresh=True).value}"
+        retry.hooks["response"] = []  # once only
+        fresh: requests.Response = response.connection.send(retry, **kwargs)
+        fresh.history.append(response)
+        return fresh
