@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -352,6 +353,22 @@ def test_emulator_command_serves_and_writes_its_state_dir(tmp_path: Path, key_in
             assert token.code == 0, token.err
             claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(token.out.strip())
             assert claims["email"].startswith("default@")
+            target = json.loads((state_dir / "impersonated-service-account.json").read_text())
+            target_email = target["service_account_impersonation_url"].rsplit("/", 1)[1].split(":")[0]
+            # Every kind of credential the state dir holds works at once with its env.
+            for name, extra in (
+                ("external-account-aws.json", ()),
+                ("external-account-x509.json", ()),
+                ("external-account-authorized-user.json", ("--impersonate-service-account", target_email)),
+            ):
+                path = state_dir / name
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+                result = gcptoken("id", AUD, "--credentials", str(path), *extra, env=exports)
+                assert result.code == 0, (name, result.err)
+                claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(result.out.strip())
+                assert claims["sub"], name
+            for name in ("workload.key", "certificate_config.json", "ca.pem"):
+                assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=10)

@@ -204,7 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one)")
-    emulator.add_argument("--state-dir", metavar="DIR", help="write service-account.json and env here; keep state")
+    emulator.add_argument("--state-dir", metavar="DIR", help="write credential files and env here; keep state")
+    emulator.add_argument(
+        "--mtls-port",
+        type=int,
+        metavar="PORT",
+        help="also serve over TLS requiring client certificates (X.509 federation; 0 picks a free port; "
+        "on by default with --state-dir, -1 turns it off)",
+    )
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")

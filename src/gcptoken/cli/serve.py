@@ -16,17 +16,26 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise InvalidArgumentError(f"--port must be 0-65535, not {args.port}")
+    mtls_port = args.mtls_port if args.mtls_port is not None else (0 if args.state_dir else -1)
+    if not -1 <= mtls_port <= 65535:
+        raise InvalidArgumentError(f"--mtls-port must be 0-65535 (or -1 for none), not {mtls_port}")
     try:
-        server = EmulatorServer(host=args.host, port=args.port, state_dir=args.state_dir)
+        server = EmulatorServer(
+            host=args.host,
+            port=args.port,
+            state_dir=args.state_dir,
+            mtls_port=None if mtls_port == -1 else mtls_port,
+        )
     except OSError as exc:
-        print(f"gcptoken: error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(f"gcptoken: error: cannot listen on {args.host}: {exc.strerror}", file=sys.stderr)
         return 3
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
-    print(f"gcptoken: emulator listening on {server.url}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
+    mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
+    print(f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

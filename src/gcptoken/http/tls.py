@@ -1,6 +1,6 @@
 """TLS client settings for mutual TLS (X.509 workload identity federation): the workload's
 certificate and key, and the CAs a server must chain to (``SSL_CERT_FILE`` when set, as OpenSSL
-and Python read it, else the system's)."""
+and Python read it, else the system's; plus the emulator's CA when GCPTOKEN_EMULATOR_CA names it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from gcptoken.errors import CredentialsError
 
-__all__ = ["ClientCertificate", "client_context"]
+__all__ = ["EMULATOR_CA_ENV", "ClientCertificate", "client_context"]
+
+# The emulator's CA, trusted besides the system's for mutual TLS (its --state-dir env sets it).
+EMULATOR_CA_ENV = "GCPTOKEN_EMULATOR_CA"
 
 
 @dataclass(frozen=True)
@@ -29,12 +32,18 @@ def client_context(certificate: ClientCertificate) -> ssl.SSLContext:
         stamp = tuple(os.stat(path).st_mtime_ns for path in (certificate.cert_path, certificate.key_path))
     except OSError:
         stamp = ()
-    return _context(certificate, os.environ.get("SSL_CERT_FILE") or "", stamp)
+    extra = os.environ.get(EMULATOR_CA_ENV) or ""
+    return _context(certificate, os.environ.get("SSL_CERT_FILE") or "", extra, stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _context(certificate: ClientCertificate, ca_file: str, stamp: tuple[int, ...]) -> ssl.SSLContext:
+def _context(certificate: ClientCertificate, ca_file: str, emulator_ca: str, stamp: tuple[int, ...]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file or None)
+    if emulator_ca:
+        try:
+            context.load_verify_locations(cafile=emulator_ca)
+        except (OSError, ssl.SSLError):
+            raise CredentialsError(f"{EMULATOR_CA_ENV} names no readable CA certificate ({emulator_ca})") from None
     try:
         context.load_cert_chain(certificate.cert_path, certificate.key_path)
     except (OSError, ssl.SSLError) as exc:
