@@ -30,6 +30,7 @@ from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
+from gcptoken.http.tls import EMULATOR_CA_ENV
 from gcptoken.integrations.asgi import IdTokenMiddleware
 from gcptoken.verify.verifier import Verifier
 
@@ -127,6 +128,33 @@ def _gcloud_row(demo: Demo, key_path: Path, call: Callable[[str | None], tuple[i
         demo.rows.append(Row(name, False, answer=str(exc)[:120], command=command))
 
 
+def _federation_rows(demo: Demo, call: Callable[[str | None], tuple[int, str]]) -> None:
+    """AWS, X.509 and a workforce person, each acting as a service account for its ID token."""
+    emulator, create = demo.emulator, "gcloud iam workload-identity-pools create-cred-config"
+    demo.source(
+        "AWS federation (EC2 role, IMDSv2, SigV4)",
+        scenarios.aws_workload(emulator),
+        call,
+        f"gcptoken id {SERVICE} --credentials aws.json   # {create} … --aws --service-account=SA",
+    )
+    ca = demo.scratch / "ca.pem"
+    credentials = scenarios.x509_workload(emulator, demo.scratch)
+    with scenarios.environment({EMULATOR_CA_ENV: str(ca)}):
+        demo.source(
+            "X.509 federation (workload certificate, mTLS)",
+            credentials,
+            call,
+            f"gcptoken id {SERVICE} --credentials x509.json   # {create} … --credential-cert-path=… "
+            "--service-account=SA",
+        )
+    demo.source(
+        "workforce federation (a person), impersonating",
+        scenarios.workforce_person(emulator),
+        call,
+        f"gcptoken id {SERVICE} --impersonate-service-account SA   # after gcloud auth login --login-config=…",
+    )
+
+
 def _write_key(path: Path, key: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -137,7 +165,10 @@ def run(out: TextIO) -> bool:
     """Run the demo, writing a readable report to ``out``; True when every row behaved."""
     import httpx
 
-    with tempfile.TemporaryDirectory(prefix="gcptoken-demo-") as scratch, EmulatorServer() as emulator:
+    with (
+        tempfile.TemporaryDirectory(prefix="gcptoken-demo-") as scratch,
+        EmulatorServer(mtls_port=0) as emulator,
+    ):
         key_path = Path(scratch) / "service-account.json"
         _write_key(key_path, emulator.key_file("demo-invoker"))
         service_sock, iap_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
@@ -185,6 +216,7 @@ def run(out: TextIO) -> bool:
                 f"gcptoken id {SERVICE} --credentials external-account.json   # from gcloud iam "
                 "workload-identity-pools create-cred-config --service-account=SA",
             )
+            _federation_rows(demo, call)
             _gcloud_row(demo, key_path, call)
             assertion = iap.assertion(emulator.state, "demo-user@example.com", iap_audience)
             status, answer = call(assertion, iap_url, "x-goog-iap-jwt-assertion")
@@ -222,7 +254,7 @@ def run(out: TextIO) -> bool:
 def _report(out: TextIO, emulator_url: str, service_url: str, iap_url: str, rows: list[Row]) -> None:
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
-    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata, IAM, STS, IAP)\n")
+    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata, IAM, STS, IMDS, IAP)\n")
     write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
     write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n\n")
     width = max(len(row.name) for row in rows)

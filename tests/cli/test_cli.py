@@ -382,14 +382,17 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert "\n  ✗ " not in result.out  # no row misbehaved (refused tokens show "✗ reason" as verified)
     gcloud_rows = 1 if shutil.which("gcloud") else 0
     table = result.out.split("The same against real Google")[0]
-    assert table.count("\n  ✓ ") == 10  # every row behaved
-    assert table.count("200 Hello") == 5 + gcloud_rows and table.count(" 401 ") == 3
+    assert table.count("\n  ✓ ") == 13  # every row behaved
+    assert table.count("200 Hello") == 8 + gcloud_rows and table.count(" 401 ") == 3
     assert table.count("✗ audience") == 1 and table.count("✗ expired") == 1
     for source in (
         "service-account key",
         "metadata server",
         "impersonating demo-runner",
         "federation",
+        "AWS federation",
+        "X.509 federation",
+        "workforce federation",
         "gcloud",
         "IAP",
     ):

@@ -1,5 +1,6 @@
 """Ready-made credentials of every kind against a running emulator: a user, impersonation, a
-federated workload. The demo and the benchmarks use them; so can anyone exploring the emulator."""
+federated workload (OIDC, AWS, X.509), a workforce person. The demo and the benchmarks use them;
+so can anyone exploring the emulator."""
 
 from __future__ import annotations
 
@@ -17,18 +18,23 @@ from gcptoken.credentials import (
     credentials_from_info,
 )
 from gcptoken.credentials.external_account import ExternalAccountConfig
+from gcptoken.emulator import state_dir
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.state import Provider
 from gcptoken.jose import jws
+from gcptoken.private_files import PrivateDir
 
 __all__ = [
     "Federation",
+    "aws_workload",
     "environment",
     "federation",
     "gcloud_environment",
     "impersonating",
     "service_account",
     "user",
+    "workforce_person",
+    "x509_workload",
 ]
 
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -102,6 +108,37 @@ class Federation:
 
 def federation(emulator: EmulatorServer, scratch: Path) -> Federation:
     return Federation(emulator, scratch)
+
+
+def aws_workload(emulator: EmulatorServer) -> Credentials:
+    """The emulated EC2 instance's role through AWS workload identity federation (IMDSv2, SigV4),
+    acting as service account ``impersonated``."""
+    service_account(emulator, "impersonated")
+    return _with_email(credentials_from_info(state_dir.aws_file(emulator.state), "external-account-aws.json"))
+
+
+def x509_workload(emulator: EmulatorServer, scratch: Path) -> Credentials:
+    """A workload certificate from the emulator's CA, over its mTLS port (the emulator needs
+    ``mtls_port``; the caller must trust ``scratch/ca.pem``, e.g. with GCPTOKEN_EMULATOR_CA)."""
+    service_account(emulator, "impersonated")
+    info = state_dir.x509_file(emulator.state, PrivateDir(str(scratch)))
+    return _with_email(credentials_from_info(info, "external-account-x509.json"))
+
+
+def _with_email(credentials: Credentials) -> Credentials:
+    """ID tokens that name the service account by email (``includeEmail``), as the demo shows them."""
+    if isinstance(credentials, ImpersonatedCredentials):
+        credentials.include_email = True
+    return credentials
+
+
+def workforce_person(emulator: EmulatorServer) -> ImpersonatedCredentials:
+    """A person signed in through a workforce pool (what ``gcloud auth login --login-config``
+    leaves), acting as service account ``impersonated``."""
+    email = service_account(emulator, "impersonated")
+    person = credentials_from_info(state_dir.workforce_user_file(emulator.state), "login.json")
+    iam_base = f"{emulator.url}/v1/projects/-/serviceAccounts/"
+    return ImpersonatedCredentials(person, email, include_email=True, iam_base=iam_base)
 
 
 def gcloud_environment(emulator_url: str, config: Path, metadata: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from gcptoken.emulator.state import EmulatorState, Provider, WorkforceGrant
 from gcptoken.jose import jws
 from gcptoken.private_files import NotPrivateError, PrivateDir
 
-__all__ = ["load_state", "open_state_dir", "write_state_dir"]
+__all__ = ["aws_file", "load_state", "open_state_dir", "workforce_user_file", "write_state_dir", "x509_file"]
 
 STATE_FILE = "state.json"
 KEY_FILE = "service-account.json"
@@ -136,7 +136,7 @@ def _impersonation_url(base: str, target: str) -> str:
     return f"{base}/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
 
 
-def _aws_file(state: EmulatorState) -> dict[str, Any]:
+def aws_file(state: EmulatorState) -> dict[str, Any]:
     """external_account for the emulated EC2 instance's role: IMDSv2 at the emulator; the role's
     principal set may act as the impersonation target."""
     provider = Provider(POOL, AWS_PROVIDER, "", aws_account_id=state.aws.account_id)
@@ -161,7 +161,7 @@ def _aws_file(state: EmulatorState) -> dict[str, Any]:
     }
 
 
-def _x509_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
+def x509_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
     """external_account for a workload certificate from the emulator's CA, over its mTLS port,
     with the certificate config, key, chain and CA written beside it."""
     ca = state.workload_ca
@@ -197,7 +197,7 @@ def _x509_file(state: EmulatorState, directory: PrivateDir) -> dict[str, Any]:
     }
 
 
-def _workforce_user_file(state: EmulatorState) -> dict[str, Any]:
+def workforce_user_file(state: EmulatorState) -> dict[str, Any]:
     """external_account_authorized_user for DEMO_USER signed in through a workforce pool; their
     principal may act as the impersonation target."""
     provider = Provider(WORKFORCE_POOL, WORKFORCE_PROVIDER, f"{state.base_url}/oidc", workforce=True)
@@ -228,11 +228,11 @@ def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str)
     _write_private(directory, IMPERSONATED_FILE, json.dumps(impersonated, indent=2) + "\n")
     external = _external_account_file(state, directory)
     _write_private(directory, EXTERNAL_FILE, json.dumps(external, indent=2) + "\n")
-    _write_private(directory, AWS_FILE, json.dumps(_aws_file(state), indent=2) + "\n")
-    _write_private(directory, WORKFORCE_USER_FILE, json.dumps(_workforce_user_file(state), indent=2) + "\n")
+    _write_private(directory, AWS_FILE, json.dumps(aws_file(state), indent=2) + "\n")
+    _write_private(directory, WORKFORCE_USER_FILE, json.dumps(workforce_user_file(state), indent=2) + "\n")
     mtls = ""
     if state.mtls_url is not None:
-        _write_private(directory, X509_FILE, json.dumps(_x509_file(state, directory), indent=2) + "\n")
+        _write_private(directory, X509_FILE, json.dumps(x509_file(state, directory), indent=2) + "\n")
         here = os.path.realpath(directory.path)
         mtls = (
             f"export GCPTOKEN_EMULATOR_MTLS_HOST={state.mtls_url.removeprefix('https://')}\n"
