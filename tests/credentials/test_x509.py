@@ -240,3 +240,34 @@ def test_google_auth_identity_pool_with_a_certificate_source(server: EmulatorSer
     )
     credentials.refresh(Request())
     assert server.state.access_tokens[credentials.token].email.endswith("/subject/google-auth-peer")
+
+
+@pytest.mark.parametrize("damage", ["untrusted", "stranger", "no-config"])
+def test_cli_refusals_are_one_line_without_secrets(server: EmulatorServer, tmp_path: Path, damage: str) -> None:
+    workload = Workload(server, tmp_path)
+    provider = "elsewhere" if damage == "untrusted" else "x509-prov"
+    if damage == "stranger":
+        stranger = WorkloadCa().workload_certificate("stranger")
+        workload.cert.write_text(stranger.cert_pem)
+        workload.key.write_text(stranger.key_pem)
+    if damage == "no-config":
+        workload.config.unlink()
+    key_material = workload.key.read_text().splitlines()[1]  # a line of the private key's base64
+    path = write(tmp_path, workload.info(provider, impersonate=False))
+    env = {"GCPTOKEN_EMULATOR_HOST": server.host_port, "SSL_CERT_FILE": str(tmp_path / "emulator-ca.pem")}
+    for verbose in ((), ("-v",)):
+        result = gcptoken("access", "--credentials", str(path), *verbose, env=env)
+        assert result.code != 0
+        errors = [line for line in result.err.splitlines() if line.startswith("gcptoken: error")]
+        assert len(errors) == 1, result.err
+        assert "Traceback" not in result.err
+        assert key_material not in result.err
+
+
+def test_async_over_mutual_tls(server: EmulatorServer, tmp_path: Path) -> None:
+    import asyncio
+
+    workload = Workload(server, tmp_path, "async-worker")
+    credentials = load_credentials(write(tmp_path, workload.info()))
+    token = asyncio.run(credentials.id_token_async(AUD))
+    assert Verifier(AUD, certs=f"{server.url}/oauth2/v3/certs").verify(token.value)

@@ -163,6 +163,25 @@ def test_external_account_from_the_state_dir(node_peer: Path, tmp_path: Path) ->
         assert emulator.state.request_log()[-1]["path"].startswith("/v1/projects/")
 
 
+@pytest.mark.parametrize(
+    ("name", "principal"),
+    [
+        ("external-account-aws.json", "serviceAccount:impersonated@"),
+        ("external-account-authorized-user.json", "principal://iam.googleapis.com/locations/global/workforcePools/"),
+    ],
+)
+def test_aws_and_workforce_files_from_the_state_dir(node_peer: Path, tmp_path: Path, name: str, principal: str) -> None:
+    """Node's AwsClient (IMDSv2 and SigV4 against the emulated EC2 metadata and STS) and its
+    ExternalAccountAuthorizedUserClient, unchanged, read the state dir's files."""
+    with EmulatorServer(state_dir=tmp_path / "state") as emulator:
+        result = run_node(node_peer, "anyFile", {"file": str(tmp_path / "state" / name)})
+        grant = emulator.state.access_tokens[result["access"]]
+        assert grant.principal.startswith(principal)
+        if name == "external-account-aws.json":
+            paths = [entry["path"] for entry in emulator.state.request_log()]
+            assert "/latest/api/token" in paths and "/v1/token" in paths
+
+
 def test_a_bare_jwt_bearer_script(node_peer: Path, emulator: EmulatorClient) -> None:
     key = emulator.new_key("node-seed")
     result = run_node(node_peer, "seed", {"emulator": emulator.url, "key": key, "audience": AUD})

@@ -82,6 +82,12 @@ const flows = {
     return {access: access.token, projectId: await client.getProjectId()};
   },
 
+  async anyFile({file}) {  // any credential file, as GoogleAuth reads it (every URL in it is the emulator's)
+    const client = new GoogleAuth().fromJSON(JSON.parse(fs.readFileSync(file, 'utf8')));
+    const access = await client.getAccessToken();
+    return {access: access.token, kind: client.constructor.name};
+  },
+
   async seed({emulator, key, audience}) {  // no library: a jwt-bearer assertion with Node's own crypto
     const now = Math.floor(Date.now() / 1000);
     const part = value => Buffer.from(JSON.stringify(value)).toString('base64url');
