@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import functools
 import os
-import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gcptoken.errors import CredentialsError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["EMULATOR_CA_ENV", "ClientCertificate", "client_context"]
 
@@ -38,6 +41,8 @@ def client_context(certificate: ClientCertificate) -> ssl.SSLContext:
 
 @functools.lru_cache(maxsize=8)
 def _context(certificate: ClientCertificate, ca_file: str, emulator_ca: str, stamp: tuple[int, ...]) -> ssl.SSLContext:
+    import ssl  # only for mutual TLS: loading it is not free, and most credentials never need it
+
     context = ssl.create_default_context(cafile=ca_file or None)
     if emulator_ca:
         try:
