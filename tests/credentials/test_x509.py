@@ -271,3 +271,23 @@ def test_async_over_mutual_tls(server: EmulatorServer, tmp_path: Path) -> None:
     credentials = load_credentials(write(tmp_path, workload.info()))
     token = asyncio.run(credentials.id_token_async(AUD))
     assert Verifier(AUD, certs=f"{server.url}/oauth2/v3/certs").verify(token.value)
+
+
+def test_an_attribute_condition_on_the_certificate(server: EmulatorServer, tmp_path: Path) -> None:
+    state = server.state
+    ca = state.workload_ca
+    state.providers[("x509-pool", "only-allowed")] = Provider(
+        "x509-pool",
+        "only-allowed",
+        "",
+        attribute_condition="assertion.subject.dn.cn == 'allowed-worker'",
+        trust_anchors=[ca.root_pem],
+        intermediate_cas=[ca.intermediate_pem],
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    allowed, other = Workload(server, tmp_path / "a", "allowed-worker"), Workload(server, tmp_path / "b", "other")
+    info = allowed.info("only-allowed", impersonate=False)
+    assert load_credentials(write(tmp_path, info)).access_token().value
+    with pytest.raises(TokenRequestError, match="rejected by the attribute condition"):
+        load_credentials(write(tmp_path, other.info("only-allowed", impersonate=False), "other.json")).access_token()

@@ -6,7 +6,7 @@ import base64
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
@@ -23,8 +23,9 @@ FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "
 
 
 def basic_auth(client_id: str, client_secret: str | None) -> dict[str, str]:
-    """HTTP Basic client authentication (RFC 6749 2.3.1: each part form-encoded first)."""
-    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret or '')}"
+    """HTTP Basic client authentication, as google-auth sends it to STS: ``id:secret`` as they are
+    (Google's client ids and secrets hold no character that RFC 6749's form-encoding would change)."""
+    pair = f"{client_id}:{client_secret or ''}"
     return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
 
 

@@ -1,6 +1,6 @@
-"""Workload identity federation: an OIDC issuer to stand in for the outside IdP, pools and
-providers that trust it, and STS (``sts.googleapis.com/v1/token``) exchanging its tokens for
-federated access tokens.
+"""Workload and workforce identity federation's admin side: an OIDC issuer to stand in for the
+outside IdP, pools and providers (OIDC, AWS, X.509; workload or workforce) and workforce users.
+STS itself, which exchanges their tokens, is in sts.
 
 A provider maps ``google.subject = assertion.sub`` (and simple ``attribute.NAME = assertion.CLAIM``
 mappings) and may hold an attribute condition of the form ``A == 'v' && B != 'w'`` over
@@ -28,18 +28,7 @@ from gcptoken.verify import certs
 
 __all__ = ["Provider", "conditions_hold", "routes"]
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-SUBJECT_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token")
-FEDERATED_LIFETIME = 3600
-_AUDIENCE = re.compile(
-    r"//iam\.googleapis\.com/projects/(\d+)/locations/global/workloadIdentityPools/([^/]+)/providers/([^/]+)"
-)
-_CLAUSE = re.compile(r"\s*((?:assertion|attribute)\.[A-Za-z0-9_]+)\s*(==|!=)\s*'([^']*)'\s*")
-INVALID_TARGET = (
-    'The target service indicated by the "audience" parameters is invalid. This might either be because the '
-    "pool or provider is disabled or deleted or because it doesn't exist."
-)
+_CLAUSE = re.compile(r"\s*((?:assertion|attribute)\.[A-Za-z0-9_.]+)\s*(==|!=)\s*'([^']*)'\s*")
 
 
 def conditions_hold(condition: str, values: dict[str, str]) -> bool:
@@ -55,14 +44,6 @@ def conditions_hold(condition: str, values: dict[str, str]) -> bool:
         if (actual == expected) != (operator == "=="):
             return False
     return True
-
-
-def _values(claims: dict[str, Any], mapping: dict[str, str]) -> dict[str, str]:
-    values = {f"assertion.{name}": str(value) for name, value in claims.items() if isinstance(value, str | int)}
-    for target, source in mapping.items():
-        if source in values:
-            values[target if target.startswith(("google.", "attribute.")) else f"attribute.{target}"] = values[source]
-    return values
 
 
 # -- the OIDC issuer ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -101,9 +101,11 @@ def _client(request: Request, state: EmulatorState) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     expected_id, expected_secret = state.workforce_client
-    if unquote(client_id) != expected_id or not secrets.compare_digest(unquote(secret), expected_secret):
-        return None
-    return expected_id
+    # As sent (google-auth) or form-encoded first (RFC 6749 2.3.1): both mean the same client.
+    for given_id, given_secret in ((client_id, secret), (unquote_plus(client_id), unquote_plus(secret))):
+        if given_id == expected_id and secrets.compare_digest(given_secret.encode(), expected_secret.encode()):
+            return expected_id
+    return None
 
 
 async def token_exchange(request: Request) -> Response:
