@@ -403,3 +403,16 @@ def test_google_auth_aws_credentials_get_a_token_from_the_emulator(server: Emula
     assert grant.email.endswith(
         f"/subject/arn:aws:sts::{server.state.aws.account_id}:assumed-role/emulated-role/{server.state.aws.instance_id}"
     )
+
+
+@pytest.mark.parametrize("shape", [{"aws": {"accountId": "123456789012"}}, {"awsAccountId": "123456789012"}])
+def test_admin_creates_aws_providers(server: EmulatorServer, shape: dict[str, Any]) -> None:
+    body = {"poolId": "aws-admin", "providerId": f"p-{len(shape)}{len(str(shape))}", **shape}
+    created = httpx.post(f"{server.url}/emulator/v1/workloadIdentityPools/providers", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["aws"] == {"accountId": "123456789012"}
+    assert created.json()["attributeMapping"] == {"google.subject": "assertion.arn"}
+    bad = httpx.post(
+        f"{server.url}/emulator/v1/workloadIdentityPools/providers", json={**body, "aws": {"accountId": "12"}}
+    )
+    assert bad.status_code == 400

@@ -127,7 +127,7 @@ async def create_provider(request: Request) -> Response:
     """Admin: ``{"poolId", "providerId", "issuerUri"?, "jwksJson"?, "allowedAudiences"?,
     "attributeMapping"?, "attributeCondition"?}`` for OIDC (the issuer defaults to the emulator's
     own; an outside issuer's keys come as ``jwksJson``, as Google's OIDC providers take them);
-    ``"aws": {"accountId"}`` for AWS; ``"x509": {"trustStore": {"trustAnchors": [{"pemCertificate"}],
+    ``"aws": {"accountId"}`` (or ``"awsAccountId"``) for AWS; ``"x509": {"trustStore": {"trustAnchors": [{"pemCertificate"}],
     "intermediateCas": [...]}}`` for X.509 certificates."""
     return await _create(request, workforce=False)
 
@@ -150,6 +150,8 @@ async def _create(request: Request, workforce: bool) -> Response:
     if not all(isinstance(i, str) and re.fullmatch(r"[a-z0-9-]{4,32}", i) for i in ids):
         return api_error(400, "poolId and providerId must be 4-32 lowercase letters, digits or hyphens.")
     aws, x509 = body.get("aws"), body.get("x509")
+    if aws is None and "awsAccountId" in body:  # the flat spelling, as gcloud's --account-id reads
+        aws = {"accountId": body["awsAccountId"]}
     if workforce and (aws is not None or x509 is not None):
         return api_error(400, "Workforce pool providers are OIDC (or SAML) providers.")
     account = aws.get("accountId") if isinstance(aws, dict) else None
