@@ -40,7 +40,9 @@ def _owner_problem(info: os.stat_result, what: str) -> str | None:
 class PrivateDir:
     """An open, checked directory. Use as a context manager, or ``close()``."""
 
-    def __init__(self, path: str, *, create: bool = True) -> None:
+    def __init__(self, path: str, *, create: bool = True, tighten: bool = True) -> None:
+        """``tighten``: make a directory others may read 0700 (ours to keep private); without
+        it a readable directory is used as it is (a user's own folder for one 0600 file)."""
         self.path = path
         self.fd = -1
         if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows
@@ -66,7 +68,7 @@ class PrivateDir:
             problem = problem or _owner_problem(info, path)
             if problem is not None:
                 raise NotPrivateError(problem)
-            if info.st_mode & _OTHERS_ANY:
+            if info.st_mode & _OTHERS_ANY and tighten:
                 os.fchmod(self.fd, 0o700)  # ours: keep others from even listing it
         except BaseException:
             os.close(self.fd)

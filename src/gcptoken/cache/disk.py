@@ -127,6 +127,13 @@ def _entry_offset(key: str) -> int:
     return 1 + int.from_bytes(hashlib.sha256(key.encode()).digest()[:7], "big")
 
 
+def owner_of(identity: str) -> str:
+    """The tag of a credential's entries: a digest of its (already secret-bound) identity."""
+    import hashlib
+
+    return hashlib.sha256(b"gcptoken-cache-owner\x00" + identity.encode("utf-8")).hexdigest()[:32]
+
+
 class DiskTokenCache:
     def __init__(self, directory: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time) -> None:
         import pathlib
@@ -171,7 +178,7 @@ class DiskTokenCache:
             tokens = self._read(directory)
             return None if tokens is None else self._fresh(tokens.get(key))
 
-    def _write(self, directory: PrivateDir, key: str, token: Token) -> None:
+    def _write(self, directory: PrivateDir, key: str, token: Token, owner: str | None = None) -> None:
         tokens = self._read(directory)
         if tokens is None:
             return
@@ -182,6 +189,7 @@ class DiskTokenCache:
             "expires_at": token.expires_at.timestamp(),
             "expires_at_iso": token.expires_at.isoformat(),
             "fetched_at": now,
+            **({"owner": owner} if owner else {}),
         }
         live = {k: v for k, v in tokens.items() if fresh_entry(v, now) is not None or k == key}
         newest = dict(sorted(live.items(), key=lambda item: float(item[1]["fetched_at"]))[-MAX_ENTRIES:])
@@ -190,7 +198,9 @@ class DiskTokenCache:
         except NotPrivateError as exc:
             _warn_once(str(exc))
 
-    def get_or_fetch(self, key: str, fetch: Callable[[], Token]) -> Token:
+    def get_or_fetch(self, key: str, fetch: Callable[[], Token], owner: str | None = None) -> Token:
+        """The cached token for ``key``, else ``fetch()``'s, stored; ``owner`` (see ``owner_of``)
+        tags the entry so ``forget_owner`` can remove every token of one credential."""
         directory = self._open()
         if directory is None:
             return fetch()
@@ -217,10 +227,30 @@ class DiskTokenCache:
                     token = fetch()
                     if tokens is not None:
                         with _locked(lock, 0):  # only the read-modify-write of the file itself
-                            self._write(directory, key, token)
+                            self._write(directory, key, token, owner)
                     return token
             finally:
                 os.close(lock)  # closing also releases every lock this process held on it
+
+    def forget_owner(self, owner: str) -> int:
+        """Remove every entry tagged ``owner`` (a signed-out credential's tokens); how many."""
+        directory = self._open()
+        if directory is None:
+            return 0
+        with directory:
+            lock = directory.open_lock(LOCK_FILE)
+            try:
+                with _locked(lock, 0):
+                    tokens = self._read(directory)
+                    if not tokens:
+                        return 0
+                    kept = {k: v for k, v in tokens.items() if not (isinstance(v, dict) and v.get("owner") == owner)}
+                    if len(kept) != len(tokens):
+                        payload = json.dumps({"version": VERSION, "tokens": kept}).encode()
+                        directory.write_atomically(TOKENS_FILE, payload)
+                    return len(tokens) - len(kept)
+            finally:
+                os.close(lock)
 
     def clear(self) -> bool:
         """Remove the cache file; True if there was one."""

@@ -213,6 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
         "on by default with --state-dir, -1 turns it off)",
     )
 
+    login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
+    login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
+    login.add_argument("--scopes", metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)")
+    login.add_argument("--output", metavar="FILE", help="where to write (default: gcloud's ADC file)")
+    login.add_argument("--force", action="store_true", help="replace an existing file for another account")
+    login.add_argument("--port", type=int, metavar="PORT", help="loopback port for the redirect (default: a free one)")
+    login.add_argument("--no-browser", action="store_true", help="print the URL; accept the final address pasted back")
+    login.add_argument("--device", action="store_true", help="the device flow: a code to enter on any device")
+    login.add_argument(
+        "--wait", type=_seconds, default=300.0, metavar="SECONDS", help="how long to wait for the browser"
+    )
+    login.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+
+    logout = command(
+        "logout", "gcptoken.cli.login:run_logout", "revoke a signed-in user's refresh token; remove the file"
+    )
+    logout.add_argument("--credentials", metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)")
+    logout.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")
 

@@ -140,9 +140,9 @@ def _through_disk_cache(
     identity = credentials.shared_identity()
     if args.no_cache or identity is None:
         return fetch()
-    from gcptoken.cache.disk import DiskTokenCache
+    from gcptoken.cache.disk import DiskTokenCache, owner_of
 
-    return DiskTokenCache().get_or_fetch(cache_key(identity, kind, subject), fetch)
+    return DiskTokenCache().get_or_fetch(cache_key(identity, kind, subject), fetch, owner_of(identity))
 
 
 def run_id(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """A signed-in user (``authorized_user``): the OAuth refresh-token grant.
 
-Google answers it with an access token and an ID token whose audience is the OAuth client id;
-an ID token for any other audience needs a service account to impersonate."""
+Google answers it with an access token and an ID token whose audience is the OAuth client id, or,
+with ``audience`` set to another OAuth client of the same project (an app behind IAP), an ID token
+for that client. Any other audience needs a service account to impersonate."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from gcptoken.errors import RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
 
-__all__ = ["UserCredentials", "UserKey", "access_token_flow", "id_token_flow", "refresh_flow"]
+__all__ = ["OAUTH_CLIENT_SUFFIX", "UserCredentials", "UserKey", "access_token_flow", "id_token_flow", "refresh_flow"]
+
+OAUTH_CLIENT_SUFFIX = ".apps.googleusercontent.com"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ class UserKey:
         )
 
 
-def refresh_flow(key: UserKey, scopes: Sequence[str] | None = None) -> Flow[dict[str, Any]]:
+def refresh_flow(
+    key: UserKey, scopes: Sequence[str] | None = None, audience: str | None = None
+) -> Flow[dict[str, Any]]:
     form = {
         "grant_type": "refresh_token",
         "client_id": key.client_id,
@@ -55,13 +60,19 @@ def refresh_flow(key: UserKey, scopes: Sequence[str] | None = None) -> Flow[dict
     }
     if scopes:
         form["scope"] = " ".join(scopes)
-    describe = {"grant": "refresh_token", "client_id": key.client_id}
+    if audience:
+        form["audience"] = audience  # IAP's programmatic access: an ID token for the app's OAuth client
+    describe = {"grant": "refresh_token", "client_id": key.client_id, **({"audience": audience} if audience else {})}
     return (yield from post_form(endpoints.resolve(key.token_uri), form, describe))
 
 
-def id_token_flow(key: UserKey) -> Flow[Token]:
-    body = yield from refresh_flow(key)
-    return id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
+def id_token_flow(key: UserKey, audience: str | None = None) -> Flow[Token]:
+    body = yield from refresh_flow(key, audience=audience if audience != key.client_id else None)
+    token = id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
+    wanted = audience or key.client_id
+    if token.claims.get("aud") != wanted:  # never hand out a token for another audience
+        raise TokenRequestError(f"token endpoint {safe_url(key.token_uri)} returned an ID token for another audience")
+    return token
 
 
 def access_token_flow(key: UserKey, scopes: Sequence[str]) -> Flow[Token]:
@@ -91,12 +102,13 @@ class UserCredentials(Credentials):
         return self.key.client_id
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
-        if audience != self.key.client_id:
+        if audience != self.key.client_id and not audience.endswith(OAUTH_CLIENT_SUFFIX):
             raise RefusedError(
-                f"user credentials get ID tokens only for their OAuth client ({self.key.client_id}), not for "
-                f"{audience}; act as a service account you may impersonate: --impersonate-service-account SA_EMAIL"
+                f"user credentials get ID tokens only for an OAuth client id, not for {audience}: for an app "
+                f"behind IAP, use its OAuth client id (…{OAUTH_CLIENT_SUFFIX}) as the audience; for anything "
+                "else, act as a service account you may impersonate: --impersonate-service-account SA_EMAIL"
             )
-        return _sign_in_again(id_token_flow(self.key), self.source)
+        return _sign_in_again(id_token_flow(self.key, audience), self.source)
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         return _sign_in_again(access_token_flow(self.key, scopes), self.source)
@@ -109,9 +121,16 @@ def _sign_in_again(flow: Flow[T], source: str) -> Flow[T]:
     except TokenRequestError as exc:
         if exc.error != "invalid_grant":
             raise
+        words = str(exc.description or "")
+        if "invalid_rapt" in words or "rapt_required" in words:
+            why = f"Google asks the user of {source} to reauthenticate; sign in again: gcptoken login"
+        else:
+            why = (
+                f"The sign-in in {source} has expired or was revoked; sign in again "
+                "(gcptoken login, 'gcloud auth application-default login', or whatever wrote that file)"
+            )
         raise TokenRequestError(
-            f"{exc}. The sign-in in {source} has expired or was revoked; sign in again "
-            "('gcloud auth application-default login', or whatever wrote that file)",
+            f"{exc}. {why}",
             status=exc.status,
             error=exc.error,
             description=exc.description,

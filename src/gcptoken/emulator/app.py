@@ -13,7 +13,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gcptoken.emulator import admin, aws, faults, federation, firebase, iam, iap, metadata, resourcemanager, sts
+from gcptoken.emulator import (
+    admin,
+    aws,
+    faults,
+    federation,
+    firebase,
+    iam,
+    iap,
+    metadata,
+    resourcemanager,
+    signin,
+    signin_admin,
+    sts,
+    user_grants,
+)
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.limits import BodyLimit
@@ -112,6 +126,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
             *resourcemanager.routes,
             *federation.routes,
             *sts.routes,
+            *signin.routes,
+            *signin_admin.routes,
+            Route("/revoke", user_grants.revoke, methods=["POST"]),
+            Route("/o/oauth2/revoke", user_grants.revoke, methods=["POST"]),
             *aws.routes,
             *iap.routes,
             *firebase.routes,

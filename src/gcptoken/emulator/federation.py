@@ -127,8 +127,8 @@ async def create_provider(request: Request) -> Response:
     """Admin: ``{"poolId", "providerId", "issuerUri"?, "jwksJson"?, "allowedAudiences"?,
     "attributeMapping"?, "attributeCondition"?}`` for OIDC (the issuer defaults to the emulator's
     own; an outside issuer's keys come as ``jwksJson``, as Google's OIDC providers take them);
-    ``"aws": {"accountId"}`` (or ``"awsAccountId"``) for AWS; ``"x509": {"trustStore": {"trustAnchors": [{"pemCertificate"}],
-    "intermediateCas": [...]}}`` for X.509 certificates."""
+    ``"aws": {"accountId"}`` (or ``"awsAccountId"``) for AWS; ``"x509": {"trustStore":
+    {"trustAnchors": [{"pemCertificate"}], "intermediateCas": [...]}}`` for X.509 certificates."""
     return await _create(request, workforce=False)
 
 

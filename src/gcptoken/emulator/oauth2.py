@@ -1,4 +1,5 @@
-"""``POST /token``: Google's OAuth 2.0 token endpoint (the jwt-bearer grant)."""
+"""``POST /token``: Google's OAuth 2.0 token endpoint: the jwt-bearer grant here, people's grants
+(authorization code, device code, refresh) in user_grants."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gcptoken import endpoints
+from gcptoken.emulator import user_grants
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import form_of, log_detail, oauth_error
-from gcptoken.emulator.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState
+from gcptoken.emulator.state import EmulatorState
 from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
 
@@ -55,7 +57,11 @@ async def token_endpoint(request: Request) -> Response:
     if grant_type == JWT_BEARER:
         return _jwt_bearer(state, request, form, detail)
     if grant_type == "refresh_token":
-        return _refresh(state, form, detail)
+        return user_grants.refresh(state, form, detail)
+    if grant_type == "authorization_code":
+        return user_grants.authorization_code(state, form, detail)
+    if grant_type == user_grants.DEVICE_GRANT:
+        return user_grants.device_code(state, form, detail)
     return oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type[:100]}")
 
 
@@ -105,49 +111,6 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
     grant = state.issue_access_token(account, scopes)
     return JSONResponse(
         {"access_token": grant.token, "expires_in": int(grant.expires_at - now), "token_type": "Bearer"}
-    )
-
-
-def _refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any]) -> Response:
-    """The refresh-token grant of a signed-in user: an access token and an ID token for the client."""
-    client_id, client_secret = state.oauth_client
-    for name in ("client_id", "client_secret", "refresh_token"):
-        if not form.get(name):
-            return oauth_error("invalid_request", f"Missing required parameter: {name}")
-    if form["client_id"] != client_id:
-        return oauth_error("invalid_client", "The OAuth client was not found.", status=401)
-    if form["client_secret"] != client_secret:  # the client exists; its secret is wrong
-        return oauth_error("invalid_client", "Unauthorized", status=401)
-    grant = state.refresh_tokens.get(form["refresh_token"])
-    if grant is None or grant.client_id != client_id:
-        return oauth_error("invalid_grant", "Token has been expired or revoked.")
-    user = state.users[grant.email]
-    detail["user"] = user.email
-    requested = tuple(form["scope"].split()) if form.get("scope") else grant.scopes
-    if not set(requested) <= set(grant.scopes):
-        return oauth_error("invalid_scope", "Some requested scopes were invalid.")
-    access = state.issue_user_access_token(user, requested)
-    now = int(state.clock())
-    id_token = state.sign_id_token(
-        {
-            "aud": client_id,
-            "azp": client_id,
-            "email": user.email,
-            "email_verified": True,
-            "exp": now + ID_TOKEN_LIFETIME,
-            "iat": now,
-            "iss": ISSUER,
-            "sub": user.sub,
-        }
-    )
-    return JSONResponse(
-        {
-            "access_token": access.token,
-            "expires_in": int(access.expires_at - now),
-            "scope": " ".join(requested),
-            "token_type": "Bearer",
-            "id_token": id_token,
-        }
     )
 
 

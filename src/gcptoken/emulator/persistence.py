@@ -1,5 +1,5 @@
 """Saving and restoring the emulator's state for ``--state-dir``: accounts and their public keys,
-signing keys and the rotation timeline, bindings, policies, users and refresh tokens."""
+signing keys and the rotation timeline, bindings, policies, users, OAuth clients and refresh tokens."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 
 from gcptoken.emulator.models import IssuerKey, RefreshGrant, ServiceAccount, User
+from gcptoken.emulator.signin_state import OAuthClient
 from gcptoken.errors import CredentialsError
 from gcptoken.jose import jws
 
@@ -32,6 +33,9 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
             "lifetime_extension": sorted(self.lifetime_extension),
             "oauth_client": list(self.oauth_client),
             "users": {email: user.sub for email, user in self.users.items()},
+            "oauth_clients": [
+                [c.client_id, c.client_secret, c.kind, c.project_number, c.name] for c in self.signin.clients.values()
+            ],
             "refresh_tokens": {
                 token: [grant.email, grant.client_id, list(grant.scopes)]
                 for token, grant in self.refresh_tokens.items()
@@ -91,6 +95,8 @@ def _from_json(cls: type[EmulatorState], data: dict[str, Any], **options: Any) -
     if "oauth_client" in data:
         state.oauth_client = (data["oauth_client"][0], data["oauth_client"][1])
     state.users = {email: User(email, sub) for email, sub in data.get("users", {}).items()}
+    for client_id, secret, kind, number, name in data.get("oauth_clients", []):
+        state.signin.add(OAuthClient(client_id, secret, kind, number, name))
     state.refresh_tokens = {
         token: RefreshGrant(email, client, tuple(scopes))
         for token, (email, client, scopes) in data.get("refresh_tokens", {}).items()

@@ -30,6 +30,7 @@ from gcptoken.emulator.models import (
     WorkforceGrant,
     unique_id,
 )
+from gcptoken.emulator.signin_state import SignIn
 from gcptoken.emulator.signing import SigningKeys
 from gcptoken.jose import jws
 
@@ -88,6 +89,8 @@ class EmulatorState(SigningKeys):
             f"{project_number}-emulated.apps.googleusercontent.com",
             "GOCSPX-" + secrets.token_urlsafe(21),
         )
+        # Sign-in: registered OAuth clients, authorization and device codes, reauth demands.
+        self.signin = SignIn(clock)
         # Workload identity pool providers by (pool, provider), and the OIDC issuer they trust.
         self.providers: dict[tuple[str, str], Provider] = {}
         self._oidc_key: IssuerKey | None = None

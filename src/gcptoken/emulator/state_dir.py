@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gcptoken.emulator.signin_state import OAuthClient
 from gcptoken.emulator.state import EmulatorState, Provider, WorkforceGrant
 from gcptoken.jose import jws
 from gcptoken.private_files import NotPrivateError, PrivateDir
@@ -31,6 +32,8 @@ AWS_PROVIDER, X509_PROVIDER = "emulated-aws", "emulated-x509"
 WORKFORCE_POOL, WORKFORCE_PROVIDER = "emulated-workforce", "emulated-idp"
 X509_WORKLOAD = "emulated-workload"
 CA_FILE = "ca.pem"
+DESKTOP_CLIENT_FILE = "desktop-client.json"
+DESKTOP_CLIENT_NAME, IAP_CLIENT_NAME = "gcptoken login (emulated)", "IAP app (emulated)"
 AWS_VERIFICATION_URL = "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
 
 
@@ -208,6 +211,17 @@ def workforce_user_file(state: EmulatorState) -> dict[str, Any]:
     return state.workforce_user_file(provider, token)
 
 
+def signin_clients(state: EmulatorState) -> tuple[OAuthClient, OAuthClient]:
+    """The desktop client ``gcptoken login`` uses and an IAP app's client of the same project,
+    registered once and kept across restarts."""
+    found = {c.name: c for c in state.signin.clients.values()}
+    desktop = found.get(DESKTOP_CLIENT_NAME) or state.signin.register(
+        "desktop", state.project_number, DESKTOP_CLIENT_NAME
+    )
+    iap = found.get(IAP_CLIENT_NAME) or state.signin.register("web", state.project_number, IAP_CLIENT_NAME)
+    return desktop, iap
+
+
 def load_state(directory: PrivateDir | None) -> EmulatorState:
     try:
         data = directory.read(STATE_FILE) if directory is not None else None
@@ -230,6 +244,9 @@ def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str)
     _write_private(directory, EXTERNAL_FILE, json.dumps(external, indent=2) + "\n")
     _write_private(directory, AWS_FILE, json.dumps(aws_file(state), indent=2) + "\n")
     _write_private(directory, WORKFORCE_USER_FILE, json.dumps(workforce_user_file(state), indent=2) + "\n")
+    desktop, iap = signin_clients(state)
+    installed = desktop.installed_file(state.base_url, state.project_id)
+    _write_private(directory, DESKTOP_CLIENT_FILE, json.dumps(installed, indent=2) + "\n")
     mtls = ""
     if state.mtls_url is not None:
         _write_private(directory, X509_FILE, json.dumps(x509_file(state, directory), indent=2) + "\n")
@@ -243,6 +260,7 @@ def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str)
         f"export GOOGLE_APPLICATION_CREDENTIALS={os.path.join(os.path.realpath(directory.path), KEY_FILE)}\n"
         f"export GCE_METADATA_HOST={host_port}\n"
         f"export GCE_METADATA_IP={host_port}\n"
+        f"export IAP_CLIENT_ID={iap.client_id}\n"
         f"{mtls}"
     )
     _write_private(directory, ENV_FILE, env)

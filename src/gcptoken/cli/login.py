@@ -1,0 +1,156 @@
+"""``gcptoken login`` (the installed-app flow in a browser, pasted back, or the device flow) and
+``gcptoken logout`` (revoke, remove the file, forget its cached tokens)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from gcptoken import endpoints, locations
+from gcptoken.credentials.base import run_flow_sync
+from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
+from gcptoken.login import browser_flow, device_flow
+from gcptoken.login.client_file import HOW_TO_CREATE, DesktopClient
+from gcptoken.login.tokens import authorized_user, signed_in_email, write_credentials
+
+__all__ = ["run_login", "run_logout"]
+
+BROWSER_SCOPES = (
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/cloud-platform",
+)
+PROGRESS_EVERY = 15.0
+
+
+def _say(text: str) -> None:
+    print(f"gcptoken: {text}", file=sys.stderr, flush=True)
+
+
+def _scopes(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not args.scopes:
+        return default
+    scopes = tuple(s for s in args.scopes.replace(",", " ").split() if s)
+    if not scopes:
+        raise InvalidArgumentError("--scopes names no scope")
+    return scopes
+
+
+def _read_pasted(answers: queue.Queue[dict[str, str]]) -> None:
+    """Lines typed or pasted on stdin: the browser's final address, when it ran elsewhere."""
+    for line in sys.stdin:
+        query = browser_flow.parse_pasted(line)
+        if query is not None:
+            answers.put(query)
+            return
+        if line.strip():
+            _say("that is not the address the browser ended on (http://127.0.0.1:PORT/?state=…&code=…)")
+
+
+def _wait(answers: queue.Queue[dict[str, str]], seconds: float, url: str) -> dict[str, str]:
+    deadline = time.monotonic() + seconds
+    next_progress = time.monotonic() + PROGRESS_EVERY
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            return answers.get(timeout=min(left, 0.25))
+        except queue.Empty:
+            pass
+        if time.monotonic() >= next_progress:
+            _say(f"waiting for the sign-in at {url.split('?', 1)[0]}… {left:.0f} s left (Ctrl-C cancels)")
+            next_progress += PROGRESS_EVERY
+    raise RefusedError(f"no answer from the browser within {seconds:.0f} s; run gcptoken login again")
+
+
+def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
+    answers: queue.Queue[dict[str, str]] = queue.Queue()
+    with browser_flow.LoopbackReceiver(answers, args.port or 0) as receiver:
+        authorization = browser_flow.start(client, receiver.redirect_uri, scopes)
+        if args.no_browser:
+            _say("open this URL in a browser, on this machine or any other:")
+            print(f"  {authorization.url}", file=sys.stderr, flush=True)
+            _say(f"if that browser is elsewhere, paste here the address it ends on ({receiver.redirect_uri}?…)")
+            threading.Thread(target=_read_pasted, args=(answers,), daemon=True).start()
+        else:
+            import webbrowser
+
+            opened = webbrowser.open(authorization.url)
+            _say("your browser has been opened to sign in" if opened else "open this URL to sign in:")
+            if not opened:
+                print(f"  {authorization.url}", file=sys.stderr, flush=True)
+        answer = _wait(answers, args.wait, authorization.url)
+    code = browser_flow.code_from(answer, authorization)
+    try:
+        return run_flow_sync(browser_flow.exchange_flow(client, code, authorization), args.timeout)
+    except TokenRequestError as exc:
+        if exc.error == "invalid_grant":
+            raise RefusedError(f"{exc}. The code was already used or has expired; run gcptoken login again") from None
+        raise
+
+
+def _device(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
+    scopes = device_flow.checked_scopes(scopes)
+    code = run_flow_sync(device_flow.start_flow(client, scopes), args.timeout)
+    _say(f"on any device, open {code.verification_url} and enter the code {code.user_code}")
+    shown = [time.monotonic()]
+
+    def progress(left: float) -> None:
+        if time.monotonic() - shown[0] >= PROGRESS_EVERY:
+            _say(f"waiting for approval of {code.user_code} at {code.verification_url}… {left:.0f} s left")
+            shown[0] = time.monotonic()
+
+    return device_flow.poll(client, code, lambda flow: run_flow_sync(flow, args.timeout), progress)
+
+
+def run_login(args: argparse.Namespace) -> int:
+    if not args.client_id_file:
+        raise InvalidArgumentError(f"--client-id-file is required. {HOW_TO_CREATE}")
+    client = DesktopClient.from_file(args.client_id_file)
+    if args.device and (args.no_browser or args.port):
+        raise InvalidArgumentError("--device takes neither --no-browser nor --port")
+    output = args.output or locations.adc_file()
+    if args.device:
+        answer = _device(client, _scopes(args, device_flow.DEVICE_SCOPES), args)
+    else:
+        answer = _browser(client, _scopes(args, BROWSER_SCOPES), args)
+    write_credentials(output, authorized_user(client, answer), args.force)
+    email = signed_in_email(answer) or "the account you chose"
+    _say(f"signed in as {email}; credentials written to {output} (0600)")
+    print(output)
+    return 0
+
+
+def run_logout(args: argparse.Namespace) -> int:
+    from gcptoken.cache.disk import DiskTokenCache, owner_of
+    from gcptoken.credentials import UserCredentials, load_credentials
+    from gcptoken.credentials.oauth2 import post_form
+    from gcptoken.private_files import NotPrivateError, PrivateDir
+
+    path = args.credentials or locations.adc_file()
+    if not os.path.lexists(path):
+        raise CredentialsError(f"{path} does not exist: nobody is signed in there")
+    credentials = load_credentials(path)
+    if not isinstance(credentials, UserCredentials):
+        raise CredentialsError(f"{path} is not an authorized_user file; logout signs out people only")
+    key = credentials.key
+    revoke = endpoints.resolve(key.token_uri.rsplit("/", 1)[0] + "/revoke")
+    try:
+        run_flow_sync(post_form(revoke, {"token": key.refresh_token}, {"revoke": "refresh_token"}), args.timeout)
+    except TokenRequestError as exc:
+        if exc.error != "invalid_token":  # already revoked or expired: signing out goes on
+            raise
+    identity = credentials.shared_identity()
+    forgotten = DiskTokenCache().forget_owner(owner_of(identity)) if identity else 0
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        with PrivateDir(directory, create=False, tighten=False) as folder:
+            folder.remove(name)
+    except NotPrivateError as exc:
+        raise CredentialsError(f"revoked, but {path} cannot be removed: {exc}") from None
+    who = key.account or "the user"
+    _say(f"signed out {who}: refresh token revoked, {path} removed, {forgotten} cached token(s) forgotten")
+    return 0
