@@ -1,0 +1,411 @@
+"""``gcptoken login`` / ``logout`` against the emulator, the browser step answered through the admin
+API or by pasting the final address (the real-browser runs are in test_login_browser), the device
+flow and its polling errors, user ID tokens for IAP, reauthentication."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gcptoken import RefusedError, TokenRequestError, Verifier, load_credentials
+from gcptoken.credentials.base import run_flow_sync
+from gcptoken.emulator import EmulatorServer
+from gcptoken.login import device_flow
+from gcptoken.login.client_file import DesktopClient
+from tests.cli.test_cli import COMMAND, gcptoken
+
+pytestmark = pytest.mark.slow
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Iterator[EmulatorServer]:
+    from gcptoken.emulator.state import EmulatorState
+
+    state_dir = tmp_path_factory.mktemp("login-state")
+    with EmulatorServer(EmulatorState(clock=clock), state_dir=state_dir, mtls_port=None) as server:
+        server.state.signin.device_interval = 1
+        yield server
+
+
+@pytest.fixture
+def env(emu: EmulatorServer, tmp_path: Path) -> dict[str, str]:
+    clock_reset(emu)
+    return {"GCPTOKEN_EMULATOR_HOST": emu.host_port, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
+
+
+def clock_reset(emu: EmulatorServer) -> None:
+    emu.state.clock.offset = 0.0  # type: ignore[attr-defined]
+
+
+def client_file(emu: EmulatorServer) -> str:
+    assert emu.state_dir is not None
+    return str(emu.state_dir / "desktop-client.json")
+
+
+def iap_client(emu: EmulatorServer) -> str:
+    assert emu.state_dir is not None
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in (emu.state_dir / "env").read_text().splitlines()
+    )
+    return exports["IAP_CLIENT_ID"]
+
+
+class Login:
+    """``gcptoken login`` running in a subprocess, its URL read from stderr."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*COMMAND, "login", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+        self.lines: list[str] = []
+
+    def read_until(self, marker: str) -> str:
+        assert self.process.stderr is not None
+        while True:
+            line = self.process.stderr.readline()
+            assert line, f"gcptoken login ended before {marker!r}: {''.join(self.lines)}"
+            self.lines.append(line)
+            if marker in line:
+                return line
+
+    def url(self) -> str:
+        return self.read_until("/o/oauth2/auth?").strip()
+
+    def paste(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, "".join(self.lines) + err
+
+
+def consent(emu: EmulatorServer, url: str, email: str = "alice@example.com", decision: str = "allow") -> str:
+    answer = httpx.post(f"{emu.url}/emulator/v1/consents", json={"url": url, "email": email, "decision": decision})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["location"])
+
+
+def test_login_with_the_redirect_answered(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "user.json"
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    location = consent(emu, login.url())
+    assert httpx.get(location).status_code == 200  # the browser reaching the loopback redirect
+    code, out, err = login.finish()
+    assert code == 0, err
+    assert out.strip() == str(output)
+    assert "signed in as alice@example.com" in err
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+    info = json.loads(output.read_text())
+    assert info["type"] == "authorized_user" and info["account"] == "alice@example.com"
+    assert info["refresh_token"] not in err + out
+    token = load_credentials(output).access_token()
+    assert emu.state.access_tokens[token.value].email == "alice@example.com"
+
+
+def test_login_with_the_address_pasted_back(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "pasted.json"
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    location = consent(emu, login.url(), "bob@example.com")
+    login.paste("not an address")
+    login.paste(location)  # as gcloud's remote flow: the browser ran elsewhere
+    code, _, err = login.finish()
+    assert code == 0, err
+    assert "that is not the address" in err
+    assert json.loads(output.read_text())["account"] == "bob@example.com"
+
+
+def test_the_default_output_is_gclouds_adc_file(emu: EmulatorServer, env: dict[str, str]) -> None:
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu))
+    httpx.get(consent(emu, login.url()))
+    code, out, err = login.finish()
+    assert code == 0, err
+    adc = Path(env["CLOUDSDK_CONFIG"]) / "application_default_credentials.json"
+    assert out.strip() == str(adc) and adc.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("deny", "access was denied in the browser"),
+        ("wrong-state", "state does not match"),
+        ("reused-code", "already used or has expired"),
+    ],
+)
+def test_browser_refusals_are_one_line(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path, answer: str, message: str
+) -> None:
+    output = tmp_path / "refused.json"
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    url = login.url()
+    if answer == "deny":
+        login.paste(consent(emu, url, decision="deny"))
+    else:
+        location = consent(emu, url)
+        if answer == "wrong-state":
+            login.paste(str(httpx.URL(location).copy_set_param("state", "forged")))
+        else:  # a code another sign-in already exchanged, under this sign-in's state
+            first = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(tmp_path / "a"))
+            first_location = consent(emu, first.url())
+            httpx.get(first_location)
+            assert first.finish()[0] == 0
+            stale_code = dict(httpx.URL(first_location).params)["code"]
+            login.paste(str(httpx.URL(location).copy_set_param("code", stale_code)))
+    code, out, err = login.finish()
+    assert code == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("gcptoken: error")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert out == "" and not output.exists()
+
+
+def test_an_occupied_port_is_one_clear_line(emu: EmulatorServer, env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = gcptoken("login", "--no-browser", "--port", str(port), "--client-id-file", client_file(emu), env=env)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and f"port {port}" in result.err
+
+
+def test_without_a_client_file_it_says_how_to_make_one(env: dict[str, str]) -> None:
+    result = gcptoken("login", env=env)
+    assert result.code == 2
+    assert "Desktop app" in result.err and result.err.count("\n") == 1
+
+
+def test_another_accounts_file_is_kept_without_force(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "shared.json"
+    output.write_text(json.dumps({"type": "authorized_user", "account": "carol@example.com", "refresh_token": "x"}))
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url()))
+    code, _, err = login.finish()
+    assert code == 3 and "carol@example.com" in err and "--force" in err
+    assert json.loads(output.read_text())["account"] == "carol@example.com"
+    login = Login(env, "--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url()))
+    assert login.finish()[0] == 0
+    assert json.loads(output.read_text())["account"] == "alice@example.com"
+
+
+# -- the device flow ---------------------------------------------------------------------------------
+
+
+def device_login(env: dict[str, str], emu: EmulatorServer, output: Path, *extra: str) -> tuple[Login, str]:
+    login = Login(env, "--device", "--client-id-file", client_file(emu), "--output", str(output), *extra)
+    line = login.read_until("enter the code")
+    return login, line.rsplit(" ", 1)[1].strip()
+
+
+def test_device_flow_approved_through_the_admin_api(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "device.json"
+    login, user_code = device_login(env, emu, output)
+    decided = httpx.post(
+        f"{emu.url}/emulator/v1/deviceCodes:decide", json={"userCode": user_code, "email": "dana@example.com"}
+    )
+    assert decided.status_code == 200
+    code, _, err = login.finish()
+    assert code == 0, err
+    info = json.loads(output.read_text())
+    assert info["account"] == "dana@example.com"
+    token = load_credentials(output).id_token(info["client_id"])
+    assert token.claims["email"] == "dana@example.com"
+
+
+def test_device_flow_approved_on_the_device_page(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "device-page.json"
+    login, user_code = device_login(env, emu, output)
+    with httpx.Client(base_url=emu.url) as browser:
+        page = browser.post("/device", data={"user_code": user_code.lower()})
+        assert page.status_code == 200 and "Allow" in page.text
+        consent_id = page.text.split('name="consent" value="')[1].split('"')[0]
+        done = browser.post(
+            "/device/approve", data={"consent": consent_id, "other_account": "erin@example.com", "decision": "allow"}
+        )
+        assert "return to your device" in done.text
+    code, _, err = login.finish()
+    assert code == 0, err
+    assert json.loads(output.read_text())["account"] == "erin@example.com"
+
+
+@pytest.mark.parametrize(("how", "message"), [("deny", "access was denied"), ("expire", "device code expired")])
+def test_device_flow_refusals(emu: EmulatorServer, env: dict[str, str], tmp_path: Path, how: str, message: str) -> None:
+    output = tmp_path / "refused.json"
+    login, user_code = device_login(env, emu, output)
+    if how == "deny":
+        httpx.post(f"{emu.url}/emulator/v1/deviceCodes:decide", json={"userCode": user_code, "decision": "deny"})
+    else:
+        emu.state.clock.offset = 3600  # type: ignore[attr-defined]  # the code's 30 minutes are over
+    code, _, err = login.finish()
+    assert code == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("gcptoken: error")]
+    assert len(errors) == 1 and message in errors[0]
+    assert not output.exists()
+
+
+def test_device_scopes_are_limited(emu: EmulatorServer, env: dict[str, str]) -> None:
+    result = gcptoken(
+        "login",
+        "--device",
+        "--scopes",
+        "openid,https://www.googleapis.com/auth/cloud-platform",
+        "--client-id-file",
+        client_file(emu),
+        env=env,
+    )
+    assert result.code == 2 and "openid, email, profile" in result.err
+    answer = httpx.post(
+        f"{emu.url}/device/code",
+        data={
+            "client_id": DesktopClient.from_file(client_file(emu)).client_id,
+            "scope": "https://www.googleapis.com/auth/drive",
+        },
+    )
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_scope"
+
+
+def test_polling_honours_pending_and_slow_down(
+    emu: EmulatorServer, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polling too fast gets slow_down, and the interval grows by five seconds each time."""
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
+    client = DesktopClient.from_file(client_file(emu))
+    code = run_flow_sync(device_flow.start_flow(client, device_flow.DEVICE_SCOPES), None)
+    sleeps: list[float] = []
+    errors: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)  # no real waiting: the polls arrive faster than the interval
+        if len(sleeps) == 4:
+            httpx.post(f"{emu.url}/emulator/v1/deviceCodes:decide", json={"userCode": code.user_code})
+
+    def run(flow: Any) -> dict[str, Any]:
+        try:
+            return run_flow_sync(flow, None)
+        except TokenRequestError as exc:
+            errors.append(str(exc.error))
+            raise
+
+    answer = device_flow.poll(client, code, run, lambda left: None, sleep)
+    assert "refresh_token" in answer
+    assert errors[0] == "authorization_pending" and "slow_down" in errors
+    assert sleeps[1] == code.interval and sleeps[2] == code.interval + 5
+
+
+# -- user ID tokens for IAP, reauthentication, logout ---------------------------------------------
+
+
+@pytest.fixture
+def signed_in(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> Path:
+    output = tmp_path / "signed-in.json"
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url(), "iap-user@example.com"))
+    assert login.finish()[0] == 0
+    return output
+
+
+def test_an_id_token_for_an_iap_apps_client(emu: EmulatorServer, env: dict[str, str], signed_in: Path) -> None:
+    audience = iap_client(emu)
+    result = gcptoken("id", audience, "--credentials", str(signed_in), env=env)
+    assert result.code == 0, result.err
+    claims = Verifier.google(audience=audience, certs=f"{emu.url}/oauth2/v3/certs").verify(result.out.strip())
+    assert claims["email"] == "iap-user@example.com"
+    assert claims["azp"] == json.loads(signed_in.read_text())["client_id"]
+    again = gcptoken("id", audience, "--credentials", str(signed_in), "-v", env=env)
+    assert again.out == result.out and "cache hit" in again.err  # cached like every other token
+
+
+def test_another_projects_client_is_refused_as_google_does(
+    emu: EmulatorServer, env: dict[str, str], signed_in: Path
+) -> None:
+    other = httpx.post(f"{emu.url}/emulator/v1/oauthClients", json={"kind": "web", "projectNumber": "999"}).json()
+    result = gcptoken("id", other["clientId"], "--credentials", str(signed_in), env=env)
+    assert result.code == 1 and "same project" in result.err
+
+
+def test_a_non_client_audience_is_refused_before_any_request(
+    emu: EmulatorServer, env: dict[str, str], signed_in: Path
+) -> None:
+    emu.state.clear_requests()
+    result = gcptoken("id", "https://svc.a.run.app", "--credentials", str(signed_in), env=env)
+    assert result.code == 1
+    assert "OAuth client id" in result.err and "--impersonate-service-account" in result.err
+    assert emu.state.request_log() == []
+
+
+def test_reauthentication_says_to_sign_in_again(emu: EmulatorServer, env: dict[str, str], signed_in: Path) -> None:
+    httpx.post(f"{emu.url}/emulator/v1/users/iap-user@example.com:reauth", json={"required": True})
+    try:
+        result = gcptoken("access", "--credentials", str(signed_in), "--no-cache", env=env)
+        assert result.code == 1
+        assert "reauthenticate; sign in again: gcptoken login" in result.err
+    finally:
+        httpx.post(f"{emu.url}/emulator/v1/users/iap-user@example.com:reauth", json={"required": False})
+
+
+def test_logout_revokes_removes_and_forgets(emu: EmulatorServer, env: dict[str, str], signed_in: Path) -> None:
+    refresh = json.loads(signed_in.read_text())["refresh_token"]
+    assert gcptoken("id", iap_client(emu), "--credentials", str(signed_in), env=env).code == 0
+    result = gcptoken("logout", "--credentials", str(signed_in), env=env)
+    assert result.code == 0, result.err
+    assert "1 cached token(s) forgotten" in result.err
+    assert not signed_in.exists() and refresh not in emu.state.refresh_tokens
+    again = gcptoken("logout", "--credentials", str(signed_in), env=env)
+    assert again.code == 3 and "nobody is signed in" in again.err
+
+
+def test_the_library_auth_classes_and_call(
+    emu: EmulatorServer, env: dict[str, str], signed_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that accepts ID tokens for its OAuth client (as IAP's programmatic access checks
+    them), called as the signed-in person from the library, httpx, requests and ``gcptoken call``."""
+    import requests
+
+    from gcptoken.demo import protected_service
+    from gcptoken.emulator.serving import AsgiServer, bind
+    from gcptoken.integrations import httpx_auth, requests_auth
+
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
+    credentials = load_credentials(signed_in)
+    audience = iap_client(emu)
+    assert credentials.id_token(audience).claims["aud"] == audience
+    with pytest.raises(RefusedError, match="OAuth client id"):
+        credentials.id_token("https://svc.a.run.app")
+    app = protected_service(Verifier.google(audience=audience, certs=f"{emu.url}/oauth2/v3/certs"))
+    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
+        hello = httpx.get(server.url, auth=httpx_auth.IdTokenAuth(credentials, audience=audience))
+        assert hello.status_code == 200 and "iap-user@example.com" in hello.text
+        hello = requests.get(server.url, auth=requests_auth.IdTokenAuth(credentials, audience=audience), timeout=10)
+        assert hello.status_code == 200
+        called = gcptoken("call", server.url, "--audience", audience, "--credentials", str(signed_in), env=env)
+        assert called.code == 0 and "iap-user@example.com" in called.out, called.err
+        assert httpx.get(server.url).status_code == 401
