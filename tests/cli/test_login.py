@@ -404,8 +404,8 @@ def test_the_library_auth_classes_and_call(
     with AsgiServer(app, bind("127.0.0.1", 0)) as server:
         hello = httpx.get(server.url, auth=httpx_auth.IdTokenAuth(credentials, audience=audience))
         assert hello.status_code == 200 and "iap-user@example.com" in hello.text
-        hello = requests.get(server.url, auth=requests_auth.IdTokenAuth(credentials, audience=audience), timeout=10)
-        assert hello.status_code == 200
+        answered = requests.get(server.url, auth=requests_auth.IdTokenAuth(credentials, audience=audience), timeout=10)
+        assert answered.status_code == 200
         called = gcptoken("call", server.url, "--audience", audience, "--credentials", str(signed_in), env=env)
         assert called.code == 0 and "iap-user@example.com" in called.out, called.err
         assert httpx.get(server.url).status_code == 401
