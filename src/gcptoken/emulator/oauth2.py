@@ -56,12 +56,13 @@ async def token_endpoint(request: Request) -> Response:
         return oauth_error("invalid_request", "Missing required parameter: grant_type")
     if grant_type == JWT_BEARER:
         return _jwt_bearer(state, request, form, detail)
+    authorization = request.headers.get("authorization", "")
     if grant_type == "refresh_token":
-        return user_grants.refresh(state, form, detail)
+        return user_grants.refresh(state, form, detail, authorization)
     if grant_type == "authorization_code":
-        return user_grants.authorization_code(state, form, detail)
+        return user_grants.authorization_code(state, form, detail, authorization)
     if grant_type == user_grants.DEVICE_GRANT:
-        return user_grants.device_code(state, form, detail)
+        return user_grants.device_code(state, form, detail, authorization)
     return oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type[:100]}")
 
 

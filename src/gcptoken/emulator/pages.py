@@ -26,8 +26,10 @@ SCOPE_WORDS = {
 }
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
-        "form-action 'self' http://127.0.0.1:* http://localhost:* http://[::1]:*"
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; "
+        # The consent form posts here and is redirected to the client's loopback redirect_uri
+        # (checked to be loopback server-side; CSP has no syntax for [::1], hence http:).
+        "form-action 'self' http:"
     ),
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
@@ -50,7 +52,7 @@ button.primary { background: #1a73e8; color: #fff; border-color: #1a73e8; }
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body><main>{body}</main></body></html>"
     )

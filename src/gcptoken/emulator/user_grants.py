@@ -8,6 +8,7 @@ import base64
 import hashlib
 import secrets
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +32,24 @@ def client_of(state: EmulatorState, client_id: str) -> OAuthClient | None:
     return state.signin.clients.get(client_id)
 
 
-def _authenticated(state: EmulatorState, form: dict[str, str]) -> OAuthClient | Response:
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` of HTTP Basic client authentication (RFC 6749 2.3.1), or None."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, colon, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (unquote_plus(client_id), unquote_plus(secret)) if colon else None
+
+
+def _authenticated(state: EmulatorState, form: dict[str, str], authorization: str = "") -> OAuthClient | Response:
+    """The client, authenticated by form fields or HTTP Basic (requests-oauthlib's default), or
+    Google's error."""
+    basic = basic_credentials(authorization)
+    if basic is not None:
+        form = {**form, "client_id": basic[0], "client_secret": basic[1]}
     for name in ("client_id", "client_secret"):
         if not form.get(name):
             return oauth_error("invalid_request", f"Missing required parameter: {name}")
@@ -75,8 +93,10 @@ def _new_refresh_token(state: EmulatorState, email: str, client_id: str, scopes:
     return token
 
 
-def authorization_code(state: EmulatorState, form: dict[str, str], detail: dict[str, Any]) -> Response:
-    client = _authenticated(state, form)
+def authorization_code(
+    state: EmulatorState, form: dict[str, str], detail: dict[str, Any], authorization: str = ""
+) -> Response:
+    client = _authenticated(state, form, authorization)
     if isinstance(client, Response):
         return client
     for name in ("code", "redirect_uri"):
@@ -102,8 +122,10 @@ def authorization_code(state: EmulatorState, form: dict[str, str], detail: dict[
     return JSONResponse(answer)
 
 
-def device_code(state: EmulatorState, form: dict[str, str], detail: dict[str, Any]) -> Response:
-    client = _authenticated(state, form)
+def device_code(
+    state: EmulatorState, form: dict[str, str], detail: dict[str, Any], authorization: str = ""
+) -> Response:
+    client = _authenticated(state, form, authorization)
     if isinstance(client, Response):
         return client
     now = state.clock()
@@ -130,10 +152,10 @@ def device_code(state: EmulatorState, form: dict[str, str], detail: dict[str, An
     return JSONResponse(answer)
 
 
-def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any]) -> Response:
+def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any], authorization: str = "") -> Response:
     """A signed-in user's refresh grant: an access token, and an ID token for the client (or, with
     ``audience``, for an IAP client of the same project: IAP's programmatic access)."""
-    client = _authenticated(state, form)
+    client = _authenticated(state, form, authorization)
     if isinstance(client, Response):
         return client
     if not form.get("refresh_token"):

@@ -23,7 +23,7 @@ from gcptoken.login.client_file import DesktopClient
 __all__ = ["Authorization", "LoopbackReceiver", "code_from", "exchange_flow", "start"]
 
 DONE_PAGE = (
-    b"<!doctype html><meta charset=utf-8><title>Signed in</title>"
+    b'<!doctype html><meta charset=utf-8><link rel="icon" href="data:,"><title>Signed in</title>'
     b"<p>gcptoken received the answer. You may close this window.</p>"
 )
 
