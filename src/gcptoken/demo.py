@@ -155,6 +155,48 @@ def _federation_rows(demo: Demo, call: Callable[[str | None], tuple[int, str]]) 
     )
 
 
+def _iap_person_rows(
+    demo: Demo,
+    user: Credentials,
+    call: Callable[..., tuple[int, str]],
+    front_url: str,
+    verifier: Verifier,
+    client_id: str,
+) -> None:
+    """A signed-in person calling an app behind IAP as themselves: an ID token for the IAP app's
+    OAuth client (IAP's programmatic access), and their own token refused there."""
+    demo.emulator.state.clear_requests()
+    started = time.perf_counter()
+    token = user.id_token(client_id).value
+    elapsed = (time.perf_counter() - started) * 1000
+    trips = str(len(demo.emulator.state.request_log()))
+    status, answer = call(token, front_url)
+    try:
+        verifier.verify(token)
+        verified = "✓"
+    except VerificationError as exc:
+        verified = f"✗ {exc.reason}"
+    command = (
+        "gcptoken login --client-id-file desktop.json && gcptoken call https://APP --audience "
+        "IAP_CLIENT_ID.apps.googleusercontent.com"
+    )
+    ok = status == 200 and verified == "✓"
+    demo.rows.append(
+        Row("a person, for the IAP app's OAuth client", ok, trips, f"{elapsed:.0f} ms", verified, answer, command)
+    )
+    own = user.id_token(getattr(user, "default_audience", client_id)).value
+    status, answer = call(own, front_url)
+    demo.rows.append(
+        Row(
+            "refused: a person's own ID token at the IAP app",
+            status == 401,
+            verified="✗ audience",
+            answer=answer,
+            command="gcptoken id   # a user's own token: aud is the desktop client, not the IAP app's",
+        )
+    )
+
+
 def _write_key(path: Path, key: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -171,7 +213,10 @@ def run(out: TextIO) -> bool:
     ):
         key_path = Path(scratch) / "service-account.json"
         _write_key(key_path, emulator.key_file("demo-invoker"))
-        service_sock, iap_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+        service_sock, iap_sock, front_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+        front_url = f"http://127.0.0.1:{front_sock.getsockname()[1]}"
+        iap_client = emulator.state.signin.register("web", emulator.state.project_number, "IAP app").client_id
+        front_verifier = Verifier.google(audience=iap_client, certs=f"{emulator.url}/oauth2/v3/certs")
         service_url = f"http://127.0.0.1:{service_sock.getsockname()[1]}"
         iap_url = f"http://127.0.0.1:{iap_sock.getsockname()[1]}"
         demo = Demo(emulator, Path(scratch), service_url, iap_url)
@@ -181,6 +226,7 @@ def run(out: TextIO) -> bool:
         with (
             AsgiServer(protected_service(demo.verifier), service_sock),
             AsgiServer(protected_service(iap_verifier), iap_sock),
+            AsgiServer(protected_service(front_verifier), front_sock),
             httpx.Client(timeout=10, trust_env=False) as client,
         ):
 
@@ -229,6 +275,7 @@ def run(out: TextIO) -> bool:
                     command='gcptoken verify "$ASSERTION" --preset iap --audience /projects/NUMBER/apps/PROJECT_ID',
                 )
             )
+            _iap_person_rows(demo, user, call, front_url, front_verifier, iap_client)
             try:
                 user.id_token(service_url)
                 demo.rows.append(Row("refused: a user's own ID token for the service", False, answer="not refused"))
@@ -247,16 +294,18 @@ def run(out: TextIO) -> bool:
             demo.refusal("refused: token for another audience", other, call, verify)
             demo.refusal("refused: expired token", demo.expired_token(), call, verify)
             demo.refusal("refused: no token", None, call, f"curl {SERVICE}   # 401 from Cloud Run itself")
-        _report(out, emulator.url, service_url, iap_url, demo.rows)
+        _report(out, emulator.url, service_url, (iap_url, front_url), demo.rows)
     return all(row.ok for row in demo.rows)
 
 
-def _report(out: TextIO, emulator_url: str, service_url: str, iap_url: str, rows: list[Row]) -> None:
+def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[str, str], rows: list[Row]) -> None:
+    iap_url, front_url = iap_urls
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
     write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata, IAM, STS, IMDS, IAP)\n")
     write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
-    write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n\n")
+    write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n")
+    write(f"  IAP itself (programmatic access)    {front_url}  accepts ID tokens for the IAP app's OAuth client\n\n")
     width = max(len(row.name) for row in rows)
     write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  {'verified':<10}  the service answers\n")
     for row in rows:

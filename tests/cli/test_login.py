@@ -409,3 +409,16 @@ def test_the_library_auth_classes_and_call(
         called = gcptoken("call", server.url, "--audience", audience, "--credentials", str(signed_in), env=env)
         assert called.code == 0 and "iap-user@example.com" in called.out, called.err
         assert httpx.get(server.url).status_code == 401
+
+
+@pytest.mark.parametrize("mode", ["--no-browser", "--device"])
+def test_ctrl_c_cancels_cleanly(emu: EmulatorServer, env: dict[str, str], tmp_path: Path, mode: str) -> None:
+    import signal
+
+    output = tmp_path / "cancelled.json"
+    login = Login(env, mode, "--client-id-file", client_file(emu), "--output", str(output))
+    login.read_until("/o/oauth2/auth?" if mode == "--no-browser" else "enter the code")
+    login.process.send_signal(signal.SIGINT)
+    code, out, err = login.finish()
+    assert code == 130 and "gcptoken: interrupted" in err
+    assert "Traceback" not in err and out == "" and not output.exists()
