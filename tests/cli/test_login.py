@@ -422,3 +422,40 @@ def test_ctrl_c_cancels_cleanly(emu: EmulatorServer, env: dict[str, str], tmp_pa
     code, out, err = login.finish()
     assert code == 130 and "gcptoken: interrupted" in err
     assert "Traceback" not in err and out == "" and not output.exists()
+
+
+def test_a_forged_redirect_at_the_loopback_port_is_ignored(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Any local process can reach the redirect port: an answer without this sign-in's state is
+    ignored (and said), and the real one still completes the sign-in."""
+    output = tmp_path / "forged.json"
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    location = httpx.URL(consent(emu, login.url()))
+    forged = location.copy_set_param("state", "attacker").copy_set_param("code", "4/0attacker")
+    assert httpx.get(str(forged)).status_code == 200
+    login.read_until("not from this sign-in")
+    assert httpx.get(str(location)).status_code == 200
+    code, _, err = login.finish()
+    assert code == 0, err
+    assert json.loads(output.read_text())["account"] == "alice@example.com"
+
+
+def test_the_browser_is_opened_by_default(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    """Without --no-browser the URL goes to the browser ($BROWSER, as Python's webbrowser reads it)."""
+    opened = tmp_path / "opened-url"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    script.chmod(0o700)
+    output = tmp_path / "opened.json"
+    login = Login({**env, "BROWSER": str(script)}, "--client-id-file", client_file(emu), "--output", str(output))
+    login.read_until("your browser has been opened")
+    for _ in range(100):  # the browser command runs beside gcptoken, not before it
+        if opened.exists() and opened.read_text():
+            break
+        time.sleep(0.05)
+    url = opened.read_text()
+    assert "code_challenge_method=S256" in url and "access_type=offline" in url
+    assert httpx.get(consent(emu, url)).status_code == 200
+    code, _, err = login.finish()
+    assert code == 0, err

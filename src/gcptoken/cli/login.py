@@ -52,14 +52,24 @@ def _read_pasted(answers: queue.Queue[dict[str, str]]) -> None:
             _say("that is not the address the browser ended on (http://127.0.0.1:PORT/?state=…&code=…)")
 
 
-def _wait(answers: queue.Queue[dict[str, str]], seconds: float, url: str) -> dict[str, str]:
+def _wait(
+    answers: queue.Queue[dict[str, str]], seconds: float, authorization: browser_flow.Authorization
+) -> dict[str, str]:
+    """The browser's answer. One at the loopback port with another ``state`` is not from this
+    sign-in (any local process can reach the port): it is ignored, said, and the wait goes on."""
+    url = authorization.url
     deadline = time.monotonic() + seconds
     next_progress = time.monotonic() + PROGRESS_EVERY
     while (left := deadline - time.monotonic()) > 0:
         try:
-            return answers.get(timeout=min(left, 0.25))
+            answer = answers.get(timeout=min(left, 0.25))
         except queue.Empty:
-            pass
+            answer = None
+        if answer is not None:
+            if answer.pop(browser_flow.LOOPBACK_MARK, None) and not browser_flow.state_matches(answer, authorization):
+                _say("ignored a request to the redirect port that is not from this sign-in (wrong state)")
+                continue
+            return answer
         if time.monotonic() >= next_progress:
             _say(f"waiting for the sign-in at {url.split('?', 1)[0]}… {left:.0f} s left (Ctrl-C cancels)")
             next_progress += PROGRESS_EVERY
@@ -82,7 +92,7 @@ def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Name
             _say("your browser has been opened to sign in" if opened else "open this URL to sign in:")
             if not opened:
                 print(f"  {authorization.url}", file=sys.stderr, flush=True)
-        answer = _wait(answers, args.wait, authorization.url)
+        answer = _wait(answers, args.wait, authorization)
     code = browser_flow.code_from(answer, authorization)
     try:
         return run_flow_sync(browser_flow.exchange_flow(client, code, authorization), args.timeout)

@@ -22,6 +22,8 @@ from gcptoken.login.client_file import DesktopClient
 
 __all__ = ["Authorization", "LoopbackReceiver", "code_from", "exchange_flow", "start"]
 
+# Set on answers that arrived at the loopback port (any local process can reach it), not pasted.
+LOOPBACK_MARK = "\x00loopback"
 DONE_PAGE = (
     b'<!doctype html><meta charset=utf-8><link rel="icon" href="data:,"><title>Signed in</title>'
     b"<p>gcptoken received the answer. You may close this window.</p>"
@@ -59,9 +61,13 @@ def start(
     return Authorization(url, redirect_uri, state, verifier)
 
 
+def state_matches(answer: Mapping[str, str], authorization: Authorization) -> bool:
+    return secrets.compare_digest(answer.get("state", ""), authorization.state)
+
+
 def code_from(answer: Mapping[str, str], authorization: Authorization) -> str:
     """The authorization code in the browser's answer, once its ``state`` proved it is ours."""
-    if not secrets.compare_digest(answer.get("state", ""), authorization.state):
+    if not state_matches(answer, authorization):
         raise RefusedError(
             "the answer's state does not match this sign-in (an old or forged redirect); run gcptoken login again"
         )
@@ -121,7 +127,7 @@ class LoopbackReceiver:
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 self.wfile.write(DONE_PAGE)
-                receiver.answers.put(query)
+                receiver.answers.put({**query, LOOPBACK_MARK: "1"})
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
