@@ -324,6 +324,8 @@ def test_every_command_has_help() -> None:
         "verify",
         "info",
         "emulator",
+        "login",
+        "logout",
         "cache",
         "demo",
     }
