@@ -1,25 +1,11 @@
-"""An emulated VM / Cloud Run instance's metadata server, on the emulator's port.
-
-Paths, headers and refusals as Google's: every response carries ``Metadata-Flavor: Google`` and
-one ``Server: Metadata Server for VM``; ``/computeMetadata/v1/…`` requires the request header
-``Metadata-Flavor: Google`` and refuses proxied requests (``X-Forwarded-For``) with 403.
-
-The values form a tree. A directory named without its trailing slash answers 301 to the slashed
-path (Node's gcp-metadata detects GCE by GET ``…/v1/instance``); a directory lists its entries one
-per line (sub-directories with a trailing ``/``), or with ``?recursive=true`` is the whole subtree as
-JSON (camelCase keys, as Google's). ``alt=json|text`` chooses the format, every answer carries an
-``ETag``, and ``?wait_for_change=true`` (``last_etag``, ``timeout_sec``) waits for the value to
-change, which the admin API's attributes make possible.
-"""
+"""An emulated VM / Cloud Run instance's metadata server, on the emulator's port: the emulated
+instance's values and its default service account's tokens, served by local.metadata_api as
+Google's server serves them; and the admin API for its custom attributes (whose changes
+``wait_for_change`` sees)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import math
 import re
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -28,34 +14,14 @@ from starlette.routing import Route
 
 from gcptoken.emulator.responses import api_error, json_body
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
+from gcptoken.local.metadata_api import MetadataRefusal, handler, root
 
-__all__ = ["routes"]
+__all__ = ["EmulatedInstance", "root", "routes", "tree"]
 
-FLAVOR = {"Metadata-Flavor": "Google", "Server": "Metadata Server for VM"}
-PREFIX = "/computeMetadata/v1/"
 LICENSE_ID = "1000201"
-MAX_WAIT = 300.0
-DEFAULT_WAIT = 60.0
-# Entries whose children are names (attribute keys, accounts), kept as they are in recursive JSON.
-_NAMED_CHILDREN = frozenset({"attributes", "service-accounts"})
 # As Compute Engine's metadata keys: no "/" or line break can split a path or a listing line.
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _KEY_RULE = "Attribute keys are 1-128 letters, digits, '-' or '_'."
-# Leaves of a service-account directory that are computed per request, not part of its JSON.
-_ACCOUNT_ENDPOINTS = ("identity", "token")
-
-
-def _text(body: str, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/text", headers=FLAVOR)
-
-
-def _html_error(status: int, message: str) -> Response:
-    return Response(f"<html><body>{message}</body></html>", status_code=status, media_type="text/html", headers=FLAVOR)
-
-
-async def root(request: Request) -> Response:
-    """``/``: what a metadata ping sees (google-auth checks only the response header)."""
-    return _text("computeMetadata/\n")
 
 
 def _account_dir(state: EmulatorState, account: ServiceAccount) -> dict[str, Any]:
@@ -89,168 +55,51 @@ def tree(state: EmulatorState) -> dict[str, Any]:
     }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+class EmulatedInstance:
+    """The emulated VM as a metadata source: tokens minted by the emulator for its default account."""
 
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
 
-def _as_json(value: Any, names: bool = False) -> Any:
-    """The subtree as Google's recursive JSON: structural keys in camelCase, names kept."""
-    if not isinstance(value, dict):
-        return value
-    return {(key if names else _camel(key)): _as_json(child, key in _NAMED_CHILDREN) for key, child in value.items()}
+    def tree(self) -> dict[str, Any]:
+        return tree(self.state)
 
+    def _account(self, name: str) -> ServiceAccount:
+        return self.state.default_account  # "default" and its email are the only names in the tree
 
-def _leaf_text(value: Any) -> str:
-    if isinstance(value, list):
-        return "".join(f"{item}\n" for item in value)
-    return str(value)
+    async def identity(self, account: str, audience: str, full: bool, licenses: bool) -> str | MetadataRefusal:
+        state = self.state
+        service_account = self._account(account)
+        claims = state.identity_claims(service_account, audience)
+        if full:
+            instance = state.instance
+            compute: dict[str, Any] = {
+                "instance_creation_timestamp": instance.creation_timestamp,
+                "instance_id": instance.instance_id,
+                "instance_name": instance.name,
+                "project_id": state.project_id,
+                "project_number": int(state.project_number),
+                "zone": instance.zone_name,  # tokens carry the bare zone; instance/zone the full path
+            }
+            if licenses:
+                compute["license_id"] = [LICENSE_ID]
+            claims.update(
+                {"email": service_account.email, "email_verified": True, "google": {"compute_engine": compute}}
+            )
+        return state.sign_id_token(dict(sorted(claims.items())))
 
-
-def _flat(value: Any, prefix: str = "") -> list[str]:
-    """``alt=text`` for a recursive directory: one ``path value`` line per leaf."""
-    if isinstance(value, dict):
-        lines = []
-        for key, child in value.items():
-            lines += _flat(child, f"{prefix}{key}/" if isinstance(child, dict) else f"{prefix}{key}")
-        return lines
-    if isinstance(value, list):
-        return [f"{prefix} {item}" for item in value]
-    return [f"{prefix} {value}"]
-
-
-def _lookup(state: EmulatorState, path: str) -> tuple[bool, Any] | None:
-    """(is a directory, value) for ``path`` (no trailing slash), or None when there is none."""
-    node: Any = tree(state)
-    if not path:
-        return True, node
-    for part in path.split("/"):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return isinstance(node, dict), node
-
-
-def _listing(path: str, node: dict[str, Any]) -> list[str]:
-    entries = [f"{key}/" if isinstance(child, dict) else key for key, child in node.items()]
-    if path.startswith("instance/service-accounts/") and path.count("/") == 2:
-        entries += list(_ACCOUNT_ENDPOINTS)
-    return sorted(entries)
-
-
-def _render(request: Request, path: str, is_dir: bool, node: Any) -> Response:
-    recursive = request.query_params.get("recursive", "").lower() == "true"
-    alt = request.query_params.get("alt", "json" if is_dir and recursive else "text")
-    if alt not in ("json", "text"):
-        return _html_error(400, f"Invalid alt parameter: {alt[:20]}")
-    if is_dir and not recursive:
-        entries = _listing(path, node)
-        body = json.dumps(entries) if alt == "json" else "".join(f"{entry}\n" for entry in entries)
-    elif is_dir:
-        value = _as_json(node, names=path.rsplit("/", 1)[-1] in _NAMED_CHILDREN)
-        body = json.dumps(value, separators=(",", ":")) if alt == "json" else "\n".join(_flat(node)) + "\n"
-    else:
-        body = json.dumps(node) if alt == "json" else _leaf_text(node)
-    media = "application/json" if alt == "json" else "application/text"
-    return Response(body, media_type=media, headers={**FLAVOR, "ETag": _etag(body)})
-
-
-def _etag(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-
-def _identity(state: EmulatorState, account: ServiceAccount, request: Request) -> Response:
-    audience = request.query_params.get("audience", "")
-    if not audience:
-        return _html_error(400, "non-empty audience parameter required")
-    full = request.query_params.get("format", "standard") == "full"
-    claims = state.identity_claims(account, audience)
-    if full:
-        instance = state.instance
-        compute: dict[str, Any] = {
-            "instance_creation_timestamp": instance.creation_timestamp,
-            "instance_id": instance.instance_id,
-            "instance_name": instance.name,
-            "project_id": state.project_id,
-            "project_number": int(state.project_number),
-            "zone": instance.zone_name,  # tokens carry the bare zone; instance/zone the full path
+    async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
+        state = self.state
+        grant = state.issue_access_token(self._account(account), scopes or state.instance.scopes)
+        return {
+            "access_token": grant.token,
+            "expires_in": int(grant.expires_at - state.clock()),
+            "token_type": "Bearer",
         }
-        if request.query_params.get("licenses", "FALSE").upper() == "TRUE":
-            compute["license_id"] = [LICENSE_ID]
-        claims.update({"email": account.email, "email_verified": True, "google": {"compute_engine": compute}})
-    token = state.sign_id_token(dict(sorted(claims.items())))
-    return Response(token, media_type="application/text", headers={**FLAVOR, "ETag": _etag(token)})
 
 
-def _token(state: EmulatorState, account: ServiceAccount, request: Request) -> Response:
-    requested = request.query_params.get("scopes")
-    scopes = tuple(s for s in requested.split(",") if s) if requested else state.instance.scopes
-    grant = state.issue_access_token(account, scopes)
-    lifetime = int(grant.expires_at - state.clock())
-    body = json.dumps(
-        {"access_token": grant.token, "expires_in": lifetime, "token_type": "Bearer"}, separators=(",", ":")
-    )
-    return Response(body, media_type="application/json", headers={**FLAVOR, "ETag": _etag(body)})
-
-
-def _account_endpoint(state: EmulatorState, request: Request, path: str) -> Response | None:
-    """``instance/service-accounts/NAME/identity|token``: computed per request."""
-    parts = path.split("/")
-    if len(parts) != 4 or parts[:2] != ["instance", "service-accounts"] or parts[3] not in _ACCOUNT_ENDPOINTS:
-        return None
-    name = parts[2]
-    account = state.default_account if name == "default" else state.service_accounts.get(name)
-    if account is None or (name != "default" and account is not state.default_account):
-        return None
-    return _identity(state, account, request) if parts[3] == "identity" else _token(state, account, request)
-
-
-def _wait_seconds(request: Request) -> float | None:
-    text = request.query_params.get("timeout_sec")
-    if text is None:
-        return DEFAULT_WAIT
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and 0 <= value <= MAX_WAIT else None
-
-
-async def compute_metadata(request: Request) -> Response:
-    state: EmulatorState = request.app.state.emulator
-    if "x-forwarded-for" in request.headers:
-        return _html_error(403, "Request had X-Forwarded-For header; metadata requests must not be proxied.")
-    if request.headers.get("metadata-flavor") != "Google":
-        return _html_error(403, "Missing required header: Metadata-Flavor: Google")
-    raw = request.url.path[len(PREFIX) :] if request.url.path.startswith(PREFIX) else ""
-    trailing_slash = raw.endswith("/") or request.url.path == PREFIX
-    path = raw.strip("/")
-    computed = _account_endpoint(state, request, path)
-    if computed is not None:
-        return computed
-    found = _lookup(state, path)
-    if found is None or (trailing_slash and not found[0]):
-        return _html_error(404, f"The requested URL {request.url.path} was not found on this server.")
-    is_dir, node = found
-    if is_dir and not trailing_slash:  # as Google's server: a directory lives at its slashed path
-        query = f"?{request.url.query}" if request.url.query else ""
-        location = f"{PREFIX}{path}/" if path else PREFIX
-        return Response(status_code=301, headers={**FLAVOR, "Location": location + query})
-    response = _render(request, path, is_dir, node)
-    if request.query_params.get("wait_for_change", "").lower() != "true":
-        return response
-    wait = _wait_seconds(request)
-    if wait is None:
-        return _html_error(400, f"timeout_sec must be a number of seconds, 0 to {MAX_WAIT:g}")
-    last = request.query_params.get("last_etag") or response.headers["etag"]
-    deadline = time.monotonic() + wait
-    while response.headers["etag"] == last and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        found = _lookup(state, path)
-        if found is None:
-            return _html_error(404, f"The requested URL {request.url.path} was not found on this server.")
-        response = _render(request, path, *found)
-    return response
+def _instance(request: Request) -> EmulatedInstance:
+    return EmulatedInstance(request.app.state.emulator)
 
 
 async def attributes(request: Request) -> Response:
@@ -291,8 +140,8 @@ async def attributes(request: Request) -> Response:
 
 
 routes = [
-    Route("/computeMetadata/v1/{path:path}", compute_metadata, methods=["GET"]),
-    Route("/computeMetadata/v1", compute_metadata, methods=["GET"]),
+    Route("/computeMetadata/v1/{path:path}", handler(_instance), methods=["GET"]),
+    Route("/computeMetadata/v1", handler(_instance), methods=["GET"]),
     Route("/emulator/v1/metadata/{scope}/attributes", attributes, methods=["GET", "PUT"]),
     Route("/emulator/v1/metadata/{scope}/attributes/{key}", attributes, methods=["PUT", "DELETE"]),
 ]
