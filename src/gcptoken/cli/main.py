@@ -232,6 +232,34 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--credentials", metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)")
     logout.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
 
+    metadata = command(
+        "metadata-server",
+        "gcptoken.cli.bridges:run_metadata_server",
+        "serve the GCE metadata API from a real credential, for apps and containers in any language",
+    )
+    _credential_options(metadata, no_cache=False)
+    metadata.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
+    metadata.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    metadata.add_argument("--allow", action="append", metavar="CIDR", help="only these clients (repeatable)")
+    metadata.add_argument("--project", metavar="ID", help="project id (default: the credential's)")
+    metadata.add_argument("--project-number", metavar="N", help="project number (default: from Resource Manager)")
+    metadata.add_argument("--email", help="the service account email to report (default: the credential's)")
+    metadata.add_argument("--zone", default="us-central1-a", help="instance zone")
+    metadata.add_argument("--instance-name", metavar="NAME", help="instance name (default: this host's)")
+    metadata.add_argument(
+        "--scopes", default="https://www.googleapis.com/auth/cloud-platform", metavar="S1,S2", help="instance scopes"
+    )
+    metadata.add_argument("--attribute", action="append", metavar="KEY=VALUE", help="instance attribute (repeatable)")
+
+    proxy = command(
+        "proxy", "gcptoken.cli.bridges:run_proxy", "a local reverse proxy that adds an ID token to every request"
+    )
+    proxy.add_argument("url", metavar="URL", help="the private service (Cloud Run URL, or an app behind IAP)")
+    _credential_options(proxy, no_cache=False)
+    proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
+    proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")
 

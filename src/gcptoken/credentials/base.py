@@ -87,6 +87,13 @@ class Credentials(abc.ABC):
             key = memo[(identity, kind, subject)] = cache_key(identity, kind, subject)
         return default_cache(), key
 
+    def is_cached(self, kind: str, subject: str) -> bool:
+        """Whether a fresh ``kind`` token (``id_token``: subject = audience; ``access_token``:
+        subject = the sorted scopes, space-joined) is in the in-process cache: a call would not
+        go upstream. For logs, never for decisions."""
+        cached = self._cached(kind, subject, True)
+        return cached is not None and cached[0].fresh(cached[1]) is not None
+
     def id_token(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
     ) -> Token:

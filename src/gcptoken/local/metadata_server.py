@@ -1,0 +1,174 @@
+"""``gcptoken metadata-server``: the GCE metadata API backed by a real credential, so apps and
+containers in any language get tokens locally exactly as they would on Google Cloud.
+
+Tokens come from gcptoken's cache (one fetch per audience however many clients ask at once, renewed
+ahead of expiry). What the credential cannot give is refused as the real server refuses (a 400 or a
+503 with a plain reason) and said on stderr. Requests are logged with ``-v`` (path, audience, status,
+cache hit), never a token.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import logging
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gcptoken.credentials import Credentials
+from gcptoken.errors import GcpTokenError, RefusedError
+from gcptoken.local.metadata_api import MetadataRefusal, handler, root
+
+__all__ = ["CredentialsInstance", "InstanceValues", "metadata_app"]
+
+log = logging.getLogger("gcptoken.metadata_server")
+_detail: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("metadata_detail", default=None)
+
+
+@dataclass
+class InstanceValues:
+    """What the instance says about itself: flags, else what the credential tells, else defaults."""
+
+    email: str
+    project_id: str
+    project_number: str
+    zone: str = "us-central1-a"
+    instance_name: str = field(default_factory=lambda: socket.gethostname().split(".")[0] or "gcptoken-local")
+    instance_id: str = field(default_factory=lambda: str(secrets.randbelow(9 * 10**18) + 10**18))
+    scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/cloud-platform",)
+    attributes: dict[str, str] = field(default_factory=dict)
+    project_attributes: dict[str, str] = field(default_factory=dict)
+    universe_domain: str = "googleapis.com"
+
+
+class CredentialsInstance:
+    """A metadata source whose service account is a real credential: ``standard`` answers
+    ``format=standard`` ID tokens, ``full`` the ``format=full`` ones (with the email where the
+    credential can add it), both access tokens."""
+
+    def __init__(self, standard: Credentials, full: Credentials, values: InstanceValues) -> None:
+        self.standard, self.full, self.values = standard, full, values
+        self._tree = self._build_tree()
+
+    def _build_tree(self) -> dict[str, Any]:
+        v = self.values
+        account = {"aliases": ["default"], "email": v.email, "scopes": list(v.scopes)}
+        region = v.zone.rsplit("-", 1)[0]
+        return {
+            "instance": {
+                "attributes": dict(v.attributes),
+                "hostname": f"{v.instance_name}.{v.zone}.c.{v.project_id}.internal",
+                "id": int(v.instance_id),
+                "machine-type": f"projects/{v.project_number}/machineTypes/e2-medium",
+                "name": v.instance_name,
+                "region": f"projects/{v.project_number}/regions/{region}",
+                "service-accounts": {"default": account, v.email: account},
+                "zone": f"projects/{v.project_number}/zones/{v.zone}",
+            },
+            "project": {
+                "attributes": dict(v.project_attributes),
+                "numeric-project-id": int(v.project_number) if v.project_number.isdigit() else 0,
+                "project-id": v.project_id,
+            },
+            "universe": {"universe-domain": v.universe_domain},
+        }
+
+    def tree(self) -> dict[str, Any]:
+        return self._tree
+
+    async def identity(self, account: str, audience: str, full: bool, licenses: bool) -> str | MetadataRefusal:
+        credentials = self.full if full else self.standard
+        _note(audience=audience, cache="hit" if credentials.is_cached("id_token", audience) else "miss")
+        try:
+            return (await credentials.id_token_async(audience)).value
+        except RefusedError as exc:
+            return _refused(400, f"this credential cannot give an ID token for {audience}: {exc}")
+        except GcpTokenError as exc:
+            return _refused(503, f"the upstream token request failed: {exc}")
+
+    async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
+        wanted = scopes or self.values.scopes
+        subject = " ".join(sorted(wanted))
+        _note(scopes=",".join(wanted), cache="hit" if self.standard.is_cached("access_token", subject) else "miss")
+        try:
+            token = await self.standard.access_token_async(wanted)
+        except RefusedError as exc:
+            return _refused(400, f"this credential cannot give an access token for these scopes: {exc}")
+        except GcpTokenError as exc:
+            return _refused(503, f"the upstream token request failed: {exc}")
+        return {"access_token": token.value, "expires_in": max(int(token.expires_in()), 0), "token_type": "Bearer"}
+
+
+def _note(**values: str) -> None:
+    detail = _detail.get()
+    if detail is not None:
+        detail.update(values)
+
+
+def _refused(status: int, message: str) -> MetadataRefusal:
+    text = " ".join(message.split())
+    log.warning("refused: %s", text)  # always on the server's stderr, -v or not
+    return MetadataRefusal(status, text)
+
+
+class _Guard:
+    """Refuses clients outside ``allow`` (403) and logs each request (-v): path, audience or
+    scopes, status, cache hit; never a token, never a query that could carry one."""
+
+    def __init__(self, app: ASGIApp, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        self.app, self.allow = app, list(allow)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("", 0))[0]
+        if self.allow and not _allowed(client, self.allow):
+            await PlainTextResponse("Forbidden: this client is not in --allow\n", status_code=403)(scope, receive, send)
+            log.info("%s %s -> 403 (client %s not allowed)", scope["method"], scope["path"], client)
+            return
+        detail: dict[str, Any] = {}
+        token = _detail.set(detail)
+        status = [0]
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            _detail.reset(token)
+            extra = "".join(f" {k}={v}" for k, v in detail.items())
+            log.info("%s %s -> %d%s", scope["method"], scope["path"], status[0], extra)
+
+
+def _allowed(client: str, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(address in network for network in allow)
+
+
+def metadata_app(
+    source: CredentialsInstance, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+) -> ASGIApp:
+    endpoint = handler(lambda request: source)
+    app = Starlette(
+        routes=[
+            Route("/", root, methods=["GET"]),
+            Route("/computeMetadata/v1/{path:path}", endpoint, methods=["GET"]),
+            Route("/computeMetadata/v1", endpoint, methods=["GET"]),
+        ]
+    )
+    return _Guard(app, allow)
