@@ -11,6 +11,8 @@ os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 os.environ.pop("GCE_METADATA_ROOT", None)
 os.environ["NO_GCE_CHECK"] = "true"
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,26 @@ def key_path(tmp_path: Path, key_info: dict[str, str]) -> Path:
 @pytest.fixture
 def certs_url(emulator: EmulatorClient) -> str:
     return f"{emulator.url}/oauth2/v3/certs"
+
+
+NODE_SOURCES = Path(__file__).parent / "peers" / "node"
+
+
+@pytest.fixture(scope="session")
+def node_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Node peer installed with npm into a directory of this test run."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node and npm are not installed: Google's Node client cannot run here (CI has both)")
+    where = tmp_path_factory.mktemp("node-peer")
+    for name in ("package.json", "peer.js", "redirect.js"):
+        shutil.copy(NODE_SOURCES / name, where / name)
+    installed = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--cache", str(where / ".npm-cache")],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert installed.returncode == 0, f"npm install failed:\n{installed.stderr[-2000:]}"
+    return where

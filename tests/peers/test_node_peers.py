@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,26 +24,6 @@ NODE_SOURCES = Path(__file__).parent / "node"
 AUD = "https://svc-node-peer.a.run.app"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def node_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Node peer installed with npm into a directory of this test run."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are not installed: Google's Node client cannot run here (CI has both)")
-    where = tmp_path_factory.mktemp("node-peer")
-    for name in ("package.json", "peer.js", "redirect.js"):
-        shutil.copy(NODE_SOURCES / name, where / name)
-    installed = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--cache", str(where / ".npm-cache")],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert installed.returncode == 0, f"npm install failed:\n{installed.stderr[-2000:]}"
-    return where
 
 
 def run_node(peer: Path, command: str, inputs: dict[str, Any], env: dict[str, str] | None = None) -> Any:
