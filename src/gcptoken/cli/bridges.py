@@ -61,7 +61,7 @@ def _check_bind(host: str, port: int, what: str) -> None:
         )
 
 
-def serve(app: object, host: str, port: int, announce: Callable[[str], None]) -> int:
+def serve(app: object, host: str, port: int, announce: Callable[[str], None], date_header: bool = True) -> int:
     """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown)."""
     from gcptoken.emulator.serving import AsgiServer, bind
 
@@ -70,7 +70,7 @@ def serve(app: object, host: str, port: int, announce: Callable[[str], None]) ->
     except OSError as exc:
         _say(f"error: cannot listen on {host}:{port}: {exc.strerror}")
         return 3
-    server = AsgiServer(app, sock)  # type: ignore[arg-type]
+    server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
     announce(server.host_port)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -186,4 +186,4 @@ def run_proxy(args: argparse.Namespace) -> int:
         print(f"http://{host_port}", flush=True)
         _say(f"proxy to {args.url} (ID tokens for {audience}) on http://{host_port}; Ctrl-C stops it")
 
-    return serve(app, args.host, args.port, announce)
+    return serve(app, args.host, args.port, announce, date_header=False)  # the service's Date passes through

@@ -40,8 +40,10 @@ class AsgiServer:
         sock: socket.socket,
         ssl_context: ssl.SSLContext | None = None,
         protocol: type[asyncio.Protocol] | None = None,
+        date_header: bool = True,
     ) -> None:
-        """``ssl_context``: serve HTTPS with it; ``protocol``: uvicorn's HTTP protocol class to use."""
+        """``ssl_context``: serve HTTPS with it; ``protocol``: uvicorn's HTTP protocol class to use;
+        ``date_header``: add a Date header (a proxy passes its upstream's instead)."""
         self._socket = sock
         host, port = sock.getsockname()[:2]
         self.port: int = port
@@ -55,6 +57,7 @@ class AsgiServer:
             timeout_graceful_shutdown=2,
             server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
             http=protocol or "auto",
+            date_header=date_header,
         )
         if ssl_context is not None:
             config.load()
