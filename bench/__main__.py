@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.bridges_rows import bridges_rows
 from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: trips_rows(emulator, Path(scratch)),
             lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
             lambda: single_flight_rows(emulator),
+            lambda: bridges_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
         ]
         for section in sections:
             produced = section()

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
@@ -41,6 +42,14 @@ HOP_BY_HOP = frozenset(
 )
 # Bodies up to this size are kept, so a request refused for its token can be sent again.
 REPLAYABLE = 1 << 20
+UPSTREAM_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.TimeoutException,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+# Responses up to this size are passed on in one piece (fewer events per request).
+SMALL_RESPONSE = 64 * 1024
 
 
 def upstream_audience(url: str, audience: str | None) -> str:
@@ -65,9 +74,10 @@ class Proxy:
         self.target = httpx.URL(target)
         self.base_path = self.target.raw_path.split(b"?", 1)[0].rstrip(b"/")
         self.credentials, self.audience = credentials, audience
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, read=None), follow_redirects=False, trust_env=False
-        )
+        # httpcore, beneath httpx: a proxy's hot path has no use for httpx's request and response models.
+        self.pool = httpcore.AsyncConnectionPool(max_connections=100, max_keepalive_connections=32, retries=0)
+        self.timeouts = {"connect": timeout, "read": None, "write": timeout, "pool": timeout}
+        self.host_header = self.target.netloc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -102,41 +112,57 @@ class Proxy:
         body: bytes | AsyncIterator[bytes]
         body = await _read_all(receive) if replayable else _stream(receive)
         try:
-            response = await self._send(scope, body, await self._token())
-            if replayable and says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+            response = await self._send(scope, body, await self._token(), chunked)
+            if replayable and says_invalid_token(response.status, _header(response, b"www-authenticate")):
                 await response.aclose()
-                response = await self._send(scope, body, await self._token(refresh=True))
+                response = await self._send(scope, body, await self._token(refresh=True), chunked)
         except GcpTokenError as exc:
             await _plain(send, 502, f"gcptoken proxy: no ID token for {self.audience}: {exc}\n")
             return
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             origin = f"{self.target.scheme}://{self.target.netloc.decode()}"
             await _plain(send, 502, f"gcptoken proxy: cannot reach {origin} ({type(exc).__name__})\n")
             return
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": self._response_headers(scope, response),
-                }
-            )
-            async for chunk in response.aiter_raw():
+            start = {"type": "http.response.start", "status": response.status}
+            start["headers"] = self._response_headers(scope, response)
+            length = _header(response, b"content-length") or ""
+            stream = response.aiter_stream()
+            if length.isdigit() and int(length) <= SMALL_RESPONSE:  # the common case: one message
+                body_bytes = b"".join([chunk async for chunk in stream])
+                await send(start)
+                await send({"type": "http.response.body", "body": body_bytes})
+                return
+            await send(start)
+            async for chunk in stream:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
+        except UPSTREAM_ERRORS:
+            return  # the service broke off mid-answer: the client's connection ends with it
         finally:
             await response.aclose()
 
-    async def _send(self, scope: Scope, body: bytes | AsyncIterator[bytes], token: str) -> httpx.Response:
-        request = self.client.build_request(
-            scope["method"], self._url(scope), headers=self._headers(scope, token), content=body
+    async def _send(
+        self, scope: Scope, body: bytes | AsyncIterator[bytes], token: str, chunked: bool
+    ) -> httpcore.Response:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers(scope, token)]
+        headers.append((b"host", self.host_header))
+        if chunked:
+            headers.append((b"transfer-encoding", b"chunked"))  # a body of unknown length, re-framed
+        url = self._url(scope)
+        request = httpcore.Request(
+            scope["method"],
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=headers,
+            content=body,
+            extensions={"timeout": self.timeouts},
         )
-        return await self.client.send(request, stream=True)
+        return await self.pool.handle_async_request(request)
 
-    def _response_headers(self, scope: Scope, response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    def _response_headers(self, scope: Scope, response: httpcore.Response) -> list[tuple[bytes, bytes]]:
         headers = []
-        named = {n.strip().lower() for n in response.headers.get("connection", "").split(",")}
-        for key, value in response.headers.raw:
+        named = {n.strip().lower() for n in (_header(response, b"connection") or "").split(",")}
+        for key, value in response.headers:
             name = key.decode("latin-1").lower()
             if name in HOP_BY_HOP or name in named:
                 continue
@@ -208,6 +234,10 @@ class Proxy:
 _WS_OWN = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
+
+
+def _header(response: httpcore.Response, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in response.headers if k.lower() == name), None)
 
 
 async def _read_all(receive: Receive) -> bytes:
