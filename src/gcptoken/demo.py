@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.credentials.gcloud import run_gcloud
+from gcptoken.demo_bridges import bridge_rows
 from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
@@ -264,6 +265,16 @@ def run(out: TextIO) -> bool:
             )
             _federation_rows(demo, call)
             _gcloud_row(demo, key_path, call)
+            key_credentials = load_credentials(key_path)
+            bridge_rows(
+                lambda *row: demo.rows.append(Row(*row)),
+                key_credentials,
+                json.loads(key_path.read_text())["client_email"],
+                (emulator.state.project_id, emulator.state.project_number),
+                service_url,
+                service_url,
+                demo.verified,
+            )
             assertion = iap.assertion(emulator.state, "demo-user@example.com", iap_audience)
             status, answer = call(assertion, iap_url, "x-goog-iap-jwt-assertion")
             demo.rows.append(

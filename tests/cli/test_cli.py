@@ -384,10 +384,12 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert "\n  ✗ " not in result.out  # no row misbehaved (refused tokens show "✗ reason" as verified)
     gcloud_rows = 1 if shutil.which("gcloud") else 0
     table = result.out.split("The same against real Google")[0]
-    assert table.count("\n  ✓ ") == 15  # every row behaved
-    assert table.count("200 Hello") == 9 + gcloud_rows and table.count(" 401 ") == 4
+    assert table.count("\n  ✓ ") == 17  # every row behaved
+    assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401 ") == 4
     assert table.count("✗ audience") == 2 and table.count("✗ expired") == 1
     assert "a person, for the IAP app's OAuth client" in table
+    assert "a plain HTTP client through gcptoken proxy" in table
+    assert "google-auth on gcptoken metadata-server" in table
     for source in (
         "service-account key",
         "metadata server",
