@@ -41,7 +41,13 @@ def _without(modules: list[str], code: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("argv", "missing"),
-    [(["emulator", "--port", "0"], ["uvicorn"]), (["emulator"], ["starlette"]), (["demo"], ["starlette"])],
+    [
+        (["emulator", "--port", "0"], ["uvicorn"]),
+        (["emulator"], ["starlette"]),
+        (["demo"], ["starlette"]),
+        (["metadata-server"], ["uvicorn"]),
+        (["proxy", "https://svc.a.run.app"], ["websockets"]),
+    ],
 )
 def test_commands_without_their_extra_say_what_to_install(argv: list[str], missing: list[str]) -> None:
     result = _without(missing, f"from gcptoken.cli.main import main\nraise SystemExit(main({argv!r}))")

@@ -12,7 +12,7 @@ __all__ = ["EXTRAS", "MissingExtra", "require"]
 
 # extra → the modules it provides
 EXTRAS = {
-    "emulator": ("starlette", "uvicorn"),
+    "emulator": ("starlette", "uvicorn", "websockets"),
     "asgi": ("starlette",),
     "requests": ("requests",),
 }

@@ -38,6 +38,28 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class _RawEpilogFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps an epilog's lines as written (a recipe to copy)."""
+
+
+METADATA_EPILOG = """\
+Point clients at it (it prints the values when it starts):
+  export GCE_METADATA_HOST=127.0.0.1:PORT GCE_METADATA_IP=127.0.0.1:PORT GCE_METADATA_ROOT=127.0.0.1:PORT
+
+Containers (docker compose): listen on the docker bridge, for its clients only,
+  gcptoken metadata-server --host 172.17.0.1 --port 8081 --allow 172.16.0.0/12
+and in docker-compose.yml:
+  services:
+    app:
+      environment:
+        GCE_METADATA_HOST: host.docker.internal:8081
+        GCE_METADATA_IP: host.docker.internal:8081
+        GCE_METADATA_ROOT: host.docker.internal:8081
+      extra_hosts: ["host.docker.internal:host-gateway"]
+Anyone who can reach the port can get your tokens: keep it on loopback or a bridge, with --allow.
+"""
+
+
 def _seconds(text: str) -> float:
     """argparse ``type=`` for timeouts and ages: finite and above zero."""
     from gcptoken.checks import positive_seconds
@@ -237,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "gcptoken.cli.bridges:run_metadata_server",
         "serve the GCE metadata API from a real credential, for apps and containers in any language",
     )
+    metadata.formatter_class = _RawEpilogFormatter
+    metadata.epilog = METADATA_EPILOG
     _credential_options(metadata, no_cache=False)
     metadata.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     metadata.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
