@@ -46,6 +46,7 @@ def test_the_benchmarks_run_and_write_json_and_a_chart(tmp_path: Path) -> None:
     groups = {row["group"] for row in document["rows"]}
     assert groups == {
         "verify",
+        "bridges",
         "sign",
         "in-process",
         "cli",

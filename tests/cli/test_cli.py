@@ -326,6 +326,8 @@ def test_every_command_has_help() -> None:
         "emulator",
         "login",
         "logout",
+        "metadata-server",
+        "proxy",
         "cache",
         "demo",
     }

@@ -225,13 +225,23 @@ def test_a_websocket_is_relayed(proxy: Proxy) -> None:
         assert websocket.recv(timeout=10) == "echo: again"
 
 
-def test_an_invalid_token_401_is_retried_once_with_a_new_token(proxy: Proxy, upstream: Upstream) -> None:
+def test_an_invalid_token_401_is_retried_once_with_a_new_token(
+    proxy: Proxy, upstream: Upstream, emu: EmulatorServer
+) -> None:
+    def minted() -> int:
+        return sum(
+            1
+            for entry in emu.state.request_log()
+            if entry["path"] == "/token"
+            and entry.get("detail", {}).get("assertion", {}).get("claims", {}).get("target_audience") == AUD
+        )
+
     upstream.refuse_next = True
-    before = len(upstream.tokens)
+    before, fetched = len(upstream.tokens), minted()
     answer = httpx.post(f"{proxy.url}/echo", content=b"kept for the retry")
     assert answer.status_code == 200 and answer.content == b"kept for the retry"
-    seen = upstream.tokens[before:]
-    assert len(seen) == 2 and seen[0] != seen[1]  # refused, then a fresh one
+    assert len(upstream.tokens) - before == 2  # refused, then sent again
+    assert minted() == fetched + 1  # with a token fetched anew, not the cached one
 
 
 def test_tokens_are_renewed_across_expiry(emu: EmulatorServer, upstream: Upstream, clock: Clock) -> None:
