@@ -13,7 +13,9 @@ os.environ["NO_GCE_CHECK"] = "true"
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +85,11 @@ def node_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert installed.returncode == 0, f"npm install failed:\n{installed.stderr[-2000:]}"
     return where
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh headless Chromium per test module (see tests/browser.py)."""
+    from tests.browser import chromium
+
+    yield from chromium(tmp_path_factory.mktemp("chromium-profile"))

@@ -328,6 +328,7 @@ def test_every_command_has_help() -> None:
         "logout",
         "metadata-server",
         "proxy",
+        "inspect",
         "cache",
         "demo",
     }

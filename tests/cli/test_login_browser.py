@@ -23,21 +23,11 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.scenarios import gcloud_environment
+from tests.browser import click, no_console_errors, type_into, wait_for_text
 from tests.cli.test_cli import gcptoken
 from tests.cli.test_login import Login, client_file, iap_client
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,56 +35,6 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
     with EmulatorServer(state_dir=tmp_path_factory.mktemp("browser-state"), mtls_port=None) as server:
         server.state.create_user("existing@example.com")
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Chromium is not installed (Debian: chromium, chromium-driver); .ci/run installs it in CI")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (it is in the [test] extra)")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def click(driver: Any, css: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.CSS_SELECTOR, css).click()
-
-
-def type_into(driver: Any, css: str, text: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    field = driver.find_element(By.CSS_SELECTOR, css)
-    field.clear()
-    field.send_keys(text)
-
-
-def wait_for_text(driver: Any, text: str) -> None:
-    """Until the page (after a click's navigation) shows ``text``."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 15).until(lambda d: text in d.page_source, f"the page never showed {text!r}")
-
-
-def no_console_errors(driver: Any) -> None:
-    severe = [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
-    assert severe == [], severe
 
 
 @pytest.fixture

@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-skew", type=_finite, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
     )
 
+    inspect = command(
+        "inspect", "gcptoken.cli.inspector:run_inspect", "a private token inspector in the browser (local)"
+    )
+    inspect.add_argument("token", nargs="?", default=None, metavar="TOKEN", help="shown at once; - reads stdin")
+    inspect.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    inspect.add_argument("--no-browser", action="store_true", help="print the URL only")
+
     info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
     info.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")

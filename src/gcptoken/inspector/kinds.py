@@ -1,0 +1,172 @@
+"""What a pasted token is, told from its shape and unverified claims: which Google flow made it,
+what each claim means, and which keys can verify it. Nothing here trusts the token; the verdict
+comes from inspector.verdict."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gcptoken.errors import VerificationError
+from gcptoken.jose import compact
+
+__all__ = ["CLAIM_WORDS", "Reading", "read"]
+
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+IAP_ISSUER = "https://cloud.google.com/iap"
+FIREBASE_PREFIX = "https://securetoken.google.com/"
+TOKEN_ENDPOINTS = ("https://oauth2.googleapis.com/token", "https://www.googleapis.com/oauth2/v4/token")
+_SERVICE_ACCOUNT = re.compile(r"[^@\s]+@[^@\s]+\.gserviceaccount\.com")
+
+CLAIM_WORDS = {
+    "iss": "issuer: who signed the token",
+    "aud": "audience: who the token is for; a service must refuse any other",
+    "azp": "authorized party: the client (or service account) that asked for the token",
+    "sub": "subject: the stable, unique id of the identity",
+    "email": "the identity's email address",
+    "email_verified": "whether Google verified the email address",
+    "hd": "hosted domain: the Google Workspace domain of the account",
+    "iat": "issued at",
+    "exp": "expires at; after this no one may accept it",
+    "nbf": "not valid before",
+    "auth_time": "when the person last signed in",
+    "scope": "the OAuth scopes this JWT stands for (a self-signed JWT used as an access token)",
+    "target_audience": "the audience of the ID token this assertion asks Google for",
+    "google": "Google-specific claims (on the metadata server's full format: the VM that asked)",
+    "firebase": "Firebase Auth details: sign-in provider and linked identities",
+    "user_id": "Firebase's user id (the same as sub)",
+    "name": "the person's display name",
+    "picture": "the person's profile picture",
+    "access_levels": "IAP: the Access Context Manager levels the request met",
+    "gcip": "IAP: the Identity Platform claims of an external identity",
+}
+
+
+@dataclass
+class Reading:
+    """A token as read, not verified: its kind, parts, and how to verify it."""
+
+    kind: str
+    summary: str
+    header: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # google, iap, firebase, oidc: the keys that verify it; None: not a JWT
+    warnings: list[str] = field(default_factory=list)
+    opaque: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        words = {name: CLAIM_WORDS[name] for name in self.claims if name in CLAIM_WORDS}
+        return {
+            "kind": self.kind,
+            "summary": self.summary,
+            "header": self.header,
+            "claims": self.claims,
+            "explanations": words,
+            "preset": self.preset,
+            "warnings": self.warnings,
+            "opaque": self.opaque,
+        }
+
+
+def _opaque(token: str) -> Reading:
+    if token.startswith("ya29."):
+        return Reading(
+            "OAuth access token (opaque)",
+            "A Google access token: it says nothing about itself. Only Google's tokeninfo can tell whose it is "
+            "and for which scopes, and asking sends the token to Google.",
+            opaque=True,
+        )
+    if token.startswith("1//"):
+        return Reading(
+            "refresh token",
+            "A Google OAuth refresh token: a long-lived secret that mints access tokens for its user.",
+            warnings=[
+                "This is a refresh token. If you pasted it by mistake anywhere else, revoke it now: "
+                "gcptoken logout, or https://myaccount.google.com/permissions"
+            ],
+            opaque=True,
+        )
+    return Reading(
+        "unknown", "Not a JWT and not a token Google's formats name; nothing can be read from it.", opaque=True
+    )
+
+
+def _google_kind(claims: dict[str, Any]) -> tuple[str, str]:
+    email, azp, sub = claims.get("email"), claims.get("azp"), claims.get("sub")
+    if isinstance(claims.get("google"), dict) and "compute_engine" in claims["google"]:
+        return "Google ID token from the metadata server (full format)", "Minted for a VM's service account."
+    if isinstance(email, str) and _SERVICE_ACCOUNT.fullmatch(email):
+        if azp == email:
+            return (
+                "Google ID token of a service account (key file, or impersonation with useEmailAzp)",
+                "azp is the service account's email, as in the key flow.",
+            )
+        return (
+            "Google ID token of a service account (metadata server or IAM impersonation)",
+            "azp and sub are the account's unique id, as the metadata server and IAM Credentials issue them.",
+        )
+    if isinstance(azp, str) and azp.isdigit() and azp == sub:
+        return (
+            "Google ID token of a service account (metadata server, standard format, or impersonation)",
+            "No email: the standard format and impersonation without includeEmail leave it out.",
+        )
+    if isinstance(email, str) or str(claims.get("aud", "")).endswith(".apps.googleusercontent.com"):
+        own = claims.get("aud") == azp
+        return (
+            "Google ID token of a user" + ("" if own else " for another OAuth client (IAP programmatic access)"),
+            "A person signed in through OAuth client azp"
+            + ("." if own else f"; the token is for {claims.get('aud')}."),
+        )
+    return "Google ID token", "Signed by accounts.google.com."
+
+
+def read(token: str) -> Reading:
+    """What ``token`` is (a leading ``Bearer `` dropped by the caller)."""
+    try:
+        parsed = compact.parse(token)
+    except VerificationError:
+        return _opaque(token)
+    header, claims = dict(parsed.header), dict(parsed.claims)
+    iss, aud = claims.get("iss"), claims.get("aud")
+    if iss in GOOGLE_ISSUERS:
+        kind, summary = _google_kind(claims)
+        return Reading(kind, summary, header, claims, "google")
+    if iss == IAP_ISSUER:
+        return Reading(
+            "IAP signed header (x-goog-iap-jwt-assertion)",
+            "What Identity-Aware Proxy passes to the app behind it, signed with IAP's ES256 keys.",
+            header,
+            claims,
+            "iap",
+        )
+    if isinstance(iss, str) and iss.startswith(FIREBASE_PREFIX):
+        return Reading(
+            "Firebase Auth ID token",
+            f"A Firebase user's token for project {iss.removeprefix(FIREBASE_PREFIX)}.",
+            header,
+            claims,
+            "firebase",
+        )
+    if isinstance(iss, str) and _SERVICE_ACCOUNT.fullmatch(iss):
+        if aud in TOKEN_ENDPOINTS:
+            wants = "an ID token" if "target_audience" in claims else "an access token"
+            return Reading(
+                "jwt-bearer assertion (a key asking Google's token endpoint for a token)",
+                f"Signed by the service account's own key; it asks for {wants}. Only the token endpoint accepts it.",
+                header,
+                claims,
+            )
+        return Reading(
+            "self-signed JWT of a service account",
+            "Signed by the account's own key and used directly as a credential by APIs that accept it.",
+            header,
+            claims,
+        )
+    return Reading(
+        "OIDC token" + (f" from {iss}" if isinstance(iss, str) else ""),
+        "An OpenID Connect token from another issuer (a CI system, an IdP): its keys come from the issuer's discovery.",
+        header,
+        claims,
+        "oidc" if isinstance(iss, str) and iss.startswith(("https://", "http://")) else None,
+    )
