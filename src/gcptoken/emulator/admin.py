@@ -40,6 +40,8 @@ async def info(request: Request) -> Response:
             "projectNumber": state.project_number,
             "defaultServiceAccount": state.default_account.email,
             "signingKeyIds": [key.kid for key in state.issuer_keys],
+            "signingKid": state.current_key.kid,
+            "users": sorted(state.users),
         }
     )
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gcptoken.emulator import (
     admin,
     aws,
+    console,
     faults,
     federation,
     firebase,
@@ -135,6 +136,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
             *firebase.routes,
             *faults.routes,
             *admin.routes,
+            *console.routes,
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},
     )

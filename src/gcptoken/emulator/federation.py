@@ -244,7 +244,16 @@ async def create_workforce_user(request: Request) -> Response:
     return JSONResponse(state.workforce_user_file(provider, token), status_code=201)
 
 
+async def list_providers(request: Request) -> Response:
+    """Admin: every workload and workforce pool provider."""
+    state: EmulatorState = request.app.state.emulator
+    with state.lock:
+        shown = [{**p.to_json(state.project_number), "workforce": p.workforce} for p in state.providers.values()]
+    return JSONResponse({"providers": shown})
+
+
 routes = [
+    Route("/emulator/v1/providers", list_providers, methods=["GET"]),
     Route("/oidc/.well-known/openid-configuration", discovery, methods=["GET"]),
     Route("/oidc/jwks", jwks, methods=["GET"]),
     Route("/emulator/v1/oidc/tokens", mint, methods=["POST"]),

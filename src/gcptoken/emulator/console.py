@@ -1,0 +1,56 @@
+"""The emulator console at ``/emulator/ui``: a page over the admin API (the only way it changes
+anything), for loopback clients only. Server-rendered HTML, a little vanilla script, no other
+origin (a strict Content-Security-Policy)."""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+__all__ = ["routes"]
+
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+FILES = {
+    "": ("console.html", "text/html; charset=utf-8"),
+    "console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "console.css": ("console.css", "text/css; charset=utf-8"),
+}
+
+
+def _loopback(request: Request) -> bool:
+    client = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False
+
+
+async def console(request: Request) -> Response:
+    found = FILES.get(request.path_params.get("name", ""))
+    if found is None:
+        return Response("Not Found\n", status_code=404, media_type="text/plain")
+    if not _loopback(request):
+        return Response(
+            "The emulator console answers loopback clients only.\n", status_code=403, media_type="text/plain"
+        )
+    body = resources.files("gcptoken.emulator").joinpath("static").joinpath(found[0]).read_bytes()
+    return Response(body, media_type=found[1], headers=HEADERS)
+
+
+routes = [
+    Route("/emulator/ui", console, methods=["GET"]),
+    Route("/emulator/ui/{name}", console, methods=["GET"]),
+]
