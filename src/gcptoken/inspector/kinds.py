@@ -73,8 +73,8 @@ def _opaque(token: str) -> Reading:
     if token.startswith("ya29."):
         return Reading(
             "OAuth access token (opaque)",
-            "A Google access token: it says nothing about itself. Only Google's tokeninfo can tell whose it is "
-            "and for which scopes, and asking sends the token to Google.",
+            "A Google access token (an STS federated token looks the same): it says nothing about itself. Only "
+            "Google's tokeninfo can tell whose it is and for which scopes, and asking sends the token to Google.",
             opaque=True,
         )
     if token.startswith("1//"):
