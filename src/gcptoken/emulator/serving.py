@@ -56,6 +56,7 @@ class AsgiServer:
             lifespan="off",
             timeout_graceful_shutdown=2,
             server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
+            proxy_headers=False,  # the client is the socket's peer: no X-Forwarded-For can pose as another
             http=protocol or "auto",
             date_header=date_header,
         )

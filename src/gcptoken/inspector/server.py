@@ -10,6 +10,7 @@ person asks.
 from __future__ import annotations
 
 import json
+import secrets
 from importlib import resources
 from typing import Any
 
@@ -49,7 +50,7 @@ class Inspector:
 
     def _allowed(self, request: Request) -> bool:
         """Our own page only: the secret path, a loopback Host (no DNS rebinding), our Origin."""
-        if request.path_params.get("secret") != self.secret:
+        if not secrets.compare_digest(str(request.path_params.get("secret", "")).encode(), self.secret.encode()):
             return False
         host = request.headers.get("host", "").rsplit(":", 1)[0]
         if host not in ("127.0.0.1", "localhost", "[::1]"):
