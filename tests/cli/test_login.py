@@ -197,6 +197,12 @@ def test_an_occupied_port_is_one_clear_line(emu: EmulatorServer, env: dict[str, 
     assert result.err.count("\n") == 1 and f"port {port}" in result.err
 
 
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(emu: EmulatorServer, env: dict[str, str], port: str) -> None:
+    result = gcptoken("login", "--no-browser", "--port", port, "--client-id-file", client_file(emu), env=env)
+    assert result.code == 2 and result.err.count("\n") == 1 and "--port must be 0-65535" in result.err
+
+
 def test_without_a_client_file_it_says_how_to_make_one(env: dict[str, str]) -> None:
     result = gcptoken("login", env=env)
     assert result.code == 2

@@ -311,6 +311,9 @@ def test_a_port_in_use_is_one_line(emu: EmulatorServer, key_path: Path) -> None:
     assert result.code == 3 and f"cannot listen on 127.0.0.1:{port}" in result.err
 
 
-def test_a_url_that_is_not_http_is_a_usage_error(key_path: Path) -> None:
-    result = gcptoken("proxy", "ftp://files.example", "--credentials", str(key_path))
-    assert result.code == 2 and result.err.count("\n") == 1
+@pytest.mark.parametrize(
+    "url", ["ftp://files.example", "http://exa mple.com", "http://[::1", "https://x.a.run.app:99999", "https://x/?q=1"]
+)
+def test_a_bad_url_is_a_usage_error_before_credentials_are_read(url: str) -> None:
+    result = gcptoken("proxy", url, "--credentials", "/nonexistent/key.json")
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err

@@ -177,8 +177,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     from gcptoken.local.proxy import proxy_app, upstream_audience
 
     _check_bind(args.host, args.port, "the proxy")
+    audience = upstream_audience(args.url, args.audience)  # a usage error before any credential is read
     credentials = credentials_for(args)
-    audience = upstream_audience(args.url, args.audience)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     app = proxy_app(args.url, credentials, audience, args.timeout)
 

@@ -122,6 +122,8 @@ def run_login(args: argparse.Namespace) -> int:
     client = DesktopClient.from_file(args.client_id_file)
     if args.device and (args.no_browser or args.port):
         raise InvalidArgumentError("--device takes neither --no-browser nor --port")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise InvalidArgumentError(f"--port must be 0-65535, not {args.port}")
     output = args.output or locations.adc_file()
     if args.device:
         answer = _device(client, _scopes(args, device_flow.DEVICE_SCOPES), args)

@@ -54,10 +54,12 @@ SMALL_RESPONSE = 64 * 1024
 
 def upstream_audience(url: str, audience: str | None) -> str:
     """As ``gcptoken call``: ``--audience``, else the URL's scheme://host (a Cloud Run service)."""
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidArgumentError(f"the proxy's URL must be http(s)://HOST[/PATH], not {url[:80]!r}")
-    return audience or audience_for(url)
+    from gcptoken import checks
+
+    url = checks.http_url(url, "the proxy's URL")  # spaces, control characters, a bad port, no host
+    if "?" in url or "#" in url:
+        raise InvalidArgumentError("the proxy's URL is http(s)://HOST[:PORT][/PATH], without a query")
+    return checks.audience(audience, "--audience") if audience else audience_for(url)
 
 
 def _forwardable(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
