@@ -252,7 +252,15 @@ def test_a_port_in_use_is_one_line(emu: EmulatorServer, key_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"), [(("--allow", "nope"), "--allow"), (("--attribute", "bad key=1"), "--attribute")]
+    ("args", "message"),
+    [
+        (("--allow", "nope"), "--allow"),
+        (("--attribute", "bad key=1"), "--attribute"),
+        (("--project", "../../etc"), "--project"),
+        (("--project-number", "12a"), "--project-number"),
+        (("--zone", "nowhere"), "--zone"),
+        (("--email", "not-an-email"), "--email"),
+    ],
 )
 def test_bad_flags_are_usage_errors(emu: EmulatorServer, key_path: Path, args: tuple[str, ...], message: str) -> None:
     result = gcptoken(

@@ -121,10 +121,29 @@ def _project_number(credentials: Credentials, project: str, timeout: float) -> s
     return result
 
 
+_FLAG_VALUES = {
+    "project": (r"[a-z][a-z0-9.:-]{0,99}", "a project id"),
+    "project_number": (r"\d{1,20}", "digits"),
+    "zone": (r"[a-z]+-[a-z]+\d+-[a-z]", "a zone such as us-central1-a"),
+    "instance_name": (r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", "an instance name (lowercase letters, digits, -)"),
+    "email": (r"[^@\s/]{1,64}@[^@\s/]{1,190}", "an email address"),
+}
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    import re
+
+    for name, (pattern, wanted) in _FLAG_VALUES.items():
+        value = getattr(args, name, None)
+        if value is not None and not re.fullmatch(pattern, value):
+            raise InvalidArgumentError(f"--{name.replace('_', '-')} must be {wanted}, not {value[:60]!r}")
+
+
 def run_metadata_server(args: argparse.Namespace) -> int:
     from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 
     _check_bind(args.host, args.port, "the metadata server")
+    _check_flags(args)
     allow = _networks(args.allow)
     standard_args = copy.copy(args)
     standard_args.include_email = False
