@@ -98,3 +98,10 @@ def test_emulator_tokens_verify_with_the_emulators_keys(
     token = emulator.state.service_account_id_token(emulator.state.default_account, AUD)
     result = asyncio.run(verdict(read(token), token, AUD))
     assert result["valid"] is True and "from the emulator" in result["keys"]
+
+
+@pytest.mark.parametrize("issuer", ["http://169.254.169.254/computeMetadata", "ftp://issuer.example", "no scheme"])
+def test_issuers_that_are_not_discovered(issuer: str) -> None:
+    reading = read(_sign({"iss": issuer, "aud": "x", "sub": "s"}))
+    assert reading.preset is None
+    assert asyncio.run(verdict(reading, "unused", None))["checked"] is False

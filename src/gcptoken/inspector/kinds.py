@@ -168,5 +168,19 @@ def read(token: str) -> Reading:
         "An OpenID Connect token from another issuer (a CI system, an IdP): its keys come from the issuer's discovery.",
         header,
         claims,
-        "oidc" if isinstance(iss, str) and iss.startswith(("https://", "http://")) else None,
+        "oidc" if isinstance(iss, str) and _discoverable(iss) else None,
     )
+
+
+def _discoverable(issuer: str) -> bool:
+    """An issuer whose discovery may be fetched: https, or plain http on loopback only (a local
+    emulator's), so a pasted token cannot point the inspector at any other address over http."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:
+        return False
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")

@@ -44,11 +44,12 @@ def _verifier(preset: str, audience: str, issuer: str) -> Verifier:
 async def verdict(reading: Reading, token: str, expected_audience: str | None) -> dict[str, Any]:
     """``{"checked", "valid", "reason", "message", "keys", "audience_checked"}``."""
     if reading.preset is None:
-        why = (
-            "No public keys can check this kind: only Google (tokeninfo) knows an opaque token."
-            if reading.opaque
-            else "Signed by a service account's own key: only Google's token endpoint or the API it is for checks it."
-        )
+        if reading.opaque:
+            why = "No public keys can check this kind: only Google (tokeninfo) knows an opaque token."
+        elif reading.kind.startswith("OIDC token"):
+            why = "Its issuer is not an https URL (nor a loopback one), so no keys are fetched for it."
+        else:
+            why = "Signed by a service account's own key: only Google's token endpoint or the API it is for checks it."
         return {"checked": False, "message": why}
     audience = expected_audience or reading.claims.get("aud")
     if isinstance(audience, list):
