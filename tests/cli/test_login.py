@@ -23,16 +23,9 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.login import device_flow
 from gcptoken.login.client_file import DesktopClient
 from tests.cli.test_cli import COMMAND, gcptoken
+from tests.clock import Clock
 
 pytestmark = pytest.mark.slow
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from gcptoken.http.flows import run_sync
 from gcptoken.http.transport import HttpxTransport
 from gcptoken.testing import CLOSED_LOOPBACK
 from tests.cli.test_cli import gcptoken
+from tests.clock import Clock
 
 AUD = "https://svc-aws.a.run.app"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -108,14 +109,6 @@ def test_subject_token_is_byte_for_byte_google_auths(monkeypatch: pytest.MonkeyP
 
 
 # -- against the emulator ---------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture(scope="module")

@@ -27,18 +27,11 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState
 from tests.cli.test_cli import COMMAND, gcptoken
+from tests.clock import Clock
 
 pytestmark = pytest.mark.slow
 
 AUD = "https://svc-proxied.a.run.app"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class Upstream:

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken.emulator.responses import api_error, json_body
+from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.state import EmulatorState
 
-__all__ = ["json_object", "routes"]
+__all__ = ["routes"]
 
 _ACCOUNT_ID = re.compile(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])")
 
@@ -20,15 +20,6 @@ _ACCOUNT_ID = re.compile(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])")
 def _state(request: Request) -> EmulatorState:
     state: EmulatorState = request.app.state.emulator
     return state
-
-
-async def json_object(request: Request) -> dict[str, Any] | None:
-    """The body as a JSON object ({} when empty), or None: the caller answers 400."""
-    try:
-        value = await json_body(request, empty={})
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 async def info(request: Request) -> Response:

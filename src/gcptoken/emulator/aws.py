@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from gcptoken import sigv4
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error, json_body
+from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.state import EmulatorState, Provider
 
 __all__ = ["aws_role_of", "routes", "verify_subject_token"]
@@ -100,10 +100,7 @@ async def configure(request: Request) -> Response:
     state: EmulatorState = request.app.state.emulator
     world = state.aws
     if request.method == "POST":
-        try:
-            body = await json_body(request, {})
-        except ValueError:
-            body = None
+        body = await json_object(request)
         if not isinstance(body, dict):
             return api_error(400, "Request body must be a JSON object.")
         role, zone, account = body.get("role", world.role), body.get("zone", world.zone), body.get("accountId")
@@ -140,10 +137,7 @@ async def create_user_key(request: Request) -> Response:
     """Admin: ``{"user": NAME}`` → a long-lived IAM user key, for ``AWS_ACCESS_KEY_ID`` /
     ``AWS_SECRET_ACCESS_KEY``."""
     state: EmulatorState = request.app.state.emulator
-    try:
-        body = await json_body(request, {})
-    except ValueError:
-        body = None
+    body = await json_object(request)
     user = body.get("user", "emulated-user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not _ROLE_NAME.fullmatch(user):
         return api_error(400, "user must be an IAM user name.")

@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken.emulator.admin import json_object
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.state import EmulatorState, IssuerKey
 from gcptoken.jose import jws
 from gcptoken.verify.presets import firebase_issuer

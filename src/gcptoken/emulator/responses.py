@@ -9,7 +9,16 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["MAX_BODY", "GoogleJSONResponse", "api_error", "form_of", "json_body", "log_detail", "oauth_error"]
+__all__ = [
+    "MAX_BODY",
+    "GoogleJSONResponse",
+    "api_error",
+    "form_of",
+    "json_body",
+    "json_object",
+    "log_detail",
+    "oauth_error",
+]
 
 _API_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -77,3 +86,12 @@ async def json_body(request: Request, empty: Any = None) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValueError("not JSON") from None
+
+
+async def json_object(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object ({} when empty), or None: the caller answers 400."""
+    try:
+        value = await json_body(request, empty={})
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

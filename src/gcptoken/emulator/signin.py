@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from gcptoken.emulator import pages
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error, form_of, json_body, log_detail, oauth_error
+from gcptoken.emulator.responses import api_error, form_of, json_object, log_detail, oauth_error
 from gcptoken.emulator.signin_state import AUTH_CODE_LIFETIME, DEVICE_CODE_LIFETIME, AuthCode
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.emulator.user_grants import client_of
@@ -201,10 +201,7 @@ async def admin_consent(request: Request) -> Response:
     """Admin: ``{"url": AUTHORIZATION_URL, "email"?: …, "decision": "allow"|"deny"}`` → ``{"location"}``,
     the redirect the consent page would send the browser to (for scripts and tests)."""
     state: EmulatorState = request.app.state.emulator
-    try:
-        body = await json_body(request)
-    except ValueError:
-        body = None
+    body = await json_object(request)
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         return api_error(400, "url must be the authorization URL.")
     params = dict(parse_qsl(urlsplit(body["url"]).query))
@@ -290,10 +287,7 @@ async def device_decision(request: Request) -> Response:
 async def admin_device(request: Request) -> Response:
     """Admin: ``{"userCode", "email"?, "decision": "allow"|"deny"}``: answer a device code."""
     state: EmulatorState = request.app.state.emulator
-    try:
-        body: Any = await json_body(request)
-    except ValueError:
-        body = None
+    body: Any = await json_object(request)
     if not isinstance(body, dict) or not isinstance(body.get("userCode"), str):
         return api_error(400, "userCode is required.")
     decision, email = body.get("decision", "allow"), body.get("email", "user@example.com")

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error, json_body
+from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.signin_state import OAuthClient
 from gcptoken.emulator.state import EmulatorState
 
@@ -37,10 +37,7 @@ async def oauth_clients(request: Request) -> Response:
     state: EmulatorState = request.app.state.emulator
     if request.method == "GET":
         return JSONResponse({"clients": [client_json(state, c) for c in state.signin.clients.values()]})
-    try:
-        body = await json_body(request, {})
-    except ValueError:
-        body = None
+    body = await json_object(request)
     if not isinstance(body, dict):
         return api_error(400, "Request body must be a JSON object.")
     kind, name = body.get("kind", "desktop"), body.get("name", "")
@@ -60,10 +57,7 @@ async def reauth(request: Request) -> Response:
     grants fail with ``invalid_grant`` / ``invalid_rapt`` until it is lifted."""
     state: EmulatorState = request.app.state.emulator
     email = request.path_params["email"]
-    try:
-        body = await json_body(request, {})
-    except ValueError:
-        body = None
+    body = await json_object(request)
     required = body.get("required", True) if isinstance(body, dict) else None
     if not isinstance(required, bool):
         return api_error(400, "required must be true or false.")

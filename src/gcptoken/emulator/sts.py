@@ -194,14 +194,22 @@ async def oauth_token(request: Request) -> Response:
     )
 
 
-async def introspect(request: Request) -> Response:
-    """``/v1/introspect`` (RFC 7662): whether a token STS issued is active, for the client that asks."""
-    state: EmulatorState = request.app.state.emulator
+async def _token_form(request: Request, state: EmulatorState) -> dict[str, str] | Response:
+    """The form of an introspect or revoke call (``token=…``) from the workforce client, or the error."""
     form = await form_of(request)
     if form is None or not form.get("token"):
         return oauth_error("invalid_request", "Missing required parameter: token")
     if not _client(request, state):
         return oauth_error("invalid_client", "The OAuth client was not found or its secret is wrong.", 401)
+    return form
+
+
+async def introspect(request: Request) -> Response:
+    """``/v1/introspect`` (RFC 7662): whether a token STS issued is active, for the client that asks."""
+    state: EmulatorState = request.app.state.emulator
+    form = await _token_form(request, state)
+    if isinstance(form, Response):
+        return form
     token = form["token"]
     with state.lock:
         refresh = state.workforce_refresh.get(token)
@@ -224,11 +232,9 @@ async def introspect(request: Request) -> Response:
 async def revoke(request: Request) -> Response:
     """``/v1/revoke`` (RFC 7009): the refresh token stops working; unknown tokens are no error."""
     state: EmulatorState = request.app.state.emulator
-    form = await form_of(request)
-    if form is None or not form.get("token"):
-        return oauth_error("invalid_request", "Missing required parameter: token")
-    if not _client(request, state):
-        return oauth_error("invalid_client", "The OAuth client was not found or its secret is wrong.", 401)
+    form = await _token_form(request, state)
+    if isinstance(form, Response):
+        return form
     with state.lock:
         state.workforce_refresh.pop(form["token"], None)
         state.access_tokens.pop(form["token"], None)

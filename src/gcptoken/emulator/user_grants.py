@@ -85,12 +85,18 @@ def _tokens(state: EmulatorState, user: User, client_id: str, scopes: tuple[str,
     }
 
 
-def _new_refresh_token(state: EmulatorState, email: str, client_id: str, scopes: tuple[str, ...]) -> str:
+def _signed_in(
+    state: EmulatorState, client_id: str, email: str, scopes: tuple[str, ...], detail: dict[str, Any]
+) -> Response:
+    """A person's first tokens from a code: access, ID (for the client) and a new refresh token."""
+    user = state.create_user(email)
+    detail.update({"user": user.email, "client_id": client_id})
+    answer = _tokens(state, user, client_id, scopes, client_id)
     token = "1//0" + secrets.token_urlsafe(64)
     with state.lock:
-        state.refresh_tokens[token] = RefreshGrant(email, client_id, scopes)
+        state.refresh_tokens[token] = RefreshGrant(user.email, client_id, scopes)
     state.changed()
-    return token
+    return JSONResponse({**answer, "refresh_token": token})
 
 
 def authorization_code(
@@ -115,11 +121,7 @@ def authorization_code(
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
         if not secrets.compare_digest(digest.rstrip(b"=").decode(), code.code_challenge):
             return oauth_error("invalid_grant", "Invalid code verifier.")
-    user = state.create_user(code.email)
-    detail.update({"user": user.email, "client_id": client.client_id})
-    answer = _tokens(state, user, client.client_id, code.scopes, client.client_id)
-    answer["refresh_token"] = _new_refresh_token(state, user.email, client.client_id, code.scopes)
-    return JSONResponse(answer)
+    return _signed_in(state, client.client_id, code.email, code.scopes, detail)
 
 
 def device_code(
@@ -145,11 +147,7 @@ def device_code(
                 return oauth_error("slow_down", "Forbidden", status=403)
             return oauth_error("authorization_pending", "Precondition Required", status=428)
         grant.status = "used"
-    user = state.create_user(grant.email)
-    detail.update({"user": user.email, "client_id": client.client_id})
-    answer = _tokens(state, user, client.client_id, grant.scopes, client.client_id)
-    answer["refresh_token"] = _new_refresh_token(state, user.email, client.client_id, grant.scopes)
-    return JSONResponse(answer)
+    return _signed_in(state, client.client_id, grant.email, grant.scopes, detail)
 
 
 def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any], authorization: str = "") -> Response:

@@ -22,19 +22,11 @@ from starlette.routing import Route
 from gcptoken.errors import GcpTokenError
 from gcptoken.inspector.kinds import read
 from gcptoken.inspector.verdict import verdict
+from gcptoken.page_policy import PAGE_HEADERS
 
 __all__ = ["HEADERS", "inspector_app"]
 
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+HEADERS = PAGE_HEADERS
 MAX_TOKEN = 64 * 1024
 STATIC = {"inspector.js": "text/javascript; charset=utf-8", "inspector.css": "text/css; charset=utf-8"}
 

@@ -11,7 +11,7 @@ require(
     "requests", "gcptoken.integrations.requests_auth"
 )  # before any import of its modules: one clear line if missing
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
@@ -21,6 +21,23 @@ from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 
 __all__ = ["AccessTokenAuth", "IdTokenAuth"]
+
+
+def _retry_once(fresh_token: Callable[[], str]) -> Callable[..., requests.Response]:
+    """A response hook: a 401 saying ``invalid_token`` is sent once more with ``fresh_token()``."""
+
+    def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
+        if not says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
+            return response
+        response.content  # noqa: B018 - read the body so the connection can be reused
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"Bearer {fresh_token()}"
+        retry.hooks["response"] = []  # once only
+        fresh: requests.Response = response.connection.send(retry, **kwargs)
+        fresh.history.append(response)
+        return fresh
+
+    return hook
 
 
 class IdTokenAuth(requests.auth.AuthBase):
@@ -33,22 +50,9 @@ class IdTokenAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         audience = self.audience or audience_for(str(request.url))
         request.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience).value}"
-        request.hooks.setdefault("response", []).append(self._retry_once(audience))
+        fresh = _retry_once(lambda: self.credentials.id_token(audience, refresh=True).value)
+        request.hooks.setdefault("response", []).append(fresh)
         return request
-
-    def _retry_once(self, audience: str) -> Any:
-        def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if not says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
-                return response
-            response.content  # noqa: B018 - read the body so the connection can be reused
-            retry = response.request.copy()
-            retry.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience, refresh=True).value}"
-            retry.hooks["response"] = []  # once only
-            fresh: requests.Response = response.connection.send(retry, **kwargs)
-            fresh.history.append(response)
-            return fresh
-
-        return hook
 
 
 class AccessTokenAuth(requests.auth.AuthBase):
@@ -70,16 +74,6 @@ class AccessTokenAuth(requests.auth.AuthBase):
         project = quota_project(self.credentials, self.quota_project)
         if project and QUOTA_PROJECT_HEADER not in request.headers:
             request.headers[QUOTA_PROJECT_HEADER] = project
-        request.hooks.setdefault("response", []).append(self._retry_once)
+        fresh = _retry_once(lambda: self.credentials.access_token(self.scopes, refresh=True).value)
+        request.hooks.setdefault("response", []).append(fresh)
         return request
-
-    def _retry_once(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if not says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
-            return response
-        response.content  # noqa: B018 - read the body so the connection can be reused
-        retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {self.credentials.access_token(self.scopes, refresh=True).value}"
-        retry.hooks["response"] = []  # once only
-        fresh: requests.Response = response.connection.send(retry, **kwargs)
-        fresh.history.append(response)
-        return fresh
