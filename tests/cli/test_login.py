@@ -458,3 +458,51 @@ def test_the_browser_is_opened_by_default(emu: EmulatorServer, env: dict[str, st
     assert httpx.get(consent(emu, url)).status_code == 200
     code, _, err = login.finish()
     assert code == 0, err
+
+
+# -- another user on the same host, and what -v shows ----------------------------------------------
+
+
+def test_a_symlink_planted_at_the_output_is_not_followed(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file\n")
+    planted = tmp_path / "planted.json"
+    planted.symlink_to(victim)
+    login = Login(env, "--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(planted))
+    httpx.get(consent(emu, login.url()))
+    code, out, err = login.finish()
+    assert code == 3 and "symbolic link" in err and out == ""
+    assert victim.read_text() == "someone else's file\n" and planted.is_symlink()
+
+
+def test_a_directory_another_user_owns_is_refused(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a directory that belongs to another user needs root (CI runs as root)")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(theirs / "adc.json"))
+    httpx.get(consent(emu, login.url()))
+    code, _, err = login.finish()
+    assert code == 3 and "not to you" in err
+    assert list(theirs.iterdir()) == []
+
+
+def test_verbose_sign_in_prints_no_secret(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "verbose.json"
+    login = Login(env, "-v", "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    location = consent(emu, login.url())
+    httpx.get(location)
+    code, _, err = login.finish()
+    assert code == 0, err
+    info = json.loads(output.read_text())
+    code_value = dict(httpx.URL(location).params)["code"]
+    for secret in (info["refresh_token"], info["client_secret"], code_value):
+        assert secret not in err
+    assert "grant=authorization_code" in err  # -v did log the exchange
+    result = gcptoken("id", iap_client(emu), "--credentials", str(output), "-v", "--no-cache", env=env)
+    assert result.code == 0
+    for secret in (info["refresh_token"], info["client_secret"], result.out.strip()):
+        assert secret not in result.err

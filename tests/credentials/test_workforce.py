@@ -267,3 +267,26 @@ def test_google_auth_agrees(emulator: EmulatorClient, tmp_path: Path) -> None:
         if e.get("detail", {}).get("principal", "").endswith(workforce.subject)
     ][-1]
     assert entry["detail"]["userProject"] == emulator.state.project_number
+
+
+def test_a_forged_refresh_token_gets_no_cached_token(emulator: EmulatorClient, tmp_path: Path) -> None:
+    """Every public field of a signed-in person's file, with a guessed refresh token, reaches STS
+    (and is refused) instead of the cache."""
+    workforce = Workforce(emulator)
+    real = load_credentials(write(tmp_path, workforce.user_file))
+    assert real.access_token().value
+    forged = load_credentials(write(tmp_path, {**workforce.user_file, "refresh_token": "wf1.guessed"}, "forged.json"))
+    assert forged.identity() != real.identity()
+    with pytest.raises(TokenRequestError, match="invalid_grant"):
+        forged.access_token()
+
+
+def test_verbose_prints_no_workforce_secret(emulator: EmulatorClient, tmp_path: Path) -> None:
+    workforce = Workforce(emulator)
+    path = write(tmp_path, workforce.user_file)
+    env = {"GCPTOKEN_EMULATOR_HOST": emulator.host_port}
+    result = gcptoken("access", "--credentials", str(path), "-v", env=env)
+    assert result.code == 0, result.err
+    for secret in (workforce.user_file["refresh_token"], workforce.user_file["client_secret"], result.out.strip()):
+        assert secret not in result.err
+    assert "grant=refresh_token" in result.err

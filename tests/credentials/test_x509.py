@@ -291,3 +291,19 @@ def test_an_attribute_condition_on_the_certificate(server: EmulatorServer, tmp_p
     assert load_credentials(write(tmp_path, info)).access_token().value
     with pytest.raises(TokenRequestError, match="rejected by the attribute condition"):
         load_credentials(write(tmp_path, other.info("only-allowed", impersonate=False), "other.json")).access_token()
+
+
+def test_another_workload_key_gets_no_cached_token(server: EmulatorServer, tmp_path: Path) -> None:
+    """The cache is bound to the workload's key and certificate: a config naming other files (the
+    same provider and endpoints) never receives the first one's tokens."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = Workload(server, tmp_path / "a", "cache-one"), Workload(server, tmp_path / "b", "cache-two")
+    one = load_credentials(write(tmp_path, first.info(impersonate=False), "one.json"))
+    two = load_credentials(write(tmp_path, second.info(impersonate=False), "two.json"))
+    assert one.shared_identity() is not None and one.identity() != two.identity()
+    token = one.access_token()
+    assert two.access_token().value != token.value
+    assert server.state.access_tokens[two.access_token().value].email.endswith("/subject/cache-two")
+    second.key.unlink()  # a key that cannot be read: no shared identity at all
+    assert two.shared_identity() is None

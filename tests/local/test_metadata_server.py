@@ -267,3 +267,19 @@ def test_bad_flags_are_usage_errors(emu: EmulatorServer, key_path: Path, args: t
         "metadata-server", "--credentials", str(key_path), *args, env={"GCPTOKEN_EMULATOR_HOST": emu.host_port}
     )
     assert result.code == 2 and message in result.err and result.err.count("\n") == 1
+
+
+def test_odd_queries_are_answered_not_crashed(server: Server) -> None:
+    base = "instance/service-accounts/default/"
+    for path, params in [
+        (base + "identity", {"audience": "x" * 4000}),
+        (base + "identity", {"audience": "a", "format": "nonsense", "licenses": "maybe"}),
+        (base + "token", {"scopes": ",,,"}),
+        (base + "token", {"scopes": "not a scope"}),
+        ("instance/attributes/", {"recursive": "true", "alt": "xml"}),
+        ("instance/", {"wait_for_change": "true", "timeout_sec": "1e309"}),
+        (base + "nothing", {}),
+    ]:
+        answer = server.get(path, **params)
+        assert answer.status_code in (200, 400, 404, 503), (path, params, answer.text[:200])
+        assert "Traceback" not in answer.text

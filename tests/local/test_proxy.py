@@ -310,3 +310,27 @@ def test_a_port_in_use_is_one_line(emu: EmulatorServer, key_path: Path) -> None:
 def test_a_bad_url_is_a_usage_error_before_credentials_are_read(url: str) -> None:
     result = gcptoken("proxy", url, "--credentials", "/nonexistent/key.json")
     assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_a_content_length_of_thousands_of_digits_is_no_crash(proxy: Proxy) -> None:
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\nConnection: close\r\n\r\nab"
+        )
+        reply = b""
+        while chunk := raw.recv(65536):
+            reply += chunk
+    assert not reply.startswith(b"HTTP/1.1 5")  # refused as a bad request, or closed: never a 500
+    assert httpx.get(f"{proxy.url}/hello").status_code == 200  # and the proxy still serves
+
+
+def test_verbose_proxy_prints_no_token(emu: EmulatorServer, upstream: Upstream, key_path: Path) -> None:
+    running = Proxy(emu, upstream.url, "--audience", AUD, "--credentials", str(key_path), "-v")
+    try:
+        assert httpx.get(f"{running.url}/hello").status_code == 200
+    finally:
+        _, err = running.stop()
+    token = upstream.tokens[-1]
+    assert token not in err and token.rsplit(".", 1)[1] not in err
+    assert "target_audience" in err  # -v did log the token request, claims only

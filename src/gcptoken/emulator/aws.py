@@ -51,7 +51,7 @@ async def session_token(request: Request) -> Response:
     if "x-forwarded-for" in request.headers:
         return PlainTextResponse("Forbidden", status_code=403)
     ttl = request.headers.get(TTL_HEADER, "")
-    if not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
+    if not (ttl.isdigit() and len(ttl) <= 5) or not 1 <= int(ttl) <= 21600:  # no 5,000-digit int()
         return PlainTextResponse("Bad Request", status_code=400)
     with state.lock:
         token = state.aws.open_session(int(ttl))

@@ -110,7 +110,8 @@ class Proxy:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         chunked = any(k.lower() == b"transfer-encoding" for k, _ in scope["headers"])
-        replayable = not chunked and (declared is None or (declared.isdigit() and int(declared) <= REPLAYABLE))
+        size = 0 if declared is None else _number(declared)
+        replayable = not chunked and size is not None and size <= REPLAYABLE
         body: bytes | AsyncIterator[bytes]
         body = await _read_all(receive) if replayable else _stream(receive)
         try:
@@ -128,9 +129,9 @@ class Proxy:
         try:
             start = {"type": "http.response.start", "status": response.status}
             start["headers"] = self._response_headers(scope, response)
-            length = _header(response, b"content-length") or ""
+            length = _number((_header(response, b"content-length") or "").encode())
             stream = response.aiter_stream()
-            if length.isdigit() and int(length) <= SMALL_RESPONSE:  # the common case: one message
+            if length is not None and length <= SMALL_RESPONSE:  # the common case: one message
                 body_bytes = b"".join([chunk async for chunk in stream])
                 await send(start)
                 await send({"type": "http.response.body", "body": body_bytes})
@@ -236,6 +237,11 @@ class Proxy:
 _WS_OWN = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
+
+
+def _number(text: bytes) -> int | None:
+    """A Content-Length's value; None for anything else (a 5,000-digit one included)."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 def _header(response: httpcore.Response, name: bytes) -> str | None:
