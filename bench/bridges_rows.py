@@ -20,7 +20,7 @@ from bench.timing import Row
 from gcptoken import Verifier
 from gcptoken.demo import protected_service
 from gcptoken.emulator.server import EmulatorServer
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 
 __all__ = ["bridges_rows"]
 

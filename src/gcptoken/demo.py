@@ -29,7 +29,7 @@ from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.demo_bridges import bridge_rows
 from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.http.tls import EMULATOR_CA_ENV
 from gcptoken.integrations.asgi import IdTokenMiddleware

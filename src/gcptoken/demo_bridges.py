@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gcptoken.credentials import Credentials
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.inspector.server import inspector_app
 
 SECRET = "s3cret-path-for-tests"

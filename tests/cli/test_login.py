@@ -390,7 +390,7 @@ def test_the_library_auth_classes_and_call(
     import requests
 
     from gcptoken.demo import protected_service
-    from gcptoken.emulator.serving import AsgiServer, bind
+    from gcptoken.servers.serving import AsgiServer, bind
     from gcptoken.integrations import httpx_auth, requests_auth
 
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)

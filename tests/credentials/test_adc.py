@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from gcptoken import CredentialsError, MetadataCredentials, ServiceAccountCredentials, load_credentials
 from gcptoken.adc import find_credentials
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.cli.test_cli import gcptoken
 

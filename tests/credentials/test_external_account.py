@@ -23,7 +23,7 @@ from gcptoken import (
     Verifier,
     load_credentials,
 )
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 from tests.emulator.test_emulator_federation import JWT_TYPE, Federation

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from gcptoken import CredentialsError, MetadataCredentials, Verifier, load_credentials
 from gcptoken.credentials.impersonated import ImpersonatedCredentials
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.endpoints import EMULATED_UNIVERSE
 from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.jose import jws

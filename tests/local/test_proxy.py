@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from gcptoken import VerificationError, Verifier
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock

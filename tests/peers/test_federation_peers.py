@@ -58,7 +58,7 @@ def test_google_auth_identity_pool_url_source(emulator: EmulatorClient, federati
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    from gcptoken.emulator.serving import AsgiServer, bind
+    from gcptoken.servers.serving import AsgiServer, bind
 
     token = federation.subject_token()
 

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken import Verifier, decode
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient

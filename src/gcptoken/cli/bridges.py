@@ -63,7 +63,7 @@ def _check_bind(host: str, port: int, what: str) -> None:
 
 def serve(app: object, host: str, port: int, announce: Callable[[str], None], date_header: bool = True) -> int:
     """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown)."""
-    from gcptoken.emulator.serving import AsgiServer, bind
+    from gcptoken.servers.serving import AsgiServer, bind
 
     try:
         sock = bind(host, port)

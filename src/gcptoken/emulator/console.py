@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gcptoken.page_policy import PAGE_HEADERS
+from gcptoken.servers.page_headers import PAGE_HEADERS
 
 __all__ = ["routes"]
 

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gcptoken.emulator.models import Provider
+from gcptoken.servers.serving import HeaderTimeoutProtocol
 
 __all__ = ["CLIENT_CERT_SCOPE_KEY", "ClientCertProtocol", "Issued", "WorkloadCa", "verify_subject_token"]
 
@@ -156,7 +156,7 @@ def server_context(ca: WorkloadCa, cert_path: str, key_path: str) -> ssl.SSLCont
     return context
 
 
-class ClientCertProtocol(H11Protocol):
+class ClientCertProtocol(HeaderTimeoutProtocol):
     """uvicorn's HTTP/1.1 protocol, telling the app the DER client certificate of the connection
     (uvicorn does not implement ASGI's TLS extension)."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gcptoken.emulator import mtls
 from gcptoken.emulator.app import create_app
-from gcptoken.emulator.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.emulator.state_dir import load_state, open_state_dir, write_state_dir
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from gcptoken.errors import GcpTokenError
 from gcptoken.inspector.kinds import read
 from gcptoken.inspector.verdict import verdict
-from gcptoken.page_policy import PAGE_HEADERS
+from gcptoken.servers.page_headers import PAGE_HEADERS
 
 __all__ = ["HEADERS", "inspector_app"]
 

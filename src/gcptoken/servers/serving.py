@@ -1,4 +1,10 @@
-"""An ASGI app on a real socket, served by uvicorn from a background thread or the foreground."""
+"""An ASGI app on a real socket, served by uvicorn from a background thread or the foreground.
+
+Every server gcptoken starts is served here, with HTTP/1.1 (h11) whose connections must finish
+sending their request headers within :data:`HEADER_TIMEOUT` seconds of starting them (or of
+connecting): a client that trickles headers (slowloris) or connects and says nothing is dropped,
+so it cannot hold the server's connections open.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,51 @@ import ssl
 import threading
 from types import TracebackType
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["AsgiServer", "bind"]
+__all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "bind"]
+
+HEADER_TIMEOUT = 10.0
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for request headers (uvicorn has none: its keep-alive
+    timer stops at the first byte of the next request)."""
+
+    header_timeout = HEADER_TIMEOUT
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and self.conn.their_state is h11.IDLE:
+            self._arm_header_timer()  # the first bytes of a request on a kept-alive connection
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_header_timer()  # headers complete (or the connection is switching protocols)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_deadline)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -57,7 +104,7 @@ class AsgiServer:
             timeout_graceful_shutdown=2,
             server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
             proxy_headers=False,  # the client is the socket's peer: no X-Forwarded-For can pose as another
-            http=protocol or "auto",
+            http=protocol or HeaderTimeoutProtocol,
             date_header=date_header,
         )
         if ssl_context is not None:

@@ -1,0 +1,2 @@
+"""What every local server gcptoken starts shares: serving on a socket, the request guard (peer,
+Host, Origin, content type), one-time launch links, page headers and the request log."""

@@ -1,0 +1,90 @@
+"""The request guard as ASGI middleware: every HTTP request and WebSocket handshake passes
+:func:`gcptoken.servers.guard.check` before the app sees it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gcptoken.servers.guard import GuardPolicy, Refusal, Scrutiny, check
+from gcptoken.servers.request_log import printable
+
+__all__ = ["RequestGuard", "first_values"]
+
+# Headers a request may carry once only: two Hosts or two Origins are a smuggling attempt.
+_SINGLE = (b"host", b"origin", b"sec-fetch-site", b"content-type")
+
+
+def first_values(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
+    """Lower-case name → first value, and whether a header that must be single was repeated."""
+    found: dict[str, str] = {}
+    repeated = False
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        if name in found:
+            repeated = repeated or key.lower() in _SINGLE
+            continue
+        found[name] = value.decode("latin-1")
+    return found, repeated
+
+
+class RequestGuard:
+    """``scrutiny(scope)`` says how closely each request is checked (by path, say); refusals are
+    answered in one plain line and logged on ``log`` at INFO (shown with ``-v``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: GuardPolicy,
+        scrutiny: Callable[[Scope], Scrutiny],
+        log: logging.Logger,
+    ) -> None:
+        self.app, self.policy, self.scrutiny, self.log = app, policy, scrutiny, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers, repeated = first_values(scope["headers"])
+        peer = (scope.get("client") or ("", 0))[0]
+        bound = scope.get("server") or ("", 0)
+        refusal: Refusal | None
+        if repeated:
+            refusal = Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
+        else:
+            refusal = check(
+                scope.get("method", "GET"),
+                headers,
+                peer,
+                (str(bound[0]), int(bound[1] or 0)),
+                self.policy,
+                self.scrutiny(scope),
+                scope.get("scheme", "http"),
+                websocket=kind == "websocket",
+            )
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "WEBSOCKET")
+        self.log.info(
+            "refused %s %s from %s: %d %s", method, printable(scope["path"]), peer, refusal.status, refusal.reason
+        )
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets 403
+            return
+        body = f"Forbidden: {refusal.reason}\n".encode() if refusal.status == 403 else f"{refusal.reason}\n".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": refusal.status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

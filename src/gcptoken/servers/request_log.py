@@ -1,0 +1,61 @@
+"""The request log of gcptoken's servers (``-v``): method, path, status and what the handler noted,
+never a token, never a query (queries carry tokens), and nothing a client sent can start a new
+line or drive the terminal."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestLogger", "note", "printable"]
+
+_detail: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request_detail", default=None)
+_LIMIT = 300
+
+
+def printable(text: str, limit: int = _LIMIT) -> str:
+    """``text`` with control characters (CR, LF, ESC, C1, DEL…) and other unprintables escaped,
+    capped at ``limit`` characters: safe for one log or terminal line."""
+    cut = text[:limit]
+    if cut.isprintable():
+        shown = cut
+    else:
+        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
+    return shown + ("…" if len(text) > limit else "")
+
+
+def note(**values: str) -> None:
+    """Adds ``key=value`` pairs to the current request's log line (audience, cache hit…)."""
+    detail = _detail.get()
+    if detail is not None:
+        detail.update(values)
+
+
+class RequestLogger:
+    """Logs one line per HTTP request on ``log`` at INFO once it is answered."""
+
+    def __init__(self, app: ASGIApp, log: logging.Logger) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        detail: dict[str, Any] = {}
+        reset = _detail.set(detail)
+        status = [0]
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            _detail.reset(reset)
+            extra = "".join(f" {k}={printable(str(v), 120)}" for k, v in detail.items())
+            self.log.info("%s %s -> %d%s", printable(scope["method"], 20), printable(scope["path"]), status[0], extra)
