@@ -382,6 +382,52 @@ def test_logout_revokes_removes_and_forgets(emu: EmulatorServer, env: dict[str, 
     assert again.code == 3 and "nobody is signed in" in again.err
 
 
+def test_logout_forgets_tokens_minted_by_impersonation_through_the_user(
+    emu: EmulatorServer, env: dict[str, str], signed_in: Path, tmp_path: Path
+) -> None:
+    """Tokens minted by impersonating a service account with the user's file as the source were
+    the user's (tagged with the impersonated identity, they outlived logout): every one of the four
+    kinds is forgotten, and another credential's entries stay."""
+    from gcptoken.cache.disk import read_tokens
+    from gcptoken.private_files import PrivateDir
+
+    env = {**env, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    target = f"logout-target-{os.urandom(3).hex()}"
+    sa = emu.state.create_service_account(target).email
+    emu.state.grant_token_creator(sa, "user:iap-user@example.com")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(emu.state.issue_refresh_token("someone-else@example.com")))
+    minted = {
+        "user id": ["id", iap_client(emu), "--credentials", str(signed_in)],
+        "user access": ["access", "--credentials", str(signed_in)],
+        "impersonated id": [
+            "id",
+            "https://svc.a.run.app",
+            "--impersonate-service-account",
+            sa,
+            "--credentials",
+            str(signed_in),
+        ],
+        "impersonated access": ["access", "--impersonate-service-account", sa, "--credentials", str(signed_in)],
+        "another user": ["access", "--credentials", str(other)],
+    }
+    tokens = {}
+    for name, args in minted.items():
+        result = gcptoken(*args, env=env)
+        assert result.code == 0, (name, result.err)
+        tokens[name] = result.out.strip()
+
+    def cached() -> set[str]:
+        with PrivateDir(str(tmp_path / "xdg" / "gcptoken")) as directory:
+            return {entry["value"] for entry in read_tokens(directory).values()}
+
+    assert cached() == set(tokens.values())
+    result = gcptoken("logout", "--credentials", str(signed_in), env=env)
+    assert result.code == 0, result.err
+    assert "4 cached token(s) forgotten" in result.err
+    assert cached() == {tokens["another user"]}
+
+
 def test_the_library_auth_classes_and_call(
     emu: EmulatorServer, env: dict[str, str], signed_in: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

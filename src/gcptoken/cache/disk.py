@@ -43,6 +43,7 @@ KINDS = ("id_token", "access_token")
 MAX_LIFETIME = 2 * 86400.0
 MAX_VALUE_LENGTH = 16 * 1024
 MAX_FILE_SIZE = 4 * 1024 * 1024
+_IMPERSONATED = "impersonated|"
 
 try:
     import fcntl
@@ -128,9 +129,20 @@ def _entry_offset(key: str) -> int:
 
 
 def owner_of(identity: str) -> str:
-    """The tag of a credential's entries: a digest of its (already secret-bound) identity."""
+    """The tag of a credential's entries: a digest of the (already secret-bound) identity of the
+    credential whose secret they come from. Tokens minted by impersonation through a credential
+    are that credential's too (``impersonated|SOURCE|chain|…``, see cache.rules), so signing it out
+    forgets them as well."""
     import hashlib
 
+    while identity.startswith(_IMPERSONATED):
+        import re  # only on this path: the CLI's cached path reads no impersonated entry's owner
+
+        # SOURCE|chain|include_email|lifetime|iam_base: the source ends before the last chain.
+        source = re.match(r"(.*)\|[^|]*\|(?:True|False)\|[0-9]+\|", identity[len(_IMPERSONATED) :], re.DOTALL)
+        if source is None:
+            break
+        identity = source.group(1)
     return hashlib.sha256(b"gcptoken-cache-owner\x00" + identity.encode("utf-8")).hexdigest()[:32]
 
 
@@ -200,7 +212,7 @@ class DiskTokenCache:
 
     def get_or_fetch(self, key: str, fetch: Callable[[], Token], owner: str | None = None) -> Token:
         """The cached token for ``key``, else ``fetch()``'s, stored; ``owner`` (see ``owner_of``)
-        tags the entry so ``forget_owner`` can remove every token of one credential."""
+        tags the entry so ``forget_owner`` can remove every token derived from one credential."""
         directory = self._open()
         if directory is None:
             return fetch()
