@@ -216,6 +216,40 @@ def test_another_accounts_file_is_kept_without_force(emu: EmulatorServer, env: d
     assert json.loads(output.read_text())["account"] == "alice@example.com"
 
 
+@pytest.mark.parametrize("account", ["", None])
+def test_a_file_that_names_no_account_is_kept_without_force(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path, account: str | None
+) -> None:
+    """gcloud writes ``"account": ""``: such a file may be anyone's, so replacing it takes --force."""
+    output = tmp_path / "gcloud-wrote.json"
+    previous = {"type": "authorized_user", "refresh_token": "1//0gcloud", "client_id": "c", "client_secret": "s"}
+    if account is not None:
+        previous["account"] = account
+    output.write_text(json.dumps(previous))
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url()))
+    code, out, err = login.finish()
+    assert code == 3 and out == "", err
+    errors = [line for line in err.splitlines() if line.startswith("gcptoken: error")]
+    assert len(errors) == 1 and "an account it does not name" in errors[0] and "--force" in errors[0], err
+    assert json.loads(output.read_text()) == previous
+    login = Login(env, "--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url()))
+    assert login.finish()[0] == 0
+    assert json.loads(output.read_text())["account"] == "alice@example.com"
+
+
+def test_the_same_account_signs_in_again_without_force(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    output = tmp_path / "again.json"
+    for _ in range(2):
+        login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+        httpx.get(consent(emu, login.url(), "same@example.com"))
+        code, _, err = login.finish()
+        assert code == 0, err
+
+
 # -- the device flow ---------------------------------------------------------------------------------
 
 

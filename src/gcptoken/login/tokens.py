@@ -47,6 +47,18 @@ def authorized_user(client: DesktopClient, answer: Mapping[str, Any]) -> dict[st
     return info
 
 
+def _another_account(previous: Any, account: str | None) -> str | None:
+    """What an existing file holds, unless it is this very account's. A file that names no account
+    (gcloud writes ``"account": ""``) may be anyone's: replacing it takes --force too."""
+    if not isinstance(previous, dict) or previous.get("type") != "authorized_user":
+        return "credentials of another kind"
+    theirs = previous.get("account")
+    if not isinstance(theirs, str) or not theirs:
+        return "credentials for an account it does not name"
+    shown = theirs[:200] if theirs.isprintable() else repr(theirs[:200])
+    return None if account and theirs == account else f"credentials for {shown}"
+
+
 def write_credentials(path: str, info: Mapping[str, str], force: bool) -> None:
     """``info`` at ``path``, 0600, atomically, never through a symlink; an existing file for
     another account is kept unless ``force``."""
@@ -59,15 +71,10 @@ def write_credentials(path: str, info: Mapping[str, str], force: bool) -> None:
                     previous = json.loads(existing)
                 except ValueError:
                     previous = None
-                account = previous.get("account") if isinstance(previous, dict) else None
-                if (
-                    not isinstance(previous, dict)
-                    or previous.get("type") != "authorized_user"
-                    or (account and account != info.get("account"))
-                ):
-                    who = f"for {account}" if account else "of another kind"
+                problem = _another_account(previous, info.get("account"))
+                if problem:
                     raise CredentialsError(
-                        f"{path} already holds credentials {who}; pass --force to replace them, or --output FILE"
+                        f"{path} already holds {problem}; pass --force to replace them, or --output FILE"
                     )
             folder.write_atomically(name, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
     except NotPrivateError as exc:
