@@ -29,10 +29,10 @@ from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.demo_bridges import bridge_rows
 from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.http.tls import EMULATOR_CA_ENV
 from gcptoken.integrations.asgi import IdTokenMiddleware
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["protected_service", "run"]

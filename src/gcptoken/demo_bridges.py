@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gcptoken.credentials import Credentials
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
+from gcptoken.servers.serving import AsgiServer, bind
 
 __all__ = ["bridge_rows"]
 

@@ -198,10 +198,11 @@ def test_a_token_given_on_the_command_line_is_shown_at_once(browser: Any, emu: E
 def test_other_paths_and_hosts_are_refused(inspector: Inspector) -> None:
     base = inspector.url.rsplit("/", 2)[0]
     assert httpx.get(f"{base}/wrong-secret/").status_code == 404
-    assert httpx.get(inspector.url, headers={"Host": "evil.example"}).status_code == 404  # DNS rebinding
+    assert httpx.get(inspector.url, headers={"Host": "evil.example"}).status_code == 403  # DNS rebinding
     api = inspector.url + "api/inspect"
-    assert httpx.post(api, data={"token": "x"}).status_code == 400  # a cross-site form cannot post JSON
-    assert httpx.post(api, json={"token": "x"}, headers={"Origin": "https://evil.example"}).status_code == 404
+    assert httpx.post(api, data={"token": "x"}).status_code == 415  # a cross-site form cannot post JSON
+    assert httpx.post(api, json={"token": "x"}, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert httpx.post(api, json={"token": "x"}).status_code == 404  # not the browser that opened the page
 
 
 def test_the_command_line_refuses_a_bad_port() -> None:

@@ -15,8 +15,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gcptoken import MetadataCredentials, TokenRequestError, TransportError, Verifier
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 

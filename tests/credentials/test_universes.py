@@ -21,10 +21,10 @@ from starlette.routing import Route
 
 from gcptoken import CredentialsError, MetadataCredentials, Verifier, load_credentials
 from gcptoken.credentials.impersonated import ImpersonatedCredentials
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.endpoints import EMULATED_UNIVERSE
 from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.jose import jws
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 from tests.emulator.test_emulator_federation import Federation

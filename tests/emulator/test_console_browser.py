@@ -59,7 +59,8 @@ def test_create_grant_fault_and_watch_the_log(browser: Any, emu: EmulatorServer)
     from selenium.webdriver.support.ui import WebDriverWait
 
     def log_shows_the_fault(driver: Any) -> bool:  # the live log, refreshed without a reload
-        return "/oauth2/v3/certs 503" in driver.find_element(By.ID, "log").text
+        shown = driver.find_element(By.ID, "log").text
+        return "/oauth2/v3/certs 503" in shown and "/oauth2/v3/certs 200" in shown  # a poll may fall between
 
     WebDriverWait(browser, 15).until(log_shows_the_fault, "the log never showed the 503")
     log = browser.find_element(By.ID, "log").text

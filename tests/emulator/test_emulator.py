@@ -238,7 +238,7 @@ def test_rotation_publishes_first_and_signs_after_the_published_max_age(
     max_age = int(
         httpx.get(f"{emulator.url}/oauth2/v3/certs").headers["cache-control"].split("max-age=")[1].split(",")[0]
     )
-    rotated = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate").json()
+    rotated = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate", json={}).json()
     published = [key["kid"] for key in httpx.get(f"{emulator.url}/oauth2/v3/certs").json()["keys"]]
     assert rotated["kid"] in published and rotated["currentKid"] == signing  # published, not yet signing
     assert rotated["switchAt"] == pytest.approx(now[0] + state.certs_max_age)
@@ -251,8 +251,8 @@ def test_rotation_publishes_first_and_signs_after_the_published_max_age(
     now[0] += 10
     assert state.current_key.kid == rotated["kid"]  # the switch came
     assert f"max-age={state.certs_max_age}," in httpx.get(f"{emulator.url}/oauth2/v3/certs").headers["cache-control"]
-    again = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate").json()
-    promoted = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:promote").json()
+    again = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate", json={}).json()
+    promoted = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:promote", json={}).json()
     assert promoted["currentKid"] == again["kid"] != rotated["kid"] and promoted["switchAt"] is None
     bad = httpx.post(f"{emulator.url}/emulator/v1/signingKeys:rotate", json={"immediate": "yes"})
     assert bad.status_code == 400
@@ -332,7 +332,9 @@ def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp
     assert email == f"admin-made-1@{emulator.state.project_id}.iam.gserviceaccount.com"
     assert httpx.post(f"{admin}/serviceAccounts", json={"accountId": "admin-made-1"}).status_code == 409
     assert httpx.post(f"{admin}/serviceAccounts", json={"accountId": "X"}).status_code == 400
-    assert httpx.post(f"{admin}/serviceAccounts", content=b"[").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert httpx.post(f"{admin}/serviceAccounts", content=b"[", headers=json_type).status_code == 400
+    assert httpx.post(f"{admin}/serviceAccounts", content=b"{}").status_code == 415  # JSON only, as a form cannot
     key = httpx.post(f"{admin}/serviceAccounts/{email}/keys").json()
     assert set(key) == {
         "type",

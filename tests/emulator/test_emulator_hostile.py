@@ -59,6 +59,9 @@ def server_errors() -> Iterator[list[logging.LogRecord]]:
             logger.removeHandler(handler)
 
 
+JSON_TYPE = {"Content-Type": "application/json"}  # the admin API takes nothing else
+
+
 def _raw(emulator: EmulatorClient, request: bytes, read: bool = True) -> bytes:
     host, port = emulator.host_port.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as connection:
@@ -71,7 +74,7 @@ def _raw(emulator: EmulatorClient, request: bytes, read: bool = True) -> bytes:
 def test_a_huge_declared_body_is_refused_before_it_is_read(emulator: EmulatorClient) -> None:
     for path in ("/token", "/emulator/v1/serviceAccounts"):
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {emulator.host_port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {512 * 1024 * 1024}\r\n\r\n"
         )
         answer = _raw(emulator, head.encode() + b"{}")  # 2 of 512 MiB sent: the answer must not wait for more
@@ -83,7 +86,9 @@ def test_a_streamed_body_over_the_limit_is_cut_off(emulator: EmulatorClient) -> 
         for _ in range(64):
             yield b"a" * (MAX_BODY // 16)
 
-    response = httpx.post(f"{emulator.url}/emulator/v1/serviceAccounts", content=chunks(), timeout=30)
+    response = httpx.post(
+        f"{emulator.url}/emulator/v1/serviceAccounts", content=chunks(), timeout=30, headers=JSON_TYPE
+    )
     assert response.status_code == 413 and response.json()["error"]["code"] == 413
     ok = httpx.post(f"{emulator.url}/emulator/v1/serviceAccounts", json={"accountId": "after-the-flood"})
     assert ok.status_code == 201  # and the emulator is fine
@@ -151,14 +156,15 @@ BAD_FAULTS: list[dict[str, Any] | str] = [
 @pytest.mark.parametrize("fault", BAD_FAULTS, ids=[str(i) for i in range(len(BAD_FAULTS))])
 def test_faults_validate_their_fields(emulator: EmulatorClient, fault: dict[str, Any] | str) -> None:
     body = fault if isinstance(fault, str) else json.dumps(fault)
-    response = httpx.post(f"{emulator.url}/emulator/v1/faults", content=body)
+    response = httpx.post(f"{emulator.url}/emulator/v1/faults", content=body, headers=JSON_TYPE)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"]
     assert httpx.get(f"{emulator.url}/emulator/v1/faults").json()["faults"] == []
 
 
 def test_a_client_that_goes_away_is_not_an_error(emulator: EmulatorClient, server_errors: list[Any]) -> None:
-    head = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    head = f"POST /token HTTP/1.1\r\nHost: {emulator.host_port}\r\n".encode()
+    head += b"Content-Type: application/x-www-form-urlencoded\r\n"
     _raw(emulator, head + b"Content-Length: 1000\r\n\r\ngrant_type=", read=False)  # closes mid-body
     httpx.post(f"{emulator.url}/emulator/v1/faults", json={"path": "/oauth2/v1/certs", "delay": 2})
     with pytest.raises(httpx.ReadTimeout):

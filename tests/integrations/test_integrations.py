@@ -15,10 +15,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken import Verifier, load_credentials
 from gcptoken.demo import protected_service
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.integrations.audience import audience_for
 from gcptoken.integrations.httpx_auth import IdTokenAuth as HttpxAuth
 from gcptoken.integrations.requests_auth import IdTokenAuth as RequestsAuth
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 

@@ -24,9 +24,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from gcptoken import Verifier
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.integrations.asgi import IdTokenMiddleware, VerifiedClaims
 from gcptoken.integrations.wsgi import CLAIMS_KEY, IdTokenWSGIMiddleware, require_id_token
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.verify.issuers import Issuer, issuers
 

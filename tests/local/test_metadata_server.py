@@ -217,13 +217,19 @@ def test_a_user_credential_refuses_other_audiences(emu: EmulatorServer, tmp_path
     assert "refused: this credential cannot give an ID token" in err  # said on the server's stderr
 
 
-def test_allow_keeps_other_clients_out(emu: EmulatorServer, key_path: Path) -> None:
+def test_allow_adds_clients_to_loopback(emu: EmulatorServer, key_path: Path) -> None:
+    """``--allow`` lets more clients in, loopback stays in; which peers are refused is the guard's
+    table (tests/test_local_servers_hostile.py), as no test here may use a non-loopback address."""
     running = Server(
         {"GCPTOKEN_EMULATOR_HOST": emu.host_port}, "--credentials", str(key_path), "--allow", "10.9.0.0/16"
     )
     try:
-        answer = running.get("project/project-id")
-        assert answer.status_code == 403 and "--allow" in answer.text
+        assert running.get("project/project-id").status_code == 200
+        rebound = httpx.get(
+            f"http://{running.host_port}/computeMetadata/v1/project/project-id",
+            headers={**FLAVOR, "Host": "rebind.attacker.example"},
+        )
+        assert rebound.status_code == 403 and "--allow-host" in rebound.text
     finally:
         running.stop()
 

@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken import Verifier, decode
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
+from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify.verifier import REASONS
 

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import ipaddress
-import logging
-import sys
-from collections.abc import Callable
 
 from gcptoken.extras import require
 
 require("emulator", "gcptoken metadata-server and gcptoken proxy")  # starlette and uvicorn
 
+from gcptoken.cli.local_servers import GuardFlags, configure_log, say, serve, warn_if_exposed  # noqa: E402
 from gcptoken.cli.tokens import credentials_for  # noqa: E402
 from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, UserCredentials  # noqa: E402
 from gcptoken.credentials.base import run_flow_sync  # noqa: E402
 from gcptoken.credentials.service_account import ServiceAccountCredentials  # noqa: E402
 from gcptoken.errors import GcpTokenError, InvalidArgumentError  # noqa: E402
 
-__all__ = ["run_metadata_server", "run_proxy", "serve"]
-
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def _say(text: str) -> None:
-    print(f"gcptoken: {text}", file=sys.stderr, flush=True)
-
-
-def _networks(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    networks = []
-    for value in values or []:
-        try:
-            networks.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise InvalidArgumentError(f"--allow {value[:60]!r} is not an address or CIDR block") from None
-    return networks
+__all__ = ["run_metadata_server", "run_proxy"]
 
 
 def _attributes(values: list[str] | None) -> dict[str, str]:
@@ -49,33 +29,6 @@ def _attributes(values: list[str] | None) -> dict[str, str]:
             raise InvalidArgumentError(f"--attribute {value[:60]!r}: use KEY=VALUE (key: letters, digits, - and _)")
         found[key] = text
     return found
-
-
-def _check_bind(host: str, port: int, what: str) -> None:
-    if not 0 <= port <= 65535:
-        raise InvalidArgumentError(f"--port must be 0-65535, not {port}")
-    if host not in LOOPBACK:
-        _say(
-            f"warning: {what} listens on {host}: anyone who can reach {host}:{port or 'its port'} can get your "
-            "tokens. Keep it on loopback, or a docker bridge address with --allow"
-        )
-
-
-def serve(app: object, host: str, port: int, announce: Callable[[str], None], date_header: bool = True) -> int:
-    """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown)."""
-    from gcptoken.servers.serving import AsgiServer, bind
-
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        _say(f"error: cannot listen on {host}:{port}: {exc.strerror}")
-        return 3
-    server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
-    announce(server.host_port)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
-    _say("stopped")
-    return 0
 
 
 def _email_of(credentials: Credentials, timeout: float) -> str | None:
@@ -142,9 +95,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 def run_metadata_server(args: argparse.Namespace) -> int:
     from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 
-    _check_bind(args.host, args.port, "the metadata server")
+    flags = GuardFlags(args)
+    warn_if_exposed(args.host, args.port, "the metadata server", flags)
     _check_flags(args)
-    allow = _networks(args.allow)
     standard_args = copy.copy(args)
     standard_args.include_email = False
     standard = credentials_for(standard_args)
@@ -164,7 +117,7 @@ def run_metadata_server(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("no project id: pass --project PROJECT_ID")
     number = args.project_number or _project_number(standard, project, args.timeout)
     if number is None:
-        _say(f"warning: the number of project {project} could not be read; pass --project-number (0 served)")
+        say(f"warning: the number of project {project} could not be read; pass --project-number (0 served)")
     values = InstanceValues(
         email=email,
         project_id=project,
@@ -176,33 +129,33 @@ def run_metadata_server(args: argparse.Namespace) -> int:
     )
     if args.instance_name:
         values.instance_name = args.instance_name
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
-    logger = logging.getLogger("gcptoken.metadata_server")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    logger.propagate = False
-    app = metadata_app(CredentialsInstance(standard, full, values), allow)
+    configure_log("gcptoken.metadata_server", args.verbose)
+    app = metadata_app(CredentialsInstance(standard, full, values), flags.allow, flags.hosts)
 
     def announce(host_port: str) -> None:
         print(host_port, flush=True)
-        _say(f"metadata server for {email} (project {project}) on http://{host_port}; Ctrl-C stops it")
-        _say(f"export GCE_METADATA_HOST={host_port} GCE_METADATA_IP={host_port} GCE_METADATA_ROOT={host_port}")
+        say(f"metadata server for {email} (project {project}) on http://{host_port}; Ctrl-C stops it")
+        say(f"export GCE_METADATA_HOST={host_port} GCE_METADATA_IP={host_port} GCE_METADATA_ROOT={host_port}")
 
     return serve(app, args.host, args.port, announce)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
     from gcptoken.local.proxy import proxy_app, upstream_audience
+    from gcptoken.local.proxy_guard import guarded_proxy
 
-    _check_bind(args.host, args.port, "the proxy")
+    flags = GuardFlags(args)
+    warn_if_exposed(args.host, args.port, "the proxy", flags)
     audience = upstream_audience(args.url, args.audience)  # a usage error before any credential is read
     credentials = credentials_for(args)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
-    app = proxy_app(args.url, credentials, audience, args.timeout)
+    configure_log("gcptoken.proxy", args.verbose)
+    app = guarded_proxy(
+        proxy_app(args.url, credentials, audience, args.timeout), flags.allow, flags.hosts, flags.origins
+    )
 
     def announce(host_port: str) -> None:
         print(f"http://{host_port}", flush=True)
-        _say(f"proxy to {args.url} (ID tokens for {audience}) on http://{host_port}; Ctrl-C stops it")
+        say(f"proxy to {args.url} (ID tokens for {audience}) on http://{host_port}; Ctrl-C stops it")
 
     return serve(app, args.host, args.port, announce, date_header=False)  # the service's Date passes through

@@ -47,7 +47,8 @@ Point clients at it (it prints the values when it starts):
   export GCE_METADATA_HOST=127.0.0.1:PORT GCE_METADATA_IP=127.0.0.1:PORT GCE_METADATA_ROOT=127.0.0.1:PORT
 
 Containers (docker compose): listen on the docker bridge, for its clients only,
-  gcptoken metadata-server --host 172.17.0.1 --port 8081 --allow 172.16.0.0/12
+  gcptoken metadata-server --host 172.17.0.1 --port 8081 --allow 172.16.0.0/12 \
+      --allow-host host.docker.internal
 and in docker-compose.yml:
   services:
     app:
@@ -57,7 +58,33 @@ and in docker-compose.yml:
         GCE_METADATA_ROOT: host.docker.internal:8081
       extra_hosts: ["host.docker.internal:host-gateway"]
 Anyone who can reach the port can get your tokens: keep it on loopback or a bridge, with --allow.
+Requests naming another Host (DNS rebinding) or coming from a web page of another origin are refused.
 """
+
+
+def _guard_options(parser: argparse.ArgumentParser, *, peers: bool = True, origins: bool = False) -> None:
+    """Who a local server answers besides loopback (every server checks peer, Host and Origin)."""
+    if peers:
+        parser.add_argument(
+            "--allow", action="append", metavar="CIDR", help="also answer these clients, besides loopback (repeatable)"
+        )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests addressed to this host name (repeatable); others are refused (DNS rebinding)",
+    )
+    if origins:
+        parser.add_argument(
+            "--allow-origin",
+            action="append",
+            metavar="ORIGIN",
+            help="let pages of this origin (http://localhost:5173) call through, as the proxy's own (repeatable)",
+        )
+
+
+# Every local user can read a process's argv (/proc/PID/cmdline).
+ARGV_NOTE = "prefer - or pasting: other users can read a token given on the command line"
 
 
 def _seconds(text: str) -> float:
@@ -190,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
 
     verify = command("verify", "gcptoken.cli.inspect:run_verify", "verify an ID token; exit 1 when invalid")
-    verify.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
+    verify.add_argument(
+        "token", nargs="?", default="-", metavar="TOKEN", help=f"the token, or - for stdin (default; {ARGV_NOTE})"
+    )
     verify.add_argument(
         "--audience", action="append", required=True, help="accepted audience (repeatable; Firebase: the project ID)"
     )
@@ -220,9 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = command(
         "inspect", "gcptoken.cli.inspector:run_inspect", "a private token inspector in the browser (local)"
     )
-    inspect.add_argument("token", nargs="?", default=None, metavar="TOKEN", help="shown at once; - reads stdin")
+    inspect.add_argument(
+        "token", nargs="?", default=None, metavar="TOKEN", help=f"shown at once; - reads stdin ({ARGV_NOTE})"
+    )
     inspect.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
-    inspect.add_argument("--no-browser", action="store_true", help="print the URL only")
+    inspect.add_argument(
+        "--no-browser", action="store_true", help="print the one-time URL only (it works once, in one browser)"
+    )
 
     info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
@@ -231,7 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = command(
         "emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service"
     )
-    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
+    _guard_options(emulator, peers=False)
+    emulator.add_argument(
+        "--allow-admin",
+        action="append",
+        metavar="CIDR",
+        help="also let these clients use the admin API and console (default: loopback only; repeatable)",
+    )
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one)")
     emulator.add_argument("--state-dir", metavar="DIR", help="write credential files and env here; keep state")
     emulator.add_argument(
@@ -248,7 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--output", metavar="FILE", help="where to write (default: gcloud's ADC file)")
     login.add_argument("--force", action="store_true", help="replace an existing file for another account")
     login.add_argument("--port", type=int, metavar="PORT", help="loopback port for the redirect (default: a free one)")
-    login.add_argument("--no-browser", action="store_true", help="print the URL; accept the final address pasted back")
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print Google's sign-in URL to open in any browser, here or on another machine, and accept the "
+        "address it ends on pasted back (otherwise the browser is opened on a one-time loopback link, not on "
+        "that URL: other users can read a browser's command line)",
+    )
     login.add_argument("--device", action="store_true", help="the device flow: a code to enter on any device")
     login.add_argument(
         "--wait", type=_seconds, default=300.0, metavar="SECONDS", help="how long to wait for the browser"
@@ -271,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _credential_options(metadata, no_cache=False)
     metadata.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     metadata.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
-    metadata.add_argument("--allow", action="append", metavar="CIDR", help="only these clients (repeatable)")
+    _guard_options(metadata)
     metadata.add_argument("--project", metavar="ID", help="project id (default: the credential's)")
     metadata.add_argument("--project-number", metavar="N", help="project number (default: from Resource Manager)")
     metadata.add_argument("--email", help="the service account email to report (default: the credential's)")
@@ -290,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    _guard_options(proxy, origins=True)
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 
+from gcptoken.cli.local_servers import GuardFlags, configure_log, warn_if_exposed
 from gcptoken.errors import InvalidArgumentError
 
 __all__ = ["run_emulator"]
@@ -14,8 +15,8 @@ __all__ = ["run_emulator"]
 def run_emulator(args: argparse.Namespace) -> int:
     from gcptoken.emulator import EmulatorServer
 
-    if not 0 <= args.port <= 65535:
-        raise InvalidArgumentError(f"--port must be 0-65535, not {args.port}")
+    flags = GuardFlags(args, allow_flag="allow_admin")
+    warn_if_exposed(args.host, args.port, "the emulator", flags, admin=True)
     mtls_port = args.mtls_port if args.mtls_port is not None else (0 if args.state_dir else -1)
     if not -1 <= mtls_port <= 65535:
         raise InvalidArgumentError(f"--mtls-port must be 0-65535 (or -1 for none), not {mtls_port}")
@@ -25,6 +26,8 @@ def run_emulator(args: argparse.Namespace) -> int:
             port=args.port,
             state_dir=args.state_dir,
             mtls_port=None if mtls_port == -1 else mtls_port,
+            allow_hosts=flags.hosts,
+            allow_admin=flags.allow,
         )
     except OSError as exc:
         print(f"gcptoken: error: cannot listen on {args.host}: {exc.strerror}", file=sys.stderr)
@@ -32,6 +35,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
+    configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
     mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""

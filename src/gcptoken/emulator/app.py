@@ -31,11 +31,14 @@ from gcptoken.emulator import (
 )
 from gcptoken.emulator.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
 from gcptoken.emulator.faults import FaultInjector, InjectedDrop, quiet_injected_drops
+from gcptoken.emulator.guard_rules import emulator_rules
 from gcptoken.emulator.limits import BodyLimit
 from gcptoken.emulator.mtls import CLIENT_CERT_SCOPE_KEY
 from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
+from gcptoken.servers.asgi_guard import RequestGuard, Rules
+from gcptoken.servers.request_log import printable
 
 __all__ = ["create_app"]
 
@@ -94,7 +97,7 @@ class RequestLog:
             if not recorded:
                 record(499)  # the server is shutting down under a slow (delayed) request
         except Exception:
-            log.exception("emulator handler failed on %s %s", scope["method"], scope["path"])
+            log.exception("emulator handler failed on %s %s", printable(scope["method"], 20), printable(scope["path"]))
             if not recorded:
                 record(500)
                 await api_error(500, "Internal error in the emulator.")(scope, receive, send)
@@ -108,7 +111,8 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return api_error(405, f"Method {request.method} is not allowed for {request.url.path}.")
 
 
-def create_app(state: EmulatorState) -> ASGIApp:
+def create_app(state: EmulatorState, rules: Rules | None = None) -> ASGIApp:
+    """Every endpoint behind the request guard (``rules``: :func:`emulator_rules`' defaults)."""
     token_methods = ["POST"]
     info_methods = ["GET", "POST"]
     app = Starlette(
@@ -142,4 +146,5 @@ def create_app(state: EmulatorState) -> ASGIApp:
     )
     app.state.emulator = state
     quiet_injected_drops()
-    return RequestLog(BodyLimit(FaultInjector(app, state)), state)
+    logged = RequestLog(BodyLimit(FaultInjector(app, state)), state)
+    return RequestGuard(logged, rules or emulator_rules(), log)

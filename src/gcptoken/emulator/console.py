@@ -1,10 +1,9 @@
 """The emulator console at ``/emulator/ui``: a page over the admin API (the only way it changes
-anything), for loopback clients only. Server-rendered HTML, a little vanilla script, no other
-origin (a strict Content-Security-Policy)."""
+anything), for loopback clients only (the request guard sees to that: emulator.guard_rules).
+Server-rendered HTML, a little vanilla script, no other origin (a strict Content-Security-Policy)."""
 
 from __future__ import annotations
 
-import ipaddress
 from importlib import resources
 
 from starlette.requests import Request
@@ -23,22 +22,10 @@ FILES = {
 }
 
 
-def _loopback(request: Request) -> bool:
-    client = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(client).is_loopback
-    except ValueError:
-        return False
-
-
 async def console(request: Request) -> Response:
     found = FILES.get(request.path_params.get("name", ""))
     if found is None:
         return Response("Not Found\n", status_code=404, media_type="text/plain")
-    if not _loopback(request):
-        return Response(
-            "The emulator console answers loopback clients only.\n", status_code=403, media_type="text/plain"
-        )
     body = resources.files("gcptoken.emulator").joinpath("static").joinpath(found[0]).read_bytes()
     return Response(body, media_type=found[1], headers=HEADERS)
 

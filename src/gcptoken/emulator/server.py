@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from gcptoken.emulator import mtls
 from gcptoken.emulator.app import create_app
-from gcptoken.servers.serving import AsgiServer, bind
+from gcptoken.emulator.guard_rules import emulator_rules
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.emulator.state_dir import load_state, open_state_dir, write_state_dir
+from gcptoken.servers.asgi_guard import Rules
+from gcptoken.servers.guard import Network
+from gcptoken.servers.serving import AsgiServer, bind
 
 __all__ = ["EmulatorServer", "write_state_dir"]
 
 
-def mtls_server(state: EmulatorState, host: str, port: int) -> AsgiServer:
+def mtls_server(state: EmulatorState, host: str, port: int, rules: Rules | None = None) -> AsgiServer:
     """The emulator's endpoints over TLS with client certificates required (X.509 federation)."""
     issued = state.workload_ca.server_certificate()
     with tempfile.TemporaryDirectory(prefix="gcptoken-mtls-") as scratch:  # 0700; load_cert_chain wants files
@@ -25,7 +29,7 @@ def mtls_server(state: EmulatorState, host: str, port: int) -> AsgiServer:
                 file.write(text)
         context = mtls.server_context(state.workload_ca, cert_path, key_path)
     state.trust_hooks.append(lambda pem: context.load_verify_locations(cadata=pem))
-    return AsgiServer(create_app(state), bind(host, port), context, mtls.ClientCertProtocol)
+    return AsgiServer(create_app(state, rules), bind(host, port), context, mtls.ClientCertProtocol)
 
 
 class EmulatorServer(AsgiServer):
@@ -38,19 +42,24 @@ class EmulatorServer(AsgiServer):
         port: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
         mtls_port: int | None = None,
+        allow_hosts: Sequence[str] = (),
+        allow_admin: Sequence[Network] = (),
     ) -> None:
         """``mtls_port``: also serve every endpoint over TLS with client certificates required
-        (X.509 federation; 0 picks a free port); ``mtls.url`` says where."""
+        (X.509 federation; 0 picks a free port); ``mtls.url`` says where. ``allow_hosts``: Host
+        names answered besides loopback and the bound address; ``allow_admin``: peers besides
+        loopback let into the admin API and console."""
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # The directory is checked before the port is bound, so its problems are named as such.
         self._private_dir = open_state_dir(self.state_dir) if self.state_dir is not None else None
         self.state = state or load_state(self._private_dir)
-        super().__init__(create_app(self.state), bind(host, port))
+        rules = emulator_rules(allow_hosts, allow_admin)
+        super().__init__(create_app(self.state, rules), bind(host, port))
         self.state.base_url = self.url
         self.mtls: AsgiServer | None = None
         if mtls_port is not None:
             try:
-                self.mtls = mtls_server(self.state, host, mtls_port)
+                self.mtls = mtls_server(self.state, host, mtls_port, rules)
             except OSError:
                 self._socket.close()
                 raise

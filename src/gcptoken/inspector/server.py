@@ -1,16 +1,18 @@
-"""``gcptoken inspect``'s server: the page and its two calls, on 127.0.0.1 under an unguessable
-one-time path, so neither other local users nor other sites can use it.
+"""``gcptoken inspect``'s server: the page and its calls, on 127.0.0.1 under a one-time path, so
+neither other local users nor other sites can use it.
 
-The page loads nothing from other origins (a strict Content-Security-Policy) and posts tokens only
-to this server, as JSON (a cross-site form cannot). Tokens are never logged or stored; the one given
-on the command line is handed to the page once. Opaque tokens go to Google's tokeninfo only when the
-person asks.
+The path is spent by the first load, which opens a session (an HttpOnly cookie); from then on only
+that browser is served — a reload included — and any other load of the path gets 403 and a line on
+stderr (someone else had the address). The calls answer only that session, and only as JSON from
+our own origin (the request guard). The page loads nothing from other origins (a strict
+Content-Security-Policy). Tokens are never logged or stored; the one given on the command line is
+handed to the page once. Opaque tokens go to Google's tokeninfo only when the person asks.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
+import logging
 from importlib import resources
 from typing import Any
 
@@ -18,16 +20,21 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Scope
 
 from gcptoken.errors import GcpTokenError
 from gcptoken.inspector.kinds import read
 from gcptoken.inspector.verdict import verdict
+from gcptoken.servers.asgi_guard import RequestGuard
+from gcptoken.servers.guard import GuardPolicy, Scrutiny
+from gcptoken.servers.launch import OneTimeLink
 from gcptoken.servers.page_headers import PAGE_HEADERS
 
 __all__ = ["HEADERS", "inspector_app"]
 
 HEADERS = PAGE_HEADERS
 MAX_TOKEN = 64 * 1024
+log = logging.getLogger("gcptoken.inspector")
 STATIC = {"inspector.js": "text/javascript; charset=utf-8", "inspector.css": "text/css; charset=utf-8"}
 
 
@@ -36,19 +43,14 @@ def _asset(name: str) -> bytes:
 
 
 class Inspector:
-    def __init__(self, secret: str, initial_token: str | None) -> None:
-        self.secret = secret
+    def __init__(self, link: OneTimeLink, initial_token: str | None) -> None:
+        self.link = link
         self.initial: str | None = initial_token
 
-    def _allowed(self, request: Request) -> bool:
-        """Our own page only: the secret path, a loopback Host (no DNS rebinding), our Origin."""
-        if not secrets.compare_digest(str(request.path_params.get("secret", "")).encode(), self.secret.encode()):
-            return False
-        host = request.headers.get("host", "").rsplit(":", 1)[0]
-        if host not in ("127.0.0.1", "localhost", "[::1]"):
-            return False
-        origin = request.headers.get("origin")
-        return origin is None or origin == f"http://{request.headers.get('host')}"
+    def _in_session(self, request: Request) -> bool:
+        """The browser that loaded the page: our path, and the cookie its first load set."""
+        secret = str(request.path_params.get("secret", ""))
+        return self.link.matches(secret) and self.link.holds_session(request.headers.get("cookie"), _port(request))
 
     async def _body(self, request: Request) -> dict[str, Any] | None:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -63,24 +65,34 @@ class Inspector:
         return body if isinstance(body, dict) and isinstance(body.get("token"), str) else None
 
     async def page(self, request: Request) -> Response:
-        if not self._allowed(request):
-            return Response("Not Found\n", status_code=404, media_type="text/plain")
-        return Response(_asset("inspector.html"), media_type="text/html; charset=utf-8", headers=HEADERS)
+        secret = str(request.path_params.get("secret", ""))
+        if self.link.claim(secret):
+            headers = {**HEADERS, "Set-Cookie": self.link.set_cookie(_port(request))}
+            return Response(_asset("inspector.html"), media_type="text/html; charset=utf-8", headers=headers)
+        if self._in_session(request):  # a reload in the same browser
+            return Response(_asset("inspector.html"), media_type="text/html; charset=utf-8", headers=HEADERS)
+        if self.link.matches(secret):
+            log.warning(
+                "refused a second load of the inspector's address from another browser or process "
+                "(anyone who read it from a command line); the first browser keeps working"
+            )
+            return Response("This inspector page was already opened.\n", status_code=403, media_type="text/plain")
+        return Response("Not Found\n", status_code=404, media_type="text/plain")
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if not self._allowed(request) or name not in STATIC:
+        if not self._in_session(request) or name not in STATIC:
             return Response("Not Found\n", status_code=404, media_type="text/plain")
         return Response(_asset(name), media_type=STATIC[name], headers=HEADERS)
 
     async def initial_token(self, request: Request) -> Response:
-        if not self._allowed(request) or request.method != "POST":
+        if not self._in_session(request):
             return Response(status_code=404)
         token, self.initial = self.initial, None  # once: a reload does not show it again
         return JSONResponse({"token": token}, headers=HEADERS)
 
     async def inspect(self, request: Request) -> Response:
-        if not self._allowed(request):
+        if not self._in_session(request):
             return Response(status_code=404)
         body = await self._body(request)
         if body is None:
@@ -97,7 +109,7 @@ class Inspector:
 
     async def tokeninfo(self, request: Request) -> Response:
         """Google's tokeninfo for an opaque token, only on the person's request (the page says so)."""
-        if not self._allowed(request):
+        if not self._in_session(request):
             return Response(status_code=404)
         body = await self._body(request)
         if body is None:
@@ -111,9 +123,23 @@ class Inspector:
         return JSONResponse({"tokeninfo": info}, headers=HEADERS)
 
 
-def inspector_app(secret: str, initial_token: str | None = None) -> Starlette:
-    inspector = Inspector(secret, initial_token)
-    return Starlette(
+def _port(request: Request) -> int:
+    server = request.scope.get("server") or ("", 0)
+    return int(server[1] or 0)
+
+
+def _rules(scope: Scope) -> tuple[GuardPolicy, Scrutiny]:
+    """The page may be reached by a navigation from anywhere (its path is the secret); the calls
+    only from the page itself, as JSON."""
+    return _POLICY, Scrutiny.SAME_ORIGIN_JSON if "/api/" in scope.get("path", "") else Scrutiny.UNSAFE
+
+
+_POLICY = GuardPolicy(allow_hint="nothing: the inspector answers this machine only")
+
+
+def inspector_app(link: OneTimeLink, initial_token: str | None = None) -> ASGIApp:
+    inspector = Inspector(link, initial_token)
+    app = Starlette(
         routes=[
             Route("/{secret}/", inspector.page, methods=["GET"]),
             Route("/{secret}/{name}", inspector.asset, methods=["GET"]),
@@ -122,3 +148,4 @@ def inspector_app(secret: str, initial_token: str | None = None) -> Starlette:
             Route("/{secret}/api/tokeninfo", inspector.tokeninfo, methods=["POST"]),
         ]
     )
+    return RequestGuard(app, _rules, log)

@@ -9,8 +9,6 @@ cache hit), never a token.
 
 from __future__ import annotations
 
-import contextvars
-import ipaddress
 import logging
 import secrets
 import socket
@@ -19,18 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials
 from gcptoken.errors import GcpTokenError, RefusedError
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root
+from gcptoken.servers.asgi_guard import RequestGuard, everywhere
+from gcptoken.servers.guard import METADATA_NAMES, GuardPolicy, Network, Scrutiny
+from gcptoken.servers.request_log import RequestLogger, note, printable
 
 __all__ = ["CredentialsInstance", "InstanceValues", "metadata_app"]
 
 log = logging.getLogger("gcptoken.metadata_server")
-_detail: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("metadata_detail", default=None)
 
 
 @dataclass
@@ -86,7 +85,7 @@ class CredentialsInstance:
 
     async def identity(self, account: str, audience: str, full: bool, licenses: bool) -> str | MetadataRefusal:
         credentials = self.full if full else self.standard
-        _note(audience=audience, cache="hit" if credentials.is_cached("id_token", audience) else "miss")
+        note(audience=audience, cache="hit" if credentials.is_cached("id_token", audience) else "miss")
         try:
             return (await credentials.id_token_async(audience)).value
         except RefusedError as exc:
@@ -97,7 +96,7 @@ class CredentialsInstance:
     async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
         wanted = scopes or self.values.scopes
         subject = " ".join(sorted(wanted))
-        _note(scopes=",".join(wanted), cache="hit" if self.standard.is_cached("access_token", subject) else "miss")
+        note(scopes=",".join(wanted), cache="hit" if self.standard.is_cached("access_token", subject) else "miss")
         try:
             token = await self.standard.access_token_async(wanted)
         except RefusedError as exc:
@@ -107,62 +106,20 @@ class CredentialsInstance:
         return {"access_token": token.value, "expires_in": max(int(token.expires_in()), 0), "token_type": "Bearer"}
 
 
-def _note(**values: str) -> None:
-    detail = _detail.get()
-    if detail is not None:
-        detail.update(values)
-
-
 def _refused(status: int, message: str) -> MetadataRefusal:
-    text = " ".join(message.split())
+    text = printable(" ".join(message.split()))
     log.warning("refused: %s", text)  # always on the server's stderr, -v or not
     return MetadataRefusal(status, text)
 
 
-class _Guard:
-    """Refuses clients outside ``allow`` (403) and logs each request (-v): path, audience or
-    scopes, status, cache hit; never a token, never a query that could carry one."""
-
-    def __init__(self, app: ASGIApp, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
-        self.app, self.allow = app, list(allow)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = (scope.get("client") or ("", 0))[0]
-        if self.allow and not _allowed(client, self.allow):
-            await PlainTextResponse("Forbidden: this client is not in --allow\n", status_code=403)(scope, receive, send)
-            log.info("%s %s -> 403 (client %s not allowed)", scope["method"], scope["path"], client)
-            return
-        detail: dict[str, Any] = {}
-        token = _detail.set(detail)
-        status = [0]
-
-        async def recording(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording)
-        finally:
-            _detail.reset(token)
-            extra = "".join(f" {k}={v}" for k, v in detail.items())
-            log.info("%s %s -> %d%s", scope["method"], scope["path"], status[0], extra)
-
-
-def _allowed(client: str, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:
-        return False
-    return any(address in network for network in allow)
-
-
 def metadata_app(
-    source: CredentialsInstance, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+    source: CredentialsInstance,
+    allow: Sequence[Network] = (),
+    allow_hosts: Sequence[str] = (),
 ) -> ASGIApp:
+    """The metadata API on ``source`` behind the request guard: loopback peers and ``allow``;
+    loopback, the bound address, ``metadata.google.internal``, ``metadata`` and ``allow_hosts`` as
+    Host; no request from another origin (every answer here is or leads to a token)."""
     endpoint = handler(lambda request: source)
     app = Starlette(
         routes=[
@@ -171,4 +128,5 @@ def metadata_app(
             Route("/computeMetadata/v1", endpoint, methods=["GET"]),
         ]
     )
-    return _Guard(app, allow)
+    policy = GuardPolicy(names=METADATA_NAMES | frozenset(allow_hosts), allow=tuple(allow))
+    return RequestGuard(RequestLogger(app, log), everywhere(policy, Scrutiny.SAME_ORIGIN), log)

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gcptoken.servers.guard import GuardPolicy, Refusal, Scrutiny, check
 from gcptoken.servers.request_log import printable
 
-__all__ = ["RequestGuard", "first_values"]
+__all__ = ["RequestGuard", "Rules", "everywhere", "first_values"]
 
 # Headers a request may carry once only: two Hosts or two Origins are a smuggling attempt.
 _SINGLE = (b"host", b"origin", b"sec-fetch-site", b"content-type")
@@ -30,18 +30,20 @@ def first_values(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
     return found, repeated
 
 
-class RequestGuard:
-    """``scrutiny(scope)`` says how closely each request is checked (by path, say); refusals are
-    answered in one plain line and logged on ``log`` at INFO (shown with ``-v``)."""
+Rules = Callable[[Scope], tuple[GuardPolicy, Scrutiny]]
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        policy: GuardPolicy,
-        scrutiny: Callable[[Scope], Scrutiny],
-        log: logging.Logger,
-    ) -> None:
-        self.app, self.policy, self.scrutiny, self.log = app, policy, scrutiny, log
+
+def everywhere(policy: GuardPolicy, scrutiny: Scrutiny) -> Rules:
+    """The same rule for every path."""
+    return lambda scope: (policy, scrutiny)
+
+
+class RequestGuard:
+    """``rules(scope)`` says which policy applies to a request and how closely it is checked (by
+    path, say); refusals are answered in one plain line and logged on ``log`` at INFO (``-v``)."""
+
+    def __init__(self, app: ASGIApp, rules: Rules, log: logging.Logger) -> None:
+        self.app, self.rules, self.log = app, rules, log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -55,13 +57,14 @@ class RequestGuard:
         if repeated:
             refusal = Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
         else:
+            policy, scrutiny = self.rules(scope)
             refusal = check(
                 scope.get("method", "GET"),
                 headers,
                 peer,
                 (str(bound[0]), int(bound[1] or 0)),
-                self.policy,
-                self.scrutiny(scope),
+                policy,
+                scrutiny,
                 scope.get("scheme", "http"),
                 websocket=kind == "websocket",
             )

@@ -48,7 +48,9 @@ class Scrutiny(Enum):
     """How closely a request is looked at, beyond peer and Host (which every request gets)."""
 
     HOST = "host"  # public paths: peer and Host only
-    UNSAFE = "unsafe"  # same origin for non-safe methods and WebSocket upgrades only
+    # A foreign Origin refused on every method (a page could read the answer); cross-site requests
+    # without one (links, images) only on safe methods; the proxy's rule.
+    UNSAFE = "unsafe"
     SAME_ORIGIN = "same-origin"  # same origin for every request
     SAME_ORIGIN_JSON = "same-origin-json"  # and JSON bodies for non-safe methods
 
@@ -168,12 +170,18 @@ def _origin_of(host: str, scheme: str) -> str:
     return f"{web}://{host.lower()}"
 
 
-def _same_origin(headers: Mapping[str, str], host: str, scheme: str, policy: GuardPolicy) -> bool:
+def _origin_ok(headers: Mapping[str, str], host: str, scheme: str, policy: GuardPolicy) -> bool:
     origin = headers.get("origin")
-    if origin is not None:
-        origin = origin.strip().lower().rstrip("/")
-        if origin != _origin_of(host, scheme) and origin not in policy.origins:
-            return False
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    return origin == _origin_of(host, scheme) or origin in policy.origins
+
+
+def _same_origin(headers: Mapping[str, str], host: str, scheme: str, policy: GuardPolicy) -> bool:
+    if not _origin_ok(headers, host, scheme, policy):
+        return False
+    origin = headers.get("origin")
     site = headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() not in _SITE_OK:
         return origin is not None  # same-site or cross-site, but an Origin we trust vouched for it
@@ -211,7 +219,8 @@ def check(
         return None
     assert host is not None
     unsafe = websocket or method.upper() not in SAFE_METHODS
-    if (scrutiny is not Scrutiny.UNSAFE or unsafe) and not _same_origin(headers, host, scheme, policy):
+    lenient = scrutiny is Scrutiny.UNSAFE and not unsafe
+    if not (_origin_ok if lenient else _same_origin)(headers, host, scheme, policy):
         return Refusal(403, "cross-origin request refused (another site's page cannot use this server)")
     # A body-less DELETE has no type to check; every other state-changing call is JSON or nothing.
     needs_json = unsafe and not websocket and (method.upper() != "DELETE" or _has_body(headers))

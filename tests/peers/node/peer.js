@@ -35,7 +35,8 @@ const flows = {
     const first = (await client.verifyIdToken({idToken: token, audience})).getPayload();
     const result = {first: first.sub, firstKid: kidOf(token)};
     if (rotateUrl) {  // a rotation as Google does it: published first, signing after the max-age
-      const rotated = await (await fetch(rotateUrl, {method: 'POST'})).json();
+      const rotated = await (await fetch(rotateUrl, {
+        method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'})).json();
       await new Promise(resolve => setTimeout(resolve, (rotated.switchAt * 1000 - Date.now()) + 500));
       const next = (await (await fetch(mintUrl, {headers: {'Metadata-Flavor': 'Google'}})).text());
       result.secondKid = kidOf(next);

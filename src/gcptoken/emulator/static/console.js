@@ -2,14 +2,19 @@
 'use strict';
 (() => {
   const $ = id => document.getElementById(id);
-  const api = (method, path, body) => fetch(`/emulator/v1/${path}`, {
-    method, headers: body === undefined ? {} : {'Content-Type': 'application/json'},
-    body: body === undefined ? undefined : JSON.stringify(body),
-  }).then(async r => {
+  // State-changing calls always go as JSON (the admin API takes nothing else); a DELETE may go bare.
+  const api = (method, path, body) => {
+    const json = body !== undefined || (method !== 'GET' && method !== 'DELETE');
+    return fetch(`/emulator/v1/${path}`, {
+      method, headers: json ? {'Content-Type': 'application/json'} : {},
+      body: json ? JSON.stringify(body === undefined ? {} : body) : undefined,
+    }).then(handle);
+  };
+  const handle = async r => {
     const data = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error((data.error && data.error.message) || `HTTP ${r.status}`);
     return data;
-  });
+  };
   const say = (text, error) => { $('status').textContent = text; $('status').className = error ? 'note error' : 'note'; };
   const fail = e => say(e.message, true);
   const el = (tag, text, attrs) => {
