@@ -1,5 +1,6 @@
-"""The request guard as ASGI middleware: every HTTP request and WebSocket handshake passes
-:func:`gcptoken.servers.guard.check` before the app sees it."""
+"""The request guard as ASGI middleware: every HTTP request and WebSocket handshake passes the
+framing checks (:mod:`gcptoken.servers.framing`) and :func:`gcptoken.servers.guard.check` before
+the app sees it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gcptoken.servers.framing import FramingError, body_framing, origin_form
 from gcptoken.servers.guard import GuardPolicy, Refusal, Scrutiny, check
 from gcptoken.servers.request_log import printable
 
@@ -45,29 +47,35 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, rules: Rules, log: logging.Logger) -> None:
         self.app, self.rules, self.log = app, rules, log
 
+    def _refusal(self, scope: Scope, websocket: bool, peer: str) -> Refusal | None:
+        try:
+            origin_form(scope.get("raw_path", str(scope.get("path", "")).encode()))
+            body_framing(scope["headers"], scope.get("http_version"), websocket)
+        except FramingError as exc:
+            return Refusal(400, str(exc))
+        headers, repeated = first_values(scope["headers"])
+        if repeated:
+            return Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
+        policy, scrutiny = self.rules(scope)
+        bound = scope.get("server") or ("", 0)
+        return check(
+            scope.get("method", "GET"),
+            headers,
+            peer,
+            (str(bound[0]), int(bound[1] or 0)),
+            policy,
+            scrutiny,
+            scope.get("scheme", "http"),
+            websocket,
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers, repeated = first_values(scope["headers"])
         peer = (scope.get("client") or ("", 0))[0]
-        bound = scope.get("server") or ("", 0)
-        refusal: Refusal | None
-        if repeated:
-            refusal = Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
-        else:
-            policy, scrutiny = self.rules(scope)
-            refusal = check(
-                scope.get("method", "GET"),
-                headers,
-                peer,
-                (str(bound[0]), int(bound[1] or 0)),
-                policy,
-                scrutiny,
-                scope.get("scheme", "http"),
-                websocket=kind == "websocket",
-            )
+        refusal = self._refusal(scope, kind == "websocket", peer)
         if refusal is None:
             await self.app(scope, receive, send)
             return

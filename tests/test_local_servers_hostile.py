@@ -1,0 +1,263 @@
+"""The same hostile requests against every server gcptoken starts, over raw sockets: what a web page
+in the user's browser can send (a rebound Host, a foreign Origin, ``Sec-Fetch-Site: cross-site``, a
+cross-site form's ``text/plain`` POST, a cross-origin WebSocket) and what a smuggler sends (both
+Content-Length and Transfer-Encoding, an absolute-form target). Each is refused, and nothing behind
+the server moved: no token minted, no upstream request, no state changed.
+
+A server added later is covered by one more entry in ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from gcptoken.credentials import ServiceAccountCredentials, load_credentials
+from gcptoken.emulator import EmulatorServer
+from gcptoken.inspector.server import inspector_app
+from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
+from gcptoken.local.proxy import proxy_app
+from gcptoken.local.proxy_guard import guarded_proxy
+from gcptoken.servers.guard import GuardPolicy, Scrutiny, check, parse_networks
+from gcptoken.servers.launch import OneTimeLink
+from gcptoken.servers.serving import AsgiServer, bind
+from gcptoken.testing import write_key_file
+
+EVIL = "https://evil.example"
+
+
+@dataclass
+class Target:
+    """One server and one request it answers when asked properly: ``method``, ``path``, the
+    ``headers`` and ``body`` it needs; ``moved()`` counts what happened behind it. The proxy's
+    target is a POST: it lets safe requests from other sites through when they carry no Origin."""
+
+    host_port: str
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    moved: Callable[[], int] = lambda: 0
+
+
+def request(target: Target, **changes: Any) -> bytes:
+    method = changes.pop("method", target.method)
+    line_target = changes.pop("line_target", target.path)
+    headers = {"Host": target.host_port, **target.headers, **changes.pop("headers", {})}
+    body = changes.pop("body", target.body)
+    extra = changes.pop("raw", b"")
+    if "Content-Length" not in headers and (body or method in ("POST", "PUT", "PATCH")):
+        headers["Content-Length"] = str(len(body))
+    head = f"{method} {line_target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items() if v)
+    return head.encode() + extra + b"Connection: close\r\n\r\n" + body
+
+
+def send(target: Target, raw: bytes) -> int:
+    host, port = target.host_port.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+def _token_requests(emu: EmulatorServer) -> Callable[[], int]:
+    return lambda: sum(1 for entry in emu.state.requests if entry["path"] in ("/token", "/oauth2/v4/token"))
+
+
+class Recorder:
+    """The private service behind the proxy: counts every request that reaches it."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+        async def anything(request: Request) -> PlainTextResponse:
+            self.seen += 1
+            return PlainTextResponse("ok")
+
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+        self.app = Starlette(routes=[Route("/{path:path}", anything, methods=methods)])
+
+
+def _credentials(emu: EmulatorServer, tmp: Path) -> ServiceAccountCredentials:
+    credentials = load_credentials(write_key_file(tmp, emu.key_file()))
+    assert isinstance(credentials, ServiceAccountCredentials)
+    return credentials
+
+
+@pytest.fixture(scope="module")
+def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Target]]:
+    tmp = tmp_path_factory.mktemp("hostile-servers")
+    flavor = {"Metadata-Flavor": "Google"}
+    credentials = _credentials(emu, tmp)
+    values = InstanceValues(email=credentials.key.client_email, project_id="p", project_number="1")
+    metadata = AsgiServer(metadata_app(CredentialsInstance(credentials, credentials, values)), bind("127.0.0.1", 0))
+    recorder = Recorder()
+    service = AsgiServer(recorder.app, bind("127.0.0.1", 0))
+    link = OneTimeLink("inspect")
+    inspector = AsgiServer(inspector_app(link, None), bind("127.0.0.1", 0))
+    with metadata, service, inspector:
+        proxied = proxy_app(service.url, credentials, "https://svc.example", 10)
+        proxy = AsgiServer(guarded_proxy(proxied), bind("127.0.0.1", 0))
+        with proxy:
+            page = httpx.get(f"{inspector.url}/{link.secret}/")  # the browser that opened it
+            session = page.headers["set-cookie"].split(";", 1)[0]
+            accounts = lambda: len(emu.state.service_accounts)  # noqa: E731
+            json_post = {"Content-Type": "application/json"}
+            yield {
+                "metadata-server": Target(
+                    metadata.host_port,
+                    "GET",
+                    "/computeMetadata/v1/instance/service-accounts/default/token",
+                    flavor,
+                    moved=_token_requests(emu),
+                ),
+                "proxy": Target(
+                    proxy.host_port,
+                    "POST",
+                    "/api/do",
+                    json_post,
+                    b"{}",
+                    moved=lambda: recorder.seen,
+                ),
+                "emulator admin API": Target(
+                    emu.host_port,
+                    "POST",
+                    "/emulator/v1/serviceAccounts",
+                    json_post,
+                    b'{"accountId": "planted-by-a-page"}',
+                    moved=accounts,
+                ),
+                "emulator console": Target(emu.host_port, "GET", "/emulator/ui"),
+                "emulator metadata": Target(
+                    emu.host_port, "GET", "/computeMetadata/v1/instance/service-accounts/default/token", flavor
+                ),
+                "inspector": Target(
+                    inspector.host_port,
+                    "POST",
+                    f"/{link.secret}/api/inspect",
+                    {**json_post, "Cookie": session},
+                    b'{"token": "a.b.c"}',
+                ),
+            }
+
+
+SERVERS = ["metadata-server", "proxy", "emulator admin API", "emulator console", "emulator metadata", "inspector"]
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_the_proper_request_is_answered(targets: dict[str, Target], name: str) -> None:
+    """The baseline: each hostile variant below differs from this one request only by its trick."""
+    target = targets[name]
+    assert send(target, request(target)) < 400
+
+
+def _websocket(target: Target, origin: str) -> bytes:
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    headers = {
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+        "Origin": origin,
+    }
+    raw = request(target, method="GET", headers=headers, body=b"")
+    return raw.replace(b"Connection: close\r\n", b"Connection: Upgrade\r\n")
+
+
+# name → (the request, the statuses a refusal may have)
+HOSTILE: dict[str, tuple[Callable[[Target], bytes], tuple[int, ...]]] = {
+    "rebound Host": (
+        lambda t: request(t, headers={"Host": f"rebind.attacker.example:{t.host_port.split(':')[1]}"}),
+        (403,),
+    ),
+    "foreign Origin": (lambda t: request(t, headers={"Origin": EVIL}), (403,)),
+    "null Origin": (lambda t: request(t, headers={"Origin": "null"}), (403,)),
+    "Sec-Fetch-Site cross-site": (lambda t: request(t, headers={"Sec-Fetch-Site": "cross-site"}), (403,)),
+    "cross-site text/plain form": (
+        lambda t: request(t, method="POST", headers={"Origin": EVIL, "Content-Type": "text/plain"}, body=b"{}"),
+        (403,),
+    ),
+    "cross-origin WebSocket": (lambda t: _websocket(t, EVIL), (403,)),
+    "Content-Length with Transfer-Encoding": (
+        lambda t: request(t, headers={"Transfer-Encoding": "chunked", "Content-Length": "3"}, body=b"0\r\n\r\n"),
+        (400,),
+    ),
+    "absolute-form target": (lambda t: request(t, line_target=f"http://evil.example{t.path}"), (400,)),
+    "asterisk-form target": (lambda t: request(t, method="OPTIONS", line_target="*"), (400,)),
+}
+
+
+@pytest.mark.parametrize("trick", list(HOSTILE))
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_refuses_every_trick(targets: dict[str, Target], name: str, trick: str) -> None:
+    target = targets[name]
+    build, refused = HOSTILE[trick]
+    before = target.moved()
+    assert send(target, build(target)) in refused
+    assert target.moved() == before, "the request reached what the server guards"
+
+
+def test_state_changing_admin_calls_take_json_only(targets: dict[str, Target], emu: EmulatorServer) -> None:
+    target = targets["emulator admin API"]
+    before = len(emu.state.service_accounts)
+    for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
+        assert send(target, request(target, headers={"Content-Type": media})) == 415
+    assert len(emu.state.service_accounts) == before
+
+
+def test_the_proxy_lets_links_and_images_from_other_sites_through(targets: dict[str, Target]) -> None:
+    """Safe requests without an Origin (a link clicked on another site) still open through the
+    proxy; one that carries an Origin could read the answer, and is refused."""
+    target = targets["proxy"]
+    cross_site = {"Sec-Fetch-Site": "cross-site", "Content-Type": ""}
+    assert send(target, request(target, method="GET", headers=cross_site, body=b"")) == 200
+    origin = {"Origin": EVIL, "Content-Type": ""}
+    assert send(target, request(target, method="GET", headers=origin, body=b"")) == 403
+
+
+def test_the_docker_recipe_stays_safe_for_a_browser_inside_the_allowed_range() -> None:
+    """``--host 172.17.0.1 --allow 172.16.0.0/12 --allow-host host.docker.internal``: the user's own
+    browser reaches the bridge address from inside the allowed range, so peer checks let it in;
+    the Host and Origin checks are what keep a page out. (No test may use a non-loopback
+    address, so this is the guard's decision itself, fed the recipe's values.)"""
+    policy = GuardPolicy(
+        names=frozenset({"metadata.google.internal", "metadata", "host.docker.internal"}),
+        allow=parse_networks(["172.16.0.0/12"]),
+    )
+    bound, browser = ("172.17.0.1", 8081), "172.17.0.1"
+    flavor = {"metadata-flavor": "Google"}
+    container = check(
+        "GET", {**flavor, "host": "host.docker.internal:8081"}, "172.18.0.5", bound, policy, Scrutiny.SAME_ORIGIN
+    )
+    assert container is None
+    assert check("GET", {**flavor, "host": "172.17.0.1:8081"}, browser, bound, policy, Scrutiny.SAME_ORIGIN) is None
+    rebound = check(
+        "GET", {**flavor, "host": "rebind.attacker.example:8081"}, browser, bound, policy, Scrutiny.SAME_ORIGIN
+    )
+    assert rebound is not None and rebound.status == 403
+    cross = {**flavor, "host": "172.17.0.1:8081", "origin": EVIL}
+    assert check("GET", cross, browser, bound, policy, Scrutiny.SAME_ORIGIN) is not None
+    outsider = check("GET", {**flavor, "host": "172.17.0.1:8081"}, "192.168.1.20", bound, policy, Scrutiny.SAME_ORIGIN)
+    assert outsider is not None and "--allow" in outsider.reason
