@@ -31,7 +31,7 @@ from gcptoken.local.proxy import proxy_app
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.servers.guard import GuardPolicy, Scrutiny, check, parse_networks
 from gcptoken.servers.launch import OneTimeLink
-from gcptoken.servers.serving import AsgiServer, bind
+from gcptoken.servers.serving import AsgiServer, HeaderTimeoutProtocol, bind
 from gcptoken.testing import write_key_file
 
 EVIL = "https://evil.example"
@@ -261,3 +261,20 @@ def test_the_docker_recipe_stays_safe_for_a_browser_inside_the_allowed_range() -
     assert check("GET", cross, browser, bound, policy, Scrutiny.SAME_ORIGIN) is not None
     outsider = check("GET", {**flavor, "host": "172.17.0.1:8081"}, "192.168.1.20", bound, policy, Scrutiny.SAME_ORIGIN)
     assert outsider is not None and "--allow" in outsider.reason
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_slow_headers_are_cut_off(targets: dict[str, Target], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris: a connection that says nothing, or trickles headers, is closed once the header
+    deadline passes, while proper requests on other connections are answered meanwhile."""
+    monkeypatch.setattr(HeaderTimeoutProtocol, "header_timeout", 1.0)
+    target = targets[name]
+    host, port = target.host_port.rsplit(":", 1)
+    idle = socket.create_connection((host, int(port)), timeout=10)
+    trickling = socket.create_connection((host, int(port)), timeout=10)
+    with idle, trickling:
+        trickling.sendall(f"GET {target.path} HTTP/1.1\r\nHost: {target.host_port}\r\n".encode())
+        assert send(target, request(target)) < 400  # not blocked by the two above
+        trickling.sendall(b"X-Slow: 1\r\n")
+        # Closed by the server (b""); were it not, recv would raise at the sockets' 10 s timeout.
+        assert idle.recv(1) == b"" and trickling.recv(1) == b""

@@ -289,3 +289,55 @@ def test_odd_queries_are_answered_not_crashed(server: Server) -> None:
         answer = server.get(path, **params)
         assert answer.status_code in (200, 400, 404, 503), (path, params, answer.text[:200])
         assert "Traceback" not in answer.text
+
+
+def test_metadata_names_and_allowed_hosts_are_answered(emu: EmulatorServer, key_path: Path) -> None:
+    """Clients in containers send ``Host: metadata.google.internal`` (or ``metadata``); a name the
+    user adds with --allow-host is answered at any port; any other name is a rebinding attempt."""
+    running = Server(
+        {"GCPTOKEN_EMULATOR_HOST": emu.host_port},
+        "--credentials",
+        str(key_path),
+        "--allow-host",
+        "host.docker.internal",
+        "-v",
+    )
+    url = f"http://{running.host_port}/computeMetadata/v1/project/project-id"
+    try:
+        for host in ("metadata.google.internal", "metadata", "METADATA.google.internal.", "host.docker.internal:8081"):
+            assert httpx.get(url, headers={**FLAVOR, "Host": host}).status_code == 200, host
+        for host in ("metadata.google.internal.attacker.example", "docker.internal", "localhost:1", "127.0.0.2"):
+            assert httpx.get(url, headers={**FLAVOR, "Host": host}).status_code == 403, host
+    finally:
+        _, err = running.stop()
+    assert "refused GET /computeMetadata/v1/project/project-id" in err and "DNS rebinding" in err
+
+
+def test_the_request_log_cannot_be_forged(emu: EmulatorServer, key_path: Path) -> None:
+    """A path with CR, LF and ESC in it is logged escaped: no forged line, no terminal control."""
+    running = Server({"GCPTOKEN_EMULATOR_HOST": emu.host_port}, "--credentials", str(key_path), "-v")
+    try:
+        hostile = "project/x%0D%0Agcptoken: GET /forged -> 200%1B[31m%07"
+        assert running.get(hostile).status_code == 404
+    finally:
+        _, err = running.stop()
+    assert "\x1b" not in err and "\x07" not in err and "\r" not in err
+    assert not any(line.startswith("gcptoken: GET /forged") for line in err.splitlines())
+    assert "\\r\\ngcptoken: GET /forged" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--allow-host", "evil.example/x"), "--allow-host"),
+        (("--allow-host", "a b"), "--allow-host"),
+        (("--allow-host", "host:80"), "--allow-host"),
+    ],
+)
+def test_bad_allow_hosts_are_usage_errors(
+    emu: EmulatorServer, key_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = gcptoken(
+        "metadata-server", "--credentials", str(key_path), *args, env={"GCPTOKEN_EMULATOR_HOST": emu.host_port}
+    )
+    assert result.code == 2 and message in result.err and result.err.count("\n") == 1
