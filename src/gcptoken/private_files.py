@@ -3,8 +3,12 @@ use must be ours and writable by nobody else, and no symlink is followed on the 
 
 Everything goes through a directory file descriptor opened with ``O_NOFOLLOW``, so a path swapped
 after the check cannot redirect a read or a write; files are opened relative to it with
-``O_NOFOLLOW`` (and ``O_EXCL`` for new ones), and checked with ``fstat`` after opening. Standard
-library only: the CLI's cached path uses it.
+``O_NOFOLLOW`` (and ``O_EXCL`` for new ones), and checked with ``fstat`` after opening.
+
+Credential files (key files, certificates and their configs, subject tokens, certs) are read the
+one way ``open_small_file`` opens them: a regular file of credential size, or one line saying what
+it is instead (a FIFO, a device, a directory), never a read that stalls. Standard library only:
+the CLI's cached path uses it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,25 @@ import errno
 import os
 import stat
 
-__all__ = ["MAX_SMALL_FILE", "NotPrivateError", "PrivateDir", "UnreadableFile", "read_small_file"]
+from gcptoken.errors import CredentialsError
+from gcptoken.untrusted import UnreadableJson, json_object, one_line
+
+TYPE_CHECKING = False  # not typing's: the cached path must not import it
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "MAX_SMALL_FILE",
+    "NotPrivateError",
+    "PrivateDir",
+    "UnreadableFile",
+    "file_error",
+    "open_credential_file",
+    "open_small_file",
+    "read_credential_file",
+    "read_json_file",
+    "read_small_file",
+]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -160,25 +182,82 @@ class UnreadableFile(Exception):
     """A file that is not a small regular file; ``str()`` says why in a few words."""
 
 
-def read_small_file(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE) -> bytes:
-    """A credential-sized file's bytes. A FIFO, a device (``/dev/zero``) or a file over ``limit``
-    is refused at once instead of stalling or filling memory; FileNotFoundError and
-    IsADirectoryError pass through for the caller's own words."""
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "something else"
+
+
+def open_small_file(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE) -> int:
+    """A descriptor of a credential-sized regular file, for reading; the caller closes it.
+
+    Opened without blocking, so a FIFO nobody writes to opens at once (and is refused), as are a
+    directory, a device (``/dev/zero``), a socket and a file over ``limit``: UnreadableFile, whose
+    few words say which. Nothing read through it can stall (no ``--timeout`` could stop a read
+    that blocks) or fill memory. FileNotFoundError passes through for the caller's own words."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC)
     try:
         info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(str(path))
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("is not a regular file")
+            raise UnreadableFile(f"is {_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit:
             raise UnreadableFile(f"is larger than {limit} bytes")
-        with os.fdopen(fd, "rb") as handle:
-            fd = -1
-            data = handle.read(limit + 1)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    if len(data) > limit:
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE) -> bytes:
+    """A credential-sized file's bytes, opened by ``open_small_file`` (whose refusals it raises)."""
+    with os.fdopen(open_small_file(path, limit), "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # it grew since
         raise UnreadableFile(f"is larger than {limit} bytes")
     return data
+
+
+def file_error(path: str | os.PathLike[str], what: str, exc: OSError | UnreadableFile) -> CredentialsError:
+    """The one line that says why ``what`` at ``path`` could not be opened or read."""
+    shown = one_line(os.fspath(path), None)
+    if isinstance(exc, FileNotFoundError):
+        return CredentialsError(f"{what} {shown} does not exist")
+    if isinstance(exc, UnreadableFile):
+        return CredentialsError(f"{what} {shown} {exc}")
+    return CredentialsError(f"{what} {shown} cannot be read ({exc.strerror or type(exc).__name__})")
+
+
+def open_credential_file(path: str | os.PathLike[str], what: str, limit: int = MAX_SMALL_FILE) -> int:
+    """``open_small_file``, every failure a CredentialsError in one line: "``what`` PATH is a FIFO
+    (named pipe), not a regular file", "… does not exist", "… cannot be read (Permission denied)"."""
+    try:
+        return open_small_file(path, limit)
+    except (OSError, UnreadableFile) as exc:
+        raise file_error(path, what, exc) from None
+
+
+def read_credential_file(path: str | os.PathLike[str], what: str, limit: int = MAX_SMALL_FILE) -> bytes:
+    """The bytes of a file that names or holds key material (key files, certificates, certificate
+    configs, subject tokens, certs), read as ``read_small_file`` reads; failures as
+    ``open_credential_file`` says them."""
+    try:
+        return read_small_file(path, limit)
+    except (OSError, UnreadableFile) as exc:
+        raise file_error(path, what, exc) from None
+
+
+def read_json_file(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The JSON object in a credential file (``read_credential_file``, ``untrusted.json_object``):
+    "``what`` PATH is not JSON", "… is not JSON gcptoken accepts (nested too deeply)", …"""
+    data = read_credential_file(path, what)
+    try:
+        return json_object(data)
+    except UnreadableJson as exc:
+        raise CredentialsError(f"{what} {one_line(os.fspath(path), None)} {exc}") from None
