@@ -3,7 +3,7 @@ field of a JSON object. Standard library only: the CLI's cached path reads file 
 
 from __future__ import annotations
 
-import json
+from gcptoken.untrusted import UnreadableJson, json_object
 
 TYPE_CHECKING = False  # not typing's: the cached path must not import it
 if TYPE_CHECKING:
@@ -14,13 +14,14 @@ __all__ = ["subject_token_in"]
 
 
 def subject_token_in(raw: str, form: Mapping[str, Any]) -> str | None:
-    """The token, or None when ``raw`` holds none in that format."""
+    """The token, or None when ``raw`` holds none in that format (``untrusted.json_object`` says
+    why a JSON answer holds none)."""
     if form.get("type", "text") == "json":
         name = form.get("subject_token_field_name")
         try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError):
+            document = json_object(raw)
+        except UnreadableJson:
             return None
-        value = document.get(name) if isinstance(document, dict) and isinstance(name, str) else None
+        value = document.get(name) if isinstance(name, str) else None
         return value if isinstance(value, str) and value else None
     return raw.strip() or None

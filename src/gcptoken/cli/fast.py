@@ -30,6 +30,7 @@ from gcptoken.cache.rules import (
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.subject_token import subject_token_in
+from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms
 if TYPE_CHECKING:
@@ -86,10 +87,10 @@ def _text(info: dict[str, Any], name: str) -> str:
 
 def _identity_and_default_audience(path: str) -> tuple[str, str | None] | None:
     try:
-        info = json.loads(read_small_file(path))  # never a FIFO or /dev/zero: no stall here
-    except (OSError, ValueError, UnicodeDecodeError, UnreadableFile):
-        return None
-    return _identity_of(info, nested=False) if isinstance(info, dict) else None
+        info = json_object(read_small_file(path))  # never a FIFO or /dev/zero: no stall here
+    except (OSError, UnreadableJson, UnreadableFile):
+        return None  # the full command line says what is wrong, in one line
+    return _identity_of(info, nested=False)
 
 
 def _identity_of(info: dict[str, Any], nested: bool) -> tuple[str, str | None] | None:
@@ -232,8 +233,8 @@ def answer_from_cache(argv: list[str]) -> int | None:
     except NotPrivateError:
         return None  # the full command line warns and works without the disk cache
     fresh = fresh_entry(entry, time.time())
-    if fresh is None or fresh["kind"] != kind:
-        return None
+    if fresh is None or fresh["kind"] != kind or not is_token_text(fresh["value"]):
+        return None  # a cached value that is no token is not printed: the full command line fetches one
     if output == "token":
         text = fresh["value"]
     elif output == "header":

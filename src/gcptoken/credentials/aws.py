@@ -21,6 +21,7 @@ from gcptoken import sigv4
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest, HttpResponse
+from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
 __all__ = [
     "AWS_SUBJECT_TOKEN_TYPE",
@@ -86,14 +87,22 @@ class _Imds:
             return
         response = yield HttpRequest("PUT", str(url), {IMDS_TTL_HEADER: "300"}, b"", describe={"aws": "imdsv2"})
         self._check(response, "the IMDSv2 session token", str(url))
-        self.session = response.body.decode("ascii", "replace").strip()
+        session = response.body.decode("ascii", "replace").strip()
+        if not is_token_text(session):  # it goes into a header: no CR, LF or other controls
+            raise TokenRequestError(
+                f"{self.where}: AWS instance metadata ({safe_url(str(url))}) answered no session token"
+            )
+        self.session = session
 
     def get_flow(self, url: str, what: str) -> Flow[str]:
         yield from self.session_flow()
         headers = {IMDS_TOKEN_HEADER: self.session} if self.session else {}
         response = yield HttpRequest("GET", url, headers, describe={"aws": what})
         self._check(response, what, url)
-        return response.body.decode("utf-8", "replace").strip()
+        try:
+            return response.body.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise CredentialsError(f"{self.where}: AWS instance metadata's {what} is not UTF-8 text") from None
 
     def _check(self, response: HttpResponse, what: str, url: str) -> None:
         if response.status != 200:
@@ -134,12 +143,10 @@ def _keys_flow(source: Mapping[str, Any], imds: _Imds, where: str) -> Flow[sigv4
         raise CredentialsError(f"{where}: AWS instance metadata named no usable IAM role")
     text = yield from imds.get_flow(f"{str(url).rstrip('/')}/{role}", "the role's credentials")
     try:
-        document = json.loads(text)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict) or not all(
-        isinstance(document.get(name), str) and document[name] for name in ("AccessKeyId", "SecretAccessKey")
-    ):
+        document = json_object(text)
+    except UnreadableJson as exc:
+        raise CredentialsError(f"{where}: AWS instance metadata's credentials for role {role} {exc}") from None
+    if not all(isinstance(document.get(name), str) and document[name] for name in ("AccessKeyId", "SecretAccessKey")):
         raise CredentialsError(f"{where}: AWS instance metadata returned no usable credentials for role {role}")
     token = document.get("Token")
     session = token if isinstance(token, str) and token else None

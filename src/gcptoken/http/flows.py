@@ -6,7 +6,6 @@ source has a hand-copied async twin. The drivers own timeouts and error translat
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, TransportError
+from gcptoken.untrusted import UnreadableJson, json_object
 
 if TYPE_CHECKING:
     from gcptoken.http.tls import ClientCertificate
@@ -207,28 +207,27 @@ async def run_async(flow: Flow[T], transport: AsyncTransport, deadline: float | 
 
 
 def json_body(response: HttpResponse, what: str) -> dict[str, Any]:
-    """The response's JSON object, or a TokenRequestError that says what came back instead."""
+    """The response's JSON object, or a TokenRequestError that says what came back instead: every
+    token answer (token endpoint, STS, IAM Credentials, metadata, tokeninfo, Resource Manager) is
+    read here, so nothing an upstream sends escapes as another exception."""
     try:
-        value = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
-        value = None
-    if not isinstance(value, dict):
+        return json_object(response.body)
+    except UnreadableJson as exc:
         raise TokenRequestError(
             f"{what} answered HTTP {response.status} with a body that is not a JSON object "
-            f"({len(response.body)} bytes)",
+            f"({exc.reason}; {len(response.body)} bytes)",
             status=response.status,
             retryable=response.status >= 500,
-        )
-    return value
+        ) from None
 
 
-def get_json_flow(url: str, where: str) -> Flow[tuple[Any, HttpResponse]]:
-    """GET a public JSON document (certs, discovery): the parsed document and the response, or a
+def get_json_flow(url: str, where: str) -> Flow[tuple[dict[str, Any], HttpResponse]]:
+    """GET a public JSON document (certs, discovery): the parsed object and the response, or a
     TransportError saying ``where`` answered something else."""
     response = yield HttpRequest("GET", url, {"Accept": "application/json"})
     if response.status != 200:
         raise TransportError(f"{where} answered HTTP {response.status}")
     try:
-        return json.loads(response.body), response
-    except (ValueError, UnicodeDecodeError):
-        raise TransportError(f"{where} did not answer with JSON") from None
+        return json_object(response.body), response
+    except UnreadableJson as exc:
+        raise TransportError(f"{where} did not answer with a JSON object ({exc.reason})") from None
