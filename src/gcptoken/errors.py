@@ -25,7 +25,8 @@ class TokenRequestError(GcpTokenError):
     """A token endpoint answered with a refusal or an unreadable response.
 
     ``status`` is the HTTP status, ``error`` and ``description`` are the server's
-    ``error`` / ``error_description`` (Google's wording, passed through as-is).
+    ``error`` / ``error_description`` (Google's wording, with control characters escaped and cut
+    to 300 characters: an upstream's text is shown, never obeyed by a terminal).
     """
 
     def __init__(

@@ -5,13 +5,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from gcptoken.jose import compact
 
-__all__ = ["DecodedToken", "Token", "decode"]
+__all__ = ["MAX_LIFETIME", "DecodedToken", "Token", "decode", "expiry", "plausible_time"]
 
 TokenKind = Literal["id_token", "access_token", "jwt"]
+
+# The longest Google lets a token live: 12 hours (IAM generateAccessToken, where the org policy allows).
+# An upstream's word that a token lasts longer (an expires_in of 1e300 or of 5,000 digits, an expireTime
+# in the year 9999, an exp in the year 5000) is clamped to this, not refused: believing less only
+# means refreshing sooner, and no arithmetic overflows. What is no time at all is refused: a negative
+# or non-numeric expires_in ("soon", true, "1e3"), and an exp no verifier would accept (before 1970,
+# after the year 5138, not a number).
+MAX_LIFETIME = 43200
+# Epoch seconds no token's exp can be: before 1970, or after the year 5138 (as verifiers judge it).
+_LATEST = 1e11
 
 
 @dataclass(frozen=True)
@@ -55,3 +65,13 @@ class Token:
 
 def utc_from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def plausible_time(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` can be a token's ``exp``: a number (not a boolean) from 1970 to the year 5138."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < _LATEST
+
+
+def expiry(moment: float, now: float | None = None) -> datetime:
+    """``moment`` (epoch seconds) as a token's expiry, but at most MAX_LIFETIME from ``now``."""
+    return utc_from_epoch(min(moment, (time.time() if now is None else now) + MAX_LIFETIME))

@@ -10,13 +10,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
-from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError, VerificationError
+from gcptoken.credentials.oauth2 import id_token_from
+from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.http.flows import Flow
-from gcptoken.jose import compact
 from gcptoken.tokens import Token, utc_from_epoch
+from gcptoken.untrusted import is_token_text, one_line
 
 __all__ = ["GcloudCredentials", "run_gcloud"]
 
@@ -29,7 +29,7 @@ ACCESS_TOKEN_ASSUMED_LIFETIME = 300
 def _last_error_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    return (errors or lines or ["no error message"])[-1][:300]
+    return one_line((errors or lines or ["no error message"])[-1])  # colours and all: escaped, capped
 
 
 def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str:
@@ -46,6 +46,7 @@ def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
+            errors="replace",  # bytes that are not text become U+FFFD, never a UnicodeDecodeError
             timeout=timeout,
             env=env,
             check=False,
@@ -72,15 +73,7 @@ def id_token(audience: str | None, chain: str | None = None, include_email: bool
         arguments.append(f"--audiences={audience}")
     if include_email:
         arguments.append("--include-email")
-    value = run_gcloud(arguments)
-    exp: Any
-    try:
-        exp = compact.parse(value).claims.get("exp")
-    except VerificationError:
-        raise TokenRequestError("gcloud printed something that is not an ID token") from None
-    if type(exp) not in (int, float):
-        raise TokenRequestError("gcloud printed an ID token without a numeric exp")
-    return Token(value, utc_from_epoch(exp), "id_token")
+    return id_token_from({"identity token": run_gcloud(arguments)}, "gcloud", "identity token")
 
 
 def access_token(chain: str | None = None, lifetime: int | None = None) -> Token:
@@ -88,7 +81,7 @@ def access_token(chain: str | None = None, lifetime: int | None = None) -> Token
     if lifetime is not None:
         arguments.append(f"--lifetime={lifetime}")
     value = run_gcloud(arguments)
-    if not value or any(c.isspace() for c in value):
+    if not is_token_text(value):
         raise TokenRequestError("gcloud printed something that is not an access token")
     return Token(value, utc_from_epoch(int(time.time()) + ACCESS_TOKEN_ASSUMED_LIFETIME), "access_token")
 

@@ -15,10 +15,10 @@ from typing import Any
 from gcptoken import endpoints
 from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
-from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal
+from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
-from gcptoken.tokens import Token
+from gcptoken.tokens import Token, expiry
 
 __all__ = [
     "IAM_BASE",
@@ -68,7 +68,7 @@ def generate_id_token_flow(
     if use_email_azp:
         body["useEmailAzp"] = True
     answer = yield from _call(access_token, target, "generateIdToken", body, base)
-    return id_token_from({"id_token": answer.get("token")}, f"IAM Credentials generateIdToken for {target}")
+    return id_token_from(answer, f"IAM Credentials generateIdToken for {target}", "token")
 
 
 def generate_access_token_flow(
@@ -82,14 +82,17 @@ def generate_access_token_flow(
     body = {"scope": list(scopes), "lifetime": f"{lifetime}s", "delegates": delegate_names(delegates)}
     answer = yield from _call(access_token, target, "generateAccessToken", body, base)
     where = f"IAM Credentials generateAccessToken for {target}"
-    value, expire = answer.get("accessToken"), answer.get("expireTime")
-    if not isinstance(value, str) or not value or not isinstance(expire, str):
+    value = token_field(answer, "accessToken", where)
+    expire = answer.get("expireTime")
+    if not isinstance(expire, str):
         raise TokenRequestError(f"{where} answered without accessToken / expireTime")
     try:
-        expires_at = datetime.fromisoformat(expire.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(expire.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise TokenRequestError(f"{where} answered an unreadable expireTime") from None
-    return Token(value, expires_at, "access_token")
+        moment = None
+    if moment is None or moment.tzinfo is None or moment.timestamp() <= 0:
+        raise TokenRequestError(f"{where} answered an unreadable expireTime")
+    return Token(value, expiry(moment.timestamp()), "access_token")
 
 
 def sign_jwt_flow(

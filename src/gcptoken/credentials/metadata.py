@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 from gcptoken.cache.rules import metadata_identity
+from gcptoken.checks import printable
 from gcptoken.credentials import universes
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials
-from gcptoken.credentials.oauth2 import access_token_from
+from gcptoken.credentials.oauth2 import access_token_from, id_token_from
 from gcptoken.endpoints import checked_host
-from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError
+from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest, HttpResponse, json_body, run_sync
-from gcptoken.jose import compact
-from gcptoken.tokens import Token, utc_from_epoch
+from gcptoken.tokens import Token
+from gcptoken.untrusted import MAX_SHOWN, one_line
 
 __all__ = [
     "DEFAULT_HOST",
@@ -58,7 +59,7 @@ def _get(path: str, query: dict[str, str] | None = None, host: str | None = None
         "GET", url, HEADERS, describe={"source": "metadata"}, retries=RETRIES, timeout=METADATA_TIMEOUT
     )
     if response.status != 200:
-        text = response.body[:200].decode("utf-8", "replace").strip()
+        text = one_line(response.body[: MAX_SHOWN * 4].decode("utf-8", "replace").strip())  # an HTML page, say
         raise TokenRequestError(
             f"metadata server at {host} answered HTTP {response.status} for /{path}: {text or 'no body'}",
             status=response.status,
@@ -75,16 +76,7 @@ def id_token_flow(
         query["licenses"] = "TRUE"
     response = yield from _get(f"{ACCOUNT}/identity", query, host)
     value = response.body.decode("utf-8", "replace").strip()
-    exp: Any
-    try:
-        exp = compact.parse(value).claims.get("exp")
-    except VerificationError:
-        raise TokenRequestError(
-            f"metadata server at {metadata_host()} returned an identity that is not a JWT"
-        ) from None
-    if type(exp) not in (int, float):
-        raise TokenRequestError(f"metadata server at {metadata_host()} returned an ID token without a numeric exp")
-    return Token(value, utc_from_epoch(exp), "id_token")
+    return id_token_from({"identity": value}, f"metadata server at {metadata_host(host)}", "identity")
 
 
 def access_token_flow(scopes: Sequence[str] | None = None, host: str | None = None) -> Flow[Token]:
@@ -96,7 +88,10 @@ def access_token_flow(scopes: Sequence[str] | None = None, host: str | None = No
 
 def email_flow(host: str | None = None) -> Flow[str]:
     response = yield from _get(f"{ACCOUNT}/email", host=host)
-    return response.body.decode("utf-8", "replace").strip()
+    email = response.body.decode("utf-8", "replace").strip()
+    if "@" not in email or len(email) > 320 or not printable(email):  # it is printed, and served on
+        raise TokenRequestError(f"metadata server at {metadata_host(host)} answered an email that is not one")
+    return email
 
 
 def universe_domain_flow(host: str | None = None) -> Flow[str]:

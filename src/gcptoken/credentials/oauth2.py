@@ -12,12 +12,13 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import TokenRequestError, VerificationError
 from gcptoken.http.flows import Flow, HttpRequest, json_body
 from gcptoken.jose import compact
-from gcptoken.tokens import Token, utc_from_epoch
+from gcptoken.tokens import MAX_LIFETIME, Token, expiry, plausible_time
+from gcptoken.untrusted import is_token_text, one_line
 
 if TYPE_CHECKING:
     from gcptoken.http.tls import ClientCertificate
 
-__all__ = ["access_token_from", "basic_auth", "id_token_from", "post_form", "raise_for_refusal"]
+__all__ = ["access_token_from", "basic_auth", "id_token_from", "post_form", "raise_for_refusal", "token_field"]
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
@@ -54,7 +55,8 @@ def post_form(
 
 def raise_for_refusal(status: int, body: Mapping[str, Any], where: str) -> None:
     """TokenRequestError carrying Google's own words, in either of its error shapes: OAuth's
-    ``{"error", "error_description"}`` or the JSON APIs' ``{"error": {"code", "message", "status"}}``."""
+    ``{"error", "error_description"}`` or the JSON APIs' ``{"error": {"code", "message", "status"}}``.
+    The words are the upstream's: shown escaped and capped (``untrusted.one_line``), as text only."""
     if status == 200:
         return
     error = body.get("error")
@@ -62,41 +64,66 @@ def raise_for_refusal(status: int, body: Mapping[str, Any], where: str) -> None:
     if isinstance(error, dict):
         description = error.get("message")
         error = error.get("status")
-    words = ": ".join(str(part) for part in (error, description) if part)
+    error = one_line(error) if isinstance(error, str) and error else None
+    description = one_line(description) if isinstance(description, str) and description else None
+    words = ": ".join(part for part in (error, description) if part)
     raise TokenRequestError(
         f"{where} refused the request (HTTP {status}): {words or 'no error given'}",
         status=status,
-        error=str(error) if error else None,
-        description=str(description) if description else None,
+        error=error,
+        description=description,
         retryable=status >= 500 or status in (408, 429),
     )
 
 
-def _field(body: Mapping[str, Any], name: str, where: str) -> str:
+def token_field(body: Mapping[str, Any], name: str, where: str) -> str:
+    """The token in field ``name`` of an upstream's answer; a TokenRequestError (that never shows
+    it) when it is missing or is no token (``untrusted.is_token_text``)."""
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise TokenRequestError(f"{where} answered without a {name!r}")
+    if not is_token_text(value):
+        raise TokenRequestError(
+            f"{where} answered a {name!r} that is no token (it holds spaces, control or non-ASCII characters)"
+        )
     return value
 
 
-def id_token_from(body: Mapping[str, Any], where: str) -> Token:
-    """The ``id_token`` of a token response; its expiry is its own ``exp`` claim."""
-    value = _field(body, "id_token", where)
+def id_token_from(body: Mapping[str, Any], where: str, name: str = "id_token") -> Token:
+    """The ID token in field ``name`` of an upstream's answer; its expiry is its own ``exp`` claim
+    (refused unless a plausible time; clamped as ``tokens.MAX_LIFETIME`` says)."""
+    value = token_field(body, name, where)
     try:
         exp = compact.parse(value).claims.get("exp")
-    except VerificationError as exc:
-        raise TokenRequestError(f"{where} returned an id_token that is not a JWT") from exc
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise TokenRequestError(f"{where} returned an id_token without a numeric exp")
-    return Token(value, utc_from_epoch(exp), "id_token")
+    except VerificationError:
+        raise TokenRequestError(f"{where} returned an {name} that is not a JWT") from None
+    if not plausible_time(exp):
+        raise TokenRequestError(f"{where} returned an {name} whose exp is not a plausible time")
+    return Token(value, expiry(exp), "id_token")
+
+
+_DIGITS = frozenset("0123456789")
+
+
+def _seconds(raw: object) -> float | None:
+    """``expires_in`` as Google sends it, a number or its decimal string, in seconds; None for
+    what is no number of seconds (negative, a boolean, "1e3", "3_600", non-ASCII digits)."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text or not set(text) <= _DIGITS:
+            return None
+        return MAX_LIFETIME if len(text) > 9 else int(text)  # no int() of 5,000 digits
+    if not isinstance(raw, int | float) or isinstance(raw, bool) or not raw >= 0:  # NaN too
+        return None
+    return min(raw, MAX_LIFETIME)
 
 
 def access_token_from(body: Mapping[str, Any], where: str, now: float | None = None) -> Token:
-    """The ``access_token`` of a token response; ``expires_in`` may be an int or a string."""
-    value = _field(body, "access_token", where)
-    raw = body.get("expires_in", 3600)
-    try:
-        expires_in = int(raw)
-    except (TypeError, ValueError):
-        raise TokenRequestError(f"{where} returned a non-numeric expires_in") from None
-    return Token(value, utc_from_epoch(int(time.time() if now is None else now) + expires_in), "access_token")
+    """The ``access_token`` of a token response; ``expires_in`` may be an int or a string, and
+    is clamped to ``tokens.MAX_LIFETIME`` (see there why clamped, not refused)."""
+    value = token_field(body, "access_token", where)
+    seconds = _seconds(body.get("expires_in", 3600))
+    if seconds is None:
+        raise TokenRequestError(f"{where} returned an expires_in that is no number of seconds")
+    moment = int(time.time() if now is None else now)
+    return Token(value, expiry(moment + int(seconds), moment), "access_token")
