@@ -4,7 +4,6 @@ the executable's ``output_file``, answered in Google's version-1 response format
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import gcptoken.credentials.fields as fields
 from gcptoken.errors import CredentialsError
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import UnreadableFile, file_error, read_small_file
+from gcptoken.untrusted import UnreadableJson, json_object, one_line
 
 if TYPE_CHECKING:
     from gcptoken.credentials.external_account import ExternalAccountConfig
@@ -63,7 +63,6 @@ def subject_token(config: ExternalAccountConfig, impersonated_email: str | None)
             shlex.split(command),  # as Google's libraries: split into words, never a shell
             env=env,
             capture_output=True,
-            text=True,
             timeout=timeout_ms / 1000,
             check=False,
             stdin=subprocess.DEVNULL,
@@ -81,31 +80,36 @@ def subject_token(config: ExternalAccountConfig, impersonated_email: str | None)
 
 
 def _executable_response(config: ExternalAccountConfig, path: Path, allow_expired_failure: bool) -> str | None:
-    """A still-valid token cached by the executable in its output file, else None."""
+    """A still-valid token cached by the executable in its output file, else None. A FIFO, a
+    device or a directory there is a CredentialsError (the executable is not run for it)."""
     try:
-        text = read_small_file(path).decode("utf-8")
-    except (OSError, UnreadableFile, UnicodeDecodeError):
-        return None
-    if not text.strip():
+        data = read_small_file(path)
+    except FileNotFoundError:
+        return None  # not written yet
+    except (OSError, UnreadableFile) as exc:
+        raise file_error(path, f"{config.where}: the executable's output file", exc) from None
+    if not data.strip():
         return None
     try:
-        return _parse_executable(config, text, f"output file {path}", needs_expiry=True)
+        return _parse_executable(config, data, f"output file {path}", needs_expiry=True)
     except CredentialsError:
         if allow_expired_failure:
             return None
         raise
 
 
-def _parse_executable(config: ExternalAccountConfig, text: str, origin: str, needs_expiry: bool) -> str | None:
+def _parse_executable(config: ExternalAccountConfig, data: bytes, origin: str, needs_expiry: bool) -> str | None:
     try:
-        response = json.loads(text)
-    except ValueError:
-        raise CredentialsError(f"{config.where}: {origin} is not JSON") from None
-    if not isinstance(response, dict) or response.get("version") != 1:
+        response = json_object(data)
+    except UnreadableJson as exc:
+        raise CredentialsError(f"{config.where}: {origin} {exc}") from None
+    if response.get("version") != 1:
         raise CredentialsError(f"{config.where}: {origin} is not a version 1 executable response")
     if response.get("success") is not True:
-        code, message = response.get("code", "?"), response.get("message", "")
-        raise CredentialsError(f"{config.where}: the executable reported failure {code}: {str(message)[:200]}")
+        code, message = response.get("code"), response.get("message")
+        code = one_line(str(code), 40) if isinstance(code, str | int) else "?"
+        message = one_line(message, 200) if isinstance(message, str) else ""
+        raise CredentialsError(f"{config.where}: the executable reported failure {code}: {message}")
     expiry = response.get("expiration_time")
     if needs_expiry and not isinstance(expiry, int):
         raise CredentialsError(f"{config.where}: {origin} has no expiration_time (required with output_file)")

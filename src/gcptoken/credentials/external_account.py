@@ -26,9 +26,10 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest
 from gcptoken.http.tls import ClientCertificate
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import UnreadableFile, read_credential_file, read_small_file
 from gcptoken.subject_token import subject_token_in
 from gcptoken.tokens import Token
+from gcptoken.untrusted import UnreadableJson, json_object
 
 __all__ = [
     "STS_URL",
@@ -167,23 +168,25 @@ def _extract(config: ExternalAccountConfig, raw: str, origin: str) -> str:
     if token is not None:
         return token
     if form.get("type", "text") == "json":
+        try:
+            json_object(raw)
+        except UnreadableJson as exc:
+            raise CredentialsError(f"{config.where}: {origin} {exc}") from None
         name = form.get("subject_token_field_name")
-        raise CredentialsError(f"{config.where}: {origin} has no JSON field {name!r} with the subject token")
+        raise CredentialsError(
+            f"{config.where}: {origin} has no JSON field {fields.identifier(name)} with the subject token"
+        )
     raise CredentialsError(f"{config.where}: {origin} is empty")
 
 
 def subject_token_from_file(config: ExternalAccountConfig) -> str:
     path = Path(str(config.credential_source["file"]))
+    origin = f"subject token file {path}"
     try:
-        return _extract(config, read_small_file(path).decode("utf-8"), f"subject token file {path}")
-    except FileNotFoundError:
-        raise CredentialsError(f"{config.where}: subject token file {path} does not exist") from None
-    except UnreadableFile as exc:
-        raise CredentialsError(f"{config.where}: subject token file {path} {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(
-            f"{config.where}: subject token file {path} cannot be read ({type(exc).__name__})"
-        ) from None
+        text = read_credential_file(path, f"{config.where}: subject token file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{config.where}: {origin} is not UTF-8 text") from None
+    return _extract(config, text, origin)
 
 
 def subject_token_flow(config: ExternalAccountConfig, impersonated_email: str | None = None) -> Flow[str]:
@@ -203,7 +206,12 @@ def subject_token_flow(config: ExternalAccountConfig, impersonated_email: str | 
         raise TokenRequestError(
             f"subject token URL {safe_url(url)} answered HTTP {response.status}", status=response.status
         )
-    return _extract(config, response.body.decode("utf-8", "replace"), f"subject token URL {safe_url(url)}")
+    origin = f"subject token URL {safe_url(url)}"
+    try:
+        text = response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{config.where}: {origin} answered bytes that are not UTF-8 text") from None
+    return _extract(config, text, origin)
 
 
 def access_token_flow(

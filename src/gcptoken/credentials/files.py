@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from gcptoken.credentials.service_account import ServiceAccountCredentials, Serv
 from gcptoken.credentials.user import UserCredentials, UserKey
 from gcptoken.credentials.workforce_user import WorkforceUserCredentials, WorkforceUserKey
 from gcptoken.errors import CredentialsError
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import read_json_file
 
 __all__ = ["SUPPORTED_TYPES", "credentials_from_info", "load_file"]
 
@@ -99,20 +98,4 @@ def _external_account_from_info(info: dict[str, Any], source: str) -> Credential
 def load_file(path: str | os.PathLike[str]) -> Credentials:
     """Credentials from a JSON credential file (its ``type`` says which kind)."""
     file = Path(path)
-    try:
-        text = read_small_file(file).decode("utf-8")
-    except FileNotFoundError:
-        raise CredentialsError(f"credential file {file} does not exist") from None
-    except IsADirectoryError:
-        raise CredentialsError(f"credential file {file} is a directory") from None
-    except UnreadableFile as exc:
-        raise CredentialsError(f"credential file {file} {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"credential file {file} cannot be read: {type(exc).__name__}") from None
-    try:
-        info = json.loads(text)
-    except ValueError:
-        raise CredentialsError(f"credential file {file} is not JSON") from None
-    if not isinstance(info, dict):
-        raise CredentialsError(f"credential file {file} is not a JSON object")
-    return credentials_from_info(info, str(file))
+    return credentials_from_info(read_json_file(file, "credential file"), str(file))

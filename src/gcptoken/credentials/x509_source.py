@@ -18,7 +18,7 @@ from typing import Any
 
 from gcptoken.errors import CredentialsError
 from gcptoken.http.tls import ClientCertificate
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import read_credential_file, read_json_file
 
 __all__ = ["MTLS_SUBJECT_TOKEN_TYPE", "certificate_paths", "check_source", "client_certificate", "subject_token"]
 
@@ -60,24 +60,15 @@ def _config_path(certificate: Mapping[str, Any]) -> Path:
 
 
 def _read(path: Path, what: str, where: str) -> bytes:
-    try:
-        return read_small_file(path)
-    except FileNotFoundError:
-        raise CredentialsError(f"{where}: {what} {path} does not exist") from None
-    except UnreadableFile as exc:
-        raise CredentialsError(f"{where}: {what} {path} {exc}") from None
-    except OSError as exc:
-        raise CredentialsError(f"{where}: {what} {path} cannot be read ({type(exc).__name__})") from None
+    return read_credential_file(path, f"{where}: {what}")
 
 
 def certificate_paths(source: Mapping[str, Any], where: str) -> ClientCertificate:
     """The workload's certificate and key, as its certificate config names them."""
     path = _config_path(source["certificate"])
-    try:
-        config = json.loads(_read(path, "certificate config", where))
-    except ValueError:
-        raise CredentialsError(f"{where}: certificate config {path} is not JSON") from None
-    workload = config.get("cert_configs", {}).get("workload") if isinstance(config, dict) else None
+    config = read_json_file(path, f"{where}: certificate config")
+    configs = config.get("cert_configs")
+    workload = configs.get("workload") if isinstance(configs, dict) else None
     if not isinstance(workload, dict):
         raise CredentialsError(f"{where}: certificate config {path} has no cert_configs.workload")
     cert_path, key_path = workload.get("cert_path"), workload.get("key_path")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -14,7 +13,7 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TransportError
 from gcptoken.http.flows import Flow, get_json_flow
 from gcptoken.jose import jws
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import read_json_file
 
 __all__ = ["DEFAULT_MAX_AGE", "KeySet", "fetch_flow", "keys_from_document", "keys_from_file", "max_age_of"]
 
@@ -57,15 +56,7 @@ def keys_from_document(document: Any, where: str) -> KeySet:
 
 
 def keys_from_file(path: str | os.PathLike[str]) -> KeySet:
-    try:
-        document = json.loads(read_small_file(path).decode("utf-8"))
-    except FileNotFoundError:
-        raise CredentialsError(f"certs file {path} does not exist") from None
-    except UnreadableFile as exc:
-        raise CredentialsError(f"certs file {path} {exc}") from None
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise CredentialsError(f"certs file {path} is not readable JSON") from None
-    return keys_from_document(document, f"certs file {path}")
+    return keys_from_document(read_json_file(path, "certs file"), f"certs file {path}")
 
 
 def max_age_of(headers: Mapping[str, str]) -> float:
