@@ -17,6 +17,7 @@ from gcptoken.cli.tokens import credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
+from gcptoken.untrusted import one_line
 
 __all__ = ["run_call", "run_curl"]
 
@@ -91,7 +92,7 @@ def run_call(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"gcptoken: error: {method} {safe_url(url)}: {type(exc).__name__}", file=sys.stderr)
         return 3
-    print(f"gcptoken: HTTP {response.status_code} {response.reason_phrase}", file=sys.stderr)
+    print(f"gcptoken: HTTP {response.status_code} {one_line(response.reason_phrase, 100)}", file=sys.stderr)
     sys.stdout.buffer.write(response.content)
     sys.stdout.flush()
     return 0 if response.status_code < 400 else 1

@@ -392,15 +392,13 @@ def _run(argv: Sequence[str]) -> int:
         handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
         logging.getLogger("gcptoken").addHandler(handler)
         logging.getLogger("gcptoken").setLevel(logging.DEBUG)
+    from gcptoken.cli.io import error_line
     from gcptoken.errors import GcpTokenError
 
     try:
         return _handler(args.handler)(args)
     except GcpTokenError as exc:
-        reason = getattr(exc, "reason", None)  # VerificationError: the code scripts can match on
-        prefix = f"invalid token ({reason})" if reason else "error"
-        message = " ".join(str(exc).split())  # one line, always
-        print(f"gcptoken: {prefix}: {message}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return _exit_code(exc)
 
 

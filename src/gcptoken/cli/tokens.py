@@ -20,13 +20,16 @@ from gcptoken.credentials import (
     load_credentials,
 )
 from gcptoken.credentials.adc import find_credentials
-from gcptoken.errors import InvalidArgumentError
+from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.tokens import Token
+from gcptoken.untrusted import is_token_text
 
 __all__ = ["checked_chain", "credentials_for", "run_access", "run_id", "run_jwt"]
 
 
 def _emit(token: Token, output: str, field: str) -> None:
+    if not is_token_text(token.value):  # every source refuses one already; none is ever printed
+        raise TokenRequestError(f"the {field} obtained is no token (it holds spaces, control or non-ASCII characters)")
     if output == "token":
         text = token.value
     elif output == "header":

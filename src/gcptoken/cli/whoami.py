@@ -18,6 +18,7 @@ from gcptoken.credentials.adc import Discovery, find_credentials
 from gcptoken.credentials.base import quota_project
 from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
+from gcptoken.untrusted import one_line
 
 __all__ = ["run_whoami"]
 
@@ -36,7 +37,8 @@ def _identity(found: Discovery, timeout: float) -> str:
         return f"service account {credentials.key.client_email} (key {credentials.key.private_key_id[:12]}…)"
     if isinstance(credentials, GcloudCredentials):
         try:
-            return f"{run_gcloud(['config', 'get-value', 'account']) or 'no active account'} (gcloud's active account)"
+            account = one_line(run_gcloud(["config", "get-value", "account"]), 320)  # gcloud's words: escaped
+            return f"{account or 'no active account'} (gcloud's active account)"
         except GcpTokenError as exc:
             return f"gcloud's active account (unavailable: {exc})"
     if isinstance(credentials, MetadataCredentials):
