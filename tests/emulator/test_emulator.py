@@ -335,7 +335,7 @@ def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp
     json_type = {"Content-Type": "application/json"}
     assert httpx.post(f"{admin}/serviceAccounts", content=b"[", headers=json_type).status_code == 400
     assert httpx.post(f"{admin}/serviceAccounts", content=b"{}").status_code == 415  # JSON only, as a form cannot
-    key = httpx.post(f"{admin}/serviceAccounts/{email}/keys").json()
+    key = httpx.post(f"{admin}/serviceAccounts/{email}/keys", json={}).json()
     assert set(key) == {
         "type",
         "project_id",
@@ -359,7 +359,7 @@ def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp
         emulator, assertion_claims(sa, {"target_audience": AUD}), sa.signing_key, sa.private_key_id
     )
     assert refused.json()["error_description"] == "Invalid JWT Signature."
-    assert httpx.post(f"{admin}/serviceAccounts/nobody@x/keys").status_code == 404
+    assert httpx.post(f"{admin}/serviceAccounts/nobody@x/keys", json={}).status_code == 404
 
 
 def test_request_log_records_every_request_in_order(emulator: EmulatorClient, sa: ServiceAccountKey) -> None:

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from gcptoken.cli.server_flags import METADATA_EPILOG, guard_options
+
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK = 0
@@ -40,47 +42,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 class _RawEpilogFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Keeps an epilog's lines as written (a recipe to copy)."""
-
-
-METADATA_EPILOG = """\
-Point clients at it (it prints the values when it starts):
-  export GCE_METADATA_HOST=127.0.0.1:PORT GCE_METADATA_IP=127.0.0.1:PORT GCE_METADATA_ROOT=127.0.0.1:PORT
-
-Containers (docker compose): listen on the docker bridge, for its clients only,
-  gcptoken metadata-server --host 172.17.0.1 --port 8081 --allow 172.16.0.0/12 \
-      --allow-host host.docker.internal
-and in docker-compose.yml:
-  services:
-    app:
-      environment:
-        GCE_METADATA_HOST: host.docker.internal:8081
-        GCE_METADATA_IP: host.docker.internal:8081
-        GCE_METADATA_ROOT: host.docker.internal:8081
-      extra_hosts: ["host.docker.internal:host-gateway"]
-Anyone who can reach the port can get your tokens: keep it on loopback or a bridge, with --allow.
-Requests naming another Host (DNS rebinding) or coming from a web page of another origin are refused.
-"""
-
-
-def _guard_options(parser: argparse.ArgumentParser, *, peers: bool = True, origins: bool = False) -> None:
-    """Who a local server answers besides loopback (every server checks peer, Host and Origin)."""
-    if peers:
-        parser.add_argument(
-            "--allow", action="append", metavar="CIDR", help="also answer these clients, besides loopback (repeatable)"
-        )
-    parser.add_argument(
-        "--allow-host",
-        action="append",
-        metavar="NAME",
-        help="also answer requests addressed to this host name (repeatable); others are refused (DNS rebinding)",
-    )
-    if origins:
-        parser.add_argument(
-            "--allow-origin",
-            action="append",
-            metavar="ORIGIN",
-            help="let pages of this origin (http://localhost:5173) call through, as the proxy's own (repeatable)",
-        )
 
 
 # Every local user can read a process's argv (/proc/PID/cmdline).
@@ -265,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service"
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
-    _guard_options(emulator, peers=False)
+    guard_options(emulator, peers=False)
     emulator.add_argument(
         "--allow-admin",
         action="append",
@@ -317,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     _credential_options(metadata, no_cache=False)
     metadata.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     metadata.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
-    _guard_options(metadata)
+    guard_options(metadata)
     metadata.add_argument("--project", metavar="ID", help="project id (default: the credential's)")
     metadata.add_argument("--project-number", metavar="N", help="project number (default: from Resource Manager)")
     metadata.add_argument("--email", help="the service account email to report (default: the credential's)")
@@ -336,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
-    _guard_options(proxy, origins=True)
+    guard_options(proxy, origins=True)
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")
