@@ -20,12 +20,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from gcptoken import VerificationError, Verifier
 from gcptoken.emulator import EmulatorServer
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.emulator.state import EmulatorState
+from gcptoken.servers.serving import AsgiServer, bind
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock
 
@@ -40,6 +41,7 @@ class Upstream:
     def __init__(self, certs: str) -> None:
         self.verifier = Verifier(AUD, certs=certs)
         self.tokens: list[str] = []
+        self.targets: list[bytes] = []  # every request's raw path, as it arrives
         self.refuse_next = False
         self.url = ""
 
@@ -55,7 +57,7 @@ class Upstream:
         self.tokens.append(token)
         return token
 
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         async def guarded(request: Request) -> Response:
             headers = dict(request.headers)
             if self._token(headers) is None or self.refuse_next:
@@ -96,12 +98,19 @@ class Upstream:
                 await websocket.send_text(f"echo: {text}")
 
         routes = {"/hello": hello, "/echo": echo, "/redirect": redirect, "/elsewhere": elsewhere}
-        return Starlette(
+        app = Starlette(
             routes=[
                 *[Route(path, guarded, methods=["GET", "POST", "PUT"]) for path in routes],
                 WebSocketRoute("/ws", socket_echo),
             ]
         )
+
+        async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in ("http", "websocket"):
+                self.targets.append(scope["raw_path"])
+            await app(scope, receive, send)
+
+        return recording
 
 
 @pytest.fixture(scope="module")
@@ -255,17 +264,28 @@ def test_tokens_are_renewed_across_expiry(emu: EmulatorServer, upstream: Upstrea
             running.stop()
 
 
-def test_only_the_services_host_is_ever_reached(proxy: Proxy, upstream: Upstream) -> None:
-    """An absolute-form request line or a forged Host never leads the proxy elsewhere."""
-    host, port = proxy.url.removeprefix("http://").split(":")
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET http://evil.example/hello HTTP/1.1",  # absolute-form: never another host
+        b"GET //evil.example/hello HTTP/1.1",
+        b"GET /%2e%2e/hello HTTP/1.1",  # never above the service's path
+        b"CONNECT evil.example:443 HTTP/1.1",
+    ],
+)
+def test_only_the_services_host_is_ever_reached(proxy: Proxy, upstream: Upstream, request_line: bytes) -> None:
+    """As served by ``gcptoken proxy``: a target other than /path?query is a 400, and nothing is sent on."""
+    host_port = proxy.url.removeprefix("http://")
+    host, port = host_port.split(":")
+    before = len(upstream.targets)
     with socket.create_connection((host, int(port)), timeout=10) as raw:
-        raw.sendall(b"GET http://evil.example/hello HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        raw.sendall(request_line + b"\r\nHost: " + host_port.encode() + b"\r\nConnection: close\r\n\r\n")
         reply = b""
         while chunk := raw.recv(65536):
             reply += chunk
-    status = reply.split(b"\r\n", 1)[0]
-    assert b"502" not in status  # no attempt to reach evil.example
-    assert b"evil.example" not in reply.split(b"\r\n\r\n", 1)[0].lower().replace(b"host", b"")
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"Traceback" not in reply
+    assert upstream.targets[before:] == []
+    assert httpx.get(f"{proxy.url}/hello").status_code == 200 and upstream.targets[-1] == b"/hello"
 
 
 def test_an_unreachable_service_is_a_502_with_a_clear_body(emu: EmulatorServer, key_path: Path) -> None:
