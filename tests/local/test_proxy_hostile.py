@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,7 +24,7 @@ import pytest
 
 from gcptoken import Verifier
 from gcptoken.credentials import credentials_from_info
-from gcptoken.local.proxy import Proxy
+from gcptoken.local.proxy import REFRESH_INTERVAL, Proxy
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 
@@ -42,6 +42,7 @@ class Service:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
         self.refuse = 0
+        self.on_refuse: Callable[[], None] | None = None  # run (once) as it refuses
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         entry = {
@@ -80,6 +81,9 @@ class Service:
         headers = [(b"content-type", b"application/json")]
         if self.refuse > 0:
             self.refuse -= 1
+            if self.on_refuse is not None:
+                self.on_refuse()
+                self.on_refuse = None
             status, headers, answer = 401, [(b"www-authenticate", b'Bearer error="invalid_token"')], b"refused here\n"
         elif scope["path"].endswith("/redirect"):
             location = parse_qs(scope["query_string"].decode())["to"][0]
@@ -89,6 +93,16 @@ class Service:
         headers.append((b"content-length", b"%d" % len(answer)))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +115,11 @@ def service() -> Iterator[tuple[Service, str]]:
     recorder = Service()
     with AsgiServer(recorder, bind("127.0.0.1", 0)) as server:  # type: ignore[arg-type]
         yield recorder, server.url
+
+
+@pytest.fixture(scope="module")
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @contextlib.contextmanager
@@ -123,8 +142,8 @@ def serving(app: Proxy) -> Iterator[AsgiServer]:
 
 
 @pytest.fixture(scope="module")
-def proxy(service: tuple[Service, str], key: dict[str, str]) -> Iterator[AsgiServer]:
-    with serving(Proxy(f"{service[1]}/base", credentials_from_info(key, "test"), AUD, 10)) as server:
+def proxy(service: tuple[Service, str], key: dict[str, str], clock: FakeClock) -> Iterator[AsgiServer]:
+    with serving(Proxy(f"{service[1]}/base", credentials_from_info(key, "test"), AUD, 10, clock)) as server:
         yield server
 
 
@@ -365,6 +384,51 @@ def test_redirects_come_back_to_the_proxys_own_address(proxy: AsgiServer, servic
     assert location("https://accounts.example.org/login") == "https://accounts.example.org/login"
     assert location("/base/next?x=1") == "/next?x=1"  # a path on the service: the same path below /base
     assert location("/other") == "/other"
+
+
+def test_forced_refreshes_are_one_per_interval(proxy: AsgiServer, seen: Service, mints: Any, clock: FakeClock) -> None:
+    """A service that keeps saying invalid_token cannot make the proxy mint a token per request."""
+    clock.now += 1000  # past any window an earlier test opened
+    minted = mints()
+    seen.refuse = 1
+    answer = httpx.post(f"{proxy.url}/echo", content=b"kept")
+    assert answer.status_code == 200
+    assert mints() == minted + 2  # the first token, then one forced refresh
+
+    before = len(seen.seen)
+    for _ in range(20):
+        seen.refuse = 1
+        refused = httpx.post(f"{proxy.url}/echo", content=b"kept")
+        assert refused.status_code == 401 and refused.text == "refused here\n"  # as the service said
+        assert refused.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert len(seen.seen) == before + 20 and mints() == minted + 2  # no retry, no token
+
+    clock.now += REFRESH_INTERVAL
+    seen.refuse = 1
+    assert httpx.post(f"{proxy.url}/echo", content=b"kept").status_code == 200
+    assert mints() == minted + 3
+
+
+def test_a_token_another_request_renewed_is_used_without_forcing_one(
+    proxy: AsgiServer, seen: Service, mints: Any, clock: FakeClock, key: dict[str, str]
+) -> None:
+    """Inside the window, a request refused with the old token retries with the renewed one (free)."""
+    clock.now += 1000
+    seen.refuse = 1
+    assert httpx.get(f"{proxy.url}/hello").status_code == 200  # a refresh forced: the window is open
+    used = header_values(seen.seen[-1], b"authorization")[0].decode().removeprefix("Bearer ")
+    renewed: list[str] = []
+
+    def renew_elsewhere() -> None:  # as another request's forced refresh would (tokens of one second match)
+        while not renewed or renewed[-1] == used:
+            renewed.append(credentials_from_info(key, "test").id_token(AUD, refresh=True).value)
+            time.sleep(0.05)
+
+    minted = mints()
+    seen.refuse, seen.on_refuse = 1, renew_elsewhere
+    assert httpx.get(f"{proxy.url}/hello").status_code == 200
+    assert header_values(seen.seen[-1], b"authorization") == [f"Bearer {renewed[-1]}".encode()]
+    assert mints() == minted + len(renewed)  # the proxy minted none of its own
 
 
 def test_a_client_gone_mid_body_sends_nothing(proxy: AsgiServer, seen: Service, mints: Any) -> None:

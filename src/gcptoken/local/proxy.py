@@ -11,14 +11,17 @@ What comes back is passed on less its hop-by-hop headers, redirects to the servi
 the proxy (:mod:`~gcptoken.local.proxy_response`); an answer that is not valid HTTP is a 502.
 
 A 401 saying ``invalid_token`` is retried once with a new token when the request body could be
-kept.
+kept; a new token is forced at most once per ``REFRESH_INTERVAL`` seconds (per proxy, so per
+audience), and inside that window the 401 goes back to the client as it came: no client can make
+the credential mint tokens without bound.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpcore
@@ -32,10 +35,12 @@ from gcptoken.local.proxy_request import ClientRequest, Refused, client_request,
 from gcptoken.local.proxy_response import response_headers
 from gcptoken.local.proxy_websocket import HANDSHAKE_OWN, relay
 
-__all__ = ["Proxy", "proxy_app", "upstream_audience"]
+__all__ = ["REFRESH_INTERVAL", "Proxy", "proxy_app", "upstream_audience"]
 
 # Bodies up to this size are kept, so a request refused for its token can be sent again.
 REPLAYABLE = 1 << 20
+# At most one forced token refresh per this many seconds.
+REFRESH_INTERVAL = 10.0
 UPSTREAM_ERRORS = (
     httpcore.NetworkError,
     httpcore.TimeoutException,
@@ -69,14 +74,17 @@ class Proxy:
         credentials: Credentials,
         audience: str,
         timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: seconds on a monotonic scale, for the forced-refresh rate limit."""
         url = httpx.URL(target)
         self.scheme, self.host, self.port = url.raw_scheme, url.raw_host, url.port
         self.origin = (url.scheme, url.netloc)
         self.base_path = url.raw_path.split(b"?", 1)[0].rstrip(b"/")
         self.host_header = (b"host", url.netloc)
         self.ws_origin = f"{'wss' if url.scheme == 'https' else 'ws'}://{url.netloc.decode('ascii')}"
-        self.credentials, self.audience = credentials, audience
+        self.credentials, self.audience, self.clock = credentials, audience, clock
+        self.refresh_after = float("-inf")
         # httpcore, beneath httpx: a proxy's hot path has no use for httpx's request and response models.
         self.pool = httpcore.AsyncConnectionPool(max_connections=100, max_keepalive_connections=32, retries=0)
         self.timeouts = {"connect": timeout, "read": None, "write": timeout, "pool": timeout}
@@ -101,6 +109,18 @@ class Proxy:
 
     async def _token(self, refresh: bool = False) -> str:
         return (await self.credentials.id_token_async(self.audience, refresh=refresh)).value
+
+    async def _fresh_token(self, refused: str) -> str | None:
+        """A token to retry with after ``refused`` was refused: one another request already renewed,
+        else a new one, unless one was forced less than REFRESH_INTERVAL ago (then None)."""
+        current = await self._token()
+        if current != refused:
+            return current
+        now = self.clock()
+        if now < self.refresh_after:
+            return None
+        self.refresh_after = now + REFRESH_INTERVAL  # before the fetch: concurrent 401s force one
+        return await self._token(refresh=True)
 
     @staticmethod
     def _authorized(request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
@@ -132,9 +152,10 @@ class Proxy:
             token = await self._token()
             response = await self._send(scope["method"], target, request, framing, body, token)
             if replayable and says_invalid_token(response.status, _header(response, b"www-authenticate")):
-                await response.aclose()
-                fresh = await self._token(refresh=True)
-                response = await self._send(scope["method"], target, request, framing, body, fresh)
+                fresh = await self._fresh_token(token)
+                if fresh is not None:
+                    await response.aclose()
+                    response = await self._send(scope["method"], target, request, framing, body, fresh)
         except ClientGone:
             return  # mid-body: the service's connection was dropped before the body ended
         except GcpTokenError as exc:
@@ -272,5 +293,6 @@ def proxy_app(
     credentials: Credentials,
     audience: str,
     timeout: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Any:
-    return Proxy(target, credentials, audience, timeout)
+    return Proxy(target, credentials, audience, timeout, clock)
