@@ -28,7 +28,6 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.inspector.server import inspector_app
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
-from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.servers.guard import GuardPolicy, Scrutiny, check, parse_networks
 from gcptoken.servers.launch import OneTimeLink
 from gcptoken.servers.serving import AsgiServer, HeaderTimeoutProtocol, bind
@@ -56,12 +55,11 @@ def request(target: Target, **changes: Any) -> bytes:
     method = changes.pop("method", target.method)
     line_target = changes.pop("line_target", target.path)
     headers = {"Host": target.host_port, **target.headers, **changes.pop("headers", {})}
-    body = changes.pop("body", target.body)
-    extra = changes.pop("raw", b"")
+    body: bytes = changes.pop("body", target.body)
     if "Content-Length" not in headers and (body or method in ("POST", "PUT", "PATCH")):
         headers["Content-Length"] = str(len(body))
     head = f"{method} {line_target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items() if v)
-    return head.encode() + extra + b"Connection: close\r\n\r\n" + body
+    return head.encode() + b"Connection: close\r\n\r\n" + body
 
 
 def send(target: Target, raw: bytes) -> int:
@@ -120,8 +118,7 @@ def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> It
     link = OneTimeLink("inspect")
     inspector = AsgiServer(inspector_app(link, None), bind("127.0.0.1", 0))
     with metadata, service, inspector:
-        proxied = proxy_app(service.url, credentials, "https://svc.example", 10)
-        proxy = AsgiServer(guarded_proxy(proxied), bind("127.0.0.1", 0))
+        proxy = AsgiServer(proxy_app(service.url, credentials, "https://svc.example", 10), bind("127.0.0.1", 0))
         with proxy:
             page = httpx.get(f"{inspector.url}/{link.secret}/")  # the browser that opened it
             session = page.headers["set-cookie"].split(";", 1)[0]

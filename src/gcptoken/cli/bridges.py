@@ -142,7 +142,6 @@ def run_metadata_server(args: argparse.Namespace) -> int:
 
 def run_proxy(args: argparse.Namespace) -> int:
     from gcptoken.local.proxy import proxy_app, upstream_audience
-    from gcptoken.local.proxy_guard import guarded_proxy
 
     flags = GuardFlags(args)
     warn_if_exposed(args.host, args.port, "the proxy", flags)
@@ -150,8 +149,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     credentials = credentials_for(args)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     configure_log("gcptoken.proxy", args.verbose)
-    app = guarded_proxy(
-        proxy_app(args.url, credentials, audience, args.timeout), flags.allow, flags.hosts, flags.origins
+    app = proxy_app(
+        args.url, credentials, audience, args.timeout, allow=flags.allow, hosts=flags.hosts, origins=flags.origins
     )
 
     def announce(host_port: str) -> None:

@@ -21,19 +21,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import httpcore
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.credentials import Credentials
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for, says_invalid_token
+from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_request import ClientRequest, Refused, client_request, upstream_target
 from gcptoken.local.proxy_response import response_headers
 from gcptoken.local.proxy_websocket import HANDSHAKE_OWN, relay
+from gcptoken.servers.guard import Network
 
 __all__ = ["REFRESH_INTERVAL", "Proxy", "proxy_app", "upstream_audience"]
 
@@ -90,6 +91,9 @@ class Proxy:
         self.timeouts = {"connect": timeout, "read": None, "write": timeout, "pool": timeout}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send, self.aclose)
+            return
         try:
             if scope["type"] == "http":
                 await self._http(scope, receive, send)
@@ -288,11 +292,30 @@ async def _refuse_websocket(scope: Scope, send: Send, text: str) -> None:
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+async def _lifespan(receive: Receive, send: Send, on_shutdown: Callable[[], Awaitable[None]]) -> None:
+    """ASGI lifespan: the pool's connections are closed on the serving loop when the server stops."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            with contextlib.suppress(Exception):
+                await on_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def proxy_app(
     target: str,
     credentials: Credentials,
     audience: str,
     timeout: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
-) -> Any:
-    return Proxy(target, credentials, audience, timeout, clock)
+    *,
+    allow: Sequence[Network] = (),
+    hosts: Sequence[str] = (),
+    origins: Sequence[str] = (),
+) -> ASGIApp:
+    """The proxy behind the request guard (``allow``: peers besides loopback; ``hosts``: Host names
+    besides loopback and the bound address; ``origins``: pages trusted like the proxy's own)."""
+    return guarded_proxy(Proxy(target, credentials, audience, timeout, clock), allow, hosts, origins)

@@ -100,7 +100,7 @@ class AsgiServer:
             app,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="auto",  # apps that hold connections (the proxy's pool) close them at shutdown
             timeout_graceful_shutdown=2,
             server_header=False,  # no "server: uvicorn": each Google host says who it is, or nothing
             proxy_headers=False,  # the client is the socket's peer: no X-Forwarded-For can pose as another
