@@ -204,6 +204,7 @@ HOSTILE: dict[str, tuple[Callable[[Target], bytes], tuple[int, ...]]] = {
         (400,),
     ),
     "absolute-form target": (lambda t: request(t, line_target=f"http://evil.example{t.path}"), (400,)),
+    "70 KB of headers": (lambda t: request(t, headers={"X-Big": "a" * 70_000}), (400, 431)),
     "asterisk-form target": (lambda t: request(t, method="OPTIONS", line_target="*"), (400,)),
 }
 

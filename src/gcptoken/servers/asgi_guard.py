@@ -19,10 +19,20 @@ __all__ = ["RequestGuard", "Rules", "everywhere", "first_values"]
 _SINGLE = (b"host", b"origin", b"sec-fetch-site", b"content-type")
 
 
+# h11 bounds headers that arrive in pieces, not a block read at once: the bound, for every server.
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def first_values(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
     """Lower-case name → first value, and whether a header that must be single was repeated."""
     found: dict[str, str] = {}
     repeated = False
+    if sum(len(key) + len(value) + 4 for key, value in raw) > MAX_HEADER_BYTES:
+        raise _TooLarge
     for key, value in raw:
         name = key.decode("latin-1").lower()
         if name in found:
@@ -53,7 +63,10 @@ class RequestGuard:
             body_framing(scope["headers"], scope.get("http_version"), websocket)
         except FramingError as exc:
             return Refusal(400, str(exc))
-        headers, repeated = first_values(scope["headers"])
+        try:
+            headers, repeated = first_values(scope["headers"])
+        except _TooLarge:
+            return Refusal(431, "the request's headers are too large")
         if repeated:
             return Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
         policy, scrutiny = self.rules(scope)
