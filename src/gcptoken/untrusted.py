@@ -99,11 +99,14 @@ def one_line(text: str, limit: int | None = MAX_SHOWN) -> str:
     """``text`` as one printable line: every character that is not printable (CR, LF, tab, ESC
     and the other C0 and C1 controls, DEL, line separators, bidi overrides, lone surrogates) shown
     as its escape (``\\x1b``), the whole cut to ``limit`` characters (None: no cut) with "…"."""
+    cut = limit is not None and len(text) > limit
+    if limit is not None:
+        text = text[:limit]  # first: a megabyte of someone's words is never walked whole
     if not text.isprintable():
         text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
     if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    return text
+        text, cut = text[:limit], True
+    return text + "…" if cut else text
 
 
 def is_token_text(value: object) -> bool:
