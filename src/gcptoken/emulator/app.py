@@ -38,7 +38,7 @@ from gcptoken.emulator.oauth2 import token_endpoint
 from gcptoken.emulator.responses import api_error
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.servers.asgi_guard import RequestGuard, Rules
-from gcptoken.servers.request_log import printable
+from gcptoken.untrusted import one_line
 
 __all__ = ["create_app"]
 
@@ -97,7 +97,7 @@ class RequestLog:
             if not recorded:
                 record(499)  # the server is shutting down under a slow (delayed) request
         except Exception:
-            log.exception("emulator handler failed on %s %s", printable(scope["method"], 20), printable(scope["path"]))
+            log.exception("emulator handler failed on %s %s", one_line(scope["method"], 20), one_line(scope["path"]))
             if not recorded:
                 record(500)
                 await api_error(500, "Internal error in the emulator.")(scope, receive, send)

@@ -25,7 +25,8 @@ from gcptoken.errors import GcpTokenError, RefusedError
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root
 from gcptoken.servers.asgi_guard import RequestGuard, everywhere
 from gcptoken.servers.guard import METADATA_NAMES, GuardPolicy, Network, Scrutiny
-from gcptoken.servers.request_log import RequestLogger, note, printable
+from gcptoken.servers.request_log import RequestLogger, note
+from gcptoken.untrusted import one_line
 
 __all__ = ["CredentialsInstance", "InstanceValues", "metadata_app"]
 
@@ -107,7 +108,7 @@ class CredentialsInstance:
 
 
 def _refused(status: int, message: str) -> MetadataRefusal:
-    text = printable(" ".join(message.split()))
+    text = one_line(" ".join(message.split()))
     log.warning("refused: %s", text)  # always on the server's stderr, -v or not
     return MetadataRefusal(status, text)
 

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.servers.framing import FramingError, body_framing, origin_form
 from gcptoken.servers.guard import GuardPolicy, Refusal, Scrutiny, check
-from gcptoken.servers.request_log import printable
+from gcptoken.untrusted import one_line
 
 __all__ = ["RequestGuard", "Rules", "everywhere", "first_values"]
 
@@ -94,7 +94,7 @@ class RequestGuard:
             return
         method = scope.get("method", "WEBSOCKET")
         self.log.info(
-            "refused %s %s from %s: %d %s", method, printable(scope["path"]), peer, refusal.status, refusal.reason
+            "refused %s %s from %s: %d %s", method, one_line(scope["path"]), peer, refusal.status, refusal.reason
         )
         if kind == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets 403

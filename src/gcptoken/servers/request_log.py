@@ -10,21 +10,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestLogger", "note", "printable"]
+from gcptoken.untrusted import one_line
+
+__all__ = ["RequestLogger", "note"]
 
 _detail: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request_detail", default=None)
-_LIMIT = 300
-
-
-def printable(text: str, limit: int = _LIMIT) -> str:
-    """``text`` with control characters (CR, LF, ESC, C1, DEL…) and other unprintables escaped,
-    capped at ``limit`` characters: safe for one log or terminal line."""
-    cut = text[:limit]
-    if cut.isprintable():
-        shown = cut
-    else:
-        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
-    return shown + ("…" if len(text) > limit else "")
 
 
 def note(**values: str) -> None:
@@ -57,5 +47,5 @@ class RequestLogger:
             await self.app(scope, receive, recording)
         finally:
             _detail.reset(reset)
-            extra = "".join(f" {k}={printable(str(v), 120)}" for k, v in detail.items())
-            self.log.info("%s %s -> %d%s", printable(scope["method"], 20), printable(scope["path"]), status[0], extra)
+            extra = "".join(f" {k}={one_line(str(v), 120)}" for k, v in detail.items())
+            self.log.info("%s %s -> %d%s", one_line(scope["method"], 20), one_line(scope["path"]), status[0], extra)
