@@ -11,7 +11,6 @@ handed to the page once. Opaque tokens go to Google's tokeninfo only when the pe
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from typing import Any
@@ -29,6 +28,7 @@ from gcptoken.servers.asgi_guard import RequestGuard
 from gcptoken.servers.guard import GuardPolicy, Scrutiny
 from gcptoken.servers.launch import OneTimeLink
 from gcptoken.servers.page_headers import PAGE_HEADERS
+from gcptoken.untrusted import UnreadableJson, json_object
 
 __all__ = ["HEADERS", "inspector_app"]
 
@@ -59,10 +59,10 @@ class Inspector:
         if len(raw) > MAX_TOKEN:
             return None
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
+            body = json_object(raw)
+        except UnreadableJson:
             return None
-        return body if isinstance(body, dict) and isinstance(body.get("token"), str) else None
+        return body if isinstance(body.get("token"), str) else None
 
     async def page(self, request: Request) -> Response:
         secret = str(request.path_params.get("secret", ""))
