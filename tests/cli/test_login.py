@@ -4,8 +4,10 @@ flow and its polling errors, user ID tokens for IAP, reauthentication."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -470,8 +472,8 @@ def test_the_library_auth_classes_and_call(
     import requests
 
     from gcptoken.demo import protected_service
-    from gcptoken.servers.serving import AsgiServer, bind
     from gcptoken.integrations import httpx_auth, requests_auth
+    from gcptoken.servers.serving import AsgiServer, bind
 
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
     credentials = load_credentials(signed_in)
@@ -492,8 +494,6 @@ def test_the_library_auth_classes_and_call(
 
 @pytest.mark.parametrize("mode", ["--no-browser", "--device"])
 def test_ctrl_c_cancels_cleanly(emu: EmulatorServer, env: dict[str, str], tmp_path: Path, mode: str) -> None:
-    import signal
-
     output = tmp_path / "cancelled.json"
     login = Login(env, mode, "--client-id-file", client_file(emu), "--output", str(output))
     login.read_until("/o/oauth2/auth?" if mode == "--no-browser" else "enter the code")
@@ -507,12 +507,12 @@ def test_a_forged_redirect_at_the_loopback_port_is_ignored(
     emu: EmulatorServer, env: dict[str, str], tmp_path: Path
 ) -> None:
     """Any local process can reach the redirect port: an answer without this sign-in's state is
-    ignored (and said), and the real one still completes the sign-in."""
+    refused (and said), and the real one still completes the sign-in."""
     output = tmp_path / "forged.json"
     login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
     location = httpx.URL(consent(emu, login.url()))
     forged = location.copy_set_param("state", "attacker").copy_set_param("code", "4/0attacker")
-    assert httpx.get(str(forged)).status_code == 200
+    assert httpx.get(str(forged)).status_code == 400
     login.read_until("not from this sign-in")
     assert httpx.get(str(location)).status_code == 200
     code, _, err = login.finish()
@@ -520,24 +520,80 @@ def test_a_forged_redirect_at_the_loopback_port_is_ignored(
     assert json.loads(output.read_text())["account"] == "alice@example.com"
 
 
-def test_the_browser_is_opened_by_default(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
-    """Without --no-browser the URL goes to the browser ($BROWSER, as Python's webbrowser reads it)."""
-    opened = tmp_path / "opened-url"
-    script = tmp_path / "browser.sh"
-    script.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
-    script.chmod(0o700)
+class BrowserStandIn:
+    """A program for ``$BROWSER`` that stands for the browser: it keeps the URL it was given on a
+    command line (a process that sleeps with it in its argv, where every local user can read it, as
+    a real browser's), leaves a copy for the test, and exits as a browser launcher does."""
+
+    def __init__(self, directory: Path, fail: bool = False) -> None:
+        self.url_file, self.pid_file = directory / "opened-url", directory / "holder.pid"
+        self.script = directory / "browser.sh"
+        self.script.write_text(
+            "#!/bin/sh\n"
+            "python3 -c 'import time; time.sleep(120)' \"$1\" </dev/null >/dev/null 2>&1 &\n"
+            f"echo $! > {self.pid_file}.tmp && mv {self.pid_file}.tmp {self.pid_file}\n"
+            f'printf %s "$1" > {self.url_file}.tmp && mv {self.url_file}.tmp {self.url_file}\n'
+            f"exit {1 if fail else 0}\n"
+        )
+        self.script.chmod(0o700)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"BROWSER": str(self.script)}
+
+    def url(self, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while not self.url_file.exists():  # the browser command runs beside gcptoken, not before it
+            assert time.monotonic() < deadline, "the browser was never opened"
+            time.sleep(0.02)
+        return self.url_file.read_text()
+
+    def pid(self) -> int:
+        self.url()
+        return int(self.pid_file.read_text())
+
+    def close(self) -> None:
+        if self.pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(self.pid_file.read_text()), signal.SIGTERM)
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> Iterator[BrowserStandIn]:
+    browser = BrowserStandIn(tmp_path)
+    yield browser
+    browser.close()
+
+
+def through_the_launcher(
+    emu: EmulatorServer, launch_url: str, email: str = "alice@example.com", decision: str = "allow"
+) -> httpx.Response:
+    """What a browser does with the launcher: follow its 302 keeping its cookie, consent at the
+    emulator, and land on the loopback redirect with the cookie."""
+    with httpx.Client() as browser:
+        launched = browser.get(launch_url)
+        assert launched.status_code == 302, launched.text
+        authorization_url = launched.headers["location"]
+        assert browser.get(authorization_url).status_code == 200  # the consent page
+        return browser.get(consent(emu, authorization_url, email, decision))
+
+
+def test_the_browser_is_opened_by_default(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path, stand_in: BrowserStandIn
+) -> None:
+    """Without --no-browser the browser ($BROWSER, as Python's webbrowser reads it) gets a one-time
+    loopback launcher, never the authorization URL; the launcher leads the browser there."""
     output = tmp_path / "opened.json"
-    login = Login({**env, "BROWSER": str(script)}, "--client-id-file", client_file(emu), "--output", str(output))
+    login = Login({**env, **stand_in.env}, "--client-id-file", client_file(emu), "--output", str(output))
     login.read_until("your browser has been opened")
-    for _ in range(100):  # the browser command runs beside gcptoken, not before it
-        if opened.exists() and opened.read_text():
-            break
-        time.sleep(0.05)
-    url = opened.read_text()
-    assert "code_challenge_method=S256" in url and "access_type=offline" in url
-    assert httpx.get(consent(emu, url)).status_code == 200
+    url = stand_in.url()
+    assert url.startswith("http://127.0.0.1:") and "/launch/" in url
+    for secret in ("state", "code_challenge", "/o/oauth2/"):
+        assert secret not in url
+    assert through_the_launcher(emu, url).status_code == 200
     code, _, err = login.finish()
     assert code == 0, err
+    assert json.loads(output.read_text())["account"] == "alice@example.com"
 
 
 # -- another user on the same host, and what -v shows ----------------------------------------------

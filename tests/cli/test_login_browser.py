@@ -25,7 +25,7 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.scenarios import gcloud_environment
 from tests.browser import click, no_console_errors, type_into, wait_for_text
 from tests.cli.test_cli import gcptoken
-from tests.cli.test_login import Login, client_file, iap_client
+from tests.cli.test_login import BrowserStandIn, Login, client_file, iap_client
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +62,38 @@ def test_sign_in_with_allow_in_a_real_browser(browser: Any, emu: EmulatorServer,
     assert token.code == 0, token.err
     claims = Verifier.google(audience=iap_client(emu), certs=f"{emu.url}/oauth2/v3/certs").verify(token.out.strip())
     assert claims["email"] == "browser-user@example.com"
+
+
+def test_the_launcher_in_a_real_browser_across_sites(
+    browser: Any, emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without --no-browser: Chromium is opened on the one-time launcher, follows it to the consent
+    page on another site (``localhost``, as accounts.google.com is to 127.0.0.1), and the session
+    cookie (SameSite=Lax) comes back with the redirect, so the answer is taken."""
+    installed = json.loads(Path(client_file(emu)).read_text())
+    installed["installed"]["auth_uri"] = installed["installed"]["auth_uri"].replace("127.0.0.1", "localhost")
+    cross_site = tmp_path / "client.json"
+    cross_site.write_text(json.dumps(installed))
+    stand_in = BrowserStandIn(tmp_path)
+    output = tmp_path / "adc.json"
+    try:
+        login = Login({**env, **stand_in.env}, "--client-id-file", str(cross_site), "--output", str(output))
+        login.read_until("your browser has been opened")
+        launcher = stand_in.url()
+        assert "/launch/" in launcher and "state" not in launcher
+        browser.get(launcher)
+        wait_for_text(browser, "Choose an account")
+        assert browser.current_url.startswith(f"http://localhost:{emu.host_port.rsplit(':', 1)[1]}/o/oauth2/auth?")
+        type_into(browser, "#other_account", "launched@example.com")
+        click(browser, "button[value=allow]")
+        wait_for_text(browser, "You may close this window")
+        assert browser.current_url.startswith("http://127.0.0.1:")
+        no_console_errors(browser)
+        code, _, err = login.finish()
+        assert code == 0, err
+        assert json.loads(output.read_text())["account"] == "launched@example.com"
+    finally:
+        stand_in.close()
 
 
 def test_deny_in_a_real_browser(browser: Any, emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:

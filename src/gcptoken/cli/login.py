@@ -16,6 +16,7 @@ from gcptoken.credentials.base import run_flow_sync
 from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.login import browser_flow, device_flow
 from gcptoken.login.client_file import HOW_TO_CREATE, DesktopClient
+from gcptoken.login.receiver import SOMEONE_ELSE, Abort, Answer, Event, LoopbackReceiver, Notice
 from gcptoken.login.tokens import authorized_user, signed_in_email, write_credentials
 
 __all__ = ["run_login", "run_logout"]
@@ -26,6 +27,8 @@ BROWSER_SCOPES = (
     "https://www.googleapis.com/auth/cloud-platform",
 )
 PROGRESS_EVERY = 15.0
+OPEN_WAIT = 5.0
+SETTLE = 10.0  # seconds after the browser is opened before an answer is acted on (see _wait)
 
 
 def _say(text: str) -> None:
@@ -41,58 +44,108 @@ def _scopes(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ..
     return scopes
 
 
-def _read_pasted(answers: queue.Queue[dict[str, str]]) -> None:
+def _read_pasted(events: queue.Queue[Event]) -> None:
     """Lines typed or pasted on stdin: the browser's final address, when it ran elsewhere."""
     for line in sys.stdin:
         query = browser_flow.parse_pasted(line)
         if query is not None:
-            answers.put(query)
+            events.put(Answer(query, pasted=True))
             return
         if line.strip():
             _say("that is not the address the browser ended on (http://127.0.0.1:PORT/?state=…&code=…)")
 
 
-def _wait(
-    answers: queue.Queue[dict[str, str]], seconds: float, authorization: browser_flow.Authorization
-) -> dict[str, str]:
-    """The browser's answer. One at the loopback port with another ``state`` is not from this
-    sign-in (any local process can reach the port): it is ignored, said, and the wait goes on."""
-    url = authorization.url
+def _wait(events: queue.Queue[Event], seconds: float, url: str, settle_until: float) -> Answer:
+    """The browser's answer, as the receiver took it (or as pasted: checked by code_from). Notices
+    are said and the wait goes on; an Abort ends the sign-in.
+
+    An answer that arrives within SETTLE seconds of the browser being given the link is held until
+    then: someone who read the launcher from the browser's command line and used it first could
+    have signed in as themselves by now, but the browser, loading the link in those seconds, spends
+    it a second time and the sign-in aborts. A person takes longer than that to choose an account
+    and click Allow, so nobody waits in practice. (A browser slower than SETTLE to load the link
+    leaves that race open; the person still sees the account in "signed in as".)"""
     deadline = time.monotonic() + seconds
     next_progress = time.monotonic() + PROGRESS_EVERY
-    while (left := deadline - time.monotonic()) > 0:
+    held: Answer | None = None
+    while True:
+        now = time.monotonic()
+        if held is not None and now >= settle_until:
+            return held
+        left = deadline - now
+        if left <= 0:
+            raise RefusedError(f"no answer from the browser within {seconds:.0f} s; run gcptoken login again")
         try:
-            answer = answers.get(timeout=min(left, 0.25))
+            event = events.get(timeout=min(left, 0.25))
         except queue.Empty:
-            answer = None
-        if answer is not None:
-            if answer.pop(browser_flow.LOOPBACK_MARK, None) and not browser_flow.state_matches(answer, authorization):
-                _say("ignored a request to the redirect port that is not from this sign-in (wrong state)")
-                continue
-            return answer
-        if time.monotonic() >= next_progress:
+            event = None
+        if isinstance(event, Notice):
+            _say(event.text)
+        elif isinstance(event, Abort):
+            raise RefusedError(event.reason)
+        elif isinstance(event, Answer):
+            if event.pasted or time.monotonic() >= settle_until:
+                return event
+            held = event
+        if held is None and time.monotonic() >= next_progress:
             _say(f"waiting for the sign-in at {url.split('?', 1)[0]}… {left:.0f} s left (Ctrl-C cancels)")
             next_progress += PROGRESS_EVERY
-    raise RefusedError(f"no answer from the browser within {seconds:.0f} s; run gcptoken login again")
+
+
+def _open(url: str) -> bool:
+    """Python's webbrowser, in a thread: a browser command given in $BROWSER is waited for until it
+    exits, and one that stays in the foreground must not hold the sign-in (still running after
+    OPEN_WAIT seconds: it is the browser, and it has the URL)."""
+    import webbrowser
+
+    result: queue.Queue[bool] = queue.Queue()
+
+    def run() -> None:
+        try:
+            result.put(webbrowser.open(url))
+        except (webbrowser.Error, OSError):
+            result.put(False)
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        return result.get(timeout=OPEN_WAIT)
+    except queue.Empty:
+        return True
+
+
+def _show_url(events: queue.Queue[Event], authorization: browser_flow.Authorization, redirect_uri: str) -> None:
+    print(f"  {authorization.url}", file=sys.stderr, flush=True)
+    _say(f"if that browser is elsewhere, paste here the address it ends on ({redirect_uri}?…)")
+    threading.Thread(target=_read_pasted, args=(events,), daemon=True).start()
 
 
 def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
-    answers: queue.Queue[dict[str, str]] = queue.Queue()
-    with browser_flow.LoopbackReceiver(answers, args.port or 0) as receiver:
+    events: queue.Queue[Event] = queue.Queue()
+    with LoopbackReceiver(events, args.port or 0, launcher=not args.no_browser) as receiver:
         authorization = browser_flow.start(client, receiver.redirect_uri, scopes)
+        receiver.expect(authorization.url, authorization.state)
+        settle_until = 0.0
         if args.no_browser:
+            # Google's URL itself, to open anywhere: the person's terminal is not a command line
+            # other users can read, and a browser on another machine could not reach a launcher here.
             _say("open this URL in a browser, on this machine or any other:")
-            print(f"  {authorization.url}", file=sys.stderr, flush=True)
-            _say(f"if that browser is elsewhere, paste here the address it ends on ({receiver.redirect_uri}?…)")
-            threading.Thread(target=_read_pasted, args=(answers,), daemon=True).start()
+            _show_url(events, authorization, receiver.redirect_uri)
         else:
-            import webbrowser
-
-            opened = webbrowser.open(authorization.url)
-            _say("your browser has been opened to sign in" if opened else "open this URL to sign in:")
-            if not opened:
-                print(f"  {authorization.url}", file=sys.stderr, flush=True)
-        answer = _wait(answers, args.wait, authorization)
+            # The browser gets the one-time launcher, never the authorization URL: every local user
+            # can read a browser's command line (/proc/PID/cmdline).
+            if _open(receiver.launch_url):
+                settle_until = time.monotonic() + SETTLE  # from when the browser has the link
+                _say("your browser has been opened to sign in")
+            else:
+                # No browser here (SSH, a container) is the usual reason: a loopback launcher would
+                # be of no use on the machine where the person opens the URL, so print Google's URL,
+                # as --no-browser does, on the person's own terminal (stderr is nobody's argv). The
+                # launcher is retired: a failed browser command may have shown it to others.
+                if not receiver.retire_link():
+                    raise RefusedError(SOMEONE_ELSE)
+                _say("no browser could be opened; open this URL in a browser, on this machine or any other:")
+                _show_url(events, authorization, receiver.redirect_uri)
+        answer = _wait(events, args.wait, authorization.url, settle_until).query
     code = browser_flow.code_from(answer, authorization)
     try:
         return run_flow_sync(browser_flow.exchange_flow(client, code, authorization), args.timeout)

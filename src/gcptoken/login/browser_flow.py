@@ -1,14 +1,12 @@
 """The installed-app flow: an authorization URL with PKCE (S256) and a random ``state``, the
-browser's answer at a loopback redirect (or pasted back by the person), and the code exchange."""
+browser's answer at a loopback redirect (``receiver``) or pasted back by the person, and the code
+exchange."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
-import queue
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,18 +14,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gcptoken import endpoints
 from gcptoken.credentials.oauth2 import post_form
-from gcptoken.errors import InvalidArgumentError, RefusedError
+from gcptoken.errors import RefusedError
 from gcptoken.http.flows import Flow
 from gcptoken.login.client_file import DesktopClient
 
-__all__ = ["Authorization", "LoopbackReceiver", "code_from", "exchange_flow", "start"]
-
-# Set on answers that arrived at the loopback port (any local process can reach it), not pasted.
-LOOPBACK_MARK = "\x00loopback"
-DONE_PAGE = (
-    b'<!doctype html><meta charset=utf-8><link rel="icon" href="data:,"><title>Signed in</title>'
-    b"<p>gcptoken received the answer. You may close this window.</p>"
-)
+__all__ = ["Authorization", "code_from", "exchange_flow", "parse_pasted", "start", "state_matches"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +53,7 @@ def start(
 
 
 def state_matches(answer: Mapping[str, str], authorization: Authorization) -> bool:
-    return secrets.compare_digest(answer.get("state", ""), authorization.state)
+    return secrets.compare_digest(answer.get("state", "").encode("utf-8", "replace"), authorization.state.encode())
 
 
 def code_from(answer: Mapping[str, str], authorization: Authorization) -> str:
@@ -106,48 +97,3 @@ def exchange_flow(client: DesktopClient, code: str, authorization: Authorization
     }
     describe = {"grant": "authorization_code", "client_id": client.client_id}
     return (yield from post_form(endpoints.resolve(client.token_uri), form, describe))
-
-
-class LoopbackReceiver:
-    """A one-answer HTTP server on 127.0.0.1 for the browser's redirect; answers land in ``answers``
-    (a queue shared with a reader of pasted URLs)."""
-
-    def __init__(self, answers: queue.Queue[dict[str, str]], port: int = 0) -> None:
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = dict(parse_qsl(urlsplit(self.path).query))
-                if "code" not in query and "error" not in query:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(DONE_PAGE)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(DONE_PAGE)
-                receiver.answers.put({**query, LOOPBACK_MARK: "1"})
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.answers = answers
-        try:
-            self.server = http.server.HTTPServer(("127.0.0.1", port), Handler)
-        except OSError as exc:
-            raise InvalidArgumentError(
-                f"port {port} on 127.0.0.1 cannot be used ({exc.strerror}); choose another with --port, "
-                "or leave --port out for a free one"
-            ) from None
-        self.port = self.server.server_address[1]
-        self.redirect_uri = f"http://127.0.0.1:{self.port}/"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-
-    def __enter__(self) -> LoopbackReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
