@@ -360,3 +360,158 @@ def test_another_users_own_code_without_the_cookie_is_ignored(
     code, _, err = login.finish()
     assert code == 0, err
     assert json.loads(output.read_text())["account"] == "right@example.com"
+
+
+# -- the emulator's redirect_uri, read as a browser reads it -------------------------------------------
+
+# What Python's urlsplit calls loopback and a browser does not (or that a browser rewrites first):
+# each is refused on every path that redirects.
+HOSTILE_REDIRECTS = {
+    "backslash before @": "http://evil.example\\@127.0.0.1:{port}/",
+    "backslash after the port": "http://127.0.0.1:80\\@evil.example/",
+    "user info, host after": "http://127.0.0.1@evil.example/",
+    "user info on loopback": "http://user:pw@127.0.0.1:{port}/",
+    "v6 user info": "http://[::1]@evil.example/",
+    "loopback as a label": "http://127.0.0.1.evil.example/",
+    "localhost as a label": "http://localhost.evil/",
+    "a tab": "http://127.0.0.1\t.evil.example/",
+    "a newline": "http://127.0.0.1:{port}\n@evil.example/",
+    "leading space": " http://127.0.0.1:{port}/",
+    "hex IPv4": "http://0x7f.1:{port}/",
+    "short IPv4": "http://127.1:{port}/",
+    "percent-encoded dot": "http://127%2E0.0.1:{port}/",
+    "full-width dots": "http://127\u30020\u30020\u30021:{port}/",
+    "three slashes": "http:///evil.example/",
+    "no slashes": "http:evil.example/",
+    "trailing dot": "http://localhost.:{port}/",
+    "zone id": "http://[::1%25lo]:{port}/",
+    "https": "https://127.0.0.1:{port}/",
+    "a fragment": "http://127.0.0.1:{port}/#x",
+    "an empty port": "http://127.0.0.1:/",
+}
+ACCEPTED_REDIRECTS = [
+    "HTTP://127.0.0.1:{port}/",
+    "http://LOCALHOST:{port}/callback",
+    "http://[::1]:{port}/",
+    "http://127.0.0.1:{port}/?app=x",
+]
+BROWSER_VIEW = (
+    "try { const u = new URL(arguments[0]); return [u.protocol, u.hostname, u.username, u.password]; }"
+    " catch (e) { return null; }"
+)
+
+
+def authorization(emu: EmulatorServer, redirect_uri: str) -> str:
+    query = {"client_id": emu.state.oauth_client[0], "redirect_uri": redirect_uri, "response_type": "code"}
+    return str(httpx.URL(f"{emu.url}/o/oauth2/v2/auth").copy_merge_params({**query, "scope": "openid", "state": "s"}))
+
+
+def consent_page_decision(emu: EmulatorServer, redirect_uri: str, decision: str) -> httpx.Response:
+    with httpx.Client() as client:
+        page = client.get(authorization(emu, redirect_uri))
+        assert page.status_code == 200, page.text
+        consent_id = page.text.split('name="consent" value="')[1].split('"')[0]
+        form = {"consent": consent_id, "other_account": "alice@example.com", "decision": decision}
+        return client.post(f"{emu.url}/o/oauth2/v2/auth/consent", data=form)
+
+
+@pytest.mark.parametrize("uri", list(HOSTILE_REDIRECTS.values()), ids=list(HOSTILE_REDIRECTS))
+def test_a_redirect_uri_a_browser_reads_otherwise_is_refused_on_every_path(emu: EmulatorServer, uri: str) -> None:
+    uri = uri.format(port=8123)
+    page = httpx.get(authorization(emu, uri))
+    assert page.status_code == 400 and "redirect_uri_mismatch" in page.text and "location" not in page.headers
+    assert 'name="consent"' not in page.text  # no consent to answer: neither Allow nor Deny
+    for decision in ("allow", "deny"):
+        admin = httpx.post(
+            f"{emu.url}/emulator/v1/consents", json={"url": authorization(emu, uri), "decision": decision}
+        )
+        assert admin.status_code == 400 and "redirect_uri_mismatch" in admin.text and "location" not in admin.json()
+
+
+@pytest.mark.parametrize("uri", ACCEPTED_REDIRECTS)
+def test_loopback_redirects_are_answered_on_every_path(emu: EmulatorServer, uri: str) -> None:
+    uri = uri.format(port=8123)
+    separator = "&" if "?" in uri else "?"
+    allowed = consent_page_decision(emu, uri, "allow")
+    assert allowed.status_code == 302 and allowed.headers["location"].startswith(f"{uri}{separator}code=")
+    denied = consent_page_decision(emu, uri, "deny")
+    assert denied.headers["location"] == f"{uri}{separator}error=access_denied&state=s"
+    admin = httpx.post(f"{emu.url}/emulator/v1/consents", json={"url": authorization(emu, uri)})
+    assert admin.json()["location"].startswith(f"{uri}{separator}code=")
+
+
+def test_what_the_emulator_accepts_chromium_takes_to_loopback(browser: Any, emu: EmulatorServer) -> None:
+    """Chromium's own URL parser judges: every redirect_uri the emulator accepts is plain http to a
+    loopback host with no user info; and the classes refused are ones Python and the browser read
+    differently (or the browser reads as another host)."""
+    from urllib.parse import urlsplit
+
+    browser.get("about:blank")
+    loopback = {"127.0.0.1", "localhost", "[::1]"}
+    for uri in [*ACCEPTED_REDIRECTS, *HOSTILE_REDIRECTS.values()]:
+        uri = uri.format(port=8123)
+        accepted = httpx.get(authorization(emu, uri)).status_code == 200
+        view = browser.execute_script(BROWSER_VIEW, uri)
+        if accepted:
+            assert view is not None and view[0] == "http:" and view[1] in loopback and view[2:] == ["", ""], uri
+    python_says = urlsplit(HOSTILE_REDIRECTS["backslash before @"].format(port=8123)).hostname
+    chromium_says = browser.execute_script(BROWSER_VIEW, HOSTILE_REDIRECTS["backslash before @"])[1]
+    assert python_says == "127.0.0.1" and chromium_says == "evil.example"  # what a urlsplit check let through
+
+
+class Listener:
+    """A loopback server on 127.0.0.1 and [::1] (one port) that notes the paths browsers bring it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/favicon.ico":
+                    hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"landed on loopback")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        class V6(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        for _ in range(20):
+            v4 = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            try:
+                v6 = V6(("::1", v4.server_address[1]), Handler)
+                break
+            except OSError:
+                v4.server_close()
+        self.servers = [v4, v6]
+        self.port = v4.server_address[1]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_chromium_lands_on_loopback_for_each_accepted_form(browser: Any, emu: EmulatorServer) -> None:
+    listener = Listener()
+    try:
+        for uri in ACCEPTED_REDIRECTS:
+            uri = uri.format(port=listener.port)
+            before = len(listener.hits)
+            browser.get(authorization(emu, uri))
+            type_into(browser, "#other_account", "alice@example.com")
+            click(browser, "button[value=allow]")
+            wait_for_text(browser, "landed on loopback")
+            assert len(listener.hits) == before + 1 and "code=" in listener.hits[-1] and "state=s" in listener.hits[-1]
+    finally:
+        listener.close()

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from gcptoken.emulator import pages
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, form_of, json_object, log_detail, oauth_error
+from gcptoken.emulator.signin_redirect import loopback_redirect, with_answer
 from gcptoken.emulator.signin_state import AUTH_CODE_LIFETIME, DEVICE_CODE_LIFETIME, AuthCode
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.emulator.user_grants import client_of
@@ -43,7 +44,8 @@ PENDING_LIFETIME = 900
 
 @dataclass(frozen=True)
 class Consent:
-    """An authorization request the consent page is showing, checked and waiting for a person."""
+    """An authorization request the consent page is showing, checked (by ``checked_request``, its
+    ``redirect_uri`` by ``signin_redirect``) and waiting for a person."""
 
     client_id: str
     redirect_uri: str
@@ -69,16 +71,6 @@ def _scopes(raw: str) -> tuple[str, ...]:
     return scopes
 
 
-def _loopback(uri: str) -> bool:
-    """A desktop client's redirect: http on 127.0.0.1, [::1] or localhost, any port and path."""
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        return False
-    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost") and not parts.fragment
-
-
 def checked_request(state: EmulatorState, params: dict[str, str]) -> Consent:
     """The authorization request as Google validates it; Refusal with Google's error otherwise."""
     client = client_of(state, params.get("client_id", ""))
@@ -87,7 +79,7 @@ def checked_request(state: EmulatorState, params: dict[str, str]) -> Consent:
     redirect_uri = params.get("redirect_uri", "")
     if not redirect_uri:
         raise Refusal(400, "invalid_request", "Missing required parameter: redirect_uri")
-    if client.kind != "desktop" or not _loopback(redirect_uri):
+    if client.kind != "desktop" or not loopback_redirect(redirect_uri):
         raise Refusal(400, "redirect_uri_mismatch", f"redirect_uri={redirect_uri[:200]}")
     response_type = params.get("response_type", "")
     if response_type != "code":
@@ -109,7 +101,9 @@ def checked_request(state: EmulatorState, params: dict[str, str]) -> Consent:
 
 
 def redirect_for(state: EmulatorState, consent: Consent, email: str | None) -> str:
-    """Where the browser goes after Allow (``email`` given) or Deny: the loopback redirect."""
+    """Where the browser goes after Allow (``email`` given) or Deny: the loopback redirect. Every
+    redirect (the consent page's Allow and Deny, the admin call) is built here from a Consent,
+    and a Consent exists only once checked_request found its redirect_uri a loopback one."""
     answer: dict[str, str] = {}
     if email is None:
         answer["error"] = "access_denied"
@@ -128,8 +122,7 @@ def redirect_for(state: EmulatorState, consent: Consent, email: str | None) -> s
         answer["scope"] = " ".join(consent.scopes)
     if consent.state is not None:
         answer["state"] = consent.state
-    separator = "&" if urlsplit(consent.redirect_uri).query else "?"
-    return f"{consent.redirect_uri}{separator}{urlencode(answer)}"
+    return with_answer(consent.redirect_uri, urlencode(answer))
 
 
 def _remember(state: EmulatorState, consent: Consent) -> str:
