@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,14 +228,45 @@ def test_state_changing_admin_calls_take_json_only(targets: dict[str, Target], e
     assert len(emu.state.service_accounts) == before
 
 
-def test_the_proxy_lets_links_and_images_from_other_sites_through(targets: dict[str, Target]) -> None:
-    """Safe requests without an Origin (a link clicked on another site) still open through the
-    proxy; one that carries an Origin could read the answer, and is refused."""
+def test_the_proxy_lets_only_links_from_other_sites_through(targets: dict[str, Target]) -> None:
+    """A link followed from another site still opens through the proxy; what a page could include
+    (a script, a style, an image, a frame) or read (a request with its Origin) is refused."""
     target = targets["proxy"]
-    cross_site = {"Sec-Fetch-Site": "cross-site", "Content-Type": ""}
-    assert send(target, request(target, method="GET", headers=cross_site, body=b"")) == 200
+    before = target.moved()
+    link = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    assert send(target, request(target, method="GET", headers={**link, "Content-Type": ""}, body=b"")) == 200
+    assert target.moved() == before + 1
+    for mode, destination in (
+        ("no-cors", "script"),
+        ("no-cors", "style"),
+        ("no-cors", "image"),
+        ("navigate", "iframe"),
+    ):
+        included = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": destination}
+        assert send(target, request(target, method="GET", headers={**included, "Content-Type": ""}, body=b"")) == 403
     origin = {"Origin": EVIL, "Content-Type": ""}
     assert send(target, request(target, method="GET", headers=origin, body=b"")) == 403
+    assert target.moved() == before + 1
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_nothing_after_a_refused_request_is_read_as_another(targets: dict[str, Target], name: str) -> None:
+    """A refusal closes the connection: a request hidden in the refused one's body (a smuggler's
+    second request, read as such by h11 after a chunked body) is never answered or forwarded."""
+    target = targets[name]
+    before = target.moved()
+    smuggled = request(target, method="GET").replace(b"Connection: close\r\n", b"")
+    head = f"POST {target.path} HTTP/1.1\r\nHost: {target.host_port}\r\n".encode()
+    body = b"0\r\n\r\n" + smuggled
+    raw = head + f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + body
+    host, port = target.host_port.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+    assert target.moved() == before
 
 
 def test_the_docker_recipe_stays_safe_for_a_browser_inside_the_allowed_range() -> None:
@@ -278,3 +310,30 @@ def test_slow_headers_are_cut_off(targets: dict[str, Target], name: str, monkeyp
         trickling.sendall(b"X-Slow: 1\r\n")
         # Closed by the server (b""); were it not, recv would raise at the sockets' 10 s timeout.
         assert idle.recv(1) == b"" and trickling.recv(1) == b""
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_trickled_bodies_are_cut_off(targets: dict[str, Target], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body sent a byte at a time holds no connection: below the minimum pace it is closed."""
+    monkeypatch.setattr(HeaderTimeoutProtocol, "body_window", 0.5)
+    target = targets[name]
+    host, port = target.host_port.rsplit(":", 1)
+    head = f"POST {target.path} HTTP/1.1\r\nHost: {target.host_port}\r\nContent-Length: 100000\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(head.encode() + b"Content-Type: application/json\r\n\r\n{")
+        closed = False
+        for _ in range(40):  # a byte every 0.1 s: 5 bytes a window, far below the pace
+            time.sleep(0.1)
+            try:
+                slow.sendall(b" ")
+            except OSError:
+                closed = True
+                break
+        if not closed:
+            slow.settimeout(10)
+            answer = b""
+            while chunk := slow.recv(65536):
+                answer += chunk
+            closed = True  # the server ended the connection (perhaps after answering early)
+        assert closed
+        assert send(target, request(target)) in target.answers  # the server is fine

@@ -72,6 +72,16 @@ def test_foreign_origins_hosts_and_paths(client: httpx.Client, base: str) -> Non
     assert client.get(f"{base}/inspector.html").status_code == 404  # only the named assets
 
 
+def test_other_sites_cookies_do_not_end_the_session(client: httpx.Client, base: str) -> None:
+    """Cookies are shared by every port of 127.0.0.1: another app's odd ones beside ours (values
+    http.cookies would drop the whole header over) leave the session as it is."""
+    ours = next(c for c in client.cookies.jar if c.name.startswith("gcptoken-inspect-"))
+    for junk in ('prefs={"theme":"dark"}', 'a="\\x', "x=a b", "=v", "only-a-name"):
+        header = f"{junk}; {ours.name}={ours.value}; other=1"
+        with httpx.Client() as browser:
+            assert browser.get(f"{base}/", headers={"Cookie": header}).status_code == 200, junk
+
+
 def test_only_the_first_browser_is_served(client: httpx.Client, base: str, caplog: pytest.LogCaptureFixture) -> None:
     assert client.get(f"{base}/").status_code == 200  # a reload, in the browser that opened it
     with httpx.Client() as other, caplog.at_level("WARNING", logger="gcptoken.inspector"):

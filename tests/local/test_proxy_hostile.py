@@ -204,6 +204,8 @@ REQUEST_TARGETS = {
     "//host": b"GET //evil.example/x HTTP/1.1\r\nHost: HOST\r\n\r\n",
     "a fragment": b"GET /hello#x HTTP/1.1\r\nHost: HOST\r\n\r\n",
     "TRACE (would echo the token)": b"TRACE /hello HTTP/1.1\r\nHost: HOST\r\n\r\n",
+    "trace in lower case (a service may fold it)": b"trace /hello HTTP/1.1\r\nHost: HOST\r\n\r\n",
+    "TRACK (IIS's TRACE)": b"TRACK /hello HTTP/1.1\r\nHost: HOST\r\n\r\n",
     "non-ASCII in the target": b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: HOST\r\n\r\n",
 }
 

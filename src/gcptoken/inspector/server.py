@@ -53,7 +53,7 @@ class Inspector:
         return self.link.matches(secret) and self.link.holds_session(request.headers.get("cookie"), _port(request))
 
     async def _body(self, request: Request) -> dict[str, Any] | None:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return None
         raw = await request.body()
         if len(raw) > MAX_TOKEN:

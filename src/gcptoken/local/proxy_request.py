@@ -56,6 +56,7 @@ _OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 _REFUSED_METHODS = {
     "CONNECT": "CONNECT is not forwarded (a reverse proxy does not tunnel)",
     "TRACE": "TRACE is not forwarded (its echo would carry the proxy's token)",
+    "TRACK": "TRACK is not forwarded (its echo would carry the proxy's token)",
 }
 # The common path, checked in one step: no dot, percent, backslash, control character or fragment,
 # and no // at its start (anything else goes through the full checks).
@@ -81,9 +82,9 @@ class ClientRequest(NamedTuple):
 
 def client_request(scope: Mapping[str, Any], websocket: bool = False) -> ClientRequest:
     """The forwardable parts of ``scope``'s request, or :class:`Refused`."""
-    method = scope.get("method")
+    method = str(scope.get("method", "")).upper()  # a service may fold the case: "trace" is TRACE
     if method in _REFUSED_METHODS:
-        raise Refused(_REFUSED_METHODS[str(method)])
+        raise Refused(_REFUSED_METHODS[method])
     try:  # the same rules as every local server's guard (which may or may not stand in front)
         chunked = body_framing(scope["headers"], scope.get("http_version"), websocket)
     except FramingError as exc:

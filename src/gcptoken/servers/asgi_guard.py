@@ -108,6 +108,9 @@ class RequestGuard:
                     (b"content-type", b"text/plain; charset=utf-8"),
                     (b"content-length", str(len(body)).encode()),
                     (b"cache-control", b"no-store"),
+                    # What follows a refused request on this connection (a body, a smuggled
+                    # request) is never read as another request.
+                    (b"connection", b"close"),
                 ],
             }
         )

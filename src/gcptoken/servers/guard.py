@@ -48,8 +48,9 @@ class Scrutiny(Enum):
     """How closely a request is looked at, beyond peer and Host (which every request gets)."""
 
     HOST = "host"  # public paths: peer and Host only
-    # A foreign Origin refused on every method (a page could read the answer); cross-site requests
-    # without one (links, images) only on safe methods; the proxy's rule.
+    # The proxy's rule: a foreign Origin refused on every method (its page could read the answer);
+    # a request from another site without one only as a top-level navigation (a link followed),
+    # never a script, style, image or frame it could include.
     UNSAFE = "unsafe"
     SAME_ORIGIN = "same-origin"  # same origin for every request
     SAME_ORIGIN_JSON = "same-origin-json"  # and JSON bodies for non-safe methods
@@ -178,6 +179,18 @@ def _origin_ok(headers: Mapping[str, str], host: str, scheme: str, policy: Guard
     return origin == _origin_of(host, scheme) or origin in policy.origins
 
 
+def _navigation_or_same_site(headers: Mapping[str, str], host: str, scheme: str, policy: GuardPolicy) -> bool:
+    """A safe request at the proxy: no foreign Origin, and from another site only as a link followed."""
+    if not _origin_ok(headers, host, scheme, policy):
+        return False
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if not site or site in _SITE_OK or headers.get("origin") is not None:
+        return True
+    mode = headers.get("sec-fetch-mode", "").strip().lower()
+    destination = headers.get("sec-fetch-dest", "document").strip().lower()
+    return mode == "navigate" and destination == "document"
+
+
 def _same_origin(headers: Mapping[str, str], host: str, scheme: str, policy: GuardPolicy) -> bool:
     if not _origin_ok(headers, host, scheme, policy):
         return False
@@ -220,7 +233,7 @@ def check(
     assert host is not None
     unsafe = websocket or method.upper() not in SAFE_METHODS
     lenient = scrutiny is Scrutiny.UNSAFE and not unsafe
-    if not (_origin_ok if lenient else _same_origin)(headers, host, scheme, policy):
+    if not (_navigation_or_same_site if lenient else _same_origin)(headers, host, scheme, policy):
         return Refusal(403, "cross-origin request refused (another site's page cannot use this server)")
     # A body-less DELETE has no type to check; every other state-changing call is JSON or nothing.
     needs_json = unsafe and not websocket and (method.upper() != "DELETE" or _has_body(headers))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from http.cookies import CookieError, SimpleCookie
 
 __all__ = ["OneTimeLink"]
 
@@ -52,13 +51,18 @@ class OneTimeLink:
         return f"{self.cookie_name(port)}={self._session}; Path=/; HttpOnly; SameSite={self._same_site}"
 
     def holds_session(self, cookie_header: str | None, port: int) -> bool:
-        """Whether a request's ``Cookie`` header carries this link's session."""
+        """Whether a request's ``Cookie`` header carries this link's session. Split by hand, as
+        browsers do: ``http.cookies`` drops the whole header over one value it dislikes
+        (``prefs={"a":1}``), and any other site on 127.0.0.1 could set such a cookie."""
         if not cookie_header or not self._used:
             return False
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except CookieError:
-            return False
-        morsel = jar.get(self.cookie_name(port))
-        return morsel is not None and secrets.compare_digest(morsel.value.encode(), self._session.encode())
+        wanted = self.cookie_name(port)
+        for pair in cookie_header.split(";"):
+            name, equals, value = pair.partition("=")
+            if (
+                equals
+                and name.strip() == wanted
+                and secrets.compare_digest(value.strip().encode(), self._session.encode())
+            ):
+                return True
+        return False

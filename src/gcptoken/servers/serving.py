@@ -2,8 +2,8 @@
 
 Every server gcptoken starts is served here, with HTTP/1.1 (h11) whose connections must finish
 sending their request headers within :data:`HEADER_TIMEOUT` seconds of starting them (or of
-connecting): a client that trickles headers (slowloris) or connects and says nothing is dropped,
-so it cannot hold the server's connections open.
+connecting), and send request bodies at a minimum pace: a client that trickles headers or a body
+(slowloris), or connects and says nothing, is dropped, so it cannot hold connections open.
 """
 
 from __future__ import annotations
@@ -22,14 +22,22 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 __all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "bind"]
 
 HEADER_TIMEOUT = 10.0
+# A request body must bring at least BODY_MIN_BYTES in every BODY_WINDOW seconds (unless we stopped
+# reading it ourselves): a body trickled a byte at a time holds no connection for ever.
+BODY_WINDOW = 30.0
+BODY_MIN_BYTES = 1024
 
 
 class HeaderTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for request headers (uvicorn has none: its keep-alive
-    timer stops at the first byte of the next request)."""
+    timer stops at the first byte of the next request) and a minimum pace for request bodies."""
 
     header_timeout = HEADER_TIMEOUT
+    body_window = BODY_WINDOW
+    body_min_bytes = BODY_MIN_BYTES
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _body_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -41,10 +49,27 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_timer()  # headers complete (or the connection is switching protocols)
+        if self.conn.their_state is h11.SEND_BODY:
+            self._body_bytes += len(data)
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.body_window, self._body_pace)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().connection_lost(exc)
+
+    def _body_pace(self) -> None:
+        self._body_timer = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+            return
+        if self._body_bytes < self.body_min_bytes and not self.flow.read_paused:
+            self.transport.close()
+            return
+        self._body_bytes = 0
+        self._body_timer = self.loop.call_later(self.body_window, self._body_pace)
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
