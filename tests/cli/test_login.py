@@ -594,6 +594,7 @@ def test_the_browser_is_opened_by_default(
     code, _, err = login.finish()
     assert code == 0, err
     assert json.loads(output.read_text())["account"] == "alice@example.com"
+    assert url not in err and "/launch/" not in err  # the link's secret is shown nowhere
 
 
 # -- another user on the same host, and what -v shows ----------------------------------------------

@@ -176,6 +176,31 @@ def test_idle_and_trickling_connections_do_not_block_the_redirect(
             connection.close()
 
 
+def test_a_trickling_connection_is_cut_off_while_the_sign_in_waits(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A client that sends its request a byte at a time, never finishing the headers, is closed
+    after the receiver's 10 s, however steadily it trickles."""
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu))
+    port = port_of(login.url())
+    with socket.create_connection(("127.0.0.1", port)) as trickle:
+        trickle.settimeout(1)
+        closed = False
+        for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 60:
+            try:
+                trickle.sendall(bytes([byte]))
+                closed = trickle.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+            if closed:
+                break
+        assert closed and login.process.poll() is None  # cut off by the receiver, which still waits
+    login.process.terminate()
+    login.finish()
+
+
 def test_a_rebound_host_is_refused_before_the_link_is_looked_at(
     emu: EmulatorServer, env: dict[str, str], tmp_path: Path, stand_in: BrowserStandIn
 ) -> None:

@@ -13,16 +13,18 @@ session cookie (``SameSite=Lax``: the answer comes back by a redirect from anoth
 - without a launcher (``--no-browser``: the person opens the URL in any browser, perhaps on another
   machine) the redirect is taken on its ``state`` alone, which only the person's terminal showed.
 
-Each connection has its own thread and a read timeout, so an idle or trickling client holds only
-itself; peer and Host are checked (``servers.guard``) before anything else; every answer is
-``no-store``, sends no referrer and may not be framed.
+Each connection has its own thread and 10 s for its request headers, so an idle or trickling
+client holds only itself, and not for long; peer and Host are checked (``servers.guard``) before
+anything else; every answer is ``no-store``, sends no referrer and may not be framed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import queue
 import secrets
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ LAUNCH_PATH = "/launch/"
 # redirect's address carries the code).
 CSP = "default-src 'none'; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": CSP}
-CONNECTION_TIMEOUT = 10.0  # seconds a connection may stay silent before it is dropped
+CONNECTION_TIMEOUT = 10.0  # seconds for a connection's request line and headers
 SOMEONE_ELSE = (
     "someone else used the sign-in link (another program on this machine read it from the browser's "
     "command line); nothing was written. Run gcptoken login again"
@@ -110,10 +112,32 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Each connection in its own thread, silent ones dropped after CONNECTION_TIMEOUT, and one that
+    has not sent its request line and headers by then (a trickle) cut off: no client holds another."""
+
     server: _Server
-    timeout = CONNECTION_TIMEOUT  # per read: an idle or trickling client holds only its own thread
+    timeout = CONNECTION_TIMEOUT  # per read
     server_version = "gcptoken-login"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self._deadline = threading.Timer(CONNECTION_TIMEOUT, self._cut_off)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _cut_off(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self._deadline.cancel()
+        return parsed
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()
 
     def do_GET(self) -> None:
         self.server.receiver.handle(self)
