@@ -4,12 +4,14 @@ cross-site form's ``text/plain`` POST, a cross-origin WebSocket) and what a smug
 Content-Length and Transfer-Encoding, an absolute-form target). Each is refused, and nothing behind
 the server moved: no token minted, no upstream request, no state changed.
 
-A server added later is covered by one more entry in ``TARGETS``.
+A server added later is covered by one more entry in ``targets`` (the login receiver, a stdlib
+server, has its own test at the end, over the same tricks).
 """
 
 from __future__ import annotations
 
 import base64
+import queue
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.inspector.server import inspector_app
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
+from gcptoken.login import receiver
 from gcptoken.servers.guard import GuardPolicy, Scrutiny, check, parse_networks
 from gcptoken.servers.launch import OneTimeLink
 from gcptoken.servers.serving import AsgiServer, HeaderTimeoutProtocol, bind
@@ -73,7 +76,7 @@ def send(target: Target, raw: bytes) -> int:
             if not chunk:
                 break
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    assert answer.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")), answer[:200]
     return int(answer.split(b" ", 2)[1])
 
 
@@ -337,3 +340,50 @@ def test_trickled_bodies_are_cut_off(targets: dict[str, Target], name: str, monk
             closed = True  # the server ended the connection (perhaps after answering early)
         assert closed
         assert send(target, request(target)) in target.answers  # the server is fine
+
+
+# The login receiver is not an ASGI app (stdlib http.server, no extra needed): one receiver per
+# trick, its link spent by "the browser", whose answer — the callback with the session cookie and
+# the right state — is the proper request. A sign-in arrives by a cross-site redirect, so the
+# receiver takes no Origin rule: those tricks must merely change nothing.
+RECEIVER_EXEMPT = frozenset(
+    {
+        "foreign Origin",
+        "null Origin",
+        "Sec-Fetch-Site cross-site",
+        "cross-site text/plain form",
+        "cross-origin WebSocket",
+    }
+)
+
+
+@pytest.mark.parametrize("trick", list(HOSTILE))
+def test_the_login_receiver_refuses_every_trick(trick: str) -> None:
+    events: queue.Queue[receiver.Event] = queue.Queue()
+    with receiver.LoopbackReceiver(events) as running:
+        running.expect("http://127.0.0.1:9/auth", "the-state")
+        host_port = f"127.0.0.1:{running.port}"
+        launched = httpx.get(running.launch_url, follow_redirects=False)  # the browser
+        assert launched.status_code == 302
+        cookie = launched.headers["set-cookie"].split(";", 1)[0]
+        answers: list[receiver.Event] = []
+
+        def moved(wait: float = 0.0) -> int:
+            """Answers delivered so far (waiting up to ``wait`` s for one: it is queued after the page)."""
+            try:
+                answers.append(events.get(timeout=wait) if wait else events.get_nowait())
+                while True:
+                    answers.append(events.get_nowait())
+            except queue.Empty:
+                pass
+            return sum(isinstance(event, receiver.Answer) for event in answers)
+
+        target = Target(host_port, "GET", "/?code=the-code&state=the-state", {"Cookie": cookie}, moved=moved)
+        build, refused = HOSTILE[trick]
+        status = send(target, build(target))
+        if trick in RECEIVER_EXEMPT and status == 200:
+            assert moved(wait=5) == 1  # the real answer, as a cross-site redirect brings it
+            return
+        assert status in ((403, 404, 405) if trick in RECEIVER_EXEMPT else refused)
+        assert moved() == 0, "a refused request delivered an answer"
+        assert send(target, request(target)) == 200 and moved(wait=5) == 1  # the browser's own answer

@@ -103,6 +103,9 @@ WRONG_STATE = _page("Not accepted", "This answer is not from the current sign-in
 ALREADY = _page("Already answered", "gcptoken already received the answer. You may close this window.")
 
 
+_POLICY = guard.GuardPolicy(hint="nothing: gcptoken login answers 127.0.0.1 only")
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True  # a connection left hanging never holds the process at exit
     receiver: LoopbackReceiver
@@ -217,16 +220,21 @@ class LoopbackReceiver:
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             headers.setdefault(name.lower(), value)
-        refusal = guard.check(
-            request.command,
-            headers,
-            request.client_address[0],
-            ("127.0.0.1", self.port),
-            guard.GuardPolicy(hint="nothing: gcptoken login answers 127.0.0.1 only"),
-            guard.Scrutiny.HOST,
+        seen = guard.Request(
+            method=request.command,
+            target=request.path.encode("latin-1", "replace"),
+            http_version=request.request_version.removeprefix("HTTP/"),
+            headers=[
+                (k.encode("latin-1", "replace"), v.encode("latin-1", "replace")) for k, v in request.headers.items()
+            ],
+            peer=request.client_address[0],
+            bound=("127.0.0.1", self.port),
         )
+        refusal = guard.screen(seen, _POLICY, guard.Scrutiny.HOST)
         if refusal is not None:
-            request.reply(refusal.status, (refusal.reason + "\n").encode(), {"Content-Type": "text/plain"})
+            request.close_connection = True  # nothing after a refused request is read as another
+            reason = (refusal.reason + "\n").encode()
+            request.reply(refusal.status, reason, {"Content-Type": "text/plain", "Connection": "close"})
             return
         if not allowed:
             request.reply(405, headers={"Allow": "GET"})

@@ -1,6 +1,5 @@
-"""The request guard as ASGI middleware: every HTTP request and WebSocket handshake passes the
-framing checks (:mod:`gcptoken.servers.framing`) and :func:`gcptoken.servers.guard.check` before
-the app sees it."""
+"""The request guard as ASGI middleware: every HTTP request and WebSocket handshake passes
+:func:`gcptoken.servers.guard.screen` before the app sees it."""
 
 from __future__ import annotations
 
@@ -9,38 +8,10 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gcptoken.servers.framing import FramingError, body_framing, origin_form
-from gcptoken.servers.guard import GuardPolicy, Refusal, Scrutiny, check
+from gcptoken.servers.guard import GuardPolicy, Refusal, Request, Scrutiny, screen
 from gcptoken.untrusted import one_line
 
-__all__ = ["RequestGuard", "Rules", "everywhere", "first_values"]
-
-# Headers a request may carry once only: two Hosts or two Origins are a smuggling attempt.
-_SINGLE = (b"host", b"origin", b"sec-fetch-site", b"content-type")
-
-
-# h11 bounds headers that arrive in pieces, not a block read at once: the bound, for every server.
-MAX_HEADER_BYTES = 32 * 1024
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def first_values(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], bool]:
-    """Lower-case name → first value, and whether a header that must be single was repeated."""
-    found: dict[str, str] = {}
-    repeated = False
-    if sum(len(key) + len(value) + 4 for key, value in raw) > MAX_HEADER_BYTES:
-        raise _TooLarge
-    for key, value in raw:
-        name = key.decode("latin-1").lower()
-        if name in found:
-            repeated = repeated or key.lower() in _SINGLE
-            continue
-        found[name] = value.decode("latin-1")
-    return found, repeated
-
+__all__ = ["RequestGuard", "Rules", "everywhere"]
 
 Rules = Callable[[Scope], tuple[GuardPolicy, Scrutiny]]
 
@@ -58,29 +29,21 @@ class RequestGuard:
         self.app, self.rules, self.log = app, rules, log
 
     def _refusal(self, scope: Scope, websocket: bool, peer: str) -> Refusal | None:
-        try:
-            origin_form(scope.get("raw_path", str(scope.get("path", "")).encode()))
-            body_framing(scope["headers"], scope.get("http_version"), websocket)
-        except FramingError as exc:
-            return Refusal(400, str(exc))
-        try:
-            headers, repeated = first_values(scope["headers"])
-        except _TooLarge:
-            return Refusal(431, "the request's headers are too large")
-        if repeated:
-            return Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
-        policy, scrutiny = self.rules(scope)
         bound = scope.get("server") or ("", 0)
-        return check(
-            scope.get("method", "GET"),
-            headers,
-            peer,
-            (str(bound[0]), int(bound[1] or 0)),
-            policy,
-            scrutiny,
-            scope.get("scheme", "http"),
-            websocket,
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        query = scope.get("query_string") or b""
+        request = Request(
+            method=scope.get("method", "GET"),
+            target=raw_path + b"?" + query if query else raw_path,
+            http_version=str(scope.get("http_version", "1.1")),
+            headers=scope["headers"],
+            peer=peer,
+            bound=(str(bound[0]), int(bound[1] or 0)),
+            scheme=scope.get("scheme", "http"),
+            websocket=websocket,
         )
+        policy, scrutiny = self.rules(scope)
+        return screen(request, policy, scrutiny)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

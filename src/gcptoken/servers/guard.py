@@ -23,16 +23,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gcptoken.servers.framing import FramingError, body_framing, origin_form
+
 __all__ = [
     "LOOPBACK_NAMES",
+    "MAX_HEADER_BYTES",
     "METADATA_NAMES",
     "SAFE_METHODS",
     "GuardPolicy",
     "Network",
     "Refusal",
+    "Request",
     "Scrutiny",
     "check",
     "parse_networks",
+    "screen",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -240,3 +245,47 @@ def check(
     if scrutiny is Scrutiny.SAME_ORIGIN_JSON and needs_json and not _is_json(headers):
         return Refusal(415, "send this call as Content-Type: application/json")
     return None
+
+
+# h11 bounds headers that arrive in pieces, not a block read at once: the bound, for every server.
+MAX_HEADER_BYTES = 32 * 1024
+# Headers a request may carry once only: two Hosts or two Origins are a smuggling attempt.
+_SINGLE = frozenset({"host", "origin", "sec-fetch-site", "content-type"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the guard looks at, as any HTTP server has it: ``target`` as sent (``/path?query``),
+    ``headers`` raw and in order, ``bound`` the listening socket's address and port."""
+
+    method: str
+    target: bytes
+    http_version: str
+    headers: Sequence[tuple[bytes, bytes]]
+    peer: str
+    bound: tuple[str, int]
+    scheme: str = "http"
+    websocket: bool = False
+
+
+def screen(request: Request, policy: GuardPolicy, scrutiny: Scrutiny) -> Refusal | None:
+    """Every check, in order: the request's form (framing, target, size, repeated headers), then
+    :func:`check`. None when the request may proceed."""
+    try:
+        origin_form(request.target)
+        body_framing(request.headers, request.http_version, request.websocket)
+    except FramingError as exc:
+        return Refusal(400, str(exc))
+    if sum(len(key) + len(value) + 4 for key, value in request.headers) > MAX_HEADER_BYTES:
+        return Refusal(431, "the request's headers are too large")
+    headers: dict[str, str] = {}
+    for key, value in request.headers:
+        name = key.decode("latin-1").lower()
+        if name in headers:
+            if name in _SINGLE:
+                return Refusal(400, "a header that must appear once (Host, Origin, Content-Type) appears twice")
+            continue
+        headers[name] = value.decode("latin-1")
+    return check(
+        request.method, headers, request.peer, request.bound, policy, scrutiny, request.scheme, request.websocket
+    )
