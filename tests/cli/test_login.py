@@ -204,6 +204,30 @@ def test_without_a_client_file_it_says_how_to_make_one(env: dict[str, str]) -> N
     assert "Desktop app" in result.err and result.err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"installed": 1e400}', b"\xff\xfe", b'"\\ud800"', b"[]", b""],
+    ids=["deep", "huge-number", "not-utf8", "lone-surrogate", "array", "empty"],
+)
+def test_a_hostile_client_file_is_one_line(env: dict[str, str], tmp_path: Path, content: bytes) -> None:
+    hostile = tmp_path / "client.json"
+    hostile.write_bytes(content)
+    result = gcptoken("login", "--no-browser", "--client-id-file", str(hostile), env=env)
+    assert result.code in (1, 2, 3) and result.err.count("\n") == 1, result.err
+    assert "client file" in result.err and "Traceback" not in result.err
+
+
+def test_a_hostile_existing_file_counts_as_another_account(
+    emu: EmulatorServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    output = tmp_path / "nested.json"
+    output.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
+    httpx.get(consent(emu, login.url()))
+    code, _, err = login.finish()
+    assert code == 3 and "another kind" in err and "--force" in err and "Traceback" not in err
+
+
 def test_another_accounts_file_is_kept_without_force(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
     output = tmp_path / "shared.json"
     output.write_text(json.dumps({"type": "authorized_user", "account": "carol@example.com", "refresh_token": "x"}))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
 from gcptoken.errors import CredentialsError
 from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.untrusted import UnreadableJson, json_object, one_line
 
 __all__ = ["AUTH_URI", "HOW_TO_CREATE", "DesktopClient"]
 
@@ -32,22 +32,25 @@ class DesktopClient:
 
     @classmethod
     def from_file(cls, path: str) -> DesktopClient:
+        shown = one_line(path)
         try:
-            info = json.loads(read_small_file(path).decode("utf-8"))
+            info = json_object(read_small_file(path))
         except FileNotFoundError:
-            raise CredentialsError(f"client file {path} does not exist. {HOW_TO_CREATE}") from None
+            raise CredentialsError(f"client file {shown} does not exist. {HOW_TO_CREATE}") from None
         except UnreadableFile as exc:
-            raise CredentialsError(f"client file {path} {exc}") from None
-        except (OSError, UnicodeDecodeError, ValueError):
-            raise CredentialsError(f"client file {path} is not a readable JSON file") from None
-        if isinstance(info, dict) and "web" in info:
+            raise CredentialsError(f"client file {shown} {exc}") from None
+        except UnreadableJson as exc:
+            raise CredentialsError(f"client file {shown} {exc}") from None
+        except OSError:
+            raise CredentialsError(f"client file {shown} cannot be read") from None
+        if "web" in info:
             raise CredentialsError(
-                f"client file {path} is a web application's client; signing in from here needs a "
+                f"client file {shown} is a web application's client; signing in from here needs a "
                 "Desktop app client (its redirect is this machine's loopback)"
             )
-        installed = info.get("installed") if isinstance(info, dict) else None
+        installed = info.get("installed")
         if not isinstance(installed, dict):
-            raise CredentialsError(f'client file {path} has no "installed" object. {HOW_TO_CREATE}')
+            raise CredentialsError(f'client file {shown} has no "installed" object. {HOW_TO_CREATE}')
         where = f"client file {Path(path).name}"
         return cls(
             client_id=fields.text(installed, "client_id", where) or "",

@@ -13,6 +13,7 @@ from gcptoken.errors import CredentialsError, TokenRequestError
 from gcptoken.jose import compact
 from gcptoken.login.client_file import DesktopClient
 from gcptoken.private_files import NotPrivateError, PrivateDir
+from gcptoken.untrusted import UnreadableJson, json_object
 
 __all__ = ["authorized_user", "signed_in_email", "write_credentials"]
 
@@ -68,8 +69,8 @@ def write_credentials(path: str, info: Mapping[str, str], force: bool) -> None:
             existing = folder.read(name)
             if existing is not None and not force:
                 try:
-                    previous = json.loads(existing)
-                except ValueError:
+                    previous: dict[str, Any] | None = json_object(existing)
+                except UnreadableJson:
                     previous = None
                 problem = _another_account(previous, info.get("account"))
                 if problem:
