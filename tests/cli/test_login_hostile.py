@@ -220,6 +220,7 @@ def test_a_rebound_host_is_refused_before_the_link_is_looked_at(
     assert through_the_launcher(emu, url).status_code == 200
     code, _, err = login.finish()
     assert code == 0, err
+    assert err.count("refused a request to the redirect port: Host 'attacker.example:") == 4  # one line each
 
 
 def test_when_no_browser_opens_googles_url_is_printed_and_the_launcher_retired(

@@ -235,6 +235,7 @@ class LoopbackReceiver:
             request.close_connection = True  # nothing after a refused request is read as another
             reason = (refusal.reason + "\n").encode()
             request.reply(refusal.status, reason, {"Content-Type": "text/plain", "Connection": "close"})
+            self.events.put(Notice(f"refused a request to the redirect port: {refusal.reason}"))
             return
         if not allowed:
             request.reply(405, headers={"Allow": "GET"})
