@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
@@ -33,6 +31,7 @@ from gcptoken.credentials import ImpersonatedCredentials, MetadataCredentials
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.cli.test_cli import gcptoken
 from tests.http.hostile_server import HostileServer, hostile_server
+from tests.integrations.test_middleware import asgi_server, wsgi_server
 
 AUD = "https://svc-hostile.a.run.app"
 SECRET = "ya29.SECRET-do-not-show-me"
@@ -528,19 +527,12 @@ def _asgi(verifier: Verifier) -> Iterator[str]:
     from starlette.routing import Route
 
     from gcptoken.integrations.asgi import IdTokenMiddleware
-    from gcptoken.servers.serving import AsgiServer, bind
 
     async def hello(request: Request) -> PlainTextResponse:
         return PlainTextResponse("hello")
 
-    app = IdTokenMiddleware(Starlette(routes=[Route("/", hello)]), verifier)
-    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
-        yield server.url
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with asgi_server(IdTokenMiddleware(Starlette(routes=[Route("/", hello)]), verifier)) as url:
+        yield url
 
 
 @contextmanager
@@ -551,15 +543,8 @@ def _wsgi(verifier: Verifier) -> Iterator[str]:
         start_response("200 OK", [("content-type", "text/plain")])
         return [b"hello"]
 
-    server = make_server("127.0.0.1", 0, IdTokenWSGIMiddleware(hello, verifier), handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with wsgi_server(IdTokenWSGIMiddleware(hello, verifier)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("serve", [_asgi, _wsgi], ids=["asgi", "wsgi"])

@@ -19,7 +19,7 @@ rebinding), and every local user can connect to it. So, in this order:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -71,24 +71,18 @@ class Refusal:
 class GuardPolicy:
     """``names``: Host names answered besides loopback and the bound address (any port);
     ``allow``: peers answered besides loopback; ``origins``: other origins trusted like our own
-    (``http://localhost:5173``); ``loopback_only``: refuse every non-loopback peer whatever ``allow``
-    says (the emulator's admin API unless ``--allow-admin``)."""
+    (``http://localhost:5173``); ``hint``, ``allow_hint``: what a refusal names as the way to open
+    a Host or a peer."""
 
     names: frozenset[str] = frozenset()
     allow: tuple[Network, ...] = ()
     origins: frozenset[str] = frozenset()
     hint: str = "--allow-host NAME"
     allow_hint: str = "--allow CIDR"
-    loopback_only: bool = False
     _normalised: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_normalised", frozenset(_normal_name(n) for n in self.names))
-
-    def with_names(self, names: Iterable[str]) -> GuardPolicy:
-        return GuardPolicy(
-            self.names | frozenset(names), self.allow, self.origins, self.hint, self.allow_hint, self.loopback_only
-        )
 
 
 def parse_networks(values: Sequence[str] | None, flag: str = "--allow") -> tuple[Network, ...]:
@@ -144,8 +138,6 @@ def _is_loopback(address: str) -> bool:
 def _peer_allowed(peer: str, policy: GuardPolicy) -> bool:
     if _is_loopback(peer):
         return True
-    if policy.loopback_only:
-        return False
     try:
         address = ipaddress.ip_address(peer.split("%", 1)[0])
     except ValueError:
