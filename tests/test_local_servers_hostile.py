@@ -369,13 +369,16 @@ def test_the_login_receiver_refuses_every_trick(trick: str) -> None:
         answers: list[receiver.Event] = []
 
         def moved(wait: float = 0.0) -> int:
-            """Answers delivered so far (waiting up to ``wait`` s for one: it is queued after the page)."""
-            try:
-                answers.append(events.get(timeout=wait) if wait else events.get_nowait())
-                while True:
-                    answers.append(events.get_nowait())
-            except queue.Empty:
-                pass
+            """Answers delivered so far (waiting up to ``wait`` s for one: it is queued after the page;
+            notices of refusals may come first)."""
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    answers.append(events.get(timeout=max(deadline - time.monotonic(), 0.01)))
+                except queue.Empty:
+                    break
+                if wait and any(isinstance(event, receiver.Answer) for event in answers):
+                    break
             return sum(isinstance(event, receiver.Answer) for event in answers)
 
         target = Target(host_port, "GET", "/?code=the-code&state=the-state", {"Cookie": cookie}, moved=moved)
