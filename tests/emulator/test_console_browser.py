@@ -111,3 +111,23 @@ def test_the_page_is_served_with_a_strict_policy(emu: EmulatorServer) -> None:
     assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert httpx.get(f"{emu.url}/emulator/ui/other.js").status_code == 404
+
+
+def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, emu: EmulatorServer) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    gap = "/v1/projects/-/serviceAccounts/x@y:someFutureMethod"
+    assert httpx.post(f"{emu.url}{gap}", json={}).status_code == 404
+    browser.get(f"{emu.url}/emulator/ui")
+    wait_for_text(browser, emu.state.default_account.email)
+
+    def marked_row(driver: Any) -> Any:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#log tr.not-emulated")
+        return next((row for row in rows if gap in row.text), None)
+
+    row = WebDriverWait(browser, 15).until(marked_row, "the log never marked the missing endpoint")
+    assert "not emulated" in row.text and "404" in row.text
+    served = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#log tr:not(.not-emulated)")]
+    assert not any("not emulated" in text for text in served)
+    no_console_errors(browser)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import time
@@ -317,11 +318,24 @@ def test_tokeninfo_refuses_invalid_tokens(
     assert response.json() == {"error": "invalid_token", "error_description": "Invalid Value"}
 
 
-def test_unknown_paths_and_methods_get_google_style_errors(emulator: EmulatorClient) -> None:
-    missing = httpx.get(f"{emulator.url}/nope")
+def test_unknown_paths_and_methods_get_google_style_errors(
+    emulator: EmulatorClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.state.clear_requests()
+    with caplog.at_level(logging.WARNING, logger="gcptoken.emulator"):
+        missing = httpx.get(f"{emulator.url}/v1/projects/p/locations/l/nope", params={"access_token": "ya29.secret"})
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    assert missing.headers["content-type"] == "application/json; charset=utf-8"
     wrong = httpx.get(f"{emulator.url}/token")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == 405
+    # The gap is marked in the request log and said once on the log, without the query.
+    entries = emulator.state.request_log()
+    assert [e.get("notEmulated", False) for e in entries] == [True, False]
+    said = [r.getMessage() for r in caplog.records if "not emulated" in r.getMessage()]
+    assert said == ["not emulated: GET /v1/projects/p/locations/l/nope"]
+    # A 404 from a served endpoint (an unknown account, say) is the endpoint's answer, not a gap.
+    assert httpx.post(f"{emulator.url}/emulator/v1/serviceAccounts/nobody@x/keys", json={}).status_code == 404
+    assert "notEmulated" not in emulator.state.request_log()[-1]
 
 
 def test_admin_creates_accounts_and_keys_that_work(emulator: EmulatorClient, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gcptoken.emulator import (
+    access_boundaries,
     admin,
     aws,
     console,
@@ -35,7 +36,7 @@ from gcptoken.emulator.guard_rules import emulator_rules
 from gcptoken.emulator.limits import BodyLimit
 from gcptoken.emulator.mtls import CLIENT_CERT_SCOPE_KEY
 from gcptoken.emulator.oauth2 import token_endpoint
-from gcptoken.emulator.responses import api_error
+from gcptoken.emulator.responses import NOT_EMULATED, api_error, not_emulated
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.servers.asgi_guard import RequestGuard, Rules
 from gcptoken.untrusted import one_line
@@ -72,6 +73,9 @@ class RequestLog:
         def record(status: int) -> None:
             nonlocal recorded
             entry["status"] = status
+            if scope.get(NOT_EMULATED):
+                entry["notEmulated"] = True
+                log.warning("not emulated: %s %s", one_line(scope["method"], 20), one_line(scope["path"]))
             if detail:
                 entry["detail"] = detail
             self.state.record(entry)
@@ -104,7 +108,7 @@ class RequestLog:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return api_error(404, f"The requested URL {request.url.path} was not found on this server.")
+    return not_emulated(request, f"The requested URL {request.url.path} was not found on this server.")
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
@@ -128,6 +132,7 @@ def create_app(state: EmulatorState, rules: Rules | None = None) -> ASGIApp:
             Route("/", metadata.root, methods=["GET"]),
             *metadata.routes,
             *iam.routes,
+            *access_boundaries.routes,
             *resourcemanager.routes,
             *federation.routes,
             *sts.routes,

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
-from gcptoken.emulator.responses import api_error, json_body, log_detail
+from gcptoken.emulator.responses import api_error, json_body, log_detail, not_emulated
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
 from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
@@ -147,7 +147,7 @@ async def iam_call(request: Request) -> Response:
     state: EmulatorState = request.app.state.emulator
     name, _, method = request.path_params["target"].rpartition(":")
     if method not in PERMISSIONS:
-        return api_error(404, f"Method {method!r} not found.")
+        return not_emulated(request, f"Method {method!r} not found.")
     caller = _caller(state, request)
     if caller is None:
         return api_error(401, UNAUTHENTICATED)

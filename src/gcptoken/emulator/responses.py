@@ -17,8 +17,12 @@ __all__ = [
     "json_body",
     "json_object",
     "log_detail",
+    "not_emulated",
     "oauth_error",
 ]
+
+# Set in a request's scope when the emulator lacks what it asks for (app.RequestLog marks the entry).
+NOT_EMULATED = "gcptoken.not_emulated"
 
 _API_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -55,6 +59,13 @@ def api_error(status: int, message: str) -> JSONResponse:
         {"error": {"code": status, "message": message, "status": _API_STATUS.get(status, "UNKNOWN")}},
         status_code=status,
     )
+
+
+def not_emulated(request: Request, message: str) -> JSONResponse:
+    """Google's JSON 404 for a path or method the emulator does not serve, marked as such in the
+    request log so the gap shows at once (in the console, and on stderr)."""
+    request.scope[NOT_EMULATED] = True
+    return api_error(404, message)
 
 
 async def form_of(request: Request) -> dict[str, str] | None:

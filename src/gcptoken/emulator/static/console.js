@@ -40,12 +40,14 @@
       const body = $('log').querySelector('tbody');
       const own = entry => !$('log-own').checked && (entry.path.startsWith('/emulator/ui')
         || (entry.method === 'GET' && ['/emulator/v1/requests', '/emulator/v1/faults'].includes(entry.path)));
+      // A path the emulator does not serve is marked, so a client's call to a missing endpoint shows at once.
       const rows = requests.filter(entry => !own(entry)).slice(-300).reverse().map(entry => {
-        const cells = [new Date(entry.time * 1000).toLocaleTimeString(), entry.method, entry.path, String(entry.status), detail(entry)];
-        return cells;
-      }).filter(cells => !filter || cells.join(' ').toLowerCase().includes(filter));
-      body.replaceChildren(...rows.map(cells => {
-        const tr = el('tr');
+        const note = entry.notEmulated ? ['not emulated', detail(entry)].filter(Boolean).join(' ') : detail(entry);
+        const cells = [new Date(entry.time * 1000).toLocaleTimeString(), entry.method, entry.path, String(entry.status), note];
+        return {cells, gap: Boolean(entry.notEmulated)};
+      }).filter(({cells}) => !filter || cells.join(' ').toLowerCase().includes(filter));
+      body.replaceChildren(...rows.map(({cells, gap}) => {
+        const tr = el('tr', undefined, gap ? {class: 'not-emulated'} : {});
         cells.forEach((c, i) => tr.appendChild(el('td', c, i === 3 ? {class: `s${c[0]}`} : {})));
         return tr;
       }));
