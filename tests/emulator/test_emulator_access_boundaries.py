@@ -59,12 +59,10 @@ def test_admin_sets_reads_and_unsets_a_service_accounts_boundary(emulator: Emula
     name = f"projects/-/serviceAccounts/{email}"
     put = admin_put(emulator, name, {"locations": ["us-central1", "europe-west1", "us-central1"]})
     assert put.status_code == 200, put.text
-    expected = {
-        "locations": ["us-central1", "europe-west1"],
-        "encodedLocations": encoded(["us-central1", "europe-west1"]),
-    }
+    value = encoded(["us-central1", "europe-west1"])
+    expected = {"locations": ["us-central1", "europe-west1"], "encodedLocations": value}
     assert put.json() == {"name": name, **expected}
-    bits = int(expected["encodedLocations"], 16)
+    bits = int(value, 16)
     assert bits == (1 << REGIONS.index("us-central1")) | (1 << REGIONS.index("europe-west1"))
     assert sa_lookup(emulator, email, token).json() == expected
     # The project in the name may be the project id as well as "-" (projects/*/serviceAccounts/*).
@@ -199,12 +197,13 @@ def test_state_files_without_boundaries_still_load_and_damaged_ones_are_refused(
     saved = EmulatorState().to_json()
     older = {key: value for key, value in saved.items() if key != "allowed_locations"}
     assert EmulatorState.from_bytes(json.dumps(older).encode(), "old.json").allowed_locations == {}
-    for damaged in (
+    damaged_forms: list[object] = [
         [],
         {"locations/global/workforcePools/p": {"locations": "x", "encodedLocations": "0x1"}},
         {"locations/global/workforcePools/p": {"locations": [], "encodedLocations": "0x1\n"}},
         {"locations/global/workforcePools/p": {"locations": []}},
-    ):
+    ]
+    for damaged in damaged_forms:
         raw = json.dumps({**saved, "allowed_locations": damaged}).encode()
         with pytest.raises(ValueError, match="damaged"):
             EmulatorState.from_bytes(raw, "state.json")
