@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Generator, Sequence
 import httpx
 
 from gcptoken.credentials import Credentials, load_credentials
+from gcptoken.credentials.access_boundary import HEADER, allowed_locations, allowed_locations_async
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 
@@ -49,7 +50,9 @@ class IdTokenAuth(httpx.Auth):
 class AccessTokenAuth(httpx.Auth):
     """Access tokens for Google APIs (``scopes``, default cloud-platform), with the quota project
     (``quota_project``, else GOOGLE_CLOUD_QUOTA_PROJECT, else the file's ``quota_project_id``) as
-    ``x-goog-user-project`` unless the request names one; one retry on an invalid-token 401."""
+    ``x-goog-user-project`` unless the request names one; one retry on an invalid-token 401. With
+    GOOGLE_SDK_EXPERIMENTAL_PYTHON_REGIONAL_ACCESS_BOUNDARY_LOOKUP_ENABLED true, the credential's
+    regional access boundary as ``x-allowed-locations`` (see credentials.access_boundary)."""
 
     def __init__(
         self,
@@ -61,23 +64,32 @@ class AccessTokenAuth(httpx.Auth):
         self.scopes = scopes
         self.quota_project = quota_project
 
-    def _prepare(self, request: httpx.Request, token: str) -> None:
+    def _prepare(self, request: httpx.Request, token: str, boundary: str | None) -> None:
         request.headers["Authorization"] = f"Bearer {token}"
         project = quota_project(self.credentials, self.quota_project)
         if project and QUOTA_PROJECT_HEADER not in request.headers:
             request.headers[QUOTA_PROJECT_HEADER] = project
+        if boundary and HEADER not in request.headers:
+            request.headers[HEADER] = boundary
+
+    def _sync_prepare(self, request: httpx.Request, refresh: bool = False) -> None:
+        token = self.credentials.access_token(self.scopes, refresh=refresh).value
+        self._prepare(request, token, allowed_locations(self.credentials, token, str(request.url)))
+
+    async def _async_prepare(self, request: httpx.Request, refresh: bool = False) -> None:
+        token = (await self.credentials.access_token_async(self.scopes, refresh=refresh)).value
+        self._prepare(request, token, await allowed_locations_async(self.credentials, token, str(request.url)))
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self._prepare(request, self.credentials.access_token(self.scopes).value)
+        self._sync_prepare(request)
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
-            self._prepare(request, self.credentials.access_token(self.scopes, refresh=True).value)
+            self._sync_prepare(request, refresh=True)
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        self._prepare(request, (await self.credentials.access_token_async(self.scopes)).value)
+        await self._async_prepare(request)
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
-            fresh = await self.credentials.access_token_async(self.scopes, refresh=True)
-            self._prepare(request, fresh.value)
+            await self._async_prepare(request, refresh=True)
             yield request

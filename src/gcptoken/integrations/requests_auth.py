@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from gcptoken.credentials import Credentials, load_credentials
+from gcptoken.credentials.access_boundary import HEADER, allowed_locations
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 
@@ -57,7 +58,7 @@ class IdTokenAuth(requests.auth.AuthBase):
 
 class AccessTokenAuth(requests.auth.AuthBase):
     """As the httpx one: access tokens for Google APIs, ``x-goog-user-project`` from the quota
-    project, one retry on an invalid-token 401."""
+    project, ``x-allowed-locations`` when the lookup is enabled, one retry on an invalid-token 401."""
 
     def __init__(
         self,
@@ -70,10 +71,14 @@ class AccessTokenAuth(requests.auth.AuthBase):
         self.quota_project = quota_project
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.credentials.access_token(self.scopes).value}"
+        token = self.credentials.access_token(self.scopes).value
+        request.headers["Authorization"] = f"Bearer {token}"
         project = quota_project(self.credentials, self.quota_project)
         if project and QUOTA_PROJECT_HEADER not in request.headers:
             request.headers[QUOTA_PROJECT_HEADER] = project
+        boundary = allowed_locations(self.credentials, token, str(request.url))
+        if boundary and HEADER not in request.headers:
+            request.headers[HEADER] = boundary
         fresh = _retry_once(lambda: self.credentials.access_token(self.scopes, refresh=True).value)
         request.hooks.setdefault("response", []).append(fresh)
         return request
