@@ -1,5 +1,6 @@
 """Saving and restoring the emulator's state for ``--state-dir``: accounts and their public keys,
-signing keys and the rotation timeline, bindings, policies, users, OAuth clients and refresh tokens."""
+signing keys and the rotation timeline, bindings, policies, regional access boundaries, users, OAuth
+clients and refresh tokens."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
             "switch_at": self.switch_at,
             "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
             "lifetime_extension": sorted(self.lifetime_extension),
+            "allowed_locations": {name: dict(boundary) for name, boundary in self.allowed_locations.items()},
             "oauth_client": list(self.oauth_client),
             "users": {email: user.sub for email, user in self.users.items()},
             "oauth_clients": [
@@ -92,6 +94,7 @@ def _from_json(cls: type[EmulatorState], data: dict[str, Any], **options: Any) -
     state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
     state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
     state.lifetime_extension = set(data.get("lifetime_extension", []))
+    state.allowed_locations = _allowed_locations(data.get("allowed_locations", {}))  # absent in older files
     if "oauth_client" in data:
         state.oauth_client = (data["oauth_client"][0], data["oauth_client"][1])
     state.users = {email: User(email, sub) for email, sub in data.get("users", {}).items()}
@@ -102,3 +105,17 @@ def _from_json(cls: type[EmulatorState], data: dict[str, Any], **options: Any) -
         for token, (email, client, scopes) in data.get("refresh_tokens", {}).items()
     }
     return state
+
+
+def _allowed_locations(saved: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(saved, dict):
+        raise TypeError("allowed_locations")
+    boundaries = {}
+    for name, boundary in saved.items():
+        locations, value = boundary["locations"], boundary["encodedLocations"]
+        if not (isinstance(locations, list) and all(isinstance(item, str) for item in locations)):
+            raise TypeError("allowed_locations")
+        if not isinstance(value, str) or not value.isprintable():  # it is sent as a header value
+            raise TypeError("allowed_locations")
+        boundaries[str(name)] = {"locations": list(locations), "encodedLocations": value}
+    return boundaries

@@ -82,6 +82,8 @@ class EmulatorState(SigningKeys):
         self.token_creators: dict[str, set[str]] = {}
         # Service accounts the org policy lets mint access tokens living longer than an hour.
         self.lifetime_extension: set[str] = set()
+        # Regional access boundaries set by the admin: resource name → the allowedLocations answer.
+        self.allowed_locations: dict[str, dict[str, Any]] = {}
         # People, the one OAuth client they sign in through, and the refresh tokens they hold.
         self.users: dict[str, User] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
