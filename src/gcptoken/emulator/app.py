@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gcptoken.emulator import (
     access_boundaries,
+    account_keys,
     admin,
     aws,
     console,
@@ -143,6 +144,7 @@ def create_app(state: EmulatorState, rules: Rules | None = None) -> ASGIApp:
             *aws.routes,
             *iap.routes,
             *firebase.routes,
+            *account_keys.routes,
             *faults.routes,
             *admin.routes,
             *console.routes,

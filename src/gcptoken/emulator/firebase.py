@@ -1,5 +1,6 @@
-"""Firebase Authentication's side: securetoken's signing certs where Google publishes them, and an
-admin call that mints a user's Firebase ID token (as the client SDKs get after sign-in)."""
+"""Firebase Authentication's side: securetoken's signing key (published with every account's keys,
+account_keys), and an admin call that mints a user's Firebase ID token (as the client SDKs get
+after sign-in)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gcptoken.emulator.key_certificates import common_name
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.state import EmulatorState, IssuerKey
@@ -19,7 +21,6 @@ __all__ = ["SECURETOKEN", "id_token", "routes"]
 
 SECURETOKEN = "securetoken@system.gserviceaccount.com"
 ID_TOKEN_LIFETIME = 3600
-_MAX_AGE = 21600
 # Claims Firebase sets itself; custom claims may not replace them.
 _RESERVED = frozenset(
     {"aud", "auth_time", "email", "email_verified", "exp", "firebase", "iat", "iss", "sub", "user_id"}
@@ -27,7 +28,7 @@ _RESERVED = frozenset(
 
 
 def firebase_key(state: EmulatorState) -> IssuerKey:
-    return state.side_key("firebase", lambda: IssuerKey.create(common_name=SECURETOKEN))
+    return state.side_key("firebase", lambda: IssuerKey.create(common_name=common_name(SECURETOKEN)))
 
 
 def id_token(
@@ -62,26 +63,6 @@ def id_token(
     claims["firebase"] = {"identities": identities, "sign_in_provider": provider}
     key = firebase_key(state)
     return jws.encode(claims, key.key, kid=key.kid)
-
-
-def _cache_headers() -> dict[str, str]:
-    return {"Cache-Control": f"public, max-age={_MAX_AGE}, must-revalidate, no-transform"}
-
-
-async def x509_certs(request: Request) -> Response:
-    """``/robot/v1/metadata/x509/ACCOUNT``: kid → certificate; only securetoken's is emulated."""
-    if request.path_params["account"] != SECURETOKEN:
-        return api_error(404, f"No public certificates are published here for {request.path_params['account']}.")
-    key = firebase_key(request.app.state.emulator)
-    return JSONResponse({key.kid: key.certificate_pem}, headers=_cache_headers())
-
-
-async def jwk(request: Request) -> Response:
-    """``/service_accounts/v1/jwk/ACCOUNT``: the same keys as a JWKS."""
-    if request.path_params["account"] != SECURETOKEN:
-        return api_error(404, f"No public keys are published here for {request.path_params['account']}.")
-    key = firebase_key(request.app.state.emulator)
-    return JSONResponse({"keys": [key.key.public.to_jwk(key.kid)]}, headers=_cache_headers())
 
 
 async def mint(request: Request) -> Response:
@@ -121,8 +102,4 @@ async def mint(request: Request) -> Response:
     return JSONResponse({"idToken": token})
 
 
-routes = [
-    Route("/robot/v1/metadata/x509/{account}", x509_certs, methods=["GET"]),
-    Route("/service_accounts/v1/jwk/{account}", jwk, methods=["GET"]),
-    Route("/emulator/v1/firebase/tokens", mint, methods=["POST"]),
-]
+routes = [Route("/emulator/v1/firebase/tokens", mint, methods=["POST"])]

@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from gcptoken.emulator import key_certificates
 from gcptoken.jose import jws
 
 __all__ = [
@@ -53,6 +52,8 @@ class ServiceAccount:
     project_id: str
     display_name: str = ""
     keys: dict[str, jws.VerifyingKey] = field(default_factory=dict)
+    # The certificate each key is published in (robot/v1/metadata/x509), kept so it never changes.
+    certificates: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,19 +82,11 @@ class IssuerKey:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         kid = hashlib.sha1(public_der, usedforsecurity=False).hexdigest()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=14))
-            .sign(key.key, hashes.SHA256())
-        )
-        return cls(kid, key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+        # Google-managed keys sign for at most two weeks: their certificates cover about that.
+        window = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=14))
+        pem = key_certificates.certificate(common_name, key, *window)
+        return cls(kid, key, pem)
 
 
 @dataclass

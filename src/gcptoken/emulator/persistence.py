@@ -1,15 +1,17 @@
-"""Saving and restoring the emulator's state for ``--state-dir``: accounts and their public keys,
-signing keys and the rotation timeline, bindings, policies, regional access boundaries, users, OAuth
-clients and refresh tokens."""
+"""Saving and restoring the emulator's state for ``--state-dir``: accounts, their public keys and
+the certificates they are published in, Google-managed keys, signing keys and the rotation
+timeline, bindings, policies, regional access boundaries, users, OAuth clients and refresh tokens."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
+from gcptoken.emulator import key_certificates
 from gcptoken.emulator.models import IssuerKey, RefreshGrant, ServiceAccount, User
 from gcptoken.emulator.signin_state import OAuthClient
 from gcptoken.errors import CredentialsError
@@ -53,9 +55,12 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
                         ).decode("ascii")
                         for kid, k in a.keys.items()
                     },
+                    "certificates": {kid: pem for kid, pem in a.certificates.items() if kid in a.keys},
                 }
                 for a in self.service_accounts.values()
             ],
+            # The Google-managed keys that sign signJwt and signBlob: kept, so what they signed still verifies.
+            "system_keys": {email: [kid, key.private_pem()] for email, (kid, key) in self.system_keys.items()},
         }
 
 
@@ -90,7 +95,11 @@ def _from_json(cls: type[EmulatorState], data: dict[str, Any], **options: Any) -
     for entry in data["service_accounts"]:
         account = ServiceAccount(entry["email"], entry["unique_id"], state.project_id, entry["display_name"])
         account.keys = {kid: jws.public_key_from_pem(pem) for kid, pem in entry["keys"].items()}
+        account.certificates = _certificates(account, entry.get("certificates", {}))
         state.service_accounts[account.email] = account
+    for email, (kid, pem) in data.get("system_keys", {}).items():
+        if kid in state.service_accounts[email].keys:
+            state.system_keys[email] = (kid, jws.load_private_key_pem(pem))
     state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
     state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
     state.lifetime_extension = set(data.get("lifetime_extension", []))
@@ -119,3 +128,17 @@ def _allowed_locations(saved: Any) -> dict[str, dict[str, Any]]:
             raise TypeError("allowed_locations")
         boundaries[str(name)] = {"locations": list(locations), "encodedLocations": value}
     return boundaries
+
+
+def _certificates(account: ServiceAccount, saved: dict[str, str]) -> dict[str, str]:
+    """The saved certificate of each key; a state file from before certificates were saved gets
+    one made now (and saved with the state, so it stays the same from then on)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = key_certificates.common_name(account.email)
+    certificates = {}
+    for kid, public in account.keys.items():
+        pem = saved.get(kid)
+        if not isinstance(pem, str) or jws.public_key_from_pem(pem).to_jwk(kid) != public.to_jwk(kid):
+            pem = key_certificates.reissued(name, public, now)
+        certificates[kid] = pem
+    return certificates

@@ -4,6 +4,7 @@ received. The data it keeps is in models; saving and restoring it in persistence
 
 from __future__ import annotations
 
+import datetime
 import secrets
 import threading
 import time
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gcptoken.emulator import persistence
+from gcptoken.emulator import key_certificates, persistence
 from gcptoken.emulator.aws_world import AwsWorld
 from gcptoken.emulator.models import (
     ACCESS_TOKEN_LIFETIME,
@@ -144,10 +145,12 @@ class EmulatorState(SigningKeys):
         return info
 
     def register_key(self, email: str, key: jws.SigningKey, key_id: str | None = None) -> dict[str, str]:
+        certificate = key_certificates.certificate(key_certificates.common_name(email), key, self._now())
         with self.lock:
             account = self.service_accounts[email]
             key_id = key_id or secrets.token_hex(20)
             account.keys[key_id] = key.public
+            account.certificates[key_id] = certificate
         return {
             "type": "service_account",
             "project_id": account.project_id,
@@ -158,15 +161,22 @@ class EmulatorState(SigningKeys):
             "auth_uri": "https://accounts.google.com/o/oauth2/auth",
             "token_uri": f"{self.base_url}/token",
             "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-            "client_x509_cert_url": (
-                "https://www.googleapis.com/robot/v1/metadata/x509/" + account.email.replace("@", "%40")
-            ),
+            "client_x509_cert_url": self.certs_url(account.email),
             "universe_domain": "googleapis.com",
         }
 
+    def certs_url(self, email: str) -> str:
+        """Where the account's certificates are, at the emulator (Google's form, ``@`` as ``%40``)."""
+        return f"{self.base_url}/robot/v1/metadata/x509/" + email.replace("@", "%40")
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
+
     def delete_key(self, email: str, key_id: str) -> None:
         with self.lock:
-            del self.service_accounts[email].keys[key_id]
+            account = self.service_accounts[email]
+            del account.keys[key_id]
+            account.certificates.pop(key_id, None)
 
     @property
     def oidc_key(self) -> IssuerKey:
@@ -278,13 +288,21 @@ class EmulatorState(SigningKeys):
         return member in self.token_creators.get(email, ())
 
     def system_key(self, email: str) -> tuple[str, jws.SigningKey]:
+        """The account's Google-managed key (signJwt, signBlob), published among its keys; made on
+        first use, and again if an admin deleted it."""
         with self.lock:
-            if email not in self.system_keys:
-                key = jws.generate_rsa_key()
-                kid = secrets.token_hex(20)
-                self.service_accounts[email].keys[kid] = key.public
-                self.system_keys[email] = (kid, key)
-            return self.system_keys[email]
+            account = self.service_accounts[email]
+            found = self.system_keys.get(email)
+            if found is not None and found[0] in account.keys:
+                return found
+            key = jws.generate_rsa_key()
+            found = self.system_keys[email] = (secrets.token_hex(20), key)
+            account.keys[found[0]] = key.public
+            account.certificates[found[0]] = key_certificates.certificate(
+                key_certificates.common_name(email), key, self._now()
+            )
+            self.changed()  # saved at once: what it signs must verify after a restart
+            return found
 
     # -- the emulator's own signing keys --------------------------------------------------------
 

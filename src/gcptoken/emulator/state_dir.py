@@ -69,6 +69,7 @@ def _default_key_file(state: EmulatorState, directory: PrivateDir) -> dict[str, 
     existing = _existing(directory, KEY_FILE)
     if existing and existing.get("client_email") == account.email and existing.get("private_key_id") in account.keys:
         existing["token_uri"] = f"{state.base_url}/token"
+        existing["client_x509_cert_url"] = state.certs_url(account.email)  # the port may have changed
         return existing
     return state.create_key(account.email)
 
