@@ -65,6 +65,8 @@ class KeyCache:
         self.failed_until = float("-inf")
         self.last_failure: TransportError | None = None
         self.on_removed: Callable[[frozenset[str]], None] | None = None
+        # However long the server says keys may be kept (a preset may bound it further).
+        self.max_age_limit = certs_format.MAX_MAX_AGE
         self._lock = threading.Lock()
 
     def needs_fetch(self, kid: str) -> bool:
@@ -117,7 +119,7 @@ class KeyCache:
             removed = frozenset(self.keys) - frozenset(keys)
             now = self.timer()
             self.keys = keys
-            self.fresh_until = now + max_age
+            self.fresh_until = now + min(max_age, self.max_age_limit)
             self.stale_until = self.fresh_until + self.max_stale
             self.failed_until = float("-inf")
             self.last_failure = None

@@ -10,12 +10,17 @@
   ``https://securetoken.google.com/PROJECT_ID``, audience the project ID, a non-empty ``sub`` of at
   most 128 characters, and an ``auth_time`` in the past.
 - ``oidc``: any OpenID Connect issuer; its keys are found by discovery.
+- ``service_account``: JWTs a service account signs itself (a key file's self-signed JWT, IAM
+  Credentials' signJwt, Cloud Endpoints' ``x-google-issuer: SA_EMAIL``): RS256, the account's
+  published keys, ``iss`` and ``sub`` its email unless configured. Keys are refetched at least every
+  15 minutes: user-managed keys may be deleted at any time, and Google recommends refreshing a
+  service account's key set that often (the IAM API's ServiceAccountKey reference).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,8 @@ __all__ = [
     "firebase",
     "firebase_issuer",
     "oidc",
+    "service_account",
+    "service_account_keys",
 ]
 
 AUTHORIZATION = "authorization"
@@ -41,6 +48,13 @@ IAP_HEADER = "x-goog-iap-jwt-assertion"
 IAP_KEYS = "https://www.gstatic.com/iap/verify/public_key-jwk"
 IAP_ISSUER = "https://cloud.google.com/iap"
 FIREBASE_CERTS = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+# Where Google publishes every service account's public keys as a JWK set (IAM Credentials'
+# signJwt reference names this URL for verifying what an account signed).
+SERVICE_ACCOUNT_KEYS = "https://www.googleapis.com/service_accounts/v1/metadata/jwk/"
+# A service account's emails as Google forms them (…@….iam.gserviceaccount.com, …@developer.,
+# …@appspot., …@system.gserviceaccount.com), and nothing that could leave the URL's path.
+_SERVICE_ACCOUNT_EMAIL = re.compile(r"[a-z0-9][a-z0-9._+-]{0,99}@[a-z0-9][a-z0-9.-]{0,200}", re.IGNORECASE)
+SERVICE_ACCOUNT_KEYS_MAX_AGE = 900.0
 
 _IAP_AUDIENCE = re.compile(r"/projects/\d+/(?:apps/[^/\s]+|global/backendServices/\d+)")
 _FIREBASE_SUBJECT_MAX = 128
@@ -63,6 +77,20 @@ class Preset:
     max_lifetime: float | None = None
     claims_rule: ClaimsRule | None = None
     check_audience: Callable[[str], None] | None = None
+    keys_max_age: float | None = None  # refetch keys at least this often, whatever Cache-Control says
+
+    def settings(self) -> dict[str, Any]:
+        """The Verifier's arguments for these tokens (Verifier.from_preset)."""
+        return {
+            "certs": self.certs,
+            "issuers": self.issuers,
+            "clock_skew": self.clock_skew,
+            "algorithms": tuple(self.algorithms),
+            "max_lifetime": self.max_lifetime,
+            "discovery": self.certs is None,
+            "token_header": self.header,
+            "claims_rule": self.claims_rule,
+        }
 
 
 def _iap_audience(audience: str) -> None:
@@ -116,3 +144,44 @@ def oidc(issuer: str) -> Preset:
     from gcptoken.verify.discovery import check_issuer_url
 
     return Preset("oidc", None, (check_issuer_url(issuer),), frozenset({"RS256", "ES256"}))
+
+
+def service_account_keys(email: str) -> str:
+    """The URL of ``email``'s published keys; InvalidArgumentError unless it is an email."""
+    if not isinstance(email, str) or not _SERVICE_ACCOUNT_EMAIL.fullmatch(email):
+        raise InvalidArgumentError(f"{str(email)[:100]!r} is not a service account's email")
+    return SERVICE_ACCOUNT_KEYS + email
+
+
+def _one_of(value: str | Sequence[str] | None, default: str, name: str) -> tuple[str, ...]:
+    values = (default,) if value is None else (value,) if isinstance(value, str) else tuple(value)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise InvalidArgumentError(f"{name} must be a non-empty string or list of strings")
+    return values
+
+
+def service_account(
+    email: str, issuer: str | Sequence[str] | None = None, subject: str | Sequence[str] | None = None
+) -> Preset:
+    """Tokens ``email`` signed: ``iss`` is ``issuer`` and ``sub`` is ``subject`` (both default to
+    the email; Cloud Endpoints may name another issuer for the same keys)."""
+    keys = service_account_keys(email)
+    subjects = frozenset(_one_of(subject, email, "subject"))
+
+    def rule(claims: dict[str, Any], now: float, skew: float) -> float:
+        sub = claims.get("sub")
+        if sub is None:
+            raise VerificationError("missing_claim", "token has no 'sub' claim")
+        if type(sub) is not str or sub not in subjects:
+            shown = repr(sub[:100]) if type(sub) is str else "(not a string)"
+            raise VerificationError("subject_not_allowed", f"subject {shown} is not the service account")
+        return float("-inf")
+
+    return Preset(
+        "service_account",
+        keys,
+        _one_of(issuer, email, "issuer"),
+        frozenset({"RS256"}),
+        claims_rule=rule,
+        keys_max_age=SERVICE_ACCOUNT_KEYS_MAX_AGE,
+    )

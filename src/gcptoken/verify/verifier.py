@@ -1,7 +1,7 @@
 """Verifying ID tokens: signature with cached keys, then issuer, audience, time and policy.
 
-``Verifier.google``, ``.iap``, ``.firebase`` and ``.oidc`` build one for a known kind of token
-(see ``presets``); the constructor takes everything explicitly.
+``Verifier.google``, ``.iap``, ``.firebase``, ``.oidc`` and ``.service_account`` build one for a
+known kind of token (see ``presets``); the constructor takes everything explicitly.
 """
 
 from __future__ import annotations
@@ -166,18 +166,10 @@ class Verifier:
         if preset.check_audience is not None:
             for value in (audience,) if isinstance(audience, str) else audience:
                 preset.check_audience(value)
-        settings: dict[str, Any] = {
-            "certs": preset.certs,
-            "issuers": preset.issuers,
-            "clock_skew": preset.clock_skew,
-            "algorithms": tuple(preset.algorithms),
-            "max_lifetime": preset.max_lifetime,
-            "discovery": preset.certs is None,
-            "token_header": preset.header,
-            "claims_rule": preset.claims_rule,
-        }
-        settings.update(options)
-        return cls(audience, **settings)
+        verifier = cls(audience, **{**preset.settings(), **options})
+        if preset.keys_max_age is not None and verifier._cache is not None:
+            verifier._cache.max_age_limit = preset.keys_max_age
+        return verifier
 
     @classmethod
     def google(cls, audience: str | Sequence[str], **options: Any) -> Verifier:
@@ -199,6 +191,14 @@ class Verifier:
     def oidc(cls, issuer: str, audience: str | Sequence[str], **options: Any) -> Verifier:
         """Tokens from any OpenID Connect ``issuer``; its keys are found by discovery."""
         return cls.from_preset(presets.oidc(issuer), audience, **options)
+
+    @classmethod
+    def service_account(cls, email: str, audience: str | Sequence[str], **options: Any) -> Verifier:
+        """JWTs service account ``email`` signed (self-signed with a key file, IAM signJwt), for
+        ``audience``: its published keys, ``iss`` = ``sub`` = ``email`` (``issuer=``, ``subject=``:
+        a string or list to accept instead)."""
+        preset = presets.service_account(email, options.pop("issuer", None), options.pop("subject", None))
+        return cls.from_preset(preset, audience, **options)
 
     # -- verifying ------------------------------------------------------------------------------
 
