@@ -53,16 +53,21 @@ def _verifier(args: argparse.Namespace) -> Verifier:
     from gcptoken.verify.policy import Policy
     from gcptoken.verify.verifier import Verifier
 
+    account = args.service_account
     policy = Policy(
         require_email_verified=args.require_email_verified,
         emails=args.email,
         hosted_domains=args.hd,
-        subjects=args.subject,
+        subjects=None if account else args.subject,  # a service account's subject is checked by its preset
         max_age=args.max_age,
     )
     options: dict[str, Any] = {"policy": policy}
     if args.clock_skew is not None:
         options["clock_skew"] = args.clock_skew
+    if account is not None:
+        if args.preset or args.certs:
+            raise InvalidArgumentError("--service-account names the keys: leave out --preset and --certs")
+        return Verifier.service_account(account, args.audience, issuer=args.issuer, subject=args.subject, **options)
     if args.issuer and not args.certs:
         if len(args.issuer) != 1:
             raise InvalidArgumentError(

@@ -187,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--preset",
         choices=("google", "iap", "firebase"),
-        default="google",
-        help="who issued it: Google ID token, IAP's signed header, Firebase Auth ID token",
+        help="who issued it: Google ID token (default), IAP's signed header, Firebase Auth ID token",
+    )
+    verify.add_argument(
+        "--service-account",
+        metavar="EMAIL",
+        help="a JWT this service account signed (self-signed, IAM signJwt): its published keys, iss = sub = EMAIL",
     )
     verify.add_argument(
         "--issuer",

@@ -51,7 +51,7 @@ class Reading:
     summary: str
     header: dict[str, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
-    preset: str | None = None  # google, iap, firebase, oidc: the keys that verify it; None: not a JWT
+    preset: str | None = None  # google, iap, firebase, oidc, service_account: the keys that verify it
     warnings: list[str] = field(default_factory=list)
     opaque: bool = False
 
@@ -149,6 +149,9 @@ def read(token: str) -> Reading:
             "firebase",
         )
     if isinstance(iss, str) and _SERVICE_ACCOUNT.fullmatch(iss):
+        # Checked against the account's published keys (www.googleapis.com/service_accounts/…), when
+        # the issuer is an email that URL can carry.
+        keys = "service_account" if _publishable(iss) else None
         if aud in TOKEN_ENDPOINTS:
             wants = "an ID token" if "target_audience" in claims else "an access token"
             return Reading(
@@ -156,12 +159,15 @@ def read(token: str) -> Reading:
                 f"Signed by the service account's own key; it asks for {wants}. Only the token endpoint accepts it.",
                 header,
                 claims,
+                keys,
             )
         return Reading(
-            "self-signed JWT of a service account",
-            "Signed by the account's own key and used directly as a credential by APIs that accept it.",
+            "JWT signed by a service account (self-signed with a key file, or IAM signJwt)",
+            "Signed by one of the account's keys, user-managed or Google-managed; used as a credential by APIs "
+            "that accept it, or by services that trust the account (Cloud Endpoints' x-google-issuer).",
             header,
             claims,
+            keys,
         )
     return Reading(
         "OIDC token" + (f" from {iss}" if isinstance(iss, str) else ""),
@@ -170,6 +176,17 @@ def read(token: str) -> Reading:
         claims,
         "oidc" if isinstance(iss, str) and _discoverable(iss) else None,
     )
+
+
+def _publishable(email: str) -> bool:
+    from gcptoken.errors import InvalidArgumentError
+    from gcptoken.verify.presets import service_account_keys
+
+    try:
+        service_account_keys(email)
+    except InvalidArgumentError:
+        return False
+    return True
 
 
 def _discoverable(issuer: str) -> bool:

@@ -1,6 +1,7 @@
 """The inspector's verdict: a token verified with the keys its kind names (Google's certs, IAP's,
-Firebase's, an OIDC issuer's by discovery; the emulator's when GCPTOKEN_EMULATOR_HOST is set),
-with the same reasons as ``gcptoken verify``. Only public key sets are fetched."""
+Firebase's, an OIDC issuer's by discovery, a service account's published keys; the emulator's when
+GCPTOKEN_EMULATOR_HOST is set), with the same reasons as ``gcptoken verify``. Only public key sets
+are fetched."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ KEYS = {
     "iap": "IAP's public keys (www.gstatic.com/iap/verify)",
     "firebase": "Firebase Auth's signing certs (securetoken@system.gserviceaccount.com)",
     "oidc": "the issuer's keys, found by OpenID Connect discovery",
+    "service_account": "the service account's published keys (www.googleapis.com/service_accounts/v1/metadata/jwk/…)",
 }
 _verifiers: dict[tuple[str, str, str], Verifier] = {}
 
 
 def _verifier(preset: str, audience: str, issuer: str) -> Verifier:
-    key = (preset, audience, issuer if preset in ("oidc", "firebase") else "")
+    key = (preset, audience, issuer if preset in ("oidc", "firebase", "service_account") else "")
     found = _verifiers.get(key)
     if found is None:
         if len(_verifiers) > 64:
@@ -35,6 +37,8 @@ def _verifier(preset: str, audience: str, issuer: str) -> Verifier:
             found = Verifier.iap(audience)
         elif preset == "firebase":
             found = Verifier.firebase(issuer.removeprefix(FIREBASE_PREFIX))
+        elif preset == "service_account":
+            found = Verifier.service_account(issuer, audience)
         else:
             found = Verifier.oidc(issuer, audience)
         _verifiers[key] = found
@@ -49,7 +53,7 @@ async def verdict(reading: Reading, token: str, expected_audience: str | None) -
         elif reading.kind.startswith("OIDC token"):
             why = "Its issuer is not an https URL (nor a loopback one), so no keys are fetched for it."
         else:
-            why = "Signed by a service account's own key: only Google's token endpoint or the API it is for checks it."
+            why = "Its issuer is not a service account's email that Google publishes keys for."
         return {"checked": False, "message": why}
     audience = expected_audience or reading.claims.get("aud")
     if isinstance(audience, list):
