@@ -4,7 +4,7 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const {
-  ExternalAccountClient, GoogleAuth, Impersonated, JWT, OAuth2Client, UserRefreshClient,
+  ExternalAccountClient, GoogleAuth, Impersonated, JWT, JWTAccess, OAuth2Client, UserRefreshClient,
 } = require('google-auth-library');
 const {transporter} = require('./redirect');
 
@@ -102,6 +102,28 @@ const flows = {
         assertion: `${input}.${signature}`})});
     const body = await response.json();
     return {status: response.status, idClaims: claimsOf(body.id_token)};
+  },
+
+  // A self-signed JWT (JWTAccess) and an IAM signJwt result, checked as Node's client checks them,
+  // against certificates fetched from the key file's client_x509_cert_url (the emulator's).
+  async accountKeys({key, audience, signed}) {
+    const access = new JWTAccess(key.client_email, key.private_key, key.private_key_id);
+    const token = access.getRequestHeaders(audience).get('authorization').replace(/^Bearer /, '');
+    const client = new OAuth2Client();
+    const check = async (jwt, certsUrl, email, aud) => {
+      const certs = await (await fetch(certsUrl)).json();
+      try {
+        return (await client.verifySignedJwtWithCertsAsync(jwt, certs, aud, [email])).getPayload().sub;
+      } catch (e) {
+        return `refused: ${e.message}`;
+      }
+    };
+    return {
+      selfSigned: await check(token, key.client_x509_cert_url, key.client_email, audience),
+      wrongAudience: await check(token, key.client_x509_cert_url, key.client_email, 'https://someone-else.example'),
+      signJwt: await check(signed.token, signed.certsUrl, signed.email, audience),
+      signJwtWithOtherKeys: await check(signed.token, key.client_x509_cert_url, signed.email, audience),
+    };
   },
 };
 
