@@ -1,10 +1,12 @@
-"""An emulated VM / Cloud Run instance's metadata server, on the emulator's port: the emulated
-instance's values and its default service account's tokens, served by local.metadata_api as
-Google's server serves them; and the admin API for its custom attributes (whose changes
+"""The emulated instance's metadata server, on the emulator's port: its values and its default
+service account's tokens, served by local.metadata_api as the chosen platform's server serves
+them (a Compute Engine VM unless ``--platform`` or the admin API says GKE, Cloud Run, functions or
+App Engine flexible); and the admin API for the platform and the custom attributes (whose changes
 ``wait_for_change`` sees)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -14,9 +16,11 @@ from starlette.routing import Route
 
 from gcptoken.emulator.responses import api_error, json_body
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
-from gcptoken.local.metadata_api import MetadataRefusal, handler, root
+from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
+from gcptoken.local.metadata_platforms import PLATFORMS, Platform, platform_named
+from gcptoken.local.metadata_tree import InstanceFacts, build_tree
 
-__all__ = ["EmulatedInstance", "root", "routes", "tree"]
+__all__ = ["EmulatedInstance", "facts", "root", "routes", "set_platform", "tree"]
 
 LICENSE_ID = "1000201"
 # As Compute Engine's metadata keys: no "/" or line break can split a path or a listing line.
@@ -24,35 +28,33 @@ _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _KEY_RULE = "Attribute keys are 1-128 letters, digits, '-' or '_'."
 
 
-def _account_dir(state: EmulatorState, account: ServiceAccount) -> dict[str, Any]:
-    return {"aliases": ["default"], "email": account.email, "scopes": list(state.instance.scopes)}
+def facts(state: EmulatorState) -> InstanceFacts:
+    """What the emulated instance says about itself."""
+    instance = state.instance
+    return InstanceFacts(
+        project_id=state.project_id,
+        project_number=state.project_number,
+        email=state.default_account.email,
+        zone=instance.zone_name,
+        name=instance.name,
+        instance_id=instance.instance_id,
+        scopes=instance.scopes,
+        attributes=dict(instance.attributes),
+        project_attributes=dict(instance.project_attributes),
+        universe_domain=instance.universe_domain,
+    )
+
+
+def set_platform(state: EmulatorState, name: str) -> None:
+    """Answer as ``name``'s metadata server from now on (KeyError: no such platform)."""
+    platform_named(name)
+    with state.lock:
+        state.instance = dataclasses.replace(state.instance, platform=name)
 
 
 def tree(state: EmulatorState) -> dict[str, Any]:
-    """Every static value the metadata server holds, as nested dicts."""
-    instance, project_number = state.instance, state.project_number
-    account = _account_dir(state, state.default_account)
-    return {
-        "instance": {
-            "attributes": dict(instance.attributes),
-            "cpu-platform": "Intel Broadwell",
-            "description": "",
-            "hostname": f"{instance.name}.{instance.zone_name}.c.{state.project_id}.internal",
-            "id": int(instance.instance_id),
-            "image": "projects/debian-cloud/global/images/debian-12-bookworm-v20260101",
-            "machine-type": f"projects/{project_number}/machineTypes/e2-medium",
-            "name": instance.name,
-            "region": instance.region,
-            "service-accounts": {"default": account, state.default_account.email: account},
-            "zone": instance.zone,
-        },
-        "project": {
-            "attributes": dict(instance.project_attributes),
-            "numeric-project-id": int(project_number),
-            "project-id": state.project_id,
-        },
-        "universe": {"universe-domain": instance.universe_domain},
-    }
+    """Every static value the metadata server holds, as its platform serves them."""
+    return build_tree(platform_named(state.instance.platform), facts(state))
 
 
 class EmulatedInstance:
@@ -60,6 +62,9 @@ class EmulatedInstance:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+
+    def platform(self) -> Platform:
+        return platform_named(self.state.instance.platform)
 
     def tree(self) -> dict[str, Any]:
         return tree(self.state)
@@ -71,7 +76,9 @@ class EmulatedInstance:
         state = self.state
         service_account = self._account(account)
         claims = state.identity_claims(service_account, audience)
-        if full:
+        if full:  # email on every platform; the VM's own claims only on a VM
+            claims.update({"email": service_account.email, "email_verified": True})
+        if full and self.platform().compute_engine_claims:
             instance = state.instance
             compute: dict[str, Any] = {
                 "instance_creation_timestamp": instance.creation_timestamp,
@@ -83,9 +90,7 @@ class EmulatedInstance:
             }
             if licenses:
                 compute["license_id"] = [LICENSE_ID]
-            claims.update(
-                {"email": service_account.email, "email_verified": True, "google": {"compute_engine": compute}}
-            )
+            claims["google"] = {"compute_engine": compute}
         return state.sign_id_token(dict(sorted(claims.items())))
 
     async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
@@ -100,6 +105,25 @@ class EmulatedInstance:
 
 def _instance(request: Request) -> EmulatedInstance:
     return EmulatedInstance(request.app.state.emulator)
+
+
+root = root_handler(_instance)
+
+
+async def platform_setting(request: Request) -> Response:
+    """Admin: ``GET|PUT /emulator/v1/metadata/platform`` (``{"platform": "gke"}``): whose metadata
+    server the emulated instance has, switched at once for every later request."""
+    state: EmulatorState = request.app.state.emulator
+    if request.method == "PUT":
+        try:
+            body = await json_body(request, empty={})
+        except ValueError:
+            body = None
+        name = body.get("platform") if isinstance(body, dict) else None
+        if not isinstance(name, str) or name not in PLATFORMS:
+            return api_error(400, f'The platform is {{"platform": one of {", ".join(PLATFORMS)}}}.')
+        set_platform(state, name)
+    return JSONResponse({"platform": state.instance.platform, "platforms": list(PLATFORMS)})
 
 
 async def attributes(request: Request) -> Response:
@@ -142,6 +166,7 @@ async def attributes(request: Request) -> Response:
 routes = [
     Route("/computeMetadata/v1/{path:path}", handler(_instance), methods=["GET"]),
     Route("/computeMetadata/v1", handler(_instance), methods=["GET"]),
+    Route("/emulator/v1/metadata/platform", platform_setting, methods=["GET", "PUT"]),
     Route("/emulator/v1/metadata/{scope}/attributes", attributes, methods=["GET", "PUT"]),
     Route("/emulator/v1/metadata/{scope}/attributes/{key}", attributes, methods=["PUT", "DELETE"]),
 ]

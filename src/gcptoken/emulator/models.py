@@ -213,6 +213,8 @@ class Instance:
     attributes: dict[str, str] = field(default_factory=dict)
     project_attributes: dict[str, str] = field(default_factory=dict)
     universe_domain: str = "googleapis.com"
+    # Whose metadata server answers (local.metadata_platforms): gce, gke, cloud-run, functions, app-engine.
+    platform: str = "gce"
 
     @property
     def zone(self) -> str:

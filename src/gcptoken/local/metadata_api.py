@@ -1,22 +1,25 @@
-"""The GCE metadata API as Google's metadata server serves it, over any source of values: the
-emulator's emulated VM, or ``gcptoken metadata-server``'s real credentials.
+"""The GCE metadata API as Google's metadata servers serve it, over any source of values: the
+emulator's emulated instance, or ``gcptoken metadata-server``'s real credentials; each answer
+shaped by the source's platform (``local.metadata_platforms``: headers, content types, paths,
+refusals).
 
-Paths, headers and refusals as Google's: every response carries ``Metadata-Flavor: Google`` and
-one ``Server: Metadata Server for VM``; ``/computeMetadata/v1/…`` requires the request header
-``Metadata-Flavor: Google`` and refuses proxied requests (``X-Forwarded-For``) with 403.
+``/computeMetadata/v1/…`` requires the request header ``Metadata-Flavor: Google`` and refuses
+proxied requests (``X-Forwarded-For``) with 403; ``/`` does too where the platform's server does.
 
 The values form a tree. A directory named without its trailing slash answers 301 to the slashed
 path (Node's gcp-metadata detects GCE by GET ``…/v1/instance``); a directory lists its entries one
 per line (sub-directories with a trailing ``/``), or with ``?recursive=true`` is the whole subtree as
-JSON (camelCase keys, as Google's). ``alt=json|text`` chooses the format, every answer carries an
-``ETag``, and ``?wait_for_change=true`` (``last_etag``, ``timeout_sec``) waits for the value to
-change. A service account's ``identity`` and ``token`` are asked of the source per request.
+JSON (camelCase keys, as Google's). ``alt=json|text`` chooses the format, answers carry an ``ETag``
+where the platform's do, and ``?wait_for_change=true`` (``last_etag``, ``timeout_sec``) waits for
+the value to change. A service account's ``identity`` and ``token`` are asked of the source per
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import json
 import math
 import time
@@ -27,9 +30,10 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["FLAVOR", "PREFIX", "MetadataRefusal", "MetadataSource", "compute_metadata", "html_error", "root"]
+from gcptoken.local.metadata_platforms import JSON, MISSING_FLAVOR, TEXT, Platform, Refusal
 
-FLAVOR = {"Metadata-Flavor": "Google", "Server": "Metadata Server for VM"}
+__all__ = ["PREFIX", "MetadataRefusal", "MetadataSource", "compute_metadata", "handler", "root_handler"]
+
 PREFIX = "/computeMetadata/v1/"
 MAX_WAIT = 300.0
 DEFAULT_WAIT = 60.0
@@ -48,6 +52,9 @@ class MetadataRefusal:
 
 
 class MetadataSource(Protocol):
+    def platform(self) -> Platform:
+        """Whose metadata server this is: its headers, paths and refusals."""
+
     def tree(self) -> dict[str, Any]:
         """Every static value, as nested dicts (``instance/service-accounts/NAME/`` included)."""
 
@@ -58,17 +65,36 @@ class MetadataSource(Protocol):
         """``{"access_token", "expires_in", "token_type"}`` for ``scopes`` (None: the instance's)."""
 
 
-def text_response(body: str, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/text", headers=FLAVOR)
+def refuse(platform: Platform, shape: Refusal, status: int, message: str = "", path: str = "") -> Response:
+    """A refusal as ``platform`` words it; outside text is escaped where the answer is HTML."""
+    if "html" in shape.content_type:
+        message, path = html.escape(message, quote=False), html.escape(path, quote=False)
+    body = shape.body.format(message=message, path=path)
+    headers = {**(platform.identity_headers() if shape.identified else {}), **dict(shape.headers)}
+    return Response(body, status_code=status, headers={**headers, "Content-Type": shape.content_type})
 
 
-def html_error(status: int, message: str) -> Response:
-    return Response(f"<html><body>{message}</body></html>", status_code=status, media_type="text/html", headers=FLAVOR)
+def _answer(platform: Platform, body: str, media: str) -> Response:
+    headers = {**platform.identity_headers(), "Content-Type": media}
+    if platform.etag:
+        headers["ETag"] = _etag(body)
+    return Response(body, headers=headers)
 
 
-async def root(request: Request) -> Response:
+def _etag(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def root_handler(source_of: Callable[[Request], MetadataSource]) -> Callable[[Request], Any]:
     """``/``: what a metadata ping sees (google-auth checks only the response header)."""
-    return text_response("computeMetadata/\n")
+
+    async def root(request: Request) -> Response:
+        platform = source_of(request).platform()
+        if platform.root_needs_flavor and request.headers.get("metadata-flavor") != "Google":
+            return refuse(platform, platform.forbidden, 403, MISSING_FLAVOR)
+        return _answer(platform, "computeMetadata/\n", TEXT)
+
+    return root
 
 
 def _camel(name: str) -> str:
@@ -120,11 +146,12 @@ def _listing(path: str, node: dict[str, Any]) -> list[str]:
     return sorted(entries)
 
 
-def _render(request: Request, path: str, is_dir: bool, node: Any) -> Response:
+def _render(request: Request, path: str, is_dir: bool, node: Any) -> tuple[str, str] | str:
+    """(body, media type) for a value, or the reason the parameters are refused."""
     recursive = request.query_params.get("recursive", "").lower() == "true"
     alt = request.query_params.get("alt", "json" if is_dir and recursive else "text")
     if alt not in ("json", "text"):
-        return html_error(400, f"Invalid alt parameter: {alt[:20]}")
+        return f"Invalid alt parameter: {alt[:20]}"
     if is_dir and not recursive:
         entries = _listing(path, node)
         body = json.dumps(entries) if alt == "json" else "".join(f"{entry}\n" for entry in entries)
@@ -133,16 +160,7 @@ def _render(request: Request, path: str, is_dir: bool, node: Any) -> Response:
         body = json.dumps(value, separators=(",", ":")) if alt == "json" else "\n".join(_flat(node)) + "\n"
     else:
         body = json.dumps(node) if alt == "json" else _leaf_text(node)
-    media = "application/json" if alt == "json" else "application/text"
-    return Response(body, media_type=media, headers={**FLAVOR, "ETag": _etag(body)})
-
-
-def _etag(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-
-def _text_or_json(body: str, media: str) -> Response:
-    return Response(body, media_type=media, headers={**FLAVOR, "ETag": _etag(body)})
+    return body, JSON if alt == "json" else TEXT
 
 
 async def _account_endpoint(source: MetadataSource, request: Request, path: str) -> Response | None:
@@ -150,25 +168,27 @@ async def _account_endpoint(source: MetadataSource, request: Request, path: str)
     parts = path.split("/")
     if len(parts) != 4 or parts[:2] != ["instance", "service-accounts"] or parts[3] not in _ACCOUNT_ENDPOINTS:
         return None
+    platform = source.platform()
     name = parts[2]
     if name not in source.tree()["instance"]["service-accounts"]:
-        return None
+        status, shape = platform.unknown_account
+        return refuse(platform, shape, status, "Not Found", _uri(request))
     if parts[3] == "identity":
         audience = request.query_params.get("audience", "")
         if not audience:
-            return html_error(400, "non-empty audience parameter required")
+            return refuse(platform, platform.error, 400, "non-empty audience parameter required")
         full = request.query_params.get("format", "standard") == "full"
         licenses = request.query_params.get("licenses", "FALSE").upper() == "TRUE"
         token = await source.identity(name, audience, full, licenses)
         if isinstance(token, MetadataRefusal):
-            return html_error(token.status, token.message)
-        return _text_or_json(token, "application/text")
+            return refuse(platform, platform.error, token.status, token.message)
+        return _answer(platform, token, platform.identity_type)
     requested = request.query_params.get("scopes")
     scopes = tuple(s for s in requested.split(",") if s) if requested else None
     answer = await source.token(name, scopes)
     if isinstance(answer, MetadataRefusal):
-        return html_error(answer.status, answer.message)
-    return _text_or_json(json.dumps(answer, separators=(",", ":")), "application/json")
+        return refuse(platform, platform.error, answer.status, answer.message)
+    return _answer(platform, json.dumps(answer, separators=(",", ":")), JSON)
 
 
 def _wait_seconds(request: Request) -> float | None:
@@ -183,10 +203,12 @@ def _wait_seconds(request: Request) -> float | None:
 
 
 async def compute_metadata(request: Request, source: MetadataSource) -> Response:
+    platform = source.platform()
     if "x-forwarded-for" in request.headers:
-        return html_error(403, "Request had X-Forwarded-For header; metadata requests must not be proxied.")
+        message = "Request had X-Forwarded-For header; metadata requests must not be proxied."
+        return refuse(platform, platform.forbidden, 403, message)
     if request.headers.get("metadata-flavor") != "Google":
-        return html_error(403, "Missing required header: Metadata-Flavor: Google")
+        return refuse(platform, platform.forbidden, 403, MISSING_FLAVOR)
     raw = request.url.path[len(PREFIX) :] if request.url.path.startswith(PREFIX) else ""
     trailing_slash = raw.endswith("/") or request.url.path == PREFIX
     path = raw.strip("/")
@@ -195,27 +217,40 @@ async def compute_metadata(request: Request, source: MetadataSource) -> Response
         return computed
     found = _lookup(source, path)
     if found is None or (trailing_slash and not found[0]):
-        return html_error(404, f"The requested URL {request.url.path} was not found on this server.")
+        return _not_found(platform, request)
     is_dir, node = found
     if is_dir and not trailing_slash:  # as Google's server: a directory lives at its slashed path
         query = f"?{request.url.query}" if request.url.query else ""
         location = f"{PREFIX}{path}/" if path else PREFIX
-        return Response(status_code=301, headers={**FLAVOR, "Location": location + query})
-    response = _render(request, path, is_dir, node)
+        return Response(status_code=301, headers={**platform.identity_headers(), "Location": location + query})
+    rendered = _render(request, path, is_dir, node)
+    if isinstance(rendered, str):
+        return refuse(platform, platform.error, 400, rendered)
     if request.query_params.get("wait_for_change", "").lower() != "true":
-        return response
+        return _answer(platform, *rendered)
     wait = _wait_seconds(request)
     if wait is None:
-        return html_error(400, f"timeout_sec must be a number of seconds, 0 to {MAX_WAIT:g}")
-    last = request.query_params.get("last_etag") or response.headers["etag"]
+        return refuse(platform, platform.error, 400, f"timeout_sec must be a number of seconds, 0 to {MAX_WAIT:g}")
+    last = request.query_params.get("last_etag") or _etag(rendered[0])
     deadline = time.monotonic() + wait
-    while response.headers["etag"] == last and time.monotonic() < deadline:
+    while _etag(rendered[0]) == last and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         found = _lookup(source, path)
         if found is None:
-            return html_error(404, f"The requested URL {request.url.path} was not found on this server.")
-        response = _render(request, path, *found)
-    return response
+            return _not_found(platform, request)
+        again = _render(request, path, *found)
+        if isinstance(again, str):
+            return refuse(platform, platform.error, 400, again)
+        rendered = again
+    return _answer(platform, *rendered)
+
+
+def _uri(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _not_found(platform: Platform, request: Request) -> Response:
+    return refuse(platform, platform.not_found, 404, "404 page not found", _uri(request))
 
 
 def handler(source_of: Callable[[Request], MetadataSource]) -> Callable[[Request], Any]:

@@ -1,5 +1,6 @@
 """``gcptoken metadata-server``: the GCE metadata API backed by a real credential, so apps and
-containers in any language get tokens locally exactly as they would on Google Cloud.
+containers in any language get tokens locally exactly as they would on Google Cloud, answered as
+the chosen platform's metadata server answers (``InstanceValues.platform``).
 
 Tokens come from gcptoken's cache (one fetch per audience however many clients ask at once, renewed
 ahead of expiry). What the credential cannot give is refused as the real server refuses (a 400 or a
@@ -22,7 +23,9 @@ from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials
 from gcptoken.errors import GcpTokenError, RefusedError
-from gcptoken.local.metadata_api import MetadataRefusal, handler, root
+from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
+from gcptoken.local.metadata_platforms import Platform, platform_named
+from gcptoken.local.metadata_tree import InstanceFacts, build_tree
 from gcptoken.servers.asgi_guard import RequestGuard, everywhere
 from gcptoken.servers.guard import METADATA_NAMES, GuardPolicy, Network, Scrutiny
 from gcptoken.servers.request_log import RequestLogger, note
@@ -47,6 +50,7 @@ class InstanceValues:
     attributes: dict[str, str] = field(default_factory=dict)
     project_attributes: dict[str, str] = field(default_factory=dict)
     universe_domain: str = "googleapis.com"
+    platform: str = "gce"  # whose metadata server to answer as (local.metadata_platforms)
 
 
 class CredentialsInstance:
@@ -56,30 +60,27 @@ class CredentialsInstance:
 
     def __init__(self, standard: Credentials, full: Credentials, values: InstanceValues) -> None:
         self.standard, self.full, self.values = standard, full, values
+        self._platform = platform_named(values.platform)
         self._tree = self._build_tree()
 
     def _build_tree(self) -> dict[str, Any]:
         v = self.values
-        account = {"aliases": ["default"], "email": v.email, "scopes": list(v.scopes)}
-        region = v.zone.rsplit("-", 1)[0]
-        return {
-            "instance": {
-                "attributes": dict(v.attributes),
-                "hostname": f"{v.instance_name}.{v.zone}.c.{v.project_id}.internal",
-                "id": int(v.instance_id),
-                "machine-type": f"projects/{v.project_number}/machineTypes/e2-medium",
-                "name": v.instance_name,
-                "region": f"projects/{v.project_number}/regions/{region}",
-                "service-accounts": {"default": account, v.email: account},
-                "zone": f"projects/{v.project_number}/zones/{v.zone}",
-            },
-            "project": {
-                "attributes": dict(v.project_attributes),
-                "numeric-project-id": int(v.project_number) if v.project_number.isdigit() else 0,
-                "project-id": v.project_id,
-            },
-            "universe": {"universe-domain": v.universe_domain},
-        }
+        facts = InstanceFacts(
+            project_id=v.project_id,
+            project_number=v.project_number if v.project_number.isdigit() else "0",
+            email=v.email,
+            zone=v.zone,
+            name=v.instance_name,
+            instance_id=v.instance_id,
+            scopes=v.scopes,
+            attributes=dict(v.attributes),
+            project_attributes=dict(v.project_attributes),
+            universe_domain=v.universe_domain,
+        )
+        return build_tree(self._platform, facts)
+
+    def platform(self) -> Platform:
+        return self._platform
 
     def tree(self) -> dict[str, Any]:
         return self._tree
@@ -124,7 +125,7 @@ def metadata_app(
     endpoint = handler(lambda request: source)
     app = Starlette(
         routes=[
-            Route("/", root, methods=["GET"]),
+            Route("/", root_handler(lambda request: source), methods=["GET"]),
             Route("/computeMetadata/v1/{path:path}", endpoint, methods=["GET"]),
             Route("/computeMetadata/v1", endpoint, methods=["GET"]),
         ]
