@@ -126,6 +126,7 @@ def run_metadata_server(args: argparse.Namespace) -> int:
         scopes=tuple(s for s in args.scopes.replace(",", " ").split() if s),
         attributes=_attributes(args.attribute),
         universe_domain=standard.universe_domain,
+        platform=args.platform,
     )
     if args.instance_name:
         values.instance_name = args.instance_name
@@ -134,7 +135,8 @@ def run_metadata_server(args: argparse.Namespace) -> int:
 
     def announce(host_port: str) -> None:
         print(host_port, flush=True)
-        say(f"metadata server for {email} (project {project}) on http://{host_port}; Ctrl-C stops it")
+        as_platform = f", answering as {args.platform}" if args.platform != "gce" else ""
+        say(f"metadata server for {email} (project {project}{as_platform}) on http://{host_port}; Ctrl-C stops it")
         say(f"export GCE_METADATA_HOST={host_port} GCE_METADATA_IP={host_port} GCE_METADATA_ROOT={host_port}")
 
     return serve(app, args.host, args.port, announce)

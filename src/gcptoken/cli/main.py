@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from gcptoken.cli.server_flags import METADATA_EPILOG, guard_options
+from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also let these clients use the admin API and console (default: loopback only; repeatable)",
     )
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one)")
+    platform_option(emulator)
+    emulator.formatter_class = _RawEpilogFormatter
+    emulator.epilog = PLATFORM_EPILOG
     emulator.add_argument("--state-dir", metavar="DIR", help="write credential files and env here; keep state")
     emulator.add_argument(
         "--mtls-port",
@@ -292,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes", default="https://www.googleapis.com/auth/cloud-platform", metavar="S1,S2", help="instance scopes"
     )
     metadata.add_argument("--attribute", action="append", metavar="KEY=VALUE", help="instance attribute (repeatable)")
+    platform_option(metadata)
 
     proxy = command(
         "proxy", "gcptoken.cli.bridges:run_proxy", "a local reverse proxy that adds an ID token to every request"

@@ -13,7 +13,7 @@ __all__ = ["run_emulator"]
 
 
 def run_emulator(args: argparse.Namespace) -> int:
-    from gcptoken.emulator import EmulatorServer
+    from gcptoken.emulator import EmulatorServer, metadata
 
     flags = GuardFlags(args, allow_flag="allow_admin")
     warn_if_exposed(args.host, args.port, "the emulator", flags, admin=True)
@@ -35,9 +35,11 @@ def run_emulator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
+    metadata.set_platform(server.state, args.platform)
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
+    where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
     mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
     print(f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.

@@ -6,9 +6,27 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["METADATA_EPILOG", "guard_options"]
+from gcptoken.local.metadata_platforms import PLATFORMS
 
-METADATA_EPILOG = """\
+__all__ = ["METADATA_EPILOG", "PLATFORM_EPILOG", "guard_options", "platform_option"]
+
+
+def _platform_lines() -> str:
+    lines = []
+    for platform in PLATFORMS.values():
+        env = " ".join(f"{name}={value}" for name, value in platform.runtime_env) or "(none: detected by the server)"
+        lines.append(f"  {platform.name:<11} {platform.title}: {env}")
+    return "\n".join(lines)
+
+
+PLATFORM_EPILOG = f"""\
+--platform answers as that platform's metadata server (headers, paths, refusals, ID token claims).
+Some clients detect the platform by variables its runtime sets, not by the server; set them in the
+app's environment for the platform you pick ({{project_id}}: your project):
+{_platform_lines()}
+"""
+
+METADATA_EPILOG = f"""\
 Point clients at it (it prints the values when it starts):
   export GCE_METADATA_HOST=127.0.0.1:PORT GCE_METADATA_IP=127.0.0.1:PORT GCE_METADATA_ROOT=127.0.0.1:PORT
 
@@ -25,7 +43,8 @@ and in docker-compose.yml:
       extra_hosts: ["host.docker.internal:host-gateway"]
 Anyone who can reach the port can get your tokens: keep it on loopback or a bridge, with --allow.
 Requests naming another Host (DNS rebinding) or coming from a web page of another origin are refused.
-"""
+
+{PLATFORM_EPILOG}"""
 
 
 def guard_options(parser: argparse.ArgumentParser, *, peers: bool = True, origins: bool = False) -> None:
@@ -47,3 +66,13 @@ def guard_options(parser: argparse.ArgumentParser, *, peers: bool = True, origin
             metavar="ORIGIN",
             help="let pages of this origin (http://localhost:5173) call through, as the proxy's own (repeatable)",
         )
+
+
+def platform_option(parser: argparse.ArgumentParser) -> None:
+    """``--platform``: whose metadata server to answer as (see PLATFORM_EPILOG)."""
+    parser.add_argument(
+        "--platform",
+        choices=tuple(PLATFORMS),
+        default="gce",
+        help="answer as this platform's metadata server (the app may need its variables too: see below)",
+    )
