@@ -26,7 +26,8 @@ const flows = {
     const idClient = await auth.getIdTokenClient(audience);
     const headers = await idClient.getRequestHeaders();
     const idToken = headers.get('authorization').replace(/^Bearer /, '');
-    return {idClaims: claimsOf(idToken), access: await auth.getAccessToken(), projectId: await auth.getProjectId()};
+    return {idClaims: claimsOf(idToken), access: await auth.getAccessToken(), projectId: await auth.getProjectId(),
+      env: await auth.getEnv()};  // the platform as Node detects it (variables, then the metadata server)
   },
 
   async verify({emulator, token, audience, rotateUrl, mintUrl}) {
