@@ -34,6 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from gcptoken import endpoints
@@ -222,12 +223,21 @@ def _lookup_flow(credentials: Credentials, access_token: str) -> Flow[str | None
         timeout=LOOKUP_TIMEOUT,
     )
     response = yield from presenting(_one(request), source.client_certificate())
-    body = json_body(response, where)
+    body = json_body(_without(response, access_token), where)
     raise_for_refusal(response.status, body, where)
     value = body.get("encodedLocations")
     if not (isinstance(value, str) and is_token_text(value) and len(value) <= _MAX_VALUE):
         raise TokenRequestError(f"{where} answered without a usable encodedLocations", status=response.status)
     return value
+
+
+def _without(response: HttpResponse, token: str) -> HttpResponse:
+    """The answer with the token taken out: some front ends repeat the request's Authorization in
+    their error text, and a refusal's words are logged. Before they are read, so the 300-character
+    cap cannot leave a piece of it that no later search would find."""
+    if not token:
+        return response
+    return replace(response, body=response.body.replace(token.encode(), b"<token>"))
 
 
 def _one(request: HttpRequest) -> Flow[HttpResponse]:
