@@ -52,8 +52,9 @@ FIREBASE_CERTS = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@
 # signJwt reference names this URL for verifying what an account signed).
 SERVICE_ACCOUNT_KEYS = "https://www.googleapis.com/service_accounts/v1/metadata/jwk/"
 # A service account's emails as Google forms them (…@….iam.gserviceaccount.com, …@developer.,
-# …@appspot., …@system.gserviceaccount.com), and nothing that could leave the URL's path.
-_SERVICE_ACCOUNT_EMAIL = re.compile(r"[a-z0-9][a-z0-9._+-]{0,99}@[a-z0-9][a-z0-9.-]{0,200}", re.IGNORECASE)
+# …@appspot., …@system.gserviceaccount.com), and nothing that could leave the URL's path. ASCII
+# only: with IGNORECASE alone, [a-z] also matches the Kelvin sign, "ı" and "ſ".
+_SERVICE_ACCOUNT_EMAIL = re.compile(r"[a-z0-9][a-z0-9._+-]{0,99}@[a-z0-9][a-z0-9.-]{0,200}", re.IGNORECASE | re.ASCII)
 SERVICE_ACCOUNT_KEYS_MAX_AGE = 900.0
 
 _IAP_AUDIENCE = re.compile(r"/projects/\d+/(?:apps/[^/\s]+|global/backendServices/\d+)")
