@@ -113,8 +113,13 @@ def test_the_page_is_served_with_a_strict_policy(emu: EmulatorServer) -> None:
     assert httpx.get(f"{emu.url}/emulator/ui/other.js").status_code == 404
 
 
+def row_texts(driver: Any, css: str) -> list[str]:
+    """The text of each row ``css`` selects, read in one script: the live log re-renders its rows
+    every second, so a row Selenium found may be gone (stale) by the time its text is read."""
+    return list(driver.execute_script(f"return [...document.querySelectorAll({css!r})].map(row => row.innerText)"))
+
+
 def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, emu: EmulatorServer) -> None:
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     gap = "/v1/projects/-/serviceAccounts/x@y:someFutureMethod"
@@ -122,12 +127,23 @@ def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, e
     browser.get(f"{emu.url}/emulator/ui")
     wait_for_text(browser, emu.state.default_account.email)
 
-    def marked_row(driver: Any) -> Any:
-        rows = driver.find_elements(By.CSS_SELECTOR, "#log tr.not-emulated")
-        return next((row for row in rows if gap in row.text), None)
+    def log_rows(driver: Any) -> list[tuple[bool, str]]:
+        """(marked, text) of every row, read in one go: the log re-renders as it polls."""
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('#log tbody tr')]"
+            ".map(tr => [tr.classList.contains('not-emulated'), tr.textContent])"
+        )
+        return [(bool(marked), str(text)) for marked, text in rows]
 
-    row = WebDriverWait(browser, 15).until(marked_row, "the log never marked the missing endpoint")
-    assert "not emulated" in row.text and "404" in row.text
-    served = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#log tr:not(.not-emulated)")]
-    assert not any("not emulated" in text for text in served)
+    def gap_shown(driver: Any) -> list[tuple[bool, str]] | None:
+        rows = log_rows(driver)
+        return rows if any(gap in text for _, text in rows) and len(rows) > 1 else None
+
+    rows = WebDriverWait(browser, 15).until(gap_shown, "the log never showed the missing endpoint")
+    assert [(marked, "not emulated" in text, "404" in text) for marked, text in rows if gap in text] == [
+        (True, True, True)
+    ]
+    served = [text for marked, text in rows if gap not in text]
+    assert served and not any("not emulated" in text for text in served)
+    assert not any(marked for marked, text in rows if gap not in text)
     no_console_errors(browser)

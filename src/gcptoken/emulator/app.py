@@ -42,7 +42,7 @@ from gcptoken.emulator.state import EmulatorState
 from gcptoken.servers.asgi_guard import RequestGuard, Rules
 from gcptoken.untrusted import one_line
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "routes"]
 
 log = logging.getLogger("gcptoken.emulator")
 
@@ -116,39 +116,44 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return api_error(405, f"Method {request.method} is not allowed for {request.url.path}.")
 
 
-def create_app(state: EmulatorState, rules: Rules | None = None) -> ASGIApp:
-    """Every endpoint behind the request guard (``rules``: :func:`emulator_rules`' defaults)."""
+def routes() -> list[Route]:
+    """Every path the emulator serves (README's fidelity table lists each Google one)."""
     token_methods = ["POST"]
     info_methods = ["GET", "POST"]
+    return [
+        Route("/token", token_endpoint, methods=token_methods),
+        Route("/oauth2/v4/token", token_endpoint, methods=token_methods),
+        Route("/oauth2/v1/certs", certs_v1, methods=["GET"]),
+        Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
+        Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
+        Route("/tokeninfo", tokeninfo, methods=info_methods),
+        Route("/oauth2/v1/tokeninfo", tokeninfo, methods=info_methods),
+        Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
+        Route("/", metadata.root, methods=["GET"]),
+        *metadata.routes,
+        *iam.routes,
+        *access_boundaries.routes,
+        *resourcemanager.routes,
+        *federation.routes,
+        *sts.routes,
+        *signin.routes,
+        *signin_admin.routes,
+        Route("/revoke", user_grants.revoke, methods=["POST"]),
+        Route("/o/oauth2/revoke", user_grants.revoke, methods=["POST"]),
+        *aws.routes,
+        *iap.routes,
+        *firebase.routes,
+        *account_keys.routes,
+        *faults.routes,
+        *admin.routes,
+        *console.routes,
+    ]
+
+
+def create_app(state: EmulatorState, rules: Rules | None = None) -> ASGIApp:
+    """Every endpoint behind the request guard (``rules``: :func:`emulator_rules`' defaults)."""
     app = Starlette(
-        routes=[
-            Route("/token", token_endpoint, methods=token_methods),
-            Route("/oauth2/v4/token", token_endpoint, methods=token_methods),
-            Route("/oauth2/v1/certs", certs_v1, methods=["GET"]),
-            Route("/oauth2/v3/certs", certs_v3, methods=["GET"]),
-            Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-            Route("/tokeninfo", tokeninfo, methods=info_methods),
-            Route("/oauth2/v1/tokeninfo", tokeninfo, methods=info_methods),
-            Route("/oauth2/v3/tokeninfo", tokeninfo, methods=info_methods),
-            Route("/", metadata.root, methods=["GET"]),
-            *metadata.routes,
-            *iam.routes,
-            *access_boundaries.routes,
-            *resourcemanager.routes,
-            *federation.routes,
-            *sts.routes,
-            *signin.routes,
-            *signin_admin.routes,
-            Route("/revoke", user_grants.revoke, methods=["POST"]),
-            Route("/o/oauth2/revoke", user_grants.revoke, methods=["POST"]),
-            *aws.routes,
-            *iap.routes,
-            *firebase.routes,
-            *account_keys.routes,
-            *faults.routes,
-            *admin.routes,
-            *console.routes,
-        ],
+        routes=routes(),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.emulator = state
