@@ -87,16 +87,25 @@ def log_detail(request: Request) -> dict[str, Any]:
     return detail
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def json_body(request: Request, empty: Any = None) -> Any:
     """The body as JSON (``empty`` when there is none); ValueError for anything that is not JSON,
-    nesting too deep to parse included (a 400 for the caller, never a 500)."""
+    nesting too deep to parse included (a 400 for the caller, never a 500). So are NaN and
+    Infinity and a lone surrogate (``"\\ud800"``), which Python's parser takes: kept, no answer that
+    repeats them could be written (Starlette's JSON is strict UTF-8 without NaN)."""
     body = await request.body()
     if not body.strip():
         return empty
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        value = json.loads(body, parse_constant=_no_constant)
+        if b"\\u" in body:  # only an escape can make a lone surrogate
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise ValueError("not JSON") from None
+    return value
 
 
 async def json_object(request: Request) -> dict[str, Any] | None:
