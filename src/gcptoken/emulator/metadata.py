@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken.emulator.responses import api_error, json_body
+from gcptoken.emulator.responses import NOT_EMULATED, api_error, json_body
 from gcptoken.emulator.state import EmulatorState, ServiceAccount
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
 from gcptoken.local.metadata_platforms import PLATFORMS, Platform, platform_named
@@ -108,6 +108,17 @@ def _instance(request: Request) -> EmulatedInstance:
 
 
 root = root_handler(_instance)
+_serve = handler(_instance)
+
+
+async def compute_metadata(request: Request) -> Response:
+    """The metadata API; a key the emulated server lacks is marked "not emulated" in the request
+    log, since Google's servers hold keys (``network-interfaces/``, ``tags``, …) the emulator does
+    not. An unknown service account is the server's own answer, not a gap."""
+    response = await _serve(request)
+    if response.status_code == 404 and "/service-accounts/" not in request.url.path:
+        request.scope[NOT_EMULATED] = True
+    return response
 
 
 async def platform_setting(request: Request) -> Response:
@@ -164,8 +175,8 @@ async def attributes(request: Request) -> Response:
 
 
 routes = [
-    Route("/computeMetadata/v1/{path:path}", handler(_instance), methods=["GET"]),
-    Route("/computeMetadata/v1", handler(_instance), methods=["GET"]),
+    Route("/computeMetadata/v1/{path:path}", compute_metadata, methods=["GET"]),
+    Route("/computeMetadata/v1", compute_metadata, methods=["GET"]),
     Route("/emulator/v1/metadata/platform", platform_setting, methods=["GET", "PUT"]),
     Route("/emulator/v1/metadata/{scope}/attributes", attributes, methods=["GET", "PUT"]),
     Route("/emulator/v1/metadata/{scope}/attributes/{key}", attributes, methods=["PUT", "DELETE"]),
