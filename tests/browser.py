@@ -20,6 +20,10 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Nothing resolves but loopback (the rules apply to IP literals too): Chromium's own services
+    # (autofill, accounts, updates, the search engine list) look their hosts up despite the flags
+    # above, and no test may reach a non-loopback address, its DNS resolver included.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE ::1",
 )
 
 

@@ -34,6 +34,12 @@ def run_node(peer: Path, command: str, inputs: dict[str, Any], env: dict[str, st
         # Nothing may reach a real metadata server: the VM flow sets these to the emulator.
         "GCE_METADATA_HOST": CLOSED_LOOPBACK,
         "GCE_METADATA_IP": CLOSED_LOOPBACK,
+        # GoogleAuth.getProjectId runs `gcloud config config-helper` (googleauth.js
+        # getDefaultServiceProjectId) with this environment: gcloud then looks metadata.google.internal
+        # up, and asks it when that resolves, unless told not to and where a metadata server is.
+        "CLOUDSDK_CONFIG": str(peer / "gcloud-config"),
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "GCE_METADATA_ROOT": CLOSED_LOOPBACK,
         **(env or {}),
     }
     completed = subprocess.run(
