@@ -113,12 +113,6 @@ def test_the_page_is_served_with_a_strict_policy(emu: EmulatorServer) -> None:
     assert httpx.get(f"{emu.url}/emulator/ui/other.js").status_code == 404
 
 
-def row_texts(driver: Any, css: str) -> list[str]:
-    """The text of each row ``css`` selects, read in one script: the live log re-renders its rows
-    every second, so a row Selenium found may be gone (stale) by the time its text is read."""
-    return list(driver.execute_script(f"return [...document.querySelectorAll({css!r})].map(row => row.innerText)"))
-
-
 def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, emu: EmulatorServer) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
