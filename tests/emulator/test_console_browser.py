@@ -134,6 +134,7 @@ def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, e
         return rows if any(gap in text for _, text in rows) and len(rows) > 1 else None
 
     rows = WebDriverWait(browser, 15).until(gap_shown, "the log never showed the missing endpoint")
+    assert rows is not None
     assert [(marked, "not emulated" in text, "404" in text) for marked, text in rows if gap in text] == [
         (True, True, True)
     ]

@@ -115,7 +115,7 @@ async def compute_metadata(request: Request) -> Response:
     """The metadata API; a key the emulated server lacks is marked "not emulated" in the request
     log, since Google's servers hold keys (``network-interfaces/``, ``tags``, …) the emulator does
     not. An unknown service account is the server's own answer, not a gap."""
-    response = await _serve(request)
+    response: Response = await _serve(request)
     if response.status_code == 404 and "/service-accounts/" not in request.url.path:
         request.scope[NOT_EMULATED] = True
     return response
