@@ -5,10 +5,12 @@ read from local.metadata_platforms, so a change there has to be a deliberate cha
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -297,3 +299,33 @@ def test_the_emulator_command_takes_a_platform() -> None:
         assert process.returncode == 0
         err = process.stderr.read()
     assert "metadata server as functions" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [
+        ("cloud-run", {"K_SERVICE", "K_REVISION", "K_CONFIGURATION"}),
+        ("functions", {"FUNCTION_TARGET", "K_SERVICE", "K_REVISION"}),
+        ("app-engine", {"GAE_SERVICE", "GAE_INSTANCE"}),
+        ("gce", set()),
+        ("gke", set()),  # no KUBERNETES_SERVICE_HOST: it names an address tools would reach for
+    ],
+)
+def test_the_state_dirs_env_names_the_platforms_runtime(tmp_path: Path, platform: str, expected: set[str]) -> None:
+    state_dir = tmp_path / "emu"
+    with EmulatorServer(state_dir=state_dir, platform=platform) as server:
+        shown = subprocess.run(
+            ["bash", "-c", f'source "{state_dir}/env" && env -0'],
+            capture_output=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        ).stdout.decode()
+        variables = dict(item.split("=", 1) for item in shown.split("\0") if "=" in item)
+        assert variables["GCE_METADATA_ROOT"] == variables["GCE_METADATA_HOST"] == server.host_port
+        runtime = {"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET", "GAE_SERVICE", "GAE_INSTANCE"}
+        runtime |= {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
+        assert runtime & variables.keys() == expected
+        assert all(variables[name] for name in expected)
+        answer = httpx.get(f"{server.url}{V1}project/project-id", headers=FLAVOR)
+        servers = {"gce": VM.server, "app-engine": VM.server, "gke": "GKE Metadata Server"}
+        assert answer.headers["server"] == servers.get(platform, SERVERLESS.server)

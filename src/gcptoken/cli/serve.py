@@ -13,7 +13,7 @@ __all__ = ["run_emulator"]
 
 
 def run_emulator(args: argparse.Namespace) -> int:
-    from gcptoken.emulator import EmulatorServer, metadata
+    from gcptoken.emulator import EmulatorServer
 
     flags = GuardFlags(args, allow_flag="allow_admin")
     warn_if_exposed(args.host, args.port, "the emulator", flags, admin=True)
@@ -28,6 +28,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             mtls_port=None if mtls_port == -1 else mtls_port,
             allow_hosts=flags.hosts,
             allow_admin=flags.allow,
+            platform=args.platform,
         )
     except OSError as exc:
         print(f"gcptoken: error: cannot listen on {args.host}: {exc.strerror}", file=sys.stderr)
@@ -35,7 +36,6 @@ def run_emulator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
-    metadata.set_platform(server.state, args.platform)
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
     print(server.url, flush=True)
     where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 from gcptoken.emulator import mtls
 from gcptoken.emulator.app import create_app
 from gcptoken.emulator.guard_rules import emulator_rules
+from gcptoken.emulator.metadata import set_platform
 from gcptoken.emulator.state import EmulatorState
 from gcptoken.emulator.state_dir import load_state, open_state_dir, write_state_dir
 from gcptoken.servers.asgi_guard import Rules
@@ -44,15 +45,20 @@ class EmulatorServer(AsgiServer):
         mtls_port: int | None = None,
         allow_hosts: Sequence[str] = (),
         allow_admin: Sequence[Network] = (),
+        platform: str | None = None,
     ) -> None:
         """``mtls_port``: also serve every endpoint over TLS with client certificates required
         (X.509 federation; 0 picks a free port); ``mtls.url`` says where. ``allow_hosts``: Host
         names answered besides loopback and the bound address; ``allow_admin``: peers besides
-        loopback let into the admin API and console."""
+        loopback let into the admin API and console; ``platform``: whose metadata server to
+        answer as (``gce`` unless the state says otherwise; the env file then names the variables
+        that platform's runtime sets)."""
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # The directory is checked before the port is bound, so its problems are named as such.
         self._private_dir = open_state_dir(self.state_dir) if self.state_dir is not None else None
         self.state = state or load_state(self._private_dir)
+        if platform is not None:
+            set_platform(self.state, platform)
         rules = emulator_rules(allow_hosts, allow_admin)
         super().__init__(create_app(self.state, rules), bind(host, port))
         self.state.base_url = self.url

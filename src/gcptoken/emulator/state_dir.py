@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 from gcptoken.emulator.signin_state import OAuthClient
 from gcptoken.emulator.state import EmulatorState, Provider, WorkforceGrant
 from gcptoken.jose import jws
+from gcptoken.local.metadata_platforms import runtime_environment
 from gcptoken.private_files import NotPrivateError, PrivateDir
 
 __all__ = ["aws_file", "load_state", "open_state_dir", "workforce_user_file", "write_state_dir", "x509_file"]
@@ -233,6 +235,19 @@ def load_state(directory: PrivateDir | None) -> EmulatorState:
     return EmulatorState.from_bytes(data, f"state dir: {directory.path}/{STATE_FILE}")
 
 
+def _runtime_variables(state: EmulatorState) -> str:
+    """What the platform's runtime sets (K_SERVICE on Cloud Run, …): clients that detect the
+    platform by environment need it, and no metadata server can set it."""
+    variables = runtime_environment(state.instance.platform, state.project_id)
+    # Not GKE's KUBERNETES_SERVICE_HOST: it names an API server address tools would try to reach,
+    # and Google's clients tell GKE by the cluster-name attribute, which the emulator serves.
+    return "".join(
+        f"export {name}={shlex.quote(value)}\n"
+        for name, value in variables.items()
+        if not name.startswith("KUBERNETES_")
+    )
+
+
 def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str) -> None:
     """``service-account.json``, ``env`` and the state file, before the emulator answers."""
     key_file = _default_key_file(state, directory)
@@ -261,8 +276,9 @@ def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str)
         f"export GOOGLE_APPLICATION_CREDENTIALS={os.path.join(os.path.realpath(directory.path), KEY_FILE)}\n"
         f"export GCE_METADATA_HOST={host_port}\n"
         f"export GCE_METADATA_IP={host_port}\n"
+        f"export GCE_METADATA_ROOT={host_port}\n"  # gcloud's name for it
         f"export IAP_CLIENT_ID={iap.client_id}\n"
-        f"{mtls}"
+        f"{mtls}{_runtime_variables(state)}"
     )
     _write_private(directory, ENV_FILE, env)
     _write_private(directory, STATE_FILE, json.dumps(state.to_json(), indent=1))
