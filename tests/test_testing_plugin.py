@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from gcptoken import MetadataCredentials, ServiceAccountCredentials, Verifier, load_credentials
 from gcptoken.testing import EmulatorClient
 
@@ -20,3 +22,4 @@ def test_gcptoken_env_points_every_source_at_the_emulator(
     after = len(gcptoken_emulator.requests("/computeMetadata/v1/instance/service-accounts/default/identity"))
     assert after == before + 1
     assert gcptoken_env["GCE_METADATA_HOST"] == gcptoken_emulator.host_port
+    assert os.environ["GCE_METADATA_ROOT"] == gcptoken_env["GCE_METADATA_ROOT"] == gcptoken_emulator.host_port

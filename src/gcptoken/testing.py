@@ -4,7 +4,7 @@
 - ``gcptoken_emulator``: one emulator for the session (an ``EmulatorServer``);
 - ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
 - ``gcptoken_env``: the environment pointed at the emulator: GCPTOKEN_EMULATOR_HOST,
-  GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / GCE_METADATA_IP at its metadata server,
+  GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / _IP / _ROOT at its metadata server,
   so nothing reaches a real one.
 """
 
@@ -109,6 +109,7 @@ def gcptoken_env(
         "GOOGLE_APPLICATION_CREDENTIALS": str(gcptoken_key_file),
         "GCE_METADATA_HOST": gcptoken_emulator.host_port,
         "GCE_METADATA_IP": gcptoken_emulator.host_port,
+        "GCE_METADATA_ROOT": gcptoken_emulator.host_port,  # gcloud's name for it
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
