@@ -87,13 +87,13 @@ def test_recursive_json_alt_and_values(emulator: EmulatorClient) -> None:
 
 def test_a_metadata_key_the_emulator_lacks_is_marked_not_emulated(emulator: EmulatorClient) -> None:
     emulator.state.clear_requests()
-    assert md(emulator, "instance/network-interfaces/0/ip").status_code == 404
+    assert md(emulator, "instance/guest-attributes/hostkeys/ssh-rsa").status_code == 404
     assert md(emulator, "instance/service-accounts/nobody@x.iam.gserviceaccount.com/token").status_code == 404
     assert md(emulator, "project/project-id").status_code == 200
     marks = [
         (entry["path"].rsplit("/", 1)[-1], entry.get("notEmulated", False)) for entry in emulator.state.request_log()
     ]
-    assert marks == [("ip", True), ("token", False), ("project-id", False)]
+    assert marks == [("ssh-rsa", True), ("token", False), ("project-id", False)]
 
 
 def test_attributes_are_settable_and_wait_for_change_sees_them(emulator: EmulatorClient) -> None:

@@ -57,7 +57,11 @@ VM = Expected(
             "id",
             "image",
             "machine-type",
+            "maintenance-event",
             "name",
+            "network-interfaces/",
+            "preempted",
+            "scheduling/",
             "service-accounts/",
             "zone",
         }
@@ -329,3 +333,39 @@ def test_the_state_dirs_env_names_the_platforms_runtime(tmp_path: Path, platform
         answer = httpx.get(f"{server.url}{V1}project/project-id", headers=FLAVOR)
         servers = {"gce": VM.server, "app-engine": VM.server, "gke": "GKE Metadata Server"}
         assert answer.headers["server"] == servers.get(platform, SERVERLESS.server)
+
+
+def test_a_vms_network_interface_and_scheduling(server: EmulatorServer) -> None:
+    # What Go's metadata.InternalIP / ExternalIP read, and GCE's recursive JSON of numbered
+    # directories as lists (network-interfaces/0/ → [ {…} ]).
+    def get(path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{server.url}{V1}{path}", headers=FLAVOR, params=params)
+
+    assert httpx.put(f"{server.url}/emulator/v1/metadata/platform", json={"platform": "gce"}).status_code == 200
+    assert get("instance/network-interfaces/").text == "0/\n"
+    assert get("instance/network-interfaces/0/ip").text == "10.128.0.2"
+    assert get("instance/network-interfaces/0/access-configs/0/external-ip").text == "203.0.113.10"
+    assert get("instance/network-interfaces/0/mtu").text == "1460"
+    interfaces = get("instance/network-interfaces/", recursive="true").json()
+    assert isinstance(interfaces, list) and len(interfaces) == 1
+    assert interfaces[0]["accessConfigs"] == [{"externalIp": "203.0.113.10", "type": "ONE_TO_ONE_NAT"}]
+    assert interfaces[0]["mtu"] == 1460 and interfaces[0]["dnsServers"] == ["169.254.169.254"]
+    assert get("instance/scheduling/", recursive="true").json() == {
+        "automaticRestart": "TRUE",
+        "onHostMaintenance": "MIGRATE",
+        "preemptible": "FALSE",
+    }
+    assert get("instance/maintenance-event").text == "NONE"
+    # Attribute keys are names, never turned into a list, even when they look like indexes.
+    server.state.instance.attributes.update({"0": "zero", "1": "one"})
+    try:
+        assert get("instance/attributes/", recursive="true").json() == {"0": "zero", "1": "one"}
+    finally:
+        server.state.instance.attributes.clear()
+    # Not on serverless platforms or GKE: their servers have no VM networking.
+    for platform in ("cloud-run", "gke"):
+        assert httpx.put(f"{server.url}/emulator/v1/metadata/platform", json={"platform": platform}).status_code == 200
+        try:
+            assert get("instance/network-interfaces/0/ip").status_code == 404
+        finally:
+            httpx.put(f"{server.url}/emulator/v1/metadata/platform", json={"platform": "gce"})

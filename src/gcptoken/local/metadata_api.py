@@ -103,9 +103,12 @@ def _camel(name: str) -> str:
 
 
 def _as_json(value: Any, names: bool = False) -> Any:
-    """The subtree as Google's recursive JSON: structural keys in camelCase, names kept."""
+    """The subtree as Google's recursive JSON: structural keys in camelCase, names kept, and a
+    numbered directory (``network-interfaces/0/``) as a list, as GCE renders it."""
     if not isinstance(value, dict):
         return value
+    if not names and value and sorted(value) == [str(index) for index in range(len(value))]:
+        return [_as_json(value[str(index)]) for index in range(len(value))]
     return {(key if names else _camel(key)): _as_json(child, key in _NAMED_CHILDREN) for key, child in value.items()}
 
 

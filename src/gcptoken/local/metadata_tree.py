@@ -58,6 +58,23 @@ def _attributes(platform: Platform, facts: InstanceFacts) -> dict[str, str]:
     return {key: values[key] for key in sorted(platform.instance_attributes) if key in values}
 
 
+def _network_interface(project_number: str) -> dict[str, Any]:
+    """A VM's first interface on the default VPC, as GCE lists it (the keys of
+    cloud.google.com/compute/docs/metadata/predefined-metadata-keys; Go's metadata.InternalIP and
+    ExternalIP read ``ip`` and ``access-configs/0/external-ip``). The external address is from
+    TEST-NET-3 (RFC 5737): no real host has it."""
+    return {
+        "access-configs": {"0": {"external-ip": "203.0.113.10", "type": "ONE_TO_ONE_NAT"}},
+        "dns-servers": ["169.254.169.254"],
+        "gateway": "10.128.0.1",
+        "ip": "10.128.0.2",
+        "mac": "42:01:0a:80:00:02",
+        "mtu": 1460,
+        "network": f"projects/{project_number}/networks/default",
+        "subnetmask": "255.255.240.0",
+    }
+
+
 def build_tree(platform: Platform, facts: InstanceFacts) -> dict[str, Any]:
     """Every static value ``platform`` serves for ``facts``, as nested dicts."""
     number = facts.project_number
@@ -71,7 +88,11 @@ def build_tree(platform: Platform, facts: InstanceFacts) -> dict[str, Any]:
         "instance/id": _instance_id(platform, facts),
         "instance/image": "projects/debian-cloud/global/images/debian-12-bookworm-v20260101",
         "instance/machine-type": f"projects/{number}/machineTypes/e2-medium",
+        "instance/maintenance-event": "NONE",
         "instance/name": facts.name,
+        "instance/network-interfaces/": {"0": _network_interface(number)},
+        "instance/preempted": "FALSE",
+        "instance/scheduling/": {"automatic-restart": "TRUE", "on-host-maintenance": "MIGRATE", "preemptible": "FALSE"},
         "instance/region": f"projects/{number}/regions/{facts.region}",
         "instance/service-accounts/": {"default": account, facts.email: account},
         "instance/zone": f"projects/{number}/zones/{zone}",
