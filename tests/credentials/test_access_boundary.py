@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,41 +13,22 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gcptoken import ImpersonatedCredentials, MetadataCredentials, load_credentials
 from gcptoken.credentials import Credentials
 from gcptoken.credentials.access_boundary import ENABLE_ENV, allowed_locations, lookup_enabled
 from gcptoken.endpoints import EMULATED_UNIVERSE
 from gcptoken.integrations import httpx_auth, requests_auth
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
+from tests import recording_api
 from tests.credentials.test_workforce import Workforce
 from tests.emulator.test_emulator_federation import Federation
+from tests.recording_api import Api
 
 ADMIN = "/emulator/v1/allowedLocations"
 
 
-class Api:
-    """A stand-in Google API that records the headers of each call."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, str]] = []
-
-    async def call(self, request: Request) -> Response:
-        self.seen.append(dict(request.headers))
-        return JSONResponse({"ok": True})
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[Api, str]]:
-    recorder = Api()
-    app = Starlette(routes=[Route("/v1/things", recorder.call, methods=["GET"])])
-    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
-        yield recorder, f"{server.url}/v1/things"
+api = recording_api.api
 
 
 @pytest.fixture

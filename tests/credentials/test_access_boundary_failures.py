@@ -32,16 +32,11 @@ from gcptoken.credentials.access_boundary import (
 from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
+from tests import recording_api
 from tests.clock import Clock
-from tests.credentials.test_access_boundary import Api
+from tests.recording_api import Api
 
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[Api, str]]:
-    recorder = Api()
-    app = Starlette(routes=[Route("/v1/things", recorder.call, methods=["GET"])])
-    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
-        yield recorder, f"{server.url}/v1/things"
+api = recording_api.api
 
 
 @dataclass

@@ -7,27 +7,23 @@ import asyncio
 import dataclasses
 import importlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import requests
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gcptoken import CredentialsError, MetadataCredentials, Verifier, load_credentials
 from gcptoken.credentials.impersonated import ImpersonatedCredentials
 from gcptoken.endpoints import EMULATED_UNIVERSE
 from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.jose import jws
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
+from tests import recording_api
 from tests.cli.test_cli import gcptoken
 from tests.emulator.test_emulator_federation import Federation
+from tests.recording_api import Api
 
 AUD = "https://svc-universe.a.run.app"
 
@@ -157,29 +153,7 @@ def test_the_metadata_servers_universe(emulator: EmulatorClient) -> None:
 # -- quota projects -----------------------------------------------------------------------------
 
 
-class Api:
-    """A stand-in Google API: records the headers it gets; answers 401 invalid_token for a token
-    in ``refuse``."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, str]] = []
-        self.refuse: set[str] = set()
-
-    async def call(self, request: Request) -> Response:
-        headers = dict(request.headers)
-        self.seen.append(headers)
-        token = headers.get("authorization", "").removeprefix("Bearer ")
-        if token in self.refuse:
-            return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return JSONResponse({"ok": True})
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[Api, str]]:
-    recorder = Api()
-    app = Starlette(routes=[Route("/v1/things", recorder.call, methods=["GET"])])
-    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
-        yield recorder, f"{server.url}/v1/things"
+api = recording_api.api
 
 
 def test_access_token_auth_sends_the_files_quota_project(

@@ -11,7 +11,7 @@ of the paths google-auth makes; nothing else is changed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,12 @@ from google.auth import _regional_access_boundary_utils as rab_utils
 from google.auth import identity_pool, impersonated_credentials
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account as google_service_account
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from gcptoken.credentials.access_boundary import ENABLE_ENV
-from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
-from tests.credentials.test_access_boundary import Api
+from tests import recording_api
 from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+from tests.recording_api import Api
 
 from .test_impersonation_peers import point_iam_at
 
@@ -36,12 +34,7 @@ CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 GOOGLE_IAM = "https://iamcredentials.googleapis.com"
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[Api, str]]:
-    recorder = Api()
-    app = Starlette(routes=[Route("/v1/things", recorder.call, methods=["GET"])])
-    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
-        yield recorder, f"{server.url}/v1/things"
+api = recording_api.api
 
 
 @pytest.fixture
