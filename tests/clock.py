@@ -1,4 +1,5 @@
-"""A clock an emulator can run on, set ahead or behind by tests (``offset`` seconds)."""
+"""Clocks for tests: one an emulator can run on, set ahead or behind (``offset`` seconds), and a
+timer that stands still until the test moves it (``now``)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,13 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+class Timer:
+    """A key cache's timer, moved by the test (token times use the real clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -16,6 +16,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
 from gcptoken.jose import jws
+from tests.clock import Timer
 from tests.integrations.test_middleware import serving
 from tests.verify.key_servers import KeyServer, blackhole, dripping, key_server
 
@@ -28,16 +29,6 @@ def token(key: jws.SigningKey = KEY_A, kid: str = "a") -> str:
     now = int(time.time())
     claims = {"iss": "https://accounts.google.com", "aud": AUD, "sub": "1", "iat": now, "exp": now + 3600}
     return jws.encode(claims, key, kid=kid)
-
-
-class Clock:
-    """The key cache's timer, moved by the test (token times use the real clock)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -90,7 +81,7 @@ def test_key_urls_must_be_https_except_on_loopback(url: str) -> None:
 
 
 def test_stale_keys_serve_while_the_server_fails_but_not_for_ever(keys: KeyServer) -> None:
-    clock = Clock()
+    clock = Timer()
     keys.max_age = "10"
     verifier = Verifier(AUD, certs=keys.url, timer=clock, failure_backoff=5, max_stale=100)
     assert verifier.verify(token())["sub"] == "1"
@@ -115,7 +106,7 @@ def test_stale_keys_serve_while_the_server_fails_but_not_for_ever(keys: KeyServe
 
 
 def test_a_huge_max_age_is_capped(keys: KeyServer) -> None:
-    clock = Clock()
+    clock = Timer()
     keys.max_age = "100000000000000000000"
     verifier = Verifier(AUD, certs=keys.url, timer=clock)
     verifier.verify(token())
@@ -125,7 +116,7 @@ def test_a_huge_max_age_is_capped(keys: KeyServer) -> None:
 
 
 def test_a_result_does_not_outlive_its_key(keys: KeyServer) -> None:
-    clock = Clock()
+    clock = Timer()
     keys.max_age = "10"
     verifier = Verifier(AUD, certs=keys.url, timer=clock)
     signed_by_a = token()

@@ -19,18 +19,9 @@ from gcptoken.jose import jws
 from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify import presets
+from tests.clock import Timer
 
 AUD = "https://api.endpoints.emulated-project.cloud.goog"
-
-
-class Clock:
-    """The key cache's timer, moved by the test (token times use the real clock)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -126,7 +117,7 @@ def test_another_accounts_key_is_refused(at_emulator: EmulatorClient, key: Servi
 
 
 def test_a_deleted_key_is_refused_after_the_refetch(at_emulator: EmulatorClient, key: ServiceAccountKey) -> None:
-    clock = Clock()
+    clock = Timer()
     verifier = Verifier.service_account(key.client_email, AUD, timer=clock)
     token = signed(key)
     assert verifier.verify(token)
@@ -146,7 +137,7 @@ def test_a_deleted_key_is_refused_after_the_refetch(at_emulator: EmulatorClient,
 def test_a_new_key_is_fetched_for_and_failures_serve_stale_keys(
     at_emulator: EmulatorClient, key: ServiceAccountKey
 ) -> None:
-    clock = Clock()
+    clock = Timer()
     verifier = Verifier.service_account(key.client_email, AUD, timer=clock)
     assert verifier.verify(signed(key))
     newer = ServiceAccountKey.from_info(at_emulator.state.create_key(key.client_email), "newer")
