@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,28 @@ def certs_urls(emulator: EmulatorClient, email: str) -> list[str]:
     ]
 
 
+@dataclass
+class SignedAtIam:
+    source: google_service_account.Credentials  # the caller, a Token Creator on ``target``
+    target: str  # the email of the account that signed
+    payload: dict[str, Any]
+    jwt: str
+
+
+def signed_at_iam(emulator: EmulatorClient, key_info: dict[str, str], account: str) -> SignedAtIam:
+    """A JWT IAM's signJwt signed for a new account named ``account``, asked through google-auth's
+    AuthorizedSession by the key's account (made its Token Creator); IAM must point at the emulator."""
+    target = emulator.new_key(account)["client_email"]
+    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
+    source = google_service_account.Credentials.from_service_account_info(key_info, scopes=[CLOUD_PLATFORM])
+    now = int(time.time())
+    payload = {"iss": target, "sub": target, "aud": AUD, "iat": now, "exp": now + 600}
+    with AuthorizedSession(source) as session:
+        response = session.post(google_iam._IAM_SIGNJWT_ENDPOINT.format(target), json={"payload": json.dumps(payload)})
+    assert response.status_code == 200, response.text
+    return SignedAtIam(source, target, payload, response.json()["signedJwt"])
+
+
 def test_google_auths_self_signed_jwts_verify(
     emulator: EmulatorClient, key_info: dict[str, str], request_adapter: Any
 ) -> None:
@@ -83,15 +106,8 @@ def test_what_iam_signs_for_google_auth_verifies(
     emulator: EmulatorClient, key_info: dict[str, str], request_adapter: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_iam_at(monkeypatch, emulator.url)
-    target = emulator.new_key("peer-signer")["client_email"]
-    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
-    source = google_service_account.Credentials.from_service_account_info(key_info, scopes=[CLOUD_PLATFORM])
-    now = int(time.time())
-    payload = {"iss": target, "sub": target, "aud": AUD, "iat": now, "exp": now + 600}
-    with AuthorizedSession(source) as session:
-        response = session.post(google_iam._IAM_SIGNJWT_ENDPOINT.format(target), json={"payload": json.dumps(payload)})
-    assert response.status_code == 200, response.text
-    signed = response.json()["signedJwt"]
+    iam = signed_at_iam(emulator, key_info, "peer-signer")
+    source, target, payload, signed = iam.source, iam.target, iam.payload, iam.jwt
     for url in certs_urls(emulator, target):
         assert google_id_token.verify_token(signed, request_adapter, audience=AUD, certs_url=url)["iss"] == target
     assert Verifier.service_account(target, AUD, certs=certs_urls(emulator, target)[2]).verify(signed)["sub"] == target
@@ -111,18 +127,12 @@ def test_nodes_client_verifies_self_signed_and_signjwt(
     node_peer: Path, emulator: EmulatorClient, key_info: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_iam_at(monkeypatch, emulator.url)
-    target = emulator.new_key("node-signer")["client_email"]
-    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
-    source = google_service_account.Credentials.from_service_account_info(key_info, scopes=[CLOUD_PLATFORM])
-    now = int(time.time())
-    payload = {"iss": target, "sub": target, "aud": AUD, "iat": now, "exp": now + 600}
-    with AuthorizedSession(source) as session:
-        signed = session.post(google_iam._IAM_SIGNJWT_ENDPOINT.format(target), json={"payload": json.dumps(payload)})
-    assert signed.status_code == 200, signed.text
+    iam = signed_at_iam(emulator, key_info, "node-signer")
+    target = iam.target
     inputs = {
         "key": key_info,
         "audience": AUD,
-        "signed": {"token": signed.json()["signedJwt"], "email": target, "certsUrl": emulator.state.certs_url(target)},
+        "signed": {"token": iam.jwt, "email": target, "certsUrl": emulator.state.certs_url(target)},
     }
     result = run_node(node_peer, "accountKeys", inputs)
     assert result["selfSigned"] == key_info["client_email"]
