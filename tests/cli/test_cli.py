@@ -10,6 +10,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,31 @@ def gcptoken(*args: str, env: dict[str, str] | None = None, stdin: str | None = 
         check=False,
     )
     return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+@dataclass
+class Running:
+    """``gcptoken emulator`` in a subprocess: the URL it printed, and its stderr once it has stopped."""
+
+    url: str
+    err: str = ""
+
+
+@contextmanager
+def emulator_command(*args: str) -> Iterator[Running]:
+    """``gcptoken emulator --port 0 ARGS`` running for the block, then stopped as Ctrl-C stops it,
+    which must exit 0."""
+    command = [*COMMAND, "emulator", "--port", "0", *args]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
+        running = Running(process.stdout.readline().strip())
+        try:
+            yield running
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
+        assert process.returncode == 0
+        running.err = process.stderr.read()
 
 
 @pytest.fixture
@@ -340,45 +367,34 @@ def test_every_command_has_help() -> None:
 
 def test_emulator_command_serves_and_writes_its_state_dir(tmp_path: Path, key_info: dict[str, str]) -> None:
     state_dir = tmp_path / "emu"
-    with subprocess.Popen(
-        [*COMMAND, "emulator", "--port", "0", "--state-dir", str(state_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        try:
-            url = process.stdout.readline().strip()
-            assert url.startswith("http://127.0.0.1:")
-            exports = dict(
-                line.removeprefix("export ").split("=", 1) for line in (state_dir / "env").read_text().splitlines()
-            )
-            assert exports["GCPTOKEN_EMULATOR_HOST"] == url.removeprefix("http://")
-            token = gcptoken("id", AUD, env=exports)
-            assert token.code == 0, token.err
-            claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(token.out.strip())
-            assert claims["email"].startswith("default@")
-            target = json.loads((state_dir / "impersonated-service-account.json").read_text())
-            target_email = target["service_account_impersonation_url"].rsplit("/", 1)[1].split(":")[0]
-            # Every kind of credential the state dir holds works at once with its env.
-            for name, extra in (
-                ("external-account-aws.json", ()),
-                ("external-account-x509.json", ()),
-                ("external-account-authorized-user.json", ("--impersonate-service-account", target_email)),
-            ):
-                path = state_dir / name
-                assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
-                result = gcptoken("id", AUD, "--credentials", str(path), *extra, env=exports)
-                assert result.code == 0, (name, result.err)
-                claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(result.out.strip())
-                assert claims["sub"], name
-            for name in ("workload.key", "certificate_config.json", "ca.pem"):
-                assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=10)
-        assert process.returncode == 0
-        assert "Traceback" not in process.stderr.read()
+    with emulator_command("--state-dir", str(state_dir)) as running:
+        url = running.url
+        assert url.startswith("http://127.0.0.1:")
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in (state_dir / "env").read_text().splitlines()
+        )
+        assert exports["GCPTOKEN_EMULATOR_HOST"] == url.removeprefix("http://")
+        token = gcptoken("id", AUD, env=exports)
+        assert token.code == 0, token.err
+        claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(token.out.strip())
+        assert claims["email"].startswith("default@")
+        target = json.loads((state_dir / "impersonated-service-account.json").read_text())
+        target_email = target["service_account_impersonation_url"].rsplit("/", 1)[1].split(":")[0]
+        # Every kind of credential the state dir holds works at once with its env.
+        for name, extra in (
+            ("external-account-aws.json", ()),
+            ("external-account-x509.json", ()),
+            ("external-account-authorized-user.json", ("--impersonate-service-account", target_email)),
+        ):
+            path = state_dir / name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+            result = gcptoken("id", AUD, "--credentials", str(path), *extra, env=exports)
+            assert result.code == 0, (name, result.err)
+            claims = Verifier(AUD, certs=f"{url}/oauth2/v3/certs").verify(result.out.strip())
+            assert claims["sub"], name
+        for name in ("workload.key", "certificate_config.json", "ca.pem"):
+            assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
+    assert "Traceback" not in running.err
 
 
 def test_demo_runs_and_every_step_passes() -> None:

@@ -6,7 +6,6 @@ read from local.metadata_platforms, so a change there has to be a deliberate cha
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
 from gcptoken.testing import EmulatorClient
-from tests.cli.test_cli import COMMAND
+from tests.cli.test_cli import emulator_command
 
 AUD = "https://svc-platforms.a.run.app"
 FLAVOR = {"Metadata-Flavor": "Google"}
@@ -285,24 +284,11 @@ def test_the_admin_switch(server: EmulatorServer) -> None:
 
 
 def test_the_emulator_command_takes_a_platform() -> None:
-    with subprocess.Popen(
-        [*COMMAND, "emulator", "--port", "0", "--platform", "functions"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        try:
-            url = process.stdout.readline().strip()
-            assert httpx.get(f"{url}/").status_code == 403  # serverless: / wants Metadata-Flavor too
-            answer = httpx.get(f"{url}{V1}instance/region", headers=FLAVOR)
-            assert answer.status_code == 200 and answer.headers["server"] == SERVERLESS.server
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=10)
-        assert process.returncode == 0
-        err = process.stderr.read()
-    assert "metadata server as functions" in err and "Traceback" not in err
+    with emulator_command("--platform", "functions") as running:
+        assert httpx.get(f"{running.url}/").status_code == 403  # serverless: / wants Metadata-Flavor too
+        answer = httpx.get(f"{running.url}{V1}instance/region", headers=FLAVOR)
+        assert answer.status_code == 200 and answer.headers["server"] == SERVERLESS.server
+    assert "metadata server as functions" in running.err and "Traceback" not in running.err
 
 
 @pytest.mark.parametrize(
