@@ -19,6 +19,7 @@ from google.auth.compute_engine import _metadata
 from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
 from tests.cli.test_cli import gcptoken
+from tests.local import test_metadata_server as metadata_server_tests
 from tests.local.test_metadata_server import Server
 
 pytestmark = pytest.mark.slow
@@ -27,17 +28,8 @@ AUD = "https://svc-md-platform.a.run.app"
 FLAVOR = {"Metadata-Flavor": "Google"}
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def key_path(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("md-platform-key") / "key.json"
-    path.write_text(json.dumps(emu.key_file("md-platform")))
-    return path
+# The metadata server tests' emulator and key file: one of each for this module too.
+emu, key_path = metadata_server_tests.emu, metadata_server_tests.key_path
 
 
 @pytest.fixture(scope="module", params=["gke", "cloud-run"])
