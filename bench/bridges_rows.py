@@ -18,7 +18,7 @@ import httpx
 
 from bench.timing import Row
 from gcptoken import Verifier
-from gcptoken.demo import protected_service
+from gcptoken.demo.showcase import protected_service
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.servers.serving import AsgiServer, bind
 

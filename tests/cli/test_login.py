@@ -495,7 +495,7 @@ def test_the_library_auth_classes_and_call(
     them), called as the signed-in person from the library, httpx, requests and ``gcptoken call``."""
     import requests
 
-    from gcptoken.demo import protected_service
+    from gcptoken.demo.showcase import protected_service
     from gcptoken.integrations import httpx_auth, requests_auth
     from gcptoken.servers.serving import AsgiServer, bind
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from gcptoken.credentials.service_account import ServiceAccountKey
 from gcptoken.inspector.kinds import read
 from gcptoken.inspector.verdict import verdict
 from gcptoken.jose import jws
-from gcptoken.sources.service_account import ServiceAccountKey
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 from tests.verify.test_service_account import sign_jwt

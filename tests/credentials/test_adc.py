@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gcptoken import CredentialsError, MetadataCredentials, ServiceAccountCredentials, load_credentials
-from gcptoken.adc import find_credentials
+from gcptoken.credentials.adc import find_credentials
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.cli.test_cli import gcptoken

@@ -16,8 +16,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from gcptoken import CredentialsError, TokenRequestError, TransportError, Verifier, load_credentials, sigv4
-from gcptoken.credentials import aws
+from gcptoken import CredentialsError, TokenRequestError, TransportError, Verifier, load_credentials
+from gcptoken.credentials import aws, sigv4
 from gcptoken.credentials.external_account import FederatedCredentials
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.state import EmulatorState, Provider

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gcptoken import Verifier
+from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.emulator import EmulatorServer
 from gcptoken.jose import jws
-from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc.a.run.app"

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gcptoken.credentials.service_account import ServiceAccountKey, assertion_claims
 from gcptoken.emulator import EmulatorServer
 from gcptoken.jose import jws
-from gcptoken.sources.service_account import ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 
 X509_FORMS = ("robot/v1/metadata/x509", "service_accounts/v1/metadata/x509")

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gcptoken import Verifier
+from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.jose import jws
-from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-iam.a.run.app"

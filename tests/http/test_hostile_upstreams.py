@@ -171,7 +171,7 @@ def _metadata(server: HostileServer, tmp_path: Path, body: bytes) -> Any:
 
 
 def _tokeninfo(server: HostileServer, tmp_path: Path, body: bytes) -> Any:
-    from gcptoken.tokeninfo import tokeninfo
+    from gcptoken.verify.tokeninfo import tokeninfo
 
     server.answer("/tokeninfo", body)
     return TokenRequestError, lambda: tokeninfo(ID_TOKEN)

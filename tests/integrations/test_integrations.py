@@ -14,7 +14,7 @@ import requests
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken import Verifier, load_credentials
-from gcptoken.demo import protected_service
+from gcptoken.demo.showcase import protected_service
 from gcptoken.integrations.audience import audience_for
 from gcptoken.integrations.httpx_auth import IdTokenAuth as HttpxAuth
 from gcptoken.integrations.requests_auth import IdTokenAuth as RequestsAuth

@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from gcptoken import Verifier
-from gcptoken.credentials.service_account import self_signed_jwt
+from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims, self_signed_jwt
 from gcptoken.errors import InvalidArgumentError, VerificationError
 from gcptoken.jose import jws
-from gcptoken.sources.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify import presets
 from tests.clock import Timer

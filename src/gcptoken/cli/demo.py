@@ -9,7 +9,7 @@ __all__ = ["run_demo"]
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gcptoken.demo import run
+    from gcptoken.demo.showcase import run
 
     if run(sys.stdout):
         return 0

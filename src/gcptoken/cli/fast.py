@@ -27,9 +27,9 @@ from gcptoken.cache.rules import (
     subject_token_proof,
     user_identity,
 )
+from gcptoken.credentials.subject_token import subject_token_in
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
-from gcptoken.subject_token import subject_token_in
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10 ms

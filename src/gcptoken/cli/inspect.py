@@ -87,7 +87,7 @@ def _verifier(args: argparse.Namespace) -> Verifier:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from gcptoken.tokeninfo import tokeninfo
+    from gcptoken.verify.tokeninfo import tokeninfo
 
     print_json(tokeninfo(read_token(args.token), timeout=args.timeout))
     return 0

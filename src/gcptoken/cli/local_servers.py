@@ -4,7 +4,6 @@ the warning for an address beyond loopback, the request log on stderr, serving i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import sys
@@ -95,7 +94,6 @@ def serve(app: object, host: str, port: int, announce: Callable[[str], None], da
         return 3
     server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
     announce(server.host_port)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+    server.serve_forever()
     say("stopped")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from gcptoken.cli.local_servers import GuardFlags, configure_log, warn_if_exposed
@@ -42,8 +41,6 @@ def run_emulator(args: argparse.Namespace) -> int:
     where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
     mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
     print(f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
-    # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+    server.serve_forever()  # until Ctrl-C or SIGTERM, stopping gracefully
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0

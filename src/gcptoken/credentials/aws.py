@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import gcptoken.credentials.fields as fields
-from gcptoken import sigv4
+from gcptoken.credentials import sigv4
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest, HttpResponse

@@ -10,15 +10,12 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken.errors import CredentialsError
 from gcptoken.private_files import UnreadableFile, file_error, read_small_file
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
-
-if TYPE_CHECKING:
-    from gcptoken.credentials.external_account import ExternalAccountConfig
 
 __all__ = ["ALLOW_EXECUTABLES", "subject_token"]
 
@@ -32,26 +29,29 @@ RESPONSE_FIELDS = {
 }
 
 
-def subject_token(config: ExternalAccountConfig, impersonated_email: str | None) -> str:
-    """Google's executable-sourced credentials: opt-in, bounded, cached in output_file."""
-    spec = config.credential_source["executable"]
+def subject_token(
+    source: Mapping[str, Any], audience: str, token_type: str, impersonated_email: str | None, where: str
+) -> str:
+    """Google's executable-sourced credentials: opt-in, bounded, cached in output_file. ``audience``
+    and ``token_type`` are the external account's, told to the executable in its environment."""
+    spec = source["executable"]
     if os.environ.get(ALLOW_EXECUTABLES) != "1":
-        raise CredentialsError(f"{config.where}: executable credential sources run only with {ALLOW_EXECUTABLES}=1")
+        raise CredentialsError(f"{where}: executable credential sources run only with {ALLOW_EXECUTABLES}=1")
     command = spec.get("command") if isinstance(spec, Mapping) else None
     if not isinstance(command, str) or not command.strip():
-        raise CredentialsError(f"{config.where}: executable credential source has no 'command'")
+        raise CredentialsError(f"{where}: executable credential source has no 'command'")
     timeout_ms = spec.get("timeout_millis", EXECUTABLE_TIMEOUT_MS)
     if not isinstance(timeout_ms, int) or not 5_000 <= timeout_ms <= 120_000:
-        raise CredentialsError(f"{config.where}: timeout_millis must be 5000 to 120000")
+        raise CredentialsError(f"{where}: timeout_millis must be 5000 to 120000")
     output_file = spec.get("output_file")
     if isinstance(output_file, str) and output_file:
-        cached = _executable_response(config, Path(output_file), allow_expired_failure=True)
+        cached = _executable_response(where, Path(output_file), allow_expired_failure=True)
         if cached is not None:
             return cached
     env = {
         **os.environ,
-        "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": config.audience,
-        "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": config.subject_token_type,
+        "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": audience,
+        "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": token_type,
         "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0",
     }
     if impersonated_email:
@@ -68,18 +68,18 @@ def subject_token(config: ExternalAccountConfig, impersonated_email: str | None)
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        raise CredentialsError(f"{config.where}: the executable did not finish within {timeout_ms} ms") from None
+        raise CredentialsError(f"{where}: the executable did not finish within {timeout_ms} ms") from None
     except (OSError, ValueError) as exc:
-        raise CredentialsError(f"{config.where}: the executable could not be run ({type(exc).__name__})") from None
+        raise CredentialsError(f"{where}: the executable could not be run ({type(exc).__name__})") from None
     if completed.returncode != 0:
-        raise CredentialsError(f"{config.where}: the executable failed (exit {completed.returncode})")
-    token = _parse_executable(config, completed.stdout, "the executable's output", needs_expiry=bool(output_file))
+        raise CredentialsError(f"{where}: the executable failed (exit {completed.returncode})")
+    token = _parse_executable(where, completed.stdout, "the executable's output", needs_expiry=bool(output_file))
     if token is None:
-        raise CredentialsError(f"{config.where}: the executable returned an expired token")
+        raise CredentialsError(f"{where}: the executable returned an expired token")
     return token
 
 
-def _executable_response(config: ExternalAccountConfig, path: Path, allow_expired_failure: bool) -> str | None:
+def _executable_response(where: str, path: Path, allow_expired_failure: bool) -> str | None:
     """A still-valid token cached by the executable in its output file, else None. A FIFO, a
     device or a directory there is a CredentialsError (the executable is not run for it)."""
     try:
@@ -87,38 +87,38 @@ def _executable_response(config: ExternalAccountConfig, path: Path, allow_expire
     except FileNotFoundError:
         return None  # not written yet
     except (OSError, UnreadableFile) as exc:
-        raise file_error(path, f"{config.where}: the executable's output file", exc) from None
+        raise file_error(path, f"{where}: the executable's output file", exc) from None
     if not data.strip():
         return None
     try:
-        return _parse_executable(config, data, f"output file {path}", needs_expiry=True)
+        return _parse_executable(where, data, f"output file {path}", needs_expiry=True)
     except CredentialsError:
         if allow_expired_failure:
             return None
         raise
 
 
-def _parse_executable(config: ExternalAccountConfig, data: bytes, origin: str, needs_expiry: bool) -> str | None:
+def _parse_executable(where: str, data: bytes, origin: str, needs_expiry: bool) -> str | None:
     try:
         response = json_object(data)
     except UnreadableJson as exc:
-        raise CredentialsError(f"{config.where}: {origin} {exc}") from None
+        raise CredentialsError(f"{where}: {origin} {exc}") from None
     if response.get("version") != 1:
-        raise CredentialsError(f"{config.where}: {origin} is not a version 1 executable response")
+        raise CredentialsError(f"{where}: {origin} is not a version 1 executable response")
     if response.get("success") is not True:
         code, message = response.get("code"), response.get("message")
         code = one_line(str(code), 40) if isinstance(code, str | int) else "?"
         message = one_line(message, 200) if isinstance(message, str) else ""
-        raise CredentialsError(f"{config.where}: the executable reported failure {code}: {message}")
+        raise CredentialsError(f"{where}: the executable reported failure {code}: {message}")
     expiry = response.get("expiration_time")
     if needs_expiry and not isinstance(expiry, int):
-        raise CredentialsError(f"{config.where}: {origin} has no expiration_time (required with output_file)")
+        raise CredentialsError(f"{where}: {origin} has no expiration_time (required with output_file)")
     if isinstance(expiry, int) and expiry <= time.time():
         return None
     field_name = RESPONSE_FIELDS.get(str(response.get("token_type")), "")
     token = response.get(field_name) if field_name else None
     if not isinstance(token, str) or not token:
         raise CredentialsError(
-            f"{config.where}: {origin} has no token for token_type {fields.identifier(response.get('token_type'))}"
+            f"{where}: {origin} has no token for token_type {fields.identifier(response.get('token_type'))}"
         )
     return token

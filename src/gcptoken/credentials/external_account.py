@@ -22,12 +22,12 @@ from gcptoken.cache.rules import external_identity, secret_digest, subject_token
 from gcptoken.credentials import aws, executable_source, universes, x509_source
 from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, basic_auth, post_form
+from gcptoken.credentials.subject_token import subject_token_in
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest
 from gcptoken.http.tls import ClientCertificate
 from gcptoken.private_files import UnreadableFile, read_credential_file, read_small_file
-from gcptoken.subject_token import subject_token_in
 from gcptoken.tokens import Token
 from gcptoken.untrusted import UnreadableJson, json_object
 
@@ -198,7 +198,9 @@ def subject_token_flow(config: ExternalAccountConfig, impersonated_email: str | 
     if "file" in source:
         return subject_token_from_file(config)
     if "executable" in source:
-        return executable_source.subject_token(config, impersonated_email)
+        return executable_source.subject_token(
+            source, config.audience, config.subject_token_type, impersonated_email, config.where
+        )
     url = str(source["url"])
     headers = {str(k): str(v) for k, v in (source.get("headers") or {}).items()}
     response = yield HttpRequest("GET", url, headers, describe={"subject_token": "url"}, retries=2)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from gcptoken import sigv4
+from gcptoken.credentials import sigv4
 from gcptoken.emulator.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.responses import api_error, json_object
 from gcptoken.emulator.state import EmulatorState, Provider

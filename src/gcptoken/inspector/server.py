@@ -114,7 +114,7 @@ class Inspector:
         body = await self._body(request)
         if body is None:
             return JSONResponse({"error": 'send {"token": …} as JSON'}, status_code=400, headers=HEADERS)
-        from gcptoken.tokeninfo import tokeninfo_async
+        from gcptoken.verify.tokeninfo import tokeninfo_async
 
         try:
             info = await tokeninfo_async(body["token"].strip())

@@ -9,6 +9,7 @@ connecting), and send request bodies at a minimum pace: a client that trickles h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -139,8 +140,10 @@ class AsgiServer:
         self._thread: threading.Thread | None = None
 
     def serve_forever(self) -> None:
-        """Answer in the calling thread until interrupted (Ctrl-C / SIGTERM)."""
-        self._server.run(sockets=[self._socket])
+        """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully and return."""
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
+        with contextlib.suppress(KeyboardInterrupt):
+            self._server.run(sockets=[self._socket])
 
     def start(self) -> AsgiServer:
         """Answer from a daemon thread; returns once the server accepts connections."""

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.credentials.gcloud import run_gcloud
-from gcptoken.demo_bridges import bridge_rows
+from gcptoken.demo.bridges import bridge_rows
 from gcptoken.emulator import iap, scenarios
 from gcptoken.emulator.server import EmulatorServer
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError

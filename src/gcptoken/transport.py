@@ -1,6 +1,0 @@
-"""Moved to ``gcptoken.http.transport``; this name is that very module for one more release."""
-
-import importlib
-import sys
-
-sys.modules[__name__] = importlib.import_module("gcptoken.http.transport")
