@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["answer_from_cache"]
 
 _CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
-# As sources.external_account and sources.metadata say (not imported: they load httpx's world).
+# As credentials.external_account and credentials.metadata say (not imported: they load httpx's world).
 STS_URL = "https://sts.googleapis.com/v1/token"
 DEFAULT_METADATA_HOST = "metadata.google.internal"
 _OPTIONS = {

@@ -219,7 +219,7 @@ class ServiceAccountCredentials(Credentials):
     def self_signed_jwt(
         self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600
     ) -> Token:
-        """A JWT signed by this key for an API audience or scopes (see sources.service_account)."""
+        """A JWT signed by this key for an API audience or scopes (see self_signed_jwt above)."""
         self._signing_ready()
         return self_signed_jwt(self.key, audience, scopes, lifetime)
 
