@@ -22,7 +22,7 @@ from bench.timing import Row, machine
 from bench.token_rows import cached_token_rows, single_flight_rows
 from bench.trips_rows import trips_rows
 from bench.verify_rows import verify_rows
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.testing import CLOSED_LOOPBACK
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,7 +19,7 @@ import httpx
 from bench.timing import Row
 from gcptoken import Verifier
 from gcptoken.demo.showcase import protected_service
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.servers.serving import AsgiServer, bind
 
 __all__ = ["bridges_rows"]

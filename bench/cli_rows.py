@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.timing import Row, median_wall
 from gcptoken.emulator import scenarios
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.testing import CLOSED_LOOPBACK
 
 __all__ = ["cli_rows", "gcptoken_command", "key_file_env"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.cli_rows import gcptoken_command, key_file_env
 from bench.timing import Row, median_walls
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 
 __all__ = ["cold_rows", "import_rows"]
 

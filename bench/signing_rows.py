@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
 from gcptoken.credentials.service_account import ServiceAccountKey, assertion
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.jose import jws
 
 __all__ = ["signing_rows"]

@@ -9,7 +9,7 @@ import time
 import httpx
 
 from bench.timing import Row
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 
 __all__ = ["throughput_rows"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.timing import Contender, Row, interleaved
 from gcptoken.credentials import credentials_from_info
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 
 __all__ = ["cached_token_rows", "single_flight_rows"]
 

@@ -14,7 +14,7 @@ from bench.cli_rows import gcloud_env
 from bench.timing import Row
 from gcptoken.credentials import ImpersonatedCredentials, MetadataCredentials, credentials_from_info
 from gcptoken.emulator import scenarios
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 
 __all__ = ["trips_rows"]
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
 from gcptoken import Verifier
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.jose import jws
 from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
 

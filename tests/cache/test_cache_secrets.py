@@ -14,7 +14,7 @@ from gcptoken import CredentialsError, ImpersonatedCredentials, TokenRequestErro
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.cli.test_cli import gcptoken
-from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+from tests.emulator.sts.test_federation import JWT_TYPE, Federation
 
 AUD = "https://svc-secret.a.run.app"
 

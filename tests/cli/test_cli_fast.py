@@ -179,7 +179,7 @@ def _impersonated_file(emulator: EmulatorClient, tmp_path: Path, key_info: dict[
 
 
 def _external_file(emulator: EmulatorClient, tmp_path: Path, impersonate: bool) -> Path:
-    from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+    from tests.emulator.sts.test_federation import JWT_TYPE, Federation
 
     federation = Federation(emulator)
     (tmp_path / "subject.json").write_text(json.dumps({"token": federation.subject_token()}))

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken.emulator import EmulatorServer, iap
+from gcptoken.emulator import EmulatorServer
+from gcptoken.emulator.keys import iap
 from tests.browser import click, no_console_errors, wait_for_text
 from tests.cli.test_cli import COMMAND, gcptoken
 

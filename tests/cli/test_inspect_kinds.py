@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gcptoken.emulator import metadata
+from gcptoken.emulator.metadata import server as metadata
 from gcptoken.inspector.kinds import read
 from gcptoken.inspector.verdict import verdict
 from gcptoken.jose import jws

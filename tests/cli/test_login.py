@@ -37,7 +37,7 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Iterator[EmulatorServer]:
-    from gcptoken.emulator.state import EmulatorState
+    from gcptoken.emulator.state.state import EmulatorState
 
     state_dir = tmp_path_factory.mktemp("login-state")
     with EmulatorServer(EmulatorState(clock=clock), state_dir=state_dir, mtls_port=None) as server:

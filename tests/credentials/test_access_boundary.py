@@ -22,7 +22,7 @@ from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.testing import EmulatorClient
 from tests import recording_api
 from tests.credentials.test_workforce import Workforce
-from tests.emulator.test_emulator_federation import Federation
+from tests.emulator.sts.test_federation import Federation
 from tests.recording_api import Api
 
 ADMIN = "/emulator/v1/allowedLocations"

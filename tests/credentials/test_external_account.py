@@ -26,7 +26,7 @@ from gcptoken import (
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
-from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+from tests.emulator.sts.test_federation import JWT_TYPE, Federation
 
 AUD = "https://svc-ext.a.run.app"
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from gcptoken import CredentialsError, GcpTokenError, Verifier, load_credentials
-from gcptoken.emulator.mtls import WorkloadCa
+from gcptoken.emulator.sts.mtls import WorkloadCa
 from tests.cli.test_cli import gcptoken
 from tests.http.test_hostile_upstreams import HOSTILE_JSON, SECRET, assert_one_safe_line, hostile_body
 

@@ -22,7 +22,7 @@ from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 from tests import recording_api
 from tests.cli.test_cli import gcptoken
-from tests.emulator.test_emulator_federation import Federation
+from tests.emulator.sts.test_federation import Federation
 from tests.recording_api import Api
 
 AUD = "https://svc-universe.a.run.app"

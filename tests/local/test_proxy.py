@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 
 from gcptoken import VerificationError, Verifier
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.state import EmulatorState
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.servers.serving import AsgiServer, bind
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock

@@ -25,7 +25,7 @@ from google.oauth2 import service_account as google_service_account
 from gcptoken.credentials.access_boundary import ENABLE_ENV
 from gcptoken.testing import EmulatorClient
 from tests import recording_api
-from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+from tests.emulator.sts.test_federation import JWT_TYPE, Federation
 from tests.recording_api import Api
 
 from .test_impersonation_peers import point_iam_at

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gcptoken.testing import EmulatorClient
-from tests.emulator.test_emulator_federation import JWT_TYPE, Federation
+from tests.emulator.sts.test_federation import JWT_TYPE, Federation
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.state import EmulatorState
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 
 NODE_SOURCES = Path(__file__).parent / "node"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcptoken import Verifier
-from gcptoken.emulator import firebase, iap
-from gcptoken.emulator.federation import issuer_url
-from gcptoken.emulator.state import IssuerKey
+from gcptoken.emulator.keys import firebase, iap
+from gcptoken.emulator.state.state import IssuerKey
+from gcptoken.emulator.sts.federation import issuer_url
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
 

@@ -27,8 +27,9 @@ from starlette.types import ASGIApp
 from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.demo.bridges import bridge_rows
-from gcptoken.emulator import iap, scenarios
-from gcptoken.emulator.server import EmulatorServer
+from gcptoken.emulator import scenarios
+from gcptoken.emulator.http.server import EmulatorServer
+from gcptoken.emulator.keys import iap
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.http.tls import EMULATOR_CA_ENV
 from gcptoken.integrations.asgi import IdTokenMiddleware

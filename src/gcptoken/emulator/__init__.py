@@ -1,11 +1,14 @@
-"""A local emulator of Google's token service: OAuth2 token endpoint, certs, tokeninfo, admin."""
+"""A local emulator of Google's token services, one sub-package per service it stands for: oauth2
+(token endpoint, sign-in), iam (IAM Credentials), sts (STS and federation), metadata (the metadata
+server), keys (published keys and certificates), resourcemanager; and the emulator's own state, admin
+(API and console) and http (the app, running it). scenarios makes ready-made credentials against it."""
 
 from gcptoken.extras import require
 
 require("emulator", "the emulator")  # before any import of its modules: one clear line if missing
 
 
-from gcptoken.emulator.server import EmulatorServer
-from gcptoken.emulator.state import EmulatorState
+from gcptoken.emulator.http.server import EmulatorServer
+from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["EmulatorServer", "EmulatorState"]

@@ -18,9 +18,9 @@ from gcptoken.credentials import (
     credentials_from_info,
 )
 from gcptoken.credentials.external_account import ExternalAccountConfig
-from gcptoken.emulator import state_dir
-from gcptoken.emulator.server import EmulatorServer
-from gcptoken.emulator.state import Provider
+from gcptoken.emulator.http.server import EmulatorServer
+from gcptoken.emulator.state import state_dir
+from gcptoken.emulator.state.state import Provider
 from gcptoken.jose import jws
 from gcptoken.private_files import PrivateDir
 

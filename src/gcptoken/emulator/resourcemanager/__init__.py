@@ -1,0 +1,1 @@
+"""Resource Manager (``cloudresourcemanager.googleapis.com``): the project lookup by number (projects)."""

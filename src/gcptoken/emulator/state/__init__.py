@@ -1,0 +1,3 @@
+"""The emulator's own state: the data it keeps (models), ``EmulatorState`` that holds and guards it
+(state), saving and restoring it (persistence), and the ``--state-dir`` with ready-made credential
+files (state_dir)."""

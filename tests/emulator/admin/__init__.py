@@ -1,0 +1,1 @@
+"""Tests of the emulator console in a real browser."""

@@ -1,0 +1,1 @@
+"""Tests of the emulated IAM Credentials: tokens, signatures, delegation, allowedLocations."""

@@ -1,0 +1,1 @@
+"""Tests of the emulated metadata server: paths, token shapes, refusals, each platform."""

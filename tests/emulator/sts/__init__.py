@@ -1,0 +1,1 @@
+"""Tests of the emulated STS and federation: OIDC issuer, providers, token exchange."""
