@@ -96,3 +96,73 @@ def test_no_import_cycles() -> None:
 def test_no_module_is_oversized() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     assert {name: lines for name, lines in sizes.items() if lines > MAX_LINES} == {}
+
+
+# -- the rooms: what may stand at the root, what re-exports, what each room says it holds ---------
+
+# The shared ground every wing stands on (README, "Layout"); everything else lives in a wing.
+GROUND_FLOOR = frozenset(
+    {"errors", "endpoints", "tokens", "checks", "locations", "private_files", "untrusted", "extras", "testing"}
+)
+README = PACKAGE.parent.parent / "README.md"
+
+
+def _packages() -> dict[str, Path]:
+    return {name: path for name, path in _modules().items() if path.name == "__init__.py"}
+
+
+def _all_names(tree: ast.Module) -> set[str]:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            value = node.value
+            if isinstance(value, ast.List | ast.Tuple):
+                return {elt.value for elt in value.elts if isinstance(elt, ast.Constant) and isinstance(elt.value, str)}
+    return set()
+
+
+def _re_exported(tree: ast.Module) -> set[str]:
+    """Names a module lists in ``__all__`` that it only imported from another gcptoken module."""
+    imported = {
+        alias.asname or alias.name
+        for node in _top_level_imports(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gcptoken")
+        for alias in node.names
+    }
+    return imported & _all_names(tree)
+
+
+def test_the_root_holds_only_the_wings_and_the_ground_floor() -> None:
+    loose = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"} - GROUND_FLOOR
+    assert loose == set(), f"move these into their wing (or document them as ground floor): {sorted(loose)}"
+
+
+def test_no_module_but_a_package_re_exports_names() -> None:
+    offenders = {
+        name: sorted(found)
+        for name, path in _modules().items()
+        if path.name != "__init__.py" and (found := _re_exported(ast.parse(path.read_text())))
+    }
+    assert offenders == {}
+
+
+def test_the_re_export_check_can_fail() -> None:
+    alias = ast.parse('from gcptoken.jose.jws import encode\n__all__ = ["encode"]\n')
+    assert _re_exported(alias) == {"encode"}
+    assert _re_exported(ast.parse('from gcptoken.jose.jws import encode\n__all__ = ["sign"]\n')) == set()
+
+
+def test_every_module_says_what_it_holds() -> None:
+    silent = [
+        name for name, path in _modules().items() if not (ast.get_docstring(ast.parse(path.read_text())) or "").strip()
+    ]
+    assert silent == []
+
+
+def test_the_readme_layout_names_every_folder() -> None:
+    layout = README.read_text()
+    missing = [
+        str(path.parent.relative_to(PACKAGE.parent)) + "/"
+        for path in _packages().values()
+        if path.parent != PACKAGE and f"{path.parent.relative_to(PACKAGE)}/" not in layout
+    ]
+    assert missing == [], "the README's layout tree lacks these folders"
