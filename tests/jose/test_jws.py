@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gcptoken.emulator.state.state import IssuerKey
+from gcptoken.emulator.state.models import IssuerKey
 from gcptoken.errors import CredentialsError, VerificationError
 from gcptoken.jose import jws
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from gcptoken import Verifier
 from gcptoken.emulator.keys import firebase, iap
-from gcptoken.emulator.state.state import IssuerKey
+from gcptoken.emulator.state.models import IssuerKey
 from gcptoken.emulator.sts.federation import issuer_url
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient

@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body, log_detail, not_emulated
-from gcptoken.emulator.state.state import EmulatorState, ServiceAccount
+from gcptoken.emulator.state.models import ServiceAccount
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
 from gcptoken.jose import jws
 

@@ -21,12 +21,13 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body
-from gcptoken.emulator.state.state import EmulatorState, Provider, WorkforceGrant
+from gcptoken.emulator.state.models import Provider, WorkforceGrant
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import CredentialsError, VerificationError
 from gcptoken.jose import jws
 from gcptoken.verify import certs
 
-__all__ = ["Provider", "conditions_hold", "routes"]
+__all__ = ["conditions_hold", "routes"]
 
 _CLAUSE = re.compile(r"\s*((?:assertion|attribute)\.[A-Za-z0-9_.]+)\s*(==|!=)\s*'([^']*)'\s*")
 
