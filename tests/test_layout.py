@@ -80,7 +80,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_imports() -> None:
     graph = _graph()
-    assert "gcptoken.jose.jws" in graph["gcptoken.verify.verifier"]  # the detector is not blind
+    assert "gcptoken.jose.jws" in graph["gcptoken.verify.key_cache"]  # the detector is not blind
     assert "gcptoken.credentials.base" in graph["gcptoken.credentials.service_account"]
 
 
@@ -158,11 +158,40 @@ def test_every_module_says_what_it_holds() -> None:
     assert silent == []
 
 
+def _tree_folders(text: str) -> set[str]:
+    """The folders a layout tree names, as paths like ``gcptoken/emulator/oauth2``.
+
+    The tree is the fenced block that starts ``src/gcptoken/``; an entry is a line whose first word
+    ends in ``/``, two spaces of indentation a level down, inside the entry above it at one level
+    less. Wrapped descriptions (indented past the names, to an odd column) are not entries.
+    """
+    start = text.find("```\nsrc/gcptoken/")
+    assert start >= 0, "no fenced layout tree starting src/gcptoken/"
+    block = text[start + 4 : text.index("```", start + 4)]
+    folders: set[str] = set()
+    path = ["gcptoken"]
+    for line in block.splitlines()[1:]:
+        indent = len(line) - len(line.lstrip(" "))
+        words = line.split()
+        if not words or not words[0].endswith("/") or indent % 2 or not 0 < indent // 2 <= len(path):
+            continue
+        path = [*path[: indent // 2], words[0].rstrip("/")]
+        folders.add("/".join(path))
+    return folders
+
+
 def test_the_readme_layout_names_every_folder() -> None:
-    layout = README.read_text()
-    missing = [
-        str(path.parent.relative_to(PACKAGE.parent)) + "/"
-        for path in _packages().values()
-        if path.parent != PACKAGE and f"{path.parent.relative_to(PACKAGE)}/" not in layout
-    ]
+    named = _tree_folders(README.read_text())
+    folders = {path.parent.relative_to(PACKAGE.parent).as_posix() for path in _packages().values()}
+    missing = sorted(folders - named - {"gcptoken"})
     assert missing == [], "the README's layout tree lacks these folders"
+
+
+def test_the_layout_tree_reader_follows_the_indentation() -> None:
+    tree = (
+        "```\nsrc/gcptoken/   the root\n  jose/          tokens\n  emulator/      Google:\n"
+        "    oauth2/      the token endpoint,\n                 wrapped/ on\n  cli/           the commands\n```\n"
+    )
+    assert _tree_folders(tree) == {"gcptoken/jose", "gcptoken/emulator", "gcptoken/emulator/oauth2", "gcptoken/cli"}
+    flat = tree.replace("    oauth2/", "  oauth2/  ")  # oauth2/ at the root is not the emulator's
+    assert "gcptoken/emulator/oauth2" not in _tree_folders(flat)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gcptoken import TokenRequestError, load_credentials
-from gcptoken.cache.memory import TokenCache, refresh_margin
+from gcptoken.cache.memory import TokenCache
+from gcptoken.cache.rules import refresh_margin
 from gcptoken.testing import EmulatorClient
 from gcptoken.tokens import Token, utc_from_epoch
 

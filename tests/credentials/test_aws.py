@@ -20,7 +20,8 @@ from gcptoken import CredentialsError, TokenRequestError, TransportError, Verifi
 from gcptoken.credentials import aws, sigv4
 from gcptoken.credentials.external_account import FederatedCredentials
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.state.state import EmulatorState, Provider
+from gcptoken.emulator.state.models import Provider
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.http.flows import run_sync
 from gcptoken.http.transport import HttpxTransport
 from gcptoken.testing import CLOSED_LOOPBACK

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcptoken import InvalidArgumentError, ServiceAccountCredentials, load_credentials
-from gcptoken.jose import jws
+from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 
@@ -22,7 +22,7 @@ def test_audience_form(emulator: EmulatorClient, key_path: Path, key_info: dict[
     before = len(emulator.state.request_log())
     token = credentials.self_signed_jwt(API)
     assert len(emulator.state.request_log()) == before  # signed locally
-    parsed = jws.parse(token.value)
+    parsed = compact.parse(token.value)
     assert parsed.header == {"alg": "RS256", "kid": key_info["private_key_id"], "typ": "JWT"}
     assert set(parsed.claims) == {"iss", "sub", "aud", "iat", "exp"}
     assert parsed.claims["iss"] == parsed.claims["sub"] == key_info["client_email"]
@@ -36,7 +36,7 @@ def test_audience_form(emulator: EmulatorClient, key_path: Path, key_info: dict[
 def test_scope_form_has_no_audience(key_path: Path) -> None:
     credentials = load_credentials(key_path)
     assert isinstance(credentials, ServiceAccountCredentials)
-    claims = jws.parse(credentials.self_signed_jwt(scopes=["a", "b"], lifetime=600).value).claims
+    claims = compact.parse(credentials.self_signed_jwt(scopes=["a", "b"], lifetime=600).value).claims
     assert claims["scope"] == "a b" and "aud" not in claims and claims["exp"] - claims["iat"] == 600
 
 
@@ -56,7 +56,7 @@ def test_cli(key_path: Path, key_info: dict[str, str], tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert json.loads(result.out)["aud"] == API
     scoped = gcptoken("jwt", "--scopes", "s1,s2", "--credentials", str(key_path))
-    assert jws.parse(scoped.out.strip()).claims["scope"] == "s1 s2"
+    assert compact.parse(scoped.out.strip()).claims["scope"] == "s1 s2"
     neither = gcptoken("jwt", "--credentials", str(key_path))
     assert (neither.code, neither.out) == (2, "") and "audience or scopes" in neither.err
     user = tmp_path / "user.json"

@@ -18,7 +18,7 @@ from gcptoken import CredentialsError, MetadataCredentials, Verifier, load_crede
 from gcptoken.credentials.impersonated import ImpersonatedCredentials
 from gcptoken.endpoints import EMULATED_UNIVERSE
 from gcptoken.integrations import httpx_auth, requests_auth
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 from tests import recording_api
 from tests.cli.test_cli import gcptoken
@@ -41,7 +41,7 @@ def test_a_key_outside_googleapis_signs_its_own_access_tokens(emulator: Emulator
     info = json.loads(universe_key.read_text())
     emulator.state.clear_requests()
     token = load_credentials(universe_key).access_token(["https://www.googleapis.com/auth/cloud-platform"])
-    parsed = jws.parse(token.value)
+    parsed = compact.parse(token.value)
     public = emulator.state.service_accounts[info["client_email"]].keys[info["private_key_id"]]
     parsed.verify_with(public)
     assert parsed.claims["iss"] == parsed.claims["sub"] == info["client_email"]
@@ -93,7 +93,7 @@ def test_cli_in_another_universe(emulator: EmulatorClient, universe_key: Path) -
     assert result.code == 0, result.err
     assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(result.out.strip())
     access = gcptoken("access", "--credentials", str(universe_key), env=env)
-    assert access.code == 0 and jws.parse(access.out.strip()).claims["scope"]
+    assert access.code == 0 and compact.parse(access.out.strip()).claims["scope"]
     whoami = gcptoken("whoami", "--credentials", str(universe_key), env=env)
     assert EMULATED_UNIVERSE in whoami.out, whoami.out
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from gcptoken import CredentialsError, TokenRequestError, Verifier, load_credentials
 from gcptoken.credentials import x509_source
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.state.state import Provider
+from gcptoken.emulator.state.models import Provider
 from gcptoken.emulator.sts.mtls import WorkloadCa
 from tests.cli.test_cli import gcptoken
 

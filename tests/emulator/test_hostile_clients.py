@@ -97,7 +97,7 @@ def test_odd_forms_at_sts_and_the_sign_in_endpoints(emu: EmulatorServer, path: s
 
 
 def test_an_aws_subject_token_of_any_shape_is_an_sts_error(emu: EmulatorServer) -> None:
-    from gcptoken.emulator.state.state import Provider
+    from gcptoken.emulator.state.models import Provider
 
     emu.state.providers[("hostile-aws", "prov")] = Provider("hostile-aws", "prov", "", aws_account_id="111122223333")
     audience = (

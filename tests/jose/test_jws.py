@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gcptoken.emulator.state.state import IssuerKey
+from gcptoken.emulator.state.models import IssuerKey
 from gcptoken.errors import CredentialsError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 
 RSA = jws.generate_rsa_key()
 EC = jws.SigningKey(ec.generate_private_key(ec.SECP256R1()), "ES256")
@@ -32,7 +32,7 @@ def _certificate(key: jws.SigningKey) -> str:
 @pytest.mark.parametrize("key", [RSA, EC], ids=["RS256", "ES256"])
 def test_round_trip(key: jws.SigningKey) -> None:
     token = jws.encode({"sub": "x", "n": 1}, key, kid="k1")
-    parsed = jws.parse(token)
+    parsed = compact.parse(token)
     assert parsed.header == {"alg": key.alg, "kid": "k1", "typ": "JWT"}
     assert parsed.claims == {"sub": "x", "n": 1}
     parsed.verify_with(key.public)
@@ -54,15 +54,15 @@ def test_every_key_format_verifies_its_own_algorithm(loader: object, expected_al
     key = loader()  # type: ignore[operator]
     assert key.alg == expected_alg
     signer = RSA if expected_alg == "RS256" else EC
-    jws.parse(jws.encode({"a": 1}, signer)).verify_with(key)
+    compact.parse(jws.encode({"a": 1}, signer)).verify_with(key)
 
 
 def test_ec_key_refuses_an_rs256_token_and_vice_versa() -> None:
     with pytest.raises(VerificationError) as caught:
-        jws.parse(jws.encode({"a": 1}, RSA)).verify_with(EC.public)
+        compact.parse(jws.encode({"a": 1}, RSA)).verify_with(EC.public)
     assert caught.value.reason == "algorithm"
     with pytest.raises(VerificationError) as caught:
-        jws.parse(jws.encode({"a": 1}, EC)).verify_with(RSA.public)
+        compact.parse(jws.encode({"a": 1}, EC)).verify_with(RSA.public)
     assert caught.value.reason == "algorithm"
 
 
@@ -71,41 +71,41 @@ def test_header_alg_other_than_the_keys_is_refused(alg: str | None) -> None:
     token = jws.encode({"a": 1}, RSA)
     _, payload, signature = token.split(".")
     header = {"typ": "JWT"} if alg is None else {"alg": alg, "typ": "JWT"}
-    forged = jws.b64url_encode(json.dumps(header).encode()) + "." + payload + "." + signature
+    forged = compact.b64url_encode(json.dumps(header).encode()) + "." + payload + "." + signature
     with pytest.raises(VerificationError) as caught:
-        jws.parse(forged).verify_with(RSA.public)
+        compact.parse(forged).verify_with(RSA.public)
     assert caught.value.reason == "algorithm"
 
 
 def test_tampered_payload_fails_the_signature() -> None:
     header, _, signature = jws.encode({"admin": False}, RSA).split(".")
-    payload = jws.b64url_encode(json.dumps({"admin": True}).encode())
+    payload = compact.b64url_encode(json.dumps({"admin": True}).encode())
     forged = f"{header}.{payload}.{signature}"
     with pytest.raises(VerificationError) as caught:
-        jws.parse(forged).verify_with(RSA.public)
+        compact.parse(forged).verify_with(RSA.public)
     assert caught.value.reason == "signature"
 
 
 def test_es256_signature_of_wrong_length_is_refused_not_crashing() -> None:
     header, payload, signature = jws.encode({"a": 1}, EC).split(".")
-    short = jws.b64url_encode(jws.b64url_decode(signature)[:63])
+    short = compact.b64url_encode(compact.b64url_decode(signature)[:63])
     with pytest.raises(VerificationError) as caught:
-        jws.parse(f"{header}.{payload}.{short}").verify_with(EC.public)
+        compact.parse(f"{header}.{payload}.{short}").verify_with(EC.public)
     assert caught.value.reason == "signature"
 
 
 @pytest.mark.parametrize("text", ["a+b", "a/b", "ab==", "a b", "é", "abcde"])
 def test_b64url_decoding_is_strict(text: str) -> None:
     with pytest.raises(ValueError, match="base64url"):
-        jws.b64url_decode(text)
+        compact.b64url_decode(text)
 
 
 def test_b64url_round_trip() -> None:
     for size in range(0, 40):
         data = bytes(range(size))
-        encoded = jws.b64url_encode(data)
+        encoded = compact.b64url_encode(data)
         assert "=" not in encoded
-        assert jws.b64url_decode(encoded) == data
+        assert compact.b64url_decode(encoded) == data
         assert base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)) == data
 
 
@@ -142,7 +142,7 @@ def test_unsupported_keys_are_refused() -> None:
 
 def test_rsa_key_sizes_other_than_2048_still_verify() -> None:
     small = jws.SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=3072), "RS256")
-    jws.parse(jws.encode({"a": 1}, small)).verify_with(small.public)
+    compact.parse(jws.encode({"a": 1}, small)).verify_with(small.public)
 
 
 @pytest.mark.parametrize(
@@ -157,10 +157,10 @@ def test_rsa_key_sizes_other_than_2048_still_verify() -> None:
         ("e30.e30.!!", "signature"),
         ("W10.e30.AA", "header is not a JSON object"),
         ("e30.bnVsbA.AA", "payload is not a JSON object"),
-        ("x" * (jws.MAX_TOKEN_LENGTH + 1), "larger"),
+        ("x" * (compact.MAX_TOKEN_LENGTH + 1), "larger"),
     ],
 )
 def test_malformed_tokens(token: str, fragment: str) -> None:
     with pytest.raises(VerificationError, match=fragment) as caught:
-        jws.parse(token)
+        compact.parse(token)
     assert caught.value.reason == "malformed"

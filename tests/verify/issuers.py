@@ -11,9 +11,9 @@ from typing import Any
 
 from gcptoken import Verifier
 from gcptoken.emulator.keys import firebase, iap
-from gcptoken.emulator.state.state import IssuerKey
+from gcptoken.emulator.state.models import IssuerKey
 from gcptoken.emulator.sts.federation import issuer_url
-from gcptoken.jose import jws
+from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
 
 NOW = 1_800_000_000
@@ -26,7 +26,7 @@ DROP = object()
 
 
 def b64json(value: Any) -> str:
-    return jws.b64url_encode(json.dumps(value).encode())
+    return compact.b64url_encode(json.dumps(value).encode())
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Issuer:
         head = {"alg": key.key.alg, "kid": key.kid, "typ": "JWT", **header}
         head = {k: v for k, v in head.items() if v is not DROP}
         signing_input = f"{b64json(head)}.{b64json(self.claims() if claims is None else claims)}"
-        return f"{signing_input}.{jws.b64url_encode(key.key.sign(signing_input.encode()))}"
+        return f"{signing_input}.{compact.b64url_encode(key.key.sign(signing_input.encode()))}"
 
     @property
     def alg(self) -> str:

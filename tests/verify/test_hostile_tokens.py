@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from gcptoken import Verifier
 from gcptoken.errors import VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify.policy import Policy
 from gcptoken.verify.verifier import REASONS
@@ -67,7 +67,7 @@ def everyone(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> dict[
 
 def _signed(issuer: Issuer, header: dict[str, Any], claims: dict[str, Any]) -> str:
     signing_input = f"{b64json(header)}.{b64json(claims)}"
-    return f"{signing_input}.{jws.b64url_encode(issuer.key.key.sign(signing_input.encode()))}"
+    return f"{signing_input}.{compact.b64url_encode(issuer.key.key.sign(signing_input.encode()))}"
 
 
 def _header(issuer: Issuer, **changes: Any) -> dict[str, Any]:
@@ -179,14 +179,14 @@ def test_weak_keys_in_a_key_set_are_skipped_with_a_warning(caplog: pytest.LogCap
         "crv": "P-384",
         "kid": "p384",
         "use": "sig",
-        "x": jws.b64url_encode(numbers.x.to_bytes(48, "big")),
-        "y": jws.b64url_encode(numbers.y.to_bytes(48, "big")),
+        "x": compact.b64url_encode(numbers.x.to_bytes(48, "big")),
+        "y": compact.b64url_encode(numbers.y.to_bytes(48, "big")),
     }
     weak_jwk = {
         "kty": "RSA",
         "kid": "weak",
         "use": "sig",
-        "n": jws.b64url_encode(_modulus(weak).to_bytes(128, "big")),
+        "n": compact.b64url_encode(_modulus(weak).to_bytes(128, "big")),
         "e": "AQAB",
     }
     keys = {"keys": [weak_jwk, p384_jwk, strong.public.to_jwk("strong")]}

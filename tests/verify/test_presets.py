@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify.key_cache import KeyCache
 from gcptoken.verify.policy import Policy
@@ -41,7 +41,7 @@ def tamper(token: str, part: int, replace: Callable[[str], str]) -> str:
 
 def hmac_signed(issuer: Issuer, secret: bytes) -> str:
     signing_input = f"{b64json({'alg': 'HS256', 'kid': issuer.key.kid, 'typ': 'JWT'})}.{b64json(issuer.claims())}"
-    return f"{signing_input}.{jws.b64url_encode(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    return f"{signing_input}.{compact.b64url_encode(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
 
 def public_pem(issuer: Issuer) -> bytes:

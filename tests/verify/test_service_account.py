@@ -15,7 +15,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims, self_signed_jwt
 from gcptoken.errors import InvalidArgumentError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify import presets
 from tests.clock import Timer
@@ -109,7 +109,9 @@ def test_another_accounts_key_is_refused(at_emulator: EmulatorClient, key: Servi
     with pytest.raises(VerificationError) as refused:
         Verifier.service_account(key.client_email, AUD).verify(forged)
     assert refused.value.reason == "unknown_kid"
-    own_kid = jws.encode(jws.parse(forged).claims, other.signing_key, kid=key.private_key_id)  # its kid, not its key
+    own_kid = jws.encode(
+        compact.parse(forged).claims, other.signing_key, kid=key.private_key_id
+    )  # its kid, not its key
     with pytest.raises(VerificationError) as refused:
         Verifier.service_account(key.client_email, AUD).verify(own_kid)
     assert refused.value.reason == "signature"

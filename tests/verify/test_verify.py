@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from gcptoken import Verifier, decode
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from gcptoken.verify.verifier import REASONS
@@ -56,7 +56,7 @@ DROP = object()
 
 
 def b64json(value: Any) -> str:
-    return jws.b64url_encode(json.dumps(value).encode())
+    return compact.b64url_encode(json.dumps(value).encode())
 
 
 class Forger:
@@ -70,7 +70,7 @@ class Forger:
         head = {k: v for k, v in head.items() if v is not DROP}
         signing_input = f"{b64json(head)}.{b64json(claims or good_claims())}"
         signature = self.key.key.sign(signing_input.encode())
-        return f"{signing_input}.{jws.b64url_encode(signature)}"
+        return f"{signing_input}.{compact.b64url_encode(signature)}"
 
     def unsigned(self, alg: str, signature: str = "") -> str:
         return f"{b64json({'alg': alg, 'kid': self.key.kid, 'typ': 'JWT'})}.{b64json(good_claims())}.{signature}"
@@ -78,14 +78,14 @@ class Forger:
     def hmac_with_public_key(self, key_material: bytes) -> str:
         signing_input = f"{b64json({'alg': 'HS256', 'kid': self.key.kid, 'typ': 'JWT'})}.{b64json(good_claims())}"
         mac = hmac.new(key_material, signing_input.encode(), hashlib.sha256).digest()
-        return f"{signing_input}.{jws.b64url_encode(mac)}"
+        return f"{signing_input}.{compact.b64url_encode(mac)}"
 
     def rs512(self) -> str:
         signing_input = f"{b64json({'alg': 'RS512', 'kid': self.key.kid, 'typ': 'JWT'})}.{b64json(good_claims())}"
         private = self.key.key.key
         assert isinstance(private, rsa.RSAPrivateKey)
         signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA512())
-        return f"{signing_input}.{jws.b64url_encode(signature)}"
+        return f"{signing_input}.{compact.b64url_encode(signature)}"
 
     def other_key_same_kid(self) -> str:
         impostor = jws.generate_rsa_key()
@@ -154,7 +154,7 @@ FORGERIES: list[tuple[str, Callable[[Forger], str], str]] = [
     ("bad base64 in header", lambda f: tamper(f.sign(), 0, lambda s: s[:-2] + "*="), "malformed"),
     (
         "header not JSON",
-        lambda f: tamper(f.sign(), 0, lambda _: jws.b64url_encode(b"{not json")),
+        lambda f: tamper(f.sign(), 0, lambda _: compact.b64url_encode(b"{not json")),
         "malformed",
     ),
     ("payload a JSON array", lambda f: tamper(f.sign(), 1, lambda _: b64json([1, 2])), "malformed"),

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from gcptoken.cache.rules import MAX_MARGIN, cache_key, refresh_margin
+from gcptoken.cache.rules import refresh_margin
 from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["MAX_MARGIN", "TokenCache", "cache_key", "default_cache", "refresh_margin"]
+__all__ = ["TokenCache", "default_cache"]
 
 log = logging.getLogger("gcptoken.cache.memory")
 

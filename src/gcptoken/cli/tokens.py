@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from gcptoken import checks
-from gcptoken.cache.memory import cache_key
+from gcptoken.cache.rules import cache_key
 from gcptoken.credentials import (
     DEFAULT_SCOPES,
     Credentials,

@@ -20,7 +20,7 @@ from gcptoken.credentials import (
 from gcptoken.credentials.external_account import ExternalAccountConfig
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.emulator.state import state_dir
-from gcptoken.emulator.state.state import Provider
+from gcptoken.emulator.state.models import Provider
 from gcptoken.jose import jws
 from gcptoken.private_files import PrivateDir
 

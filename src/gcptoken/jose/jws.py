@@ -18,37 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from gcptoken.errors import CredentialsError
-from gcptoken.jose.compact import (
-    MAX_TOKEN_LENGTH,
-    ParsedToken,
-    b64url_decode,
-    b64url_encode,
-    json_dumps,
-    json_loads,
-    json_segment,
-    parse,
-    signature_segment,
-    split,
-)
+from gcptoken.jose.compact import b64url_decode, b64url_encode, json_dumps
 
 __all__ = [
-    "MAX_TOKEN_LENGTH",
-    "ParsedToken",
     "SigningKey",
     "VerifyingKey",
-    "b64url_decode",
-    "b64url_encode",
     "encode",
     "generate_ec_key",
     "generate_rsa_key",
-    "json_loads",
-    "json_segment",
     "load_private_key_pem",
-    "parse",
     "public_key_from_jwk",
     "public_key_from_pem",
-    "signature_segment",
-    "split",
     "verifying_key_for",
 ]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gcptoken import endpoints
 from gcptoken.errors import InvalidArgumentError, TransportError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact
 from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
 from gcptoken.verify import certs as certs_format
 from gcptoken.verify import presets
@@ -254,7 +254,7 @@ class Verifier:
         """
         # The hot path: few calls, no intermediate objects, every segment decoded once, and a
         # token verified before answered from the result cache. Anything unusual falls back to
-        # jws's precise parsing, which raises the right "malformed" error.
+        # compact's precise parsing, which raises the right "malformed" error.
         if now is None:
             now = time.time()
         if type(token) is not str:
@@ -276,8 +276,8 @@ class Verifier:
             raise VerificationError("malformed", "token is not ASCII") from None
         first = data.find(b".")
         second = data.find(b".", first + 1)
-        if first < 0 or second < 0 or data.find(b".", second + 1) >= 0 or len(data) > jws.MAX_TOKEN_LENGTH:
-            jws.split(token)  # raises, with the precise reason
+        if first < 0 or second < 0 or data.find(b".", second + 1) >= 0 or len(data) > compact.MAX_TOKEN_LENGTH:
+            compact.split(token)  # raises, with the precise reason
         header_b64 = data[:first]
         alg, kid = self._headers.get(header_b64) or self._header(header_b64)
         standard = data.translate(TO_STANDARD)  # one pass for both segments still to decode
@@ -286,8 +286,8 @@ class Verifier:
             claims = json_loads(payload)
             signature = b64_decode_translated(standard[second + 1 :])
         except (ValueError, RecursionError):
-            jws.json_segment(token[first + 1 : second], "payload")
-            jws.signature_segment(token[second + 1 :])
+            compact.json_segment(token[first + 1 : second], "payload")
+            compact.signature_segment(token[second + 1 :])
             raise  # pragma: no cover - one of the two lines above raises
         if type(claims) is not dict:
             raise VerificationError("malformed", "token payload is not a JSON object")
@@ -317,7 +317,7 @@ class Verifier:
     def _header(self, segment: bytes) -> tuple[str, str]:
         """The header's (alg, kid) once both are acceptable. Cached by segment: every token from
         one issuer key shares the same header."""
-        header = jws.json_segment(segment.decode("ascii"), "header")
+        header = compact.json_segment(segment.decode("ascii"), "header")
         alg = header.get("alg")
         if type(alg) is not str or alg not in self.algorithms:
             shown = repr(alg[:20]) if type(alg) is str else "not a string"

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gcptoken.credentials.service_account import ServiceAccountKey, assertion_claims
 from gcptoken.emulator import EmulatorServer
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 
 X509_FORMS = ("robot/v1/metadata/x509", "service_accounts/v1/metadata/x509")
@@ -151,7 +151,7 @@ def test_keys_appear_when_created_and_vanish_when_deleted(emulator: EmulatorClie
 def test_googles_own_key_sets_are_published_too(emulator: EmulatorClient) -> None:
     securetoken = published(emulator.url, X509_FORMS[0], "securetoken@system.gserviceaccount.com")
     token = emulator.firebase_token("uid-published")
-    kid = jws.parse(token).header["kid"]
+    kid = compact.parse(token).header["kid"]
     assert list(securetoken.json()) == [kid]
     cert = x509.load_pem_x509_certificate(securetoken.json()[kid].encode())
     assert cert.subject.rfc4514_string() == "CN=securetoken.system.gserviceaccount.com"
@@ -186,10 +186,10 @@ def test_what_iam_signs_verifies_against_the_published_keys(emulator: EmulatorCl
     signed = _sign(emulator, bearer, target, "signJwt", json.dumps({"iss": target, "sub": target}))
     blob = b"bytes to sign"
     signed_blob = _sign(emulator, bearer, target, "signBlob", base64.b64encode(blob).decode())
-    assert signed["keyId"] == signed_blob["keyId"] == jws.parse(signed["signedJwt"]).header["kid"]
+    assert signed["keyId"] == signed_blob["keyId"] == compact.parse(signed["signedJwt"]).header["kid"]
     for form in FORMS:
         key = public_keys(published(emulator.url, form, target), form)[signed["keyId"]]
-        jws.parse(signed["signedJwt"]).verify_with(key)
+        compact.parse(signed["signedJwt"]).verify_with(key)
         assert key.verify(blob, base64.b64decode(signed_blob["signedBlob"]))
 
 
@@ -225,7 +225,7 @@ def test_keys_and_their_certificates_survive_a_restart(tmp_path: Path) -> None:
             EmulatorClient(second), _iam_bearer(EmulatorClient(second), reused), email_address, "signJwt", '{"a": 2}'
         )
         assert again["keyId"] == signed["keyId"]  # the Google-managed key was kept, private half too
-        jws.parse(signed["signedJwt"]).verify_with(jws.public_key_from_pem(after[signed["keyId"]]))
+        compact.parse(signed["signedJwt"]).verify_with(jws.public_key_from_pem(after[signed["keyId"]]))
 
 
 def test_a_state_file_from_before_certificates_still_loads(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
 
 
@@ -43,13 +43,15 @@ def test_googles_discovery_document_points_at_the_v3_certs(emulator: EmulatorCli
 
 
 def test_minted_tokens_carry_what_the_issuers_put_in_them(emulator: EmulatorClient) -> None:
-    assertion = jws.parse(emulator.iap_assertion("fred@example.com", accessLevels=["accessPolicies/1/accessLevels/x"]))
+    assertion = compact.parse(
+        emulator.iap_assertion("fred@example.com", accessLevels=["accessPolicies/1/accessLevels/x"])
+    )
     assert assertion.header["alg"] == "ES256"
     claims = assertion.claims
     assert claims["aud"] == f"/projects/{emulator.state.project_number}/apps/{emulator.state.project_id}"
     assert claims["google"] == {"access_levels": ["accessPolicies/1/accessLevels/x"]} and "hd" not in claims
     assert claims["sub"] == f"accounts.google.com:{emulator.state.users['fred@example.com'].sub}"
-    token = jws.parse(emulator.firebase_token("anon-1"))
+    token = compact.parse(emulator.firebase_token("anon-1"))
     assert token.header["alg"] == "RS256"
     assert token.claims["firebase"] == {"identities": {}, "sign_in_provider": "custom"} and "email" not in token.claims
     assert token.claims["iss"] == f"https://securetoken.google.com/{emulator.state.project_id}"

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from gcptoken import Verifier
-from gcptoken.jose import jws
+from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
 
 AUD = "https://svc-md.a.run.app"
@@ -99,7 +99,7 @@ def test_identity_full(emulator: EmulatorClient, certs_url: str, licenses: str) 
     assert compute["project_id"] == state.project_id
     assert compute["project_number"] == int(state.project_number)
     assert compute["zone"] == "us-central1-a"
-    assert jws.parse(token).header["alg"] == "RS256"
+    assert compact.parse(token).header["alg"] == "RS256"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gcptoken.emulator.http.responses import api_error, json_body
-from gcptoken.emulator.state.state import EmulatorState, Fault
+from gcptoken.emulator.state.models import Fault
+from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["FaultInjector", "InjectedDrop", "quiet_injected_drops", "routes"]
 

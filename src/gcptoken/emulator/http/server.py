@@ -17,7 +17,7 @@ from gcptoken.servers.asgi_guard import Rules
 from gcptoken.servers.guard import Network
 from gcptoken.servers.serving import AsgiServer, bind
 
-__all__ = ["EmulatorServer", "write_state_dir"]
+__all__ = ["EmulatorServer"]
 
 
 def mtls_server(state: EmulatorState, host: str, port: int, rules: Rules | None = None) -> AsgiServer:

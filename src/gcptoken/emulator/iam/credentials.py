@@ -21,9 +21,10 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body, log_detail, not_emulated
-from gcptoken.emulator.state.state import EmulatorState, ServiceAccount
+from gcptoken.emulator.state.models import ServiceAccount
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 
 __all__ = ["routes"]
 
@@ -75,7 +76,7 @@ def _self_signed_caller(state: EmulatorState, token: str) -> tuple[str, ...] | N
     """A service account's self-signed JWT (``iss`` = ``sub`` = its email, signed by one of its keys,
     a cloud-platform or iam ``scope``): how keys outside googleapis.com authenticate (AIP-4111)."""
     try:
-        parsed = jws.parse(token)
+        parsed = compact.parse(token)
     except VerificationError:
         return None
     claims = parsed.claims

@@ -13,7 +13,7 @@ from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, oauth_error
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact
 
 __all__ = ["certs_v1", "certs_v3", "openid_configuration", "tokeninfo"]
 
@@ -101,7 +101,7 @@ async def tokeninfo(request: Request) -> Response:
 
 def _id_token_info(state: EmulatorState, token: str) -> Response:
     try:
-        parsed = jws.parse(token)
+        parsed = compact.parse(token)
     except VerificationError:
         return _invalid()
     kid = parsed.header.get("kid")

@@ -13,7 +13,8 @@ from starlette.routing import Route
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_object
 from gcptoken.emulator.keys.key_certificates import common_name
-from gcptoken.emulator.state.state import EmulatorState, IssuerKey
+from gcptoken.emulator.state.models import IssuerKey
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.jose import jws
 from gcptoken.verify.presets import firebase_issuer
 

@@ -14,8 +14,9 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_object
-from gcptoken.emulator.state.state import EmulatorState, IssuerKey
-from gcptoken.jose import jws
+from gcptoken.emulator.state.models import IssuerKey
+from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.jose import compact, jws
 from gcptoken.verify.presets import IAP_ISSUER
 
 __all__ = ["ASSERTION_LIFETIME", "assertion", "routes"]
@@ -31,7 +32,7 @@ def _make_key() -> IssuerKey:
     der = key.key.key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return dataclasses.replace(key, kid=jws.b64url_encode(hashlib.sha256(der).digest()[:6]))
+    return dataclasses.replace(key, kid=compact.b64url_encode(hashlib.sha256(der).digest()[:6]))
 
 
 def iap_key(state: EmulatorState) -> IssuerKey:

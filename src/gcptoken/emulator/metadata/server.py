@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import NOT_EMULATED, api_error, json_body
-from gcptoken.emulator.state.state import EmulatorState, ServiceAccount
+from gcptoken.emulator.state.models import ServiceAccount
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
 from gcptoken.local.metadata_platforms import PLATFORMS, Platform, platform_named
 from gcptoken.local.metadata_tree import InstanceFacts, build_tree

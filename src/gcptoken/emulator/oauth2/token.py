@@ -14,7 +14,7 @@ from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.oauth2 import user_grants
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 
 __all__ = ["token_endpoint"]
 
@@ -71,7 +71,7 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
     if not assertion:
         return oauth_error("invalid_request", "Missing required parameter: assertion")
     try:
-        parsed = jws.parse(assertion)
+        parsed = compact.parse(assertion)
     except VerificationError:
         return oauth_error("invalid_grant", "Invalid JWT: the assertion is not a well-formed signed JWT.")
     claims = parsed.claims
@@ -115,7 +115,7 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
     )
 
 
-def _signed_by(parsed: jws.ParsedToken, key: jws.VerifyingKey) -> bool:
+def _signed_by(parsed: compact.ParsedToken, key: jws.VerifyingKey) -> bool:
     try:
         parsed.verify_with(key)
     except VerificationError:

@@ -16,7 +16,8 @@ from starlette.responses import Response
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.oauth2.signin_state import OAuthClient
-from gcptoken.emulator.state.state import ID_TOKEN_LIFETIME, ISSUER, EmulatorState, RefreshGrant, User
+from gcptoken.emulator.state.models import ID_TOKEN_LIFETIME, ISSUER, RefreshGrant, User
+from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["DEVICE_GRANT", "authorization_code", "client_of", "device_code", "refresh", "revoke"]
 

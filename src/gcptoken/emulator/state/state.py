@@ -19,7 +19,6 @@ from gcptoken.emulator.state.models import (
     ACCESS_TOKEN_LIFETIME,
     ID_TOKEN_LIFETIME,
     ISSUER,
-    PUBLISHED_KEYS,
     USER_SCOPES,
     AccessTokenGrant,
     Fault,
@@ -38,23 +37,7 @@ from gcptoken.jose import jws
 if TYPE_CHECKING:
     from gcptoken.emulator.sts.mtls import WorkloadCa
 
-__all__ = [
-    "ACCESS_TOKEN_LIFETIME",
-    "ID_TOKEN_LIFETIME",
-    "ISSUER",
-    "PUBLISHED_KEYS",
-    "USER_SCOPES",
-    "AccessTokenGrant",
-    "EmulatorState",
-    "Fault",
-    "Instance",
-    "IssuerKey",
-    "Provider",
-    "RefreshGrant",
-    "ServiceAccount",
-    "User",
-    "WorkforceGrant",
-]
+__all__ = ["EmulatorState"]
 
 
 class EmulatorState(SigningKeys):

@@ -11,7 +11,8 @@ from typing import Any
 
 from gcptoken.emulator.oauth2.signin_state import OAuthClient
 from gcptoken.emulator.state import persistence
-from gcptoken.emulator.state.state import EmulatorState, Provider, WorkforceGrant
+from gcptoken.emulator.state.models import Provider, WorkforceGrant
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.jose import jws
 from gcptoken.local.metadata_platforms import runtime_environment
 from gcptoken.private_files import NotPrivateError, PrivateDir

@@ -19,7 +19,8 @@ from starlette.routing import Route
 from gcptoken.credentials import sigv4
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_object
-from gcptoken.emulator.state.state import EmulatorState, Provider
+from gcptoken.emulator.state.models import Provider
+from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["aws_role_of", "routes", "verify_subject_token"]
 

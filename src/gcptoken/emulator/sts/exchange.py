@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
-from gcptoken.emulator.state.state import EmulatorState, Provider
+from gcptoken.emulator.state.models import Provider
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.emulator.sts import aws, mtls
 from gcptoken.emulator.sts.federation import conditions_hold, subject_claims
 

@@ -21,12 +21,13 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body
-from gcptoken.emulator.state.state import EmulatorState, Provider, WorkforceGrant
+from gcptoken.emulator.state.models import Provider, WorkforceGrant
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import CredentialsError, VerificationError
-from gcptoken.jose import jws
+from gcptoken.jose import compact, jws
 from gcptoken.verify import certs
 
-__all__ = ["Provider", "conditions_hold", "routes"]
+__all__ = ["conditions_hold", "routes"]
 
 _CLAUSE = re.compile(r"\s*((?:assertion|attribute)\.[A-Za-z0-9_.]+)\s*(==|!=)\s*'([^']*)'\s*")
 
@@ -95,7 +96,7 @@ async def mint(request: Request) -> Response:
 def subject_claims(state: EmulatorState, provider: Provider, token: str) -> dict[str, Any] | str:
     """The subject token's claims, or the reason it is refused."""
     try:
-        parsed = jws.parse(token)
+        parsed = compact.parse(token)
     except VerificationError:
         return "Invalid subject token: not a signed JWT."
     if provider.jwks:
