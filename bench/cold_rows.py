@@ -18,6 +18,11 @@ __all__ = ["cold_rows", "import_rows"]
 AUD = "https://bench-cold.a.run.app"
 COLD_GOAL = 0.5
 IMPORT_GOAL = 1.0
+# Measured with -X importtime (README, Performance): what a cold key-file call still imports.
+LEFT = (
+    "imports: http.client with ssl, socket and email 26%, gcptoken's modules 20%, cryptography 11%, "
+    "dataclasses/inspect 10%, argparse/shutil 9%, typing 7%, re/enum/json 7%, orjson/pybase64 5%"
+)
 
 GOOGLE_AUTH = """
 import sys
@@ -48,17 +53,21 @@ def cold_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
         "gcptoken": ([*gcptoken_command(), "id", AUD, "--no-cache"], env),
         "google-auth": ([sys.executable, "-c", GOOGLE_AUTH, str(key_path), AUD], env),
         "PyJWT + requests": ([sys.executable, "-c", PYJWT_REQUESTS, str(key_path), AUD], env),
+        "python -I -c pass": ([sys.executable, "-I", "-c", "pass"], env),
     }
     times = median_walls(commands, runs)
     ours = times["gcptoken"]
     rows = [Row("cli cold", "gcptoken id --no-cache (whole process)", round(ours, 1), "ms")]
+    rows[0].notes["python -I -c pass (ms)"] = round(times["python -I -c pass"], 1)
     for name in ("google-auth", "PyJWT + requests"):
         ratio = round(ours / times[name], 2)
         rows.append(Row("cli cold", f"{name} script (whole process)", round(times[name], 1), "ms"))
         rows[0].notes[f"vs {name}"] = ratio
-    worst = max(float(value) for value in rows[0].notes.values())
+    worst = max(float(value) for name, value in rows[0].notes.items() if name.startswith("vs "))
     rows[0].ratio, rows[0].ratio_of = worst, "the slower-to-beat script's time"
     rows[0].goal, rows[0].meets = f"<= {COLD_GOAL:g}x each script", worst <= COLD_GOAL
+    if not rows[0].meets:
+        rows[0].notes["why"] = LEFT
     return rows
 
 

@@ -6,8 +6,6 @@ pay for cryptography or httpx until they need them.
 
 from __future__ import annotations
 
-import importlib as _importlib
-
 from gcptoken.errors import (
     CredentialsError,
     GcpTokenError,
@@ -83,7 +81,9 @@ def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'gcptoken' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
+    import importlib  # here, not at the top: the CLI's cached path imports this package
+
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -75,12 +75,46 @@ def emulator_host() -> str | None:
     return checked_host(value, EMULATOR_HOST_ENV)
 
 
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_URL_CHARACTERS = _HOST_CHARACTERS | frozenset("/:_~")
+
+
+def _simple_host_port(value: str) -> str | None:
+    """The common ``name:port`` / ``1.2.3.4:port`` forms (ASCII letters, digits, dots, hyphens; a
+    port of 1-65535), as checks.host_port would return them; None for anything else (host_port
+    decides, and says what is wrong)."""
+    value = value.strip().removeprefix("http://").rstrip("/")
+    host, colon, port = value.partition(":")
+    if not host or not _HOST_CHARACTERS.issuperset(host):
+        return None
+    if colon and not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+        return None
+    return value
+
+
 @functools.lru_cache(maxsize=32)
 def checked_host(value: str, variable: str) -> str:
     """``value`` as host[:port], checked once per distinct value (cache hits read it every call)."""
+    simple = _simple_host_port(value)
+    if simple is not None:
+        return simple  # what host_port returns for it, without importing urllib.parse and ipaddress
     from gcptoken.checks import host_port
 
     return host_port(value, variable)
+
+
+def _simple_url(url: str) -> tuple[str, str] | None:
+    """(hostname, path) of a plain ``https://host[:port]/path`` (no query, user or escapes), as
+    urlsplit gives them; None for anything else. The CLI's cached path resolves token URLs with
+    an emulator configured, and need not import urllib.parse for these."""
+    scheme, separator, rest = url.partition("://")
+    if scheme not in ("https", "http") or not separator or not _URL_CHARACTERS.issuperset(rest):
+        return None
+    netloc, slash, path = rest.partition("/")
+    hostname, colon, port = netloc.partition(":")
+    if not hostname or (colon and not port.isdigit()):
+        return None
+    return hostname.lower(), slash + path
 
 
 def resolve(url: str) -> str:
@@ -90,6 +124,9 @@ def resolve(url: str) -> str:
     host = emulator_host()
     if host is None:
         return url
+    simple = _simple_url(url)
+    if simple is not None and ".mtls." not in simple[0]:
+        return f"http://{host}{simple[1]}" if _emulated(simple[0]) else url
     from urllib.parse import urlsplit, urlunsplit  # only with an emulator: the cached CLI path skips it
 
     parts = urlsplit(url)

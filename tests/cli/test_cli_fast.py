@@ -148,7 +148,32 @@ def test_the_cached_path_loads_almost_nothing(env: dict[str, str], capsys: pytes
         "from gcptoken.cli.fast import main\n"
         "assert main() == 0\n"
         "heavy = ('argparse', 'logging', 'typing', 'pathlib', 'dataclasses', 'gcptoken.credentials.base',\n"
-        "         'gcptoken.credentials.adc', 'gcptoken.cli.main', 'cryptography', 'httpx', 'asyncio')\n"
+        "         'gcptoken.credentials.adc',\n"
+        "         'gcptoken.cli.main', 'cryptography', 'httpx', 'asyncio', 'hashlib', 'urllib.parse', 'ipaddress',\n"
+        "         'gcptoken.checks', 'gcptoken.credentials.subject_token', 'concurrent.futures', 'importlib.util')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2  # the token
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_cold_key_file_call_loads_only_what_it_uses(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """``gcptoken id --no-cache`` on a key file signs once and posts once: no logging (imported only
+    for -v or a warning), no concurrent.futures, none of cryptography's serialization package or
+    ciphers, no gcloud subprocess, no other credential kind. Checked by what gets imported."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['gcptoken', 'id', {AUD!r}, '--no-cache']\n"
+        "from gcptoken.cli.fast import main\n"
+        "assert main() == 0\n"
+        "heavy = ('logging', 'concurrent.futures', 'asyncio', 'httpx', 'subprocess', 'hashlib',\n"
+        "         'cryptography.hazmat.primitives.serialization', 'cryptography.hazmat.primitives.ciphers',\n"
+        "         'cryptography.hazmat.backends', 'cryptography.x509', 'gcptoken.credentials.external_account',\n"
+        "         'gcptoken.credentials.aws', 'gcptoken.credentials.workforce_user', 'gcptoken.credentials.sigv4')\n"
         "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run(

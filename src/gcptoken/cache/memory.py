@@ -7,11 +7,9 @@ request; never a private key or a secret.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from gcptoken.cache.rules import refresh_margin
@@ -22,7 +20,32 @@ if TYPE_CHECKING:
 
 __all__ = ["TokenCache", "default_cache"]
 
-log = logging.getLogger("gcptoken.cache.memory")
+
+class _Shared:
+    """One fetch's outcome, for the threads that wait on it: a threading.Event, not a
+    concurrent.futures.Future, whose module imports logging (a one-shot CLI run pays for neither)."""
+
+    __slots__ = ("_done", "_error", "_token")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._token: Token | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, token: Token) -> None:
+        self._token = token
+        self._done.set()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self) -> Token:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._token is not None
+        return self._token
 
 
 class _Entry:
@@ -42,7 +65,7 @@ class TokenCache:
         self.max_entries = max_entries
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self._inflight: dict[str, Future[Token]] = {}
+        self._inflight: dict[str, _Shared] = {}
         self._inflight_async: dict[tuple[int, str], asyncio.Future[Token]] = {}
 
     def fresh(self, key: str) -> Token | None:
@@ -70,7 +93,11 @@ class TokenCache:
             usable = self._usable(key)
         if usable is None:
             raise exc
-        log.warning("token refresh failed (%s); using the cached token until it expires", type(exc).__name__)
+        import logging  # only when it has something to say: a one-shot CLI run never imports it
+
+        logging.getLogger("gcptoken.cache.memory").warning(
+            "token refresh failed (%s); using the cached token until it expires", type(exc).__name__
+        )
         return usable
 
     def get(self, key: str, fetch: Callable[[], Token], force: bool = False) -> Token:
@@ -87,7 +114,7 @@ class TokenCache:
             future = self._inflight.get(key)
             leader = future is None
             if future is None:
-                future = self._inflight[key] = Future()
+                future = self._inflight[key] = _Shared()
         if not leader:
             return future.result()
         try:

@@ -27,7 +27,6 @@ from gcptoken.cache.rules import (
     subject_token_proof,
     user_identity,
 )
-from gcptoken.credentials.subject_token import subject_token_in
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
@@ -156,6 +155,8 @@ def _external(info: dict[str, Any]) -> tuple[str, str | None] | None:
     form = source.get("format") or {}
     if not isinstance(form, dict):
         return None
+    from gcptoken.credentials.subject_token import subject_token_in  # only this kind reads a subject token
+
     try:
         token = subject_token_in(read_small_file(source["file"]).decode("utf-8"), form)
     except (OSError, UnicodeDecodeError, UnreadableFile):

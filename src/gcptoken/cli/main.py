@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -357,6 +356,8 @@ def _run(argv: Sequence[str]) -> int:
     if curl_args is not None:
         args.curl_args = curl_args
     if args.verbose:
+        import logging  # only for -v: the one-shot path does not pay for it
+
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
         logging.getLogger("gcptoken").addHandler(handler)

@@ -9,7 +9,6 @@ never a silent fall-through to the next source. The environment is read on every
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -119,6 +118,8 @@ def find_credentials(source: Source | None = None) -> Discovery:
     if source == "metadata":
         return _metadata([], "source forced")
     if source == "gcloud":
+        import shutil  # only here: ADC's usual paths do not pay for it
+
         return Discovery(
             GcloudCredentials(), "gcloud", shutil.which("gcloud") or "gcloud (not on PATH)", "source forced"
         )

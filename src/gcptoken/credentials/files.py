@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken.credentials import universes
-from gcptoken.credentials.base import Credentials
-from gcptoken.credentials.external_account import ExternalAccountConfig, FederatedCredentials
-from gcptoken.credentials.impersonated import ImpersonatedCredentials, parse_impersonation_url
-from gcptoken.credentials.service_account import ServiceAccountCredentials, ServiceAccountKey
-from gcptoken.credentials.user import UserCredentials, UserKey
-from gcptoken.credentials.workforce_user import WorkforceUserCredentials, WorkforceUserKey
 from gcptoken.errors import CredentialsError
 from gcptoken.private_files import read_json_file
+
+if TYPE_CHECKING:
+    from gcptoken.credentials.base import Credentials
+    from gcptoken.credentials.impersonated import ImpersonatedCredentials
 
 __all__ = ["SUPPORTED_TYPES", "credentials_from_info", "load_file"]
 
@@ -40,16 +38,24 @@ def credentials_from_info(info: dict[str, Any], source: str) -> Credentials:
 
 
 def _from_info(info: dict[str, Any], source: str) -> Credentials:
+    # Each kind's module is imported only when a file of that kind is read: a one-shot CLI run on a
+    # key file does not pay for the external-account sources (AWS signing, executables, x509).
     kind = info.get("type")
     if kind == "service_account":
+        from gcptoken.credentials.service_account import ServiceAccountCredentials, ServiceAccountKey
+
         return ServiceAccountCredentials(ServiceAccountKey.from_info(info, source), source)
     if kind == "authorized_user":
+        from gcptoken.credentials.user import UserCredentials, UserKey
+
         return UserCredentials(UserKey.from_info(info, source), source)
     if kind == "impersonated_service_account":
         return _impersonated_from_info(info, source)
     if kind == "external_account":
         return _external_account_from_info(info, source)
     if kind == "external_account_authorized_user":
+        from gcptoken.credentials.workforce_user import WorkforceUserCredentials, WorkforceUserKey
+
         return WorkforceUserCredentials(WorkforceUserKey.from_info(info, source), source)
     if kind is None:
         raise CredentialsError(f"{source}: no 'type' field; is this a Google credential file?")
@@ -60,6 +66,8 @@ def _from_info(info: dict[str, Any], source: str) -> Credentials:
 
 def _impersonated_from_info(info: dict[str, Any], source: str) -> ImpersonatedCredentials:
     """As ``gcloud auth application-default login --impersonate-service-account`` writes it."""
+    from gcptoken.credentials.impersonated import ImpersonatedCredentials, parse_impersonation_url
+
     inner = info.get("source_credentials")
     if not isinstance(inner, dict):
         raise CredentialsError(f"{source}: impersonated_service_account has no 'source_credentials' object")
@@ -82,6 +90,9 @@ def _impersonated_from_info(info: dict[str, Any], source: str) -> ImpersonatedCr
 
 
 def _external_account_from_info(info: dict[str, Any], source: str) -> Credentials:
+    from gcptoken.credentials.external_account import ExternalAccountConfig, FederatedCredentials
+    from gcptoken.credentials.impersonated import ImpersonatedCredentials, parse_impersonation_url
+
     config = ExternalAccountConfig.from_info(info, source)
     if config.impersonation_url is None:
         return FederatedCredentials(config)

@@ -6,8 +6,6 @@ prompts disabled) and its own environment (``CLOUDSDK_CONFIG``, endpoint overrid
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,6 +32,9 @@ def _last_error_line(stderr: str) -> str:
 
 def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str:
     """gcloud's stdout, or CredentialsError with gcloud's own reason (never its prompts)."""
+    import shutil  # here: a one-shot CLI run on a key file loads this module but never runs gcloud
+    import subprocess
+
     executable = shutil.which("gcloud")
     if executable is None:
         raise CredentialsError(

@@ -6,8 +6,8 @@ source has a hand-copied async twin. The drivers own timeouts and error translat
 
 from __future__ import annotations
 
-import logging
 import random
+import sys
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,7 +33,13 @@ __all__ = [
     "run_sync",
 ]
 
-log = logging.getLogger("gcptoken.http")
+
+def _debug(message: str, *args: object) -> None:
+    """``logging.getLogger("gcptoken.http").debug``, without importing logging for it: until some
+    code imports logging, no level or handler can have been set, and a debug line goes nowhere."""
+    if "logging" in sys.modules:
+        sys.modules["logging"].getLogger("gcptoken.http").debug(message, *args)
+
 
 T = TypeVar("T")
 
@@ -80,9 +86,10 @@ class AsyncTransport(Protocol):
 
 
 def _log_exchange(request: HttpRequest, response: HttpResponse) -> None:
-    if log.isEnabledFor(logging.DEBUG):
+    logging = sys.modules.get("logging")  # not imported: nobody asked for debug lines
+    if logging is not None and logging.getLogger("gcptoken.http").isEnabledFor(logging.DEBUG):
         details = "".join(f" {key}={value}" for key, value in request.describe.items())
-        log.debug("%s %s -> %d%s", request.method, safe_url(request.url), response.status, details)
+        _debug("%s %s -> %d%s", request.method, safe_url(request.url), response.status, details)
 
 
 RETRY_BASE_DELAY = 0.1
@@ -142,7 +149,7 @@ def _send_sync(transport: SyncTransport, request: HttpRequest, deadline: float |
                 assert failure is not None
                 raise _final(failure, attempt)
             return response
-        log.debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
+        _debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
         time.sleep(delay)
         attempt += 1
 
@@ -163,7 +170,7 @@ async def _send_async(transport: AsyncTransport, request: HttpRequest, deadline:
                 assert failure is not None
                 raise _final(failure, attempt)
             return response
-        log.debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
+        _debug("retrying %s %s in %.2f s", request.method, safe_url(request.url), delay)
         import asyncio  # only async callers pay for it
 
         await asyncio.sleep(delay)

@@ -8,12 +8,12 @@ are cached because parsing costs more than the RSA operation itself.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
@@ -34,7 +34,14 @@ __all__ = [
 
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+@functools.cache
+def _ecdsa_sha256() -> ec.ECDSA:
+    """Made on first use: ECDSA's constructor imports cryptography's OpenSSL backend and with it
+    every cipher, ~15 ms that RSA signing and verification never need."""
+    return ec.ECDSA(hashes.SHA256())
+
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -72,7 +79,7 @@ class VerifyingKey:
             if len(signature) != 64:
                 return False
             der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
-            key.verify(der, signing_input, _ECDSA_SHA256)
+            key.verify(der, signing_input, _ecdsa_sha256())
         except InvalidSignature:
             return False
         return True
@@ -110,7 +117,7 @@ class SigningKey:
     def sign(self, signing_input: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
             return self.key.sign(signing_input, _PKCS1, _SHA256)
-        r, s = decode_dss_signature(self.key.sign(signing_input, _ECDSA_SHA256))
+        r, s = decode_dss_signature(self.key.sign(signing_input, _ecdsa_sha256()))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     @functools.cached_property
@@ -118,6 +125,8 @@ class SigningKey:
         return VerifyingKey(self.key.public_key(), self.alg)
 
     def private_pem(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
         return self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode("ascii")
@@ -136,6 +145,21 @@ def generate_ec_key() -> SigningKey:
     return SigningKey(ec.generate_private_key(ec.SECP256R1()), "ES256")
 
 
+def _pem_private_key_loader() -> Callable[..., object]:
+    """cryptography's PEM private-key loader: the very function ``serialization.load_pem_private_key``
+    names (since cryptography 42), taken where it lives, because importing the serialization package
+    (its SSH module pulls in every cipher) is ~35 ms of a one-shot CLI run that signs once."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        loader: Callable[..., object] = rust_openssl.keys.load_pem_private_key
+    except (ImportError, AttributeError):  # pragma: no cover - a cryptography that moved it
+        from cryptography.hazmat.primitives import serialization
+
+        loader = serialization.load_pem_private_key
+    return loader
+
+
 @functools.lru_cache(maxsize=128)
 def load_private_key_pem(pem: str) -> SigningKey:
     """Parse a PEM private key once; later calls with the same text are free."""
@@ -143,9 +167,7 @@ def load_private_key_pem(pem: str) -> SigningKey:
         # cryptography's RSA consistency check (~55 ms) guards against inconsistent keys, whose faulty
         # signatures could leak their factors; a key we sign with is the caller's own, and whoever
         # could tamper with the file could read it.
-        key = serialization.load_pem_private_key(
-            pem.encode("utf-8"), password=None, unsafe_skip_rsa_key_validation=True
-        )
+        key = _pem_private_key_loader()(pem.encode("utf-8"), password=None, unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CredentialsError("private_key is not a readable unencrypted PEM private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -176,6 +198,8 @@ def public_key_from_pem(pem: str) -> VerifyingKey:
 
             key = x509.load_pem_x509_certificate(data).public_key()
         else:
+            from cryptography.hazmat.primitives import serialization
+
             key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CredentialsError("not a PEM certificate or public key") from exc
