@@ -148,7 +148,8 @@ def generate_ec_key() -> SigningKey:
 def _pem_private_key_loader() -> Callable[..., object]:
     """cryptography's PEM private-key loader: the very function ``serialization.load_pem_private_key``
     names (since cryptography 42), taken where it lives, because importing the serialization package
-    (its SSH module pulls in every cipher) is ~35 ms of a one-shot CLI run that signs once."""
+    (its SSH module pulls in every cipher) is ~35 ms of a one-shot CLI run that signs once. That
+    module is cryptography's private one: should it move, the public function serves, only slower."""
     try:
         from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 
