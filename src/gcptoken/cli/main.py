@@ -7,124 +7,51 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
+from gcptoken.cli.help_examples import add_examples
+from gcptoken.cli.parser_kit import (
+    EXIT_USAGE,
+    AsWritten,
+    HelpFormatter,
+    Parser,
+    after_dashes,
+    credential_options,
+    finite,
+    seconds,
+    verbose_option,
+)
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
-__all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # token invalid, or the request was refused
-EXIT_USAGE = 2
 EXIT_FAILURE = 3
 
 FORMATS = ("token", "json", "header", "claims")
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line (argparse's default prints the whole usage block first)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows each option's default, except the empty ones (None, False)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        empty = action.default in (None, False, [], argparse.SUPPRESS)
-        if "%(default)" in text or not action.option_strings or empty:
-            return text
-        return f"{text} (default: %(default)s)"
-
-
-class _RawEpilogFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keeps an epilog's lines as written (a recipe to copy)."""
 
 
 # Every local user can read a process's argv (/proc/PID/cmdline).
 ARGV_NOTE = "prefer - or pasting: other users can read a token given on the command line"
 
 
-def _seconds(text: str) -> float:
-    """argparse ``type=`` for timeouts and ages: finite and above zero."""
-    from gcptoken.checks import positive_seconds
-
-    return _typed(positive_seconds, text)
-
-
-def _finite(text: str) -> float:
-    """argparse ``type=`` for a moment or a skew: a finite number, not negative."""
-    from gcptoken.checks import finite_number
-
-    return _typed(finite_number, text)
-
-
-def _typed(check: Callable[[str], float], text: str) -> float:
-    from gcptoken.errors import InvalidArgumentError
-
-    try:
-        return check(text)
-    except InvalidArgumentError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _credential_options(
-    parser: argparse.ArgumentParser,
-    *,
-    source: bool = True,
-    impersonate: bool = True,
-    timeout: bool = True,
-    no_cache: bool = True,
-) -> None:
-    """The options that choose and use a credential; each command takes only those that apply."""
-    parser.add_argument(
-        "--credentials",
-        metavar="FILE",
-        help="credential JSON file (otherwise: $GOOGLE_APPLICATION_CREDENTIALS, then discovery)",
-    )
-    if source:
-        parser.add_argument(
-            "--source",
-            choices=("file", "application-default", "metadata", "gcloud"),
-            help="force a credential source instead of discovery: $GOOGLE_APPLICATION_CREDENTIALS, gcloud's "
-            "application default credentials, the metadata server, or the gcloud CLI itself",
-        )
-    if impersonate:
-        parser.add_argument(
-            "--impersonate-service-account",
-            metavar="SA[,SA…]",
-            help="act as this service account through IAM Credentials; A,B,C means target C via delegates A and B",
-        )
-    if timeout:
-        parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
-    if no_cache:
-        parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk token cache")
-
-
-def _verbose_option(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", default=default, help="log HTTP exchanges and cache hits (redacted)"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     from gcptoken import __version__
 
-    parser = _Parser(
+    parser = Parser(
         prog="gcptoken",
         description="Google Cloud ID tokens (and access tokens) from any credential; verify them; emulate Google.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
+        epilog="'gcptoken COMMAND --help' shows a command's options and examples.",
     )
-    parser.add_argument("--version", action="version", version=f"gcptoken {__version__}")
-    _verbose_option(parser, False)
+    parser.add_argument("-V", "--version", action="version", version=f"gcptoken {__version__}")
+    verbose_option(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+        sub = commands.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
         sub.set_defaults(handler=handler)
-        _verbose_option(sub, argparse.SUPPRESS)  # -v after the command too; absent, the top level's stands
+        verbose_option(sub, argparse.SUPPRESS)  # -v after the command too; absent, the top level's stands
         return sub
 
     id_ = command("id", "gcptoken.cli.tokens:run_id", "print an ID token for an audience")
@@ -136,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     id_.add_argument("--include-license", action="store_true", help="metadata server only, with --token-format full")
     id_.add_argument("--include-email", action="store_true", help="impersonation only: add email claims")
-    _credential_options(id_)
+    credential_options(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
     access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
@@ -144,21 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
     )
-    _credential_options(access)
+    credential_options(access)
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
     jwt.add_argument("--audience", help="the API, e.g. https://SERVICE.googleapis.com/")
     jwt.add_argument("--scopes", help="comma-separated scopes instead of an audience")
     jwt.add_argument("--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600")
     jwt.add_argument("--format", choices=FORMATS, default="token", help="output")
-    _credential_options(jwt, source=False, impersonate=False, timeout=False, no_cache=False)
+    credential_options(jwt, source=False, impersonate=False, timeout=False, no_cache=False)
 
     call = command("call", "gcptoken.cli.call:run_call", "call a private service with an ID token (no curl needed)")
-    call.add_argument("target", nargs="+", metavar="[METHOD] URL", help="e.g. POST https://SERVICE.a.run.app/path")
+    call.add_argument(
+        "target",
+        nargs="+",
+        metavar=AsWritten("[METHOD] URL"),
+        help="e.g. POST https://SERVICE.a.run.app/path (GET, or POST with --data, by default)",
+    )
     call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
     call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
     call.add_argument("--audience", help="instead of the one derived from the URL")
-    _credential_options(call, no_cache=False)
+    credential_options(call, no_cache=False)
 
     curl = command(
         "curl",
@@ -166,11 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run curl with an ID token for the URL's service; everything after the first -- goes to curl untouched",
     )
     curl.add_argument("url", metavar="URL")
+    after_dashes(curl, "curl_args", "CURL_ARGS", "curl's own arguments, after the first --, passed on untouched")
     curl.add_argument("--audience", help="instead of the one derived from the URL")
-    _credential_options(curl, no_cache=False)
+    credential_options(curl, no_cache=False)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
-    _credential_options(whoami, no_cache=False)
+    credential_options(whoami, no_cache=False)
     whoami.add_argument("--format", choices=("text", "json"), default="text", help="output")
 
     decode = command("decode", "gcptoken.cli.inspect:run_decode", "show a JWT's header and claims, unverified")
@@ -204,10 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--hd", action="append", metavar="DOMAIN", help="allowed hosted domain (repeatable)")
     verify.add_argument("--subject", action="append", metavar="SUB", help="allowed subject (repeatable)")
     verify.add_argument("--require-email-verified", action="store_true", help="email_verified must be true")
-    verify.add_argument("--max-age", type=_seconds, metavar="SECONDS", help="refuse tokens issued longer ago")
-    verify.add_argument("--now", type=_finite, metavar="EPOCH_SECONDS", help="check validity at this moment")
+    verify.add_argument("--max-age", type=seconds, metavar="SECONDS", help="refuse tokens issued longer ago")
+    verify.add_argument("--now", type=finite, metavar="EPOCH_SECONDS", help="check validity at this moment")
     verify.add_argument(
-        "--clock-skew", type=_finite, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
+        "--clock-skew", type=finite, metavar="SECONDS", help="allowed (default: the preset's, 60; IAP 30)"
     )
 
     inspect = command(
@@ -223,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = command("info", "gcptoken.cli.inspect:run_info", "ask Google's tokeninfo about a token")
     info.add_argument("token", nargs="?", default="-", metavar="TOKEN", help="the token, or - for stdin")
-    info.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+    info.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 
     emulator = command(
         "emulator", "gcptoken.cli.serve:run_emulator", "run the local emulator of Google's token service"
@@ -238,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--port", type=int, default=8089, help="port (0 picks a free one)")
     platform_option(emulator)
-    emulator.formatter_class = _RawEpilogFormatter
     emulator.epilog = PLATFORM_EPILOG
     emulator.add_argument("--state-dir", metavar="DIR", help="write credential files and env here; keep state")
     emulator.add_argument(
@@ -264,24 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument("--device", action="store_true", help="the device flow: a code to enter on any device")
     login.add_argument(
-        "--wait", type=_seconds, default=300.0, metavar="SECONDS", help="how long to wait for the browser"
+        "--wait", type=seconds, default=300.0, metavar="SECONDS", help="how long to wait for the browser"
     )
-    login.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+    login.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 
     logout = command(
         "logout", "gcptoken.cli.login:run_logout", "revoke a signed-in user's refresh token; remove the file"
     )
     logout.add_argument("--credentials", metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)")
-    logout.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per request")
+    logout.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 
     metadata = command(
         "metadata-server",
         "gcptoken.cli.bridges:run_metadata_server",
         "serve the GCE metadata API from a real credential, for apps and containers in any language",
     )
-    metadata.formatter_class = _RawEpilogFormatter
     metadata.epilog = METADATA_EPILOG
-    _credential_options(metadata, no_cache=False)
+    credential_options(metadata, no_cache=False)
     metadata.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     metadata.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     guard_options(metadata)
@@ -300,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "proxy", "gcptoken.cli.bridges:run_proxy", "a local reverse proxy that adds an ID token to every request"
     )
     proxy.add_argument("url", metavar="URL", help="the private service (Cloud Run URL, or an app behind IAP)")
-    _credential_options(proxy, no_cache=False)
+    credential_options(proxy, no_cache=False)
     proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
@@ -310,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")
 
     command("demo", "gcptoken.cli.demo:run_demo", "show the whole flow against an embedded emulator")
+
+    completion = command("completion", "gcptoken.cli.completion:run_completion", "print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete gcptoken in")
+
+    add_examples(commands.choices)  # every command's --help ends with examples
     return parser
 
 

@@ -1,0 +1,152 @@
+"""The examples each command's ``--help`` ends with: real command lines to copy, each under a
+short line saying what it does (tests run the cheap ones against the emulator)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+__all__ = ["EXAMPLES", "NOTES", "add_examples"]
+
+_RUN = "https://my-service-abc123-uc.a.run.app"
+_SA = "runner@my-project.iam.gserviceaccount.com"
+
+# command -> ((what it does, command line), ...)
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "id": (
+        (
+            "an ID token for a Cloud Run service, from the credential found as Google's libraries find it",
+            f"gcptoken id {_RUN}",
+        ),
+        ("as a service account you may act as", f"gcptoken id {_RUN} --impersonate-service-account {_SA}"),
+        ("a header for curl", f'curl -H "$(gcptoken id {_RUN} --format header)" {_RUN}'),
+    ),
+    "access": (
+        ("an access token for Google APIs (scope cloud-platform)", "gcptoken access"),
+        (
+            "a narrower scope, as a header",
+            "gcptoken access --scopes https://www.googleapis.com/auth/devstorage.read_only --format header",
+        ),
+        ("with its expiry, from a given key file", "gcptoken access --credentials key.json --format json"),
+    ),
+    "jwt": (
+        (
+            "a self-signed JWT for a Google API (no network call)",
+            "gcptoken jwt --audience https://pubsub.googleapis.com/ --credentials key.json",
+        ),
+        (
+            "one carrying scopes instead, for ten minutes",
+            "gcptoken jwt --scopes https://www.googleapis.com/auth/cloud-platform --lifetime 600",
+        ),
+    ),
+    "call": (
+        ("GET a private service's path", f"gcptoken call {_RUN}/health"),
+        (
+            "POST a file as JSON",
+            f"gcptoken call POST {_RUN}/items --data @item.json -H 'Content-Type: application/json'",
+        ),
+    ),
+    "curl": (
+        ("curl with an ID token for the service", f"gcptoken curl {_RUN}/items"),
+        (
+            "curl's own options after --",
+            f"gcptoken curl {_RUN}/items -- -X POST -d @item.json -H 'Content-Type: application/json'",
+        ),
+    ),
+    "whoami": (
+        ("which credential would be used, and why", "gcptoken whoami"),
+        ("what a given file is, as JSON", "gcptoken whoami --credentials key.json --format json"),
+    ),
+    "decode": (
+        ("a fresh token's claims (unverified)", f"gcptoken id {_RUN} | gcptoken decode"),
+        ("a token in a variable", 'gcptoken decode "$TOKEN"'),
+    ),
+    "verify": (
+        ("check an ID token for your service", f"gcptoken id {_RUN} | gcptoken verify --audience {_RUN}"),
+        (
+            "IAP's signed header, only for your domain",
+            'gcptoken verify "$ASSERTION" --preset iap --audience /projects/123/apps/my-project --hd example.com',
+        ),
+        (
+            "a JWT a service account signed",
+            "gcptoken jwt --audience https://api.example.com"
+            ' | gcptoken verify --service-account "$SA" --audience https://api.example.com',
+        ),
+    ),
+    "inspect": (
+        ("open a fresh token in the browser", f"gcptoken id {_RUN} | gcptoken inspect -"),
+        ("start empty, print the one-time address only", "gcptoken inspect --no-browser"),
+    ),
+    "info": (
+        ("what Google's tokeninfo says about an access token", "gcptoken access | gcptoken info"),
+        ("about an ID token", f"gcptoken id {_RUN} | gcptoken info"),
+    ),
+    "emulator": (
+        ("serve on 127.0.0.1:8089 (clients: GCPTOKEN_EMULATOR_HOST=127.0.0.1:8089)", "gcptoken emulator"),
+        ("keep state, and write credential files and env to a folder", "gcptoken emulator --state-dir .emulator"),
+        ("a free port, answering as Cloud Run's metadata server", "gcptoken emulator --port 0 --platform cloud-run"),
+    ),
+    "login": (
+        (
+            "sign in with your Desktop app OAuth client; writes gcloud's ADC file",
+            "gcptoken login --client-id-file client.json",
+        ),
+        ("sign in from another machine's browser", "gcptoken login --client-id-file client.json --no-browser"),
+        (
+            "with a code entered on any device, into another file",
+            "gcptoken login --client-id-file client.json --device --output user.json",
+        ),
+    ),
+    "logout": (
+        ("revoke and remove gcloud's ADC file", "gcptoken logout"),
+        ("another file", "gcptoken logout --credentials user.json"),
+    ),
+    "metadata-server": (
+        ("serve your credential as the GCE metadata server", "gcptoken metadata-server --port 8081"),
+        (
+            "as a service account you may act as",
+            f"gcptoken metadata-server --port 8081 --impersonate-service-account {_SA}",
+        ),
+    ),
+    "proxy": (
+        ("http://127.0.0.1:8080 reaches the service with an ID token", f"gcptoken proxy {_RUN} --port 8080"),
+        (
+            "an app behind IAP: the audience is its OAuth client id",
+            "gcptoken proxy https://app.example.com --audience 1234-abc.apps.googleusercontent.com --port 8080",
+        ),
+    ),
+    "cache": (
+        ("where the on-disk token cache is", "gcptoken cache path"),
+        ("remove every cached token", "gcptoken cache clear"),
+    ),
+    "demo": (
+        ("the whole flow, offline", "gcptoken demo"),
+        ("with every HTTP exchange logged (redacted)", "gcptoken demo -v"),
+    ),
+    "completion": (
+        ("bash", "gcptoken completion bash > ~/.local/share/bash-completion/completions/gcptoken"),
+        ("zsh (a folder in $fpath)", "gcptoken completion zsh > ~/.zfunc/_gcptoken"),
+        ("fish", "gcptoken completion fish > ~/.config/fish/completions/gcptoken.fish"),
+    ),
+}
+
+# command -> what its usage line cannot say, shown above the examples
+NOTES: dict[str, str] = {
+    "call": "Nothing is passed on to another program: a -- only ends gcptoken's options, and [METHOD] URL\n"
+    "may come before or after them. For curl's own options, use gcptoken curl URL -- CURL_ARGS.",
+    "curl": "Everything after the first -- goes to curl untouched (a later -- included); the token reaches\n"
+    "curl through a private file, never its command line.",
+}
+
+
+def add_examples(parsers: Mapping[str, argparse.ArgumentParser]) -> None:
+    """Appends each command's examples (and note) to its epilog."""
+    for name, parser in parsers.items():
+        parts = [parser.epilog or "", NOTES.get(name, ""), _examples_text(EXAMPLES.get(name, ()))]
+        parser.epilog = "\n".join(part.rstrip("\n") + "\n" for part in parts if part)
+
+
+def _examples_text(examples: tuple[tuple[str, str], ...]) -> str:
+    if not examples:
+        return ""
+    return "examples:\n" + "".join(f"  # {what}\n  {line}\n" for what, line in examples)
