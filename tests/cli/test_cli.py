@@ -358,6 +358,7 @@ def test_every_command_has_help() -> None:
         "inspect",
         "cache",
         "demo",
+        "completion",
     }
     assert set(commands) == expected
     for name in commands:
