@@ -137,7 +137,7 @@ def test_usage_lines_say_what_goes_after_dashes(capsys: pytest.CaptureFixture[st
     call = " ".join(commands["call"].format_usage().split())
     assert call.endswith(" [METHOD] URL") and "[[METHOD]" not in call
     # call's -- only ends options: its help says so, and points to curl for curl's own options.
-    assert "a -- only ends gcptoken's options" in " ".join(_help("call", capsys).split())
+    assert "A -- only ends gcptoken's options: nothing is passed on" in " ".join(_help("call", capsys).split())
 
 
 def test_curl_words_before_the_dashes_are_refused_with_the_way_out(capsys: pytest.CaptureFixture[str]) -> None:

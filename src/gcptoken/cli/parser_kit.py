@@ -41,7 +41,8 @@ class AsWritten(str):
 class HelpFormatter(argparse.HelpFormatter):
     """Shows each option's default, except the empty ones (None, False); keeps a text of several
     lines as written (an epilog's recipes and examples, to copy) and wraps a one-line text; marks
-    repeatable options in the usage line the POSIX way: ``[--header HEADER]...``."""
+    repeatable options in the usage line the POSIX way, ``[--header HEADER]...`` (XBD 12.1, Utility
+    Argument Syntax: https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap12.html)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
