@@ -29,8 +29,8 @@ def run_emulator(args: argparse.Namespace) -> int:
             allow_admin=flags.allow,
             platform=args.platform,
         )
-    except OSError as exc:
-        print(f"gcptoken: error: cannot listen on {args.host}: {exc.strerror}", file=sys.stderr)
+    except OSError as exc:  # a ListenError: it names the port and its option
+        print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 
 import h11
@@ -20,7 +22,9 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "bind"]
+from gcptoken.servers.listen import ListenError, listen_problem
+
+__all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "ListenError", "bind", "listen_problem"]
 
 HEADER_TIMEOUT = 10.0
 # A request body must bring at least BODY_MIN_BYTES in every BODY_WINDOW seconds (unless we stopped
@@ -87,8 +91,9 @@ class HeaderTimeoutProtocol(H11Protocol):
             self.transport.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; ``port=0`` picks a free port (raises OSError when taken)."""
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A listening socket; ``port=0`` picks a free port. A port in use (or refused) raises
+    ListenError naming ``option``, the flag that chose the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and without
     # it every response stalls ~40 ms on Nagle + delayed ACK.
@@ -98,10 +103,28 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(128)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(exc.errno, listen_problem(host, port, option, exc)) from None
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped gracefully by Ctrl-C and by SIGTERM alike. uvicorn raises the
+    signal again once it has stopped (SIGTERM would then kill the process before it says "stopped"
+    or returns); for a server a requested stop is the normal way out, so it is not raised again."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only: a server started from a thread is stopped by stop()
+            return
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 class AsgiServer:
@@ -136,14 +159,17 @@ class AsgiServer:
         if ssl_context is not None:
             config.load()
             config.ssl = ssl_context  # uvicorn only builds contexts from files, without client-cert callbacks
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread: threading.Thread | None = None
 
     def serve_forever(self) -> None:
-        """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully and return."""
-        # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
-        with contextlib.suppress(KeyboardInterrupt):
-            self._server.run(sockets=[self._socket])
+        """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully (connections
+        finished, the socket closed) and return."""
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before uvicorn took the signal
+                self._server.run(sockets=[self._socket])
+        finally:
+            self._socket.close()  # the port is free once this returns
 
     def start(self) -> AsgiServer:
         """Answer from a daemon thread; returns once the server accepts connections."""
