@@ -93,7 +93,6 @@ def serve(app: object, host: str, port: int, announce: Callable[[str], None], da
         say(f"error: {exc}")
         return 3
     server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
-    announce(server.host_port)
-    server.serve_forever()
+    server.serve_forever(lambda: announce(server.host_port))  # Ctrl-C and SIGTERM stop it from the announcement on
     say("stopped")
     return 0

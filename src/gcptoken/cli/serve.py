@@ -36,11 +36,16 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
-    print(server.url, flush=True)
-    where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
-    where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
-    mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
-    print(f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
-    server.serve_forever()  # until Ctrl-C or SIGTERM, stopping gracefully
+
+    def announce() -> None:
+        print(server.url, flush=True)
+        where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
+        where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
+        mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
+        print(
+            f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True
+        )
+
+    server.serve_forever(announce)  # until Ctrl-C or SIGTERM (taken before the announcement), stopping gracefully
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0

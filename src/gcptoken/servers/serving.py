@@ -14,7 +14,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import h11
@@ -24,7 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gcptoken.servers.listen import ListenError, listen_problem
 
-__all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "ListenError", "bind", "listen_problem"]
+__all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "bind"]
 
 HEADER_TIMEOUT = 10.0
 # A request body must bring at least BODY_MIN_BYTES in every BODY_WINDOW seconds (unless we stopped
@@ -110,21 +110,28 @@ def bind(host: str, port: int, option: str = "--port") -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, stopped gracefully by Ctrl-C and by SIGTERM alike. uvicorn raises the
-    signal again once it has stopped (SIGTERM would then kill the process before it says "stopped"
-    or returns); for a server a requested stop is the normal way out, so it is not raised again."""
+    """uvicorn's server, leaving signals to ``AsgiServer.serve_forever``. uvicorn takes SIGINT and
+    SIGTERM only once it runs, and raises the signal again once it has stopped (SIGTERM then kills
+    the process before it says "stopped" or returns); a foreground server takes them before it says
+    where it listens, and a requested stop is its normal way out (exit 0)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals reach the main thread only: a server started from a thread is stopped by stop()
-            return
-        previous = {signum: signal.signal(signum, self.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        yield
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(server: uvicorn.Server) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop ``server`` gracefully (a second Ctrl-C at once), while in the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    previous = {signum: signal.signal(signum, server.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class AsgiServer:
@@ -162,11 +169,14 @@ class AsgiServer:
         self._server = _Server(config)
         self._thread: threading.Thread | None = None
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
         """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully (connections
-        finished, the socket closed) and return."""
+        finished, the socket closed) and return. ``ready`` is called once those signals stop it
+        (say where it listens there: a stop requested as soon as that is read is graceful too)."""
         try:
-            with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before uvicorn took the signal
+            with _stopped_by_signals(self._server):
+                if ready is not None:
+                    ready()
                 self._server.run(sockets=[self._socket])
         finally:
             self._socket.close()  # the port is free once this returns

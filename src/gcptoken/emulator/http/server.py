@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gcptoken.emulator.http.app import create_app
@@ -111,11 +111,11 @@ class EmulatorServer(AsgiServer):
             self.mtls.start()
         return self
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
         if self.mtls is not None:
             self.mtls.start()
         try:
-            super().serve_forever()
+            super().serve_forever(ready)
         finally:
             if self.mtls is not None:
                 self.mtls.stop()

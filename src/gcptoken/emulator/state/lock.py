@@ -37,8 +37,10 @@ class StateDirLock:
     def __init__(self, directory: PrivateDir) -> None:
         try:
             self._fd = directory.open_lock(LOCK_FILE)  # 0600, ours, a regular file, no symlink followed
-        except (NotPrivateError, OSError) as exc:
-            raise ValueError(f"state dir: {directory.path}/{LOCK_FILE} cannot be used ({exc})") from None
+        except NotPrivateError as exc:  # a symlink, a FIFO, a file of another user: never written through
+            raise ValueError(f"state dir: {exc}") from None
+        except OSError as exc:
+            raise ValueError(f"state dir: {directory.path}/{LOCK_FILE} cannot be used ({exc.strerror})") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
