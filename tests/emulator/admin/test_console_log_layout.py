@@ -7,7 +7,6 @@ getBoundingClientRect; a screenshot goes to the test's tmp_path."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,7 +147,8 @@ def test_the_log_keeps_its_columns_with_real_traffic(
         "const d = document.querySelector('#log details[open]'); const full = d.querySelector('.full');"
         "const r = full.getBoundingClientRect(); const cell = d.closest('td').getBoundingClientRect();"
         "return {height: r.height, line: parseFloat(getComputedStyle(full).lineHeight),"
-        " inside: r.left >= cell.left - 0.5 && r.right <= cell.right + 0.5, scrolls: full.scrollWidth > full.clientWidth + 1,"
+        " inside: r.left >= cell.left - 0.5 && r.right <= cell.right + 0.5,"
+        " scrolls: full.scrollWidth > full.clientWidth + 1,"
         " text: full.textContent}"
     )
     assert opened["text"] == full_text and opened["inside"] and not opened["scrolls"]
@@ -169,4 +169,3 @@ def test_the_log_keeps_its_columns_with_real_traffic(
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     screenshot(browser, "console-log.png")  # $GCPTOKEN_SCREENSHOTS, when set
-    print(json.dumps({"screenshot": str(shot)}))
