@@ -136,3 +136,12 @@ def test_a_port_in_use_is_named_with_its_option(
         f"choose another {option}, or 0 for a free port\n"
     )
     assert out == ""
+
+
+def test_an_address_this_machine_lacks_is_named_with_host(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "--host", "192.0.2.1", "--port", "0"]) == 3  # TEST-NET-1: nobody's address
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[-1] == (
+        "gcptoken: error: cannot listen on 192.0.2.1 (--host 192.0.2.1): cannot assign requested address; "
+        "give an address of this machine, or leave --host out"
+    )
