@@ -4,6 +4,7 @@ taken over; the lock file is 0600 and never followed through a symlink."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import stat
@@ -94,3 +95,14 @@ def test_a_holder_address_is_shown_as_one_printable_line(tmp_path: Path) -> None
             EmulatorServer(state_dir=tmp_path)
         assert "\x1b" not in str(refused.value) and "\n" not in str(refused.value)
         assert server.url
+
+
+def test_a_holder_still_starting_is_named_as_such(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held, no address written yet
+        with pytest.raises(StateDirInUseError, match=r"in use by another emulator \(still starting\)") as refused:
+            EmulatorServer(state_dir=tmp_path)
+        assert refused.value.address is None
+    finally:
+        os.close(fd)

@@ -22,13 +22,13 @@ _MAX_ADDRESS = 200
 
 
 class StateDirInUseError(ValueError):
-    """Another emulator serves this state dir; ``address`` is where (as its lock file says)."""
+    """Another emulator serves this state dir; ``address`` is where (as its lock file says), None
+    while it is still starting."""
 
-    def __init__(self, path: str, address: str) -> None:
+    def __init__(self, path: str, address: str | None) -> None:
         self.path, self.address = path, address
-        super().__init__(
-            f"state dir {path} is in use by the emulator on {address}; stop it first, or use another --state-dir"
-        )
+        holder = f"the emulator on {address}" if address else "another emulator (still starting)"
+        super().__init__(f"state dir {path} is in use by {holder}; stop it first, or use another --state-dir")
 
 
 class StateDirLock:
@@ -51,14 +51,13 @@ class StateDirLock:
             os.close(self._fd)
             raise
 
-    def _holder(self) -> str:
-        """The address the holder wrote (shown as one printable line), or a word when there is none
-        yet (it is still starting)."""
+    def _holder(self) -> str | None:
+        """The address the holder wrote (as one printable line), None when there is none yet."""
         try:
             text = os.pread(self._fd, _MAX_ADDRESS, 0).decode("utf-8", "replace").strip()
         except OSError:
             text = ""
-        return one_line(text, 80) if text else "(an address not known yet: it is starting)"
+        return one_line(text, 80) if text else None
 
     def record(self, address: str) -> None:
         """Say where this emulator answers, for a second one's message."""
