@@ -9,7 +9,6 @@ only for the message that refuses the second emulator.
 
 from __future__ import annotations
 
-import fcntl
 import os
 
 from gcptoken.private_files import NotPrivateError, PrivateDir
@@ -35,6 +34,8 @@ class StateDirLock:
     """Held from construction (or StateDirInUseError) until ``release()``."""
 
     def __init__(self, directory: PrivateDir) -> None:
+        import fcntl  # POSIX: a state dir is refused before this on platforms without it (PrivateDir)
+
         try:
             self._fd = directory.open_lock(LOCK_FILE)  # 0600, ours, a regular file, no symlink followed
         except NotPrivateError as exc:  # a symlink, a FIFO, a file of another user: never written through
