@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.bridges_rows import bridges_rows
 from bench.cached_kinds_rows import cached_kinds_rows
@@ -59,7 +60,7 @@ def run_suite(quick: bool, out: Path) -> int:
             rows.extend(produced)
     about = machine()
     out.mkdir(parents=True, exist_ok=True)
-    document = {"machine": about, "quick": quick, "rows": [row.to_json() for row in rows]}
+    document: dict[str, Any] = {"machine": about, "quick": quick, "rows": [row.to_json() for row in rows]}
     (out / "latest.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     draw(document["rows"], about, out / "latest.png")
     missed = [row.name for row in rows if row.meets is False]

@@ -7,6 +7,7 @@ getBoundingClientRect; a screenshot goes to the test's tmp_path."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ def emu() -> Iterator[EmulatorServer]:
 
 def _every_flow(emu: EmulatorServer, scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Real requests at the emulator, as clients make them."""
-    import google.auth.transport.requests
-    from google.oauth2 import service_account as google_service_account
+    from google.auth.transport.requests import Request as GoogleRequest
+
+    google_service_account: Any = importlib.import_module("google.oauth2.service_account")  # untyped
 
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
     for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP"):
@@ -47,11 +49,9 @@ def _every_flow(emu: EmulatorServer, scratch: Path, monkeypatch: pytest.MonkeyPa
     service_account = gcptoken.load_credentials(str(key_path))
     service_account.id_token(AUD)
     service_account.access_token()
-    google_auth = google_service_account.IDTokenCredentials.from_service_account_file(
-        str(key_path), target_audience=AUD
-    )  # a long detail: the assertion's claims
-    with google.auth.transport.requests.requests.Session() as session:
-        google_auth.refresh(google.auth.transport.requests.Request(session))
+    # google-auth's grant: a long detail (the assertion's claims)
+    google_auth = google_service_account.IDTokenCredentials.from_service_account_info(key, target_audience=AUD)
+    google_auth.refresh(GoogleRequest())
     scenarios.user(emu).access_token()
     member = f"serviceAccount:{key['client_email']}"
     scenarios.impersonating(emu, service_account, "console-target", member).id_token(AUD)
