@@ -1,80 +1,36 @@
 """``python -m bench [--quick]``: every benchmark in one run; a table on stdout, JSON and a PNG
-chart in bench/results/. ``--quick`` shrinks every measurement (for tests, not for numbers)."""
+chart in bench/results/. ``--quick`` shrinks every measurement (for tests, not for numbers), so its
+results go to a new temporary directory (it says which), never over the tracked bench/results/."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from bench.bridges_rows import bridges_rows
-from bench.cached_kinds_rows import cached_kinds_rows
-from bench.chart import draw
-from bench.cli_rows import cli_rows
-from bench.cold_rows import cold_rows, import_rows
-from bench.signing_rows import signing_rows
-from bench.throughput_rows import throughput_rows
-from bench.timing import Row, machine
-from bench.token_rows import cached_token_rows, single_flight_rows
-from bench.trips_rows import trips_rows
-from bench.verify_rows import verify_rows
-from gcptoken.emulator.http.server import EmulatorServer
-from gcptoken.testing import CLOSED_LOOPBACK
-
 RESULTS = Path(__file__).parent / "results"
-
-
-def _format(row: Row) -> str:
-    value = f"{row.value:,.2f}".rstrip("0").rstrip(".") if isinstance(row.value, float) else f"{row.value:,}"
-    ratio = f"{row.ratio:g}× {row.ratio_of}" if row.ratio is not None else ""
-    if row.group == "round trips":
-        ratio = "  ".join(f"{client} {'—' if count is None else count}" for client, count in row.notes.items())
-    verdict = "" if row.meets is None else ("✓ " if row.meets else "✗ ") + row.goal
-    return f"{row.group:<14}{row.name:<46}{value:>12} {row.unit:<18}{ratio:<40}{verdict}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite runs, numbers mean little")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json and latest.png go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where latest.json and latest.png go (default: bench/results; --quick: a temporary dir)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
-    # Nothing may reach a real metadata server or Google: every client is pointed at the emulator.
-    os.environ.update(GCE_METADATA_HOST=CLOSED_LOOPBACK, GCE_METADATA_IP=CLOSED_LOOPBACK, NO_GCE_CHECK="true")
-    rows: list[Row] = []
-    with EmulatorServer() as emulator, tempfile.TemporaryDirectory(prefix="gcptoken-bench-") as scratch:
-        sections: list[Callable[[], list[Row]]] = [
-            lambda: verify_rows(emulator, 200 if quick else 2000, 2 if quick else 7),
-            lambda: signing_rows(emulator, 20 if quick else 200, 2 if quick else 5),
-            lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
-            lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
-            lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),
-            lambda: cold_rows(emulator, Path(scratch), 2 if quick else 9),
-            lambda: import_rows(3 if quick else 21),
-            lambda: trips_rows(emulator, Path(scratch)),
-            lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
-            lambda: single_flight_rows(emulator),
-            lambda: bridges_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
-        ]
-        for section in sections:
-            produced = section()
-            for row in produced:
-                print(_format(row), flush=True)
-            rows.extend(produced)
-    about = machine()
-    args.out.mkdir(parents=True, exist_ok=True)
-    document = {"machine": about, "quick": quick, "rows": [row.to_json() for row in rows]}
-    (args.out / "latest.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    draw(document["rows"], about, args.out / "latest.png")
-    missed = [row.name for row in rows if row.meets is False]
-    print(
-        f"\n{len(rows)} rows; goals missed: {', '.join(missed) or 'none'}; written to {args.out}/latest.json and .png"
-    )
-    return 0
+    if quick and args.out is not None and args.out.resolve() == RESULTS.resolve():
+        parser.error("--quick numbers mean little: they are not written over bench/results (leave --out out)")
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="gcptoken-bench-quick-")) if quick else RESULTS
+    if quick:
+        print(f"--quick: results go to {args.out}, not to bench/results", flush=True)
+    from bench.suite import run_suite  # after the arguments: a refusal costs no import
+
+    return run_suite(quick, args.out)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,30 @@
 """The benchmark suite runs end to end (in its quick mode: the numbers mean little there) and
-writes every row it promises, the JSON and the chart."""
+writes every row it promises, the JSON and the chart: to a temporary directory it names, never
+over the tracked bench/results/."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TRACKED = ROOT / "bench" / "results"
 
 
-def test_the_benchmarks_run_and_write_json_and_a_chart(tmp_path: Path) -> None:
+def _tracked() -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in TRACKED.glob("latest.*")}
+
+
+def test_the_benchmarks_run_and_write_json_and_a_chart() -> None:
+    before = _tracked()
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -23,6 +33,33 @@ def test_the_benchmarks_run_and_write_json_and_a_chart(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    said = result.stdout.splitlines()[0]
+    assert said.startswith("--quick: results go to ") and said.endswith(", not to bench/results"), said
+    out = Path(said.removeprefix("--quick: results go to ").removesuffix(", not to bench/results"))
+    try:
+        assert out.parent == Path(tempfile.gettempdir()) and out.name.startswith("gcptoken-bench-quick-")
+        assert _tracked() == before  # the committed results are untouched
+        _check_results(out, result.stdout)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_quick_numbers_are_refused_over_the_tracked_results() -> None:
+    before = _tracked()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", "bench/results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 2 and "not written over bench/results" in result.stderr, result.stderr
+    assert result.stdout == "" and _tracked() == before
+
+
+def _check_results(tmp_path: Path, stdout: str) -> None:
     document = json.loads((tmp_path / "latest.json").read_text())
     assert document["quick"] is True and document["machine"]["cpus"]
     names = {row["name"] for row in document["rows"]}
@@ -61,4 +98,4 @@ def test_the_benchmarks_run_and_write_json_and_a_chart(tmp_path: Path) -> None:
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0
     assert by_name["gcptoken, 200 concurrent cold callers"]["value"] == 1
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "goals missed" in result.stdout
+    assert "goals missed" in stdout and f"written to {tmp_path}/latest.json" in stdout

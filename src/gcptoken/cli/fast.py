@@ -27,6 +27,7 @@ from gcptoken.cache.rules import (
     subject_token_proof,
     user_identity,
 )
+from gcptoken.cli.interrupts import Terminated, stopped, unwind_on_sigterm
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
@@ -248,14 +249,14 @@ def answer_from_cache(argv: list[str]) -> int | None:
 
 def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
+    unwind_on_sigterm()  # SIGTERM ends a one-shot command as Ctrl-C does: one line, exit 143
     try:
         code = answer_from_cache(sys.argv[1:])
         if code is not None:
             return code
         from gcptoken.cli.main import main as full_command_line
-    except KeyboardInterrupt:
-        sys.stderr.write("gcptoken: interrupted\n")
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        return stopped(exc)
     except BrokenPipeError:
         return 3
     return full_command_line()

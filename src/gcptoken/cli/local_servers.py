@@ -89,11 +89,10 @@ def serve(app: object, host: str, port: int, announce: Callable[[str], None], da
 
     try:
         sock = bind(host, port)
-    except OSError as exc:
-        say(f"error: cannot listen on {host}:{port}: {exc.strerror}")
+    except OSError as exc:  # a ListenError: it names the port and --port
+        say(f"error: {exc}")
         return 3
     server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
-    announce(server.host_port)
-    server.serve_forever()
+    server.serve_forever(lambda: announce(server.host_port))  # Ctrl-C and SIGTERM stop it from the announcement on
     say("stopped")
     return 0

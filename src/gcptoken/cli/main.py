@@ -20,6 +20,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
+from gcptoken.cli.interrupts import Terminated, stopped
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
@@ -311,9 +312,8 @@ def _run(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(sys.argv[1:] if argv is None else argv)
-    except KeyboardInterrupt:
-        print("gcptoken: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:  # Ctrl-C: 130; SIGTERM (fast.main's handler): 143
+        return stopped(exc)
     except BrokenPipeError:
         return EXIT_FAILURE
 

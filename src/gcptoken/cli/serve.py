@@ -29,18 +29,23 @@ def run_emulator(args: argparse.Namespace) -> int:
             allow_admin=flags.allow,
             platform=args.platform,
         )
-    except OSError as exc:
-        print(f"gcptoken: error: cannot listen on {args.host}: {exc.strerror}", file=sys.stderr)
+    except OSError as exc:  # a ListenError: it names the port and its option
+        print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     except ValueError as exc:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
-    print(server.url, flush=True)
-    where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
-    where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
-    mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
-    print(f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True)
-    server.serve_forever()  # until Ctrl-C or SIGTERM, stopping gracefully
+
+    def announce() -> None:
+        print(server.url, flush=True)
+        where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
+        where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
+        mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
+        print(
+            f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True
+        )
+
+    server.serve_forever(announce)  # until Ctrl-C or SIGTERM (taken before the announcement), stopping gracefully
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0

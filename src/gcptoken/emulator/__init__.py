@@ -9,6 +9,7 @@ require("emulator", "the emulator")  # before any import of its modules: one cle
 
 
 from gcptoken.emulator.http.server import EmulatorServer
+from gcptoken.emulator.state.lock import StateDirInUseError
 from gcptoken.emulator.state.state import EmulatorState
 
-__all__ = ["EmulatorServer", "EmulatorState"]
+__all__ = ["EmulatorServer", "EmulatorState", "StateDirInUseError"]

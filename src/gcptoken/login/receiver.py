@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from gcptoken.errors import InvalidArgumentError
+from gcptoken.errors import GcpTokenError
 from gcptoken.servers import guard
 from gcptoken.servers.launch import OneTimeLink
+from gcptoken.servers.listen import listen_problem
 from gcptoken.servers.page_headers import PAGE_HEADERS
 
 __all__ = ["Abort", "Answer", "Event", "LoopbackReceiver", "Notice"]
@@ -179,11 +180,8 @@ class LoopbackReceiver:
         self._state: str | None = None
         try:
             self.server = _Server(("127.0.0.1", port), _Handler)
-        except OSError as exc:
-            raise InvalidArgumentError(
-                f"port {port} on 127.0.0.1 cannot be used ({exc.strerror}); choose another with --port, "
-                "or leave --port out for a free one"
-            ) from None
+        except OSError as exc:  # not a usage error: the port is taken (or refused), as for every server
+            raise GcpTokenError(listen_problem("127.0.0.1", port, "--port", exc)) from None
         self.server.receiver = self
         self.port = self.server.server_address[1]
         self.redirect_uri = f"http://127.0.0.1:{self.port}/"

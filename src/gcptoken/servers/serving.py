@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from gcptoken.servers.listen import ListenError, listen_problem
 
 __all__ = ["HEADER_TIMEOUT", "AsgiServer", "HeaderTimeoutProtocol", "bind"]
 
@@ -87,8 +91,9 @@ class HeaderTimeoutProtocol(H11Protocol):
             self.transport.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; ``port=0`` picks a free port (raises OSError when taken)."""
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A listening socket; ``port=0`` picks a free port. A port in use (or refused) raises
+    ListenError naming ``option``, the flag that chose the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and without
     # it every response stalls ~40 ms on Nagle + delayed ACK.
@@ -98,10 +103,35 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(128)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(exc.errno, listen_problem(host, port, option, exc)) from None
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, leaving signals to ``AsgiServer.serve_forever``. uvicorn takes SIGINT and
+    SIGTERM only once it runs, and raises the signal again once it has stopped (SIGTERM then kills
+    the process before it says "stopped" or returns); a foreground server takes them before it says
+    where it listens, and a requested stop is its normal way out (exit 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(server: uvicorn.Server) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop ``server`` gracefully (a second Ctrl-C at once), while in the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    previous = {signum: signal.signal(signum, server.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class AsgiServer:
@@ -136,14 +166,20 @@ class AsgiServer:
         if ssl_context is not None:
             config.load()
             config.ssl = ssl_context  # uvicorn only builds contexts from files, without client-cert callbacks
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread: threading.Thread | None = None
 
-    def serve_forever(self) -> None:
-        """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully and return."""
-        # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: for a server that is the normal way out.
-        with contextlib.suppress(KeyboardInterrupt):
-            self._server.run(sockets=[self._socket])
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
+        """Answer in the calling thread until Ctrl-C or SIGTERM, then stop gracefully (connections
+        finished, the socket closed) and return. ``ready`` is called once those signals stop it
+        (say where it listens there: a stop requested as soon as that is read is graceful too)."""
+        try:
+            with _stopped_by_signals(self._server):
+                if ready is not None:
+                    ready()
+                self._server.run(sockets=[self._socket])
+        finally:
+            self._socket.close()  # the port is free once this returns
 
     def start(self) -> AsgiServer:
         """Answer from a daemon thread; returns once the server accepts connections."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gcptoken.emulator.http.app import create_app
 from gcptoken.emulator.http.guard_rules import emulator_rules
 from gcptoken.emulator.metadata.server import set_platform
+from gcptoken.emulator.state.lock import StateDirLock
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.emulator.state.state_dir import load_state, open_state_dir, write_state_dir
 from gcptoken.emulator.sts import mtls
@@ -30,7 +31,7 @@ def mtls_server(state: EmulatorState, host: str, port: int, rules: Rules | None 
                 file.write(text)
         context = mtls.server_context(state.workload_ca, cert_path, key_path)
     state.trust_hooks.append(lambda pem: context.load_verify_locations(cadata=pem))
-    return AsgiServer(create_app(state, rules), bind(host, port), context, mtls.ClientCertProtocol)
+    return AsgiServer(create_app(state, rules), bind(host, port, "--mtls-port"), context, mtls.ClientCertProtocol)
 
 
 class EmulatorServer(AsgiServer):
@@ -54,13 +55,29 @@ class EmulatorServer(AsgiServer):
         answer as (``gce`` unless the state says otherwise; the env file then names the variables
         that platform's runtime sets)."""
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        # The directory is checked before the port is bound, so its problems are named as such.
+        # The directory is checked, and locked against a second emulator, before anything is read
+        # or written and before the port is bound, so its problems are named as such.
         self._private_dir = open_state_dir(self.state_dir) if self.state_dir is not None else None
+        self._lock = StateDirLock(self._private_dir) if self._private_dir is not None else None
+        try:
+            self._set_up(state, host, port, mtls_port, emulator_rules(allow_hosts, allow_admin), platform)
+        except BaseException:
+            self._release()
+            raise
+
+    def _set_up(
+        self,
+        state: EmulatorState | None,
+        host: str,
+        port: int,
+        mtls_port: int | None,
+        rules: Rules,
+        platform: str | None,
+    ) -> None:
         self.state = state or load_state(self._private_dir)
         if platform is not None:
             set_platform(self.state, platform)
-        rules = emulator_rules(allow_hosts, allow_admin)
-        super().__init__(create_app(self.state, rules), bind(host, port))
+        super().__init__(create_app(self.state, rules), bind(host, port, "--port"))
         self.state.base_url = self.url
         self.mtls: AsgiServer | None = None
         if mtls_port is not None:
@@ -70,8 +87,14 @@ class EmulatorServer(AsgiServer):
                 self._socket.close()
                 raise
             self.state.mtls_url = self.mtls.url
-        if self._private_dir is not None:
+        if self._private_dir is not None and self._lock is not None:
+            self._lock.record(self.url)
             write_state_dir(self.state, self._private_dir, self.host_port)
+
+    def _release(self) -> None:
+        """Let another emulator use the state dir."""
+        if self._lock is not None:
+            self._lock.release()
 
     def key_file(self, account_id: str | None = None) -> dict[str, str]:
         """A fresh key file for ``account_id`` (created if needed), or for the default account."""
@@ -88,19 +111,21 @@ class EmulatorServer(AsgiServer):
             self.mtls.start()
         return self
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
         if self.mtls is not None:
             self.mtls.start()
         try:
-            super().serve_forever()
+            super().serve_forever(ready)
         finally:
             if self.mtls is not None:
                 self.mtls.stop()
+            self._release()
 
     def stop(self) -> None:
         if self.mtls is not None:
             self.mtls.stop()
         super().stop()
+        self._release()
 
     def __enter__(self) -> EmulatorServer:
         self.start()

@@ -33,6 +33,22 @@
     if (d.assertion) return `assertion ${JSON.stringify(d.assertion.claims)}`;  // decoded: never its signature
     return Object.entries(d).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
   };
+  // A long detail (a JWT's claims, an IAM call's delegates) shows one line cut with "…" and opens
+  // in place; which ones are open survives the log's refresh every second.
+  const LONG_DETAIL = 90;
+  const opened = new Set();
+  const detailCell = (text, key) => {
+    const td = el('td', undefined, {class: 'detail'});
+    if (text.length <= LONG_DETAIL) { td.textContent = text; return td; }
+    const more = el('details');
+    more.open = opened.has(key);
+    more.addEventListener('toggle', () => { if (more.open) opened.add(key); else opened.delete(key); });
+    const summary = el('summary', undefined, {title: 'show all'});
+    summary.appendChild(el('span', text, {class: 'preview'}));
+    more.append(summary, el('div', text, {class: 'full'}));
+    td.appendChild(more);
+    return td;
+  };
   const refreshLog = () => {
     if ($('log-pause').checked) return;
     api('GET', 'requests').then(({requests}) => {
@@ -44,11 +60,12 @@
       const rows = requests.filter(entry => !own(entry)).slice(-300).reverse().map(entry => {
         const note = entry.notEmulated ? ['not emulated', detail(entry)].filter(Boolean).join(' ') : detail(entry);
         const cells = [new Date(entry.time * 1000).toLocaleTimeString(), entry.method, entry.path, String(entry.status), note];
-        return {cells, gap: Boolean(entry.notEmulated)};
+        return {cells, gap: Boolean(entry.notEmulated), key: `${entry.time} ${entry.method} ${entry.path}`};
       }).filter(({cells}) => !filter || cells.join(' ').toLowerCase().includes(filter));
-      body.replaceChildren(...rows.map(({cells, gap}) => {
+      body.replaceChildren(...rows.map(({cells, gap, key}) => {
         const tr = el('tr', undefined, gap ? {class: 'not-emulated'} : {});
-        cells.forEach((c, i) => tr.appendChild(el('td', c, i === 3 ? {class: `s${c[0]}`} : {})));
+        cells.slice(0, 4).forEach((c, i) => tr.appendChild(el('td', c, i === 3 ? {class: `s${c[0]}`} : {title: c})));
+        tr.appendChild(detailCell(cells[4], key));
         return tr;
       }));
     }).catch(() => {});
