@@ -66,7 +66,7 @@ def test_commands_without_their_extra_name_the_command_and_what_to_install() -> 
     assert result.stdout == "" and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2 * len(COMMANDS_WITH_EXTRAS), result.stderr
-    for (argv, missing), (line, code) in zip(COMMANDS_WITH_EXTRAS, zip(lines[::2], lines[1::2]), strict=True):
+    for (argv, missing), line, code in zip(COMMANDS_WITH_EXTRAS, lines[::2], lines[1::2], strict=True):
         assert code == "3", line
         assert line == (
             f"gcptoken: error: gcptoken {argv[0]} needs the 'emulator' extra ({missing} is not installed): "

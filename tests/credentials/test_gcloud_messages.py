@@ -51,6 +51,6 @@ def test_gcloud_s_last_error_line_comes_whole_without_secrets(fake_gcloud: Path)
 )
 def test_no_account_is_diagnosed_from_gcloud_s_own_words(fake_gcloud: Path, words: str) -> None:
     fake_gcloud.write_text(f"ERROR: (gcloud.auth.print-identity-token) {words}\nPlease run:\n  $ gcloud auth login\n")
-    with pytest.raises(CredentialsError, match="^gcloud has no account to use") as raised:
+    with pytest.raises(CredentialsError, match=r"^gcloud has no account to use") as raised:
         GcloudCredentials().id_token("https://svc.a.run.app")
     assert str(raised.value).endswith(f"(gcloud.auth.print-identity-token) {words}")

@@ -16,7 +16,7 @@ from gcptoken import endpoints
 from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
-from gcptoken.errors import InvalidArgumentError, TokenRequestError
+from gcptoken.errors import InvalidArgumentError, TokenRequestError, then
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
 from gcptoken.tokens import Token, expiry
 
@@ -225,7 +225,7 @@ class ImpersonatedCredentials(Credentials):
         chain = "; each delegate needs it on the next account in the chain" if self.delegates else ""
         hint = f"{self.source.description} needs {role} on {first_hop}{chain}"
         return TokenRequestError(
-            f"{exc}. {hint}",
+            then(exc, hint),
             status=exc.status,
             error=exc.error,
             description=exc.description,

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,10 @@ def _plain_get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - a loopback URL of ours
             body = json.loads(answer.read())
             return answer.status, f"{answer.status} {body.get('message', '')}"[:90]
+    except urllib.error.HTTPError as exc:  # a 4xx or 5xx: the answer, not a failure to connect
+        return exc.code, f"{exc.code} {exc.reason}"[:90]
     except OSError as exc:
-        return 0, f"failed: {type(exc).__name__}"
+        return 0, f"connection failed ({type(exc).__name__})"
 
 
 def bridge_rows(
