@@ -33,14 +33,13 @@ _NO_ACCOUNT = ("do not currently have an active account", "does not have any val
 # What could be a secret in a line gcloud wrote: tokens (access, ID, refresh), OAuth client
 # secrets, a PEM block, and the values of the form fields that carry them.
 _SECRET = re.compile(
-    r"ya29\.[\w.-]+|eyJ[\w-]*\.[\w-]+\.[\w-]*|1//[\w-]+|GOCSPX-[\w-]+|-----BEGIN.*"
-    r"|\b(?:access_token|refresh_token|id_token|client_secret|assertion|subject_token|code)=[^&\s\"']+"
+    r"(?P<field>\b(?:access_token|refresh_token|id_token|client_secret|assertion|subject_token|code)=)[^&\s\"']+"
+    r"|ya29\.[\w.-]+|eyJ[\w-]*\.[\w-]+\.[\w-]*|1//[\w-]+|GOCSPX-[\w-]+|-----BEGIN.*"
 )
 
 
 def _redacted(found: re.Match[str]) -> str:
-    name, equals, _ = found.group().partition("=")
-    return f"{name}=<redacted>" if equals and not name.startswith("-") else "<redacted>"
+    return f"{found.group('field') or ''}<redacted>"  # a form field keeps its name
 
 
 def _last_error_line(stderr: str) -> str:
