@@ -39,21 +39,39 @@ def _without(modules: list[str], code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("argv", "missing"),
-    [
-        (["emulator", "--port", "0"], ["uvicorn"]),
-        (["emulator"], ["starlette"]),
-        (["demo"], ["starlette"]),
-        (["metadata-server"], ["uvicorn"]),
-        (["proxy", "https://svc.a.run.app"], ["websockets"]),
-    ],
-)
-def test_commands_without_their_extra_say_what_to_install(argv: list[str], missing: list[str]) -> None:
-    result = _without(missing, f"from gcptoken.cli.main import main\nraise SystemExit(main({argv!r}))")
-    assert result.returncode == 3 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "pip install 'gcptoken[emulator]'" in result.stderr and missing[0] in result.stderr
+# Every command that needs an extra, each with the module it misses first.
+COMMANDS_WITH_EXTRAS = [
+    (["emulator", "--port", "0"], "uvicorn"),
+    (["emulator"], "starlette"),
+    (["demo"], "starlette"),
+    (["metadata-server"], "uvicorn"),
+    (["proxy", "https://svc.a.run.app"], "websockets"),
+    (["inspect", "--no-browser"], "starlette"),
+]
+
+
+def test_commands_without_their_extra_name_the_command_and_what_to_install() -> None:
+    """One process for all (each is a fresh main() on a fresh import of the command's module)."""
+    code = "import sys, importlib\nfrom gcptoken.cli.main import main\n"
+    for argv, missing in COMMANDS_WITH_EXTRAS:
+        code += (
+            f"sys.modules[{missing!r}] = None\n"
+            f"print(main({argv!r}), file=sys.stderr)\n"
+            f"del sys.modules[{missing!r}]\n"
+            "for name in [n for n in sys.modules if n.startswith(('gcptoken.cli.', 'gcptoken.emulator', "
+            "'gcptoken.demo', 'gcptoken.inspector', 'gcptoken.local', 'starlette', 'uvicorn', 'websockets'))]:\n"
+            "    del sys.modules[name]\n"
+        )
+    result = _without([], code)
+    assert result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 * len(COMMANDS_WITH_EXTRAS), result.stderr
+    for (argv, missing), line, code in zip(COMMANDS_WITH_EXTRAS, lines[::2], lines[1::2], strict=True):
+        assert code == "3", line
+        assert line == (
+            f"gcptoken: error: gcptoken {argv[0]} needs the 'emulator' extra ({missing} is not installed): "
+            "pip install 'gcptoken[emulator]'"
+        )
 
 
 @pytest.mark.parametrize(
@@ -63,6 +81,7 @@ def test_commands_without_their_extra_say_what_to_install(argv: list[str], missi
         ("gcptoken.integrations.requests_auth", "requests", "requests"),
         ("gcptoken.testing", "uvicorn", "emulator"),
         ("gcptoken.emulator", "starlette", "emulator"),
+        ("gcptoken.cli.inspector", "uvicorn", "emulator"),
     ],
 )
 def test_imports_without_their_extra_say_what_to_install(module: str, missing: str, extra: str) -> None:
@@ -74,6 +93,17 @@ def test_imports_without_their_extra_say_what_to_install(module: str, missing: s
     result = _without([missing], code)
     assert result.returncode == 7, result.stderr
     assert f"pip install 'gcptoken[{extra}]'" in result.stdout
+    assert result.stdout.startswith(NAMED[module]), result.stdout
+
+
+# What each import's line names: the module, or what a user knows it as.
+NAMED = {
+    "gcptoken.integrations.asgi": "gcptoken.integrations.asgi needs",
+    "gcptoken.integrations.requests_auth": "gcptoken.integrations.requests_auth needs",
+    "gcptoken.testing": "gcptoken's pytest plugin (gcptoken.testing) needs",
+    "gcptoken.emulator": "gcptoken.emulator needs",
+    "gcptoken.cli.inspector": "gcptoken inspect needs",
+}
 
 
 def test_the_core_works_without_any_extra() -> None:

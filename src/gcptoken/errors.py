@@ -10,7 +10,16 @@ __all__ = [
     "TokenRequestError",
     "TransportError",
     "VerificationError",
+    "then",
 ]
+
+
+def then(message: object, sentence: str) -> str:
+    """``message`` (an error, often ending in Google's own words, which may end a sentence
+    themselves) followed by our ``sentence``: one full stop between them, never two, and the
+    sentence starts with a capital."""
+    text, sentence = str(message).rstrip(), sentence[:1].upper() + sentence[1:]
+    return f"{text} {sentence}" if text.endswith((".", "!", "?", "…")) else f"{text}. {sentence}"
 
 
 class GcpTokenError(Exception):

@@ -23,7 +23,10 @@ class MissingExtra(ImportError, GcpTokenError):
 
 
 def require(extra: str, feature: str) -> None:
-    """Import ``extra``'s modules, or raise MissingExtra naming the install command."""
+    """Import ``extra``'s modules, or raise MissingExtra naming the install command.
+
+    ``feature`` is what the user ran or imported ("gcptoken emulator", "gcptoken.testing"): each
+    command asks for its extra itself, so the line names the command actually run."""
     for module in EXTRAS[extra]:
         try:
             importlib.import_module(module)
@@ -31,6 +34,5 @@ def require(extra: str, feature: str) -> None:
             if exc.name is not None and exc.name.split(".")[0] != module:
                 raise  # something else is missing: not ours to explain
             raise MissingExtra(
-                f"{feature} needs {module}, which comes with gcptoken's '{extra}' extra: "
-                f"pip install 'gcptoken[{extra}]'"
+                f"{feature} needs the '{extra}' extra ({module} is not installed): pip install 'gcptoken[{extra}]'"
             ) from None

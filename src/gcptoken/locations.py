@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ADC_FILE", "adc_file", "gcloud_config_dir", "token_cache_dir"]
+__all__ = ["ADC_FILE", "adc_file", "gcloud_config_dir", "token_cache_dir", "xdg_home"]
 
 ADC_FILE = "application_default_credentials.json"
 
@@ -25,6 +25,15 @@ def adc_file() -> str:
     return os.path.join(gcloud_config_dir(), ADC_FILE)
 
 
+def xdg_home(variable: str, default: str) -> str:
+    """``$variable`` (``XDG_CACHE_HOME``, …), else ``~/default``. Unset, empty or relative, it is
+    not used: "All paths set in these environment variables must be absolute. If an implementation
+    encounters a relative path in any of these variables it should consider the path invalid and
+    ignore it." (https://specifications.freedesktop.org/basedir-spec/latest/)"""
+    value = os.environ.get(variable, "")
+    return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), default)
+
+
 def token_cache_dir() -> str:
-    """``$XDG_CACHE_HOME/gcptoken``, else ``~/.cache/gcptoken``."""
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "gcptoken")
+    """``$XDG_CACHE_HOME/gcptoken`` when that is an absolute path, else ``~/.cache/gcptoken``."""
+    return os.path.join(xdg_home("XDG_CACHE_HOME", ".cache"), "gcptoken")

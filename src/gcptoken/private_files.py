@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 
-from gcptoken.errors import CredentialsError
+from gcptoken.errors import CredentialsError, GcpTokenError
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
 
 TYPE_CHECKING = False  # not typing's: the cached path must not import it
@@ -32,6 +32,7 @@ __all__ = [
     "file_error",
     "open_credential_file",
     "open_small_file",
+    "os_reason",
     "read_credential_file",
     "read_json_file",
     "read_small_file",
@@ -77,13 +78,13 @@ class PrivateDir:
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise NotPrivateError(f"{path} cannot be created ({exc.strerror})") from None
+                raise NotPrivateError(f"{path} cannot be created ({os_reason(exc)})") from None
         try:
             self.fd = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
         except OSError as exc:
             if os.path.islink(path):
                 raise NotPrivateError(f"{path} is a symbolic link; it is not followed") from None
-            raise NotPrivateError(f"{path} cannot be opened ({exc.strerror})") from None
+            raise NotPrivateError(f"{path} cannot be opened ({os_reason(exc)})") from None
         try:
             info = os.fstat(self.fd)
             problem = None if stat.S_ISDIR(info.st_mode) else f"{path} is not a directory"
@@ -135,6 +136,8 @@ class PrivateDir:
             fd = self._open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a planted FIFO must not block
         except FileNotFoundError:
             return None
+        except PermissionError as exc:  # said as every unreadable file is, never taken for something else
+            raise NotPrivateError(f"{self.path}/{name} cannot be read ({os_reason(exc)})") from None
         fd = self._checked(fd, name)
         try:
             with os.fdopen(fd, "rb") as handle:
@@ -224,14 +227,25 @@ def read_small_file(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE) -
     return data
 
 
-def file_error(path: str | os.PathLike[str], what: str, exc: OSError | UnreadableFile) -> CredentialsError:
-    """The one line that says why ``what`` at ``path`` could not be opened or read."""
+def file_error(
+    path: str | os.PathLike[str],
+    what: str,
+    exc: OSError | UnreadableFile,
+    kind: type[GcpTokenError] = CredentialsError,
+) -> GcpTokenError:
+    """The one line (a ``kind``) that says why ``what`` at ``path`` could not be opened or read,
+    for every file gcptoken reads: "… does not exist", "… cannot be read (permission denied)"."""
     shown = one_line(os.fspath(path), None)
     if isinstance(exc, FileNotFoundError):
-        return CredentialsError(f"{what} {shown} does not exist")
+        return kind(f"{what} {shown} does not exist")
     if isinstance(exc, UnreadableFile):
-        return CredentialsError(f"{what} {shown} {exc}")
-    return CredentialsError(f"{what} {shown} cannot be read ({exc.strerror or type(exc).__name__})")
+        return kind(f"{what} {shown} {exc}")
+    return kind(f"{what} {shown} cannot be read ({os_reason(exc)})")
+
+
+def os_reason(exc: OSError) -> str:
+    """The system's few words for ``exc``, as every file error says them: "permission denied"."""
+    return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
 
 
 def open_credential_file(path: str | os.PathLike[str], what: str, limit: int = MAX_SMALL_FILE) -> int:

@@ -19,7 +19,11 @@ from typing import Any
 
 import pytest
 
-from gcptoken.emulator import EmulatorServer
+from gcptoken.extras import require
+
+require("emulator", "gcptoken's pytest plugin (gcptoken.testing)")  # names the plugin, not the emulator
+
+from gcptoken.emulator import EmulatorServer  # noqa: E402
 
 __all__ = ["EmulatorClient", "gcptoken_emulator", "gcptoken_env", "gcptoken_key_file", "write_key_file"]
 

@@ -407,21 +407,23 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert table.count("\n  ✓ ") == 17  # every row behaved
     assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401 ") == 4
     assert table.count("✗ audience") == 2 and table.count("✗ expired") == 1
-    assert "a person, for the IAP app's OAuth client" in table
-    assert "a plain HTTP client through gcptoken proxy" in table
-    assert "google-auth on gcptoken metadata-server" in table
+    assert "IAP: a person's token for it" in table
+    assert "plain HTTP client via proxy" in table
+    assert "google-auth via metadata-server" in table
     for source in (
         "service-account key",
         "metadata server",
         "impersonating demo-runner",
-        "federation",
-        "AWS federation",
-        "X.509 federation",
-        "workforce federation",
+        "federation: OIDC",
+        "federation: AWS",
+        "federation: X.509",
+        "workforce person",
         "gcloud",
         "IAP",
     ):
         assert source in table
+    header = next(line for line in table.splitlines() if "ID token from" in line)
+    assert header.index("trips") <= 40  # short labels (they were up to 49 characters): the table stays narrow
     assert result.out.count("https://SERVICE-HASH.a.run.app") >= 7  # commands for real Google, row by row
     assert "Hello, demo-runner@" in result.out
     assert "refused before any request: use --impersonate-service-account" in result.out

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcptoken import CredentialsError, GcloudCredentials, Verifier
-from gcptoken.testing import EmulatorClient
+from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 from tests.cli.test_cli import gcptoken
 
 from .test_gcloud import GCLOUD, gcloud_env, run_gcloud
@@ -61,7 +61,27 @@ def test_no_active_account_is_a_clear_error(emulator: EmulatorClient, tmp_path: 
     env = gcloud_env(emulator, tmp_path / "never-logged-in")
     result = gcptoken("id", AUD, "--source", "gcloud", env=env)
     assert (result.code, result.out) == (3, "")
-    assert len(result.err.splitlines()) == 1 and "no active account" in result.err
+    assert result.err == (
+        "gcptoken: error: gcloud has no account to use (run 'gcloud auth login' or 'gcloud auth "
+        "activate-service-account'): (gcloud.auth.print-identity-token) You do not currently have an "
+        "active account selected.\n"
+    )
+
+
+def test_an_endpoint_gcloud_cannot_reach_is_not_blamed_on_the_account(
+    gcloud_logged_in: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gcloud ends this failure with "Please run: gcloud auth login" too; its own reason is shown
+    whole (the port, the path and the errno), not cut, and no account is blamed."""
+    from gcptoken.cli.main import main
+
+    monkeypatch.setenv("CLOUDSDK_AUTH_TOKEN_HOST", f"http://{CLOSED_LOOPBACK}/token")
+    assert main(["id", AUD, "--source", "gcloud"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("gcptoken: error: gcloud failed (exit 1): (gcloud.auth.print-identity-token) There was a ")
+    assert "account" not in err.replace("your current auth tokens", "")
+    assert "port=9" in err and "Connection refused'))\n" in err and "…" not in err
+    assert len(err.splitlines()) == 1
 
 
 def test_gcloud_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

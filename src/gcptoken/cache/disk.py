@@ -1,6 +1,6 @@
 """The CLI's on-disk token cache, so repeated ``gcptoken id`` calls make no network call.
 
-``$XDG_CACHE_HOME/gcptoken`` (else ``~/.cache/gcptoken``): a directory that must be ours and
+``$XDG_CACHE_HOME/gcptoken`` (absolute, else ``~/.cache/gcptoken``): a directory that must be ours and
 writable by nobody else, ``tokens.json`` 0600 written atomically (a new ``O_EXCL`` file renamed
 over it), nothing reached through a symlink (see private_files). A directory or file that fails
 those checks gets one warning on stderr, and the command works without the disk cache.

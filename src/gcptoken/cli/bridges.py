@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import copy
 
+from gcptoken.cli.local_servers import GuardFlags, configure_log, say, serve, warn_if_exposed
+from gcptoken.cli.tokens import credentials_for
+from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, UserCredentials
+from gcptoken.credentials.base import run_flow_sync
+from gcptoken.credentials.service_account import ServiceAccountCredentials
+from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.extras import require
-
-require("emulator", "gcptoken metadata-server and gcptoken proxy")  # starlette and uvicorn
-
-from gcptoken.cli.local_servers import GuardFlags, configure_log, say, serve, warn_if_exposed  # noqa: E402
-from gcptoken.cli.tokens import credentials_for  # noqa: E402
-from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, UserCredentials  # noqa: E402
-from gcptoken.credentials.base import run_flow_sync  # noqa: E402
-from gcptoken.credentials.service_account import ServiceAccountCredentials  # noqa: E402
-from gcptoken.errors import GcpTokenError, InvalidArgumentError  # noqa: E402
 
 __all__ = ["run_metadata_server", "run_proxy"]
 
@@ -93,6 +90,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def run_metadata_server(args: argparse.Namespace) -> int:
+    require("emulator", "gcptoken metadata-server")  # starlette and uvicorn; the line names this command
     from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 
     flags = GuardFlags(args)
@@ -143,6 +141,7 @@ def run_metadata_server(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    require("emulator", "gcptoken proxy")  # starlette, uvicorn and websockets
     from gcptoken.local.proxy import proxy_app, upstream_audience
 
     flags = GuardFlags(args)

@@ -17,6 +17,7 @@ from gcptoken.cli.tokens import credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
+from gcptoken.private_files import file_error
 from gcptoken.untrusted import one_line
 
 __all__ = ["run_call", "run_curl"]
@@ -65,10 +66,10 @@ def _body(data: str | None) -> bytes | None:
         return sys.stdin.buffer.read()
     if data.startswith("@"):
         try:
-            with open(data[1:], "rb") as handle:
+            with open(data[1:], "rb") as handle:  # any file, a pipe too: a body is no credential
                 return handle.read()
         except OSError as exc:
-            raise InvalidArgumentError(f"--data {data[:200]}: {exc.strerror}") from None
+            raise file_error(data[1:], "--data file", exc, InvalidArgumentError) from None
     return data.encode("utf-8")
 
 
@@ -83,6 +84,7 @@ def run_call(args: argparse.Namespace) -> int:
     body = _body(args.data)
     import httpx
 
+    from gcptoken.http.transport import network_failure
     from gcptoken.integrations.httpx_auth import IdTokenAuth
 
     auth = IdTokenAuth(credentials_for(args), audience)
@@ -90,7 +92,7 @@ def run_call(args: argparse.Namespace) -> int:
         with httpx.Client(auth=auth, timeout=args.timeout, trust_env=False) as client:
             response = client.request(method, url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        print(f"gcptoken: error: {method} {safe_url(url)}: {type(exc).__name__}", file=sys.stderr)
+        print(f"gcptoken: error: {method} {safe_url(url)}: {network_failure(exc)}", file=sys.stderr)
         return 3
     print(f"gcptoken: HTTP {response.status_code} {one_line(response.reason_phrase, 100)}", file=sys.stderr)
     sys.stdout.buffer.write(response.content)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gcptoken import endpoints, locations
 from gcptoken.credentials.base import run_flow_sync
-from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError
+from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError, then
 from gcptoken.login import browser_flow, device_flow
 from gcptoken.login.client_file import HOW_TO_CREATE, DesktopClient
 from gcptoken.login.receiver import SOMEONE_ELSE, Abort, Answer, Event, LoopbackReceiver, Notice
@@ -151,7 +151,8 @@ def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Name
         return run_flow_sync(browser_flow.exchange_flow(client, code, authorization), args.timeout)
     except TokenRequestError as exc:
         if exc.error == "invalid_grant":
-            raise RefusedError(f"{exc}. The code was already used or has expired; run gcptoken login again") from None
+            again = "The code was already used or has expired; run gcptoken login again"
+            raise RefusedError(then(exc, again)) from None
         raise
 
 

@@ -31,6 +31,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse hands a subcommand's unknown options up to the top parser, whose error names
+        'gcptoken --help'; every parser here refuses its own, naming 'gcptoken id --help'."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
 
 class AsWritten(str):
     """A positional's metavar that already spells its form (``[METHOD] URL``): usage shows it as is."""

@@ -12,6 +12,9 @@ __all__ = ["run_emulator"]
 
 
 def run_emulator(args: argparse.Namespace) -> int:
+    from gcptoken.extras import require
+
+    require("emulator", "gcptoken emulator")  # before gcptoken.emulator's own, which names the module
     from gcptoken.emulator import EmulatorServer
 
     flags = GuardFlags(args, allow_flag="allow_admin")

@@ -17,6 +17,7 @@ from gcptoken.credentials import (
 from gcptoken.credentials.adc import Discovery, find_credentials
 from gcptoken.credentials.base import quota_project
 from gcptoken.credentials.gcloud import run_gcloud
+from gcptoken.credentials.impersonated import impersonation_description
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.untrusted import one_line
 
@@ -38,7 +39,7 @@ def _identity(found: Discovery, timeout: float) -> str:
     if isinstance(credentials, GcloudCredentials):
         try:
             account = one_line(run_gcloud(["config", "get-value", "account"]), 320)  # gcloud's words: escaped
-            return f"{account or 'no active account'} (gcloud's active account)"
+            return f"{account} (gcloud's active account)" if account else "gcloud, with no active account"
         except GcpTokenError as exc:
             return f"gcloud's active account (unavailable: {exc})"
     if isinstance(credentials, MetadataCredentials):
@@ -55,8 +56,7 @@ def run_whoami(args: argparse.Namespace) -> int:
     identity = _identity(found, args.timeout)
     if chain:
         impersonated = ImpersonatedCredentials.from_chain(found.credentials, chain)
-        chain = " → ".join([*impersonated.delegates, impersonated.target])
-        identity = f"service account {impersonated.target}, impersonated through {chain} by {identity}"
+        identity = impersonation_description(impersonated.target, impersonated.delegates, identity)
     report = {
         "credential": identity,
         "source": found.source,

@@ -6,6 +6,7 @@ prompts disabled) and its own environment (``CLOUDSDK_CONFIG``, endpoint overrid
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,10 +25,30 @@ GCLOUD_TIMEOUT = 120.0
 ACCESS_TOKEN_ASSUMED_LIFETIME = 300
 
 
+# gcloud's own words when there is no account to use: NoActiveAccountException and
+# NoCredentialsForAccountException (googlecloudsdk/core/credentials/exceptions.py and store.py in
+# the Google Cloud SDK). Its "Please run: gcloud auth login" hint is no diagnosis: every failed
+# refresh (an endpoint it cannot reach included) ends with it.
+_NO_ACCOUNT = ("do not currently have an active account", "does not have any valid credentials")
+# What could be a secret in a line gcloud wrote: tokens (access, ID, refresh), OAuth client
+# secrets, a PEM block, and the values of the form fields that carry them.
+_SECRET = re.compile(
+    r"(?P<field>\b(?:access_token|refresh_token|id_token|client_secret|assertion|subject_token|code)=)[^&\s\"']+"
+    r"|ya29\.[\w.-]+|eyJ[\w-]*\.[\w-]+\.[\w-]*|1//[\w-]+|GOCSPX-[\w-]+|-----BEGIN.*"
+)
+
+
+def _redacted(found: re.Match[str]) -> str:
+    return f"{found.group('field') or ''}<redacted>"  # a form field keeps its name
+
+
 def _last_error_line(stderr: str) -> str:
+    """gcloud's last ``ERROR:`` line (else its last line), whole: only what could be a secret is
+    replaced, and characters a terminal would obey are escaped."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    return one_line((errors or lines or ["no error message"])[-1])  # colours and all: escaped, capped
+    last = (errors or lines or ["no error message"])[-1].removeprefix("ERROR:").strip()
+    return one_line(_SECRET.sub(_redacted, last), None)
 
 
 def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str:
@@ -58,8 +79,11 @@ def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str
         raise CredentialsError(f"gcloud could not be run: {exc.strerror}") from None
     if completed.returncode != 0:
         reason = _last_error_line(completed.stderr)
-        if "active account" in completed.stderr or "gcloud auth login" in completed.stderr:
-            raise CredentialsError(f"gcloud has no active account (run 'gcloud auth login'): {reason}")
+        if any(words in reason for words in _NO_ACCOUNT):
+            raise CredentialsError(
+                f"gcloud has no account to use (run 'gcloud auth login' or 'gcloud auth activate-service-account'): "
+                f"{reason}"
+            )
         raise TokenRequestError(f"gcloud failed (exit {completed.returncode}): {reason}")
     return completed.stdout.strip()
 

@@ -16,7 +16,7 @@ from gcptoken import endpoints
 from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
-from gcptoken.errors import InvalidArgumentError, TokenRequestError
+from gcptoken.errors import InvalidArgumentError, TokenRequestError, then
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
 from gcptoken.tokens import Token, expiry
 
@@ -27,6 +27,7 @@ __all__ = [
     "delegate_names",
     "generate_access_token_flow",
     "generate_id_token_flow",
+    "impersonation_description",
     "parse_impersonation_url",
     "sign_blob_flow",
     "sign_jwt_flow",
@@ -125,6 +126,12 @@ def parse_impersonation_url(url: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def impersonation_description(target: str, delegates: Sequence[str], source: str) -> str:
+    """Each account named once: the target, who impersonates it, and the delegates between (if any)."""
+    through = f" through {' → '.join(delegates)}" if delegates else ""
+    return f"service account {target}, impersonated by {source}{through}"
+
+
 class ImpersonatedCredentials(Credentials):
     """Tokens for ``target`` obtained through IAM Credentials with another credential's access token.
 
@@ -160,8 +167,7 @@ class ImpersonatedCredentials(Credentials):
         self.lifetime = lifetime
         self.iam_base = iam_base
         self._source_token: Token | None = None
-        chain = " → ".join([*self.delegates, target])
-        self.description = f"service account {target}, impersonated by {source.description} via {chain}"
+        self.description = impersonation_description(target, self.delegates, source.description)
 
     def identity(self) -> str | None:
         source = self.source.identity()
@@ -225,7 +231,7 @@ class ImpersonatedCredentials(Credentials):
         chain = "; each delegate needs it on the next account in the chain" if self.delegates else ""
         hint = f"{self.source.description} needs {role} on {first_hop}{chain}"
         return TokenRequestError(
-            f"{exc}. {hint}",
+            then(exc, hint),
             status=exc.status,
             error=exc.error,
             description=exc.description,

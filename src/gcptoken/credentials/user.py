@@ -16,7 +16,7 @@ from gcptoken.cache.rules import user_identity
 from gcptoken.credentials.base import Credentials, T
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import RefusedError, TokenRequestError
+from gcptoken.errors import RefusedError, TokenRequestError, then
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
 
@@ -130,7 +130,7 @@ def _sign_in_again(flow: Flow[T], source: str) -> Flow[T]:
                 "(gcptoken login, 'gcloud auth application-default login', or whatever wrote that file)"
             )
         raise TokenRequestError(
-            f"{exc}. {why}",
+            then(exc, why),
             status=exc.status,
             error=exc.error,
             description=exc.description,

@@ -19,7 +19,7 @@ from gcptoken.credentials import universes
 from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, basic_auth, post_form
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError
+from gcptoken.errors import CredentialsError, RefusedError, TokenRequestError, then
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
 
@@ -104,8 +104,11 @@ class WorkforceUserCredentials(Credentials):
             if exc.error != "invalid_grant":
                 raise
             raise TokenRequestError(
-                f"{exc}. The sign-in in {self.source} has expired or was revoked; sign in again "
-                "(gcloud auth login --login-config=…)",
+                then(
+                    exc,
+                    f"The sign-in in {self.source} has expired or was revoked; sign in again "
+                    "(gcloud auth login --login-config=…)",
+                ),
                 status=exc.status,
                 error=exc.error,
                 description=exc.description,

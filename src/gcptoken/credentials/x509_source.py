@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gcptoken import locations
 from gcptoken.errors import CredentialsError
 from gcptoken.http.tls import ClientCertificate
 from gcptoken.private_files import read_credential_file, read_json_file
@@ -53,10 +54,9 @@ def _config_path(certificate: Mapping[str, Any]) -> Path:
     for variable in CONFIG_VARIABLES:
         if os.environ.get(variable):
             return Path(os.environ[variable]).expanduser()
-    gcloud = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "gcloud"
-    )
-    return Path(gcloud) / "certificate_config.json"
+    # gcloud's configuration directory, where gcloud writes it: $CLOUDSDK_CONFIG, else ~/.config/gcloud
+    # (never $XDG_CONFIG_HOME: _GetGlobalConfigDir in googlecloudsdk/core/config.py, Google Cloud SDK).
+    return Path(locations.gcloud_config_dir()) / "certificate_config.json"
 
 
 def _read(path: Path, what: str, where: str) -> bytes:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,10 @@ def _plain_get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - a loopback URL of ours
             body = json.loads(answer.read())
             return answer.status, f"{answer.status} {body.get('message', '')}"[:90]
+    except urllib.error.HTTPError as exc:  # a 4xx or 5xx: the answer, not a failure to connect
+        return exc.code, f"{exc.code} {exc.reason}"[:90]
     except OSError as exc:
-        return 0, f"failed: {type(exc).__name__}"
+        return 0, f"connection failed ({type(exc).__name__})"
 
 
 def bridge_rows(
@@ -50,12 +53,12 @@ def bridge_rows(
     audience: str,
     verified: Callable[[str], str],
 ) -> None:
-    """Two rows through ``add_row(name, ok, trips, latency, verified, answer, command)``."""
+    """Two rows through ``add_row(name, ok, trips, latency, verified, answer, command[, skipped])``."""
     with AsgiServer(proxy_app(service_url, credentials, audience), bind("127.0.0.1", 0)) as proxy:
         started = time.perf_counter()
         status, answer = _plain_get(proxy.url)
         add_row(
-            "a plain HTTP client through gcptoken proxy",
+            "plain HTTP client via proxy",
             status == 200,
             "",
             f"{(time.perf_counter() - started) * 1000:.0f} ms",
@@ -66,12 +69,12 @@ def bridge_rows(
     values = InstanceValues(email=email, project_id=project[0], project_number=project[1])
     source = CredentialsInstance(credentials, credentials, values)
     with AsgiServer(metadata_app(source), bind("127.0.0.1", 0)) as server:
-        name = "google-auth on gcptoken metadata-server"
+        name = "google-auth via metadata-server"
         command = "gcptoken metadata-server --port 8081 &  GCE_METADATA_HOST=127.0.0.1:8081 python app.py"
         try:
             import google.auth  # noqa: F401 - only to know whether the program below can run
         except ImportError:
-            add_row(name + " (google-auth not installed: skipped)", True, "", "", "", "", command)
+            add_row(name, True, "", "", "", "", command, "google-auth is not installed")
             return
         environment: dict[str, Any] = {
             **os.environ,

@@ -61,6 +61,7 @@ class Row:
     verified: str = ""
     answer: str = ""
     command: str = ""
+    skipped: str = ""  # why the row could not run here (shown as skipped, never as passed)
 
 
 class Demo:
@@ -116,9 +117,9 @@ class Demo:
 
 
 def _gcloud_row(demo: Demo, key_path: Path, call: Callable[[str | None], tuple[int, str]]) -> None:
-    name, command = "gcloud, logged in with the key", f"gcptoken id {SERVICE} --source gcloud"
+    name, command = "gcloud (the key, activated)", f"gcptoken id {SERVICE} --source gcloud"
     if shutil.which("gcloud") is None:
-        demo.rows.append(Row(name + " (gcloud not installed: skipped)", True, command=command))
+        demo.rows.append(Row(name, True, command=command, skipped="gcloud is not installed"))
         return
     emulator = demo.emulator
     env = scenarios.gcloud_environment(emulator.url, demo.scratch / "gcloud-config", emulator.host_port)
@@ -134,7 +135,7 @@ def _federation_rows(demo: Demo, call: Callable[[str | None], tuple[int, str]]) 
     """AWS, X.509 and a workforce person, each acting as a service account for its ID token."""
     emulator, create = demo.emulator, "gcloud iam workload-identity-pools create-cred-config"
     demo.source(
-        "AWS federation (EC2 role, IMDSv2, SigV4)",
+        "federation: AWS (EC2 role)",
         scenarios.aws_workload(emulator),
         call,
         f"gcptoken id {SERVICE} --credentials aws.json   # {create} … --aws --service-account=SA",
@@ -143,14 +144,14 @@ def _federation_rows(demo: Demo, call: Callable[[str | None], tuple[int, str]]) 
     credentials = scenarios.x509_workload(emulator, demo.scratch)
     with scenarios.environment({EMULATOR_CA_ENV: str(ca)}):
         demo.source(
-            "X.509 federation (workload certificate, mTLS)",
+            "federation: X.509 (mTLS)",
             credentials,
             call,
             f"gcptoken id {SERVICE} --credentials x509.json   # {create} … --credential-cert-path=… "
             "--service-account=SA",
         )
     demo.source(
-        "workforce federation (a person), impersonating",
+        "workforce person, impersonating",
         scenarios.workforce_person(emulator),
         call,
         f"gcptoken id {SERVICE} --impersonate-service-account SA   # after gcloud auth login --login-config=…",
@@ -183,14 +184,12 @@ def _iap_person_rows(
         "IAP_CLIENT_ID.apps.googleusercontent.com"
     )
     ok = status == 200 and verified == "✓"
-    demo.rows.append(
-        Row("a person, for the IAP app's OAuth client", ok, trips, f"{elapsed:.0f} ms", verified, answer, command)
-    )
+    demo.rows.append(Row("IAP: a person's token for it", ok, trips, f"{elapsed:.0f} ms", verified, answer, command))
     own = user.id_token(getattr(user, "default_audience", client_id)).value
     status, answer = call(own, front_url)
     demo.rows.append(
         Row(
-            "refused: a person's own ID token at the IAP app",
+            "refused: own token at IAP",
             status == 401,
             verified="✗ audience",
             answer=answer,
@@ -240,25 +239,25 @@ def run(out: TextIO) -> bool:
                 return response.status_code, f"{response.status_code} {text}"[:90]
 
             demo.source(
-                "service-account key file",
+                "service-account key",
                 load_credentials(key_path),
                 call,
                 f"GOOGLE_APPLICATION_CREDENTIALS=key.json gcptoken id {SERVICE}",
             )
             demo.source(
-                "metadata server (emulated VM, full format)",
+                "metadata server (full format)",
                 MetadataCredentials("full", host=emulator.host_port),
                 call,
                 f"gcptoken id {SERVICE} --token-format full   # on GCE, Cloud Run, GKE: found by itself",
             )
             demo.source(
-                "user credentials, impersonating demo-runner",
+                "user, impersonating demo-runner",
                 scenarios.impersonating(emulator, user, "demo-runner", "user:demo-user@example.com"),
                 call,
                 f"gcptoken id {SERVICE} --impersonate-service-account demo-runner@PROJECT.iam.gserviceaccount.com",
             )
             demo.source(
-                "workload identity federation (OIDC file)",
+                "federation: OIDC file",
                 scenarios.federation(emulator, Path(scratch)).credentials(),
                 call,
                 f"gcptoken id {SERVICE} --credentials external-account.json   # from gcloud iam "
@@ -280,7 +279,7 @@ def run(out: TextIO) -> bool:
             status, answer = call(assertion, iap_url, "x-goog-iap-jwt-assertion")
             demo.rows.append(
                 Row(
-                    "behind IAP: its signed header (ES256)",
+                    "IAP: its signed header",
                     status == 200,
                     verified="✓" if status == 200 else "✗",
                     answer=answer,
@@ -290,11 +289,11 @@ def run(out: TextIO) -> bool:
             _iap_person_rows(demo, user, call, front_url, front_verifier, iap_client)
             try:
                 user.id_token(service_url)
-                demo.rows.append(Row("refused: a user's own ID token for the service", False, answer="not refused"))
+                demo.rows.append(Row("refused: a user's own token", False, answer="not refused"))
             except CredentialsError:
                 demo.rows.append(
                     Row(
-                        "refused: a user's own ID token for the service",
+                        "refused: a user's own token",
                         True,
                         "0",
                         answer="refused before any request: use --impersonate-service-account",
@@ -303,7 +302,7 @@ def run(out: TextIO) -> bool:
                 )
             other, _, _ = demo.fetch(load_credentials(key_path), "https://another-service.a.run.app")
             verify = f'gcptoken verify "$TOKEN" --audience {SERVICE}   # exit 1, one line: why'
-            demo.refusal("refused: token for another audience", other, call, verify)
+            demo.refusal("refused: another audience", other, call, verify)
             demo.refusal("refused: expired token", demo.expired_token(), call, verify)
             demo.refusal("refused: no token", None, call, f"curl {SERVICE}   # 401 from Cloud Run itself")
         _report(out, emulator.url, service_url, (iap_url, front_url), demo.rows)
@@ -321,8 +320,12 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[st
     width = max(len(row.name) for row in rows)
     write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  {'verified':<10}  the service answers\n")
     for row in rows:
-        mark = "✓" if row.ok else "✗"
-        write(f"  {mark} {row.name:<{width}}  {row.trips:>5}  {row.latency:>8}  {row.verified:<10}  {row.answer}\n")
+        mark, verified, answer = ("✓" if row.ok else "✗"), row.verified, row.answer
+        if row.skipped:
+            mark, verified, answer = "-", "skipped", row.skipped
+        write(f"  {mark} {row.name:<{width}}  {row.trips:>5}  {row.latency:>8}  {verified:<10}  {answer}\n")
+    if any(row.skipped for row in rows):
+        write("  (-: skipped, could not run on this machine)\n")
     write("\nThe same against real Google, row by row:\n")
     for row in rows:
         if row.command:

@@ -5,7 +5,7 @@ server), keys (published keys and certificates), resourcemanager; and the emulat
 
 from gcptoken.extras import require
 
-require("emulator", "the emulator")  # before any import of its modules: one clear line if missing
+require("emulator", "gcptoken.emulator")  # before any import of its modules: one clear line if missing
 
 
 from gcptoken.emulator.http.server import EmulatorServer

@@ -17,7 +17,7 @@ from gcptoken.errors import InvalidArgumentError, TransportError
 from gcptoken.http.flows import HttpRequest, HttpResponse
 from gcptoken.http.tls import ClientCertificate, client_context
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_transport"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "network_failure", "shared_transport"]
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -30,6 +30,12 @@ def _failure(request: HttpRequest, exc: Exception) -> Exception:
         return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: not a URL that can be called ({kind})")
     if isinstance(exc, ValueError):
         return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: the request cannot be sent ({kind})")
+    return TransportError(f"{request.method} {safe_url(request.url)}: {network_failure(exc)}")
+
+
+def network_failure(exc: Exception) -> str:
+    """What went wrong on the network, in the words every command uses: "connection failed
+    (ConnectError)", "timed out (ReadTimeout)", never a class name alone."""
     if isinstance(exc, httpx.TimeoutException):
         reason = "timed out"
     elif isinstance(exc, httpx.ConnectError):
@@ -38,7 +44,7 @@ def _failure(request: HttpRequest, exc: Exception) -> Exception:
         reason = "the server broke off the HTTP exchange (closed early or sent malformed HTTP)"
     else:
         reason = "request failed"
-    return TransportError(f"{request.method} {safe_url(request.url)}: {reason} ({kind})")
+    return f"{reason} ({type(exc).__name__})"
 
 
 def _limit(request: HttpRequest, default: float) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 import gcptoken.credentials.fields as fields
 from gcptoken import endpoints
 from gcptoken.errors import CredentialsError
-from gcptoken.private_files import UnreadableFile, read_small_file
+from gcptoken.private_files import UnreadableFile, file_error, read_small_file
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
 
 __all__ = ["AUTH_URI", "HOW_TO_CREATE", "DesktopClient"]
@@ -41,8 +41,8 @@ class DesktopClient:
             raise CredentialsError(f"client file {shown} {exc}") from None
         except UnreadableJson as exc:
             raise CredentialsError(f"client file {shown} {exc}") from None
-        except OSError:
-            raise CredentialsError(f"client file {shown} cannot be read") from None
+        except OSError as exc:
+            raise file_error(path, "client file", exc) from None
         if "web" in info:
             raise CredentialsError(
                 f"client file {shown} is a web application's client; signing in from here needs a "
