@@ -23,6 +23,7 @@ from gcptoken import (
 from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
+from tests.scopes import S1
 
 AUD = "https://svc-imp.a.run.app"
 IAM_PREFIX = "/v1/projects/-/serviceAccounts/"
@@ -55,7 +56,7 @@ def test_id_and_access_tokens_for_the_target(
     id_token = credentials.id_token(AUD)
     claims = Verifier(AUD, certs=certs_url).verify(id_token.value)
     assert claims["email"] == target and claims["sub"] == emulator.state.service_accounts[target].unique_id
-    access = credentials.access_token(["s1"])
+    access = credentials.access_token([S1])
     assert access.value.startswith("ya29.") and 3590 < access.expires_in() <= 3600
     assert credentials.id_token(AUD) == id_token  # from the cache
     credentials.id_token(AUD, use_cache=False)

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
@@ -19,6 +19,8 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 3
 
 FORMATS = ("token", "json", "header", "claims")
+T = TypeVar("T")
+_CLOUD = "https://www.googleapis.com/auth/"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +63,15 @@ def _finite(text: str) -> float:
     return _typed(finite_number, text)
 
 
-def _typed(check: Callable[[str], float], text: str) -> float:
+def _scopes(text: str) -> str:
+    """argparse ``type=`` for every --scopes: at least one scope (``""`` or ``" , "`` is an error,
+    never the default in disguise), given back comma-joined."""
+    from gcptoken.checks import scope_list
+
+    return ",".join(_typed(lambda value: scope_list(value, "the list"), text))
+
+
+def _typed(check: Callable[[str], T], text: str) -> T:
     from gcptoken.errors import InvalidArgumentError
 
     try:
@@ -139,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _credential_options(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
-    access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
+    access.add_argument("--scopes", type=_scopes, help="comma-separated scopes (default: cloud-platform)")
     access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
@@ -148,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
     jwt.add_argument("--audience", help="the API, e.g. https://SERVICE.googleapis.com/")
-    jwt.add_argument("--scopes", help="comma-separated scopes instead of an audience")
+    jwt.add_argument("--scopes", type=_scopes, help="comma-separated scopes instead of an audience")
     jwt.add_argument("--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600")
     jwt.add_argument("--format", choices=FORMATS, default="token", help="output")
     _credential_options(jwt, source=False, impersonate=False, timeout=False, no_cache=False)
@@ -251,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
-    login.add_argument("--scopes", metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)")
+    login.add_argument(
+        "--scopes", type=_scopes, metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)"
+    )
     login.add_argument("--output", metavar="FILE", help="where to write (default: gcloud's ADC file)")
     login.add_argument("--force", action="store_true", help="replace an existing file for another account")
     login.add_argument("--port", type=int, metavar="PORT", help="loopback port for the redirect (default: a free one)")
@@ -291,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     metadata.add_argument("--zone", default="us-central1-a", help="instance zone")
     metadata.add_argument("--instance-name", metavar="NAME", help="instance name (default: this host's)")
     metadata.add_argument(
-        "--scopes", default="https://www.googleapis.com/auth/cloud-platform", metavar="S1,S2", help="instance scopes"
+        "--scopes", type=_scopes, default=f"{_CLOUD}cloud-platform", metavar="S1,S2", help="instance scopes"
     )
     metadata.add_argument("--attribute", action="append", metavar="KEY=VALUE", help="instance attribute (repeatable)")
     platform_option(metadata)
