@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -63,7 +64,7 @@ def test_the_commands_refuse_what_the_library_refuses(
 def test_the_library_and_integrations_refuse_the_same(key_path: Path) -> None:
     credentials = load_credentials(key_path)
     assert isinstance(credentials, ServiceAccountCredentials)
-    refusals = [
+    refusals: list[Callable[[], object]] = [
         lambda: credentials.id_token("ftp://x"),
         lambda: asyncio.run(credentials.id_token_async("ftp://x")),
         lambda: credentials.self_signed_jwt("ftp://x"),
