@@ -14,6 +14,7 @@ import pytest
 
 from gcptoken import InvalidArgumentError, ServiceAccountCredentials, checks, load_credentials
 from gcptoken.cli.main import main
+from gcptoken.credentials import base as credentials_base
 from gcptoken.integrations import httpx_auth, requests_auth
 from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
@@ -29,6 +30,7 @@ def _env(emulator: EmulatorClient, key_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_path))
     monkeypatch.setattr(checks, "_NOTED", set())  # each test sees its own first note
+    monkeypatch.setattr(credentials_base, "_CHECKED_AUDIENCES", {})
 
 
 def _sent(emulator: EmulatorClient) -> int:
@@ -96,6 +98,7 @@ def test_a_url_audience_with_a_path_works_and_is_noted_once(
     assert f"Cloud Run checks only {AUD} unless" in err[0] and checks.CUSTOM_AUDIENCES_DOC in err[0]
     # The library says it on its logger, not on stderr: once per audience per process.
     checks._NOTED.clear()
+    credentials_base._CHECKED_AUDIENCES.clear()
     with caplog.at_level(logging.WARNING, logger="gcptoken"):
         for _ in range(2):
             load_credentials(key_path).id_token("https://user@svc-rule.a.run.app#top", use_cache=False)

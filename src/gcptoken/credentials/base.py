@@ -171,11 +171,21 @@ def quota_project(credentials: Credentials, explicit: str | None = None) -> str 
     return None
 
 
+# Audiences already checked (and noted): a cache hit must not parse its audience each time.
+_CHECKED_AUDIENCES: dict[str, str] = {}
+_CHECKED_MAX = 256
+
+
 def _audience(audience: str) -> str:
     """checks.audience, the rule every ID token path shares (``ftp://x`` is refused here as by the
     command line); a URL audience with a path or query is noted once on the ``gcptoken`` logger."""
-    checked = checks.audience(audience)
-    checks.note_audience_once(checked)
+    checked = _CHECKED_AUDIENCES.get(audience) if isinstance(audience, str) else None
+    if checked is None:
+        checked = checks.audience(audience)
+        checks.note_audience_once(checked)
+        if len(_CHECKED_AUDIENCES) >= _CHECKED_MAX:
+            _CHECKED_AUDIENCES.clear()
+        _CHECKED_AUDIENCES[audience] = checked
     return checked
 
 
