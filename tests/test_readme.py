@@ -26,3 +26,21 @@ def test_ci_runs_the_readme_test_line() -> None:
     _, tests = quick_start_lines()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci
+
+
+def test_the_readme_names_every_public_error_class() -> None:
+    """Every exception class gcptoken exports (from gcptoken and gcptoken.errors) is named in the
+    README's paragraph on errors, so none is found only by reading the code."""
+    import gcptoken
+    import gcptoken.errors
+
+    exported = {
+        name
+        for module in (gcptoken, gcptoken.errors)
+        for name in module.__all__
+        if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), BaseException)
+    }
+    assert {"GcpTokenError", "RefusedError"} <= exported
+    text = (ROOT / "README.md").read_text()
+    paragraph = text[text.index("Errors share one root") :].split("\n\n", 1)[0]
+    assert sorted(name for name in exported if not re.search(rf"\b{name}\b", paragraph)) == []

@@ -5,11 +5,23 @@ value is an InvalidArgumentError whose one line names where it came from, never 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from gcptoken.errors import InvalidArgumentError
 
-__all__ = ["audience", "finite_number", "host_port", "http_url", "positive_seconds", "printable"]
+__all__ = [
+    "CUSTOM_AUDIENCES_DOC",
+    "audience",
+    "audience_note",
+    "finite_number",
+    "host_port",
+    "http_url",
+    "note_audience_once",
+    "positive_seconds",
+    "printable",
+    "scope_list",
+]
 
 _MAX_URL = 8192
 
@@ -53,8 +65,12 @@ def http_url(value: str, what: str = "the URL", *, allow_http: bool = True) -> s
 
 
 def audience(value: str, what: str = "the audience") -> str:
-    """Any non-empty string (Cloud Run custom audiences, OAuth client ids), but one that looks like
-    a URL must be a valid http(s) URL, and one starting with ``-`` is a misplaced option."""
+    """The one audience rule of the library, ``id``, ``jwt``, ``call``, ``proxy`` and the
+    integrations: any non-empty string (an IAP OAuth client id ``N-x.apps.googleusercontent.com``,
+    a workload identity provider ``//iam.googleapis.com/…``, a Cloud Run custom audience), but one
+    that looks like a URL (``scheme://…``) must be a valid http(s) URL with a host, and one starting
+    with ``-`` is a misplaced option. A URL with a path, query, fragment or user info is allowed:
+    see audience_note."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{what} is empty")
     value = value.strip()
@@ -65,6 +81,81 @@ def audience(value: str, what: str = "the audience") -> str:
     if "://" in value:
         http_url(value, what)
     return value
+
+
+# Cloud Run accepts an ID token whose aud is the service's URL (scheme://host) or one of the custom
+# audiences configured on the service: https://cloud.google.com/run/docs/configuring/custom-audiences
+CUSTOM_AUDIENCES_DOC = "https://cloud.google.com/run/docs/configuring/custom-audiences"
+
+
+def audience_note(value: str) -> str | None:
+    """A one-line note for an http(s) audience carrying more than ``scheme://host[:port]`` (a
+    path, query, fragment or user info): a URL copied whole, which Cloud Run refuses unless it is
+    one of the service's custom audiences. None for anything else, and for a 1st gen Cloud
+    Function's URL (``https://REGION-PROJECT.cloudfunctions.net/FUNCTION``: its audience)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    path = parts.path.rstrip("/")
+    function = (parts.hostname or "").endswith(".cloudfunctions.net") and path.count("/") <= 1
+    extra = [
+        name
+        for name, present in (
+            ("a path", bool(path) and not function),
+            ("a query", bool(parts.query) or value.rstrip("#").endswith("?")),
+            ("a fragment", "#" in value),
+            ("user info", "@" in parts.netloc),
+        )
+        if present
+    ]
+    if not extra:
+        return None
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return (
+        f"the audience has {' and '.join(extra)}: Cloud Run checks only {origin} unless this audience is "
+        f"one of the service's custom audiences ({CUSTOM_AUDIENCES_DOC})"
+    )
+
+
+_NOTED: set[str] = set()
+
+
+def note_audience_once(value: str, say: Callable[[str], None] | None = None) -> None:
+    """Says ``audience_note(value)`` once per audience per process: through ``say`` (the command
+    line's stderr line) or, by default, as a warning on the ``gcptoken`` logger (a library does not
+    print; an application sees it as it sees its other warnings, and silences it by level)."""
+    if value in _NOTED:
+        return
+    note = audience_note(value)
+    if note is None:
+        return
+    _NOTED.add(value)
+    if say is None:
+        import logging  # only when there is something to say
+
+        logging.getLogger("gcptoken").warning("%s", note)
+    else:
+        say(note)
+
+
+def scope_list(value: str | Sequence[str], what: str = "scopes") -> tuple[str, ...]:
+    """OAuth scopes from ``"a,b"``, ``"a b"`` or ``["a", "b"]``: at least one, each printable. An
+    empty value (``""``, ``" , "``, ``[]``) is an error, never the default scope in disguise."""
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, (bytes, bytearray)) or not all(isinstance(item, str) for item in items):
+        raise InvalidArgumentError(f"{what} must be strings")
+    scopes = tuple(scope for item in items for scope in item.replace(",", " ").split())
+    if not scopes:
+        raise InvalidArgumentError(
+            f"{what} names no scope; give at least one (e.g. https://www.googleapis.com/auth/cloud-platform)"
+        )
+    for scope in scopes:
+        if not scope.isprintable() or len(scope) > _MAX_URL:
+            raise InvalidArgumentError(f"{what}: {_shown(scope)!r} has control characters or is too long")
+    return scopes
 
 
 def host_port(value: str, what: str) -> str:

@@ -9,9 +9,23 @@ from typing import Any, Literal, TypeGuard
 
 from gcptoken.jose import compact
 
-__all__ = ["MAX_LIFETIME", "DecodedToken", "Token", "decode", "expiry", "plausible_time"]
+__all__ = [
+    "MAX_LIFETIME",
+    "DecodedToken",
+    "NotAJwt",
+    "Token",
+    "decode",
+    "expiry",
+    "not_a_jwt",
+    "plausible_time",
+]
 
 TokenKind = Literal["id_token", "access_token", "jwt"]
+# What people paste where a JWT is wanted: an opaque Google access token (``ya29.``: OAuth, IAM
+# generateAccessToken, the metadata server and STS federated tokens alike), a refresh token
+# (``1//``), or a whole JSON answer (``gcptoken id --format json``, a token endpoint's body).
+NotAJwt = Literal["access_token", "refresh_token", "json"]
+_JSON_FIELDS = ("id_token", "access_token", "jwt", "token", "signedJwt", "accessToken")
 
 # The longest Google lets a token live: 12 hours (IAM generateAccessToken, where the org policy allows).
 # An upstream's word that a token lasts longer (an expires_in of 1e300 or of 5,000 digits, an expireTime
@@ -36,6 +50,30 @@ def decode(token: str) -> DecodedToken:
     """Header and claims of a JWT, **unverified**. Raises VerificationError for malformed input."""
     parsed = compact.parse(token.strip())
     return DecodedToken(parsed.header, parsed.claims)
+
+
+def not_a_jwt(text: str) -> tuple[NotAJwt, str] | None:
+    """What ``text`` is when it is one of the non-JWTs people paste by mistake, and the one line
+    that says so and what to use instead (never repeating any of it); None for anything else. The
+    one recogniser of ``decode``, ``verify``, ``info`` and the inspector."""
+    text = text.strip()
+    if text.startswith("ya29."):
+        return "access_token", (
+            "this is an opaque OAuth access token (ya29.…, also what STS and the metadata server give), not a "
+            "JWT: nothing in it can be verified or decoded; use 'gcptoken info' to ask Google about it"
+        )
+    if text.startswith("1//"):
+        return "refresh_token", (
+            "this looks like a refresh token, a long-lived secret, not a JWT; revoke it if it was shared by mistake"
+        )
+    if text.startswith("{"):
+        field = next((f'"{name}"' for name in _JSON_FIELDS if f'"{name}"' in text), None)
+        where = f"the value of its {field} field" if field else "the token alone"
+        return "json", (
+            f"this is JSON (gcptoken's --format json output, or a token endpoint's answer), not a token: pass {where} "
+            "(gcptoken id/access/jwt --format token prints just the token)"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.cli.main import build_parser
 from gcptoken.testing import EmulatorClient
+from tests.scopes import S1, S2
 
 AUD = "https://svc-cli.a.run.app"
 SCRIPT = Path(sys.executable).parent / "gcptoken"
@@ -104,10 +105,10 @@ def test_id_formats(env: dict[str, str], key_path: Path) -> None:
 
 
 def test_access_token_and_formats(env: dict[str, str], emulator: EmulatorClient, key_info: dict[str, str]) -> None:
-    plain = gcptoken("access", "--scopes", "s1,s2", env=env)
+    plain = gcptoken("access", "--scopes", f"{S1},{S2}", env=env)
     assert plain.code == 0 and plain.out.startswith("ya29.")
     (entry,) = emulator.token_requests_by(key_info["client_email"])
-    assert entry["detail"]["assertion"]["claims"]["scope"] == "s1 s2"
+    assert entry["detail"]["assertion"]["claims"]["scope"] == f"{S1} {S2}"
     assert set(json.loads(gcptoken("access", "--format", "json", env=env).out)) == {
         "access_token",
         "expires_at",
@@ -264,7 +265,7 @@ BAD_INPUT = [
     ("no-audience", ["id"], 2, "audience is required"),
     ("two-audiences", ["id", AUD, "--audience", "https://b"], 2, "give the audience once"),
     ("no-credentials", ["id", AUD, "--credentials", ""], 3, "GOOGLE_APPLICATION_CREDENTIALS"),
-    ("empty-scopes", ["access", "--scopes", ","], 2, "at least one scope"),
+    ("empty-scopes", ["access", "--scopes", ","], 2, "--scopes: the list names no scope"),
     ("decode-garbage", ["decode", "garbage"], 1, "1 part"),
     ("decode-empty", ["decode", "-"], 2, "empty"),
     ("decode-two-parts", ["decode", "a.b"], 1, "2 parts"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from gcptoken import (
     ImpersonatedCredentials,
     InvalidArgumentError,
     MetadataCredentials,
+    Token,
     TokenRequestError,
     Verifier,
     load_credentials,
@@ -21,6 +23,7 @@ from gcptoken import (
 from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
+from tests.scopes import S1
 
 AUD = "https://svc-imp.a.run.app"
 IAM_PREFIX = "/v1/projects/-/serviceAccounts/"
@@ -53,7 +56,7 @@ def test_id_and_access_tokens_for_the_target(
     id_token = credentials.id_token(AUD)
     claims = Verifier(AUD, certs=certs_url).verify(id_token.value)
     assert claims["email"] == target and claims["sub"] == emulator.state.service_accounts[target].unique_id
-    access = credentials.access_token(["s1"])
+    access = credentials.access_token([S1])
     assert access.value.startswith("ya29.") and 3590 < access.expires_in() <= 3600
     assert credentials.id_token(AUD) == id_token  # from the cache
     credentials.id_token(AUD, use_cache=False)
@@ -108,7 +111,11 @@ def test_async(key_path: Path, target: str, certs_url: str) -> None:
 def test_sign_jwt_and_blob(emulator: EmulatorClient, key_path: Path, target: str) -> None:
     credentials = ImpersonatedCredentials(load_credentials(key_path), target)
     signed = credentials.sign_jwt({"iss": target, "x": 1})
-    assert compact.parse(signed).claims == {"iss": target, "x": 1}
+    assert compact.parse(signed.value).claims == {"iss": target, "x": 1}
+    # The same kind of value as self_signed_jwt: a Token; without exp, IAM adds one an hour ahead.
+    assert isinstance(signed, Token) and signed.kind == "jwt" and 3590 < signed.expires_in() <= 3600
+    expiring = credentials.sign_jwt({"iss": target, "exp": int(time.time()) + 600})
+    assert 590 < expiring.expires_in() <= 600
     signature = credentials.sign_blob(b"blob")
     public = emulator.state.system_key(target)[1].key.public_key()
     assert isinstance(public, rsa.RSAPublicKey)

@@ -19,6 +19,7 @@ from gcptoken.errors import InvalidArgumentError
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
+from tests.scopes import S1, S2
 
 AUD = "https://svc-mds.a.run.app"
 IDENTITY = "/computeMetadata/v1/instance/service-accounts/default/identity"
@@ -51,8 +52,8 @@ def test_id_token_full_with_license(on_vm: EmulatorClient, certs_url: str) -> No
 def test_access_token_and_email(on_vm: EmulatorClient) -> None:
     credentials = MetadataCredentials()
     default = credentials.access_token()
-    custom = credentials.access_token(["s1", "s2"])
-    for token, scope in ((default, "https://www.googleapis.com/auth/cloud-platform"), (custom, "s1 s2")):
+    custom = credentials.access_token([S1, S2])
+    for token, scope in ((default, "https://www.googleapis.com/auth/cloud-platform"), (custom, f"{S1} {S2}")):
         info = httpx.post(f"{on_vm.url}/tokeninfo", data={"access_token": token.value}).json()
         assert info["scope"] == scope
         assert 3590 < token.expires_in() <= 3600

@@ -58,7 +58,7 @@ def test_cli(key_path: Path, key_info: dict[str, str], tmp_path: Path) -> None:
     scoped = gcptoken("jwt", "--scopes", "s1,s2", "--credentials", str(key_path))
     assert compact.parse(scoped.out.strip()).claims["scope"] == "s1 s2"
     neither = gcptoken("jwt", "--credentials", str(key_path))
-    assert (neither.code, neither.out) == (2, "") and "audience or scopes" in neither.err
+    assert (neither.code, neither.out) == (2, "") and "needs one of --audience" in neither.err
     user = tmp_path / "user.json"
     user.write_text(
         json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"})

@@ -24,6 +24,7 @@ from gcptoken import (
     load_credentials,
 )
 from gcptoken.testing import EmulatorClient, write_key_file
+from tests.scopes import S1
 
 AUD = "https://svc-lib.a.run.app"
 
@@ -95,7 +96,7 @@ def test_async_matches_sync(emulator: EmulatorClient, key_path: Path, key_info: 
     credentials = load_credentials(key_path)
 
     async def both() -> tuple[gcptoken.Token, gcptoken.Token]:
-        return await asyncio.gather(credentials.id_token_async(AUD), credentials.access_token_async(["s"]))
+        return await asyncio.gather(credentials.id_token_async(AUD), credentials.access_token_async([S1]))
 
     id_token, access = asyncio.run(both())
     assert Verifier(AUD, certs=certs_url).verify(id_token.value)["email"] == key_info["client_email"]

@@ -21,6 +21,7 @@ from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, 
 from gcptoken.emulator import EmulatorServer
 from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
+from tests.scopes import S1, S2
 
 AUD = "https://svc.a.run.app"
 
@@ -284,10 +285,10 @@ def test_tokeninfo_for_an_id_token(emulator: EmulatorClient, sa: ServiceAccountK
 
 
 def test_tokeninfo_for_an_access_token(emulator: EmulatorClient, sa: ServiceAccountKey) -> None:
-    token = _token(emulator, sa, scope="s1 s2")
+    token = _token(emulator, sa, scope=f"{S1} {S2}")
     info = httpx.post(f"{emulator.url}/tokeninfo", data={"access_token": token}).json()
     account = emulator.state.service_accounts[sa.client_email]
-    assert info["scope"] == "s1 s2"
+    assert info["scope"] == f"{S1} {S2}"
     assert info["email"] == sa.client_email
     assert info["azp"] == info["aud"] == info["sub"] == account.unique_id
     assert 3590 <= int(info["expires_in"]) <= 3600

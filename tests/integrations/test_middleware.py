@@ -4,6 +4,7 @@ verifying tokens whose keys come from the emulator."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -119,7 +120,6 @@ def fastapi_app(verifier: Verifier) -> FastAPI:
 
 
 def wsgi_app(verifier: Verifier) -> WSGIApplication:
-    import json
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         claims = environ.get(CLAIMS_KEY, {})
@@ -184,6 +184,9 @@ def test_missing_and_invalid_tokens_get_401_with_a_bearer_challenge(everyone: di
         for name, (headers, words) in cases.items():
             response = httpx.get(f"{url}/whoami", headers=headers)
             assert words in description_of(response), name
+            # One builder (bearer.refusal) for all four: FastAPI's {"detail"} body, the same bytes.
+            assert response.headers["content-type"] == "application/json", name
+            assert response.content == json.dumps({"detail": description_of(response)}, separators=(",", ":")).encode()
             token = headers.get("Authorization", "")[7:]
             assert not token or token[-16:] not in response.text + response.headers["www-authenticate"]
 
@@ -205,6 +208,8 @@ def test_unreachable_keys_are_503_not_401(kind: str) -> None:
         response = httpx.get(f"{url}/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert response.status_code == 503
         assert "www-authenticate" not in response.headers
+        assert (response.headers["content-type"], response.headers["retry-after"]) == ("application/json", "5")
+        assert response.content == b'{"detail":"token signing keys are unavailable"}'
         assert "127.0.0.1" not in response.text  # internals go to the log, not to the caller
 
 

@@ -291,6 +291,15 @@ def test_odd_queries_are_answered_not_crashed(server: Server) -> None:
         assert "Traceback" not in answer.text
 
 
+def test_a_clients_bad_audience_or_scope_is_400_not_an_upstream_failure(server: Server) -> None:
+    """The library's rules and Google's invalid_scope are the client's mistake: 400, not 503."""
+    base = "instance/service-accounts/default/"
+    bad_audience = server.get(base + "identity", audience="ftp://x")
+    assert bad_audience.status_code == 400 and "must start with http:// or https://" in bad_audience.text
+    bad_scope = server.get(base + "token", scopes="not,a,scope")
+    assert bad_scope.status_code == 400 and "invalid_scope" in bad_scope.text, bad_scope.text
+
+
 def test_metadata_names_and_allowed_hosts_are_answered(emu: EmulatorServer, key_path: Path) -> None:
     """Clients in containers send ``Host: metadata.google.internal`` (or ``metadata``); a name the
     user adds with --allow-host is answered at any port; any other name is a rebinding attempt."""

@@ -6,7 +6,7 @@ import argparse
 import copy
 
 from gcptoken.cli.local_servers import GuardFlags, configure_log, say, serve, warn_if_exposed
-from gcptoken.cli.tokens import credentials_for
+from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, UserCredentials
 from gcptoken.credentials.base import run_flow_sync
 from gcptoken.credentials.service_account import ServiceAccountCredentials
@@ -147,6 +147,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     flags = GuardFlags(args)
     warn_if_exposed(args.host, args.port, "the proxy", flags)
     audience = upstream_audience(args.url, args.audience)  # a usage error before any credential is read
+    checked_audience(audience, "--audience")  # one stderr note for a URL audience with a path or query
     credentials = credentials_for(args)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     configure_log("gcptoken.proxy", args.verbose)

@@ -13,7 +13,7 @@ import tempfile
 from types import FrameType
 
 from gcptoken import checks
-from gcptoken.cli.tokens import credentials_for
+from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
@@ -74,7 +74,7 @@ def _body(data: str | None) -> bytes | None:
 
 
 def _audience(args: argparse.Namespace, url: str) -> str:
-    return checks.audience(args.audience, "--audience") if args.audience is not None else audience_for(url)
+    return checked_audience(args.audience, "--audience") if args.audience is not None else audience_for(url)
 
 
 def run_call(args: argparse.Namespace) -> int:

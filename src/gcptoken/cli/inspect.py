@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gcptoken.cli.io import print_json, read_token
 from gcptoken.errors import InvalidArgumentError, VerificationError
-from gcptoken.tokens import decode
+from gcptoken.tokens import decode, not_a_jwt
 from gcptoken.verify.presets import GOOGLE, IAP
 
 if TYPE_CHECKING:
@@ -18,20 +18,17 @@ if TYPE_CHECKING:
 __all__ = ["run_decode", "run_info", "run_verify"]
 
 
-def _not_a_jwt(token: str) -> str | None:
-    """What an opaque token is, when it is one people paste by mistake."""
-    if token.startswith("ya29."):
-        return "this is an opaque OAuth access token (ya29.…), not a JWT: use 'gcptoken info' to ask Google about it"
-    if token.startswith("1//"):
-        return "this looks like a refresh token, a long-lived secret, not a JWT; revoke it if it was shared by mistake"
-    return None
+def _refuse_a_non_jwt(token: str, *, access_tokens: bool = False) -> None:
+    """decode, verify and info: an opaque token or pasted JSON is named, with what to use instead
+    (info takes access tokens: tokeninfo reads them)."""
+    found = not_a_jwt(token)
+    if found is not None and not (access_tokens and found[0] == "access_token"):
+        raise VerificationError("malformed", found[1])
 
 
 def run_decode(args: argparse.Namespace) -> int:
     token = read_token(args.token)
-    problem = _not_a_jwt(token)
-    if problem is not None:
-        raise VerificationError("malformed", problem)
+    _refuse_a_non_jwt(token)
     decoded = decode(token)
     result: dict[str, object] = {"header": decoded.header, "claims": decoded.claims}
     exp = decoded.claims.get("exp")
@@ -44,6 +41,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     token = read_token(args.token)
+    _refuse_a_non_jwt(token)
     claims = _verifier(args).verify(token, now=args.now)
     print_json(claims)
     return 0
@@ -89,5 +87,7 @@ def _verifier(args: argparse.Namespace) -> Verifier:
 def run_info(args: argparse.Namespace) -> int:
     from gcptoken.verify.tokeninfo import tokeninfo
 
-    print_json(tokeninfo(read_token(args.token), timeout=args.timeout))
+    token = read_token(args.token)
+    _refuse_a_non_jwt(token, access_tokens=True)  # a refresh token or JSON is never sent to Google
+    print_json(tokeninfo(token, timeout=args.timeout))
     return 0

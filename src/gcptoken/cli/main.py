@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gcptoken.cli.help_examples import add_examples
+from gcptoken.cli.interrupts import Terminated, stopped
 from gcptoken.cli.parser_kit import (
     EXIT_USAGE,
     AsWritten,
@@ -17,10 +18,10 @@ from gcptoken.cli.parser_kit import (
     after_dashes,
     credential_options,
     finite,
+    scopes,
     seconds,
     verbose_option,
 )
-from gcptoken.cli.interrupts import Terminated, stopped
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
@@ -30,6 +31,7 @@ EXIT_INVALID = 1  # token invalid, or the request was refused
 EXIT_FAILURE = 3
 
 FORMATS = ("token", "json", "header", "claims")
+_CLOUD = "https://www.googleapis.com/auth/"
 
 
 # Every local user can read a process's argv (/proc/PID/cmdline).
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     credential_options(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
-    access.add_argument("--scopes", help="comma-separated scopes (default: cloud-platform)")
+    access.add_argument("--scopes", type=scopes, help="comma-separated scopes (default: cloud-platform)")
     access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
     jwt.add_argument("--audience", help="the API, e.g. https://SERVICE.googleapis.com/")
-    jwt.add_argument("--scopes", help="comma-separated scopes instead of an audience")
+    jwt.add_argument("--scopes", type=scopes, help="comma-separated scopes instead of an audience")
     jwt.add_argument("--lifetime", dest="jwt_lifetime", type=int, default=3600, metavar="SECONDS", help="1-3600")
     jwt.add_argument("--format", choices=FORMATS, default="token", help="output")
     credential_options(jwt, source=False, impersonate=False, timeout=False, no_cache=False)
@@ -184,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
-    login.add_argument("--scopes", metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)")
+    login.add_argument(
+        "--scopes", type=scopes, metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)"
+    )
     login.add_argument("--output", metavar="FILE", help="where to write (default: gcloud's ADC file)")
     login.add_argument("--force", action="store_true", help="replace an existing file for another account")
     login.add_argument("--port", type=int, metavar="PORT", help="loopback port for the redirect (default: a free one)")
@@ -223,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     metadata.add_argument("--zone", default="us-central1-a", help="instance zone")
     metadata.add_argument("--instance-name", metavar="NAME", help="instance name (default: this host's)")
     metadata.add_argument(
-        "--scopes", default="https://www.googleapis.com/auth/cloud-platform", metavar="S1,S2", help="instance scopes"
+        "--scopes", type=scopes, default=f"{_CLOUD}cloud-platform", metavar="S1,S2", help="instance scopes"
     )
     metadata.add_argument("--attribute", action="append", metavar="KEY=VALUE", help="instance attribute (repeatable)")
     platform_option(metadata)

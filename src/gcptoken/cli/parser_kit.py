@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 __all__ = [
     "EXIT_USAGE",
@@ -18,11 +18,13 @@ __all__ = [
     "credential_options",
     "finite",
     "is_after_dashes",
+    "scopes",
     "seconds",
     "verbose_option",
 ]
 
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
@@ -141,7 +143,15 @@ def finite(text: str) -> float:
     return _typed(finite_number, text)
 
 
-def _typed(check: Callable[[str], float], text: str) -> float:
+def scopes(text: str) -> str:
+    """argparse ``type=`` for every --scopes: at least one scope (``""`` or ``" , "`` is an error,
+    never the default in disguise), given back comma-joined."""
+    from gcptoken.checks import scope_list
+
+    return ",".join(_typed(lambda value: scope_list(value, "the list"), text))
+
+
+def _typed(check: Callable[[str], T], text: str) -> T:
     from gcptoken.errors import InvalidArgumentError
 
     try:

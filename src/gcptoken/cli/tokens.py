@@ -24,7 +24,15 @@ from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.tokens import Token
 from gcptoken.untrusted import is_token_text
 
-__all__ = ["checked_chain", "credentials_for", "run_access", "run_id", "run_jwt"]
+__all__ = ["checked_audience", "checked_chain", "credentials_for", "run_access", "run_id", "run_jwt"]
+
+
+def checked_audience(audience: str, what: str = "the audience") -> str:
+    """The library's audience rule (checks.audience), and its note on a URL audience with a path
+    or query said here, once, as one ``gcptoken: note:`` line on stderr."""
+    checked = checks.audience(audience, what)
+    checks.note_audience_once(checked, lambda note: print(f"gcptoken: note: {note}", file=sys.stderr))
+    return checked
 
 
 def _emit(token: Token, output: str, field: str) -> None:
@@ -50,7 +58,7 @@ def _audience(args: argparse.Namespace, credentials: Credentials) -> str:
         if isinstance(credentials, UserCredentials):
             return credentials.default_audience  # the one ID token Google issues a user
         raise InvalidArgumentError("an audience is required, e.g. gcptoken id https://SERVICE.a.run.app")
-    return checks.audience(audience)
+    return checked_audience(audience)
 
 
 def checked_chain(args: argparse.Namespace) -> str | None:
@@ -162,7 +170,7 @@ def run_id(args: argparse.Namespace) -> int:
 
 
 def run_access(args: argparse.Namespace) -> int:
-    scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
+    scopes = None if args.scopes is None else checks.scope_list(args.scopes, "--scopes")
     credentials = credentials_for(args)
     subject = " ".join(sorted(scopes or DEFAULT_SCOPES))
     token = _through_disk_cache(
@@ -173,12 +181,19 @@ def run_access(args: argparse.Namespace) -> int:
 
 
 def run_jwt(args: argparse.Namespace) -> int:
+    if args.audience is None and args.scopes is None:
+        raise InvalidArgumentError(
+            "gcptoken jwt needs one of --audience (the API, e.g. https://pubsub.googleapis.com/) or --scopes"
+        )
+    if args.audience is not None and args.scopes is not None:
+        raise InvalidArgumentError("gcptoken jwt takes one of --audience or --scopes, not both")
+    audience = None if args.audience is None else checks.audience(args.audience, "--audience")
+    scopes = None if args.scopes is None else checks.scope_list(args.scopes, "--scopes")
     credentials = credentials_for(args)
     if not isinstance(credentials, ServiceAccountCredentials):
         raise InvalidArgumentError(
             f"self-signed JWTs need a service-account key; the credential in use is {credentials.description}"
         )
-    scopes = None if args.scopes is None else args.scopes.replace(",", " ").split()
-    token = credentials.self_signed_jwt(args.audience, scopes=scopes, lifetime=args.jwt_lifetime)
+    token = credentials.self_signed_jwt(audience, scopes=scopes, lifetime=args.jwt_lifetime)
     _emit(token, args.format, "jwt")
     return 0

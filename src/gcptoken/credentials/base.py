@@ -8,10 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from gcptoken import endpoints
+from gcptoken import checks, endpoints
 from gcptoken.cache.memory import TokenCache, default_cache
 from gcptoken.cache.rules import cache_key
-from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
 
@@ -172,21 +171,26 @@ def quota_project(credentials: Credentials, explicit: str | None = None) -> str 
     return None
 
 
+# Audiences already checked (and noted): a cache hit must not parse its audience each time.
+_CHECKED_AUDIENCES: dict[str, str] = {}
+_CHECKED_MAX = 256
+
+
 def _audience(audience: str) -> str:
-    if not isinstance(audience, str) or not audience.strip():
-        raise InvalidArgumentError("audience must be a non-empty string (e.g. https://SERVICE.a.run.app)")
-    return audience.strip()
+    """checks.audience, the rule every ID token path shares (``ftp://x`` is refused here as by the
+    command line); a URL audience with a path or query is noted once on the ``gcptoken`` logger."""
+    checked = _CHECKED_AUDIENCES.get(audience) if isinstance(audience, str) else None
+    if checked is None:
+        checked = checks.audience(audience)
+        checks.note_audience_once(checked)
+        if len(_CHECKED_AUDIENCES) >= _CHECKED_MAX:
+            _CHECKED_AUDIENCES.clear()
+        _CHECKED_AUDIENCES[audience] = checked
+    return checked
 
 
 def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
-    if scopes is None:
-        return DEFAULT_SCOPES
-    if isinstance(scopes, str):
-        scopes = scopes.replace(",", " ").split()
-    cleaned = tuple(scope.strip() for scope in scopes if scope.strip())
-    if not cleaned:
-        raise InvalidArgumentError("scopes must name at least one scope")
-    return cleaned
+    return DEFAULT_SCOPES if scopes is None else checks.scope_list(scopes)
 
 
 # All requests and retries of one token call end within this many per-request timeouts.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,9 +17,9 @@ from gcptoken import endpoints
 from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
-from gcptoken.errors import InvalidArgumentError, TokenRequestError, then
+from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError, then
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
-from gcptoken.tokens import Token, expiry
+from gcptoken.tokens import Token, decode, expiry, plausible_time
 
 __all__ = [
     "IAM_BASE",
@@ -31,6 +32,7 @@ __all__ = [
     "parse_impersonation_url",
     "sign_blob_flow",
     "sign_jwt_flow",
+    "signed_jwt_token",
 ]
 
 IAM_BASE = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
@@ -105,6 +107,22 @@ def sign_jwt_flow(
     if not isinstance(signed, str):
         raise TokenRequestError(f"IAM Credentials signJwt for {target} answered without signedJwt")
     return signed
+
+
+# IAM adds an exp one hour ahead to a payload without one: "If the JWT Claims Set does not contain
+# an expiration time (exp) claim, this claim is added automatically, with a timestamp that is 1 hour
+# in the future" (SignJwtRequest.payload, https://cloud.google.com/iam/docs/reference/credentials/rest).
+SIGNED_JWT_DEFAULT_LIFETIME = 3600
+
+
+def signed_jwt_token(signed: str) -> Token:
+    """IAM's signedJwt as a Token expiring at the exp it carries (an hour ahead without one)."""
+    try:
+        exp = decode(signed).claims.get("exp")
+    except VerificationError:
+        raise TokenRequestError("IAM Credentials signJwt answered a signedJwt that is not a JWT") from None
+    now = time.time()
+    return Token(signed, expiry(exp if plausible_time(exp) else now + SIGNED_JWT_DEFAULT_LIFETIME, now), "jwt")
 
 
 def sign_blob_flow(
@@ -252,12 +270,13 @@ class ImpersonatedCredentials(Credentials):
             )
         )
 
-    def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> str:
-        """A JWT with ``claims`` signed by a Google-managed key of the target."""
+    def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> Token:
+        """A JWT with ``claims`` signed by a Google-managed key of the target, as a Token (kind
+        ``jwt``, as ``self_signed_jwt`` returns; ``.value`` is the JWT) expiring at its ``exp``."""
         flow = self._with_source_token(
             lambda access: sign_jwt_flow(access, self.target, claims, self.delegates, self.iam_base)
         )
-        return run_flow_sync(flow, timeout)
+        return signed_jwt_token(run_flow_sync(flow, timeout))
 
     def sign_blob(self, blob: bytes, *, timeout: float | None = None) -> bytes:
         flow = self._with_source_token(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gcptoken.credentials.fields as fields
-from gcptoken import endpoints
+from gcptoken import checks, endpoints
 from gcptoken.cache.rules import (
     private_key_proof,
     service_account_identity,
@@ -166,21 +166,18 @@ def self_signed_jwt(
     """A JWT the key signs itself, for Google APIs and API Gateway that accept one instead of an
     access token: ``aud`` = the API (``https://SERVICE.googleapis.com/``) or, as google-auth does,
     ``scope`` without ``aud``. No network call."""
-    if (audience is None) == (scopes is None):
-        raise InvalidArgumentError("a self-signed JWT needs an audience or scopes, not both")
+    if audience is None and scopes is None:
+        raise InvalidArgumentError("a self-signed JWT needs one of: an audience or scopes")
+    if audience is not None and scopes is not None:
+        raise InvalidArgumentError("a self-signed JWT takes an audience or scopes, not both")
     if not 1 <= lifetime <= SELF_SIGNED_MAX_LIFETIME:
         raise InvalidArgumentError(f"a self-signed JWT lives 1 to {SELF_SIGNED_MAX_LIFETIME} seconds")
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"iss": key.client_email, "sub": key.client_email}
     if audience is not None:
-        if not audience.strip():
-            raise InvalidArgumentError("the audience is empty")
-        claims["aud"] = audience
+        claims["aud"] = checks.audience(audience)  # the rule of every audience (ftp://x is refused)
     else:
-        scope = " ".join(s for s in scopes or () if s.strip())
-        if not scope:
-            raise InvalidArgumentError("scopes must name at least one scope")
-        claims["scope"] = scope
+        claims["scope"] = " ".join(checks.scope_list(scopes or ()))
     claims.update({"iat": issued, "exp": issued + lifetime})
     from gcptoken.jose import jws
 

@@ -10,8 +10,11 @@ from typing import Any
 
 from gcptoken.errors import VerificationError
 from gcptoken.jose import compact
+from gcptoken.tokens import not_a_jwt
 
-__all__ = ["CLAIM_WORDS", "Reading", "read"]
+__all__ = ["CLAIM_WORDS", "JSON_KIND", "Reading", "read"]
+
+JSON_KIND = "JSON, not a token"
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 IAP_ISSUER = "https://cloud.google.com/iap"
@@ -70,14 +73,16 @@ class Reading:
 
 
 def _opaque(token: str) -> Reading:
-    if token.startswith("ya29."):
+    found = not_a_jwt(token)  # the recogniser decode, verify and info share
+    kind = found[0] if found is not None else None
+    if kind == "access_token":
         return Reading(
             "OAuth access token (opaque)",
             "A Google access token (an STS federated token looks the same): it says nothing about itself. Only "
             "Google's tokeninfo can tell whose it is and for which scopes, and asking sends the token to Google.",
             opaque=True,
         )
-    if token.startswith("1//"):
+    if kind == "refresh_token":
         return Reading(
             "refresh token",
             "A Google OAuth refresh token: a long-lived secret that mints access tokens for its user.",
@@ -87,6 +92,9 @@ def _opaque(token: str) -> Reading:
             ],
             opaque=True,
         )
+    if found is not None:
+        # Not opaque: the page offers no tokeninfo button for it (the JSON is never sent to Google).
+        return Reading(JSON_KIND, found[1][0].upper() + found[1][1:] + ".")
     return Reading(
         "unknown", "Not a JWT and not a token Google's formats name; nothing can be read from it.", opaque=True
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from gcptoken import endpoints
 from gcptoken.errors import GcpTokenError, VerificationError
-from gcptoken.inspector.kinds import FIREBASE_PREFIX, Reading
+from gcptoken.inspector.kinds import FIREBASE_PREFIX, JSON_KIND, Reading
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["verdict"]
@@ -50,6 +50,8 @@ async def verdict(reading: Reading, token: str, expected_audience: str | None) -
     if reading.preset is None:
         if reading.opaque:
             why = "No public keys can check this kind: only Google (tokeninfo) knows an opaque token."
+        elif reading.kind == JSON_KIND:
+            why = reading.summary
         elif reading.kind.startswith("OIDC token"):
             why = "Its issuer is not an https URL (nor a loopback one), so no keys are fetched for it."
         else:

@@ -2,7 +2,10 @@
 
 Refusals follow RFC 6750: 401 with ``WWW-Authenticate: Bearer error="invalid_token",
 error_description="…"`` for a missing or invalid token; 503 when the issuer's keys cannot be had
-at all (the caller's token may be fine; our side is not).
+at all (the caller's token may be fine; our side is not). ``refusal`` builds the one answer every
+integration gives, byte for byte: the body is ``{"detail": "…"}``, what FastAPI makes of the
+HTTPException the dependency raises (its default handler cannot answer anything else), so the
+middlewares and the Flask decorator answer the same.
 """
 
 from __future__ import annotations
@@ -45,17 +48,19 @@ def _description(error: GcpTokenError) -> str:
     return _UNSAFE.sub("?", str(error))[:_MAX_DESCRIPTION]
 
 
+def _body(description: str) -> bytes:
+    # As FastAPI's JSONResponse writes {"detail": …}: compact, UTF-8.
+    return json.dumps({"detail": description}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def refusal(error: GcpTokenError) -> Refusal:
-    """The response for a request whose token was not accepted."""
+    """The response for a request whose token was not accepted (the machine-readable code is the
+    challenge's ``error``, where RFC 6750 puts it)."""
     if isinstance(error, VerificationError):
         description = _description(error)
-        body = {"error": "invalid_token", "error_description": description}
         challenge = f'Bearer error="invalid_token", error_description="{description}"'
         headers = [("content-type", "application/json"), ("www-authenticate", challenge)]
-        return Refusal(401, description, json.dumps(body).encode(), headers)
+        return Refusal(401, description, _body(description), headers)
     # The details (which URL failed, how) are for the service's log, not for the caller.
     description = "token signing keys are unavailable"
-    body = {"error": "temporarily_unavailable", "error_description": description}
-    return Refusal(
-        503, description, json.dumps(body).encode(), [("content-type", "application/json"), ("retry-after", "5")]
-    )
+    return Refusal(503, description, _body(description), [("content-type", "application/json"), ("retry-after", "5")])

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Generator, Sequence
 
 import httpx
 
+from gcptoken import checks
 from gcptoken.credentials import Credentials, load_credentials
 from gcptoken.credentials.access_boundary import HEADER, allowed_locations, allowed_locations_async
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
@@ -22,7 +23,8 @@ class IdTokenAuth(httpx.Auth):
 
     def __init__(self, credentials: Credentials | None = None, audience: str | None = None) -> None:
         self.credentials = credentials or load_credentials()
-        self.audience = audience
+        # The library's rule, at once: ftp://x or "" is an error here, not at the first request.
+        self.audience = None if audience is None else checks.audience(audience)
 
     def _audience(self, request: httpx.Request) -> str:
         return self.audience or audience_for(str(request.url))
@@ -61,7 +63,7 @@ class AccessTokenAuth(httpx.Auth):
         quota_project: str | None = None,
     ) -> None:
         self.credentials = credentials or load_credentials()
-        self.scopes = scopes
+        self.scopes = None if scopes is None else checks.scope_list(scopes)  # [] is no scope
         self.quota_project = quota_project
 
     def _prepare(self, request: httpx.Request, token: str, boundary: str | None) -> None:

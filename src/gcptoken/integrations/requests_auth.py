@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from gcptoken import checks
 from gcptoken.credentials import Credentials, load_credentials
 from gcptoken.credentials.access_boundary import HEADER, allowed_locations
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
@@ -46,7 +47,8 @@ class IdTokenAuth(requests.auth.AuthBase):
 
     def __init__(self, credentials: Credentials | None = None, audience: str | None = None) -> None:
         self.credentials = credentials or load_credentials()
-        self.audience = audience
+        # The library's rule, at once: ftp://x or "" is an error here, not at the first request.
+        self.audience = None if audience is None else checks.audience(audience)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         audience = self.audience or audience_for(str(request.url))
@@ -67,7 +69,7 @@ class AccessTokenAuth(requests.auth.AuthBase):
         quota_project: str | None = None,
     ) -> None:
         self.credentials = credentials or load_credentials()
-        self.scopes = scopes
+        self.scopes = None if scopes is None else checks.scope_list(scopes)  # [] is no scope
         self.quota_project = quota_project
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials
-from gcptoken.errors import GcpTokenError, RefusedError
+from gcptoken.errors import GcpTokenError, InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
 from gcptoken.local.metadata_platforms import Platform, platform_named
 from gcptoken.local.metadata_tree import InstanceFacts, build_tree
@@ -90,8 +90,8 @@ class CredentialsInstance:
         note(audience=audience, cache="hit" if credentials.is_cached("id_token", audience) else "miss")
         try:
             return (await credentials.id_token_async(audience)).value
-        except RefusedError as exc:
-            return _refused(400, f"this credential cannot give an ID token for {audience}: {exc}")
+        except (RefusedError, InvalidArgumentError) as exc:  # ?audience=ftp://x: the client's mistake
+            return _refused(400, f"this credential cannot give an ID token for {one_line(audience, 200)}: {exc}")
         except GcpTokenError as exc:
             return _refused(503, f"the upstream token request failed: {exc}")
 
@@ -101,8 +101,12 @@ class CredentialsInstance:
         note(scopes=",".join(wanted), cache="hit" if self.standard.is_cached("access_token", subject) else "miss")
         try:
             token = await self.standard.access_token_async(wanted)
-        except RefusedError as exc:
+        except (RefusedError, InvalidArgumentError) as exc:
             return _refused(400, f"this credential cannot give an access token for these scopes: {exc}")
+        except TokenRequestError as exc:
+            if exc.error == "invalid_scope":  # Google does not know a scope the client asked for
+                return _refused(400, f"Google refused these scopes: {exc}")
+            return _refused(503, f"the upstream token request failed: {exc}")
         except GcpTokenError as exc:
             return _refused(503, f"the upstream token request failed: {exc}")
         return {"access_token": token.value, "expires_in": max(int(token.expires_in()), 0), "token_type": "Bearer"}

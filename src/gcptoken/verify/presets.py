@@ -129,13 +129,34 @@ IAP = Preset(
 )
 
 
+FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
+
+
 def firebase_issuer(project_id: str) -> str:
-    return f"https://securetoken.google.com/{project_id}"
+    return f"{FIREBASE_ISSUER_PREFIX}{project_id}"
+
+
+def _firebase_project(project_id: str) -> str:
+    """The audience of Firebase Auth ID tokens is the project ID, never a URL: "aud: Must be your
+    Firebase project ID" (https://firebase.google.com/docs/auth/admin/verify-id-tokens)."""
+    if not isinstance(project_id, str) or not project_id.strip():
+        raise InvalidArgumentError("a Firebase project ID is required (it is the tokens' audience)")
+    project_id = project_id.strip()
+    if "/" in project_id or not project_id.isprintable() or any(ch.isspace() for ch in project_id):
+        owner = project_id.removeprefix(FIREBASE_ISSUER_PREFIX)
+        hint = (
+            f"this is the issuer of project {owner[:64]!r}: pass {owner[:64]!r}"
+            if owner != project_id and owner and "/" not in owner
+            else "e.g. my-project, as in the Firebase console's URL"
+        )
+        raise InvalidArgumentError(
+            f"the audience of Firebase ID tokens must be a Firebase project ID, not a URL or a path ({hint})"
+        )
+    return project_id
 
 
 def firebase(project_id: str) -> Preset:
-    if not isinstance(project_id, str) or not project_id or "/" in project_id:
-        raise InvalidArgumentError("a Firebase project ID is required (it is the tokens' audience)")
+    project_id = _firebase_project(project_id)
     return Preset(
         "firebase", FIREBASE_CERTS, (firebase_issuer(project_id),), frozenset({"RS256"}), claims_rule=_firebase_rule
     )

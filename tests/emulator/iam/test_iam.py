@@ -16,6 +16,7 @@ from gcptoken import Verifier
 from gcptoken.credentials.service_account import JWT_BEARER, ServiceAccountKey, assertion_claims
 from gcptoken.jose import compact, jws
 from gcptoken.testing import EmulatorClient
+from tests.scopes import S1, S2
 
 AUD = "https://svc-iam.a.run.app"
 
@@ -78,20 +79,20 @@ def test_generate_id_token(iam: Principals, certs_url: str, include_email: bool)
 def test_generate_access_token_and_lifetime_policy(iam: Principals) -> None:
     target = iam.account("target")
     iam.allow(iam.caller.client_email, target)
-    ok = iam.call(target, "generateAccessToken", {"scope": ["s1", "s2"], "lifetime": "1800s"})
+    ok = iam.call(target, "generateAccessToken", {"scope": [S1, S2], "lifetime": "1800s"})
     assert ok.status_code == 200 and set(ok.json()) == {"accessToken", "expireTime"}
     assert ok.json()["expireTime"].endswith("Z")
     info = httpx.post(f"{iam.emulator.url}/tokeninfo", data={"access_token": ok.json()["accessToken"]}).json()
-    assert info["email"] == target and info["scope"] == "s1 s2" and 1790 <= int(info["expires_in"]) <= 1800
-    long = iam.call(target, "generateAccessToken", {"scope": ["s"], "lifetime": "7200s"})
+    assert info["email"] == target and info["scope"] == f"{S1} {S2}" and 1790 <= int(info["expires_in"]) <= 1800
+    long = iam.call(target, "generateAccessToken", {"scope": [S1], "lifetime": "7200s"})
     assert long.status_code == 400 and long.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert "allowServiceAccountCredentialLifetimeExtension" in long.json()["error"]["message"]
     policy = httpx.put(
         f"{iam.emulator.url}/emulator/v1/policies/credentialLifetimeExtension", json={"serviceAccounts": [target]}
     )
     assert policy.status_code == 200
-    assert iam.call(target, "generateAccessToken", {"scope": ["s"], "lifetime": "43200s"}).status_code == 200
-    assert iam.call(target, "generateAccessToken", {"scope": ["s"], "lifetime": "43201s"}).status_code == 400
+    assert iam.call(target, "generateAccessToken", {"scope": [S1], "lifetime": "43200s"}).status_code == 200
+    assert iam.call(target, "generateAccessToken", {"scope": [S1], "lifetime": "43201s"}).status_code == 400
 
 
 def test_delegation_is_checked_hop_by_hop(iam: Principals) -> None:
@@ -113,7 +114,7 @@ def test_an_impersonated_access_token_is_a_principal_too(iam: Principals) -> Non
     middle, target = iam.account("middle"), iam.account("target")
     iam.allow(iam.caller.client_email, middle)
     iam.allow(middle, target)
-    as_middle = iam.call(middle, "generateAccessToken", {"scope": ["s"]}).json()["accessToken"]
+    as_middle = iam.call(middle, "generateAccessToken", {"scope": [S1]}).json()["accessToken"]
     assert iam.call(target, "generateIdToken", {"audience": AUD}, bearer=as_middle).status_code == 200
     assert iam.call(target, "generateIdToken", {"audience": AUD}).status_code == 403
 
@@ -156,7 +157,7 @@ def test_permission_denied_is_googles_403(iam: Principals, method: str, permissi
     target = iam.account("target")
     bodies: dict[str, dict[str, Any]] = {
         "generateIdToken": {"audience": AUD},
-        "generateAccessToken": {"scope": ["s"]},
+        "generateAccessToken": {"scope": [S1]},
         "signJwt": {"payload": "{}"},
         "signBlob": {"payload": "e30="},
     }
@@ -198,7 +199,7 @@ def test_expired_bearer_is_401(iam: Principals) -> None:
     [
         ("generateIdToken", {"audience": ""}, 400),
         ("generateAccessToken", {"scope": []}, 400),
-        ("generateAccessToken", {"scope": ["s"], "lifetime": "an hour"}, 400),
+        ("generateAccessToken", {"scope": [S1], "lifetime": "an hour"}, 400),
         ("signJwt", {"payload": "[1]"}, 400),
         ("signBlob", {"payload": "!!"}, 400),
         ("generateIdToken", {"audience": AUD, "delegates": "x"}, 400),

@@ -8,6 +8,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.jose import compact
 from gcptoken.testing import EmulatorClient
+from tests.scopes import S1, S2
 
 AUD = "https://svc-md.a.run.app"
 FLAVOR = {"Metadata-Flavor": "Google"}
@@ -66,7 +67,7 @@ def test_recursive_service_account(emulator: EmulatorClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "scopes"), [("", "https://www.googleapis.com/auth/cloud-platform"), ("?scopes=s1,s2", "s1 s2")]
+    ("query", "scopes"), [("", "https://www.googleapis.com/auth/cloud-platform"), (f"?scopes={S1},{S2}", f"{S1} {S2}")]
 )
 def test_access_token(emulator: EmulatorClient, query: str, scopes: str) -> None:
     body = get(emulator, f"{ACCOUNTS}/default/token{query}").json()

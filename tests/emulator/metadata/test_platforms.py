@@ -18,6 +18,7 @@ from gcptoken import Verifier
 from gcptoken.emulator import EmulatorServer
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import emulator_command
+from tests.scopes import S1, S2
 
 AUD = "https://svc-platforms.a.run.app"
 FLAVOR = {"Metadata-Flavor": "Google"}
@@ -195,13 +196,13 @@ def test_id_tokens_standard_and_full(on: tuple[str, EmulatorClient]) -> None:
 
 def test_access_token(on: tuple[str, EmulatorClient]) -> None:
     name, client = on
-    response = get(client, f"{ACCOUNT}token", scopes="s1,s2")
+    response = get(client, f"{ACCOUNT}token", scopes=f"{S1},{S2}")
     assert response.headers["content-type"] == "application/json"
     assert_identified(response, EXPECTED[name])
     body = response.json()
     assert set(body) == {"access_token", "expires_in", "token_type"} and body["token_type"] == "Bearer"
     info = httpx.post(f"{client.url}/tokeninfo", data={"access_token": body["access_token"]}).json()
-    assert info["scope"] == "s1 s2"
+    assert info["scope"] == f"{S1} {S2}"
 
 
 def test_missing_flavor(on: tuple[str, EmulatorClient]) -> None:

@@ -37,11 +37,16 @@ class Federation:
         )
         return str(response.json()["token"])
 
-    def exchange(self, subject_token: str, audience: str | None = None) -> httpx.Response:
+    def exchange(
+        self,
+        subject_token: str,
+        audience: str | None = None,
+        scope: str = "https://www.googleapis.com/auth/cloud-platform",
+    ) -> httpx.Response:
         form = {
             "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
             "audience": audience or self.audience,
-            "scope": "https://www.googleapis.com/auth/cloud-platform",
+            "scope": scope,
             "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
             "subject_token": subject_token,
             "subject_token_type": JWT_TYPE,

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body, log_detail, not_emulated
+from gcptoken.emulator.oauth2 import token_scopes
 from gcptoken.emulator.state.models import ServiceAccount
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
@@ -196,6 +197,8 @@ def _generate_access_token(state: EmulatorState, account: ServiceAccount, body: 
     scopes = body.get("scope")
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):
         return api_error(400, "Invalid value for scope: must name at least one scope.")
+    if token_scopes.malformed(scopes):
+        return token_scopes.iam_refusal()
     lifetime_text = body.get("lifetime", f"{DEFAULT_LIFETIME}s")
     match = _LIFETIME.fullmatch(lifetime_text) if isinstance(lifetime_text, str) else None
     if match is None:

@@ -15,11 +15,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import NOT_EMULATED, api_error, json_body
+from gcptoken.emulator.oauth2 import token_scopes
 from gcptoken.emulator.state.models import ServiceAccount
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
 from gcptoken.local.metadata_platforms import PLATFORMS, Platform, platform_named
 from gcptoken.local.metadata_tree import InstanceFacts, build_tree
+from gcptoken.untrusted import one_line
 
 __all__ = ["EmulatedInstance", "facts", "root", "routes", "set_platform", "tree"]
 
@@ -96,6 +98,11 @@ class EmulatedInstance:
 
     async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
         state = self.state
+        invalid = token_scopes.malformed(scopes or ())
+        if invalid:
+            # The metadata server asks Google's token service, which refuses a scope it does not know;
+            # no sample of the metadata server's own words is published, so these are ours.
+            return MetadataRefusal(400, f"invalid scope: {one_line(', '.join(invalid), 200)}")
         grant = state.issue_access_token(self._account(account), scopes or state.instance.scopes)
         return {
             "access_token": grant.token,

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from gcptoken import endpoints
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
-from gcptoken.emulator.oauth2 import user_grants
+from gcptoken.emulator.oauth2 import token_scopes, user_grants
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
 from gcptoken.jose import compact, jws
@@ -25,7 +25,6 @@ SHORT_LIVED = (
     "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. "
     "Check your iat and exp values in the JWT claim."
 )
-NO_TARGET = "Invalid OAuth scope or ID token audience provided."
 
 
 def _number(value: object) -> float | None:
@@ -107,8 +106,8 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
         return JSONResponse({"id_token": state.service_account_id_token(account, target_audience)})
     scope = claims.get("scope")
     scopes = tuple(scope.split()) if isinstance(scope, str) else ()
-    if not scopes:
-        return oauth_error("invalid_scope", NO_TARGET)
+    if not scopes or token_scopes.malformed(scopes):
+        return token_scopes.token_refusal()
     grant = state.issue_access_token(account, scopes)
     return JSONResponse(
         {"access_token": grant.token, "expires_in": int(grant.expires_at - now), "token_type": "Bearer"}

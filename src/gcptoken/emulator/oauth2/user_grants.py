@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
+from gcptoken.emulator.oauth2 import token_scopes
 from gcptoken.emulator.oauth2.signin_state import OAuthClient
 from gcptoken.emulator.state.models import ID_TOKEN_LIFETIME, ISSUER, RefreshGrant, User
 from gcptoken.emulator.state.state import EmulatorState
@@ -175,6 +176,9 @@ def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any], 
             status_code=400,
         )
     requested = tuple(form["scope"].split()) if form.get("scope") else grant.scopes
+    invalid = token_scopes.malformed(requested)
+    if invalid:
+        return token_scopes.user_refusal(invalid)
     if not set(requested) <= set(grant.scopes):
         return oauth_error("invalid_scope", "Some requested scopes were invalid.")
     audience = form.get("audience") or client.client_id

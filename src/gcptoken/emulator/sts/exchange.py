@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
+from gcptoken.emulator.oauth2 import token_scopes
 from gcptoken.emulator.state.models import Provider
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.emulator.sts import aws, mtls
@@ -130,6 +131,9 @@ async def token_exchange(request: Request) -> Response:
     provider = _provider(state, form["audience"])
     if provider is None:
         return oauth_error("invalid_target", INVALID_TARGET)
+    invalid = token_scopes.malformed(form.get("scope", "").split())
+    if invalid:
+        return token_scopes.sts_refusal(invalid)
     user_project = options.get("userProject")
     if user_project is not None:
         if not provider.workforce:

@@ -1,0 +1,77 @@
+"""Which OAuth scopes the emulated token services accept, and each service's answer to the others.
+
+Google accepts only scopes it defines: the OpenID Connect names and URLs it hosts
+(``https://www.googleapis.com/auth/…``, a few older ``https://*.google.com/…`` ones). A word
+(``not``), a URL elsewhere (``https://svc.a.run.app``, which IAM refuses too: see below) is no scope.
+The emulator cannot list every scope Google defines, so it accepts any https URL on a Google host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.responses import Response
+
+from gcptoken.emulator.http.responses import GoogleJSONResponse, api_error, oauth_error
+from gcptoken.untrusted import one_line
+
+__all__ = ["OIDC_SCOPES", "iam_refusal", "malformed", "sts_refusal", "token_refusal", "user_refusal"]
+
+OIDC_SCOPES = frozenset({"openid", "email", "profile"})
+_GOOGLE_HOSTS = ("googleapis.com", "google.com")
+
+
+def _well_formed(scope: str) -> bool:
+    if scope in OIDC_SCOPES:
+        return True
+    try:
+        parts = urlsplit(scope)
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return (
+        parts.scheme == "https"
+        and scope.isprintable()
+        and any(host == name or host.endswith(f".{name}") for name in _GOOGLE_HOSTS)
+    )
+
+
+def malformed(scopes: Iterable[str]) -> list[str]:
+    """The scopes Google would not know, each once, in the order asked."""
+    return list(dict.fromkeys(scope for scope in scopes if not _well_formed(scope)))
+
+
+def token_refusal() -> Response:
+    """oauth2.googleapis.com/token, jwt-bearer grant: the one answer for a scope it does not know
+    and for no scope at all. Google's body, as google-auth surfaces it: "invalid_scope: Invalid
+    OAuth scope or ID token audience provided." (googleapis/python-genai#944, dask/dask-cloudprovider#448)."""
+    return oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+
+
+def user_refusal(invalid: list[str]) -> Response:
+    """oauth2.googleapis.com/token, refresh grant: Google names the invalid scopes and links its
+    docs: {"error": "invalid_scope", "error_description": "Some requested scopes were invalid.
+    {invalid=[…]}", "error_uri": "https://developers.google.com/identity/protocols/oauth2"}
+    (googleapis/google-auth-library-python#999)."""
+    named = one_line(", ".join(invalid), 200)
+    return GoogleJSONResponse(
+        {
+            "error": "invalid_scope",
+            "error_description": f"Some requested scopes were invalid. {{invalid=[{named}]}}",
+            "error_uri": "https://developers.google.com/identity/protocols/oauth2",
+        },
+        status_code=400,
+    )
+
+
+def iam_refusal() -> Response:
+    """IAM Credentials generateAccessToken with a scope that is not Google's (a Cloud Run URL):
+    400 INVALID_ARGUMENT "Request contains an invalid argument." (google-github-actions/auth#144)."""
+    return api_error(400, "Request contains an invalid argument.")
+
+
+def sts_refusal(invalid: list[str]) -> Response:
+    """sts.googleapis.com/v1/token: no published sample of Google's words, so RFC 8693's (section
+    2.2.2: errors as RFC 6749 section 5.2, whose code for an unknown scope is invalid_scope)."""
+    return oauth_error("invalid_scope", f"The requested scope is invalid: {one_line(', '.join(invalid), 200)}.")
