@@ -137,9 +137,9 @@ def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[
     why = f"The sign-in in {source} grants {shown(granted)}, not {shown(missing)}"
     if device_only(granted) and not device_only(missing):
         why += (
-            ": it was made with the device flow (gcptoken login --device), which Google lets grant no Google "
-            "Cloud scope. It still gives ID tokens (gcptoken id); for access tokens, sign in again in a browser: "
-            "gcptoken login --client-id-file FILE (add --no-browser where no browser runs)"
+            " (as every sign-in through the device flow, gcptoken login --device: Google's device flow grants no "
+            "Google Cloud scope). It still gives ID tokens (gcptoken id); for access tokens, sign in again in a "
+            "browser: gcptoken login --client-id-file FILE (add --no-browser where no browser runs)"
         )
     else:
         why += f"; sign in again asking for them: gcptoken login --client-id-file FILE --scopes {','.join(scopes)}"
