@@ -24,6 +24,7 @@ from gcptoken.credentials.base import run_flow_sync
 from gcptoken.emulator import EmulatorServer
 from gcptoken.login import device_flow
 from gcptoken.login.client_file import DesktopClient
+from gcptoken.login.scopes import DEVICE_SCOPES
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock
 
@@ -356,7 +357,7 @@ def test_polling_honours_pending_and_slow_down(
     """Polling too fast gets slow_down, and the interval grows by five seconds each time."""
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
     client = DesktopClient.from_file(client_file(emu))
-    code = run_flow_sync(device_flow.start_flow(client, device_flow.DEVICE_SCOPES), None)
+    code = run_flow_sync(device_flow.start_flow(client, DEVICE_SCOPES), None)
     sleeps: list[float] = []
     errors: list[str] = []
 

@@ -13,9 +13,9 @@ from gcptoken.credentials.oauth2 import post_form
 from gcptoken.errors import InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow
 from gcptoken.login.client_file import DesktopClient
-from gcptoken.login.scopes import DEVICE_ALLOWED, DEVICE_SCOPES
+from gcptoken.login.scopes import DEVICE_ALLOWED
 
-__all__ = ["DEVICE_GRANT", "DEVICE_SCOPES", "DeviceCode", "poll", "start_flow"]
+__all__ = ["DEVICE_GRANT", "DeviceCode", "checked_scopes", "poll", "start_flow"]
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
