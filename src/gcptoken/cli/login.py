@@ -21,6 +21,7 @@ from gcptoken.login.output import Output, check_output, write_credentials
 from gcptoken.login.receiver import SOMEONE_ELSE, Abort, Answer, Event, LoopbackReceiver, Notice
 from gcptoken.login.scopes import BROWSER_SCOPES, CLOUD_PLATFORM, DEVICE_SCOPES, granted_scopes, not_granted, shown
 from gcptoken.login.tokens import authorized_user, signed_in_email
+from gcptoken.untrusted import one_line
 
 __all__ = ["run_login", "run_logout"]
 
@@ -210,7 +211,7 @@ def run_login(args: argparse.Namespace) -> int:
         answer = _device(client, scopes, args)
     else:
         wanted = _scopes(args, BROWSER_SCOPES)
-        answer = _browser(client, wanted, args, output.account)
+        answer = _browser(client, wanted, args, output.account if output.account.isprintable() else "")
     write_credentials(output, authorized_user(client, answer), args.force)
     _say_scopes(wanted, answer)
     email = signed_in_email(answer) or "the account you chose"
@@ -226,7 +227,7 @@ def _checked_output(args: argparse.Namespace) -> Output:
     path = args.output or adc
     output = check_output(path, args.force, default=os.path.abspath(path) == os.path.abspath(adc))
     if output.account:
-        _say(f"{path} holds the sign-in of {output.account}: signing in as anyone else needs --force")
+        _say(f"{path} holds the sign-in of {one_line(output.account)}: signing in as anyone else needs --force")
     return output
 
 
