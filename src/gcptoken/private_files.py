@@ -63,9 +63,11 @@ def _owner_problem(info: os.stat_result, what: str) -> str | None:
 class PrivateDir:
     """An open, checked directory. Use as a context manager, or ``close()``."""
 
-    def __init__(self, path: str, *, create: bool = True, tighten: bool = True) -> None:
+    def __init__(self, path: str, *, create: bool = True, tighten: bool = True, parents: bool = True) -> None:
         """``tighten``: make a directory others may read 0700 (ours to keep private); without
-        it a readable directory is used as it is (a user's own folder for one 0600 file)."""
+        it a readable directory is used as it is (a user's own folder for one 0600 file).
+        ``parents=False``: create the directory itself, never a missing folder above it (a path a
+        person named: a typo must not leave folders behind)."""
         self.path = path
         self.fd = -1
         if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows
@@ -73,7 +75,10 @@ class PrivateDir:
         if create:
             parent = os.path.dirname(os.path.abspath(path))
             try:
-                os.makedirs(parent, exist_ok=True)
+                if parents:
+                    os.makedirs(parent, exist_ok=True)
+                elif not os.path.isdir(parent):
+                    raise NotPrivateError(f"{path} cannot be created: the folder {parent} does not exist")
                 os.mkdir(path, 0o700)
             except FileExistsError:
                 pass

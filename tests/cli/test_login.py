@@ -24,6 +24,7 @@ from gcptoken.credentials.base import run_flow_sync
 from gcptoken.emulator import EmulatorServer
 from gcptoken.login import device_flow
 from gcptoken.login.client_file import DesktopClient
+from gcptoken.login.scopes import DEVICE_SCOPES
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock
 
@@ -119,6 +120,7 @@ def test_login_with_the_redirect_answered(emu: EmulatorServer, env: dict[str, st
     assert code == 0, err
     assert out.strip() == str(output)
     assert "signed in as alice@example.com" in err
+    assert "gcptoken: scopes granted: openid, userinfo.email, cloud-platform\n" in err
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
     info = json.loads(output.read_text())
     assert info["type"] == "authorized_user" and info["account"] == "alice@example.com"
@@ -222,10 +224,9 @@ def test_a_hostile_existing_file_counts_as_another_account(
 ) -> None:
     output = tmp_path / "nested.json"
     output.write_bytes(b"[" * 100_000 + b"]" * 100_000)
-    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
-    httpx.get(consent(emu, login.url()))
-    code, _, err = login.finish()
-    assert code == 3 and "another kind" in err and "--force" in err and "Traceback" not in err
+    result = gcptoken("login", "--no-browser", "--client-id-file", client_file(emu), "--output", str(output), env=env)
+    assert result.code == 3 and "another kind" in result.err and "--force" in result.err  # before the sign-in
+    assert "Traceback" not in result.err and "/o/oauth2/auth" not in result.err
 
 
 def test_another_accounts_file_is_kept_without_force(emu: EmulatorServer, env: dict[str, str], tmp_path: Path) -> None:
@@ -252,12 +253,10 @@ def test_a_file_that_names_no_account_is_kept_without_force(
     if account is not None:
         previous["account"] = account
     output.write_text(json.dumps(previous))
-    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(output))
-    httpx.get(consent(emu, login.url()))
-    code, out, err = login.finish()
-    assert code == 3 and out == "", err
-    errors = [line for line in err.splitlines() if line.startswith("gcptoken: error")]
-    assert len(errors) == 1 and "an account it does not name" in errors[0] and "--force" in errors[0], err
+    result = gcptoken("login", "--no-browser", "--client-id-file", client_file(emu), "--output", str(output), env=env)
+    assert result.code == 3 and result.out == "", result.err  # refused before anyone signs in
+    errors = result.err.splitlines()
+    assert len(errors) == 1 and "an account it does not name" in errors[0] and "--force" in errors[0], result.err
     assert json.loads(output.read_text()) == previous
     login = Login(env, "--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(output))
     httpx.get(consent(emu, login.url()))
@@ -358,7 +357,7 @@ def test_polling_honours_pending_and_slow_down(
     """Polling too fast gets slow_down, and the interval grows by five seconds each time."""
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
     client = DesktopClient.from_file(client_file(emu))
-    code = run_flow_sync(device_flow.start_flow(client, device_flow.DEVICE_SCOPES), None)
+    code = run_flow_sync(device_flow.start_flow(client, DEVICE_SCOPES), None)
     sleeps: list[float] = []
     errors: list[str] = []
 
@@ -439,7 +438,7 @@ def test_logout_revokes_removes_and_forgets(emu: EmulatorServer, env: dict[str, 
     assert "1 cached token(s) forgotten" in result.err
     assert not signed_in.exists() and refresh not in emu.state.refresh_tokens
     again = gcptoken("logout", "--credentials", str(signed_in), env=env)
-    assert again.code == 3 and "nobody is signed in" in again.err
+    assert again.code == 0 and "nobody is signed in" in again.err  # nothing to do is not a failure
 
 
 def test_logout_forgets_tokens_minted_by_impersonation_through_the_user(
@@ -631,10 +630,10 @@ def test_a_symlink_planted_at_the_output_is_not_followed(
     victim.write_text("someone else's file\n")
     planted = tmp_path / "planted.json"
     planted.symlink_to(victim)
-    login = Login(env, "--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(planted))
-    httpx.get(consent(emu, login.url()))
-    code, out, err = login.finish()
-    assert code == 3 and "symbolic link" in err and out == ""
+    args = ("--no-browser", "--force", "--client-id-file", client_file(emu), "--output", str(planted))
+    result = gcptoken("login", *args, env=env)
+    code, out, err = result.code, result.out, result.err
+    assert code == 3 and "symbolic link" in err and out == "" and "/o/oauth2/auth" not in err
     assert victim.read_text() == "someone else's file\n" and planted.is_symlink()
 
 
@@ -644,10 +643,9 @@ def test_a_directory_another_user_owns_is_refused(emu: EmulatorServer, env: dict
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     os.chown(theirs, 65534, 65534)
-    login = Login(env, "--no-browser", "--client-id-file", client_file(emu), "--output", str(theirs / "adc.json"))
-    httpx.get(consent(emu, login.url()))
-    code, _, err = login.finish()
-    assert code == 3 and "not to you" in err
+    args = ("--no-browser", "--client-id-file", client_file(emu), "--output", str(theirs / "adc.json"))
+    result = gcptoken("login", *args, env=env)
+    assert result.code == 3 and "not to you" in result.err and "/o/oauth2/auth" not in result.err
     assert list(theirs.iterdir()) == []
 
 

@@ -14,17 +14,22 @@ from typing import Any
 from gcptoken import endpoints, locations
 from gcptoken.credentials.base import run_flow_sync
 from gcptoken.errors import CredentialsError, InvalidArgumentError, RefusedError, TokenRequestError, then
+from gcptoken.http.flows import Flow
 from gcptoken.login import browser_flow, device_flow
 from gcptoken.login.client_file import HOW_TO_CREATE, DesktopClient
+from gcptoken.login.output import Output, check_output, write_credentials
 from gcptoken.login.receiver import SOMEONE_ELSE, Abort, Answer, Event, LoopbackReceiver, Notice
-from gcptoken.login.tokens import authorized_user, signed_in_email, write_credentials
+from gcptoken.login.scopes import BROWSER_SCOPES, CLOUD_PLATFORM, DEVICE_SCOPES, granted_scopes, not_granted, shown
+from gcptoken.login.tokens import authorized_user, signed_in_email
+from gcptoken.untrusted import one_line
 
 __all__ = ["run_login", "run_logout"]
 
-BROWSER_SCOPES = (
-    "openid",
-    "https://www.googleapis.com/auth/userinfo.email",
-    "https://www.googleapis.com/auth/cloud-platform",
+BROWSER_WAIT = 300.0  # seconds for the browser's answer unless --wait says otherwise
+NO_CLOUD_PLATFORM = (
+    "Google's device flow cannot grant cloud-platform, so this sign-in gives ID tokens (gcptoken id) but no "
+    "access tokens for Google Cloud APIs; for those, sign in in a browser (leave out --device; add --no-browser "
+    "where no browser runs)"
 )
 PROGRESS_EVERY = 15.0
 OPEN_WAIT = 5.0
@@ -119,10 +124,12 @@ def _show_url(events: queue.Queue[Event], authorization: browser_flow.Authorizat
     threading.Thread(target=_read_pasted, args=(events,), daemon=True).start()
 
 
-def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
+def _browser(
+    client: DesktopClient, scopes: tuple[str, ...], args: argparse.Namespace, login_hint: str
+) -> dict[str, Any]:
     events: queue.Queue[Event] = queue.Queue()
     with LoopbackReceiver(events, args.port or 0, launcher=not args.no_browser) as receiver:
-        authorization = browser_flow.start(client, receiver.redirect_uri, scopes)
+        authorization = browser_flow.start(client, receiver.redirect_uri, scopes, login_hint or None)
         receiver.expect(authorization.url, authorization.state)
         settle_until = 0.0
         if args.no_browser:
@@ -145,7 +152,7 @@ def _browser(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Name
                     raise RefusedError(SOMEONE_ELSE)
                 _say("no browser could be opened; open this URL in a browser, on this machine or any other:")
                 _show_url(events, authorization, receiver.redirect_uri)
-        answer = _wait(events, args.wait, authorization.url, settle_until).query
+        answer = _wait(events, args.wait or BROWSER_WAIT, authorization.url, settle_until).query
     code = browser_flow.code_from(answer, authorization)
     try:
         return run_flow_sync(browser_flow.exchange_flow(client, code, authorization), args.timeout)
@@ -167,7 +174,25 @@ def _device(client: DesktopClient, scopes: tuple[str, ...], args: argparse.Names
             _say(f"waiting for approval of {code.user_code} at {code.verification_url}… {left:.0f} s left")
             shown[0] = time.monotonic()
 
-    return device_flow.poll(client, code, lambda flow: run_flow_sync(flow, args.timeout), progress)
+    def run(flow: Flow[dict[str, Any]]) -> dict[str, Any]:
+        return run_flow_sync(flow, args.timeout)
+
+    return device_flow.poll(client, code, run, progress, wait=args.wait)
+
+
+def _say_scopes(wanted: tuple[str, ...], answer: dict[str, Any]) -> None:
+    """Which scopes the sign-in got, as the token response says, and which it did not."""
+    granted = granted_scopes(answer)
+    if granted is None:
+        _say(f"asked for the scopes {shown(wanted)} (the token endpoint did not say which it granted)")
+        return
+    missing = not_granted(wanted, granted)
+    line = f"scopes granted: {shown(granted)}"
+    if missing:
+        line += f"; not granted: {shown(missing)}"
+        if CLOUD_PLATFORM in missing:
+            line += " (gcptoken access needs it: access tokens for Google Cloud APIs will be refused)"
+    _say(line)
 
 
 def run_login(args: argparse.Namespace) -> int:
@@ -178,16 +203,33 @@ def run_login(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--device takes neither --no-browser nor --port")
     if args.port is not None and not 0 <= args.port <= 65535:
         raise InvalidArgumentError(f"--port must be 0-65535, not {args.port}")
-    output = args.output or locations.adc_file()
+    output = _checked_output(args)
     if args.device:
-        answer = _device(client, _scopes(args, device_flow.DEVICE_SCOPES), args)
+        scopes = _scopes(args, DEVICE_SCOPES)
+        wanted = scopes if args.scopes else (*scopes, CLOUD_PLATFORM)
+        if not args.scopes:
+            _say(f"--device asks for {shown(scopes)} only: {NO_CLOUD_PLATFORM}")
+        answer = _device(client, scopes, args)
     else:
-        answer = _browser(client, _scopes(args, BROWSER_SCOPES), args)
+        wanted = _scopes(args, BROWSER_SCOPES)
+        answer = _browser(client, wanted, args, output.account if output.account.isprintable() else "")
     write_credentials(output, authorized_user(client, answer), args.force)
+    _say_scopes(wanted, answer)
     email = signed_in_email(answer) or "the account you chose"
-    _say(f"signed in as {email}; credentials written to {output} (0600)")
-    print(output)
+    _say(f"signed in as {email}; credentials written to {output.path} (0600)")
+    print(output.path)
     return 0
+
+
+def _checked_output(args: argparse.Namespace) -> Output:
+    """The file to write, checked before anyone is asked to sign in (a mistake found after the
+    sign-in would cost the person a second one)."""
+    adc = locations.adc_file()
+    path = args.output or adc
+    output = check_output(path, args.force, default=os.path.abspath(path) == os.path.abspath(adc))
+    if output.account:
+        _say(f"{path} holds the sign-in of {one_line(output.account)}: signing in as anyone else needs --force")
+    return output
 
 
 def run_logout(args: argparse.Namespace) -> int:
@@ -198,7 +240,8 @@ def run_logout(args: argparse.Namespace) -> int:
 
     path = args.credentials or locations.adc_file()
     if not os.path.lexists(path):
-        raise CredentialsError(f"{path} does not exist: nobody is signed in there")
+        _say(f"nobody is signed in: {path} does not exist; nothing to do")
+        return 0  # nothing to do is not a failure
     credentials = load_credentials(path)
     if not isinstance(credentials, UserCredentials):
         raise CredentialsError(f"{path} is not an authorized_user file; logout signs out people only")

@@ -187,7 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
     login.add_argument(
-        "--scopes", type=scopes, metavar="S1,S2", help="scopes to ask for (default: openid, email, cloud-platform)"
+        "--scopes",
+        type=scopes,
+        metavar="S1,S2",
+        help="scopes to ask for (default: openid, email, cloud-platform in a browser; openid, email, profile with "
+        "--device, all Google's device flow allows: no cloud-platform, so no access tokens)",
     )
     login.add_argument("--output", metavar="FILE", help="where to write (default: gcloud's ADC file)")
     login.add_argument("--force", action="store_true", help="replace an existing file for another account")
@@ -200,9 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "that URL: other users can read a browser's command line)",
     )
     login.add_argument("--device", action="store_true", help="the device flow: a code to enter on any device")
-    login.add_argument(
-        "--wait", type=seconds, default=300.0, metavar="SECONDS", help="how long to wait for the browser"
-    )
+    wait_help = "how long to wait for the sign-in (default: 300 in a browser; with --device, until the code expires)"
+    login.add_argument("--wait", type=seconds, metavar="SECONDS", help=wait_help)
     login.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 
     logout = command(

@@ -16,7 +16,7 @@ from gcptoken.cache.rules import user_identity
 from gcptoken.credentials.base import Credentials, T
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import RefusedError, TokenRequestError, then
+from gcptoken.errors import RefusedError, TokenRequestError, TransportError, then
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
 
@@ -111,7 +111,44 @@ class UserCredentials(Credentials):
         return _sign_in_again(id_token_flow(self.key, audience), self.source)
 
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
-        return _sign_in_again(access_token_flow(self.key, scopes), self.source)
+        return _sign_in_again(_scopes_explained(self.key, scopes, self.source), self.source)
+
+
+def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[Token]:
+    """``invalid_scope`` on a refresh means the sign-in never granted a scope asked for (RFC 6749
+    section 6: a refresh may not ask for more). Google does not say which it did grant, so a refresh
+    without ``scope`` asks, and the error says what the file has and how to get the rest."""
+    try:
+        return (yield from access_token_flow(key, scopes))
+    except TokenRequestError as exc:
+        if exc.error != "invalid_scope":
+            raise
+        refused = exc
+    try:
+        body = yield from refresh_flow(key)
+    except (TokenRequestError, TransportError):
+        raise refused from None
+    from gcptoken.login.scopes import device_only, granted_scopes, not_granted, shown
+
+    granted = granted_scopes(body)
+    missing = not_granted(scopes, granted or ())
+    if granted is None or not missing:
+        raise refused from None
+    why = f"The sign-in in {source} grants {shown(granted)}, not {shown(missing)}"
+    if device_only(granted) and not device_only(missing):
+        why += (
+            " (as every sign-in through the device flow, gcptoken login --device: Google's device flow grants no "
+            "Google Cloud scope). It still gives ID tokens (gcptoken id); for access tokens, sign in again in a "
+            "browser: gcptoken login --client-id-file FILE (add --no-browser where no browser runs)"
+        )
+    else:
+        why += f"; sign in again asking for them: gcptoken login --client-id-file FILE --scopes {','.join(scopes)}"
+    raise TokenRequestError(
+        f"{str(refused).rstrip('.')}. {why}",
+        status=refused.status,
+        error=refused.error,
+        description=refused.description,
+    ) from None
 
 
 def _sign_in_again(flow: Flow[T], source: str) -> Flow[T]:

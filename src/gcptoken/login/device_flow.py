@@ -13,18 +13,11 @@ from gcptoken.credentials.oauth2 import post_form
 from gcptoken.errors import InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow
 from gcptoken.login.client_file import DesktopClient
+from gcptoken.login.scopes import DEVICE_ALLOWED
 
-__all__ = ["DEVICE_GRANT", "DEVICE_SCOPES", "DeviceCode", "poll", "start_flow"]
+__all__ = ["DEVICE_GRANT", "DeviceCode", "checked_scopes", "poll", "start_flow"]
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-DEVICE_SCOPES = ("openid", "email", "profile")
-ALLOWED = frozenset(
-    {
-        *DEVICE_SCOPES,
-        "https://www.googleapis.com/auth/userinfo.email",
-        "https://www.googleapis.com/auth/userinfo.profile",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -37,10 +30,12 @@ class DeviceCode:
 
 
 def checked_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
-    bad = [scope for scope in scopes if scope not in ALLOWED]
+    bad = [scope for scope in scopes if scope not in DEVICE_ALLOWED]
     if bad:
         raise InvalidArgumentError(
-            f"--device allows only the scopes Google allows for devices (openid, email, profile), not {bad[0]}"
+            f"--device allows only the scopes Google allows for devices (openid, email, profile; no Google Cloud "
+            f"scope), not {bad[0]}: for cloud-platform, sign in in a browser (leave out --device; add --no-browser "
+            "where no browser runs)"
         )
     return tuple(scopes)
 
@@ -81,12 +76,19 @@ def poll(
     run: Callable[[Flow[dict[str, Any]]], dict[str, Any]],
     progress: Callable[[float], None],
     sleep: Callable[[float], None] = time.sleep,
+    wait: float | None = None,
 ) -> dict[str, Any]:
-    """Poll until the person approves (the tokens), denies, or the code expires (RefusedError)."""
+    """Poll until the person approves (the tokens), denies, the code expires, or ``wait`` seconds
+    are over (RefusedError)."""
     interval = code.interval
+    give_up = code.expires_at if wait is None else min(code.expires_at, time.time() + wait)
     while True:
-        left = code.expires_at - time.time()
+        left = give_up - time.time()
         if left <= 0:
+            if give_up < code.expires_at:
+                raise RefusedError(
+                    f"the code was not approved within {wait:g} s (--wait); run gcptoken login --device again"
+                )
             raise RefusedError("the device code expired before it was approved; run gcptoken login --device again")
         progress(left)
         sleep(min(interval, max(left, 0.0)))

@@ -29,6 +29,10 @@ from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["routes"]
 
+# The only scopes Google's device flow grants; /device/code refuses a request naming any other, whole,
+# with invalid_scope "Invalid device flow scope: SCOPE" (it drops none silently). Allowed scopes:
+# https://developers.google.com/identity/protocols/oauth2/limited-input-device#allowedscopes; the
+# answer as Google gives it: https://github.com/hickford/git-credential-oauth/issues/38
 DEVICE_SCOPES = frozenset(
     {
         "openid",
@@ -36,6 +40,10 @@ DEVICE_SCOPES = frozenset(
         "profile",
         "https://www.googleapis.com/auth/userinfo.email",
         "https://www.googleapis.com/auth/userinfo.profile",
+        "https://www.googleapis.com/auth/drive.appdata",
+        "https://www.googleapis.com/auth/drive.file",
+        "https://www.googleapis.com/auth/youtube",
+        "https://www.googleapis.com/auth/youtube.readonly",
     }
 )
 _CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")

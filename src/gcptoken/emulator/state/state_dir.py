@@ -42,10 +42,11 @@ AWS_VERIFICATION_URL = "https://sts.{region}.amazonaws.com?Action=GetCallerIdent
 
 
 def open_state_dir(path: Path) -> PrivateDir:
-    """The state directory, created 0700 if missing; refused (ValueError, one line saying "state
-    dir") when it is not ours, is writable by others, or is reached through a symlink."""
+    """The state directory, created 0700 if missing (but not a missing folder above it); refused
+    (ValueError, one line saying "state dir") when it is not ours, is writable by others, or is
+    reached through a symlink."""
     try:
-        return PrivateDir(str(path))
+        return PrivateDir(str(path), parents=False)
     except NotPrivateError as exc:
         raise ValueError(f"state dir: {exc}") from None
 
