@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from gcptoken import InvalidArgumentError, ServiceAccountCredentials, checks, load_credentials
+from gcptoken.cli import fast
 from gcptoken.cli.main import main
 from gcptoken.credentials import base as credentials_base
 from gcptoken.integrations import httpx_auth, requests_auth
@@ -103,6 +104,22 @@ def test_a_url_audience_with_a_path_works_and_is_noted_once(
         for _ in range(2):
             load_credentials(key_path).id_token("https://user@svc-rule.a.run.app#top", use_cache=False)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["the audience has a fragment and user info"]
+
+
+def test_a_cache_hit_says_the_note_too(
+    emulator: EmulatorClient, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached path (cli.fast) answers before the full command line: it says the same note, once,
+    and only for an audience that has one."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for audience, noted in ((WITH_PATH, True), (AUD, False)):
+        code, first, err = _run(capsys, "id", audience)  # a miss: the full command line fills the cache
+        assert code == 0 and len(err) == int(noted), err
+        sent = _sent(emulator)
+        assert fast.answer_from_cache(["id", audience]) == 0
+        out, said = capsys.readouterr()
+        assert out == first and _sent(emulator) == sent  # answered from the cache
+        assert said.splitlines() == err, said
 
 
 def test_the_proxy_notes_its_audience_before_anything_else(capsys: pytest.CaptureFixture[str]) -> None:

@@ -189,6 +189,19 @@ def _metadata_identity() -> str | None:
     return metadata_identity(host, "standard", False)
 
 
+def _note_audience(audience: str) -> None:
+    """The full command line's note on a URL audience with more than ``scheme://host``, said on a
+    cache hit too; checks (and the urllib/re imports it costs) loads only for such an audience."""
+    after_scheme = audience.partition("://")[2]
+    if not after_scheme or not any(mark in after_scheme.rstrip("/") for mark in "/?#@"):
+        return
+    from gcptoken.checks import audience_note
+
+    note = audience_note(audience)
+    if note is not None:
+        sys.stderr.write(f"gcptoken: note: {note}\n")
+
+
 def answer_from_cache(argv: list[str]) -> int | None:
     """0 after printing a cached token, or None: the full command line must run."""
     parsed = _parse(argv)
@@ -243,6 +256,8 @@ def answer_from_cache(argv: list[str]) -> int | None:
         text = f"Authorization: Bearer {fresh['value']}"
     else:
         text = json.dumps({field: fresh["value"], "expires_at": fresh["expires_at_iso"]}, indent=2)
+    if kind == "id_token":
+        _note_audience(subject)  # as the full command line would have said (a miss goes there)
     sys.stdout.write(text + "\n")
     return 0
 
