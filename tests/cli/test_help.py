@@ -156,3 +156,26 @@ def test_dash_capital_v_is_version(flag: str, capsys: pytest.CaptureFixture[str]
         main([flag])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"gcptoken {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["call", "POST", "https://svc.a.run.app/x", "--data", "d"],
+        ["call", "--data", "d", "POST", "https://svc.a.run.app/x"],
+        ["call", "POST", "--data", "d", "https://svc.a.run.app/x"],
+        ["call", "POST", "-H", "A: b", "https://svc.a.run.app/x", "--data", "d"],
+    ],
+    ids=["after", "before", "around", "around-repeatable"],
+)
+def test_calls_method_and_url_may_sit_before_after_or_around_the_options(argv: list[str]) -> None:
+    parsed = build_parser().parse_args(argv)
+    assert parsed.target == ["POST", "https://svc.a.run.app/x"] and parsed.data == "d"
+
+
+def test_an_unknown_option_of_call_is_still_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["call", "POST", "--bogus", "https://svc.a.run.app/x"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "unrecognized arguments: --bogus" in err and "'gcptoken call --help'" in err and "\n" not in err

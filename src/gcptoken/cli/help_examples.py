@@ -132,7 +132,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
 
 # command -> what its usage line cannot say, shown above the examples
 NOTES: dict[str, str] = {
-    "call": "[METHOD] URL go together, before or after the options. A -- only ends gcptoken's options:\n"
+    "call": "[METHOD] URL go before, after or around the options. A -- only ends gcptoken's options:\n"
     "nothing is passed on to another program (for curl's own options: gcptoken curl URL -- CURL_ARGS).",
     "curl": "Everything after the first -- goes to curl untouched (a later -- included); the token reaches\n"
     "curl through a private file, never its command line.",

@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=AsWritten("[METHOD] URL"),
         help="e.g. POST https://SERVICE.a.run.app/path (GET, or POST with --data, by default)",
     )
+    call.gather_into = "target"  # type: ignore[attr-defined]  # METHOD and URL may sit around options
     call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
     call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
     call.add_argument("--audience", help="instead of the one derived from the URL")

@@ -30,6 +30,10 @@ T = TypeVar("T")
 class Parser(argparse.ArgumentParser):
     """Usage errors in one line (argparse's default prints the whole usage block first)."""
 
+    # A positional (nargs="+") that may be split by options, as in ``call POST --data x URL``:
+    # argparse takes one run of words for it and calls the rest unrecognized; they are its too.
+    gather_into: str | None = None
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
@@ -39,6 +43,9 @@ class Parser(argparse.ArgumentParser):
         """argparse hands a subcommand's unknown options up to the top parser, whose error names
         'gcptoken --help'; every parser here refuses its own, naming 'gcptoken id --help'."""
         parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.gather_into and not any(word.startswith("-") for word in extras):
+            setattr(parsed, self.gather_into, [*getattr(parsed, self.gather_into), *extras])
+            extras = []
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
