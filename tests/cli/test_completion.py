@@ -124,17 +124,15 @@ def complete_in_bash(script: Path, lines: list[str], workdir: Path) -> list[set[
             f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMPREPLY=()",
             '_gcptoken; printf "%s\\n" "${COMPREPLY[@]}"',
         ]
-    result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", "\n".join(program)],
-        cwd=workdir,
-        env=_environment(workdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_shell(["bash", "--norc", "--noprofile", "-c", "\n".join(program)], workdir)
     assert result.returncode == 0 and not result.stderr, result.stderr
     return _answers(result.stdout, lines)
+
+
+def _run_shell(argv: list[str], workdir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=workdir, env=_environment(workdir), capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def complete_in_zsh(script: Path, lines: list[str], workdir: Path) -> list[set[str]]:
@@ -142,15 +140,7 @@ def complete_in_zsh(script: Path, lines: list[str], workdir: Path) -> list[set[s
     functions.mkdir()
     shutil.copy(script, functions / "_gcptoken")  # autoloaded from $fpath, as the README installs it
     out = workdir / "zsh-candidates"
-    result = subprocess.run(
-        ["zsh", "-f", str(HERE / "complete_in_zsh.zsh"), str(functions), str(out), *lines],
-        cwd=workdir,
-        env=_environment(workdir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run_shell(["zsh", "-f", str(HERE / "complete_in_zsh.zsh"), str(functions), str(out), *lines], workdir)
     assert result.returncode == 0, result.stderr
     return _answers(out.read_text(), lines)
 
@@ -159,15 +149,7 @@ def complete_in_fish(script: Path, lines: list[str], workdir: Path) -> list[set[
     program = [f"source {shlex.quote(str(script))}"]
     for line in lines:
         program += [f"echo {shlex.quote('@@line ' + line)}", f"complete -C {shlex.quote(line)}"]
-    result = subprocess.run(
-        ["fish", "--no-config", "-c", "\n".join(program)],
-        cwd=workdir,
-        env=_environment(workdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_shell(["fish", "--no-config", "-c", "\n".join(program)], workdir)
     assert result.returncode == 0 and not result.stderr, result.stderr
     return _answers(result.stdout, lines)
 
