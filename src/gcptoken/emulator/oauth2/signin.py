@@ -236,9 +236,10 @@ async def device_code_endpoint(request: Request) -> Response:
     if client is None:
         return oauth_error("invalid_client", "The OAuth client was not found.", status=401)
     scopes = tuple(form.get("scope", "").split())
-    # A scope Google does not know is no device flow scope either: one answer for both, the one
-    # Google is seen giving (DEVICE_SCOPES' sources; 400 with invalid_scope for an unknown one too:
-    # https://github.com/googleapis/oauth2client/issues/256).
+    # A scope Google does not know is no device flow scope either. Google's words for it here are
+    # not published, so it gets the device flow's answer (DEVICE_SCOPES' sources), 400 invalid_scope
+    # as for every scope the flow refuses (https://github.com/googleapis/oauth2client/issues/256),
+    # naming the unknown scope first: that is the one to fix.
     bad = unknown_scopes(scopes) or [scope for scope in scopes if scope not in DEVICE_SCOPES]
     if not scopes or bad:
         return oauth_error("invalid_scope", f"Invalid device flow scope: {one_line((bad or [''])[0], 100)}")
