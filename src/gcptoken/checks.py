@@ -5,7 +5,7 @@ value is an InvalidArgumentError whose one line names where it came from, never 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from gcptoken.errors import InvalidArgumentError
@@ -21,6 +21,7 @@ __all__ = [
     "positive_seconds",
     "printable",
     "scope_list",
+    "unknown_scopes",
 ]
 
 _MAX_URL = 8192
@@ -156,6 +157,35 @@ def scope_list(value: str | Sequence[str], what: str = "scopes") -> tuple[str, .
         if not scope.isprintable() or len(scope) > _MAX_URL:
             raise InvalidArgumentError(f"{what}: {_shown(scope)!r} has control characters or is too long")
     return scopes
+
+
+# Google accepts only scopes it defines: the OpenID Connect names and URLs it hosts
+# (https://www.googleapis.com/auth/…, a few older https://*.google.com/… ones); a word (``not``) or a
+# URL elsewhere (``https://svc.a.run.app``) is no scope. Nobody outside Google can list every scope
+# it defines, so any https URL on a Google host passes. The one rule for the emulator's token
+# services and sign-in pages, and for ``gcptoken login`` before anyone is asked to sign in.
+_OIDC_SCOPES = frozenset({"openid", "email", "profile"})
+_GOOGLE_HOSTS = ("googleapis.com", "google.com")
+
+
+def _google_scope(scope: str) -> bool:
+    if scope in _OIDC_SCOPES:
+        return True
+    try:
+        parts = urlsplit(scope)
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return (
+        parts.scheme == "https"
+        and scope.isprintable()
+        and any(host == name or host.endswith(f".{name}") for name in _GOOGLE_HOSTS)
+    )
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    """The scopes Google would not know, each once, in the order asked."""
+    return list(dict.fromkeys(scope for scope in scopes if not _google_scope(scope)))
 
 
 def host_port(value: str, what: str) -> str:

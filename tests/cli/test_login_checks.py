@@ -250,6 +250,29 @@ def test_access_names_the_scopes_a_browser_sign_in_lacks(emu: EmulatorServer, tm
     assert f"--scopes {CLOUD_PLATFORM}" in message and "device flow" not in message
 
 
+@pytest.mark.parametrize("flow", ["--no-browser", "--device"])
+@pytest.mark.parametrize(
+    ("scopes", "named"), [("not-a-scope", "not-a-scope"), (f"openid,not a,{CLOUD_PLATFORM}", "not, a")]
+)
+def test_a_scope_google_does_not_know_is_refused_before_the_sign_in(
+    capsys: pytest.CaptureFixture[str], emu: EmulatorServer, here: dict[str, str], flow: str, scopes: str, named: str
+) -> None:
+    """Google refuses it on its own error page, which never reaches the loopback redirect (the
+    emulator's answers: tests/emulator/test_scope_refusals.py), so login refuses it first."""
+    emu.state.clear_requests()
+    code, out, err = run(capsys, "login", flow, "--scopes", scopes, "--client-id-file", client_file(emu))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert (
+        errors(err)
+        == err.splitlines()
+        == [
+            f"gcptoken: error: --scopes: not a scope Google knows: {named} (use openid, email, profile or a URL like "
+            f"{CLOUD_PLATFORM}; several are separated by commas or spaces)"
+        ]
+    )
+    assert emu.state.request_log() == []  # no browser was sent anywhere, no device code asked for
+
+
 def test_login_help_shows_each_flows_default_scopes(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

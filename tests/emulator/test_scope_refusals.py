@@ -1,5 +1,6 @@
 """A scope Google does not know (``not a scope``, a Cloud Run URL) is refused by every emulated
-token service in that service's own words (google-auth's side: tests/peers/test_scope_peers.py)."""
+token service and sign-in endpoint in that service's own words (google-auth's and
+google-auth-oauthlib's side: tests/peers/test_scope_peers.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from gcptoken import ImpersonatedCredentials, TokenRequestError, load_credentials
+from gcptoken.emulator.state.state_dir import signin_clients
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.emulator.sts.test_federation import Federation
 from tests.scopes import S1
@@ -67,3 +69,34 @@ def test_sts_and_the_metadata_server_refuse_too(emulator: EmulatorClient) -> Non
     assert answer.status_code == 400 and "invalid scope: not, a, scope" in answer.text
     good = httpx.get(f"{emulator.url}{token_path}", params={"scopes": S1}, headers=FLAVOR)
     assert good.status_code == 200 and json.loads(good.text)["access_token"].startswith("ya29.")
+
+
+@pytest.mark.parametrize("path", ["/o/oauth2/v2/auth", "/o/oauth2/auth"])
+def test_the_authorization_endpoint_shows_googles_error_page(emulator: EmulatorClient, path: str) -> None:
+    desktop, _ = signin_clients(emulator.state)
+    request = {"client_id": desktop.client_id, "redirect_uri": "http://127.0.0.1:1/", "response_type": "code"}
+    page = httpx.get(f"{emulator.url}{path}", params={**request, "scope": f"openid not-a-scope {S1} not"})
+    assert page.status_code == 400 and "location" not in page.headers  # Google's page, no redirect
+    assert "Error 400: invalid_scope" in page.text
+    assert f"Some requested scopes were invalid. {{valid=[openid, {S1}], invalid=[not-a-scope, not]}}" in page.text
+    assert httpx.get(f"{emulator.url}{path}", params={**request, "scope": f"openid {S1}"}).status_code == 200
+    admin = httpx.post(f"{emulator.url}/emulator/v1/consents", json={"url": str(page.request.url)})
+    assert admin.status_code == 400 and "invalid_scope" in admin.text
+
+
+@pytest.mark.parametrize(
+    ("scope", "named"),
+    [
+        ("not-a-scope", "not-a-scope"),
+        ("openid not a scope", "not"),
+        ("https://svc.a.run.app", "https://svc.a.run.app"),
+        (f"{S1} not-a-scope", "not-a-scope"),  # the scope Google does not know is the one named
+    ],
+)
+def test_the_device_code_endpoint_refuses_as_google_does(emulator: EmulatorClient, scope: str, named: str) -> None:
+    desktop, _ = signin_clients(emulator.state)
+    answer = httpx.post(f"{emulator.url}/device/code", data={"client_id": desktop.client_id, "scope": scope})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "invalid_scope", "error_description": f"Invalid device flow scope: {named}"},
+    )

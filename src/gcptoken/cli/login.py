@@ -19,7 +19,15 @@ from gcptoken.login import browser_flow, device_flow
 from gcptoken.login.client_file import HOW_TO_CREATE, DesktopClient
 from gcptoken.login.output import Output, check_output, write_credentials
 from gcptoken.login.receiver import SOMEONE_ELSE, Abort, Answer, Event, LoopbackReceiver, Notice
-from gcptoken.login.scopes import BROWSER_SCOPES, CLOUD_PLATFORM, DEVICE_SCOPES, granted_scopes, not_granted, shown
+from gcptoken.login.scopes import (
+    BROWSER_SCOPES,
+    CLOUD_PLATFORM,
+    DEVICE_SCOPES,
+    granted_scopes,
+    known_to_google,
+    not_granted,
+    shown,
+)
 from gcptoken.login.tokens import authorized_user, signed_in_email
 from gcptoken.untrusted import one_line
 
@@ -46,7 +54,7 @@ def _scopes(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ..
     scopes = tuple(s for s in args.scopes.replace(",", " ").split() if s)
     if not scopes:
         raise InvalidArgumentError("--scopes names no scope")
-    return scopes
+    return known_to_google(scopes)
 
 
 def _read_pasted(events: queue.Queue[Event]) -> None:

@@ -1,10 +1,15 @@
-"""The scopes a sign-in asks for (per flow), the few Google's device flow may grant, and what a
-token response granted of what was asked, said in one line."""
+"""The scopes a sign-in asks for (per flow), refused before the sign-in when Google would not know
+one, the few Google's device flow may grant, and what a token response granted of what was asked,
+said in one line."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from gcptoken.checks import unknown_scopes
+from gcptoken.errors import InvalidArgumentError
+from gcptoken.untrusted import one_line
 
 __all__ = [
     "BROWSER_SCOPES",
@@ -13,6 +18,7 @@ __all__ = [
     "DEVICE_SCOPES",
     "device_only",
     "granted_scopes",
+    "known_to_google",
     "not_granted",
     "shown",
 ]
@@ -63,3 +69,16 @@ def not_granted(wanted: Sequence[str], granted: Sequence[str]) -> tuple[str, ...
 def device_only(scopes: Iterable[str]) -> bool:
     """Whether every scope is one the device flow can grant (a sign-in it may have made)."""
     return all(scope in DEVICE_ALLOWED for scope in scopes)
+
+
+def known_to_google(scopes: Sequence[str], what: str = "--scopes") -> tuple[str, ...]:
+    """``scopes``, or InvalidArgumentError naming those Google would not know. Checked before the
+    browser opens: Google refuses them on its own error page, which never comes back to us."""
+    unknown = unknown_scopes(scopes)
+    if unknown:
+        named = one_line(", ".join(unknown), 200)
+        raise InvalidArgumentError(
+            f"{what}: not a scope Google knows: {named} (use openid, email, profile or a URL like "
+            f"{CLOUD_PLATFORM}; several are separated by commas or spaces)"
+        )
+    return tuple(scopes)

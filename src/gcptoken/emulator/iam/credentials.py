@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, json_body, log_detail, not_emulated
 from gcptoken.emulator.oauth2 import token_scopes
@@ -197,7 +198,7 @@ def _generate_access_token(state: EmulatorState, account: ServiceAccount, body: 
     scopes = body.get("scope")
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):
         return api_error(400, "Invalid value for scope: must name at least one scope.")
-    if token_scopes.malformed(scopes):
+    if unknown_scopes(scopes):
         return token_scopes.iam_refusal()
     lifetime_text = body.get("lifetime", f"{DEFAULT_LIFETIME}s")
     match = _LIFETIME.fullmatch(lifetime_text) if isinstance(lifetime_text, str) else None

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import NOT_EMULATED, api_error, json_body
-from gcptoken.emulator.oauth2 import token_scopes
 from gcptoken.emulator.state.models import ServiceAccount
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.local.metadata_api import MetadataRefusal, handler, root_handler
@@ -98,7 +98,7 @@ class EmulatedInstance:
 
     async def token(self, account: str, scopes: tuple[str, ...] | None) -> dict[str, Any] | MetadataRefusal:
         state = self.state
-        invalid = token_scopes.malformed(scopes or ())
+        invalid = unknown_scopes(scopes or ())
         if invalid:
             # The metadata server asks Google's token service, which refuses a scope it does not know;
             # no sample of the metadata server's own words is published, so these are ours.

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import api_error, form_of, json_object, log_detail, oauth_error
 from gcptoken.emulator.oauth2 import pages
@@ -26,6 +27,7 @@ from gcptoken.emulator.oauth2.signin_redirect import loopback_redirect, with_ans
 from gcptoken.emulator.oauth2.signin_state import AUTH_CODE_LIFETIME, DEVICE_CODE_LIFETIME, AuthCode
 from gcptoken.emulator.oauth2.user_grants import client_of
 from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.untrusted import one_line
 
 __all__ = ["routes"]
 
@@ -73,9 +75,15 @@ def _scopes(raw: str) -> tuple[str, ...]:
     scopes = tuple(raw.split())
     if not scopes:
         raise Refusal(400, "invalid_request", "Missing required parameter: scope")
-    for scope in scopes:
-        if scope not in DEVICE_SCOPES and not scope.startswith("https://www.googleapis.com/auth/"):
-            raise Refusal(400, "invalid_scope", f"Some requested scopes were invalid. {{invalid={scope[:100]}}}")
+    invalid = unknown_scopes(scopes)
+    if invalid:
+        # Google answers on its own error page, 400, never by a redirect to the client: "Error 400:
+        # invalid_scope", "Some requested scopes were invalid. {valid=[…], invalid=[…]}"
+        # (https://github.com/Grive/grive/issues/7, https://github.com/atinux/nuxt-auth-utils/issues/64;
+        # the newer page: https://github.com/emreturkmencom/antigravity-telegram-suite/issues/40).
+        valid = [scope for scope in scopes if scope not in invalid]
+        named = one_line(f"{{valid=[{', '.join(valid)}], invalid=[{', '.join(invalid)}]}}", 300)
+        raise Refusal(400, "invalid_scope", f"Some requested scopes were invalid. {named}")
     return scopes
 
 
@@ -228,9 +236,13 @@ async def device_code_endpoint(request: Request) -> Response:
     if client is None:
         return oauth_error("invalid_client", "The OAuth client was not found.", status=401)
     scopes = tuple(form.get("scope", "").split())
-    bad = [scope for scope in scopes if scope not in DEVICE_SCOPES]
+    # A scope Google does not know is no device flow scope either. Google's words for it here are
+    # not published, so it gets the device flow's answer (DEVICE_SCOPES' sources), 400 invalid_scope
+    # as for every scope the flow refuses (https://github.com/googleapis/oauth2client/issues/256),
+    # naming the unknown scope first: that is the one to fix.
+    bad = unknown_scopes(scopes) or [scope for scope in scopes if scope not in DEVICE_SCOPES]
     if not scopes or bad:
-        return oauth_error("invalid_scope", f"Invalid device flow scope: {(bad or [''])[0][:100]}")
+        return oauth_error("invalid_scope", f"Invalid device flow scope: {one_line((bad or [''])[0], 100)}")
     with state.lock:
         device_code, grant = state.signin.start_device(client.client_id, scopes)
     log_detail(request).update({"client_id": client.client_id, "user_code": grant.user_code})

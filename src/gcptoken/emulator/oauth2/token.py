@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gcptoken import endpoints
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.oauth2 import token_scopes, user_grants
@@ -106,7 +107,7 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
         return JSONResponse({"id_token": state.service_account_id_token(account, target_audience)})
     scope = claims.get("scope")
     scopes = tuple(scope.split()) if isinstance(scope, str) else ()
-    if not scopes or token_scopes.malformed(scopes):
+    if not scopes or unknown_scopes(scopes):
         return token_scopes.token_refusal()
     grant = state.issue_access_token(account, scopes)
     return JSONResponse(

@@ -1,45 +1,15 @@
-"""Which OAuth scopes the emulated token services accept, and each service's answer to the others.
-
-Google accepts only scopes it defines: the OpenID Connect names and URLs it hosts
-(``https://www.googleapis.com/auth/…``, a few older ``https://*.google.com/…`` ones). A word
-(``not``), a URL elsewhere (``https://svc.a.run.app``, which IAM refuses too: see below) is no scope.
-The emulator cannot list every scope Google defines, so it accepts any https URL on a Google host.
-"""
+"""Each emulated token service's answer to a scope Google does not know (the rule is
+``gcptoken.checks.unknown_scopes``: the OpenID names and https URLs on Google's hosts; IAM refuses a URL
+elsewhere too: see below)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
 from gcptoken.emulator.http.responses import GoogleJSONResponse, api_error, oauth_error
 from gcptoken.untrusted import one_line
 
-__all__ = ["OIDC_SCOPES", "iam_refusal", "malformed", "sts_refusal", "token_refusal", "user_refusal"]
-
-OIDC_SCOPES = frozenset({"openid", "email", "profile"})
-_GOOGLE_HOSTS = ("googleapis.com", "google.com")
-
-
-def _well_formed(scope: str) -> bool:
-    if scope in OIDC_SCOPES:
-        return True
-    try:
-        parts = urlsplit(scope)
-    except ValueError:
-        return False
-    host = parts.hostname or ""
-    return (
-        parts.scheme == "https"
-        and scope.isprintable()
-        and any(host == name or host.endswith(f".{name}") for name in _GOOGLE_HOSTS)
-    )
-
-
-def malformed(scopes: Iterable[str]) -> list[str]:
-    """The scopes Google would not know, each once, in the order asked."""
-    return list(dict.fromkeys(scope for scope in scopes if not _well_formed(scope)))
+__all__ = ["iam_refusal", "sts_refusal", "token_refusal", "user_refusal"]
 
 
 def token_refusal() -> Response:

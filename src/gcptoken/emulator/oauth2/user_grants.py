@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.oauth2 import token_scopes
@@ -176,7 +177,7 @@ def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any], 
             status_code=400,
         )
     requested = tuple(form["scope"].split()) if form.get("scope") else grant.scopes
-    invalid = token_scopes.malformed(requested)
+    invalid = unknown_scopes(requested)
     if invalid:
         return token_scopes.user_refusal(invalid)
     if not set(requested) <= set(grant.scopes):

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
 from gcptoken.emulator.oauth2 import token_scopes
@@ -131,7 +132,7 @@ async def token_exchange(request: Request) -> Response:
     provider = _provider(state, form["audience"])
     if provider is None:
         return oauth_error("invalid_target", INVALID_TARGET)
-    invalid = token_scopes.malformed(form.get("scope", "").split())
+    invalid = unknown_scopes(form.get("scope", "").split())
     if invalid:
         return token_scopes.sts_refusal(invalid)
     user_project = options.get("userProject")
