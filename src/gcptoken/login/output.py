@@ -4,7 +4,8 @@ holding another account's sign-in), then written 0600, atomically, never through
 
 No folder is created for a path the person named: a typo must not leave directories behind. The
 one exception is gcloud's own config folder (the default, gcloud's ADC file), which gcloud creates
-too when it writes that file."""
+too when it writes that file: it is made before the sign-in, so a folder chain that cannot hold it
+is found before anyone signs in."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ class Output:
     in as them again replaces it without --force)."""
 
     path: str
-    create_folder: bool = False
     account: str = ""
 
 
@@ -54,6 +54,21 @@ def _replace_refused(path: str, problem: str) -> CredentialsError:
     return CredentialsError(f"{path} already holds {problem}; pass --force to replace them, or --output FILE")
 
 
+def _make_config_folder(shown: str, directory: str) -> None:
+    """gcloud's config folder made now, as gcloud makes it (with the folders above it), so that a
+    folder chain that cannot hold it (a file on the way, /proc, a folder not ours) is found before
+    anyone signs in rather than after."""
+    above = os.path.dirname(directory)
+    while not os.path.lexists(above) and os.path.dirname(above) != above:
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):  # a file where a folder must be (symlinked folders are followed, as gcloud does)
+        raise CredentialsError(f"cannot write {shown}: {one_line(above)} is not a directory")
+    try:
+        PrivateDir(directory, create=True, tighten=False).close()
+    except NotPrivateError as exc:
+        raise CredentialsError(f"cannot write {shown}: {exc}") from None
+
+
 def check_output(path: str, force: bool, default: bool) -> Output:
     """``path`` checked as far as it can be before signing in; CredentialsError in one line when it
     cannot be written. ``default``: the path is gcloud's ADC file (its folder may be created)."""
@@ -64,9 +79,9 @@ def check_output(path: str, force: bool, default: bool) -> Output:
         raise CredentialsError(
             f"--output {shown} is a directory; name a file in it ({os.path.join(shown, 'adc.json')})"
         )
+    if default and not os.path.lexists(directory):
+        _make_config_folder(shown, directory)  # gcloud's config folder: gcloud creates it too
     if not os.path.lexists(directory):
-        if default:
-            return Output(path, create_folder=True)  # gcloud's config folder: gcloud creates it too
         raise CredentialsError(
             f"cannot write {shown}: the folder {one_line(directory)} does not exist (gcptoken creates no folder "
             "for --output; create it first, or choose another path)"
@@ -93,7 +108,7 @@ def write_credentials(output: Output, info: Mapping[str, str], force: bool) -> N
     path = output.path
     directory, name = os.path.split(os.path.abspath(path))
     try:
-        with PrivateDir(directory, create=output.create_folder, tighten=False) as folder:
+        with PrivateDir(directory, create=False, tighten=False) as folder:
             existing = folder.read(name)
             if existing is not None and not force:
                 problem = _another_account(_previous(existing), info.get("account"))
