@@ -124,12 +124,20 @@ def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[
         if exc.error != "invalid_scope":
             raise
         refused = exc
+    from gcptoken.login.scopes import device_only, granted_scopes, not_granted, shown, unknown_said
+
+    unknown = unknown_said(scopes)
+    if unknown:  # no sign-in grants it: advising one would send the person the wrong way
+        raise TokenRequestError(
+            f"{str(refused).rstrip('.')}. {unknown})",
+            status=refused.status,
+            error=refused.error,
+            description=refused.description,
+        ) from None
     try:
         body = yield from refresh_flow(key)
     except (TokenRequestError, TransportError):
         raise refused from None
-    from gcptoken.login.scopes import device_only, granted_scopes, not_granted, shown
-
     granted = granted_scopes(body)
     missing = not_granted(scopes, granted or ())
     if granted is None or not missing:

@@ -21,6 +21,7 @@ __all__ = [
     "known_to_google",
     "not_granted",
     "shown",
+    "unknown_said",
 ]
 
 _AUTH = "https://www.googleapis.com/auth/"
@@ -74,11 +75,17 @@ def device_only(scopes: Iterable[str]) -> bool:
 def known_to_google(scopes: Sequence[str], what: str = "--scopes") -> tuple[str, ...]:
     """``scopes``, or InvalidArgumentError naming those Google would not know. Checked before the
     browser opens: Google refuses them on its own error page, which never comes back to us."""
-    unknown = unknown_scopes(scopes)
+    unknown = unknown_said(scopes)
     if unknown:
-        named = one_line(", ".join(unknown), 200)
-        raise InvalidArgumentError(
-            f"{what}: not a scope Google knows: {named} (use openid, email, profile or a URL like "
-            f"{CLOUD_PLATFORM}; several are separated by commas or spaces)"
-        )
+        raise InvalidArgumentError(f"{what}: {unknown}; several are separated by commas or spaces)")
     return tuple(scopes)
+
+
+def unknown_said(scopes: Iterable[str]) -> str:
+    """``not a scope Google knows: NAMES (use …`` (the parenthesis left open for more), or "" when
+    Google knows every one: one wording for login's refusal and access's explanation."""
+    unknown = unknown_scopes(scopes)
+    if not unknown:
+        return ""
+    named = one_line(", ".join(unknown), 200)
+    return f"not a scope Google knows: {named} (use openid, email, profile or a URL like {CLOUD_PLATFORM}"

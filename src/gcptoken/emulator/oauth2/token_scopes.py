@@ -9,7 +9,19 @@ from starlette.responses import Response
 from gcptoken.emulator.http.responses import GoogleJSONResponse, api_error, oauth_error
 from gcptoken.untrusted import one_line
 
-__all__ = ["iam_refusal", "sts_refusal", "token_refusal", "user_refusal"]
+__all__ = ["iam_refusal", "same_scopes", "sts_refusal", "token_refusal", "user_refusal"]
+
+_AUTH = "https://www.googleapis.com/auth/"
+# Google treats the OpenID Connect scopes email and profile as its userinfo.email and userinfo.profile:
+# asked for "email profile" it answers with the userinfo URLs (googleapis/google-api-python-client#1088,
+# "Scope has changed from "email profile" to "…/auth/userinfo.email openid …/auth/userinfo.profile"");
+# https://developers.google.com/identity/protocols/oauth2/scopes#oauth2 lists both names.
+_SAME = {"email": f"{_AUTH}userinfo.email", "profile": f"{_AUTH}userinfo.profile"}
+
+
+def same_scopes(scopes: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """``scopes`` with each OpenID name as its userinfo URL, to compare a request with a grant."""
+    return frozenset(_SAME.get(scope, scope) for scope in scopes)
 
 
 def token_refusal() -> Response:

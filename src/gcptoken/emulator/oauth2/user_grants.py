@@ -180,7 +180,7 @@ def refresh(state: EmulatorState, form: dict[str, str], detail: dict[str, Any], 
     invalid = unknown_scopes(requested)
     if invalid:
         return token_scopes.user_refusal(invalid)
-    if not set(requested) <= set(grant.scopes):
+    if not token_scopes.same_scopes(requested) <= token_scopes.same_scopes(grant.scopes):  # email is userinfo.email
         return oauth_error("invalid_scope", "Some requested scopes were invalid.")
     audience = form.get("audience") or client.client_id
     if audience != client.client_id:
