@@ -13,7 +13,8 @@ from gcptoken.credentials.oauth2 import post_form
 from gcptoken.errors import InvalidArgumentError, RefusedError, TokenRequestError
 from gcptoken.http.flows import Flow
 from gcptoken.login.client_file import DesktopClient
-from gcptoken.login.scopes import DEVICE_ALLOWED
+from gcptoken.login.scopes import DEVICE_ALLOWED, shown
+from gcptoken.untrusted import one_line
 
 __all__ = ["DEVICE_GRANT", "DeviceCode", "checked_scopes", "poll", "start_flow"]
 
@@ -30,12 +31,14 @@ class DeviceCode:
 
 
 def checked_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
-    bad = [scope for scope in scopes if scope not in DEVICE_ALLOWED]
+    """``scopes``, or InvalidArgumentError naming every one the device flow cannot grant (each is
+    said, by its own name: the person may have asked for several)."""
+    bad = list(dict.fromkeys(scope for scope in scopes if scope not in DEVICE_ALLOWED))
     if bad:
         raise InvalidArgumentError(
             f"--device allows only the scopes Google allows for devices (openid, email, profile; no Google Cloud "
-            f"scope), not {bad[0]}: for cloud-platform, sign in in a browser (leave out --device; add --no-browser "
-            "where no browser runs)"
+            f"scope), not {one_line(shown(bad), 200)}: for {'it' if len(bad) == 1 else 'them'}, sign in in a "
+            "browser (leave out --device; add --no-browser where no browser runs)"
         )
     return tuple(scopes)
 
