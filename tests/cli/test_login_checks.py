@@ -148,6 +148,51 @@ def test_a_read_only_file_system_is_refused_before_the_sign_in(emu: EmulatorServ
     assert emu.state.request_log() == []
 
 
+@pytest.mark.parametrize("flow", ["--no-browser", "--device"])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("afile/gcloud", "afile is not a directory"),
+        ("afile/deeper/gcloud", "afile is not a directory"),
+        ("/proc/gcptoken-nope/gcloud", "cannot be created"),
+    ],
+)
+def test_gclouds_config_folder_that_cannot_be_made_is_refused_before_the_sign_in(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorServer,
+    here: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    flow: str,
+    config: str,
+    message: str,
+) -> None:
+    """The default output's folder (CLOUDSDK_CONFIG) may be made, as gcloud makes it, but a chain
+    of folders that cannot hold it is found before anyone is asked to sign in."""
+    (tmp_path / "afile").write_text("a file, not a folder\n")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / config))
+    emu.state.clear_requests()
+    code, out, err = run(capsys, "login", flow, "--wait", "1", "--client-id-file", client_file(emu))
+    assert code == 3 and out == "", err
+    assert errors(err) == err.splitlines() and len(errors(err)) == 1, err
+    assert "cannot write" in err and "application_default_credentials.json" in err and message in err, err
+    assert emu.state.request_log() == []  # nobody was asked to sign in, no device code asked for
+
+
+def test_gclouds_missing_config_folder_is_made_before_the_sign_in(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorServer,
+    here: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "home" / ".config" / "gcloud"
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(config))
+    code, _, err = run(capsys, "login", "--device", "--wait", "0.2", "--client-id-file", client_file(emu))
+    assert code == 1 and "not approved" in err  # nobody approved; the folder was made first, as gcloud makes it
+    assert config.is_dir() and (config.stat().st_mode & 0o777) == 0o700
+
+
 def test_a_file_naming_an_account_is_said_before_the_sign_in(
     emu: EmulatorServer, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -250,6 +295,35 @@ def test_access_names_the_scopes_a_browser_sign_in_lacks(emu: EmulatorServer, tm
     assert f"--scopes {CLOUD_PLATFORM}" in message and "device flow" not in message
 
 
+@pytest.mark.parametrize(
+    ("granted", "asked"),
+    [
+        (("openid", "email", "profile"), ("https://www.googleapis.com/auth/userinfo.email",)),
+        (("openid", "email", "profile"), ("https://www.googleapis.com/auth/userinfo.profile", "email")),
+        (("openid", "https://www.googleapis.com/auth/userinfo.email"), ("email",)),
+    ],
+)
+def test_email_and_profile_are_their_userinfo_urls_on_a_refresh(
+    emu: EmulatorServer, tmp_path: Path, granted: tuple[str, ...], asked: tuple[str, ...]
+) -> None:
+    """Google treats email and profile as userinfo.email and userinfo.profile (the emulator's
+    source: emulator/oauth2/token_scopes.py), so a device sign-in's file gives either name."""
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(emu.state.issue_refresh_token("dev@example.com", granted)))
+    assert load_credentials(path).access_token(scopes=list(asked)).value
+
+
+def test_access_with_a_scope_google_does_not_know_says_so_not_to_sign_in_again(
+    capsys: pytest.CaptureFixture[str], emu: EmulatorServer, here: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(emu.state.issue_refresh_token("dev@example.com", ("openid", "email", "profile"))))
+    code, out, err = run(capsys, "access", "--credentials", str(path), "--no-cache", "--scopes", f"foo,{CLOUD_PLATFORM}")
+    assert code != 0 and out == "" and len(errors(err)) == 1 == len(err.splitlines()), err
+    assert "invalid_scope" in err and "not a scope Google knows: foo (use openid, email, profile" in err, err
+    assert "sign in again" not in err and "gcptoken login" not in err, err
+
+
 @pytest.mark.parametrize("flow", ["--no-browser", "--device"])
 @pytest.mark.parametrize(
     ("scopes", "named"), [("not-a-scope", "not-a-scope"), (f"openid,not a,{CLOUD_PLATFORM}", "not, a")]
@@ -271,6 +345,31 @@ def test_a_scope_google_does_not_know_is_refused_before_the_sign_in(
         ]
     )
     assert emu.state.request_log() == []  # no browser was sent anywhere, no device code asked for
+
+
+@pytest.mark.parametrize(
+    ("scopes", "said"),
+    [
+        ("openid,bogus", "--scopes: not a scope Google knows: bogus (use openid"),
+        (
+            f"openid,{CLOUD_PLATFORM}",
+            "no Google Cloud scope), not cloud-platform: for it, sign in in a browser",
+        ),
+        (
+            "openid,https://www.googleapis.com/auth/devstorage.read_only,https://www.googleapis.com/auth/drive",
+            "no Google Cloud scope), not devstorage.read_only, drive: for them, sign in in a browser",
+        ),
+    ],
+)
+def test_device_refusal_names_the_scopes_it_cannot_grant(
+    capsys: pytest.CaptureFixture[str], emu: EmulatorServer, here: dict[str, str], scopes: str, said: str
+) -> None:
+    emu.state.clear_requests()
+    code, out, err = run(capsys, "login", "--device", "--scopes", scopes, "--client-id-file", client_file(emu))
+    assert code == 2 and out == "" and errors(err) == err.splitlines() and len(errors(err)) == 1, err
+    assert said in err, err
+    assert ("cloud-platform" in err) == ("cloud-platform" in scopes or "URL like" in err), err
+    assert emu.state.request_log() == []
 
 
 def test_login_help_shows_each_flows_default_scopes(
