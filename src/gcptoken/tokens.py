@@ -111,5 +111,6 @@ def plausible_time(value: object) -> TypeGuard[int | float]:
 
 
 def expiry(moment: float, now: float | None = None) -> datetime:
-    """``moment`` (epoch seconds) as a token's expiry, but at most MAX_LIFETIME from ``now``."""
-    return utc_from_epoch(min(moment, (time.time() if now is None else now) + MAX_LIFETIME))
+    """``moment`` (epoch seconds) as a token's expiry, but at most MAX_LIFETIME from ``now``; in
+    whole seconds, as a JWT's exp is (a fraction is dropped: believing less only refreshes sooner)."""
+    return utc_from_epoch(int(min(moment, (time.time() if now is None else now) + MAX_LIFETIME)))

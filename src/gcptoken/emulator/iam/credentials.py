@@ -226,6 +226,10 @@ def _sign_jwt(state: EmulatorState, account: ServiceAccount, body: dict[str, Any
         claims = None
     if not isinstance(claims, dict):
         return api_error(400, "Invalid value for payload: must be a JSON object.")
+    # "If the JWT Claims Set does not contain an expiration time (exp) claim, this claim is added
+    # automatically, with a timestamp that is 1 hour in the future" (SignJwtRequest.payload,
+    # https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/signJwt).
+    claims.setdefault("exp", int(state.clock()) + 3600)
     kid, key = state.system_key(account.email)
     return JSONResponse({"keyId": kid, "signedJwt": jws.encode(claims, key, kid=kid)})
 
