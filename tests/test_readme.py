@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
@@ -28,9 +30,32 @@ def test_ci_runs_the_readme_test_line() -> None:
     assert tests in ci
 
 
+def _public_error_classes() -> set[str]:
+    """Every public GcpTokenError class, wherever in the package it is defined (an error a caller
+    can meet is public even when defined outside gcptoken.errors, as gcptoken.extras.MissingExtra)."""
+    import gcptoken
+    from gcptoken.errors import GcpTokenError
+
+    names = set()
+    for found in pkgutil.walk_packages(gcptoken.__path__, "gcptoken."):
+        if found.name.rsplit(".", 1)[-1] == "__main__":
+            continue  # importing it runs the CLI
+        module = importlib.import_module(found.name)
+        names |= {
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type)
+            and issubclass(value, GcpTokenError)
+            and value.__module__ == module.__name__
+            and not name.startswith("_")
+        }
+    return names
+
+
 def test_the_readme_names_every_public_error_class() -> None:
-    """Every exception class gcptoken exports (from gcptoken and gcptoken.errors) is named in the
-    README's paragraph on errors, so none is found only by reading the code."""
+    """Every public error class of gcptoken (what it exports, and every GcpTokenError defined
+    anywhere in the package) is named in the README's paragraph on errors, so none is found only
+    by reading the code."""
     import gcptoken
     import gcptoken.errors
 
@@ -39,8 +64,8 @@ def test_the_readme_names_every_public_error_class() -> None:
         for module in (gcptoken, gcptoken.errors)
         for name in module.__all__
         if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), BaseException)
-    }
-    assert {"GcpTokenError", "RefusedError"} <= exported
+    } | _public_error_classes()
+    assert {"GcpTokenError", "RefusedError", "MissingExtra"} <= exported
     text = (ROOT / "README.md").read_text()
     paragraph = text[text.index("Errors share one root") :].split("\n\n", 1)[0]
     assert sorted(name for name in exported if not re.search(rf"\b{name}\b", paragraph)) == []
