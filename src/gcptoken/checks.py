@@ -69,8 +69,8 @@ def audience(value: str, what: str = "the audience") -> str:
     """The one audience rule of the library, ``id``, ``jwt``, ``call``, ``proxy`` and the
     integrations: any non-empty string (an IAP OAuth client id ``N-x.apps.googleusercontent.com``,
     a workload identity provider ``//iam.googleapis.com/…``, a Cloud Run custom audience), but one
-    that looks like a URL (``scheme://…``) must be a valid http(s) URL with a host, and one starting
-    with ``-`` is a misplaced option. A URL with a path, query, fragment or user info is allowed:
+    that looks like a URL (``scheme://…``, or ``http:``/``https:`` without ``//``) must be a valid
+    http(s) URL with a host, and one starting with ``-`` is a misplaced option. A URL with a path, query, fragment or user info is allowed:
     see audience_note."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{what} is empty")
@@ -79,6 +79,10 @@ def audience(value: str, what: str = "the audience") -> str:
         raise InvalidArgumentError(f"{what} {_shown(value)!r} looks like an option; put options before or after it")
     if not printable(value) or len(value) > _MAX_URL:
         raise InvalidArgumentError(f"{what} has spaces or control characters, or is too long")
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in ("http", "https") and not rest.startswith("//"):
+        # https:/x, http:host: a URL mistyped, never a custom audience; refused as ftp://x is
+        raise InvalidArgumentError(f"{what} {_shown(value)!r} is a malformed URL: write {scheme}://HOST")
     if "://" in value:
         http_url(value, what)
     return value

@@ -64,6 +64,34 @@ def test_the_commands_refuse_what_the_library_refuses(
     assert _sent(emulator) == before
 
 
+MALFORMED = ["https:/x", "http:svc-rule.a.run.app", "HTTPS:/x//y"]
+
+
+@pytest.mark.parametrize("audience", MALFORMED)
+@pytest.mark.parametrize("argv", BAD_AUDIENCE, ids=lambda argv: "-".join(argv[:2]))
+def test_a_url_with_a_malformed_scheme_is_refused_everywhere(
+    emulator: EmulatorClient,
+    capsys: pytest.CaptureFixture[str],
+    key_path: Path,
+    argv: list[str],
+    audience: str,
+) -> None:
+    """``https:/x`` starts like a URL and is not one: refused, not minted as a custom audience."""
+    before = _sent(emulator)
+    code, out, err = _run(capsys, *[audience if arg == "ftp://x" else arg for arg in argv])
+    assert (code, out, len(err)) == (2, "", 1) and "is a malformed URL: write" in err[0], err
+    assert _sent(emulator) == before
+    credentials = load_credentials(key_path)
+    assert isinstance(credentials, ServiceAccountCredentials)
+    for refusal in (
+        lambda: credentials.id_token(audience),
+        lambda: credentials.self_signed_jwt(audience),
+        lambda: httpx_auth.IdTokenAuth(credentials, audience=audience),
+    ):
+        with pytest.raises(InvalidArgumentError, match="malformed URL"):
+            refusal()
+
+
 def test_the_library_and_integrations_refuse_the_same(key_path: Path) -> None:
     credentials = load_credentials(key_path)
     assert isinstance(credentials, ServiceAccountCredentials)
