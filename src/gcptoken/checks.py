@@ -70,8 +70,8 @@ def audience(value: str, what: str = "the audience") -> str:
     integrations: any non-empty string (an IAP OAuth client id ``N-x.apps.googleusercontent.com``,
     a workload identity provider ``//iam.googleapis.com/…``, a Cloud Run custom audience), but one
     that looks like a URL (``scheme://…``, or ``http:``/``https:`` without ``//``) must be a valid
-    http(s) URL with a host, and one starting with ``-`` is a misplaced option. A URL with a path, query, fragment or user info is allowed:
-    see audience_note."""
+    http(s) URL with a host, and one starting with ``-`` is a misplaced option. A URL with a path,
+    query, fragment or user info is allowed: see audience_note."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{what} is empty")
     value = value.strip()
