@@ -322,7 +322,7 @@ def test_access_with_a_scope_google_does_not_know_says_so_not_to_sign_in_again(
         capsys, "access", "--credentials", str(path), "--no-cache", "--scopes", f"foo,{CLOUD_PLATFORM}"
     )
     assert code != 0 and out == "" and len(errors(err)) == 1 == len(err.splitlines()), err
-    assert "invalid_scope" in err and "not a scope Google knows: foo (use openid, email, profile" in err, err
+    assert "invalid_scope" in err and "}. Not a scope Google knows: foo (use openid, email, profile" in err, err
     assert "sign in again" not in err and "gcptoken login" not in err, err
 
 

@@ -129,7 +129,7 @@ def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[
     unknown = unknown_said(scopes)
     if unknown:  # no sign-in grants it: advising one would send the person the wrong way
         raise TokenRequestError(
-            f"{str(refused).rstrip('.')}. {unknown})",
+            f"{str(refused).rstrip('.')}. {unknown[0].upper()}{unknown[1:]})",
             status=refused.status,
             error=refused.error,
             description=refused.description,
