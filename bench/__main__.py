@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.needs import missing_line
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -21,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         help="where latest.json and latest.png go (default: bench/results; --quick: a temporary dir)",
     )
     args = parser.parse_args(argv)
+    missing = missing_line()
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 1
     quick = args.quick
     if quick and args.out is not None and args.out.resolve() == RESULTS.resolve():
         parser.error("--quick numbers mean little: they are not written over bench/results (leave --out out)")

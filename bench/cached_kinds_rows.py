@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cli_rows import gcptoken_command
+from bench.needs import CLOSED_LOOPBACK
 from bench.timing import Row, median_walls
 from gcptoken.emulator import scenarios
 from gcptoken.emulator.http.server import EmulatorServer
-from gcptoken.testing import CLOSED_LOOPBACK
 
 __all__ = ["cached_kinds_rows"]
 

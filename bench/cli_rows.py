@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.needs import CLOSED_LOOPBACK
 from bench.timing import Row, median_wall
 from gcptoken.emulator import scenarios
 from gcptoken.emulator.http.server import EmulatorServer
-from gcptoken.testing import CLOSED_LOOPBACK
 
 __all__ = ["cli_rows", "gcptoken_command", "key_file_env"]
 

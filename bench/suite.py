@@ -15,6 +15,7 @@ from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
 from bench.cold_rows import cold_rows, import_rows
+from bench.needs import CLOSED_LOOPBACK
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
 from bench.timing import Row, machine
@@ -22,7 +23,6 @@ from bench.token_rows import cached_token_rows, single_flight_rows
 from bench.trips_rows import trips_rows
 from bench.verify_rows import verify_rows
 from gcptoken.emulator.http.server import EmulatorServer
-from gcptoken.testing import CLOSED_LOOPBACK
 
 
 def _format(row: Row) -> str:

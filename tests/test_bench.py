@@ -99,3 +99,36 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
     assert by_name["gcptoken, 200 concurrent cold callers"]["value"] == 1
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "goals missed" in stdout and f"written to {tmp_path}/latest.json" in stdout
+
+
+def _without(modules: list[str], then: str) -> subprocess.CompletedProcess[str]:
+    """Runs ``then`` in a fresh Python where ``modules`` cannot be imported (as after Quick start's
+    first line, which installs only the emulator extra)."""
+    hide = "".join(f"sys.modules[{name!r}] = None; " for name in modules)
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; {hide}{then}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bench_never_needs_pytest() -> None:
+    result = _without(["pytest", "_pytest"], "import bench.suite")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_bench_without_the_test_extra_says_which_extra_in_one_line() -> None:
+    before = _tracked()
+    result = _without(
+        ["pytest", "_pytest", "authlib", "matplotlib", "jwt"],
+        "from bench.__main__ import main; sys.exit(main(['--quick']))",
+    )
+    assert result.returncode == 1 and result.stdout == "", result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("python -m bench needs the 'test' extra") and "pip install -e '.[test]'" in line
+    assert "pyjwt" in line and "authlib" in line and "matplotlib" in line and "google-auth" not in line
+    assert _tracked() == before

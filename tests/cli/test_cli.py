@@ -406,7 +406,7 @@ def test_demo_runs_and_every_step_passes() -> None:
     gcloud_rows = 1 if shutil.which("gcloud") else 0
     table = result.out.split("The same against real Google")[0]
     assert table.count("\n  ✓ ") == 17  # every row behaved
-    assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401 ") == 4
+    assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401\n") == 4
     assert table.count("✗ audience") == 2 and table.count("✗ expired") == 1
     assert "IAP: a person's token for it" in table
     assert "plain HTTP client via proxy" in table
@@ -426,8 +426,10 @@ def test_demo_runs_and_every_step_passes() -> None:
     header = next(line for line in table.splitlines() if "ID token from" in line)
     assert header.index("trips") <= 40  # short labels (they were up to 49 characters): the table stays narrow
     assert result.out.count("https://SERVICE-HASH.a.run.app") >= 7  # commands for real Google, row by row
-    assert "Hello, demo-runner@" in result.out
-    assert "refused before any request: use --impersonate-service-account" in result.out
+    assert "Hello, demo-runner@…" in result.out  # the service account's name: its project is on every row
+    assert "refused before any request: use" in result.out and "--impersonate-service-account" in result.out
+    wide = [line for line in result.out.splitlines() if len(line) > 100]
+    assert wide == [], wide  # fits a 100-column terminal, table and commands alike
 
 
 @pytest.mark.parametrize("args", [["--help"], ["decode", "e30.eyJhIjoxfQ.AA"], ["id", "--help"]])

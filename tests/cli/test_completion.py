@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from gcptoken.cli.completion import script_for
+from gcptoken.cli.help_examples import EXAMPLES
 from gcptoken.cli.main import build_parser, main
+from gcptoken.cli.shell_install_lines import install_line
 from gcptoken.local.metadata_platforms import PLATFORMS
 
 HERE = Path(__file__).resolve().parent
@@ -202,3 +204,65 @@ def test_the_generator_stays_off_the_command_lines_other_paths() -> None:
     loaded = result.stderr.strip().splitlines()[-1]
     assert "gcptoken.cli.parser_kit" in loaded  # the check sees the modules the parser is made of
     assert "completion" not in loaded, loaded
+
+
+BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
+INSTALLED_AT = {  # where each shell looks, in a home with no XDG_* variables set
+    "bash": ".local/share/bash-completion/completions/gcptoken",
+    "zsh": ".zfunc/_gcptoken",
+    "fish": ".config/fish/completions/gcptoken.fish",
+}
+PLAIN = {"bash": ["bash", "--norc", "--noprofile", "-c"], "zsh": ["zsh", "-f", "-c"], "fish": ["fish", "-c"]}
+
+
+def _completes_in_a_new_shell(shell: str, home: Path, env: dict[str, str]) -> set[str]:
+    """What ``gcptoken completion f<Tab>`` offers in a new shell that finds the script by itself."""
+    if shell == "zsh":  # fpath=(~/.zfunc $fpath) before compinit, as the README says
+        out = home / "candidates"
+        argv = ["zsh", "-f", str(HERE / "complete_in_zsh.zsh"), str(home / ".zfunc"), str(out), "gcptoken completion f"]
+        result = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        return _answers(out.read_text(), ["gcptoken completion f"])[0]
+    if shell == "bash":  # bash-completion loads it from its user folder on first use
+        program = (
+            f"source {BASH_COMPLETION}; __load_completion gcptoken || exit 7\n"
+            "COMP_WORDS=(gcptoken completion f); COMP_CWORD=2; COMPREPLY=()\n"
+            '_gcptoken; printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+    else:  # fish autoloads ~/.config/fish/completions/gcptoken.fish for a gcptoken on PATH
+        program = "complete -C 'gcptoken completion f'"
+    result = subprocess.run(
+        [*PLAIN[shell], program], cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return _normalized("gcptoken completion f", result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_each_install_line_works_in_a_fresh_home(shell: str, tmp_path: Path) -> None:
+    """The line the README, ``completion --help`` and the script's header show, run as-is by the
+    shell it is for in a home where none of the folders exist yet: the script lands where that shell
+    looks, and a new shell completes from it."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed on this machine (.ci/run installs it)")
+    if shell == "bash" and not BASH_COMPLETION.exists():
+        pytest.skip("the bash-completion package is not installed")
+    line = install_line(shell)
+    readme = (HERE.parent.parent / "README.md").read_text()
+    assert f"\n{line}\n" in readme
+    assert line in [example for _, example in EXAMPLES["completion"]]
+    assert f"# Install: {line}\n" in script_for(shell)
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    program = bin_dir / "gcptoken"  # the console script, as the venv's bin/ would give
+    program.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m gcptoken "$@"\n')
+    program.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("XDG_")}
+    env.update(HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
+    result = subprocess.run(
+        [*PLAIN[shell], line], cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert (home / INSTALLED_AT[shell]).read_text().startswith(("#", "#compdef"))
+    assert _completes_in_a_new_shell(shell, home, env) == {"fish"}

@@ -46,15 +46,15 @@ def _example_lines(help_text: str) -> list[str]:
 
 
 def _gcptoken_invocations(line: str) -> list[list[str]]:
-    """Each ``gcptoken ...`` in a shell line (a pipeline's parts, a ``$(...)``), as argv."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars="|>")
+    """Each ``gcptoken ...`` in a shell line (a pipeline's parts, after ``&&``, a ``$(...)``), as argv."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars="|>&;")
     lexer.whitespace_split = True
     found: list[list[str]] = []
     segment: list[str] = []
     for word in [*lexer, "|"]:
         if word.startswith("$(") and word.endswith(")"):
             found += _gcptoken_invocations(word[2:-1])
-        if word not in ("|", ">"):
+        if word not in ("|", ">", "&&", ";"):  # a pipe, a redirection, the next command
             segment.append(word)
             continue
         if segment[:1] == ["gcptoken"]:

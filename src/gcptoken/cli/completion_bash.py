@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from gcptoken.cli.completion_spec import Command, Option, Positional, Spec
+from gcptoken.cli.shell_install_lines import install_line
 
 __all__ = ["bash_script"]
 
@@ -72,7 +73,7 @@ def bash_script(spec: Spec) -> str:
             raise ValueError(f"{option.flags[0]}: the bash script expects no value before the command")
     header = (
         f"# bash completion for {name} {spec.version}, written from its parser by: {name} completion bash\n"
-        f"# Install: {name} completion bash > ~/.local/share/bash-completion/completions/{name}\n"
+        f"# Install: {install_line('bash', name)}\n"
         f'#      or, in ~/.bashrc: eval "$({name} completion bash)"\n'
     )
     helpers = _HELPERS.format(

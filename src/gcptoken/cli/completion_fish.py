@@ -5,6 +5,7 @@ command, option and fixed value, each under a condition that reads the line as a
 from __future__ import annotations
 
 from gcptoken.cli.completion_spec import Command, Option, Spec
+from gcptoken.cli.shell_install_lines import install_line
 
 __all__ = ["fish_script"]
 
@@ -68,7 +69,7 @@ def fish_script(spec: Spec) -> str:
     name = spec.program
     header = (
         f"# fish completion for {name} {spec.version}, written from its parser by: {name} completion fish\n"
-        f"# Install: {name} completion fish > ~/.config/fish/completions/{name}.fish\n"
+        f"# Install: {install_line('fish', name)}\n"
     )
     value_flags = "".join(
         f"        case {c.name}\n            printf '%s\\n' {' '.join(c.value_flags)}\n"

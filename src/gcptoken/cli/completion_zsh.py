@@ -5,6 +5,7 @@ before the command, then ``_arguments`` again with the command's own options and
 from __future__ import annotations
 
 from gcptoken.cli.completion_spec import Command, Option, Positional, Spec
+from gcptoken.cli.shell_install_lines import install_line
 
 __all__ = ["zsh_script"]
 
@@ -43,7 +44,8 @@ def zsh_script(spec: Spec) -> str:
     header = (
         f"#compdef {name}\n"
         f"# zsh completion for {name} {spec.version}, written from its parser by: {name} completion zsh\n"
-        f"# Install: {name} completion zsh > ~/.zfunc/_{name}, with fpath=(~/.zfunc $fpath) before compinit\n"
+        f"# Install: {install_line('zsh', name)}\n"
+        "#          with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc\n"
         f"#      or, in ~/.zshrc after compinit: source <({name} completion zsh)\n"
     )
     return header + _MAIN.format(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+from gcptoken.cli.shell_install_lines import INSTALL_WHERE, install_line
+
 __all__ = ["EXAMPLES", "NOTES", "add_examples"]
 
 _RUN = "https://my-service-abc123-uc.a.run.app"
@@ -123,11 +125,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("the whole flow, offline", "gcptoken demo"),
         ("with every HTTP exchange logged (redacted)", "gcptoken demo -v"),
     ),
-    "completion": (
-        ("bash", "gcptoken completion bash > ~/.local/share/bash-completion/completions/gcptoken"),
-        ("zsh (a folder in $fpath)", "gcptoken completion zsh > ~/.zfunc/_gcptoken"),
-        ("fish", "gcptoken completion fish > ~/.config/fish/completions/gcptoken.fish"),
-    ),
+    "completion": (*((INSTALL_WHERE[shell], install_line(shell)) for shell in ("bash", "zsh", "fish")),),
 }
 
 # command -> what its usage line cannot say, shown above the examples

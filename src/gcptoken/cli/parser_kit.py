@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
+
+from gcptoken.cli.usage_words import unknown_options, words_after_dashes_refusal
 
 __all__ = [
     "EXIT_USAGE",
@@ -34,7 +37,13 @@ class Parser(argparse.ArgumentParser):
     # argparse takes one run of words for it and calls the rest unrecognized; they are its too.
     gather_into: str | None = None
 
+    _words: tuple[str, ...] = ()  # what this parser was given: its errors look at them again
+
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required:"):
+            unknown = unknown_options(self, self._words)  # the cause more often than the missing part
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
     def parse_known_args(  # type: ignore[override]
@@ -42,7 +51,11 @@ class Parser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         """argparse hands a subcommand's unknown options up to the top parser, whose error names
         'gcptoken --help'; every parser here refuses its own, naming 'gcptoken id --help'."""
-        parsed, extras = super().parse_known_args(args, namespace)
+        self._words = tuple(sys.argv[1:] if args is None else args)
+        refusal = words_after_dashes_refusal(self, self._words, any(map(is_after_dashes, self._actions)))
+        if refusal:
+            self.error(refusal)
+        parsed, extras = super().parse_known_args(list(self._words), namespace)
         if extras and self.gather_into and not any(word.startswith("-") for word in extras):
             setattr(parsed, self.gather_into, [*getattr(parsed, self.gather_into), *extras])
             extras = []
@@ -128,7 +141,8 @@ class _OnlyAfterDashes(argparse.Action):
 
 def after_dashes(parser: argparse.ArgumentParser, dest: str, metavar: str, help: str) -> None:
     """Usage shows ``[-- METAVAR ...]``: the words after the first ``--``, which ``main`` splits off."""
-    parser.add_argument(dest, nargs="*", metavar=f"-- {metavar}", action=_OnlyAfterDashes, help=help)
+    # default=[]: without one, argparse calls a "*" positional required, and says so when it is missing
+    parser.add_argument(dest, nargs="*", default=[], metavar=f"-- {metavar}", action=_OnlyAfterDashes, help=help)
 
 
 def is_after_dashes(action: argparse.Action) -> bool:

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 from gcptoken.credentials import Credentials, GcloudCredentials, MetadataCredentials, load_credentials
 from gcptoken.credentials.gcloud import run_gcloud
 from gcptoken.demo.bridges import bridge_rows
+from gcptoken.demo.narrow import WIDTH, answer_lines, command_lines
 from gcptoken.emulator import scenarios
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.emulator.keys import iap
@@ -313,23 +314,28 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[st
     iap_url, front_url = iap_urls
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
-    write(f"  emulator of Google's token service  {emulator_url}  (OAuth2, certs, metadata, IAM, STS, IMDS, IAP)\n")
+    write(f"  emulator of Google's token service  {emulator_url}  OAuth2, IAM, STS, metadata, IMDS, IAP\n")
     write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
     write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n")
-    write(f"  IAP itself (programmatic access)    {front_url}  accepts ID tokens for the IAP app's OAuth client\n\n")
+    write(f"  IAP itself (programmatic access)    {front_url}  accepts ID tokens for the IAP app\n\n")
     width = max(len(row.name) for row in rows)
     write(f"    {'ID token from':<{width}}  {'trips':>5}  {'latency':>8}  {'verified':<10}  the service answers\n")
+    answer_at = 4 + width + 2 + 5 + 2 + 8 + 2 + 10 + 2
     for row in rows:
         mark, verified, answer = ("✓" if row.ok else "✗"), row.verified, row.answer
         if row.skipped:
             mark, verified, answer = "-", "skipped", row.skipped
-        write(f"  {mark} {row.name:<{width}}  {row.trips:>5}  {row.latency:>8}  {verified:<10}  {answer}\n")
+        first, *more = answer_lines(answer, WIDTH - answer_at)
+        write(
+            f"  {mark} {row.name:<{width}}  {row.trips:>5}  {row.latency:>8}  {verified:<10}  {first}".rstrip() + "\n"
+        )
+        write("".join(f"{' ' * answer_at}{line}\n" for line in more))
     if any(row.skipped for row in rows):
         write("  (-: skipped, could not run on this machine)\n")
     write("\nThe same against real Google, row by row:\n")
     for row in rows:
         if row.command:
-            write(f"  {row.name}\n      {row.command}\n")
+            write(f"  {row.name}\n" + "".join(line + "\n" for line in command_lines(row.command, 6)))
     write(
         "\nTry it by hand against the emulator:\n"
         '  EMU=$(mktemp -d); gcptoken emulator --port 0 --state-dir "$EMU" &   # then: source "$EMU/env"\n'
