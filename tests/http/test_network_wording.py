@@ -4,6 +4,7 @@ chain to a trusted CA is "… TLS certificate not trusted (certificate verify fa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -21,7 +22,7 @@ from gcptoken.http import flows, transport
 from gcptoken.http.failures import network_failure
 from gcptoken.http.flows import HttpRequest
 from gcptoken.http.light_transport import LightTransport
-from gcptoken.http.transport import HttpxTransport
+from gcptoken.http.transport import AsyncHttpxTransport, HttpxTransport
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 
 AUD = "https://svc-wording.a.run.app"
@@ -96,10 +97,21 @@ def _send(kind: type[LightTransport] | type[HttpxTransport], url: str) -> str:
     return str(caught.value)
 
 
+async def _send_async(url: str) -> str:
+    client = AsyncHttpxTransport()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await client.send(HttpRequest("GET", url))
+    finally:
+        await client.aclose()
+    return str(caught.value)
+
+
 def test_both_transports_say_the_same_words(untrusted_tls: str) -> None:
+    """http.client, httpx, and httpx's asyncio client (the ASGI Verifier logs what it says)."""
     for url, expected in [(f"http://{CLOSED_LOOPBACK}/x", REFUSED), (f"https://{untrusted_tls}/x", UNTRUSTED)]:
         light, pooled = _send(LightTransport, url), _send(HttpxTransport, url)
-        assert light == pooled, (light, pooled)
+        assert light == pooled == asyncio.run(_send_async(url)), (light, pooled)
         assert light.startswith(f"GET {url}: ") and expected in light and "ConnectError" not in light
 
 
