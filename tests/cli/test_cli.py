@@ -260,7 +260,12 @@ BAD_INPUT = [
     ("no-key", ["id", AUD, "--credentials", "{no-key}"], 3, "no 'private_key'"),
     ("broken-key", ["id", AUD, "--credentials", "{broken-key}"], 3, "'private_key' is not"),
     ("unknown-key", ["id", AUD, "--credentials", "{unknown-key}"], 1, "Invalid JWT Signature."),
-    ("unreachable", ["id", AUD, "--credentials", "{unreachable}", "--timeout", "2"], 3, "connection failed"),
+    (
+        "unreachable",
+        ["id", AUD, "--credentials", "{unreachable}", "--timeout", "2"],
+        3,
+        "cannot reach 127.0.0.1:9: connection refused",
+    ),
     ("empty-audience", ["id", ""], 2, "audience is empty"),
     ("no-audience", ["id"], 2, "audience is required"),
     ("two-audiences", ["id", AUD, "--audience", "https://b"], 2, "give the audience once"),

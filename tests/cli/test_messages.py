@@ -49,12 +49,15 @@ def test_an_unknown_option_points_to_its_subcommand_s_help(
     )
 
 
-def test_call_says_connection_failed_in_words(
+def test_call_says_the_network_failure_in_words(
     emulator: EmulatorClient, key_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
     code, err = _run(capsys, "call", f"http://{CLOSED_LOOPBACK}/path", "--credentials", str(key_path))
-    assert (code, err) == (3, f"gcptoken: error: GET http://{CLOSED_LOOPBACK}/path: connection failed (ConnectError)\n")
+    assert (code, err) == (
+        3,
+        f"gcptoken: error: GET http://{CLOSED_LOOPBACK}/path: cannot reach {CLOSED_LOOPBACK}: connection refused\n",
+    )
 
 
 def test_google_s_sentence_and_ours_have_one_full_stop_between_them(
@@ -92,6 +95,18 @@ READS = [
     (["login", "--no-browser", "--client-id-file", "{locked}"], "client file {locked}"),
     (["verify", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "--certs", "{locked}", "--audience", AUD], "certs file {locked}"),
     (["call", AUD, "--data", "@{locked}"], "--data file {locked}"),
+    # SSL_CERT_FILE is {locked} for the whole run: only https reads it.
+    (
+        [
+            "verify",
+            "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln",
+            "--certs",
+            f"https://{CLOSED_LOOPBACK}/c",
+            "--audience",
+            AUD,
+        ],
+        "SSL_CERT_FILE {locked}",
+    ),
     (["id", AUD, "--credentials", "{federation}"], "{federation}: subject token file {locked}"),
     (["id", AUD, "--credentials", "{x509}"], "{x509}: certificate config {locked}"),
     (["emulator", "--port", "0", "--state-dir", "{state_dir}"], "state dir: {state_dir}/state.json"),
@@ -139,6 +154,7 @@ def test_an_unreadable_file_says_permission_denied_wherever_it_is_read(tmp_path:
         timeout=60,
         check=False,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "SSL_CERT_FILE": str(locked)},
     )
     lines = ran.stderr.splitlines()
     assert len(lines) == 2 * len(READS), ran.stderr

@@ -212,7 +212,7 @@ def test_a_key_the_server_does_not_know(emulator: EmulatorClient, key_info: dict
 
 def test_unreachable_endpoint_fails_within_the_timeout(key_info: dict[str, str], tmp_path: Path) -> None:
     path = _write(tmp_path, {**key_info, "token_uri": "http://127.0.0.1:9/token"})
-    with pytest.raises(TransportError, match="connection failed"):
+    with pytest.raises(TransportError, match=r"cannot reach .*: connection refused"):
         load_credentials(path).id_token(AUD, timeout=2)
 
 

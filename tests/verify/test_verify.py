@@ -359,7 +359,7 @@ def test_a_failed_refresh_keeps_the_cached_keys(emulator: EmulatorClient, forger
 
 def test_unreachable_certs_url_is_a_transport_error(forger: Forger) -> None:
     verifier = Verifier(AUD, certs="http://127.0.0.1:9/certs", timeout=2)
-    with pytest.raises(TransportError, match="connection failed"):
+    with pytest.raises(TransportError, match=r"cannot reach .*: connection refused"):
         verifier.verify(forger.sign(), now=NOW)
 
 

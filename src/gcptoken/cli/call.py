@@ -13,6 +13,7 @@ import tempfile
 from types import FrameType
 
 from gcptoken import checks
+from gcptoken.cli.interrupts import Terminated
 from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
@@ -84,15 +85,17 @@ def run_call(args: argparse.Namespace) -> int:
     body = _body(args.data)
     import httpx
 
-    from gcptoken.http.transport import network_failure
+    from gcptoken.http.failures import network_failure
+    from gcptoken.http.tls import server_context
     from gcptoken.integrations.httpx_auth import IdTokenAuth
 
     auth = IdTokenAuth(credentials_for(args), audience)
+    verify = server_context() or True  # the CAs every transport trusts (SSL_CERT_FILE, SSL_CERT_DIR)
     try:
-        with httpx.Client(auth=auth, timeout=args.timeout, trust_env=False) as client:
+        with httpx.Client(auth=auth, timeout=args.timeout, trust_env=False, verify=verify) as client:
             response = client.request(method, url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        print(f"gcptoken: error: {method} {safe_url(url)}: {network_failure(exc)}", file=sys.stderr)
+        print(f"gcptoken: error: {method} {safe_url(url)}: {network_failure(exc, url)}", file=sys.stderr)
         return 3
     print(f"gcptoken: HTTP {response.status_code} {one_line(response.reason_phrase, 100)}", file=sys.stderr)
     sys.stdout.buffer.write(response.content)
@@ -140,8 +143,12 @@ def run_curl(args: argparse.Namespace) -> int:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
+        # Said as every one-shot command says it (cli.interrupts): Ctrl-C 130, SIGTERM 143.
         if stopped.signum == signal.SIGINT:
             raise KeyboardInterrupt from None
+        if stopped.signum == signal.SIGTERM:
+            raise Terminated from None
+        sys.stderr.write("gcptoken: hung up (SIGHUP)\n")
         return 128 + stopped.signum
     finally:
         for signum, handler in previous.items():

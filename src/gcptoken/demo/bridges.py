@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gcptoken.credentials import Credentials
+from gcptoken.http.failures import network_failure
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
@@ -41,7 +42,7 @@ def _plain_get(url: str) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:  # a 4xx or 5xx: the answer, not a failure to connect
         return exc.code, f"{exc.code} {exc.reason}"[:90]
     except OSError as exc:
-        return 0, f"connection failed ({type(exc).__name__})"
+        return 0, network_failure(exc, url)
 
 
 def bridge_rows(

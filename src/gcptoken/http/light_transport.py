@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
+from gcptoken.http.failures import network_failure, timed_out
 from gcptoken.http.flows import HttpRequest, HttpResponse, SyncTransport
 
 __all__ = ["DEFAULT_TIMEOUT", "LightTransport", "sync_transport", "use_light_transport"]
@@ -74,21 +75,16 @@ class LightTransport:
                 if size > request.max_body:
                     raise TransportError(f"{where}: the response is larger than {request.max_body} bytes")
                 if time.monotonic() - started > limit:
-                    raise TransportError(f"{where}: timed out (no full answer in {limit:.1f} s)")
+                    raise TransportError(f"{where}: {timed_out(request.url, limit)}")
                 chunks.append(chunk)
             if declared.isdigit() and size != int(declared):  # read1 ends quietly where read() would raise
                 raise http.client.IncompleteRead(b"".join(chunks), int(declared) - size)
             headers = {name.lower(): value for name, value in raw.getheaders()}
             return HttpResponse(raw.status, headers, b"".join(chunks))
-        except TimeoutError:  # socket.timeout
-            raise TransportError(f"{where}: timed out (TimeoutError)") from None
-        except http.client.HTTPException as exc:
-            reason = "the server broke off the HTTP exchange (closed early or sent malformed HTTP)"
-            raise TransportError(f"{where}: {reason} ({type(exc).__name__})") from None
+        except (OSError, http.client.HTTPException) as exc:  # an ssl error too, though it is a ValueError
+            raise TransportError(f"{where}: {network_failure(exc, request.url)}") from None
         except (UnicodeEncodeError, ValueError) as exc:
             raise InvalidArgumentError(f"{where}: the request cannot be sent ({type(exc).__name__})") from None
-        except OSError as exc:
-            raise TransportError(f"{where}: connection failed ({type(exc).__name__})") from None
         finally:
             connection.close()
 
@@ -105,10 +101,10 @@ class LightTransport:
             return http.client.HTTPConnection(parts.hostname, port, timeout=limit)
         import ssl  # only for https: the emulator's loopback answers need none
 
-        if request.client_certificate is not None:
-            from gcptoken.http.tls import client_context
+        from gcptoken.http.tls import client_context, server_context
 
+        if request.client_certificate is not None:
             context = client_context(request.client_certificate)
         else:
-            context = ssl.create_default_context()
+            context = server_context() or ssl.create_default_context()
         return http.client.HTTPSConnection(parts.hostname, port, timeout=limit, context=context)

@@ -1,6 +1,7 @@
 """TLS client settings for mutual TLS (X.509 workload identity federation): the workload's
-certificate and key, and the CAs a server must chain to (``SSL_CERT_FILE`` when set, as OpenSSL
-and Python read it, else the system's; plus the emulator's CA when GCPTOKEN_EMULATOR_CA names it)."""
+certificate and key, and the CAs a server must chain to (``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when
+set, as OpenSSL and Python read them, else the system's; plus the emulator's CA when
+GCPTOKEN_EMULATOR_CA names it); ``server_context`` gives every transport the same CAs."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ from typing import TYPE_CHECKING
 
 from gcptoken.errors import CredentialsError
 from gcptoken.private_files import open_credential_file, read_credential_file
+from gcptoken.untrusted import one_line
 
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["EMULATOR_CA_ENV", "ClientCertificate", "client_context"]
+__all__ = ["CA_DIR_ENV", "CA_FILE_ENV", "EMULATOR_CA_ENV", "ClientCertificate", "client_context", "server_context"]
 
 # The emulator's CA, trusted besides the system's for mutual TLS (its --state-dir env sets it).
 EMULATOR_CA_ENV = "GCPTOKEN_EMULATOR_CA"
+# The CAs servers must chain to, as OpenSSL, Python's ssl and httpx (trust_env) read them.
+CA_FILE_ENV = "SSL_CERT_FILE"
+CA_DIR_ENV = "SSL_CERT_DIR"
+# A CA bundle is larger than a key file (the system's is ~200 KB), but still no stream.
+_MAX_CA_FILE = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -37,14 +44,67 @@ def client_context(certificate: ClientCertificate) -> ssl.SSLContext:
     except OSError:
         stamp = ()
     extra = os.environ.get(EMULATOR_CA_ENV) or ""
-    return _context(certificate, os.environ.get("SSL_CERT_FILE") or "", extra, stamp)
+    return _context(certificate, _trust_locations(), extra, stamp)
+
+
+def server_context() -> ssl.SSLContext | None:
+    """A context trusting the CAs ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` names, for every transport
+    alike; None when neither is set (each transport keeps its default). CredentialsError, in one
+    line naming the variable, when what it names cannot be used."""
+    locations = _trust_locations()
+    return _server_context(locations) if any(locations) else None
+
+
+def _trust_locations() -> tuple[str, str, tuple[int, ...]]:
+    """The CA file and directory from the environment, and when they last changed (the cache key)."""
+    ca_file, ca_dir = os.environ.get(CA_FILE_ENV) or "", os.environ.get(CA_DIR_ENV) or ""
+    try:
+        stamp = tuple(os.stat(path).st_mtime_ns for path in (ca_file, ca_dir) if path)
+    except OSError:
+        stamp = ()
+    return ca_file, ca_dir, stamp
+
+
+@functools.lru_cache(maxsize=4)
+def _server_context(locations: tuple[str, str, tuple[int, ...]]) -> ssl.SSLContext:
+    return _new_context(locations)
+
+
+def _new_context(locations: tuple[str, str, tuple[int, ...]]) -> ssl.SSLContext:
+    """A client context trusting the CAs the environment names (they replace the system's, as in
+    OpenSSL), else the system's; what the variables name is checked first, each failure one line
+    naming the variable ("SSL_CERT_FILE PATH cannot be read (permission denied)")."""
+    import ssl  # only for https: loading it is not free
+
+    ca_file, ca_dir, _ = locations
+    if not ca_file and not ca_dir:
+        return ssl.create_default_context()
+    if ca_dir and not os.path.isdir(ca_dir):
+        reason = "is not a directory" if os.path.exists(ca_dir) else "does not exist"
+        raise CredentialsError(f"{CA_DIR_ENV} {one_line(ca_dir, None)} {reason}")
+    if ca_dir and not os.access(ca_dir, os.R_OK | os.X_OK):
+        raise CredentialsError(f"{CA_DIR_ENV} {one_line(ca_dir, None)} cannot be read (permission denied)")
+    # Opened as every credential file is: a FIFO or a device there is one line, never a hang.
+    fd = open_credential_file(ca_file, CA_FILE_ENV, _MAX_CA_FILE) if ca_file else None
+    try:
+        cafile = None if fd is None else _same_file(fd, ca_file)
+        return ssl.create_default_context(cafile=cafile, capath=ca_dir or None)
+    except (OSError, ssl.SSLError) as exc:
+        name, path = (CA_FILE_ENV, ca_file) if ca_file else (CA_DIR_ENV, ca_dir)
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise CredentialsError(f"{name} {one_line(path, None)} holds no PEM CA certificate ({reason})") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 @functools.lru_cache(maxsize=8)
-def _context(certificate: ClientCertificate, ca_file: str, emulator_ca: str, stamp: tuple[int, ...]) -> ssl.SSLContext:
+def _context(
+    certificate: ClientCertificate, trust: tuple[str, str, tuple[int, ...]], emulator_ca: str, stamp: tuple[int, ...]
+) -> ssl.SSLContext:
     import ssl  # only for mutual TLS: loading it is not free, and most credentials never need it
 
-    context = ssl.create_default_context(cafile=ca_file or None)
+    context = _new_context(trust)
     if emulator_ca:
         pem = read_credential_file(emulator_ca, EMULATOR_CA_ENV).decode("ascii", "replace")
         try:

@@ -14,10 +14,11 @@ import httpx
 
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
+from gcptoken.http.failures import network_failure, timed_out
 from gcptoken.http.flows import HttpRequest, HttpResponse
-from gcptoken.http.tls import ClientCertificate, client_context
+from gcptoken.http.tls import ClientCertificate, client_context, server_context
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "network_failure", "shared_transport"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHttpxTransport", "HttpxTransport", "shared_transport"]
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -30,21 +31,7 @@ def _failure(request: HttpRequest, exc: Exception) -> Exception:
         return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: not a URL that can be called ({kind})")
     if isinstance(exc, ValueError):
         return InvalidArgumentError(f"{request.method} {safe_url(request.url)}: the request cannot be sent ({kind})")
-    return TransportError(f"{request.method} {safe_url(request.url)}: {network_failure(exc)}")
-
-
-def network_failure(exc: Exception) -> str:
-    """What went wrong on the network, in the words every command uses: "connection failed
-    (ConnectError)", "timed out (ReadTimeout)", never a class name alone."""
-    if isinstance(exc, httpx.TimeoutException):
-        reason = "timed out"
-    elif isinstance(exc, httpx.ConnectError):
-        reason = "connection failed"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        reason = "the server broke off the HTTP exchange (closed early or sent malformed HTTP)"
-    else:
-        reason = "request failed"
-    return f"{reason} ({type(exc).__name__})"
+    return TransportError(f"{request.method} {safe_url(request.url)}: {network_failure(exc, request.url)}")
 
 
 def _limit(request: HttpRequest, default: float) -> float:
@@ -62,7 +49,7 @@ def _too_large(request: HttpRequest) -> TransportError:
 
 
 def _too_slow(request: HttpRequest, limit: float) -> TransportError:
-    return TransportError(f"{request.method} {safe_url(request.url)}: timed out (no full answer in {limit:.1f} s)")
+    return TransportError(f"{request.method} {safe_url(request.url)}: {timed_out(request.url, limit)}")
 
 
 def _check_url(request: HttpRequest) -> None:
@@ -103,7 +90,9 @@ class HttpxTransport:
     """Blocking transport; one connection pool for its lifetime. Redirects are never followed."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.Client | None = None) -> None:
-        self._client = client or httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
+        self._client = client or httpx.Client(
+            timeout=timeout, trust_env=False, follow_redirects=False, verify=server_context() or True
+        )
         self._default = timeout
 
     def send(self, request: HttpRequest) -> HttpResponse:
@@ -138,7 +127,9 @@ class AsyncHttpxTransport:
     """Asyncio transport for ``run_async``; the whole exchange is bounded by its time limit."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False)
+        self._client = client or httpx.AsyncClient(
+            timeout=timeout, trust_env=False, follow_redirects=False, verify=server_context() or True
+        )
         self._default = timeout
 
     async def send(self, request: HttpRequest) -> HttpResponse:

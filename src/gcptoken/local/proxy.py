@@ -29,6 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.credentials import Credentials
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
+from gcptoken.http.failures import network_failure
+from gcptoken.http.tls import server_context
 from gcptoken.integrations.audience import audience_for, says_invalid_token
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_request import ClientRequest, Refused, client_request, upstream_target
@@ -87,7 +89,12 @@ class Proxy:
         self.credentials, self.audience, self.clock = credentials, audience, clock
         self.refresh_after = float("-inf")
         # httpcore, beneath httpx: a proxy's hot path has no use for httpx's request and response models.
-        self.pool = httpcore.AsyncConnectionPool(max_connections=100, max_keepalive_connections=32, retries=0)
+        self.pool = httpcore.AsyncConnectionPool(
+            max_connections=100,
+            max_keepalive_connections=32,
+            retries=0,
+            ssl_context=server_context(),  # the CAs every transport trusts (SSL_CERT_FILE, SSL_CERT_DIR)
+        )
         self.timeouts = {"connect": timeout, "read": None, "write": timeout, "pool": timeout}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,8 +173,11 @@ class Proxy:
             await _plain(send, 502, f"gcptoken proxy: no ID token for {self.audience}: {exc}\n")
             return
         except UPSTREAM_ERRORS as exc:
-            what = "no valid HTTP answer from" if isinstance(exc, httpcore.ProtocolError) else "cannot reach"
-            await _plain(send, 502, f"gcptoken proxy: {what} {self._origin()} ({type(exc).__name__})\n")
+            if isinstance(exc, httpcore.ProtocolError):
+                said = f"no valid HTTP answer from {self._origin()} ({type(exc).__name__})"
+            else:  # in the words every command uses (http.failures)
+                said = network_failure(exc, self._origin())
+            await _plain(send, 502, f"gcptoken proxy: {said}\n")
             return
         await self._answer(scope, send, response)
 
