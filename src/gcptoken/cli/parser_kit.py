@@ -52,7 +52,10 @@ class Parser(argparse.ArgumentParser):
         """argparse hands a subcommand's unknown options up to the top parser, whose error names
         'gcptoken --help'; every parser here refuses its own, naming 'gcptoken id --help'."""
         self._words = tuple(sys.argv[1:] if args is None else args)
-        refusal = words_after_dashes_refusal(self, self._words, any(map(is_after_dashes, self._actions)))
+        # Only a command that calls a URL (call) is mistaken for curl; for the others a word after
+        # -- is their own positional, as POSIX says (``id -- -v`` is the audience "-v", refused as such).
+        passes_on = any(map(is_after_dashes, self._actions)) or not self.gather_into
+        refusal = words_after_dashes_refusal(self, self._words, passes_on)
         if refusal:
             self.error(refusal)
         parsed, extras = super().parse_known_args(list(self._words), namespace)
