@@ -128,12 +128,7 @@ def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[
 
     unknown = unknown_said(scopes)
     if unknown:  # no sign-in grants it: advising one would send the person the wrong way
-        raise TokenRequestError(
-            f"{str(refused).rstrip('.')}. {unknown[0].upper()}{unknown[1:]})",
-            status=refused.status,
-            error=refused.error,
-            description=refused.description,
-        ) from None
+        raise _explained(refused, f"{unknown})")
     try:
         body = yield from refresh_flow(key)
     except (TokenRequestError, TransportError):
@@ -151,12 +146,14 @@ def _scopes_explained(key: UserKey, scopes: Sequence[str], source: str) -> Flow[
         )
     else:
         why += f"; sign in again asking for them: gcptoken login --client-id-file FILE --scopes {','.join(scopes)}"
-    raise TokenRequestError(
-        f"{str(refused).rstrip('.')}. {why}",
-        status=refused.status,
-        error=refused.error,
-        description=refused.description,
-    ) from None
+    raise _explained(refused, why)
+
+
+def _explained(refused: TokenRequestError, why: str) -> TokenRequestError:
+    """Google's refusal followed by what it means for this file (one full stop between them)."""
+    return TokenRequestError(
+        then(refused, why), status=refused.status, error=refused.error, description=refused.description
+    )
 
 
 def _sign_in_again(flow: Flow[T], source: str) -> Flow[T]:
