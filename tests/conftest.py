@@ -12,6 +12,7 @@ os.environ.pop("GCE_METADATA_ROOT", None)
 os.environ["NO_GCE_CHECK"] = "true"
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,12 @@ import pytest
 
 from gcptoken.cache.memory import default_cache
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
+
+# A suite started in the background of a shell without job control (`cmd &` in a script) inherits
+# SIGINT ignored, and so would every program it starts: the tests that press Ctrl-C on a child
+# need what a terminal gives (a handled signal is reset to its default in the child at exec).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _CLEARED = (
     "GOOGLE_APPLICATION_CREDENTIALS",
