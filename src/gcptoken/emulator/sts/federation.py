@@ -139,13 +139,19 @@ async def create_workforce_provider(request: Request) -> Response:
     return await _create(request, workforce=True)
 
 
-async def _create(request: Request, workforce: bool) -> Response:
-    state: EmulatorState = request.app.state.emulator
+async def _object_body(request: Request) -> dict[str, Any] | None:
+    """The admin request's JSON object, or None for anything else (unreadable JSON included)."""
     try:
         body = await json_body(request)
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _create(request: Request, workforce: bool) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    body = await _object_body(request)
+    if body is None:
         return api_error(400, "Request body must be a JSON object.")
     ids = body.get("poolId"), body.get("providerId")
     if not all(isinstance(i, str) and re.fullmatch(r"[a-z0-9-]{4,32}", i) for i in ids):
@@ -227,11 +233,8 @@ async def create_workforce_user(request: Request) -> Response:
     file for that person, as ``gcloud auth login --login-config`` leaves one (``rotate``: every refresh
     returns a new refresh token and retires the old one)."""
     state: EmulatorState = request.app.state.emulator
-    try:
-        body = await json_body(request)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = await _object_body(request)
+    if body is None:
         return api_error(400, "Request body must be a JSON object.")
     provider = state.providers.get((f"workforce:{body.get('poolId')}", str(body.get("providerId"))))
     subject, rotate = body.get("subject"), body.get("rotate", False)
