@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import api_error, json_object
+from gcptoken.emulator.iam.service_agents import PRODUCTS, SenderRefusedError, sender_id_token, service_agent
 from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["routes"]
@@ -120,6 +121,47 @@ async def lifetime_extension(request: Request) -> Response:
     return JSONResponse({"serviceAccounts": sorted(state.lifetime_extension)})
 
 
+async def service_agent_role(request: Request) -> Response:
+    """GET a product's service agent and whether it holds its project-level role (so may mint ID
+    tokens for any account); PUT ``{"projectRole": false}`` to take that role away, as in projects
+    set up before 2021 (the agent then needs roles/iam.serviceAccountTokenCreator on each account)."""
+    state = _state(request)
+    product = PRODUCTS.get(request.path_params["product"])
+    if product is None:
+        return api_error(404, f"No such product; one of {', '.join(PRODUCTS)}.")
+    if request.method == "PUT":
+        body = await json_object(request)
+        granted = body.get("projectRole") if body is not None else None
+        if not isinstance(granted, bool):
+            return api_error(400, '"projectRole" must be true or false.')
+        (state.removed_agent_roles.discard if granted else state.removed_agent_roles.add)(product.agent_domain)
+        state.changed()
+    return JSONResponse(
+        {
+            "product": product.name,
+            "serviceAgent": service_agent(state, product),
+            "projectRole": product.agent_domain not in state.removed_agent_roles,
+        }
+    )
+
+
+async def sender_token(request: Request) -> Response:
+    """POST ``{"serviceAccount": EMAIL, "audience": AUD}``: the ID token the product would send
+    (403/404 with Google's reason when it could not mint one)."""
+    body = await json_object(request)
+    email = body.get("serviceAccount") if body is not None else None
+    audience = body.get("audience") if body is not None else None
+    if not isinstance(email, str) or not isinstance(audience, str):
+        return api_error(400, '"serviceAccount" and "audience" must be strings.')
+    try:
+        token = sender_id_token(_state(request), request.path_params["product"], email, audience)
+    except SenderRefusedError as exc:
+        return api_error(exc.status, str(exc))
+    except ValueError as exc:
+        return api_error(400, str(exc))
+    return JSONResponse({"token": token})
+
+
 async def create_user_credentials(request: Request) -> Response:
     """POST ``{"email": "alice@example.com"}``: the user (created if new) and an ``authorized_user``
     credential file with a fresh refresh token, as ``gcloud auth application-default login`` writes."""
@@ -190,6 +232,8 @@ routes = [
     Route("/emulator/v1/serviceAccounts/{email}/tokenCreators", token_creators, methods=["GET", "POST"]),
     Route("/emulator/v1/serviceAccounts/{email}/tokenCreators/{member}", token_creators, methods=["DELETE"]),
     Route("/emulator/v1/policies/credentialLifetimeExtension", lifetime_extension, methods=["GET", "PUT"]),
+    Route("/emulator/v1/serviceAgents/{product}:generateIdToken", sender_token, methods=["POST"]),
+    Route("/emulator/v1/serviceAgents/{product}", service_agent_role, methods=["GET", "PUT"]),
     Route("/emulator/v1/users", create_user_credentials, methods=["POST"]),
     Route("/emulator/v1/signingKeys:rotate", rotate_signing_key, methods=["POST"]),
     Route("/emulator/v1/signingKeys:promote", promote_signing_key, methods=["POST"]),

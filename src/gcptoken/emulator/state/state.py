@@ -64,6 +64,9 @@ class EmulatorState(SigningKeys):
         self.requests: list[dict[str, Any]] = []
         # roles/iam.serviceAccountTokenCreator: target email → members allowed to act as it.
         self.token_creators: dict[str, set[str]] = {}
+        # Service agents (by their gcp-sa-… domain) whose project-level role was taken away: they
+        # then mint ID tokens only for accounts that grant them roles/iam.serviceAccountTokenCreator.
+        self.removed_agent_roles: set[str] = set()
         # Service accounts the org policy lets mint access tokens living longer than an hour.
         self.lifetime_extension: set[str] = set()
         # Regional access boundaries set by the admin: resource name → the allowedLocations answer.
