@@ -140,7 +140,7 @@ def test_any_audience_insecure_skips_only_the_audience(emulator: EmulatorClient)
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: Verifier.google([AUD, ANY_AUDIENCE_INSECURE]),  # beside others it would mean nothing
+        lambda: Verifier.google([AUD, ANY_AUDIENCE_INSECURE]),  # type: ignore[list-item]  # beside others: meaningless
         lambda: Verifier.iap(ANY_AUDIENCE_INSECURE),  # IAP's audience names the app
         lambda: Verifier.firebase(ANY_AUDIENCE_INSECURE),  # type: ignore[arg-type]  # the project is the issuer
     ],
@@ -153,7 +153,7 @@ def test_any_audience_insecure_is_refused_where_it_would_surprise(build: Callabl
     assert not Verifier.google("ANY_AUDIENCE_INSECURE").any_audience
 
 
-def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - never served
+async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - never served
     raise AssertionError
 
 
