@@ -24,7 +24,7 @@ from gcptoken.receive.products import GoogleCall, PushDelivery
 from gcptoken.receive.pubsub import ACK, acknowledges
 from gcptoken.testing import EmulatorClient
 from tests.integrations.test_middleware import asgi_server, wsgi_server
-from tests.receive.callers import AUD, forged, sa_token
+from tests.receive.callers import AUD, DROP, forged, sa_token
 
 ENVELOPE = {
     "message": {
@@ -166,6 +166,7 @@ def test_strangers_get_401_and_the_handler_never_runs(
         "another audience": (sa_token(pusher, "https://other-service.a.run.app"), "audience"),
         "unverified email": (forged(emulator, email, email_verified=False), "email_verified"),
         "a person's token": (forged(emulator, "someone@gmail.com"), "someone@gmail.com"),
+        "no audience at all": (forged(emulator, email, aud=DROP), "audience"),
     }
     for case, (token, words) in cases.items():
         answer = post(f"{url}/pubsub", token)
