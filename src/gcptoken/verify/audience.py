@@ -8,7 +8,7 @@ never where a service guards its requests: the integrations refuse a verifier bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from gcptoken.errors import InvalidArgumentError
@@ -41,13 +41,12 @@ def accepted_audiences(audience: object) -> frozenset[str] | None:
         return None
     if audience is None:
         raise InvalidArgumentError(_REQUIRED)
-    values = (
-        (audience,)
-        if isinstance(audience, str)
-        else tuple(audience)
-        if isinstance(audience, Sequence | set | frozenset)
-        else None
-    )
+    if isinstance(audience, str):
+        values: tuple[object, ...] | None = (audience,)
+    elif isinstance(audience, Iterable) and not isinstance(audience, bytes | bytearray | Mapping):
+        values = tuple(audience)
+    else:
+        values = None
     if not values:
         raise InvalidArgumentError(
             _REQUIRED if values is not None else "audience must be a string or a list of strings"
@@ -68,7 +67,7 @@ def accepted_audiences(audience: object) -> frozenset[str] | None:
                 "audience '*' is not a wildcard: it accepts only tokens minted for the literal audience '*'; "
                 "pass your service's URL"
             )
-    return frozenset(values)
+    return frozenset(value for value in values if isinstance(value, str))  # all are, checked above
 
 
 def refuse_in_a_service(any_audience: bool, where: str) -> None:
