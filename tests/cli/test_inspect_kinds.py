@@ -104,3 +104,16 @@ def test_issuers_that_are_not_discovered(issuer: str) -> None:
     reading = read(_sign({"iss": issuer, "aud": "x", "sub": "s"}))
     assert reading.preset is None
     assert asyncio.run(verdict(reading, "unused", None))["checked"] is False
+
+
+def test_without_an_expected_audience_any_audience_is_taken_and_said(
+    emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page verifies with ANY_AUDIENCE_INSECURE and says the audience was not checked; an
+    audience no verifier takes ("*") is a refusal with that reason, not "keys could not be fetched"."""
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    token = emulator.state.service_account_id_token(emulator.state.default_account, "*")
+    unchecked = asyncio.run(verdict(read(token), token, None))
+    assert unchecked["valid"] is True and unchecked["audience_checked"] is False
+    refused = asyncio.run(verdict(read(token), token, "*"))
+    assert refused["valid"] is False and refused["reason"] == "audience" and "wildcard" in refused["message"]

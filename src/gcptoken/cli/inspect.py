@@ -62,6 +62,8 @@ def _verifier(args: argparse.Namespace) -> Verifier:
     options: dict[str, Any] = {"policy": policy}
     if args.clock_skew is not None:
         options["clock_skew"] = args.clock_skew
+    if args.caller:
+        return _google_caller(args, options)
     if account is not None:
         if args.preset or args.certs:
             raise InvalidArgumentError("--service-account names the keys: leave out --preset and --certs")
@@ -82,6 +84,26 @@ def _verifier(args: argparse.Namespace) -> Verifier:
             raise InvalidArgumentError("--preset firebase takes one --audience: the Firebase project ID")
         return Verifier.firebase(args.audience[0], **options)
     return Verifier.from_preset(IAP if args.preset == "iap" else GOOGLE, args.audience, **options)
+
+
+def _google_caller(args: argparse.Namespace, options: dict[str, Any]) -> Verifier:
+    """``--caller``: Google-signed tokens of those service accounts, for ``--audience``."""
+    from gcptoken.verify.verifier import Verifier
+
+    given = {
+        "--preset " + str(args.preset): args.preset not in (None, "google"),
+        "--service-account": args.service_account is not None,
+        "--issuer": bool(args.issuer),
+        "--email": bool(args.email),
+    }
+    clashing = [flag for flag, present in given.items() if present]
+    if clashing:
+        raise InvalidArgumentError(
+            f"--caller checks Google-signed tokens of the service accounts it names: leave out {', '.join(clashing)}"
+        )
+    if args.certs:
+        options.update(certs=args.certs, discovery=False)
+    return Verifier.google_caller(args.audience, args.caller, **options)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a JWT this service account signed (self-signed, IAM signJwt): its published keys, iss = sub = EMAIL",
     )
     verify.add_argument(
+        "--caller",
+        action="append",
+        metavar="SA_EMAIL",
+        help="a call Google's products made as this service account (Pub/Sub push, Cloud Tasks, Scheduler, "
+        "Eventarc, Workflows): email one of these, email_verified (repeatable)",
+    )
+    verify.add_argument(
         "--issuer",
         action="append",
         metavar="URL",

@@ -9,8 +9,9 @@ import os
 from typing import Any
 
 from gcptoken import endpoints
-from gcptoken.errors import GcpTokenError, VerificationError
+from gcptoken.errors import GcpTokenError, InvalidArgumentError, VerificationError
 from gcptoken.inspector.kinds import FIREBASE_PREFIX, JSON_KIND, Reading
+from gcptoken.verify.audience import ANY_AUDIENCE_INSECURE, AnyAudience
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["verdict"]
@@ -22,11 +23,14 @@ KEYS = {
     "oidc": "the issuer's keys, found by OpenID Connect discovery",
     "service_account": "the service account's published keys (www.googleapis.com/service_accounts/v1/metadata/jwk/…)",
 }
-_verifiers: dict[tuple[str, str, str], Verifier] = {}
+_verifiers: dict[tuple[str, str | None, str], Verifier] = {}
 
 
-def _verifier(preset: str, audience: str, issuer: str) -> Verifier:
-    key = (preset, audience, issuer if preset in ("oidc", "firebase", "service_account") else "")
+def _verifier(preset: str, audience: str | AnyAudience, issuer: str) -> Verifier:
+    """A verifier for ``audience``: the one the user expects, else any (the page then says the
+    audience was not checked); IAP's is always the app's."""
+    shown = None if isinstance(audience, AnyAudience) else audience
+    key = (preset, shown, issuer if preset in ("oidc", "firebase", "service_account") else "")
     found = _verifiers.get(key)
     if found is None:
         if len(_verifiers) > 64:
@@ -70,9 +74,12 @@ async def verdict(reading: Reading, token: str, expected_audience: str | None) -
     try:
         if reading.preset == "firebase" and expected_audience and expected_audience != reading.claims.get("aud"):
             raise VerificationError("audience", f"audience {reading.claims.get('aud')!r} is not {expected_audience!r}")
-        await _verifier(reading.preset, audience, issuer).verify_async(token)
+        checked = expected_audience or (audience if reading.preset == "iap" else ANY_AUDIENCE_INSECURE)
+        await _verifier(reading.preset, checked, issuer).verify_async(token)
     except VerificationError as exc:
         return {**answer, "valid": False, "reason": exc.reason, "message": str(exc)}
+    except InvalidArgumentError as exc:  # an audience no verifier takes ("*", an IAP one of the wrong shape)
+        return {**answer, "valid": False, "reason": "audience", "message": str(exc)}
     except GcpTokenError as exc:
         return {**answer, "valid": None, "reason": "keys_unavailable", "message": f"keys could not be fetched: {exc}"}
     return {**answer, "valid": True, "reason": None, "message": "valid"}

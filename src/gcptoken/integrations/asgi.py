@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import refusal, token_from
+from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["IdTokenMiddleware", "VerifiedClaims"]
@@ -54,6 +55,7 @@ class IdTokenMiddleware:
         header: str | None = None,
         exempt_paths: Collection[str] = (),
     ) -> None:
+        refuse_in_a_service(verifier.any_audience, "IdTokenMiddleware")
         self.app = app
         self.verifier = verifier
         self.header = (header or verifier.token_header).lower()
@@ -93,6 +95,7 @@ class VerifiedClaims:
     HTTPException (401 with the challenge, or 503), which both frameworks answer."""
 
     def __init__(self, verifier: Verifier, *, header: str | None = None) -> None:
+        refuse_in_a_service(verifier.any_audience, "VerifiedClaims")
         self.verifier = verifier
         self.header = (header or verifier.token_header).lower()
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import Refusal, refusal, token_from
+from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class IdTokenWSGIMiddleware:
         header: str | None = None,
         exempt_paths: Collection[str] = (),
     ) -> None:
+        refuse_in_a_service(verifier.any_audience, "IdTokenWSGIMiddleware")
         self.app = app
         self.verifier = verifier
         self.header = (header or verifier.token_header).lower()
@@ -75,6 +77,7 @@ class IdTokenWSGIMiddleware:
 def require_id_token(verifier: Verifier, *, header: str | None = None) -> Callable[[View], View]:
     """A Flask view decorator: the view runs only for a request with a token ``verifier``
     accepts, and gets its claims as the keyword argument ``claims``."""
+    refuse_in_a_service(verifier.any_audience, "require_id_token")
     name = (header or verifier.token_header).lower()
 
     def decorate(view: View) -> View:

@@ -18,6 +18,8 @@ from gcptoken.jose import compact
 from gcptoken.jose.compact import TO_STANDARD, b64_decode_translated, json_loads
 from gcptoken.verify import certs as certs_format
 from gcptoken.verify import presets
+from gcptoken.verify.audience import Audience, accepted_audiences
+from gcptoken.verify.constructors import NamedConstructors
 from gcptoken.verify.discovery import check_keys_url
 from gcptoken.verify.key_cache import DEFAULT_FAILURE_BACKOFF, DEFAULT_MAX_STALE, KeyCache
 from gcptoken.verify.policy import Policy
@@ -25,6 +27,8 @@ from gcptoken.verify.results import DEFAULT_SIZE, ResultCache
 
 if TYPE_CHECKING:
     import asyncio
+
+    from typing_extensions import Self
 
 __all__ = ["REASONS", "Verifier"]
 
@@ -48,6 +52,10 @@ REASONS = frozenset(
         "email_not_allowed",
         "hosted_domain_not_allowed",
         "subject_not_allowed",
+        "project_not_allowed",
+        "zone_not_allowed",
+        "instance_not_allowed",
+        "license_not_allowed",
     }
 )
 _ALGORITHMS = frozenset({"RS256", "ES256"})
@@ -58,7 +66,14 @@ _HEADER_CACHE_SIZE = 64
 _NO_POLICY = Policy()
 
 
-class Verifier:
+def _an_audience(aud: Any) -> bool:
+    """Any audience at all (ANY_AUDIENCE_INSECURE): a token without one is still refused."""
+    return (type(aud) is str and aud != "") or (
+        isinstance(aud, list) and bool(aud) and all(type(a) is str for a in aud)
+    )
+
+
+class Verifier(NamedConstructors):
     """Verifies ID tokens: Google's by default, or any issuer's given its keys.
 
     ``certs``: None for Google's v3 JWKS URL, an ``http(s)://`` URL of either Google format (or
@@ -77,7 +92,7 @@ class Verifier:
 
     def __init__(
         self,
-        audience: str | Sequence[str],
+        audience: Audience,
         certs: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         issuers: str | Sequence[str] = endpoints.GOOGLE_ISSUERS,
         clock_skew: float = 60.0,
@@ -95,10 +110,9 @@ class Verifier:
         timer: Callable[[], float] = time.monotonic,
         claims_rule: presets.ClaimsRule | None = None,
     ) -> None:
-        audiences = (audience,) if isinstance(audience, str) else tuple(audience)
-        if not audiences or not all(isinstance(a, str) and a for a in audiences):
-            raise InvalidArgumentError("audience must be a non-empty string or list of strings")
-        self.audiences = frozenset(audiences)
+        audiences = accepted_audiences(audience)
+        self.any_audience = audiences is None  # ANY_AUDIENCE_INSECURE: integrations refuse such a verifier
+        self.audiences = audiences or frozenset()
         self.issuers = frozenset((issuers,) if isinstance(issuers, str) else issuers)
         if not self.issuers:
             raise InvalidArgumentError("issuers must not be empty")
@@ -161,44 +175,18 @@ class Verifier:
     # -- presets --------------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, preset: presets.Preset, audience: str | Sequence[str], **options: Any) -> Verifier:
+    def from_preset(cls, preset: presets.Preset, audience: Audience, **options: Any) -> Self:
         """A verifier for ``preset``'s tokens; ``options`` (policy, clock_skew, certs, …) override."""
         if preset.check_audience is not None:
-            for value in (audience,) if isinstance(audience, str) else audience:
+            audiences = accepted_audiences(audience)
+            if audiences is None:
+                raise InvalidArgumentError(f"the {preset.name} preset needs its audience: it names the app")
+            for value in sorted(audiences):
                 preset.check_audience(value)
         verifier = cls(audience, **{**preset.settings(), **options})
         if preset.keys_max_age is not None and verifier._cache is not None:
             verifier._cache.max_age_limit = preset.keys_max_age
         return verifier
-
-    @classmethod
-    def google(cls, audience: str | Sequence[str], **options: Any) -> Verifier:
-        """Google-signed ID tokens for ``audience`` (your service's URL, say)."""
-        return cls.from_preset(presets.GOOGLE, audience, **options)
-
-    @classmethod
-    def iap(cls, audience: str | Sequence[str], **options: Any) -> Verifier:
-        """IAP's signed header, for ``/projects/NUMBER/apps/PROJECT_ID`` or
-        ``/projects/NUMBER/global/backendServices/ID``."""
-        return cls.from_preset(presets.IAP, audience, **options)
-
-    @classmethod
-    def firebase(cls, project_id: str, **options: Any) -> Verifier:
-        """Firebase Authentication ID tokens of project ``project_id``."""
-        return cls.from_preset(presets.firebase(project_id), project_id, **options)
-
-    @classmethod
-    def oidc(cls, issuer: str, audience: str | Sequence[str], **options: Any) -> Verifier:
-        """Tokens from any OpenID Connect ``issuer``; its keys are found by discovery."""
-        return cls.from_preset(presets.oidc(issuer), audience, **options)
-
-    @classmethod
-    def service_account(cls, email: str, audience: str | Sequence[str], **options: Any) -> Verifier:
-        """JWTs service account ``email`` signed (self-signed with a key file, IAM signJwt), for
-        ``audience``: its published keys, ``iss`` = ``sub`` = ``email`` (``issuer=``, ``subject=``:
-        a string or list to accept instead)."""
-        preset = presets.service_account(email, options.pop("issuer", None), options.pop("subject", None))
-        return cls.from_preset(preset, audience, **options)
 
     # -- verifying ------------------------------------------------------------------------------
 
@@ -345,7 +333,7 @@ class Verifier:
             matched = any(isinstance(a, str) and a in self.audiences for a in audience)
         else:
             matched = False
-        if not matched:
+        if not matched and not (self.any_audience and _an_audience(audience)):
             shown = repr(audience[:200]) if type(audience) is str else "(absent, or not a string or list of strings)"
             raise VerificationError("audience", f"audience {shown} is not accepted")
         # After the audience: a token for another audience (another Firebase project, whose issuer
