@@ -27,7 +27,7 @@ from gcptoken.senders.refused import SenderRefusedError
 if TYPE_CHECKING:
     from gcptoken.emulator.state.state import EmulatorState
 
-__all__ = ["PRODUCTS", "Product", "SenderRefusedError", "sender_id_token", "service_agent"]
+__all__ = ["PRODUCTS", "Product", "sender_id_token", "service_agent"]
 
 
 @dataclass(frozen=True)
