@@ -13,7 +13,9 @@ with ce-source ``//storage.googleapis.com/projects/_/buckets/BUCKET`` and ce-sub
 Eventarc delivers through a Pub/Sub push subscription it manages, so the request is Pub/Sub's:
 User-Agent ``APIs-Google`` (https://developers.google.com/search/docs/crawling-indexing/google-special-
 case-crawlers, "APIs-Google": push notification messages), the token minted by Pub/Sub's service agent
-for the trigger's service account, with the Cloud Run service's URL as its audience.
+for the trigger's service account. Its audience here is the Cloud Run service's URL (scheme and host,
+the push endpoint without its path): no Google page found says which audience Eventarc puts on the
+subscription it creates, so ``audience`` overrides it.
 """
 
 from __future__ import annotations
@@ -119,5 +121,5 @@ def event_request(
     own = user_headers(headers, LABEL)
     sent = {**attributes, "Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
     parts = urlsplit(url)
-    service = f"{parts.scheme}://{parts.netloc}"  # the audience: the service's URL, not the path
+    service = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"  # the audience: the service's URL, not the path
     return OutgoingRequest("eventarc", "POST", url, service if audience is None else audience, merged(own, sent), body)

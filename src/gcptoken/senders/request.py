@@ -60,13 +60,14 @@ def checked_target(url: str, *, allow_remote: bool = False) -> str:
     return url
 
 
-def checked_method(method: str | None, default: str, label: str, *, body: bytes) -> str:
-    """The HTTP method, one of the products' HttpMethod values; a body only with POST, PUT or PATCH
-    (Cloud Tasks and Cloud Scheduler refuse a task or job that has one with another method)."""
+def checked_method(method: str | None, default: str, label: str, *, body: bytes, body_rule: bool = True) -> str:
+    """The HTTP method, one of the products' HttpMethod values. With ``body_rule``, a body only
+    with POST, PUT or PATCH (Cloud Tasks and Cloud Scheduler refuse a task or job that has one with
+    another method: their HttpRequest / HttpTarget ``body``)."""
     chosen = (method or default).upper()
     if chosen not in _METHODS:
         raise InvalidArgumentError(f"{label} sends {', '.join(_METHODS)}, not {chosen[:20]!r}")
-    if body and chosen not in ("POST", "PUT", "PATCH"):
+    if body_rule and body and chosen not in ("POST", "PUT", "PATCH"):
         raise InvalidArgumentError(f"{label} sends a body only with POST, PUT or PATCH, not {chosen}")
     return chosen
 

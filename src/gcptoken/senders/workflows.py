@@ -46,7 +46,7 @@ def step_request(
     headers: Mapping[str, str] | None = None,
     audience: str | None = None,
 ) -> OutgoingRequest:
-    chosen = checked_method(method, "POST", LABEL, body=body)
+    chosen = checked_method(method, "POST", LABEL, body=body, body_rule=False)
     own = user_headers(headers, LABEL)
     agent = header(own, "User-Agent")
     sent = {"User-Agent": f"{agent} {USER_AGENT}" if agent else USER_AGENT}
