@@ -38,12 +38,14 @@ class Receiver:
     url: str = ""
     arrived: list[Arrival] = field(default_factory=list)
     status: int = 200
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
         self.arrived.append(Arrival(request.method, request.url.path, request.url.query, headers, body))
-        return PlainTextResponse(f"handled {len(body)} bytes\n", status_code=self.status)
+        text = f"handled {len(body)} bytes\n"
+        return PlainTextResponse(text, status_code=self.status, headers=self.answer_headers)
 
     def only(self) -> Arrival:
         assert len(self.arrived) == 1, self.arrived
@@ -64,4 +66,5 @@ def _served() -> Iterator[Receiver]:
 def receiver(_served: Receiver) -> Receiver:
     _served.arrived.clear()
     _served.status = 200
+    _served.answer_headers = {}
     return _served

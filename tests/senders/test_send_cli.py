@@ -132,3 +132,10 @@ def test_without_an_emulator_it_says_how_to_start_one(
     code, _, err = _run([*argv, "--emulator", "127.0.0.1:9"], capsys)
     assert code == 3 and "the emulator: cannot reach 127.0.0.1:9" in err
     assert receiver.arrived == []
+
+
+def test_a_redirect_is_shown_not_followed(receiver: Receiver, account: str, capsys: pytest.CaptureFixture[str]) -> None:
+    receiver.status, receiver.answer_headers = 302, {"Location": "https://elsewhere.example/next"}
+    code, _, err = _run(["send", "--as", "tasks", "--service-account", account, f"{receiver.url}/old"], capsys)
+    assert code == 1 and "redirected to https://elsewhere.example/next: not followed here" in err
+    assert len(receiver.arrived) == 1

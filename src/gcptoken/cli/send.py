@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_NOT_ACKNOWLEDGED", "EXIT_NOT_DELIVERED", "run_send"]
 
 EXIT_NOT_ACKNOWLEDGED = 1  # the target answered, not 2xx: the product would count a failed attempt
-EXIT_UNREACHABLE = 3
 EXIT_NOT_DELIVERED = 4  # Google would send nothing: its service agent may not mint the token
 
 
@@ -88,7 +87,6 @@ def _show_request(label: str, request: OutgoingRequest) -> None:
 
 
 def run_send(args: argparse.Namespace) -> int:
-    from gcptoken.errors import TransportError
     from gcptoken.senders import LABELS, SenderRefusedError, send_as
 
     _not_for_this_product(args)
@@ -108,17 +106,17 @@ def run_send(args: argparse.Namespace) -> int:
             allow_remote=args.allow_remote,
             timeout=args.timeout,
         )
-    except SenderRefusedError as exc:
+    except SenderRefusedError as exc:  # bad input (2) and TransportError (3) are main's to say
         print(f"gcptoken: not delivered: {one_line(str(exc), 600)}; the target receives nothing", file=sys.stderr)
         return EXIT_NOT_DELIVERED
-    except TransportError as exc:
-        print(f"gcptoken: error: {one_line(str(exc), 600)}", file=sys.stderr)
-        return EXIT_UNREACHABLE
     if args.verbose:
         _show_request(label, delivery.request)
     request = delivery.request
     status = f"HTTP {delivery.status} {one_line(delivery.reason, 100)}".rstrip()
     print(f"gcptoken: {label}: {request.method} {request.url}: {status}", file=sys.stderr)
+    location = delivery.headers.get("location")
+    if 300 <= delivery.status < 400 and location:
+        print(f"gcptoken: redirected to {one_line(location, 300)}: not followed here", file=sys.stderr)
     if not delivery.acknowledged:
         print(f"gcptoken: not acknowledged (only 2xx is): {_AFTER_FAILURE[args.product]}", file=sys.stderr)
     sys.stdout.buffer.write(delivery.body)
