@@ -5,7 +5,10 @@
 - ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
 - ``gcptoken_env``: the environment pointed at the emulator: GCPTOKEN_EMULATOR_HOST,
   GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / _IP / _ROOT at its metadata server,
-  so nothing reaches a real one.
+  so nothing reaches a real one;
+- ``gcptoken_sender``: a ``gcptoken.senders.Sender`` on that emulator: ``gcptoken_sender.send("tasks",
+  URL, SA_EMAIL, b"body")`` delivers the request Cloud Tasks (or scheduler, eventarc, workflows)
+  would make to your local service, with the token its service agent would mint.
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ from gcptoken.extras import require
 require("emulator", "gcptoken's pytest plugin (gcptoken.testing)")  # names the plugin, not the emulator
 
 from gcptoken.emulator import EmulatorServer  # noqa: E402
+from gcptoken.senders import Sender  # noqa: E402
 
-__all__ = ["EmulatorClient", "gcptoken_emulator", "gcptoken_env", "gcptoken_key_file", "write_key_file"]
+__all__ = [
+    "EmulatorClient",
+    "gcptoken_emulator",
+    "gcptoken_env",
+    "gcptoken_key_file",
+    "gcptoken_sender",
+    "write_key_file",
+]
 
 _accounts = itertools.count(1)
 # A loopback port nothing listens on: metadata lookups fail fast instead of leaving the machine.
@@ -118,3 +129,8 @@ def gcptoken_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def gcptoken_sender(gcptoken_emulator: EmulatorClient) -> Sender:
+    return Sender(gcptoken_emulator.url)

@@ -352,6 +352,7 @@ def test_every_command_has_help() -> None:
         "jwt",
         "call",
         "curl",
+        "send",
         "whoami",
         "decode",
         "verify",

@@ -55,6 +55,20 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             f"gcptoken curl {_RUN}/items -- -X POST -d @item.json -H 'Content-Type: application/json'",
         ),
     ),
+    "send": (
+        (
+            "your local handler, called as a Cloud Tasks task would call it",
+            f"gcptoken send --as tasks --service-account {_SA} http://localhost:8080/tasks --data @task.json",
+        ),
+        (
+            "a Cloud Scheduler job's call",
+            f"gcptoken send --as scheduler --service-account {_SA} http://localhost:8080/cron --job nightly",
+        ),
+        (
+            "an Eventarc Pub/Sub event, its message data from stdin",
+            f"echo hello | gcptoken send --as eventarc --service-account {_SA} http://localhost:8080/ --data -",
+        ),
+    ),
     "whoami": (
         ("which credential would be used, and why", "gcptoken whoami"),
         ("what a given file is, as JSON", "gcptoken whoami --credentials key.json --format json"),

@@ -22,6 +22,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
+from gcptoken.cli.send_parser import add_send_command
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     after_dashes(curl, "curl_args", "CURL_ARGS", "curl's own arguments, after the first --, passed on untouched")
     curl.add_argument("--audience", help="instead of the one derived from the URL")
     credential_options(curl, no_cache=False)
+
+    add_send_command(command)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     credential_options(whoami, no_cache=False)

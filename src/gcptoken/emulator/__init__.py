@@ -9,8 +9,8 @@ require("emulator", "gcptoken.emulator")  # before any import of its modules: on
 
 
 from gcptoken.emulator.http.server import EmulatorServer
-from gcptoken.emulator.iam.service_agents import SenderRefusedError
 from gcptoken.emulator.state.lock import StateDirInUseError
 from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.senders.refused import SenderRefusedError
 
 __all__ = ["EmulatorServer", "EmulatorState", "SenderRefusedError", "StateDirInUseError"]

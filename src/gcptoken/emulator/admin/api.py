@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import api_error, json_object
-from gcptoken.emulator.iam.service_agents import PRODUCTS, SenderRefusedError, sender_id_token, service_agent
+from gcptoken.emulator.iam.service_agents import PRODUCTS, sender_id_token, service_agent
 from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.senders.refused import SenderRefusedError
 
 __all__ = ["routes"]
 

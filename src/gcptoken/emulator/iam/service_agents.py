@@ -22,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gcptoken.senders.refused import SenderRefusedError
+
 if TYPE_CHECKING:
     from gcptoken.emulator.state.state import EmulatorState
 
-__all__ = ["PRODUCTS", "Product", "SenderRefusedError", "sender_id_token", "service_agent"]
+__all__ = ["PRODUCTS", "Product", "sender_id_token", "service_agent"]
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,6 @@ PRODUCTS = {
 }
 
 
-class SenderRefusedError(PermissionError):
-    """The product could not mint a token for ``service_account``: Google would not deliver the call.
-    ``status`` is what the emulator's admin API answers (404 unknown account, 403 not allowed)."""
-
-    def __init__(self, product: Product, service_account: str, reason: str, status: int) -> None:
-        self.product, self.service_account, self.status = product, service_account, status
-        super().__init__(f"{product.label} cannot mint an ID token for {service_account[:200]}: {reason}")
-
-
 def service_agent(state: EmulatorState, product: Product) -> str:
     return f"service-{state.project_number}@{product.agent_domain}.iam.gserviceaccount.com"
 
@@ -75,7 +68,7 @@ def sender_id_token(state: EmulatorState, product_name: str, email: str, audienc
         raise ValueError("the audience must not be empty")
     account = state.service_accounts.get(email.lower()) if isinstance(email, str) else None
     if account is None:
-        raise SenderRefusedError(product, str(email), "the service account does not exist", 404)
+        raise SenderRefusedError(product.label, str(email), "the service account does not exist", 404)
     agent = service_agent(state, product)
     if product.agent_domain in state.removed_agent_roles and not state.may_act_as(
         f"serviceAccount:{agent}", account.email
@@ -84,7 +77,7 @@ def sender_id_token(state: EmulatorState, product_name: str, email: str, audienc
             f"its service agent {agent} lacks roles/iam.serviceAccountTokenCreator on the account "
             "(and its project-level service agent role was removed)"
         )
-        raise SenderRefusedError(product, account.email, reason, 403)
+        raise SenderRefusedError(product.label, account.email, reason, 403)
     claims = state.identity_claims(account, audience)
     claims.update({"email": account.email, "email_verified": True})
     return state.sign_id_token(dict(sorted(claims.items())))
