@@ -63,7 +63,10 @@ def _path(path: str) -> str:
 def unauthorized(path: str) -> Answer:
     """A token was sent but not accepted (not an ID token, wrong audience or issuer, expired, bad signature)."""
     status, headers, body = _page(
-        401, "Unauthorized", "Unauthorized", f"Your client does not have permission to the requested URL <code>{_path(path)}</code>."
+        401,
+        "Unauthorized",
+        "Unauthorized",
+        f"Your client does not have permission to the requested URL <code>{_path(path)}</code>.",
     )
     return status, [*headers, (b"www-authenticate", _CHALLENGE)], body
 
@@ -71,7 +74,10 @@ def unauthorized(path: str) -> Answer:
 def forbidden(path: str) -> Answer:
     """No token, or a caller not bound to ``roles/run.invoker`` on the service."""
     return _page(
-        403, "Forbidden", "Forbidden", f"Your client does not have permission to get URL <code>{_path(path)}</code> from this server."
+        403,
+        "Forbidden",
+        "Forbidden",
+        f"Your client does not have permission to get URL <code>{_path(path)}</code> from this server.",
     )
 
 
@@ -81,9 +87,7 @@ def strip_signature(token: str) -> str:
     return f"{header}.{payload}.{REMOVED_SIGNATURE}"
 
 
-def forwarded_headers(
-    headers: list[tuple[bytes, bytes]], client: str | None, scheme: str
-) -> list[tuple[bytes, bytes]]:
+def forwarded_headers(headers: list[tuple[bytes, bytes]], client: str | None, scheme: str) -> list[tuple[bytes, bytes]]:
     """``headers`` less any ``x-google-*``, plus what Cloud Run adds for the container."""
     kept: list[tuple[bytes, bytes]] = []
     prior_for = b""

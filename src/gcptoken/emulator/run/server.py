@@ -37,7 +37,10 @@ class FrontDoorServer(AsgiServer):
             service.urls = (f"http://{literal}:{bound}", f"http://localhost:{bound}")
             self.service = run_services(state).add(service)
             self.front_door = FrontDoor(service, run_services(state), f"{state.base_url}/oauth2/v3/certs")
-            self.front_door.host_header = (b"host", f"{literal}:{bound}".encode("ascii"))  # the service's, as Cloud Run's
+            self.front_door.host_header = (
+                b"host",
+                f"{literal}:{bound}".encode("ascii"),
+            )  # the service's, as Cloud Run's
             app = guarded_proxy(self.front_door, allow, hosts)
         except BaseException:
             sock.close()
@@ -49,12 +52,15 @@ class FrontDoorServer(AsgiServer):
         return self
 
 
-def start_front_doors(state: EmulatorState, services: Sequence[RunService], host: str = "127.0.0.1") -> list[FrontDoorServer]:
-    """A started front door per service (all stopped again if one cannot start)."""
+def start_front_doors(
+    state: EmulatorState, services: Sequence[RunService], host: str = "127.0.0.1", hosts: Sequence[str] = ()
+) -> list[FrontDoorServer]:
+    """A started front door per service on a free port of ``host`` (all stopped again if one
+    cannot start); ``hosts``: Host names answered besides loopback's."""
     started: list[FrontDoorServer] = []
     try:
         for service in services:
-            started.append(FrontDoorServer(state, service, host).start())
+            started.append(FrontDoorServer(state, service, host, hosts=hosts).start())
     except BaseException:
         for server in started:
             server.stop()
