@@ -22,7 +22,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
-from gcptoken.cli.run_flags import run_options
+from gcptoken.cli.run_flags import run_options, serverless_option
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
     call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
     call.add_argument("--audience", help="instead of the one derived from the URL")
+    serverless_option(call)
     credential_options(call, no_cache=False)
 
     curl = command(
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     curl.add_argument("url", metavar="URL")
     after_dashes(curl, "curl_args", "CURL_ARGS", "curl's own arguments, after the first --, passed on untouched")
     curl.add_argument("--audience", help="instead of the one derived from the URL")
+    serverless_option(curl)
     credential_options(curl, no_cache=False)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
@@ -244,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("url", metavar="URL", help="the private service (Cloud Run URL, or an app behind IAP)")
     credential_options(proxy, no_cache=False)
     proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
+    serverless_option(proxy)
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     guard_options(proxy, origins=True)

@@ -11,7 +11,7 @@ from gcptoken.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from gcptoken.emulator.run.services import RunService
 
-__all__ = ["run_options", "run_services_from"]
+__all__ = ["run_options", "run_services_from", "serverless_option", "token_header"]
 
 
 def run_options(parser: argparse.ArgumentParser) -> None:
@@ -85,3 +85,18 @@ def run_services_from(args: argparse.Namespace) -> list[RunService]:
         RunService(name, s.upstream, tuple(audiences.get(name, ())), invokers.get(name, set()))
         for name, s in services.items()
     ]
+
+
+def serverless_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--serverless-header",
+        action="store_true",
+        help="send the ID token in X-Serverless-Authorization, which Cloud Run checks first, leaving "
+        "Authorization to the app's own scheme",
+    )
+
+
+def token_header(args: argparse.Namespace) -> str:
+    from gcptoken.integrations.audience import AUTHORIZATION, SERVERLESS_AUTHORIZATION
+
+    return SERVERLESS_AUTHORIZATION if getattr(args, "serverless_header", False) else AUTHORIZATION

@@ -94,8 +94,7 @@ class FrontDoor(Proxy):
     async def _fresh_token(self, refused: str) -> str | None:
         return None
 
-    @staticmethod
-    def _authorized(request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
+    def _authorized(self, request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
         return list(request.headers)
 
 
