@@ -51,6 +51,17 @@ class FrontDoorServer(AsgiServer):
         super().start()
         return self
 
+    def __enter__(self) -> FrontDoorServer:
+        return self.start()
+
+    def grant(self, *members: str) -> None:
+        """Bind ``members`` to roles/run.invoker on this service (``allUsers`` makes it public)."""
+        self.front_door.registry.grant(self.service.name, members)
+
+    def set_invokers(self, *members: str) -> None:
+        """Replace the service's invokers (none: every call refused, 403)."""
+        self.front_door.registry.set_invokers(self.service.name, members)
+
 
 def start_front_doors(
     state: EmulatorState, services: Sequence[RunService], host: str = "127.0.0.1", hosts: Sequence[str] = ()
