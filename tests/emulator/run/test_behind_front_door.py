@@ -95,10 +95,13 @@ def test_wsgi_middleware_in_the_same_mode(monkeypatch: pytest.MonkeyPatch) -> No
     middleware = IdTokenWSGIMiddleware(app, identity)
     claims = {"iss": "accounts.google.com", "aud": "https://svc.a.run.app", "exp": 4e9, "email": "a@example.com"}
     statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        statuses.append(status)
     environ = {"PATH_INFO": "/", "HTTP_X_SERVERLESS_AUTHORIZATION": f"Bearer {_unsigned(claims)}"}
-    assert middleware(environ, lambda status, headers: statuses.append(status)) == [b"ok"]
+    assert middleware(environ, start_response) == [b"ok"]
     assert seen == ["a@example.com"]
     expired = {**claims, "exp": 1000}
     environ = {"PATH_INFO": "/", "HTTP_AUTHORIZATION": f"Bearer {_unsigned(expired)}"}
-    middleware(environ, lambda status, headers: statuses.append(status))
+    middleware(environ, start_response)
     assert statuses[-1].startswith("401")

@@ -37,7 +37,7 @@ def test_the_command_fronts_apps_as_cloud_run_services(echo_url: str) -> None:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
-        urls = {}
+        urls: dict[str, str] = {}
         while len(urls) < 2:
             line = process.stderr.readline()
             assert line, "the emulator ended before announcing its services"

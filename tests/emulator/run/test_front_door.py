@@ -162,7 +162,7 @@ def test_google_auths_fetch_id_token_gets_through(
     key = emulator.new_key("google-auth")
     front.grant(f"serviceAccount:{key['client_email']}")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, key)))
-    token = id_token.fetch_id_token(Request(), front.url)
+    token = id_token.fetch_id_token(Request(), front.url)  # type: ignore[no-untyped-call]
     response = httpx.get(front.url + "/hello", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     forwarded = headers_of(response.json())["authorization"].split(".")[1]
