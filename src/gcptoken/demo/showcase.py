@@ -353,7 +353,7 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[st
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
     write(f"  emulator of Google's token service  {emulator_url}  OAuth2, IAM, STS, metadata, IMDS, IAP\n")
-    write(f"  Cloud Run service (its front door)  {service_url}  ID token for its URL + roles/run.invoker\n")
+    write(f"  Cloud Run service (front door)      {service_url}  checks ID token and roles/run.invoker\n")
     write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n")
     write(f"  IAP itself (programmatic access)    {front_url}  accepts ID tokens for the IAP app\n\n")
     width = max(len(row.name) for row in rows)

@@ -98,6 +98,7 @@ def test_wsgi_middleware_in_the_same_mode(monkeypatch: pytest.MonkeyPatch) -> No
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         statuses.append(status)
+
     environ = {"PATH_INFO": "/", "HTTP_X_SERVERLESS_AUTHORIZATION": f"Bearer {_unsigned(claims)}"}
     assert middleware(environ, start_response) == [b"ok"]
     assert seen == ["a@example.com"]
