@@ -10,7 +10,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from gcptoken.emulator.run import FrontDoorServer
 from gcptoken.servers.serving import AsgiServer, bind
@@ -26,9 +27,17 @@ async def _echo(request: Request) -> Response:
     )
 
 
+async def _socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    identity = websocket.headers.get("authorization", "").rsplit(".", 1)[-1]
+    async for text in websocket.iter_text():
+        await websocket.send_text(f"{text} ({identity})")
+
+
 @pytest.fixture(scope="module")
 def echo_url() -> Iterator[str]:
-    app = Starlette(routes=[Route("/{path:path}", _echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])])
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    app = Starlette(routes=[WebSocketRoute("/ws", _socket), Route("/{path:path}", _echo, methods=methods)])
     with AsgiServer(app, bind("127.0.0.1", 0)) as server:
         yield server.url
 

@@ -106,3 +106,29 @@ def test_wsgi_middleware_in_the_same_mode(monkeypatch: pytest.MonkeyPatch) -> No
     environ = {"PATH_INFO": "/", "HTTP_AUTHORIZATION": f"Bearer {_unsigned(expired)}"}
     middleware(environ, start_response)
     assert statuses[-1].startswith("401")
+
+
+def test_the_fastapi_dependency_in_the_same_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi import Depends, FastAPI
+
+    from gcptoken.integrations.asgi import VerifiedClaims
+
+    monkeypatch.setenv("K_SERVICE", "svc")
+    identity = CloudRunIdentity("https://svc.a.run.app", trust_cloud_run_authentication=True)
+    verified = VerifiedClaims(identity)
+    app = FastAPI()
+
+    @app.get("/")
+    async def who(claims: dict[str, Any] = Depends(verified)) -> dict[str, Any]:  # noqa: B008
+        return {"email": claims["email"]}
+
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": "https://svc.a.run.app",
+        "exp": 4e9,
+        "email": "b@example.com",
+    }
+    with AsgiServer(app, bind("127.0.0.1", 0)) as server:
+        token = {"X-Serverless-Authorization": f"Bearer {_unsigned(claims)}"}
+        assert httpx.get(server.url, headers=token).json() == {"email": "b@example.com"}
+        assert httpx.get(server.url).status_code == 401

@@ -168,3 +168,19 @@ def test_google_auths_fetch_id_token_gets_through(
     forwarded = headers_of(response.json())["authorization"].split(".")[1]
     claims = json.loads(__import__("base64").urlsafe_b64decode(forwarded + "=="))
     assert claims["email"] == key["client_email"] and claims["aud"] == front.url
+
+
+def test_websockets_are_checked_then_relayed(emulator: EmulatorClient, front: FrontDoorServer) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    email, member = _account(emulator)
+    front.grant(member)
+    ws = front.url.replace("http://", "ws://") + "/ws"
+    token = _token(emulator, email, front.url)
+    with connect(ws, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as websocket:
+        websocket.send("ping")
+        assert websocket.recv(timeout=10) == f"ping ({REMOVED})"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws, open_timeout=10)
+    assert refused.value.response.status_code == 403
