@@ -90,8 +90,8 @@ class EmulatorClient:
     def cloud_run(
         self, name: str, upstream: str, invokers: Sequence[str] = (), custom_audiences: Sequence[str] = ()
     ) -> FrontDoorServer:
-        """Cloud Run's front door before the app at ``upstream``, as service ``name`` (unique per
-        emulator), not yet started: ``with emulator.cloud_run("api", app_url, ["serviceAccount:…"]) as
+        """Cloud Run's front door before the app at ``upstream``, as service ``name`` (one front door
+        per name at a time), not yet started: ``with emulator.cloud_run("api", app_url, ["serviceAccount:…"]) as
         service:`` then call ``service.url`` (also its ID tokens' audience)."""
         from gcptoken.emulator.run import FrontDoorServer, RunService
 

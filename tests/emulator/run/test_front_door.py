@@ -184,3 +184,11 @@ def test_websockets_are_checked_then_relayed(emulator: EmulatorClient, front: Fr
     with pytest.raises(InvalidStatus) as refused:
         connect(ws, open_timeout=10)
     assert refused.value.response.status_code == 403
+
+
+def test_a_stopped_front_door_frees_its_name(emulator: EmulatorClient, echo_url: str) -> None:
+    for _ in range(2):
+        with emulator.cloud_run("front-reused", echo_url) as server:
+            assert _is_forbidden(httpx.get(server.url))
+    with pytest.raises(ValueError, match="is not a Cloud Run service name"):
+        emulator.cloud_run("Front_Reused", echo_url)

@@ -54,6 +54,10 @@ class FrontDoorServer(AsgiServer):
     def __enter__(self) -> FrontDoorServer:
         return self.start()
 
+    def stop(self) -> None:
+        super().stop()
+        self.front_door.registry.remove(self.service.name)  # the name may front another app now
+
     def grant(self, *members: str) -> None:
         """Bind ``members`` to roles/run.invoker on this service (``allUsers`` makes it public)."""
         self.front_door.registry.grant(self.service.name, members)

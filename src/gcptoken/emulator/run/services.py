@@ -108,6 +108,11 @@ class RunServices:
             self._version += 1
         return service
 
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._services.pop(name, None)
+            self._version += 1
+
     def get(self, name: str) -> RunService | None:
         with self._lock:
             return self._services.get(name)
