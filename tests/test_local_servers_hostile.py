@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from gcptoken.credentials import ServiceAccountCredentials, load_credentials
 from gcptoken.emulator import EmulatorServer
+from gcptoken.emulator.run import FrontDoorServer, RunService
 from gcptoken.inspector.server import inspector_app
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
 from gcptoken.local.proxy import proxy_app
@@ -123,7 +124,9 @@ def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> It
     inspector = AsgiServer(inspector_app(link, None), bind("127.0.0.1", 0))
     with metadata, service, inspector:
         proxy = AsgiServer(proxy_app(service.url, credentials, "https://svc.example", 10), bind("127.0.0.1", 0))
-        with proxy:
+        # allUsers: the proper request needs no token, so every refusal below is the guard's, not IAM's.
+        front = FrontDoorServer(emu.state, RunService("hostile-front", service.url, invokers={"allUsers"}))
+        with proxy, front:
             page = httpx.get(f"{inspector.url}/{link.secret}/")  # the browser that opened it
             session = page.headers["set-cookie"].split(";", 1)[0]
             accounts = lambda: len(emu.state.service_accounts)  # noqa: E731
@@ -143,6 +146,9 @@ def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> It
                     json_post,
                     b"{}",
                     moved=lambda: recorder.seen,
+                ),
+                "Cloud Run front door": Target(
+                    front.host_port, "POST", "/api/do", json_post, b"{}", moved=lambda: recorder.seen
                 ),
                 "emulator admin API": Target(
                     emu.host_port,
@@ -167,7 +173,15 @@ def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> It
             }
 
 
-SERVERS = ["metadata-server", "proxy", "emulator admin API", "emulator console", "emulator metadata", "inspector"]
+SERVERS = [
+    "metadata-server",
+    "proxy",
+    "Cloud Run front door",
+    "emulator admin API",
+    "emulator console",
+    "emulator metadata",
+    "inspector",
+]
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +28,9 @@ require("emulator", "gcptoken's pytest plugin (gcptoken.testing)")  # names the 
 
 from gcptoken.emulator import EmulatorServer  # noqa: E402
 from gcptoken.senders import Sender  # noqa: E402
+
+if TYPE_CHECKING:
+    from gcptoken.emulator.run import FrontDoorServer
 
 __all__ = [
     "EmulatorClient",
@@ -94,6 +97,17 @@ class EmulatorClient:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    def cloud_run(
+        self, name: str, upstream: str, invokers: Sequence[str] = (), custom_audiences: Sequence[str] = ()
+    ) -> FrontDoorServer:
+        """Cloud Run's front door before the app at ``upstream``, as service ``name`` (one front door
+        per name at a time), not yet started: ``with emulator.cloud_run("api", app_url, ["serviceAccount:…"]) as
+        service:`` then call ``service.url`` (also its ID tokens' audience)."""
+        from gcptoken.emulator.run import FrontDoorServer, RunService
+
+        service = RunService(name, upstream, tuple(custom_audiences), set(invokers))
+        return FrontDoorServer(self.state, service)
 
     def token_requests_by(self, email: str) -> list[dict[str, Any]]:
         """Token-endpoint requests whose assertion was issued by ``email``."""

@@ -411,8 +411,10 @@ def test_demo_runs_and_every_step_passes() -> None:
     assert "\n  ✗ " not in result.out  # no row misbehaved (refused tokens show "✗ reason" as verified)
     gcloud_rows = 1 if shutil.which("gcloud") else 0
     table = result.out.split("The same against real Google")[0]
-    assert table.count("\n  ✓ ") == 17  # every row behaved
-    assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401\n") == 4
+    assert table.count("\n  ✓ ") == 18  # every row behaved
+    assert table.count("200 Hello") == 10 + gcloud_rows and table.count(" 401\n") == 1  # IAP's
+    # Cloud Run's front door: its own pages, 401 for a bad token, 403 for none or for no binding
+    assert table.count("401 Error: Unauthorized") == 2 and table.count("403 Error: Forbidden") == 2
     assert table.count("✗ audience") == 2 and table.count("✗ expired") == 1
     assert "IAP: a person's token for it" in table
     assert "plain HTTP client via proxy" in table

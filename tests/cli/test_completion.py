@@ -67,7 +67,7 @@ HAND_WRITTEN: list[Case] = [
     ("gcptoken access --format ", {"token", "json", "header"}),  # each command's own choices
     ("gcptoken metadata-server --platform ", set(PLATFORMS)),
     ("gcptoken emulator --platform c", {"cloud-run"}),
-    ("gcptoken call -H x --s", {"--source"}),  # -H's value is not the command's positional
+    ("gcptoken call -H x --s", {"--serverless-header", "--source"}),  # -H's value is not the command's positional
     ("gcptoken verify --audience a --audience b --i", {"--issuer"}),
     ("gcptoken cache clear p", set()),  # one positional only: path is not offered again
     ("gcptoken completion f", {"fish"}),

@@ -6,6 +6,7 @@ import argparse
 import copy
 
 from gcptoken.cli.local_servers import GuardFlags, configure_log, say, serve, warn_if_exposed
+from gcptoken.cli.run_flags import token_header
 from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.credentials import Credentials, ImpersonatedCredentials, MetadataCredentials, UserCredentials
 from gcptoken.credentials.base import run_flow_sync
@@ -152,7 +153,14 @@ def run_proxy(args: argparse.Namespace) -> int:
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     configure_log("gcptoken.proxy", args.verbose)
     app = proxy_app(
-        args.url, credentials, audience, args.timeout, allow=flags.allow, hosts=flags.hosts, origins=flags.origins
+        args.url,
+        credentials,
+        audience,
+        args.timeout,
+        allow=flags.allow,
+        hosts=flags.hosts,
+        origins=flags.origins,
+        header=token_header(args),
     )
 
     def announce(host_port: str) -> None:

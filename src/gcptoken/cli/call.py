@@ -14,6 +14,7 @@ from types import FrameType
 
 from gcptoken import checks
 from gcptoken.cli.interrupts import Terminated
+from gcptoken.cli.run_flags import token_header
 from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
@@ -43,7 +44,7 @@ def _method_and_url(args: argparse.Namespace) -> tuple[str, str]:
     return method, checks.http_url(url)
 
 
-def _headers(raw: list[str]) -> dict[str, str]:
+def _headers(raw: list[str], token_header: str = "Authorization") -> dict[str, str]:
     headers = {}
     for header in raw:
         name, separator, value = header.partition(":")
@@ -52,9 +53,9 @@ def _headers(raw: list[str]) -> dict[str, str]:
             raise InvalidArgumentError(f"--header must be 'Name: value' with an ASCII name, not {header[:60]!r}")
         if not value.isascii() or not value.isprintable():
             raise InvalidArgumentError(f"--header {name}: the value must be printable ASCII")
-        if name.lower() == "authorization":
+        if name.lower() == token_header.lower():
             raise InvalidArgumentError(
-                "--header Authorization: gcptoken sets it; use 'curl' or no gcptoken for your own"
+                f"--header {token_header}: gcptoken sets it; with --serverless-header, Authorization is yours"
             )
         headers[name] = value
     return headers
@@ -80,7 +81,8 @@ def _audience(args: argparse.Namespace, url: str) -> str:
 
 def run_call(args: argparse.Namespace) -> int:
     method, url = _method_and_url(args)  # everything is checked before a token is minted
-    headers = _headers(args.header)
+    header = token_header(args)
+    headers = _headers(args.header, header)
     audience = _audience(args, url)
     body = _body(args.data)
     import httpx
@@ -89,7 +91,7 @@ def run_call(args: argparse.Namespace) -> int:
     from gcptoken.http.tls import server_context
     from gcptoken.integrations.httpx_auth import IdTokenAuth
 
-    auth = IdTokenAuth(credentials_for(args), audience)
+    auth = IdTokenAuth(credentials_for(args), audience, header=header)
     verify = server_context() or True  # the CAs every transport trusts (SSL_CERT_FILE, SSL_CERT_DIR)
     try:
         with httpx.Client(auth=auth, timeout=args.timeout, trust_env=False, verify=verify) as client:
@@ -134,7 +136,7 @@ def run_curl(args: argparse.Namespace) -> int:
         for signum in _FORWARDED:
             previous[signum] = signal.signal(signum, stop)
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"Authorization: Bearer {token.value}\n")
+            handle.write(f"{token_header(args)}: Bearer {token.value}\n")
         process = subprocess.Popen([curl, "-H", f"@{path}", *args.curl_args, url])
         return process.wait()
     except _Signalled as stopped:

@@ -22,6 +22,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
+from gcptoken.cli.run_flags import run_options, serverless_option
 from gcptoken.cli.send_parser import add_send_command
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--data", help="request body; @FILE reads a file, - reads stdin")
     call.add_argument("--header", "-H", action="append", default=[], help="'Name: value' (repeatable)")
     call.add_argument("--audience", help="instead of the one derived from the URL")
+    serverless_option(call)
     credential_options(call, no_cache=False)
 
     curl = command(
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     curl.add_argument("url", metavar="URL")
     after_dashes(curl, "curl_args", "CURL_ARGS", "curl's own arguments, after the first --, passed on untouched")
     curl.add_argument("--audience", help="instead of the one derived from the URL")
+    serverless_option(curl)
     credential_options(curl, no_cache=False)
 
     add_send_command(command)
@@ -194,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve over TLS requiring client certificates (X.509 federation; 0 picks a free port; "
         "on by default with --state-dir, -1 turns it off)",
     )
+    run_options(emulator)
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
@@ -252,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("url", metavar="URL", help="the private service (Cloud Run URL, or an app behind IAP)")
     credential_options(proxy, no_cache=False)
     proxy.add_argument("--audience", help="the ID token's audience (default: URL's origin; IAP: its OAuth client id)")
+    serverless_option(proxy)
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     guard_options(proxy, origins=True)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from gcptoken.cli.local_servers import GuardFlags, configure_log, warn_if_exposed
 from gcptoken.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from gcptoken.emulator import EmulatorServer
+    from gcptoken.emulator.run import FrontDoorServer, RunService
 
 __all__ = ["run_emulator"]
 
@@ -15,8 +20,10 @@ def run_emulator(args: argparse.Namespace) -> int:
     from gcptoken.extras import require
 
     require("emulator", "gcptoken emulator")  # before gcptoken.emulator's own, which names the module
+    from gcptoken.cli.run_flags import run_services_from
     from gcptoken.emulator import EmulatorServer
 
+    services = run_services_from(args)  # checked before anything listens
     flags = GuardFlags(args, allow_flag="allow_admin")
     warn_if_exposed(args.host, args.port, "the emulator", flags, admin=True)
     mtls_port = args.mtls_port if args.mtls_port is not None else (0 if args.state_dir else -1)
@@ -39,6 +46,12 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
+    try:
+        doors = _front_doors(server, services, flags)
+    except OSError as exc:
+        server.stop()
+        print(f"gcptoken: error: {exc}", file=sys.stderr)
+        return 3
 
     def announce() -> None:
         print(server.url, flush=True)
@@ -48,7 +61,29 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(
             f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True
         )
+        for door in doors:
+            invokers = ", ".join(sorted(door.service.invokers)) or "none yet (403 for all; --run-invoker)"
+            print(
+                f"gcptoken: Cloud Run service {door.service.name} on {door.service.url} -> {door.service.upstream}; "
+                f"invokers: {invokers}",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    server.serve_forever(announce)  # until Ctrl-C or SIGTERM (taken before the announcement), stopping gracefully
+    try:
+        server.serve_forever(announce)  # until Ctrl-C or SIGTERM (taken before the announcement), stopping gracefully
+    finally:
+        for door in doors:
+            door.stop()
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0
+
+
+def _front_doors(server: EmulatorServer, services: list[RunService], flags: GuardFlags) -> list[FrontDoorServer]:
+    """Each ``--run`` service's front door, listening on loopback whatever --host says (an app
+    fronted here is a local one; --allow-host names are answered too)."""
+    if not services:
+        return []
+    from gcptoken.emulator.run import start_front_doors
+
+    return start_front_doors(server.state, services, hosts=flags.hosts)

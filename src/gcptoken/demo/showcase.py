@@ -1,6 +1,7 @@
-"""``gcptoken demo``: every credential source against an embedded emulator, a service that
-verifies what it gets, the refusals, and what to type against real Google. Nothing leaves the
-machine."""
+"""``gcptoken demo``: every credential source against an embedded emulator, a service behind
+Cloud Run's emulated front door (which checks the token and the caller's roles/run.invoker; the app
+reads the identity it checked), the refusals, and what to type against real Google. Nothing leaves
+the machine."""
 
 from __future__ import annotations
 
@@ -31,19 +32,22 @@ from gcptoken.demo.narrow import WIDTH, answer_lines, command_lines
 from gcptoken.emulator import scenarios
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.emulator.keys import iap
+from gcptoken.emulator.run import FrontDoorServer, RunService
 from gcptoken.errors import CredentialsError, GcpTokenError, VerificationError
 from gcptoken.http.tls import EMULATOR_CA_ENV
 from gcptoken.integrations.asgi import IdTokenMiddleware
+from gcptoken.integrations.cloud_run import CloudRunIdentity
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["protected_service", "run"]
 
 SERVICE = "https://SERVICE-HASH.a.run.app"  # how the commands for real Google name your service
+USER = "user:demo-user@example.com"
 
 
-def protected_service(verifier: Verifier) -> ASGIApp:
-    """A stand-in for a private Cloud Run service (or an app behind IAP): the middleware lets a
+def protected_service(verifier: Verifier | CloudRunIdentity) -> ASGIApp:
+    """A private service's app (behind Cloud Run's front door, or IAP): the middleware lets a
     request through only with a token ``verifier`` accepts, and the handler greets its owner."""
 
     async def hello(request: Request) -> Response:
@@ -101,11 +105,12 @@ class Demo:
     def refusal(
         self, name: str, token: str | None, call: Callable[[str | None], tuple[int, str]], command: str
     ) -> None:
+        """A request Cloud Run's front door refuses: 401 for a bad token, 403 for none, or for a
+        caller without roles/run.invoker (whose token itself is fine: verified ✓)."""
         status, answer = call(token)
         verified = "-" if token is None else self.verified(token)
-        self.rows.append(
-            Row(name, status == 401 and verified != "✓", verified=verified, answer=answer, command=command)
-        )
+        ok = status == 403 if token is None or verified == "✓" else status == 401
+        self.rows.append(Row(name, ok, verified=verified, answer=answer, command=command))
 
     def expired_token(self) -> str:
         """A token the emulator signed an hour and a half ago: genuine, but expired."""
@@ -199,6 +204,27 @@ def _iap_person_rows(
     )
 
 
+def _cloud_run_service(emulator: EmulatorServer, app_url: str) -> FrontDoorServer:
+    """The demo's private Cloud Run service before the app at ``app_url``: roles/run.invoker for the
+    service accounts the rows call as (``gcloud run services add-iam-policy-binding``), no one else."""
+    project = emulator.state.project_id
+    accounts = ("demo-invoker", "demo-runner", "demo-federated", "impersonated")
+    invokers = {f"serviceAccount:{a}@{project}.iam.gserviceaccount.com" for a in accounts}
+    invokers.add(f"serviceAccount:{emulator.state.default_account.email}")
+    return FrontDoorServer(emulator.state, RunService("demo-service", app_url, invokers=invokers))
+
+
+def _behind_front_door(cloud_run: FrontDoorServer) -> CloudRunIdentity:
+    # Only the front door reaches this app (a loopback port nobody is told about): on Cloud Run,
+    # K_SERVICE would be set; here the front door is gcptoken's own.
+    return CloudRunIdentity(cloud_run.service.audiences, trust_cloud_run_authentication=True, k_service_required=False)
+
+
+def _page_heading(page: str) -> str:
+    start = page.find("<h1>")
+    return page[start + 4 : page.find("</h1>", start)] if start >= 0 else page[:60]
+
+
 def _write_key(path: Path, key: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -215,18 +241,20 @@ def run(out: TextIO) -> bool:
     ):
         key_path = Path(scratch) / "service-account.json"
         _write_key(key_path, emulator.key_file("demo-invoker"))
-        service_sock, iap_sock, front_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+        app_sock, iap_sock, front_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+        cloud_run = _cloud_run_service(emulator, f"http://127.0.0.1:{app_sock.getsockname()[1]}")
         front_url = f"http://127.0.0.1:{front_sock.getsockname()[1]}"
         iap_client = emulator.state.signin.register("web", emulator.state.project_number, "IAP app").client_id
         front_verifier = Verifier.google(audience=iap_client, certs=f"{emulator.url}/oauth2/v3/certs")
-        service_url = f"http://127.0.0.1:{service_sock.getsockname()[1]}"
+        service_url = cloud_run.service.url
         iap_url = f"http://127.0.0.1:{iap_sock.getsockname()[1]}"
         demo = Demo(emulator, Path(scratch), service_url, iap_url)
         iap_audience = iap.default_audience(emulator.state)
         iap_verifier = Verifier.iap(iap_audience, certs=f"{emulator.url}/iap/verify/public_key-jwk")
         user = scenarios.user(emulator)
         with (
-            AsgiServer(protected_service(demo.verifier), service_sock),
+            cloud_run,
+            AsgiServer(protected_service(_behind_front_door(cloud_run)), app_sock),
             AsgiServer(protected_service(iap_verifier), iap_sock),
             AsgiServer(protected_service(front_verifier), front_sock),
             httpx.Client(timeout=10, trust_env=False) as client,
@@ -235,6 +263,8 @@ def run(out: TextIO) -> bool:
             def call(token: str | None, url: str = service_url, header: str = "authorization") -> tuple[int, str]:
                 value = (f"Bearer {token}" if header == "authorization" else token) if token else None
                 response = client.get(url, headers={header: value} if value else {})
+                if response.headers.get("content-type", "").startswith("text/html"):  # Cloud Run's own pages
+                    return response.status_code, f"{response.status_code} {_page_heading(response.text)}"
                 body = response.json()
                 text = body.get("message") or body.get("error_description", "")
                 return response.status_code, f"{response.status_code} {text}"[:90]
@@ -253,7 +283,7 @@ def run(out: TextIO) -> bool:
             )
             demo.source(
                 "user, impersonating demo-runner",
-                scenarios.impersonating(emulator, user, "demo-runner", "user:demo-user@example.com"),
+                scenarios.impersonating(emulator, user, "demo-runner", USER),
                 call,
                 f"gcptoken id {SERVICE} --impersonate-service-account demo-runner@PROJECT.iam.gserviceaccount.com",
             )
@@ -305,7 +335,15 @@ def run(out: TextIO) -> bool:
             verify = f'gcptoken verify "$TOKEN" --audience {SERVICE}   # exit 1, one line: why'
             demo.refusal("refused: another audience", other, call, verify)
             demo.refusal("refused: expired token", demo.expired_token(), call, verify)
-            demo.refusal("refused: no token", None, call, f"curl {SERVICE}   # 401 from Cloud Run itself")
+            demo.refusal("refused: no token", None, call, f"curl {SERVICE}   # 403 from Cloud Run itself")
+            outsider, _, _ = demo.fetch(scenarios.impersonating(emulator, user, "demo-outsider", USER), service_url)
+            demo.refusal(
+                "refused: no run.invoker binding",
+                outsider,
+                call,
+                "gcloud run services add-iam-policy-binding SERVICE --member=serviceAccount:SA "
+                "--role=roles/run.invoker   # 403 until then",
+            )
         _report(out, emulator.url, service_url, (iap_url, front_url), demo.rows)
     return all(row.ok for row in demo.rows)
 
@@ -315,7 +353,7 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[st
     write = out.write
     write("gcptoken demo: every request below stays on this machine.\n\n")
     write(f"  emulator of Google's token service  {emulator_url}  OAuth2, IAM, STS, metadata, IMDS, IAP\n")
-    write(f"  protected service (Cloud Run-like)  {service_url}  accepts ID tokens with aud = its URL\n")
+    write(f"  Cloud Run service (front door)      {service_url}  checks ID token and roles/run.invoker\n")
     write(f"  app behind IAP                      {iap_url}  accepts IAP's signed header\n")
     write(f"  IAP itself (programmatic access)    {front_url}  accepts ID tokens for the IAP app\n\n")
     width = max(len(row.name) for row in rows)
@@ -342,4 +380,6 @@ def _report(out: TextIO, emulator_url: str, service_url: str, iap_urls: tuple[st
         "  TOKEN=$(gcptoken id https://svc.example.a.run.app)\n"
         '  gcptoken verify "$TOKEN" --audience https://svc.example.a.run.app\n'
         "  gcptoken whoami   # which credential, from where, and why\n"
+        "  # your app (on :8000) behind Cloud Run's front door, the emulator's keys and IAM:\n"
+        "  gcptoken emulator --run api=http://127.0.0.1:8000 --run-invoker api=serviceAccount:SA_EMAIL\n"
     )

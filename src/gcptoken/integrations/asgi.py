@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import refusal, token_from
+from gcptoken.integrations.cloud_run import CloudRunIdentity
 from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
@@ -45,12 +46,14 @@ def _header_of(scope: Scope, name: str) -> str | None:
 class IdTokenMiddleware:
     """Lets through only HTTP and WebSocket requests carrying a token ``verifier`` accepts (in
     the verifier's ``token_header``, unless ``header`` says otherwise). ``exempt_paths`` (health
-    checks, say: IAP sends none with them) pass unchecked."""
+    checks, say: IAP sends none with them) pass unchecked. With a
+    :class:`~gcptoken.integrations.cloud_run.CloudRunIdentity` instead of a Verifier, the claims
+    Cloud Run's front door checked (read its warning first)."""
 
     def __init__(
         self,
         app: ASGIApp,
-        verifier: Verifier,
+        verifier: Verifier | CloudRunIdentity,
         *,
         header: str | None = None,
         exempt_paths: Collection[str] = (),
@@ -66,8 +69,10 @@ class IdTokenMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            token = token_from(_header_of(scope, self.header), self.header)
-            claims = await self.verifier.verify_async(token)
+            if isinstance(self.verifier, CloudRunIdentity):  # opt-in: Cloud Run's front door checked it
+                claims = self.verifier.claims_from(lambda name: _header_of(scope, name))
+            else:
+                claims = await self.verifier.verify_async(token_from(_header_of(scope, self.header), self.header))
         except (VerificationError, TransportError) as error:
             await self._refuse(scope, send, error)
             return
@@ -94,13 +99,15 @@ class VerifiedClaims:
     ``claims = await VerifiedClaims(verifier)(request)`` in a Starlette endpoint. Raises
     HTTPException (401 with the challenge, or 503), which both frameworks answer."""
 
-    def __init__(self, verifier: Verifier, *, header: str | None = None) -> None:
+    def __init__(self, verifier: Verifier | CloudRunIdentity, *, header: str | None = None) -> None:
         refuse_in_a_service(verifier.any_audience, "VerifiedClaims")
         self.verifier = verifier
         self.header = (header or verifier.token_header).lower()
 
     async def __call__(self, request: Request) -> dict[str, Any]:
         try:
+            if isinstance(self.verifier, CloudRunIdentity):  # opt-in: Cloud Run's front door checked it
+                return self.verifier.claims_from(request.headers.get)
             token = token_from(request.headers.get(self.header), self.header)
             return await self.verifier.verify_async(token)
         except (VerificationError, TransportError) as error:

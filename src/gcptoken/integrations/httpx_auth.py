@@ -12,16 +12,21 @@ from gcptoken import checks
 from gcptoken.credentials import Credentials, load_credentials
 from gcptoken.credentials.access_boundary import HEADER, allowed_locations, allowed_locations_async
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
-from gcptoken.integrations.audience import audience_for, says_invalid_token
+from gcptoken.integrations.audience import AUTHORIZATION, audience_for, id_token_header, says_invalid_token
 
 __all__ = ["AccessTokenAuth", "IdTokenAuth"]
 
 
 class IdTokenAuth(httpx.Auth):
     """ID tokens for the service being called: the audience comes from each request's URL unless
-    ``audience`` is given; a 401 saying ``invalid_token`` is retried once with a fresh token."""
+    ``audience`` is given; a 401 saying ``invalid_token`` is retried once with a fresh token.
+    ``header="X-Serverless-Authorization"`` sends the token there instead of in ``Authorization``,
+    which Cloud Run then leaves to the app's own scheme."""
 
-    def __init__(self, credentials: Credentials | None = None, audience: str | None = None) -> None:
+    def __init__(
+        self, credentials: Credentials | None = None, audience: str | None = None, *, header: str = AUTHORIZATION
+    ) -> None:
+        self.header = id_token_header(header)
         self.credentials = credentials or load_credentials()
         # The library's rule, at once: ftp://x or "" is an error here, not at the first request.
         self.audience = None if audience is None else checks.audience(audience)
@@ -31,21 +36,21 @@ class IdTokenAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         audience = self._audience(request)
-        request.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience).value}"
+        request.headers[self.header] = f"Bearer {self.credentials.id_token(audience).value}"
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
             fresh = self.credentials.id_token(audience, refresh=True)
-            request.headers["Authorization"] = f"Bearer {fresh.value}"
+            request.headers[self.header] = f"Bearer {fresh.value}"
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         audience = self._audience(request)
         token = await self.credentials.id_token_async(audience)
-        request.headers["Authorization"] = f"Bearer {token.value}"
+        request.headers[self.header] = f"Bearer {token.value}"
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
             fresh = await self.credentials.id_token_async(audience, refresh=True)
-            request.headers["Authorization"] = f"Bearer {fresh.value}"
+            request.headers[self.header] = f"Bearer {fresh.value}"
             yield request
 
 

@@ -20,12 +20,12 @@ from gcptoken import checks
 from gcptoken.credentials import Credentials, load_credentials
 from gcptoken.credentials.access_boundary import HEADER, allowed_locations
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
-from gcptoken.integrations.audience import audience_for, says_invalid_token
+from gcptoken.integrations.audience import AUTHORIZATION, audience_for, id_token_header, says_invalid_token
 
 __all__ = ["AccessTokenAuth", "IdTokenAuth"]
 
 
-def _retry_once(fresh_token: Callable[[], str]) -> Callable[..., requests.Response]:
+def _retry_once(fresh_token: Callable[[], str], header: str = AUTHORIZATION) -> Callable[..., requests.Response]:
     """A response hook: a 401 saying ``invalid_token`` is sent once more with ``fresh_token()``."""
 
     def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
@@ -33,7 +33,7 @@ def _retry_once(fresh_token: Callable[[], str]) -> Callable[..., requests.Respon
             return response
         response.content  # noqa: B018 - read the body so the connection can be reused
         retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {fresh_token()}"
+        retry.headers[header] = f"Bearer {fresh_token()}"
         retry.hooks["response"] = []  # once only
         fresh: requests.Response = response.connection.send(retry, **kwargs)
         fresh.history.append(response)
@@ -43,17 +43,21 @@ def _retry_once(fresh_token: Callable[[], str]) -> Callable[..., requests.Respon
 
 
 class IdTokenAuth(requests.auth.AuthBase):
-    """As the httpx one: audience from the URL unless given, one retry on an invalid-token 401."""
+    """As the httpx one: audience from the URL unless given, one retry on an invalid-token 401;
+    ``header="X-Serverless-Authorization"`` leaves ``Authorization`` to the app."""
 
-    def __init__(self, credentials: Credentials | None = None, audience: str | None = None) -> None:
+    def __init__(
+        self, credentials: Credentials | None = None, audience: str | None = None, *, header: str = AUTHORIZATION
+    ) -> None:
+        self.header = id_token_header(header)
         self.credentials = credentials or load_credentials()
         # The library's rule, at once: ftp://x or "" is an error here, not at the first request.
         self.audience = None if audience is None else checks.audience(audience)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         audience = self.audience or audience_for(str(request.url))
-        request.headers["Authorization"] = f"Bearer {self.credentials.id_token(audience).value}"
-        fresh = _retry_once(lambda: self.credentials.id_token(audience, refresh=True).value)
+        request.headers[self.header] = f"Bearer {self.credentials.id_token(audience).value}"
+        fresh = _retry_once(lambda: self.credentials.id_token(audience, refresh=True).value, self.header)
         request.hooks.setdefault("response", []).append(fresh)
         return request
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.integrations.bearer import Refusal, refusal, token_from
+from gcptoken.integrations.cloud_run import CloudRunIdentity
 from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
@@ -34,9 +35,13 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-def _check(verifier: Verifier, value: str | None, header: str) -> dict[str, Any] | Refusal:
+def _check(
+    verifier: Verifier | CloudRunIdentity, lookup: Callable[[str], str | None], header: str
+) -> dict[str, Any] | Refusal:
     try:
-        return verifier.verify(token_from(value, header))
+        if isinstance(verifier, CloudRunIdentity):  # opt-in: Cloud Run's front door checked it
+            return verifier.claims_from(lookup)
+        return verifier.verify(token_from(lookup(header), header))
     except (VerificationError, TransportError) as error:
         if isinstance(error, TransportError):
             log.error("cannot verify tokens: %s", error)
@@ -50,7 +55,7 @@ class IdTokenWSGIMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        verifier: Verifier,
+        verifier: Verifier | CloudRunIdentity,
         *,
         header: str | None = None,
         exempt_paths: Collection[str] = (),
@@ -65,7 +70,7 @@ class IdTokenWSGIMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "") in self.exempt_paths:
             return self.app(environ, start_response)
-        result = _check(self.verifier, environ.get(self._environ_key), self.header)
+        result = _check(self.verifier, lambda name: environ.get(_environ_key(name)), self.header)
         if isinstance(result, Refusal):
             headers = [*result.headers, ("content-length", str(len(result.body)))]
             start_response(f"{result.status} {HTTPStatus(result.status).phrase}", headers)
@@ -74,7 +79,7 @@ class IdTokenWSGIMiddleware:
         return self.app(environ, start_response)
 
 
-def require_id_token(verifier: Verifier, *, header: str | None = None) -> Callable[[View], View]:
+def require_id_token(verifier: Verifier | CloudRunIdentity, *, header: str | None = None) -> Callable[[View], View]:
     """A Flask view decorator: the view runs only for a request with a token ``verifier``
     accepts, and gets its claims as the keyword argument ``claims``."""
     refuse_in_a_service(verifier.any_audience, "require_id_token")
@@ -85,7 +90,7 @@ def require_id_token(verifier: Verifier, *, header: str | None = None) -> Callab
         def guarded(*args: Any, **kwargs: Any) -> Any:
             from flask import Response, request  # Flask is the caller's dependency, not ours
 
-            result = _check(verifier, request.headers.get(name), name)
+            result = _check(verifier, request.headers.get, name)
             if isinstance(result, Refusal):
                 return Response(result.body, status=result.status, headers=result.headers)
             return view(*args, claims=result, **kwargs)

@@ -5,7 +5,9 @@ service or an app behind IAP.
 Requests and responses stream through (methods, status, headers minus hop-by-hop ones, bodies of
 any size); WebSocket upgrades are relayed (:mod:`~gcptoken.local.proxy_websocket`). The token goes
 in ``Authorization``, or in ``Proxy-Authorization`` when the client sends its own
-``Authorization`` (IAP accepts it there). Only clean HTTP goes on, to URL's host and under URL's
+``Authorization`` (IAP accepts it there); with ``header="X-Serverless-Authorization"`` it goes
+there (Cloud Run checks it first and leaves ``Authorization`` to the app), replacing any the
+client sent. Only clean HTTP goes on, to URL's host and under URL's
 path only (:mod:`~gcptoken.local.proxy_request`); anything else is a 400 with a one-line reason.
 What comes back is passed on less its hop-by-hop headers, redirects to the service brought back to
 the proxy (:mod:`~gcptoken.local.proxy_response`); an answer that is not valid HTTP is a 502.
@@ -53,6 +55,7 @@ UPSTREAM_ERRORS = (
 # Responses up to this size are passed on in one piece (fewer events per request).
 SMALL_RESPONSE = 64 * 1024
 logger = logging.getLogger("gcptoken.proxy")
+_SERVERLESS = b"x-serverless-authorization"
 _REFUSAL_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
 
 
@@ -78,8 +81,11 @@ class Proxy:
         audience: str,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        header: str = "Authorization",
     ) -> None:
-        """``clock``: seconds on a monotonic scale, for the forced-refresh rate limit."""
+        """``clock``: seconds on a monotonic scale, for the forced-refresh rate limit; ``header``:
+        ``Authorization`` (the default) or ``X-Serverless-Authorization``."""
+        self.serverless = header.lower() == "x-serverless-authorization"
         url = httpx.URL(target)
         self.scheme, self.host, self.port = url.raw_scheme, url.raw_host, url.port
         self.origin = (url.scheme, url.netloc)
@@ -133,10 +139,12 @@ class Proxy:
         self.refresh_after = now + REFRESH_INTERVAL  # before the fetch: concurrent 401s force one
         return await self._token(refresh=True)
 
-    @staticmethod
-    def _authorized(request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
+    def _authorized(self, request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
+        bearer = b"Bearer " + token.encode("ascii")
+        if self.serverless:  # the client's Authorization goes on untouched; its own X-Serverless-… does not
+            return [*(h for h in request.headers if h[0] != _SERVERLESS), (_SERVERLESS, bearer)]
         name = b"proxy-authorization" if request.authorization else b"authorization"  # the client's own is kept
-        return [*request.headers, (name, b"Bearer " + token.encode("ascii"))]
+        return [*request.headers, (name, bearer)]
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -325,7 +333,9 @@ def proxy_app(
     allow: Sequence[Network] = (),
     hosts: Sequence[str] = (),
     origins: Sequence[str] = (),
+    header: str = "Authorization",
 ) -> ASGIApp:
     """The proxy behind the request guard (``allow``: peers besides loopback; ``hosts``: Host names
-    besides loopback and the bound address; ``origins``: pages trusted like the proxy's own)."""
-    return guarded_proxy(Proxy(target, credentials, audience, timeout, clock), allow, hosts, origins)
+    besides loopback and the bound address; ``origins``: pages trusted like the proxy's own;
+    ``header``: where the token goes)."""
+    return guarded_proxy(Proxy(target, credentials, audience, timeout, clock, header), allow, hosts, origins)

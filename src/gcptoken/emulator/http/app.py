@@ -28,6 +28,7 @@ from gcptoken.emulator.metadata import server as metadata
 from gcptoken.emulator.oauth2 import signin, signin_admin, user_grants
 from gcptoken.emulator.oauth2.token import token_endpoint
 from gcptoken.emulator.resourcemanager import projects as resourcemanager
+from gcptoken.emulator.run import admin as run_admin
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.emulator.sts import aws, federation
 from gcptoken.emulator.sts import exchange as sts
@@ -139,6 +140,7 @@ def routes() -> list[Route]:
         *account_keys.routes,
         *faults.routes,
         *admin.routes,
+        *run_admin.routes,
         *console.routes,
     ]
 
