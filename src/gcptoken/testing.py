@@ -3,6 +3,9 @@
 
 - ``gcptoken_emulator``: one emulator for the session (an ``EmulatorServer``);
 - ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
+- ``gcptoken_pubsub_emulator``: the official Pub/Sub emulator (installed with gcloud) for the
+  session, its pushes carrying ID tokens from ``gcptoken_emulator`` (a ``PubsubEmulator``; set
+  PUBSUB_EMULATOR_HOST to its ``host_port``); tests that use it skip where it is not installed;
 - ``gcptoken_env``: the environment pointed at the emulator: GCPTOKEN_EMULATOR_HOST,
   GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / _IP / _ROOT at its metadata server,
   so nothing reaches a real one.
@@ -24,8 +27,16 @@ from gcptoken.extras import require
 require("emulator", "gcptoken's pytest plugin (gcptoken.testing)")  # names the plugin, not the emulator
 
 from gcptoken.emulator import EmulatorServer  # noqa: E402
+from gcptoken.emulator.pubsub import PubsubEmulator, PubsubEmulatorMissingError  # noqa: E402
 
-__all__ = ["EmulatorClient", "gcptoken_emulator", "gcptoken_env", "gcptoken_key_file", "write_key_file"]
+__all__ = [
+    "EmulatorClient",
+    "gcptoken_emulator",
+    "gcptoken_env",
+    "gcptoken_key_file",
+    "gcptoken_pubsub_emulator",
+    "write_key_file",
+]
 
 _accounts = itertools.count(1)
 # A loopback port nothing listens on: metadata lookups fail fast instead of leaving the machine.
@@ -97,6 +108,16 @@ class EmulatorClient:
 def gcptoken_emulator() -> Iterator[EmulatorClient]:
     with EmulatorServer() as server:
         yield EmulatorClient(server)
+
+
+@pytest.fixture(scope="session")
+def gcptoken_pubsub_emulator(gcptoken_emulator: EmulatorClient) -> Iterator[PubsubEmulator]:
+    try:
+        pubsub = PubsubEmulator(gcptoken_emulator.url)
+    except PubsubEmulatorMissingError as exc:
+        pytest.skip(str(exc))
+    with pubsub:
+        yield pubsub
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ class PubsubEmulator:
         self.url = f"http://{self.host_port}"
         self._process: subprocess.Popen[str] | None = None
         self._relay: AsgiServer | None = None
+        self.relay_url: str | None = None  # where the JVM's pushes go first, once started
         self._output: list[str] = []
 
     def _is_jvm(self, peer: tuple[str, int], server: tuple[str, int]) -> bool:
@@ -89,6 +90,7 @@ class PubsubEmulator:
             log=self.log,
         )
         self._relay = AsgiServer(relay, bind("127.0.0.1", 0, "the relay's port")).start()
+        self.relay_url = self._relay.url
         # http only: the emulator's REST gateway reaches its own gRPC server through the https proxy
         # (gRPC honours https.proxyHost), and a header cannot be added inside TLS anyway.
         proxy = f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self._relay.port} -Dhttp.nonProxyHosts="
