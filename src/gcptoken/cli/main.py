@@ -22,6 +22,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
+from gcptoken.cli.pubsub_emulator import add_pubsub_emulator
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve over TLS requiring client certificates (X.509 federation; 0 picks a free port; "
         "on by default with --state-dir, -1 turns it off)",
     )
+
+    add_pubsub_emulator(command)
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")

@@ -98,8 +98,15 @@ class PubsubEmulator:
         command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.port}"]
         self._port_socket.close()
         try:
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop it (not it alone, first).
             self._process = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
             )
             self._wait_started()
         except BaseException:
@@ -126,6 +133,9 @@ class PubsubEmulator:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 said = " | ".join(self._output[-5:])
                 raise PubsubEmulatorMissingError(f"the Pub/Sub emulator did not start on {self.host_port}: {said}")
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
         process, self._process = self._process, None

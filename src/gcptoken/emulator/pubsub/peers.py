@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 import socket
+import sys
 from pathlib import Path
 
 __all__ = ["can_tell_processes", "connection_of_process"]

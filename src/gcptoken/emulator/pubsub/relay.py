@@ -1,8 +1,8 @@
 """The relay the Pub/Sub emulator's JVM uses as its HTTP proxy: each push gets the ``Authorization:
 Bearer`` ID token Pub/Sub sends for the subscription's ``pushConfig.oidcToken`` (minted by gcptoken's
 emulator for that service account and audience: the configured one, else the push endpoint URL), then
-goes on to the push endpoint; the endpoint's status goes back to the JVM, which acks on 102, 200, 201,
-203 or 204 and otherwise pushes again about a second later (seen in its HttpEndpointPusher).
+goes on to the push endpoint; the endpoint's status goes back to the JVM, which acks or pushes again
+about a second later, as Google counts it (the emulator takes 203 for an ack and 202 for a nack).
 
 It is a local server that mints tokens, so it refuses (one log line each, never a token): a peer
 other than the JVM it serves (Linux; elsewhere any loopback peer), anything but a proxied ``POST
@@ -127,10 +127,12 @@ class PushRelay:
         try:
             response = await self._client.post(url, content=body, headers=forwarded)
         except httpx.HTTPError as exc:
-            raise _Refused(502, f"push of {settings.name} to {one_line(url, 120)} failed: {type(exc).__name__}") from None
+            raise _Refused(
+                502, f"push of {settings.name} to {one_line(url, 120)} failed: {type(exc).__name__}"
+            ) from None
         self.log.info("pushed %s to %s: %s", settings.name, one_line(url, 120), response.status_code)
         kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k == "content-type"]
-        return response.status_code, kept, response.content
+        return _as_google_counts(response.status_code), kept, response.content
 
     def _check_peer(self, scope: Scope) -> None:
         client, server = scope.get("client"), scope.get("server")
@@ -142,7 +144,9 @@ class PushRelay:
     def _target(self, scope: Scope) -> str:
         """The absolute URL of a proxied ``POST http://…``."""
         raw: bytes = scope.get("raw_path") or b""
-        target = raw.decode("latin-1") + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
+        target = raw.decode("latin-1") + (
+            "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""
+        )
         if scope["method"] != "POST" or not target.startswith("http://"):
             raise _Refused(400, f"refused {one_line(scope['method'], 10)} {one_line(target, 80)}: not a push")
         return target
@@ -155,7 +159,9 @@ class PushRelay:
                 f"{self.emulator_url}/emulator/v1/serviceAgents/pubsub:generateIdToken", json=body
             )
         except httpx.HTTPError as exc:
-            raise _Refused(502, f"gcptoken's emulator at {self.emulator_url} did not answer: {type(exc).__name__}") from None
+            raise _Refused(
+                502, f"gcptoken's emulator at {self.emulator_url} did not answer: {type(exc).__name__}"
+            ) from None
         answer: Any = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code in (403, 404):
             reason = answer.get("error", {}).get("message", "") if isinstance(answer, dict) else ""
@@ -165,6 +171,13 @@ class PushRelay:
         if response.status_code != 200 or not isinstance(token, str):
             raise _Refused(502, f"gcptoken's emulator answered {response.status_code} for {settings.name}'s token")
         return token
+
+
+def _as_google_counts(status: int) -> int:
+    """The endpoint's status as the JVM should take it for Pub/Sub's ack or nack: Google acks on 102,
+    200, 201, 202 and 204 (https://cloud.google.com/pubsub/docs/push, "Receive messages"); the
+    emulator on 102, 200, 201, 203 and 204 (its HttpEndpointPusher.ACK_RESPONSE_CODES)."""
+    return {202: 200, 203: 500}.get(status, status)
 
 
 async def _body(receive: Receive) -> bytes:
