@@ -37,6 +37,13 @@ def add_pubsub_emulator(command: Callable[[str, str, str], argparse.ArgumentPars
         action="store_true",
         help="also push to endpoints off this machine (default: refused, nothing leaves it)",
     )
+    pubsub.add_argument(
+        "--project",
+        action="append",
+        metavar="ID",
+        help="where to find the subscription of a push that names none (noWrapper without writeMetadata; "
+        "PUBSUB_PROJECT_ID is used too; repeatable)",
+    )
     pubsub.epilog = EPILOG
 
 
@@ -73,10 +80,21 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
     log = configure_log("gcptoken.pubsub", args.verbose)  # refused pushes always, each push with -v
     try:
         pubsub = PubsubEmulator(
-            emulator_url, port=args.port, allow_remote_endpoints=args.allow_remote_endpoints, log=log
+            emulator_url,
+            port=args.port,
+            allow_remote_endpoints=args.allow_remote_endpoints,
+            projects=args.project or (),
+            log=log,
         )
-        pubsub.start()
+    except ValueError as exc:
+        say(f"error: --project: {exc}")
+        return 2
     except (PubsubEmulatorMissingError, OSError) as exc:  # OSError: a ListenError naming --port
+        say(f"error: {exc}")
+        return 3
+    try:
+        pubsub.start()
+    except PubsubEmulatorMissingError as exc:
         say(f"error: {exc}")
         return 3
     try:

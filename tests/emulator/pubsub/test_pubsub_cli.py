@@ -22,6 +22,11 @@ def test_it_says_so_when_gcptoken_emulator_is_not_running(capsys: pytest.Capture
     assert "gcptoken's emulator does not answer at http://127.0.0.1:9: start it with `gcptoken emulator`" in err
 
 
+def test_a_bad_project_is_a_usage_error(emulator: EmulatorClient, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pubsub-emulator", "--emulator", emulator.host_port, "--project", "Not A Project"]) == 2
+    assert capsys.readouterr().err == "gcptoken: error: --project: 'Not A Project' is not a project ID\n"
+
+
 def test_it_runs_until_ctrl_c_and_leaves_no_jvm_behind(emulator: EmulatorClient) -> None:
     try:
         find_launcher()

@@ -221,6 +221,18 @@ def test_no_wrapper_pushes_with_metadata_carry_the_token_too(pubsub: Pubsub, end
     assert name
 
 
+@pytest.mark.parametrize("endpoint", ["flask"], indirect=True)  # the relay's side: one framework is enough
+def test_no_wrapper_pushes_without_metadata_are_found_by_their_endpoint(
+    pubsub: Pubsub, endpoint: Endpoint, caller: str, gcptoken_pubsub_emulator: PubsubEmulator
+) -> None:
+    """Such a push names no subscription: the relay finds the one pushing to that URL in the
+    projects it knows (--project, PUBSUB_PROJECT_ID, or any a push named before)."""
+    gcptoken_pubsub_emulator.projects.add(PROJECT)
+    pubsub.subscribe({"push_endpoint": f"{endpoint.url}/push", "oidc_token": oidc(caller), "no_wrapper": {}})
+    pubsub.publish(b'{"subscription": "unwrapped"}')
+    assert endpoint.wait_for("unwrapped")["claims"]["email"] == caller
+
+
 @pytest.mark.parametrize(
     "case",
     ["wrong audience", "wrong account", "missing token"],

@@ -12,14 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
 from gcptoken.emulator.pubsub.peers import can_tell_processes, connection_of_process
 from gcptoken.emulator.pubsub.relay import PushRelay
+from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
 from gcptoken.servers.serving import AsgiServer, bind
 
 __all__ = ["PubsubEmulator", "PubsubEmulatorMissingError", "find_launcher"]
@@ -27,6 +31,18 @@ __all__ = ["PubsubEmulator", "PubsubEmulatorMissingError", "find_launcher"]
 _LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 _STARTED = "Server started, listening on"
 START_TIMEOUT = 60.0  # a JVM on a busy machine takes seconds
+
+
+def _dying_with_us() -> Callable[[], None] | None:
+    """For the child before exec: on Linux, SIGTERM it when the thread that starts it ends, however
+    (even SIGKILL), so no JVM is left holding the port (prctl PR_SET_PDEATHSIG). The function is
+    looked up here, in the parent: the child only calls it. Elsewhere stop() is the only way."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class PubsubEmulatorMissingError(RuntimeError):
@@ -56,7 +72,8 @@ def find_launcher() -> Path:
 
 class PubsubEmulator:
     """The official Pub/Sub emulator on ``host_port`` (PUBSUB_EMULATOR_HOST), whose pushes carry ID
-    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port."""
+    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Start it
+    from a thread that outlives it (the main thread, say): on Linux the JVM ends with that thread."""
 
     def __init__(
         self,
@@ -64,10 +81,18 @@ class PubsubEmulator:
         *,
         port: int = 0,
         allow_remote_endpoints: bool = False,
+        projects: Iterable[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
         self.emulator_url, self.allow_remote_endpoints = emulator_url, allow_remote_endpoints
         self.log = log or logging.getLogger("gcptoken.pubsub")
+        # Where pushes that name no subscription (noWrapper without writeMetadata) are looked for:
+        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), and every
+        # project a push names.
+        self.projects = {*projects, *filter(None, [os.environ.get("PUBSUB_PROJECT_ID")])}
+        for project in self.projects:
+            if not PROJECT_ID.fullmatch(project):
+                raise ValueError(f"{project[:70]!r} is not a project ID")
         self.launcher = find_launcher()
         self._port_socket = bind("127.0.0.1", port)  # held until the JVM starts: the port is ours
         self.port: int = self._port_socket.getsockname()[1]
@@ -86,6 +111,7 @@ class PubsubEmulator:
             self.url,
             self.emulator_url,
             allow_remote=self.allow_remote_endpoints,
+            projects=self.projects,
             is_pubsub_peer=self._is_jvm if can_tell_processes() else None,
             log=self.log,
         )
@@ -107,6 +133,7 @@ class PubsubEmulator:
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,
+                preexec_fn=_dying_with_us(),
             )
             self._wait_started()
         except BaseException:

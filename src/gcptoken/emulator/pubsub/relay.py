@@ -64,11 +64,14 @@ class PushRelay:
         emulator_url: str,
         *,
         allow_remote: bool = False,
+        projects: set[str] | None = None,
         is_pubsub_peer: Callable[[tuple[str, int], tuple[str, int]], bool] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.emulator_url = emulator_url.rstrip("/")
         self.allow_remote, self.is_pubsub_peer = allow_remote, is_pubsub_peer
+        # Where a push that names no subscription is looked for; grows with every project seen.
+        self.projects = projects if projects is not None else set()
         self.log = log or logging.getLogger("gcptoken.pubsub")
         # trust_env=False: the relay's own calls never go through a proxy from the environment.
         self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(30.0, connect=5.0))
@@ -111,7 +114,11 @@ class PushRelay:
         body = await _body(receive)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         name = subscription_named(headers, body)
-        settings = await self._subscriptions.settings(name) if name is not None else None
+        if name is not None:
+            self.projects.add(name.split("/")[1])
+            settings = await self._subscriptions.settings(name)
+        else:
+            settings = await self._unnamed(url)
         if settings is None or settings.endpoint != url:
             shown = one_line(url, 120)
             raise _Refused(403, f"refused a request for {shown}: it is no push of a Pub/Sub emulator subscription")
@@ -133,6 +140,25 @@ class PushRelay:
         self.log.info("pushed %s to %s: %s", settings.name, one_line(url, 120), response.status_code)
         kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k == "content-type"]
         return _as_google_counts(response.status_code), kept, response.content
+
+    async def _unnamed(self, url: str) -> PushSettings | None:
+        """The subscription of a push that names none (``noWrapper`` without ``writeMetadata``): the
+        one whose endpoint is ``url`` in a known project, if all such send the same token."""
+        found = [
+            match for project in sorted(self.projects) for match in await self._subscriptions.pushing_to(project, url)
+        ]
+        if len({(match.service_account, match.audience) for match in found}) > 1:
+            raise _Refused(
+                403, f"refused a push to {one_line(url, 120)}: subscriptions with different tokens push there"
+            )
+        if not found:
+            raise _Refused(
+                403,
+                f"refused a push to {one_line(url, 120)} that names no subscription (pushConfig.noWrapper without "
+                f"writeMetadata) and none pushes there in {', '.join(sorted(self.projects)) or 'no project known'} "
+                "(gcptoken pubsub-emulator --project PROJECT)",
+            )
+        return found[0]
 
     def _check_peer(self, scope: Scope) -> None:
         client, server = scope.get("client"), scope.get("server")

@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 
-__all__ = ["PushSettings", "SubscriptionReader", "subscription_named"]
+__all__ = ["PROJECT_ID", "PushSettings", "SubscriptionReader", "subscription_named"]
 
 CACHE_SECONDS = 2.0
 # projects/{project}/subscriptions/{subscription}: the names Pub/Sub accepts
 # (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
-_NAME = re.compile(r"projects/[a-z][-a-z0-9.:]{2,62}/subscriptions/[A-Za-z][-A-Za-z0-9._~+%]{2,254}")
+PROJECT_ID = re.compile(r"[a-z][-a-z0-9.:]{2,62}")
+_NAME = re.compile(rf"projects/{PROJECT_ID.pattern}/subscriptions/[A-Za-z][-A-Za-z0-9._~+%]{{2,254}}")
+_PAGES = 20  # of 1000 subscriptions: far more than a local project holds
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class PushSettings:
 
     name: str
     endpoint: str
+    unwrapped: bool  # pushConfig.noWrapper: the raw payload is the body
     service_account: str | None  # pushConfig.oidcToken.serviceAccountEmail; None: no token is sent
     audience: str  # pushConfig.oidcToken.audience, else the push endpoint URL
 
@@ -56,6 +59,7 @@ def _settings(name: str, subscription: dict[str, Any]) -> PushSettings | None:
     return PushSettings(
         name,
         endpoint,
+        isinstance(push.get("noWrapper"), dict),
         email if isinstance(email, str) and email else None,
         audience if isinstance(audience, str) and audience else endpoint,
     )
@@ -67,6 +71,7 @@ class SubscriptionReader:
     def __init__(self, pubsub_url: str, client: httpx.AsyncClient) -> None:
         self.pubsub_url, self._client = pubsub_url.rstrip("/"), client
         self._cache: dict[str, tuple[float, PushSettings | None]] = {}
+        self._listed: dict[str, tuple[float, list[PushSettings]]] = {}
 
     async def settings(self, name: str) -> PushSettings | None:
         """None when there is no such push subscription."""
@@ -80,3 +85,27 @@ class SubscriptionReader:
         self._cache = {key: value for key, value in self._cache.items() if now - value[0] < CACHE_SECONDS}
         self._cache[name] = (now, settings)
         return settings
+
+    async def pushing_to(self, project: str, endpoint: str) -> list[PushSettings]:
+        """``project``'s push subscriptions without the envelope whose push endpoint is ``endpoint``:
+        a push with ``noWrapper`` and no ``writeMetadata`` names no subscription."""
+        now = time.monotonic()
+        cached = self._listed.get(project)
+        if cached is None or now - cached[0] >= CACHE_SECONDS:
+            found: list[PushSettings] = []
+            page = ""
+            for _ in range(_PAGES):
+                response = await self._client.get(
+                    f"{self.pubsub_url}/v1/projects/{project}/subscriptions",
+                    params={"pageSize": "1000", **({"pageToken": page} if page else {})},
+                )
+                listing = response.json() if response.status_code == 200 else {}
+                for item in listing.get("subscriptions", []) if isinstance(listing, dict) else []:
+                    settings = _settings(str(item.get("name", "")), item) if isinstance(item, dict) else None
+                    if settings is not None:
+                        found.append(settings)
+                page = listing.get("nextPageToken", "") if isinstance(listing, dict) else ""
+                if not page:
+                    break
+            cached = self._listed[project] = (now, found)
+        return [settings for settings in cached[1] if settings.unwrapped and settings.endpoint == endpoint]
