@@ -32,7 +32,9 @@ __all__ = ["MAX_BODY", "PushRelay"]
 
 MAX_BODY = 16 * 1024 * 1024  # a 10 MB message, base64 in its envelope
 # Hop-by-hop headers, and the JVM's proxy header, are not forwarded (RFC 9110, section 7.6.1).
+# content-length: httpx sets it for the body it sends.
 _HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "upgrade"}
+_NOT_FORWARDED = _HOP_BY_HOP | {"host", "authorization", "content-length", "transfer-encoding"}
 _REPEAT_AFTER = 30.0  # a refused push comes back every second: say the same thing at most this often
 
 
@@ -105,6 +107,8 @@ class PushRelay:
     def _say(self, line: str) -> None:
         now = time.monotonic()
         if now - self._said.get(line, -_REPEAT_AFTER) >= _REPEAT_AFTER:
+            if len(self._said) > 1000:  # lines name subscriptions: forget the ones not said lately
+                self._said = {said: at for said, at in self._said.items() if now - at < _REPEAT_AFTER}
             self._said[line] = now
             self.log.warning("%s", line)
 
@@ -128,7 +132,7 @@ class PushRelay:
                 f"not pushing {settings.name} to {one_line(url, 120)}: the endpoint is not on this machine "
                 "(gcptoken pubsub-emulator --allow-remote-endpoints sends it there)",
             )
-        forwarded = [(k, v) for k, v in headers.items() if k not in _HOP_BY_HOP and k not in ("host", "authorization")]
+        forwarded = [(k, v) for k, v in headers.items() if k not in _NOT_FORWARDED]
         if settings.service_account is not None:
             forwarded.append(("authorization", "Bearer " + await self._token(settings)))
         try:
