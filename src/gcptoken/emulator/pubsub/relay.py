@@ -119,8 +119,9 @@ class PushRelay:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         name = subscription_named(headers, body)
         if name is not None:
-            self.projects.add(name.split("/")[1])
             settings = await self._subscriptions.settings(name)
+            if settings is not None:  # a project that really has push subscriptions
+                self.projects.add(name.split("/")[1])
         else:
             settings = await self._unnamed(url)
         if settings is None or settings.endpoint != url:
