@@ -3,6 +3,9 @@
 
 - ``gcptoken_emulator``: one emulator for the session (an ``EmulatorServer``);
 - ``gcptoken_key_file``: a key file (path) for a fresh service account on it;
+- ``gcptoken_pubsub_emulator``: the official Pub/Sub emulator (installed with gcloud) for the
+  session, its pushes carrying ID tokens from ``gcptoken_emulator`` (a ``PubsubEmulator``; set
+  PUBSUB_EMULATOR_HOST to its ``host_port``); tests that use it skip where it is not installed;
 - ``gcptoken_env``: the environment pointed at the emulator: GCPTOKEN_EMULATOR_HOST,
   GOOGLE_APPLICATION_CREDENTIALS, and GCE_METADATA_HOST / _IP / _ROOT at its metadata server,
   so nothing reaches a real one;
@@ -27,6 +30,7 @@ from gcptoken.extras import require
 require("emulator", "gcptoken's pytest plugin (gcptoken.testing)")  # names the plugin, not the emulator
 
 from gcptoken.emulator import EmulatorServer  # noqa: E402
+from gcptoken.emulator.pubsub import PubsubEmulator, PubsubEmulatorMissingError  # noqa: E402
 from gcptoken.senders import Sender  # noqa: E402
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ __all__ = [
     "gcptoken_emulator",
     "gcptoken_env",
     "gcptoken_key_file",
+    "gcptoken_pubsub_emulator",
     "gcptoken_sender",
     "write_key_file",
 ]
@@ -122,6 +127,16 @@ class EmulatorClient:
 def gcptoken_emulator() -> Iterator[EmulatorClient]:
     with EmulatorServer() as server:
         yield EmulatorClient(server)
+
+
+@pytest.fixture(scope="session")
+def gcptoken_pubsub_emulator(gcptoken_emulator: EmulatorClient) -> Iterator[PubsubEmulator]:
+    try:
+        pubsub = PubsubEmulator(gcptoken_emulator.url)
+    except PubsubEmulatorMissingError as exc:
+        pytest.skip(str(exc))
+    with pubsub:
+        yield pubsub
 
 
 @pytest.fixture

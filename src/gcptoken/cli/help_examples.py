@@ -102,6 +102,14 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("keep state, and write credential files and env to a folder", "gcptoken emulator --state-dir .emulator"),
         ("a free port, answering as Cloud Run's metadata server", "gcptoken emulator --port 0 --platform cloud-run"),
     ),
+    "pubsub-emulator": (
+        ("on 127.0.0.1:8085, minting through gcptoken emulator on 8089", "gcptoken pubsub-emulator"),
+        ("a free port, log each push", "gcptoken pubsub-emulator --port 0 -v"),
+        (
+            "find unwrapped pushes' subscriptions in a project",
+            "gcptoken pubsub-emulator --emulator 127.0.0.1:9000 --project my-project",
+        ),
+    ),
     "login": (
         (
             "sign in with your Desktop app OAuth client; writes gcloud's ADC file",

@@ -22,6 +22,7 @@ from gcptoken.cli.parser_kit import (
     seconds,
     verbose_option,
 )
+from gcptoken.cli.pubsub_emulator import add_pubsub_emulator
 from gcptoken.cli.run_flags import run_options, serverless_option
 from gcptoken.cli.send_parser import add_send_command
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         "on by default with --state-dir, -1 turns it off)",
     )
     run_options(emulator)
+
+    add_pubsub_emulator(command)
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")

@@ -1,0 +1,187 @@
+"""Starting the official Pub/Sub emulator (``gcloud beta emulators pubsub start`` runs the same
+launcher, platform/pubsub-emulator/bin/cloud-pubsub-emulator under gcloud's install) with its JVM's
+HTTP proxy pointed at the push relay, and stopping both.
+
+The emulator pushes with java.net.HttpURLConnection (its HttpEndpointPusher), which honours the
+``http.proxyHost`` system property; the launcher takes JVM options from
+``CLOUD_PUBSUB_EMULATOR_OPTS``. ``http.nonProxyHosts`` must be set empty: its default skips the proxy
+for localhost and 127.* (https://docs.oracle.com/en/java/javase/17/docs/api/java.base/java/net/doc-files/net-properties.html)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+
+from gcptoken.emulator.pubsub.peers import can_tell_processes, connection_of_process
+from gcptoken.emulator.pubsub.relay import PushRelay
+from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
+from gcptoken.servers.serving import AsgiServer, bind
+
+__all__ = ["PubsubEmulator", "PubsubEmulatorMissingError", "find_launcher"]
+
+_LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+_STARTED = "Server started, listening on"
+START_TIMEOUT = 60.0  # a JVM on a busy machine takes seconds
+
+
+def _dying_with_us() -> Callable[[], None] | None:
+    """For the child before exec: on Linux, SIGTERM it when the thread that starts it ends, however
+    (even SIGKILL), so no JVM is left holding the port (prctl PR_SET_PDEATHSIG). The function is
+    looked up here, in the parent: the child only calls it. Elsewhere stop() is the only way."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+class PubsubEmulatorMissingError(RuntimeError):
+    """The official Pub/Sub emulator (or the Java it needs) is not installed, or did not start."""
+
+
+def find_launcher() -> Path:
+    """The Pub/Sub emulator's launcher under gcloud's install ($CLOUDSDK_ROOT_DIR, else where the
+    ``gcloud`` on PATH lives); PubsubEmulatorMissingError says what is missing."""
+    roots = [Path(os.environ["CLOUDSDK_ROOT_DIR"])] if os.environ.get("CLOUDSDK_ROOT_DIR") else []
+    gcloud = shutil.which("gcloud")
+    if gcloud is not None:
+        roots.append(Path(os.path.realpath(gcloud)).parent.parent)
+    if not roots:
+        raise PubsubEmulatorMissingError("gcloud is not installed (the Pub/Sub emulator comes with it)")
+    for root in roots:
+        if (root / _LAUNCHER).is_file():
+            java_home = os.environ.get("JAVA_HOME")
+            if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").is_file()):
+                raise PubsubEmulatorMissingError("the Pub/Sub emulator needs Java: java is not on PATH")
+            return root / _LAUNCHER
+    raise PubsubEmulatorMissingError(
+        f"the Pub/Sub emulator is not installed under {roots[0]} (gcloud components install pubsub-emulator, "
+        "or the google-cloud-cli-pubsub-emulator package)"
+    )
+
+
+class PubsubEmulator:
+    """The official Pub/Sub emulator on ``host_port`` (PUBSUB_EMULATOR_HOST), whose pushes carry ID
+    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Start it
+    from a thread that outlives it (the main thread, say): on Linux the JVM ends with that thread."""
+
+    def __init__(
+        self,
+        emulator_url: str,
+        *,
+        port: int = 0,
+        allow_remote_endpoints: bool = False,
+        projects: Iterable[str] = (),
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.emulator_url, self.allow_remote_endpoints = emulator_url, allow_remote_endpoints
+        self.log = log or logging.getLogger("gcptoken.pubsub")
+        # Where pushes that name no subscription (noWrapper without writeMetadata) are looked for:
+        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), and every
+        # project a push names.
+        self.projects = {*projects, *filter(None, [os.environ.get("PUBSUB_PROJECT_ID")])}
+        for project in self.projects:
+            if not PROJECT_ID.fullmatch(project):
+                raise ValueError(f"{project[:70]!r} is not a project ID")
+        self.launcher = find_launcher()
+        self._port_socket = bind("127.0.0.1", port)  # held until the JVM starts: the port is ours
+        self.port: int = self._port_socket.getsockname()[1]
+        self.host_port = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host_port}"
+        self._process: subprocess.Popen[str] | None = None
+        self._relay: AsgiServer | None = None
+        self.relay_url: str | None = None  # where the JVM's pushes go first, once started
+        self._output: list[str] = []
+
+    def _is_jvm(self, peer: tuple[str, int], server: tuple[str, int]) -> bool:
+        return self._process is not None and connection_of_process(self._process.pid, peer, server)
+
+    def start(self) -> PubsubEmulator:
+        relay = PushRelay(
+            self.url,
+            self.emulator_url,
+            allow_remote=self.allow_remote_endpoints,
+            projects=self.projects,
+            is_pubsub_peer=self._is_jvm if can_tell_processes() else None,
+            log=self.log,
+        )
+        self._relay = AsgiServer(relay, bind("127.0.0.1", 0, "the relay's port")).start()
+        self.relay_url = self._relay.url
+        # http only: the emulator's REST gateway reaches its own gRPC server through the https proxy
+        # (gRPC honours https.proxyHost), and a header cannot be added inside TLS anyway.
+        proxy = f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self._relay.port} -Dhttp.nonProxyHosts="
+        env = dict(os.environ, CLOUD_PUBSUB_EMULATOR_OPTS=f"{os.environ.get('CLOUD_PUBSUB_EMULATOR_OPTS', '')} {proxy}")
+        command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.port}"]
+        self._port_socket.close()
+        try:
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop it (not it alone, first).
+            self._process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                preexec_fn=_dying_with_us(),
+            )
+            self._wait_started()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_started(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        started = threading.Event()
+        output = self._process.stdout
+
+        def drain() -> None:  # the JVM logs every push: keep reading, or its pipe fills and it blocks
+            for line in output:
+                if len(self._output) < 200:
+                    self._output.append(line.rstrip())
+                if _STARTED in line:
+                    started.set()
+            output.close()
+
+        threading.Thread(target=drain, name=f"pubsub-emulator-{self.port}", daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not started.wait(0.1):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                said = " | ".join(self._output[-5:])
+                raise PubsubEmulatorMissingError(f"the Pub/Sub emulator did not start on {self.host_port}: {said}")
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
+        self._port_socket.close()
+
+    def __enter__(self) -> PubsubEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,227 @@
+"""The relay the Pub/Sub emulator's JVM uses as its HTTP proxy: each push gets the ``Authorization:
+Bearer`` ID token Pub/Sub sends for the subscription's ``pushConfig.oidcToken`` (minted by gcptoken's
+emulator for that service account and audience: the configured one, else the push endpoint URL), then
+goes on to the push endpoint; the endpoint's status goes back to the JVM, which acks or pushes again
+about a second later, as Google counts it (the emulator takes 203 for an ack and 202 for a nack).
+
+It is a local server that mints tokens, so it refuses (one log line each, never a token): a peer
+other than the JVM it serves (Linux; elsewhere any loopback peer), anything but a proxied ``POST
+http://…`` (``https://`` endpoints never come here: the JVM pushes to them itself, with no token), a push naming no
+push subscription the Pub/Sub emulator has, a URL other than that subscription's push endpoint (so it
+is no open proxy), and an endpoint off this machine unless ``allow_remote`` (tests and local runs
+must not reach out). When the service agent may not mint for the account, Google delivers nothing and
+retries (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions, "Service agent"): the
+relay answers the JVM 503 without calling the endpoint, so it retries too."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from gcptoken.emulator.pubsub.subscriptions import PushSettings, SubscriptionReader, subscription_named
+from gcptoken.untrusted import one_line
+
+__all__ = ["MAX_BODY", "PushRelay"]
+
+MAX_BODY = 16 * 1024 * 1024  # a 10 MB message, base64 in its envelope
+# Hop-by-hop headers, and the JVM's proxy header, are not forwarded (RFC 9110, section 7.6.1).
+# content-length: httpx sets it for the body it sends.
+_HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "upgrade"}
+_NOT_FORWARDED = _HOP_BY_HOP | {"host", "authorization", "content-length", "transfer-encoding"}
+_REPEAT_AFTER = 30.0  # a refused push comes back every second: say the same thing at most this often
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, line: str) -> None:
+        self.status, self.line = status, line
+        super().__init__(line)
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class PushRelay:
+    """An ASGI app: the Pub/Sub emulator's HTTP proxy. ``pubsub_url``: the Pub/Sub emulator's REST
+    API; ``emulator_url``: gcptoken's emulator, which mints; ``is_pubsub_peer(peer, server)``: whether
+    a connection comes from the Pub/Sub emulator's JVM (None: any loopback peer)."""
+
+    def __init__(
+        self,
+        pubsub_url: str,
+        emulator_url: str,
+        *,
+        allow_remote: bool = False,
+        projects: set[str] | None = None,
+        is_pubsub_peer: Callable[[tuple[str, int], tuple[str, int]], bool] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.emulator_url = emulator_url.rstrip("/")
+        self.allow_remote, self.is_pubsub_peer = allow_remote, is_pubsub_peer
+        # Where a push that names no subscription is looked for; grows with every project seen.
+        self.projects = projects if projects is not None else set()
+        self.log = log or logging.getLogger("gcptoken.pubsub")
+        # trust_env=False: the relay's own calls never go through a proxy from the environment.
+        self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(30.0, connect=5.0))
+        self._subscriptions = SubscriptionReader(pubsub_url, self._client)
+        self._said: dict[str, float] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, headers, body = await self._relay(scope, receive)
+        except _Refused as refused:
+            self._say(refused.line)
+            status, headers, body = refused.status, [(b"content-type", b"text/plain")], refused.line.encode()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _say(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self._said.get(line, -_REPEAT_AFTER) >= _REPEAT_AFTER:
+            if len(self._said) > 1000:  # lines name subscriptions: forget the ones not said lately
+                self._said = {said: at for said, at in self._said.items() if now - at < _REPEAT_AFTER}
+            self._said[line] = now
+            self.log.warning("%s", line)
+
+    async def _relay(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        self._check_peer(scope)
+        url = self._target(scope)
+        body = await _body(receive)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        name = subscription_named(headers, body)
+        if name is not None:
+            settings = await self._subscriptions.settings(name)
+            if settings is not None:  # a project that really has push subscriptions
+                self.projects.add(name.split("/")[1])
+        else:
+            settings = await self._unnamed(url)
+        if settings is None or settings.endpoint != url:
+            shown = one_line(url, 120)
+            raise _Refused(403, f"refused a request for {shown}: it is no push of a Pub/Sub emulator subscription")
+        if not self.allow_remote and not _loopback(urlsplit(url).hostname):
+            raise _Refused(
+                403,
+                f"not pushing {settings.name} to {one_line(url, 120)}: the endpoint is not on this machine "
+                "(gcptoken pubsub-emulator --allow-remote-endpoints sends it there)",
+            )
+        forwarded = [(k, v) for k, v in headers.items() if k not in _NOT_FORWARDED]
+        if settings.service_account is not None:
+            forwarded.append(("authorization", "Bearer " + await self._token(settings)))
+        try:
+            response = await self._client.post(url, content=body, headers=forwarded)
+        except httpx.HTTPError as exc:
+            raise _Refused(
+                502, f"push of {settings.name} to {one_line(url, 120)} failed: {type(exc).__name__}"
+            ) from None
+        self.log.info("pushed %s to %s: %s", settings.name, one_line(url, 120), response.status_code)
+        kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k == "content-type"]
+        return _as_google_counts(response.status_code), kept, response.content
+
+    async def _unnamed(self, url: str) -> PushSettings | None:
+        """The subscription of a push that names none (``noWrapper`` without ``writeMetadata``): the
+        one whose endpoint is ``url`` in a known project, if all such send the same token."""
+        found = [
+            match for project in sorted(self.projects) for match in await self._subscriptions.pushing_to(project, url)
+        ]
+        if len({(match.service_account, match.audience) for match in found}) > 1:
+            raise _Refused(
+                403, f"refused a push to {one_line(url, 120)}: subscriptions with different tokens push there"
+            )
+        if not found:
+            raise _Refused(
+                403,
+                f"refused a push to {one_line(url, 120)} that names no subscription (pushConfig.noWrapper without "
+                f"writeMetadata) and none pushes there in {', '.join(sorted(self.projects)) or 'no project known'} "
+                "(gcptoken pubsub-emulator --project PROJECT)",
+            )
+        return found[0]
+
+    def _check_peer(self, scope: Scope) -> None:
+        client, server = scope.get("client"), scope.get("server")
+        if not client or not server or not _loopback(client[0]):
+            raise _Refused(403, "refused a request from off this machine")
+        if self.is_pubsub_peer is not None and not self.is_pubsub_peer(tuple(client), tuple(server)):
+            raise _Refused(403, "refused a request from a process other than the Pub/Sub emulator's")
+
+    def _target(self, scope: Scope) -> str:
+        """The absolute URL of a proxied ``POST http://…``."""
+        raw: bytes = scope.get("raw_path") or b""
+        target = raw.decode("latin-1") + (
+            "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""
+        )
+        if scope["method"] != "POST" or not target.startswith("http://"):
+            raise _Refused(400, f"refused {one_line(scope['method'], 10)} {one_line(target, 80)}: not a push")
+        return target
+
+    async def _token(self, settings: PushSettings) -> str:
+        assert settings.service_account is not None
+        body = {"serviceAccount": settings.service_account, "audience": settings.audience}
+        try:
+            response = await self._client.post(
+                f"{self.emulator_url}/emulator/v1/serviceAgents/pubsub:generateIdToken", json=body
+            )
+        except httpx.HTTPError as exc:
+            raise _Refused(
+                502, f"gcptoken's emulator at {self.emulator_url} did not answer: {type(exc).__name__}"
+            ) from None
+        answer: Any = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code in (403, 404):
+            reason = answer.get("error", {}).get("message", "") if isinstance(answer, dict) else ""
+            # What Pub/Sub does: nothing reaches the endpoint, and the push is retried.
+            raise _Refused(503, f"not pushing {settings.name}: {one_line(str(reason), 300)}")
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if response.status_code != 200 or not isinstance(token, str):
+            raise _Refused(502, f"gcptoken's emulator answered {response.status_code} for {settings.name}'s token")
+        return token
+
+
+def _as_google_counts(status: int) -> int:
+    """The endpoint's status as the JVM should take it for Pub/Sub's ack or nack: Google acks on 102,
+    200, 201, 202 and 204 (https://cloud.google.com/pubsub/docs/push, "Receive messages"); the
+    emulator on 102, 200, 201, 203 and 204 (its HttpEndpointPusher.ACK_RESPONSE_CODES)."""
+    return {202: 200, 203: 500}.get(status, status)
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Refused(400, "the push was cut off")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _Refused(413, "refused a push over 16 MB")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

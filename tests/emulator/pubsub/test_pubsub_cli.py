@@ -1,0 +1,51 @@
+"""``gcptoken pubsub-emulator`` as a user runs it: a separate process that prints the
+PUBSUB_EMULATOR_HOST to export, and stops the Pub/Sub emulator's JVM with itself on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from gcptoken.cli.main import main
+from gcptoken.emulator.pubsub import PubsubEmulatorMissingError, find_launcher
+from gcptoken.testing import EmulatorClient
+
+
+def test_it_says_so_when_gcptoken_emulator_is_not_running(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pubsub-emulator", "--emulator", "127.0.0.1:9"]) == 3
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "gcptoken's emulator does not answer at http://127.0.0.1:9: start it with `gcptoken emulator`" in err
+
+
+def test_a_bad_project_is_a_usage_error(emulator: EmulatorClient, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pubsub-emulator", "--emulator", emulator.host_port, "--project", "Not A Project"]) == 2
+    assert capsys.readouterr().err == "gcptoken: error: --project: 'Not A Project' is not a project ID\n"
+
+
+def test_it_runs_until_ctrl_c_and_leaves_no_jvm_behind(emulator: EmulatorClient) -> None:
+    try:
+        find_launcher()
+    except PubsubEmulatorMissingError as exc:
+        pytest.skip(str(exc))
+    command = [sys.executable, "-m", "gcptoken", "pubsub-emulator", "--emulator", emulator.host_port, "--port", "0"]
+    restore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731 (as a terminal would)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_ctrl_c
+    ) as process:
+        try:
+            line = process.stdout.readline() if process.stdout else ""
+            assert line.startswith("export PUBSUB_EMULATOR_HOST=127.0.0.1:")
+            host = line.strip().split("=", 1)[1]
+            assert httpx.put(f"http://{host}/v1/projects/cli-test/topics/orders").status_code == 200
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert err.splitlines()[-1] == "gcptoken: Pub/Sub emulator stopped"
+    with pytest.raises(httpx.ConnectError):  # the JVM is gone
+        httpx.get(f"http://{host}/v1/projects/cli-test/topics/orders")
