@@ -29,7 +29,6 @@ from gcptoken.integrations.asgi import VerifiedClaims
 from gcptoken.integrations.wsgi import require_id_token
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
-from gcptoken.verify.policy import Policy
 from tests.integrations.test_middleware import QuietHandler
 
 PROJECT = "push-tests"
@@ -59,10 +58,9 @@ class Endpoint:
 
 
 def verifiers(url: str, caller: str) -> dict[str, Verifier]:
-    policy = Policy(emails=[caller], require_email_verified=True)
     return {
-        "/push": Verifier.google(f"{url}/push", policy=policy),
-        "/custom": Verifier.google(CUSTOM_AUDIENCE, policy=policy),
+        "/push": Verifier.google_caller(f"{url}/push", service_accounts={caller}),
+        "/custom": Verifier.google_caller(CUSTOM_AUDIENCE, service_accounts={caller}),
     }
 
 
