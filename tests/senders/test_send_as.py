@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
-import httpx
 import pytest
 from google.auth.transport.requests import Request
 from google.oauth2 import id_token
@@ -141,16 +139,6 @@ def test_an_audience_of_the_users_own(
     arrived = receiver.only()
     assert arrived.method == "GET" and arrived.body == b""
     _verified(emulator, arrived, "https://svc.a.run.app", monkeypatch)
-
-
-@pytest.fixture
-def tasks_agent_without_its_role(emulator: EmulatorClient) -> Iterator[None]:
-    url = f"{emulator.url}/emulator/v1/serviceAgents/tasks"
-    assert httpx.put(url, json={"projectRole": False}).json()["projectRole"] is False
-    try:
-        yield
-    finally:
-        assert httpx.put(url, json={"projectRole": True}).json()["projectRole"] is True
 
 
 def test_google_would_not_deliver(

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gcptoken import Verifier
@@ -73,16 +71,6 @@ def test_an_answer_that_is_not_2xx_exits_1(
     code, out, err = _run(["send", "--as", "scheduler", "--service-account", account, f"{receiver.url}/cron"], capsys)
     assert code == 1 and out == "handled 0 bytes\n"
     assert "HTTP 500" in err and "Cloud Scheduler would retry" in err
-
-
-@pytest.fixture
-def tasks_agent_without_its_role(emulator: EmulatorClient) -> Iterator[None]:
-    url = f"{emulator.url}/emulator/v1/serviceAgents/tasks"
-    assert httpx.put(url, json={"projectRole": False}).json()["projectRole"] is False
-    try:
-        yield
-    finally:
-        assert httpx.put(url, json={"projectRole": True}).json()["projectRole"] is True
 
 
 def test_when_google_would_not_deliver_nothing_is_sent(

@@ -22,7 +22,7 @@ from gcptoken.integrations.audience import audience_for
 from gcptoken.private_files import file_error
 from gcptoken.untrusted import one_line
 
-__all__ = ["run_call", "run_curl"]
+__all__ = ["request_body", "run_call", "run_curl"]
 
 _METHOD = re.compile(r"[A-Za-z]{1,20}")
 # RFC 9110's token characters: what a header name may hold.
@@ -61,7 +61,8 @@ def _headers(raw: list[str], token_header: str = "Authorization") -> dict[str, s
     return headers
 
 
-def _body(data: str | None) -> bytes | None:
+def request_body(data: str | None) -> bytes | None:
+    """``--data``: the text, ``@FILE``'s bytes or stdin's for ``-``; None when absent."""
     if data is None:
         return None
     if data == "-":
@@ -84,7 +85,7 @@ def run_call(args: argparse.Namespace) -> int:
     header = token_header(args)
     headers = _headers(args.header, header)
     audience = _audience(args, url)
-    body = _body(args.data)
+    body = request_body(args.data)
     import httpx
 
     from gcptoken.http.failures import network_failure

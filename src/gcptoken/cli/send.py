@@ -8,9 +8,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from gcptoken.cli.call import request_body
 from gcptoken.cli.send_parser import PRODUCT_OPTIONS
 from gcptoken.errors import InvalidArgumentError
-from gcptoken.private_files import file_error
 from gcptoken.untrusted import one_line
 
 if TYPE_CHECKING:
@@ -30,20 +30,6 @@ _AFTER_FAILURE = {
     "eventarc": "Pub/Sub would push the event again (Eventarc's subscription retries)",
     "workflows": "the workflow step would raise an HttpError",
 }
-
-
-def _data(data: str | None) -> bytes:
-    if data is None:
-        return b""
-    if data == "-":
-        return sys.stdin.buffer.read()
-    if data.startswith("@"):
-        try:
-            with open(data[1:], "rb") as handle:  # any file, a pipe too: a body is no credential
-                return handle.read()
-        except OSError as exc:
-            raise file_error(data[1:], "--data file", exc, InvalidArgumentError) from None
-    return data.encode("utf-8")
 
 
 def _pairs(raw: list[str], separator: str, option: str, form: str) -> dict[str, str]:
@@ -97,7 +83,7 @@ def run_send(args: argparse.Namespace) -> int:
             args.product,
             args.url,
             args.service_account,
-            _data(args.data),
+            request_body(args.data) or b"",
             _options(args),
             method=args.method,
             headers=headers,
