@@ -353,6 +353,7 @@ def test_every_command_has_help() -> None:
         "call",
         "curl",
         "send",
+        "pubsub-emulator",
         "whoami",
         "decode",
         "verify",
