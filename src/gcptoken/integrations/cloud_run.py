@@ -22,7 +22,8 @@ Cloud Run checks nothing and forwards whatever was sent. Keep ``allUsers`` off s
 
 What it still checks, as cheap defences: the token is taken from where Cloud Run took it
 (``X-Serverless-Authorization`` when present, else ``Authorization``; reading ``Authorization``
-while the other was the checked one would trust a header the caller wrote freely), its
+while the other was the checked one would trust a header the caller wrote freely, and an
+``Authorization`` carrying Cloud Run's marker beside it is refused as the forgery it is), its
 signature must be exactly Cloud Run's marker (a real signature means it did not pass the front
 door's check), and issuer, audience and expiry must hold.
 """
@@ -90,6 +91,14 @@ class CloudRunIdentity:
         serverless = header(_SERVERLESS)
         name = _SERVERLESS if serverless is not None else "authorization"
         value = serverless if serverless is not None else header("authorization")
+        # Beside the checked X-Serverless-Authorization, Cloud Run passes Authorization on as the
+        # caller wrote it: one carrying the marker only Cloud Run writes is a forgery aimed at
+        # code that reads Authorization (this app's other parts, a front door that lost the
+        # checked header): refused rather than left for them.
+        if serverless is not None and REMOVED_SIGNATURE in (header("authorization") or ""):
+            raise VerificationError(
+                "signature", "an Authorization with Cloud Run's removed-signature marker it did not check"
+            )
         scheme, _, token = (value or "").strip().partition(" ")
         if value and scheme.lower() != "bearer":
             raise VerificationError("missing", f"{name} header is not 'Bearer <token>'")

@@ -192,3 +192,31 @@ def test_a_stopped_front_door_frees_its_name(emulator: EmulatorClient, echo_url:
             assert _is_forbidden(httpx.get(server.url))
     with pytest.raises(ValueError, match="is not a Cloud Run service name"):
         emulator.cloud_run("Front_Reused", echo_url)
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_a_connection_header_cannot_remove_what_the_front_door_checked_or_adds(
+    emulator: EmulatorClient, front: FrontDoorServer, public: bool
+) -> None:
+    email, member = _account(emulator)
+    front.grant("allUsers" if public else member)
+    token = _token(emulator, email, front.url)
+    named = "authorization, x-forwarded-for, x-forwarded-proto, forwarded, x-cloud-trace-context, traceparent, x-a"
+    response = httpx.get(
+        front.url, headers={"Authorization": f"Bearer {token}", "Connection": f"keep-alive, {named}", "X-A": "1"}
+    )
+    if not public:  # the checked token was removed on receipt: nothing left to check
+        assert _is_forbidden(response)
+        response = httpx.get(front.url, headers={"Authorization": f"Bearer {token}", "Connection": named, "X-A": "1"})
+        assert _is_forbidden(response)
+        response = httpx.get(
+            front.url,
+            headers={"X-Serverless-Authorization": f"Bearer {token}", "Connection": named, "X-A": "1"},
+        )
+    assert response.status_code == 200, response.text
+    seen = headers_of(response.json())
+    assert "x-a" not in seen  # a hop-by-hop header named in Connection goes, as it should
+    for added in ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-cloud-trace-context", "traceparent"):
+        assert added in seen, added
+    if not public:
+        assert seen["x-serverless-authorization"].endswith("." + REMOVED)

@@ -20,7 +20,7 @@ from gcptoken.emulator.run import pages
 from gcptoken.emulator.run.services import ALL_AUTHENTICATED, ALL_USERS, RunService, RunServices, member_of
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.local.proxy import Proxy
-from gcptoken.local.proxy_request import ClientRequest
+from gcptoken.local.proxy_request import ClientRequest, hop_by_hop_removed
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["FrontDoor"]
@@ -55,7 +55,11 @@ class FrontDoor(Proxy):
 
     async def _admit(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         """The headers to forward, or :class:`_Refused` with Cloud Run's answer."""
-        headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in scope["headers"]]
+        # Hop-by-hop headers go first, as a front end removes them on receipt: the token checked
+        # is then the one forwarded, and a client's ``Connection: x-serverless-authorization``
+        # (or ``x-forwarded-for``, ``traceparent``…) can no longer remove, after the check, the
+        # header checked or those added below, leaving a forged Authorization to reach the app.
+        headers = hop_by_hop_removed([(k.lower(), v) for k, v in scope["headers"]])
         invokers = self.registry.invokers(self.service.name)
         client = (scope.get("client") or (None,))[0]
         scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
