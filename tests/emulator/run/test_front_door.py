@@ -220,3 +220,31 @@ def test_a_connection_header_cannot_remove_what_the_front_door_checked_or_adds(
         assert added in seen, added
     if not public:
         assert seen["x-serverless-authorization"].endswith("." + REMOVED)
+
+
+def test_a_metadata_servers_standard_token_without_email_is_mapped_by_its_sub(
+    emulator: EmulatorClient, front: FrontDoorServer
+) -> None:
+    from gcptoken.credentials.metadata import MetadataCredentials
+
+    state = emulator.state
+    token = MetadataCredentials(host=emulator.host_port).id_token(front.url).value  # the standard format
+    assert "email" not in json.loads(_payload(token))
+    sent = {"Authorization": f"Bearer {token}"}
+    assert _is_forbidden(httpx.get(front.url, headers=sent))  # no binding yet
+    front.grant(f"serviceAccount:{state.default_account.email}")
+    assert httpx.get(front.url, headers=sent).status_code == 200  # as Cloud Run admits it
+    # A person is known by their sub too; an unknown sub is no one.
+    person = state.create_user("front-door-person@example.com")
+    front.set_invokers(f"user:{person.email}")
+    claims = {**state.identity_claims(state.default_account, front.url), "sub": person.sub, "azp": "x"}
+    assert httpx.get(front.url, headers={"Authorization": f"Bearer {state.sign_id_token(claims)}"}).is_success
+    claims["sub"] = "1" * 21
+    assert _is_forbidden(httpx.get(front.url, headers={"Authorization": f"Bearer {state.sign_id_token(claims)}"}))
+
+
+def _payload(token: str) -> str:
+    import base64
+
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()

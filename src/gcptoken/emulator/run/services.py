@@ -46,13 +46,27 @@ def check_member(member: str) -> str:
     )
 
 
-def member_of(claims: Mapping[str, Any]) -> str | None:
+def member_of(claims: Mapping[str, Any], state: EmulatorState | None = None) -> str | None:
     """The IAM member a verified ID token stands for: ``serviceAccount:`` for a service account's
-    email, ``user:`` for anyone else's; None without a verified email."""
+    email, ``user:`` for anyone else's; without an email (a metadata server's standard-format
+    token has only ``aud``, ``azp``, ``sub``, ``iss``, ``exp``, ``iat``), the service account or
+    person of ``state`` whose unique id is ``sub``, as IAM knows principals by id too; else None.
+    Cloud Run admits such tokens: Google's own service-to-service recipe fetches
+    ``…/identity?audience=AUD`` without ``format=full``
+    (https://cloud.google.com/run/docs/securing/service-identity,
+    https://cloud.google.com/run/docs/authenticating/service-to-service)."""
     email = claims.get("email")
-    if not isinstance(email, str) or not email or claims.get("email_verified") is not True:
-        return None
-    return f"serviceAccount:{email}" if email.endswith(".gserviceaccount.com") else f"user:{email}"
+    if isinstance(email, str) and email and claims.get("email_verified") is True:
+        return f"serviceAccount:{email}" if email.endswith(".gserviceaccount.com") else f"user:{email}"
+    subject = claims.get("sub")
+    if email is not None or state is None or not isinstance(subject, str) or not subject:
+        return None  # an unverified email is never looked past
+    with state.lock:
+        account = next((a for a in state.service_accounts.values() if a.unique_id == subject), None)
+        if account is not None:
+            return f"serviceAccount:{account.email}"
+        user = next((u for u in state.users.values() if u.sub == subject), None)
+    return f"user:{user.email}" if user is not None else None
 
 
 @dataclass
