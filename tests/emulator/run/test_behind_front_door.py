@@ -153,3 +153,20 @@ def test_a_connection_header_cannot_drop_the_checked_token_and_forward_a_forged_
     # to check is the forged Authorization, refused like any unsigned token; never the app's admin.
     assert response.status_code == 401, response.text
     assert "admin@x.com" not in response.text
+
+
+@pytest.mark.parametrize("platform", ["cloud-run", "functions"])
+def test_the_emulators_own_k_service_is_not_cloud_runs_word(platform: str) -> None:
+    from gcptoken.integrations.cloud_run import EMULATED_K_SERVICE
+    from gcptoken.local.metadata_platforms import runtime_environment
+
+    # What `gcptoken emulator --platform …` tells users to set (and writes to its env file) for
+    # clients that detect the platform: an app run that way is local, reachable around any front door.
+    environ = runtime_environment(platform, "p")
+    assert environ["K_SERVICE"] in EMULATED_K_SERVICE
+    with pytest.raises(InvalidArgumentError, match="is the emulator's, not Cloud Run's"):
+        CloudRunIdentity("http://127.0.0.1:1", trust_cloud_run_authentication=True, environ=environ)
+    explicit = CloudRunIdentity(
+        "http://127.0.0.1:1", trust_cloud_run_authentication=True, k_service_required=False, environ=environ
+    )
+    assert explicit.audiences

@@ -149,6 +149,11 @@ def test_the_invoker_policy_over_the_admin_api(emulator: EmulatorClient, front: 
     )
     wrong = {"policy": {"bindings": [{"role": "roles/owner", "members": [member]}]}}
     assert httpx.post(f"{base}:setIamPolicy", json=wrong).status_code == 400
+    ghost = {"policy": {"bindings": [{"role": "roles/run.invoker", "members": ["serviceAccount:ghost@x.com"]}]}}
+    refused = httpx.post(f"{base}:setIamPolicy", json=ghost)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "Service account ghost@x.com does not exist."
+    assert httpx.get(f"{base}:getIamPolicy").json()["bindings"][0]["members"] == [member]  # unchanged
     listed = httpx.get(f"{emulator.url}/emulator/v1/run/services").json()["services"]
     assert any(s["name"] == front.service.name and s["urls"] == list(front.service.urls) for s in listed)
 

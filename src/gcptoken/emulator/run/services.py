@@ -20,7 +20,16 @@ from typing import Any
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import InvalidArgumentError
 
-__all__ = ["ALL_AUTHENTICATED", "ALL_USERS", "INVOKER", "RunService", "RunServices", "member_of", "run_services"]
+__all__ = [
+    "ALL_AUTHENTICATED",
+    "ALL_USERS",
+    "INVOKER",
+    "RunService",
+    "RunServices",
+    "member_of",
+    "missing_account",
+    "run_services",
+]
 
 INVOKER = "roles/run.invoker"
 ALL_USERS = "allUsers"
@@ -44,6 +53,20 @@ def check_member(member: str) -> str:
     raise InvalidArgumentError(
         f"{member[:80]!r} is not an IAM member (allUsers, allAuthenticatedUsers, user:EMAIL, serviceAccount:EMAIL)"
     )
+
+
+def missing_account(members: Iterable[str], state: EmulatorState) -> str | None:
+    """IAM's refusal of a policy naming a service account that does not exist, in its words
+    (``INVALID_ARGUMENT: Service account EMAIL does not exist.``, as gcloud's
+    ``add-iam-policy-binding`` and setIamPolicy answer it: GoogleCloudPlatform/generative-ai#944,
+    hashicorp/terraform-provider-google's 400s); None when every one is known."""
+    with state.lock:
+        known = set(state.service_accounts)
+    for member in members:
+        kind, _, email = member.partition(":")
+        if kind == "serviceAccount" and email not in known:
+            return f"Service account {email[:80]} does not exist."
+    return None
 
 
 def member_of(claims: Mapping[str, Any], state: EmulatorState | None = None) -> str | None:
@@ -80,6 +103,7 @@ class RunService:
     custom_audiences: tuple[str, ...] = ()
     invokers: set[str] = field(default_factory=set)
     urls: tuple[str, ...] = ()  # set when its listener is bound: the service's URLs, as Cloud Run gives two
+    port: int = 0  # where its front door listens (0: a free port)
 
     def __post_init__(self) -> None:
         from gcptoken import checks
@@ -88,6 +112,8 @@ class RunService:
         self.upstream = checks.http_url(self.upstream, f"the app behind {self.name}")
         self.custom_audiences = tuple(checks.audience(a, "a custom audience") for a in self.custom_audiences)
         self.invokers = {check_member(m) for m in self.invokers}
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgumentError(f"the port of {self.name} must be 0-65535, not {self.port}")
 
     @property
     def url(self) -> str:
