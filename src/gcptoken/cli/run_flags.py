@@ -43,7 +43,8 @@ def run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=PORT",
-        help="where NAME's front door listens, so its URL is known before it starts (default: a free port)",
+        help="the port NAME's front door listens on, so its URL is known before it starts (default: a free "
+        "port; repeatable, one per service)",
     )
     group.add_argument(
         "--run-allow-unauthenticated",

@@ -6,7 +6,8 @@ The order is Cloud Run's: an ``allUsers`` service forwards everything untouched,
 otherwise the token is taken from ``X-Serverless-Authorization`` when present, else from
 ``Authorization`` (none: 403); it must be a Google-signed ID token (the emulator's keys) whose
 ``aud`` is one of the service's URLs or custom audiences and whose issuer and expiry hold (else
-401); then its email (or, without one, the account whose unique id is its ``sub``) must be an invoker, or ``allAuthenticatedUsers`` bound (else 403)."""
+401); then its email (or, without one, the account whose unique id is its ``sub``) must be an
+invoker, or ``allAuthenticatedUsers`` bound (else 403)."""
 
 from __future__ import annotations
 

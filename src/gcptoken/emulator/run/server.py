@@ -36,9 +36,7 @@ class FrontDoorServer(AsgiServer):
             literal = f"[{host}]" if ":" in host else host
             service.urls = (f"http://{literal}:{bound}", f"http://localhost:{bound}")
             self.service = run_services(state).add(service)
-            self.front_door = FrontDoor(
-                service, run_services(state), f"{state.base_url}/oauth2/v3/certs", state=state
-            )
+            self.front_door = FrontDoor(service, run_services(state), f"{state.base_url}/oauth2/v3/certs", state=state)
             self.front_door.host_header = (
                 b"host",
                 f"{literal}:{bound}".encode("ascii"),
