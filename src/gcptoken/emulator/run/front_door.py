@@ -65,7 +65,8 @@ class FrontDoor(Proxy):
 
     async def _admit(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         """The headers to forward, or :class:`_Refused` with Cloud Run's answer."""
-        # Hop-by-hop headers go first, as a front end removes them on receipt: the token checked
+        # Hop-by-hop headers go first, as an intermediary removes them on receipt (RFC 9110 §7.6.1;
+        # Google's front end then adds its own headers to what remains): the token checked
         # is then the one forwarded, and a client's ``Connection: x-serverless-authorization``
         # (or ``x-forwarded-for``, ``traceparent``…) can no longer remove, after the check, the
         # header checked or those added below, leaving a forged Authorization to reach the app.
