@@ -215,6 +215,12 @@ def test_the_clients_own_authorization_is_kept(proxy: Proxy, upstream: Upstream)
     answer = httpx.get(f"{proxy.url}/hello", headers={"Authorization": "Basic YXBwOnNlY3JldA=="})
     assert answer.status_code == 200
     assert answer.json()["client_authorization"] == "Basic YXBwOnNlY3JldA=="  # the token went in Proxy-Authorization
+    # A Connection header naming the token's headers removes the client's own (hop-by-hop, as
+    # asked), never the token the proxy adds after: the service gets exactly the proxy's token.
+    named = {"Authorization": "Basic YXBwOnNlY3JldA==", "Connection": "authorization, proxy-authorization"}
+    answer = httpx.get(f"{proxy.url}/hello", headers=named)
+    assert answer.status_code == 200
+    assert answer.json()["client_authorization"] == f"Bearer {upstream.tokens[-1]}"
 
 
 def test_a_websocket_is_relayed(proxy: Proxy) -> None:

@@ -100,7 +100,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "emulator": (
         ("serve on 127.0.0.1:8089 (clients: GCPTOKEN_EMULATOR_HOST=127.0.0.1:8089)", "gcptoken emulator"),
         ("keep state, and write credential files and env to a folder", "gcptoken emulator --state-dir .emulator"),
-        ("a free port, answering as Cloud Run's metadata server", "gcptoken emulator --port 0 --platform cloud-run"),
+        (
+            "a free port as Cloud Run's metadata server; Cloud Run's front door on :8080 before your app on :8000",
+            "gcptoken emulator --port 0 --platform cloud-run --run api=http://127.0.0.1:8000 --run-port api=8080 "
+            "--run-invoker api=serviceAccount:default@emulated-project.iam.gserviceaccount.com",
+        ),
     ),
     "pubsub-emulator": (
         ("on 127.0.0.1:8085, minting through gcptoken emulator on 8089", "gcptoken pubsub-emulator"),

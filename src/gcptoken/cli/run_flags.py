@@ -39,6 +39,14 @@ def run_options(parser: argparse.ArgumentParser) -> None:
         help="a custom audience NAME also accepts, besides its URLs (repeatable)",
     )
     group.add_argument(
+        "--run-port",
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help="the port NAME's front door listens on, so its URL is known before it starts (default: a free "
+        "port; repeatable, one per service)",
+    )
+    group.add_argument(
         "--run-allow-unauthenticated",
         action="append",
         default=[],
@@ -75,6 +83,11 @@ def run_services_from(args: argparse.Namespace) -> list[RunService]:
     invokers: dict[str, set[str]] = {}
     for name, member in _pairs(args.run_invoker, "--run-invoker", names):
         invokers.setdefault(name, set()).add(member)
+    ports: dict[str, int] = {}
+    for name, port in _pairs(args.run_port, "--run-port", names):
+        if not port.isdigit() or not 0 <= int(port) <= 65535 or name in ports:
+            raise InvalidArgumentError(f"--run-port {name[:60]}: one port, 0-65535, not {port[:20]!r}")
+        ports[name] = int(port)
     for name in args.run_allow_unauthenticated:
         if name not in names:
             raise InvalidArgumentError(
@@ -82,7 +95,7 @@ def run_services_from(args: argparse.Namespace) -> list[RunService]:
             )
         invokers.setdefault(name, set()).add(ALL_USERS)
     return [
-        RunService(name, s.upstream, tuple(audiences.get(name, ())), invokers.get(name, set()))
+        RunService(name, s.upstream, tuple(audiences.get(name, ())), invokers.get(name, set()), port=ports.get(name, 0))
         for name, s in services.items()
     ]
 

@@ -46,6 +46,11 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(f"gcptoken: error: {exc}", file=sys.stderr)
         return 3
     configure_log("gcptoken.emulator", args.verbose)  # refusals by the guard under -v
+    missing = _missing_invoker(server, services)
+    if missing is not None:  # known only now: the state (--state-dir) is loaded
+        server.stop()
+        print(f"gcptoken: error: --run-invoker: {missing}", file=sys.stderr)
+        return 2
     try:
         doors = _front_doors(server, services, flags)
     except OSError as exc:
@@ -69,6 +74,16 @@ def run_emulator(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            # What the app behind it passes to read the checked identity: explicitly, never through
+            # K_SERVICE, which a local app has only because someone set it (CloudRunIdentity refuses
+            # the emulator's values); the app's own port must be reachable through the front door only.
+            print(
+                f"gcptoken:   app behind it: CloudRunIdentity({list(door.service.audiences)!r}, "
+                "trust_cloud_run_authentication=True, k_service_required=False), "
+                f"its own port {door.service.upstream} reachable only through {door.service.url}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         server.serve_forever(announce)  # until Ctrl-C or SIGTERM (taken before the announcement), stopping gracefully
@@ -77,6 +92,15 @@ def run_emulator(args: argparse.Namespace) -> int:
             door.stop()
     print("gcptoken: emulator stopped", file=sys.stderr)
     return 0
+
+
+def _missing_invoker(server: EmulatorServer, services: list[RunService]) -> str | None:
+    """As gcloud run services add-iam-policy-binding: a service account that does not exist is refused."""
+    if not services:
+        return None
+    from gcptoken.emulator.run.services import missing_account
+
+    return missing_account((m for s in services for m in s.invokers), server.state)
 
 
 def _front_doors(server: EmulatorServer, services: list[RunService], flags: GuardFlags) -> list[FrontDoorServer]:

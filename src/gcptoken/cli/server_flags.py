@@ -24,6 +24,9 @@ PLATFORM_EPILOG = f"""\
 Some clients detect the platform by variables its runtime sets, not by the server; set them in the
 app's environment for the platform you pick ({{project_id}}: your project):
 {_platform_lines()}
+These say "platform detected", never "behind Cloud Run's front door": CloudRunIdentity refuses these
+values (an app run locally is reachable with forged tokens). An app behind `gcptoken emulator --run`
+passes k_service_required=False, as the emulator prints for each service; elsewhere use a Verifier.
 """
 
 METADATA_EPILOG = f"""\

@@ -15,14 +15,17 @@ authentication:
 - and ``K_SERVICE`` in the environment, which Cloud Run sets in every service's container
   (https://cloud.google.com/run/docs/container-contract#env-vars), so the same code started on a
   VM, in GKE or in ``docker run -p`` refuses to start; ``k_service_required=False`` lifts this
-  for a local front door (``gcptoken emulator --run``), whose app has no K_SERVICE.
+  for a local front door (``gcptoken emulator --run``), whose app has no K_SERVICE. The values the
+  emulator gives for its ``--platform cloud-run|functions`` (``emulated-service``,
+  ``emulated-function``) are refused too: an app with them runs locally, reachable directly.
 
 K_SERVICE proves the platform, not the setting: on a service that allows unauthenticated calls,
 Cloud Run checks nothing and forwards whatever was sent. Keep ``allUsers`` off such a service.
 
 What it still checks, as cheap defences: the token is taken from where Cloud Run took it
 (``X-Serverless-Authorization`` when present, else ``Authorization``; reading ``Authorization``
-while the other was the checked one would trust a header the caller wrote freely), its
+while the other was the checked one would trust a header the caller wrote freely, and an
+``Authorization`` carrying Cloud Run's marker beside it is refused as the forgery it is), its
 signature must be exactly Cloud Run's marker (a real signature means it did not pass the front
 door's check), and issuer, audience and expiry must hold.
 """
@@ -41,9 +44,11 @@ from gcptoken.integrations.bearer import token_from
 from gcptoken.jose.compact import json_segment, split
 from gcptoken.verify.audience import accepted_audiences
 
-__all__ = ["REMOVED_SIGNATURE", "CloudRunIdentity"]
+__all__ = ["EMULATED_K_SERVICE", "REMOVED_SIGNATURE", "CloudRunIdentity"]
 
 REMOVED_SIGNATURE = "SIGNATURE_REMOVED_BY_GOOGLE"
+# K_SERVICE as gcptoken's emulated platforms give it (gcptoken.local.metadata_platforms' runtime_env).
+EMULATED_K_SERVICE = frozenset({"emulated-service", "emulated-function"})
 _SERVERLESS = "x-serverless-authorization"
 
 
@@ -70,10 +75,21 @@ class CloudRunIdentity:
                 "CloudRunIdentity reads tokens whose signature Cloud Run removed: pass "
                 "trust_cloud_run_authentication=True only behind a Cloud Run service that requires authentication"
             )
-        if k_service_required and not (os.environ if environ is None else environ).get("K_SERVICE"):
+        k_service = (os.environ if environ is None else environ).get("K_SERVICE")
+        if k_service_required and not k_service:
             raise InvalidArgumentError(
                 "CloudRunIdentity: K_SERVICE is not set, so this is not a Cloud Run service and nothing removed "
                 "forged tokens; use a Verifier (k_service_required=False only behind gcptoken emulator --run)"
+            )
+        # The values gcptoken's emulator tells apps to set (--platform cloud-run|functions, its env
+        # file) for clients that detect the platform: such an app runs locally, its port reachable
+        # around any front door, so they never count as Cloud Run's word. Behind `gcptoken emulator
+        # --run` the opt-out is explicit (k_service_required=False), never implied by a sourced file.
+        if k_service_required and k_service in EMULATED_K_SERVICE:
+            raise InvalidArgumentError(
+                f"CloudRunIdentity: K_SERVICE={k_service} is the emulator's, not Cloud Run's: this app runs locally "
+                "and anyone can reach it with a forged token; use a Verifier (k_service_required=False only for an "
+                "app reachable solely through gcptoken emulator --run)"
             )
         audiences = accepted_audiences(audience)
         if audiences is None:  # Cloud Run held aud to the service's own: so must its reader
@@ -90,6 +106,14 @@ class CloudRunIdentity:
         serverless = header(_SERVERLESS)
         name = _SERVERLESS if serverless is not None else "authorization"
         value = serverless if serverless is not None else header("authorization")
+        # Beside the checked X-Serverless-Authorization, Cloud Run passes Authorization on as the
+        # caller wrote it: one carrying the marker only Cloud Run writes is a forgery aimed at
+        # code that reads Authorization (this app's other parts, a front door that lost the
+        # checked header): refused rather than left for them.
+        if serverless is not None and REMOVED_SIGNATURE in (header("authorization") or ""):
+            raise VerificationError(
+                "signature", "an Authorization with Cloud Run's removed-signature marker it did not check"
+            )
         scheme, _, token = (value or "").strip().partition(" ")
         if value and scheme.lower() != "bearer":
             raise VerificationError("missing", f"{name} header is not 'Bearer <token>'")

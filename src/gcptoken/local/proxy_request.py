@@ -33,7 +33,7 @@ from urllib.parse import unquote_to_bytes
 
 from gcptoken.servers.framing import FramingError, body_framing
 
-__all__ = ["DROPPED", "ClientRequest", "Refused", "client_request", "upstream_target"]
+__all__ = ["DROPPED", "ClientRequest", "Refused", "client_request", "hop_by_hop_removed", "upstream_target"]
 
 # Never forwarded: hop-by-hop headers, and those the proxy writes itself (the token goes in
 # Authorization or Proxy-Authorization; Host and the body's framing are the proxy's own).
@@ -53,6 +53,8 @@ DROPPED = frozenset(
 )
 # Connection options that name no header (the common ones: no second pass over the headers).
 _OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
+# Named in Connection, these are refused by body_framing (never silently removed before it looks).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _REFUSED_METHODS = {
     "CONNECT": "CONNECT is not forwarded (a reverse proxy does not tunnel)",
     "TRACE": "TRACE is not forwarded (its echo would carry the proxy's token)",
@@ -108,6 +110,29 @@ def client_request(scope: Mapping[str, Any], websocket: bool = False) -> ClientR
         headers = [(name, value) for name, value in headers if name not in named]
         authorization = any(name == b"authorization" for name, _ in headers)
     return ClientRequest(headers, None if chunked else length, chunked, authorization)
+
+
+def hop_by_hop_removed(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (lower-case names) less those a ``Connection`` header names, that header kept
+    with its options only (close, keep-alive, upgrade): what a front end that removes hop-by-hop
+    headers *first* has left, so that what it then checks and adds is what goes on, and no later
+    pass can remove it (framing headers stay: :func:`client_request` refuses naming those)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            named.update(option.strip().lower() for option in value.split(b","))
+    named -= _OPTIONS | _FRAMING
+    if not named:
+        return headers
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"connection":
+            options = [o.strip() for o in value.split(b",") if o.strip().lower() in _OPTIONS | _FRAMING]
+            if options:
+                kept.append((name, b", ".join(options)))
+        elif name not in named:
+            kept.append((name, value))
+    return kept
 
 
 def upstream_target(scope: Mapping[str, Any], base_path: bytes) -> bytes:

@@ -71,12 +71,15 @@ def test_the_app_reads_the_identity_the_front_door_checked(
     response = httpx.get(front.url, headers={"Authorization": f"Bearer {token}"})
     assert response.json() == {"email": key["client_email"]}
     # The caller's own Authorization, unchecked by Cloud Run when X-Serverless-Authorization is sent,
-    # is never read as the identity: a forged one there changes nothing.
+    # is never read as the identity; one carrying Cloud Run's marker there is a forgery: refused.
+    both = {"X-Serverless-Authorization": f"Bearer {token}", "Authorization": "Basic YXBwOm93bg=="}
+    assert httpx.get(front.url, headers=both).json() == {"email": key["client_email"]}
     forged = _unsigned(
         {"iss": "https://accounts.google.com", "aud": front.url, "exp": 4e9, "email": "boss@example.com"}
     )
     both = {"X-Serverless-Authorization": f"Bearer {token}", "Authorization": f"Bearer {forged}"}
-    assert httpx.get(front.url, headers=both).json() == {"email": key["client_email"]}
+    refused = httpx.get(front.url, headers=both)
+    assert refused.status_code == 401 and "marker" in refused.json()["detail"]
     # Around the front door, a genuine signed token is refused: it did not pass Cloud Run's check.
     direct = httpx.get(app_url, headers={"Authorization": f"Bearer {token}"})
     assert direct.status_code == 401 and "signature was not removed" in direct.json()["detail"]
@@ -132,3 +135,38 @@ def test_the_fastapi_dependency_in_the_same_mode(monkeypatch: pytest.MonkeyPatch
         token = {"X-Serverless-Authorization": f"Bearer {_unsigned(claims)}"}
         assert httpx.get(server.url, headers=token).json() == {"email": "b@example.com"}
         assert httpx.get(server.url).status_code == 401
+
+
+@pytest.mark.parametrize("connection", ["X-Serverless-Authorization", "keep-alive, x-serverless-authorization"])
+def test_a_connection_header_cannot_drop_the_checked_token_and_forward_a_forged_one(
+    gcptoken_emulator: EmulatorClient, behind: tuple[FrontDoorServer, str], connection: str
+) -> None:
+    front, _ = behind
+    key = gcptoken_emulator.new_key("behind")
+    front.set_invokers(f"serviceAccount:{key['client_email']}")
+    state = gcptoken_emulator.state
+    token = state.service_account_id_token(state.service_accounts[key["client_email"]], front.url)
+    forged = _unsigned({"iss": "https://accounts.google.com", "aud": front.url, "exp": 4e9, "email": "admin@x.com"})
+    sent = {"X-Serverless-Authorization": f"Bearer {token}", "Authorization": f"Bearer {forged}"}
+    response = httpx.get(front.url, headers={**sent, "Connection": connection})
+    # Hop-by-hop headers go before the check (as a front end drops them on receipt): what is left
+    # to check is the forged Authorization, refused like any unsigned token; never the app's admin.
+    assert response.status_code == 401, response.text
+    assert "admin@x.com" not in response.text
+
+
+@pytest.mark.parametrize("platform", ["cloud-run", "functions"])
+def test_the_emulators_own_k_service_is_not_cloud_runs_word(platform: str) -> None:
+    from gcptoken.integrations.cloud_run import EMULATED_K_SERVICE
+    from gcptoken.local.metadata_platforms import runtime_environment
+
+    # What `gcptoken emulator --platform …` tells users to set (and writes to its env file) for
+    # clients that detect the platform: an app run that way is local, reachable around any front door.
+    environ = runtime_environment(platform, "p")
+    assert environ["K_SERVICE"] in EMULATED_K_SERVICE
+    with pytest.raises(InvalidArgumentError, match="is the emulator's, not Cloud Run's"):
+        CloudRunIdentity("http://127.0.0.1:1", trust_cloud_run_authentication=True, environ=environ)
+    explicit = CloudRunIdentity(
+        "http://127.0.0.1:1", trust_cloud_run_authentication=True, k_service_required=False, environ=environ
+    )
+    assert explicit.audiences

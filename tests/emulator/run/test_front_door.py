@@ -149,6 +149,11 @@ def test_the_invoker_policy_over_the_admin_api(emulator: EmulatorClient, front: 
     )
     wrong = {"policy": {"bindings": [{"role": "roles/owner", "members": [member]}]}}
     assert httpx.post(f"{base}:setIamPolicy", json=wrong).status_code == 400
+    ghost = {"policy": {"bindings": [{"role": "roles/run.invoker", "members": ["serviceAccount:ghost@x.com"]}]}}
+    refused = httpx.post(f"{base}:setIamPolicy", json=ghost)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "Service account ghost@x.com does not exist."
+    assert httpx.get(f"{base}:getIamPolicy").json()["bindings"][0]["members"] == [member]  # unchanged
     listed = httpx.get(f"{emulator.url}/emulator/v1/run/services").json()["services"]
     assert any(s["name"] == front.service.name and s["urls"] == list(front.service.urls) for s in listed)
 
@@ -192,3 +197,59 @@ def test_a_stopped_front_door_frees_its_name(emulator: EmulatorClient, echo_url:
             assert _is_forbidden(httpx.get(server.url))
     with pytest.raises(ValueError, match="is not a Cloud Run service name"):
         emulator.cloud_run("Front_Reused", echo_url)
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_a_connection_header_cannot_remove_what_the_front_door_checked_or_adds(
+    emulator: EmulatorClient, front: FrontDoorServer, public: bool
+) -> None:
+    email, member = _account(emulator)
+    front.grant("allUsers" if public else member)
+    token = _token(emulator, email, front.url)
+    named = "authorization, x-forwarded-for, x-forwarded-proto, forwarded, x-cloud-trace-context, traceparent, x-a"
+    response = httpx.get(
+        front.url, headers={"Authorization": f"Bearer {token}", "Connection": f"keep-alive, {named}", "X-A": "1"}
+    )
+    if not public:  # the checked token was removed on receipt: nothing left to check
+        assert _is_forbidden(response)
+        response = httpx.get(front.url, headers={"Authorization": f"Bearer {token}", "Connection": named, "X-A": "1"})
+        assert _is_forbidden(response)
+        response = httpx.get(
+            front.url,
+            headers={"X-Serverless-Authorization": f"Bearer {token}", "Connection": named, "X-A": "1"},
+        )
+    assert response.status_code == 200, response.text
+    seen = headers_of(response.json())
+    assert "x-a" not in seen  # a hop-by-hop header named in Connection goes, as it should
+    for added in ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-cloud-trace-context", "traceparent"):
+        assert added in seen, added
+    if not public:
+        assert seen["x-serverless-authorization"].endswith("." + REMOVED)
+
+
+def test_a_metadata_servers_standard_token_without_email_is_mapped_by_its_sub(
+    emulator: EmulatorClient, front: FrontDoorServer
+) -> None:
+    from gcptoken.credentials.metadata import MetadataCredentials
+
+    state = emulator.state
+    token = MetadataCredentials(host=emulator.host_port).id_token(front.url).value  # the standard format
+    assert "email" not in json.loads(_payload(token))
+    sent = {"Authorization": f"Bearer {token}"}
+    assert _is_forbidden(httpx.get(front.url, headers=sent))  # no binding yet
+    front.grant(f"serviceAccount:{state.default_account.email}")
+    assert httpx.get(front.url, headers=sent).status_code == 200  # as Cloud Run admits it
+    # A person is known by their sub too; an unknown sub is no one.
+    person = state.create_user("front-door-person@example.com")
+    front.set_invokers(f"user:{person.email}")
+    claims = {**state.identity_claims(state.default_account, front.url), "sub": person.sub, "azp": "x"}
+    assert httpx.get(front.url, headers={"Authorization": f"Bearer {state.sign_id_token(claims)}"}).is_success
+    claims["sub"] = "1" * 21
+    assert _is_forbidden(httpx.get(front.url, headers={"Authorization": f"Bearer {state.sign_id_token(claims)}"}))
+
+
+def _payload(token: str) -> str:
+    import base64
+
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()

@@ -4,7 +4,8 @@ setIamPolicy shapes (https://cloud.google.com/run/docs/reference/rest/v2/project
 - ``GET /emulator/v1/run/services``: the services, their URLs, audiences and upstreams;
 - ``GET|POST /emulator/v1/run/services/NAME:getIamPolicy``: ``{"version", "etag", "bindings"}``;
 - ``POST /emulator/v1/run/services/NAME:setIamPolicy`` with ``{"policy": {"bindings": [...]}}``:
-  only ``roles/run.invoker`` bindings mean anything here; others are refused."""
+  only ``roles/run.invoker`` bindings mean anything here; others are refused, and so is a
+  service account the emulator does not know (400, IAM's "Service account … does not exist.")."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gcptoken.emulator.http.responses import api_error, json_object
-from gcptoken.emulator.run.services import INVOKER, RunServices, run_services
+from gcptoken.emulator.run.services import INVOKER, RunServices, missing_account, run_services
 from gcptoken.errors import InvalidArgumentError
 
 __all__ = ["routes"]
@@ -72,7 +73,11 @@ async def set_policy(request: Request) -> Response:
     if body is None:
         return api_error(400, "The request body must be a JSON object.")
     try:
-        registry.set_invokers(name, _invokers(body))
+        invokers = _invokers(body)
+        missing = missing_account(invokers, request.app.state.emulator)
+        if missing is not None:
+            raise InvalidArgumentError(missing)
+        registry.set_invokers(name, invokers)
     except InvalidArgumentError as exc:
         return api_error(400, str(exc))
     return JSONResponse(registry.policy(name))

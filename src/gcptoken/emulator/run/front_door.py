@@ -6,7 +6,8 @@ The order is Cloud Run's: an ``allUsers`` service forwards everything untouched,
 otherwise the token is taken from ``X-Serverless-Authorization`` when present, else from
 ``Authorization`` (none: 403); it must be a Google-signed ID token (the emulator's keys) whose
 ``aud`` is one of the service's URLs or custom audiences and whose issuer and expiry hold (else
-401); then its email must be an invoker, or ``allAuthenticatedUsers`` bound (else 403)."""
+401); then its email (or, without one, the account whose unique id is its ``sub``) must be an
+invoker, or ``allAuthenticatedUsers`` bound (else 403)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from starlette.types import Receive, Scope, Send
 from gcptoken.credentials import Credentials
 from gcptoken.emulator.run import pages
 from gcptoken.emulator.run.services import ALL_AUTHENTICATED, ALL_USERS, RunService, RunServices, member_of
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import TransportError, VerificationError
 from gcptoken.local.proxy import Proxy
-from gcptoken.local.proxy_request import ClientRequest
+from gcptoken.local.proxy_request import ClientRequest, hop_by_hop_removed
 from gcptoken.verify.verifier import Verifier
 
 __all__ = ["FrontDoor"]
@@ -38,10 +40,18 @@ class FrontDoor(Proxy):
     """The front door of ``service`` (its URLs already known), checking tokens against the keys
     at ``certs_url`` (the emulator's ``/oauth2/v3/certs``) and invokers in ``registry``."""
 
-    def __init__(self, service: RunService, registry: RunServices, certs_url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        service: RunService,
+        registry: RunServices,
+        certs_url: str,
+        timeout: float = 30.0,
+        state: EmulatorState | None = None,
+    ) -> None:
+        """``state``: whose service accounts and people a token without email (``sub`` only) is."""
         # No credential: the caller's own token is what goes on (Proxy's minting is never used).
         super().__init__(service.upstream, cast(Credentials, None), service.url, timeout)
-        self.service, self.registry = service, registry
+        self.service, self.registry, self.state = service, registry, state
         self.verifier = Verifier(service.audiences, certs=certs_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,7 +65,12 @@ class FrontDoor(Proxy):
 
     async def _admit(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         """The headers to forward, or :class:`_Refused` with Cloud Run's answer."""
-        headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in scope["headers"]]
+        # Hop-by-hop headers go first, as an intermediary removes them on receipt (RFC 9110 §7.6.1;
+        # Google's front end then adds its own headers to what remains): the token checked
+        # is then the one forwarded, and a client's ``Connection: x-serverless-authorization``
+        # (or ``x-forwarded-for``, ``traceparent``…) can no longer remove, after the check, the
+        # header checked or those added below, leaving a forged Authorization to reach the app.
+        headers = hop_by_hop_removed([(k.lower(), v) for k, v in scope["headers"]])
         invokers = self.registry.invokers(self.service.name)
         client = (scope.get("client") or (None,))[0]
         scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
@@ -79,7 +94,7 @@ class FrontDoor(Proxy):
         except TransportError:
             log.error("front door of %s: the emulator's keys cannot be fetched", self.service.name)
             raise _Refused((503, [(b"content-length", b"0")], b"")) from None
-        member = member_of(claims)
+        member = member_of(claims, self.state)
         if ALL_AUTHENTICATED not in invokers and (member is None or member not in invokers):
             log.info("front door of %s: %s is not an invoker", self.service.name, member or "a caller without email")
             raise _Refused(pages.forbidden(path))

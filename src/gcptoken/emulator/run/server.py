@@ -17,7 +17,7 @@ __all__ = ["FrontDoorServer", "start_front_doors"]
 
 
 class FrontDoorServer(AsgiServer):
-    """``service``'s front door on ``host:port`` (0: a free port), checking tokens against
+    """``service``'s front door on ``host:port`` (0: ``service.port``, else a free port), checking tokens against
     ``state``'s keys and invokers. ``service.urls`` become ``http://HOST:PORT`` and
     ``http://localhost:PORT`` (two URLs, as a Cloud Run service has two, and both are audiences)."""
 
@@ -30,13 +30,13 @@ class FrontDoorServer(AsgiServer):
         allow: Sequence[Network] = (),
         hosts: Sequence[str] = (),
     ) -> None:
-        sock = bind(host, port, f"--run {service.name}")
+        sock = bind(host, port or service.port, f"--run {service.name}")
         try:
             bound = sock.getsockname()[1]
             literal = f"[{host}]" if ":" in host else host
             service.urls = (f"http://{literal}:{bound}", f"http://localhost:{bound}")
             self.service = run_services(state).add(service)
-            self.front_door = FrontDoor(service, run_services(state), f"{state.base_url}/oauth2/v3/certs")
+            self.front_door = FrontDoor(service, run_services(state), f"{state.base_url}/oauth2/v3/certs", state=state)
             self.front_door.host_header = (
                 b"host",
                 f"{literal}:{bound}".encode("ascii"),
@@ -70,7 +70,7 @@ class FrontDoorServer(AsgiServer):
 def start_front_doors(
     state: EmulatorState, services: Sequence[RunService], host: str = "127.0.0.1", hosts: Sequence[str] = ()
 ) -> list[FrontDoorServer]:
-    """A started front door per service on a free port of ``host`` (all stopped again if one
+    """A started front door per service on its ``port`` of ``host`` (0: a free one; all stopped again if one
     cannot start); ``hosts``: Host names answered besides loopback's."""
     started: list[FrontDoorServer] = []
     try:

@@ -20,7 +20,16 @@ from typing import Any
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import InvalidArgumentError
 
-__all__ = ["ALL_AUTHENTICATED", "ALL_USERS", "INVOKER", "RunService", "RunServices", "member_of", "run_services"]
+__all__ = [
+    "ALL_AUTHENTICATED",
+    "ALL_USERS",
+    "INVOKER",
+    "RunService",
+    "RunServices",
+    "member_of",
+    "missing_account",
+    "run_services",
+]
 
 INVOKER = "roles/run.invoker"
 ALL_USERS = "allUsers"
@@ -46,13 +55,41 @@ def check_member(member: str) -> str:
     )
 
 
-def member_of(claims: Mapping[str, Any]) -> str | None:
+def missing_account(members: Iterable[str], state: EmulatorState) -> str | None:
+    """IAM's refusal of a policy naming a service account that does not exist, in its words
+    (``INVALID_ARGUMENT: Service account EMAIL does not exist.``, as gcloud's
+    ``add-iam-policy-binding`` and setIamPolicy answer it: GoogleCloudPlatform/generative-ai#944,
+    hashicorp/terraform-provider-google's 400s); None when every one is known."""
+    with state.lock:
+        known = set(state.service_accounts)
+    for member in members:
+        kind, _, email = member.partition(":")
+        if kind == "serviceAccount" and email not in known:
+            return f"Service account {email[:80]} does not exist."
+    return None
+
+
+def member_of(claims: Mapping[str, Any], state: EmulatorState | None = None) -> str | None:
     """The IAM member a verified ID token stands for: ``serviceAccount:`` for a service account's
-    email, ``user:`` for anyone else's; None without a verified email."""
+    email, ``user:`` for anyone else's; without an email (a metadata server's standard-format
+    token has only ``aud``, ``azp``, ``sub``, ``iss``, ``exp``, ``iat``), the service account or
+    person of ``state`` whose unique id is ``sub``, as IAM knows principals by id too; else None.
+    Cloud Run admits such tokens: Google's own service-to-service recipe fetches
+    ``…/identity?audience=AUD`` without ``format=full``
+    (https://cloud.google.com/run/docs/securing/service-identity,
+    https://cloud.google.com/run/docs/authenticating/service-to-service)."""
     email = claims.get("email")
-    if not isinstance(email, str) or not email or claims.get("email_verified") is not True:
-        return None
-    return f"serviceAccount:{email}" if email.endswith(".gserviceaccount.com") else f"user:{email}"
+    if isinstance(email, str) and email and claims.get("email_verified") is True:
+        return f"serviceAccount:{email}" if email.endswith(".gserviceaccount.com") else f"user:{email}"
+    subject = claims.get("sub")
+    if email is not None or state is None or not isinstance(subject, str) or not subject:
+        return None  # an unverified email is never looked past
+    with state.lock:
+        account = next((a for a in state.service_accounts.values() if a.unique_id == subject), None)
+        if account is not None:
+            return f"serviceAccount:{account.email}"
+        user = next((u for u in state.users.values() if u.sub == subject), None)
+    return f"user:{user.email}" if user is not None else None
 
 
 @dataclass
@@ -66,6 +103,7 @@ class RunService:
     custom_audiences: tuple[str, ...] = ()
     invokers: set[str] = field(default_factory=set)
     urls: tuple[str, ...] = ()  # set when its listener is bound: the service's URLs, as Cloud Run gives two
+    port: int = 0  # where its front door listens (0: a free port)
 
     def __post_init__(self) -> None:
         from gcptoken import checks
@@ -74,6 +112,8 @@ class RunService:
         self.upstream = checks.http_url(self.upstream, f"the app behind {self.name}")
         self.custom_audiences = tuple(checks.audience(a, "a custom audience") for a in self.custom_audiences)
         self.invokers = {check_member(m) for m in self.invokers}
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgumentError(f"the port of {self.name} must be 0-65535, not {self.port}")
 
     @property
     def url(self) -> str:
