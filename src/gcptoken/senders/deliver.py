@@ -13,7 +13,7 @@ from typing import Any
 from gcptoken import checks
 from gcptoken.endpoints import EMULATOR_HOST_ENV, checked_host, safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
-from gcptoken.senders.products import Options, label, outgoing_request
+from gcptoken.senders.products import Options, acknowledges, label, outgoing_request
 from gcptoken.senders.refused import SenderRefusedError
 from gcptoken.senders.request import OutgoingRequest, checked_target, header
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
@@ -34,8 +34,9 @@ class Delivery:
 
     @property
     def acknowledged(self) -> bool:
-        """A 2xx answer: the task or job attempt succeeded, the message is acked."""
-        return 200 <= self.status < 300
+        """The product counts the attempt a success: 2xx for Cloud Tasks and Cloud Scheduler (the
+        task is done), Pub/Sub push's ack codes for Eventarc, below 400 for Workflows (no HttpError)."""
+        return acknowledges(self.request.product, self.status)
 
 
 def emulator_url(emulator: str | None = None) -> str:
@@ -147,7 +148,8 @@ def send_as(
     with an ID token for ``service_account`` from the emulator (``emulator``, else
     GCPTOKEN_EMULATOR_HOST). InvalidArgumentError for bad input (a target off this machine without
     ``allow_remote``), SenderRefusedError when Google would deliver nothing, TransportError when
-    the emulator or the target cannot be reached. A non-2xx answer is a Delivery too."""
+    the emulator or the target cannot be reached. An answer the product counts as a failure is a
+    Delivery too (``acknowledged`` False)."""
     label(product)
     target = checked_target(url, allow_remote=allow_remote)
     if not isinstance(service_account, str) or "@" not in service_account:
