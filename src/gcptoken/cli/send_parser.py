@@ -114,6 +114,7 @@ The token is minted by the emulator as the product's service agent would; when G
 nothing (the account is missing, or the agent may not mint for it), nothing is sent and send exits 4.
 Exit status: 0 an answer the product counts as success (tasks, scheduler: 2xx; eventarc, as Pub/Sub
 push: 102, 200, 201, 202, 204; workflows: below 400), 1 another answer (Google would retry, or the
-step raises), 2 bad input, 3 not reachable, 4 Google would not deliver. Targets off this machine need --allow-remote: the request carries a
-token and headers that look like Google's, meant for your service under test.
+step raises), 2 bad input, 3 not reachable, 4 Google would not deliver. Targets off this machine
+need --allow-remote: the request carries a token and headers that look like Google's, meant for
+your service under test.
 """

@@ -48,7 +48,7 @@ def emulator_url(emulator: str | None = None) -> str:
             "(or pass --emulator HOST:PORT)"
         )
     if value.startswith(("http://", "https://")):
-        return checks.http_url(value, "the emulator URL").rstrip("/")
+        return checks.http_url(value, "the emulator URL", user_info=False).rstrip("/")
     return f"http://{checked_host(value, EMULATOR_HOST_ENV if emulator is None else 'the emulator')}"
 
 

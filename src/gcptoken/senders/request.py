@@ -50,7 +50,7 @@ def _loopback(host: str) -> bool:
 def checked_target(url: str, *, allow_remote: bool = False) -> str:
     """An http(s) URL on this machine (loopback), unless ``allow_remote``: the request carries a
     token and headers that look like Google's, meant for the user's own service under test."""
-    url = checks.http_url(url, "the target URL")
+    url = checks.http_url(url, "the target URL", user_info=False)
     host = urlsplit(url).hostname or ""
     if not allow_remote and not _loopback(host):
         raise InvalidArgumentError(
