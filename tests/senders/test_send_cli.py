@@ -93,6 +93,30 @@ def test_each_product_acknowledges_what_it_counts_as_success(
         assert {status: acknowledges(product, status) for status in statuses} == statuses, product
 
 
+@pytest.mark.parametrize(
+    ("product", "header", "words"),
+    [
+        ("eventarc", "X-Mine: 1", "Eventarc sends no headers of a trigger's own; the event is set by --event-type"),
+        ("eventarc", "ce-type: evil", "Eventarc sends no headers"),
+        ("tasks", "X-CloudTasks-QueueName: evil", "Cloud Tasks sets it itself; use --queue (TaskOptions.queue)"),
+        ("tasks", "x-cloudtasks-taskretrycount: 9", "use --retry-count"),
+        ("tasks", "X-CloudTasks-Whatever: 1", "X-CloudTasks-* are its service headers"),
+        ("tasks", "User-Agent: mine", "it replaces a task's User-Agent with Google-Cloud-Tasks"),
+        ("scheduler", "User-Agent: mine", "it replaces a job's User-Agent with Google-Cloud-Scheduler"),
+        ("scheduler", "X-CloudScheduler: false", "Cloud Scheduler sets it itself; it is always true"),
+        ("scheduler", "X-CloudScheduler-JobName: evil", "use --job (JobOptions.job)"),
+        ("scheduler", "X-CloudScheduler-ScheduleTime: 0", "use --schedule-time"),
+    ],
+)
+def test_a_header_the_product_sets_itself_is_refused_not_replaced(
+    receiver: Receiver, account: str, capsys: pytest.CaptureFixture[str], product: str, header: str, words: str
+) -> None:
+    argv = ["send", "--as", product, "--service-account", account, f"{receiver.url}/x", "-H", header]
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and words in err, err
+    assert receiver.arrived == []
+
+
 def test_when_google_would_not_deliver_nothing_is_sent(
     receiver: Receiver, account: str, capsys: pytest.CaptureFixture[str], tasks_agent_without_its_role: None
 ) -> None:

@@ -51,7 +51,12 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
         "--data", help="the body (Eventarc: the message data or the event's JSON); @FILE reads a file, - stdin"
     )
     send.add_argument(
-        "--header", "-H", action="append", default=[], help="the task's or job's own 'Name: value' (repeatable)"
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        help="a header of the task's, job's or step's own, 'Name: value' (repeatable); Eventarc has none, "
+        "and those the product sets itself (X-CloudTasks-*, X-CloudScheduler*, User-Agent) are refused",
     )
     send.add_argument("--method", "-X", help="HTTP method (default POST; Eventarc always POSTs)")
     send.add_argument("--audience", help="the OIDC token's audience (default: the product's, see below)")

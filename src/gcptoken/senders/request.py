@@ -72,9 +72,13 @@ def checked_method(method: str | None, default: str, label: str, *, body: bytes,
     return chosen
 
 
-def user_headers(headers: Mapping[str, str] | None, label: str) -> dict[str, str]:
-    """The headers the user set on the task, job or step, checked; those Google computes or owns
-    (Host, Content-Length, Authorization, X-Google-*, X-AppEngine-*) are refused, not dropped."""
+def user_headers(
+    headers: Mapping[str, str] | None, label: str, owned: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The headers the user set on the task, job or step, checked. Those Google computes or owns
+    (Host, Content-Length, Authorization, X-Google-*, X-AppEngine-*) and the product's own
+    (``owned``: a lowercase name, or a prefix ending in ``*``, to what to use instead) are refused,
+    never silently replaced: the user's value would not arrive."""
     checked: dict[str, str] = {}
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
@@ -83,8 +87,15 @@ def user_headers(headers: Mapping[str, str] | None, label: str) -> dict[str, str
         lower = name.lower()
         if lower in _COMPUTED or lower.startswith(_GOOGLE_PREFIXES):
             raise InvalidArgumentError(f"the header {name}: {label} sets it itself")
+        instead = next((why for key, why in (owned or {}).items() if _owns(key, lower)), None)
+        if instead is not None:
+            raise InvalidArgumentError(f"the header {name}: {label} sets it itself; {instead}")
         checked[name] = value
     return checked
+
+
+def _owns(key: str, lower: str) -> bool:
+    return lower.startswith(key[:-1]) if key.endswith("*") else lower == key
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
