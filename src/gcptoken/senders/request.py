@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -37,14 +38,29 @@ class OutgoingRequest:
     body: bytes = b""
 
 
-def _loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def _loopback_address(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _loopback(host: str) -> bool:
+    """A literal loopback address, or exactly ``localhost`` when every address the system resolves
+    it to is one: a name is what the resolver says it is (``foo.localhost``, ``localhost.`` go to
+    the resolver, or to DNS, as any other name), so no other name is taken on trust."""
+    if _loopback_address(host):
+        return True
+    if host.lower() != "localhost":
+        return False
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(found) and all(_loopback_address(str(info[4][0])) for info in found)
 
 
 def checked_target(url: str, *, allow_remote: bool = False) -> str:
@@ -55,7 +71,7 @@ def checked_target(url: str, *, allow_remote: bool = False) -> str:
     if not allow_remote and not _loopback(host):
         raise InvalidArgumentError(
             f"the target {host[:100]!r} is not this machine: send reaches loopback addresses only "
-            "(localhost, 127.0.0.1, ::1); --allow-remote (allow_remote=True) sends elsewhere"
+            "(127.0.0.1, ::1, localhost); --allow-remote (allow_remote=True) sends elsewhere"
         )
     return url
 
