@@ -73,7 +73,9 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
     tasks.add_argument(
         "--execution-count", type=_count, metavar="N", help="X-CloudTasks-TaskExecutionCount (default 0)"
     )
-    tasks.add_argument("--eta", type=finite, metavar="EPOCH_SECONDS", help="X-CloudTasks-TaskETA (default: now)")
+    tasks.add_argument(
+        "--eta", type=finite, metavar="EPOCH_SECONDS", help="X-CloudTasks-TaskETA, in seconds since 1970 (default: now)"
+    )
     tasks.add_argument("--previous-response", type=_count, metavar="CODE", help="X-CloudTasks-TaskPreviousResponse")
     tasks.add_argument("--retry-reason", metavar="TEXT", help="X-CloudTasks-TaskRetryReason")
 
@@ -83,7 +85,8 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
         "--schedule-time",
         type=finite,
         metavar="EPOCH_SECONDS",
-        help="X-CloudScheduler-ScheduleTime (default: this minute)",
+        help="X-CloudScheduler-ScheduleTime, given in seconds since 1970, sent in RFC 3339 "
+        "(2024-05-01T10:00:00Z) as Cloud Scheduler writes it (default: this minute)",
     )
 
     eventarc = send.add_argument_group("Eventarc (--as eventarc)")
