@@ -264,7 +264,7 @@ def test_a_body_larger_than_any_push_gets_413_unread(
         from werkzeug.wrappers import Response as WerkzeugResponse
 
         endless = Endless()
-        environ = EnvironBuilder("/raw", method="POST", headers=headers).get_environ()
+        environ = EnvironBuilder("/raw", method="POST", headers=list(headers.items())).get_environ()
         environ.pop("CONTENT_LENGTH", None)  # a chunked body: no Content-Length, and no end
         environ.update({"wsgi.input": endless, "wsgi.input_terminated": True})
         answers.append(WerkzeugResponse(*run_wsgi_app(client.application, environ)))
