@@ -192,6 +192,14 @@ def test_only_loopback_addresses_are_this_machine(url: str) -> None:
     assert checked_target("http://LocalHost:1/") == "http://LocalHost:1/"
 
 
+def test_bad_input_is_refused_before_the_emulator_is_asked() -> None:
+    for product, headers in (("eventarc", {"X-Mine": "1"}), ("tasks", {"X-CloudTasks-QueueName": "q"})):
+        with pytest.raises(InvalidArgumentError, match=r"sets it itself|no headers"):
+            send_as(
+                product, "http://127.0.0.1:1/", "sa@p.iam.gserviceaccount.com", headers=headers, emulator="127.0.0.1:9"
+            )
+
+
 def test_localhost_counts_only_when_it_resolves_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 

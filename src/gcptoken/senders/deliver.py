@@ -158,10 +158,13 @@ def send_as(
         checks.audience(audience, "the audience")
     body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     base = emulator_url(emulator)
-    project = project_id(base, timeout) if product == "eventarc" else "my-project"
-    request = outgoing_request(
-        product, target, body, options, method=method, headers=headers, audience=audience, project=project
-    )
+    # Built once before the emulator is asked anything: bad input is refused without a network call.
+    request = outgoing_request(product, target, body, options, method=method, headers=headers, audience=audience)
+    if product == "eventarc":  # a Pub/Sub event names the emulated project's topic and subscription
+        project = project_id(base, timeout)
+        request = outgoing_request(
+            product, target, body, options, method=method, headers=headers, audience=audience, project=project
+        )
     return deliver(request, service_account, base, timeout)
 
 
