@@ -33,8 +33,13 @@ def printable(value: str) -> bool:
 
 
 def _shown(value: str) -> str:
-    """A value as an error message may show it: short, without its query (which can hold tokens)."""
+    """A value as an error message may show it: short, without its query (which can hold tokens)
+    and without the user info of a URL (``user:password@``: ``…@``)."""
     visible = value.split("?", 1)[0].split("#", 1)[0]
+    scheme, slashes, rest = visible.partition("://")
+    authority, slash, path = rest.partition("/")
+    if slashes and "@" in authority:
+        visible = f"{scheme}://…@{authority.rpartition('@')[2]}{slash}{path}"
     visible = visible if visible.isprintable() else visible.encode("unicode_escape").decode("ascii")
     return visible[:120] + ("…" if len(visible) > 120 else "")
 
@@ -48,8 +53,10 @@ def _split(value: str, what: str) -> SplitResult:
     return parts
 
 
-def http_url(value: str, what: str = "the URL", *, allow_http: bool = True) -> str:
-    """An absolute http(s) URL with a host."""
+def http_url(value: str, what: str = "the URL", *, allow_http: bool = True, user_info: bool = True) -> str:
+    """An absolute http(s) URL with a host; without ``user_info``, none (``user:password@``): a URL
+    that gcptoken calls with a token (httpx would send the URL's credentials as Basic auth instead
+    of the token, and print them with the URL)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{what} is empty")
     value = value.strip()
@@ -62,6 +69,11 @@ def http_url(value: str, what: str = "the URL", *, allow_http: bool = True) -> s
         raise InvalidArgumentError(f"{what} {_shown(value)!r} must start with {wanted}")
     if not parts.hostname:
         raise InvalidArgumentError(f"{what} {_shown(value)!r} has no host")
+    if not user_info and "@" in parts.netloc:
+        raise InvalidArgumentError(
+            f"{what} {_shown(value)!r} has user info (NAME:PASSWORD@), which gcptoken never sends: "
+            "the request carries an ID token; remove it"
+        )
     return value
 
 
@@ -71,7 +83,7 @@ def audience(value: str, what: str = "the audience") -> str:
     a workload identity provider ``//iam.googleapis.com/…``, a Cloud Run custom audience), but one
     that looks like a URL (``scheme://…``, or ``http:``/``https:`` without ``//``) must be a valid
     http(s) URL with a host, and one starting with ``-`` is a misplaced option. A URL with a path,
-    query, fragment or user info is allowed: see audience_note."""
+    query, fragment or user info is allowed (see audience_note), but not a password."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{what} is empty")
     value = value.strip()
@@ -85,6 +97,8 @@ def audience(value: str, what: str = "the audience") -> str:
         raise InvalidArgumentError(f"{what} {_shown(value)!r} is a malformed URL: write {scheme}://HOST")
     if "://" in value:
         http_url(value, what)
+        if _split(value, what).password is not None:  # a token's aud is no secret: it is in every copy of the token
+            raise InvalidArgumentError(f"{what} {_shown(value)!r} has a password in its user info; remove it")
     return value
 
 

@@ -179,3 +179,14 @@ def test_an_unknown_option_of_call_is_still_refused(capsys: pytest.CaptureFixtur
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "unrecognized arguments: --bogus" in err and "'gcptoken call --help'" in err and "\n" not in err
+
+
+def test_the_help_shows_how_to_receive_googles_calls() -> None:
+    """verify's examples check a Google product's caller; send says what its epoch seconds become."""
+    commands = _commands()
+    assert any("--caller" in line for _, line in EXAMPLES["verify"])
+    send = " ".join(commands["send"].format_help().split())
+    assert "seconds since 1970, sent in RFC 3339" in send
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    sender = readme.index("the pytest plugin's `gcptoken_sender`")
+    assert 'pytest_plugins = ["gcptoken.testing"]' in readme[sender : sender + 400]

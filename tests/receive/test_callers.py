@@ -178,3 +178,25 @@ def test_no_integration_guards_a_service_with_any_audience(integration: str) -> 
     with pytest.raises(InvalidArgumentError, match="ANY_AUDIENCE_INSECURE"):
         INTEGRATIONS[integration](Verifier.google(ANY_AUDIENCE_INSECURE))
     INTEGRATIONS[integration](Verifier.google(AUD))  # an audience: fine
+
+
+@pytest.mark.parametrize(
+    ("rules", "words"),
+    [
+        ({"projects": 1.5}, "projects must be a list of names or numbers, not float"),
+        ({"projects": [1.5]}, "projects: float is not a project ID"),
+        ({"projects": ["*"]}, "projects: '*' is not"),
+        ({"projects": [0]}, "projects: 0 is not"),
+        ({"zones": "us-central1"}, "zones: 'us-central1' is not a zone such as us-central1-a (not a region)"),
+        ({"zones": "*"}, "zones: '*' is not"),
+        ({"licenses": "TRUE"}, "licenses: 'TRUE' is not a license ID"),
+        ({"licenses": [True]}, "licenses: bool is not"),
+        ({"instances": 0}, "instances: 0 is not an instance ID or name"),
+        ({"instances": ["Worker_1"]}, "instances: 'Worker_1' is not"),
+        ({"instances": {"a": 1}}, "not dict"),
+    ],
+)
+def test_compute_engine_refuses_values_that_can_never_match(rules: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidArgumentError) as refused:
+        Verifier.compute_engine(AUD, **{"projects": ["my-project"], **rules})
+    assert words in str(refused.value) and "\n" not in str(refused.value)

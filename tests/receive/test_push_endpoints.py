@@ -6,9 +6,11 @@ Cloud Scheduler's headers reach the handler beside the claims."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,7 +23,7 @@ from gcptoken import Verifier
 from gcptoken.receive import flask as on_flask
 from gcptoken.receive.asgi import GoogleCaller, PubSubPush
 from gcptoken.receive.products import GoogleCall, PushDelivery
-from gcptoken.receive.pubsub import ACK, acknowledges
+from gcptoken.receive.pubsub import ACK, MAX_PUSH_BYTES, acknowledges
 from gcptoken.testing import EmulatorClient
 from tests.integrations.test_middleware import asgi_server, wsgi_server
 from tests.receive.callers import AUD, DROP, forged, sa_token
@@ -180,6 +182,8 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ({"message": {}}, "subscription"),
     ({**ENVELOPE, "message": {**ENVELOPE["message"], "data": "%%%"}}, "base64"),  # type: ignore[dict-item]
     ({**ENVELOPE, "message": {"data": "", "publishTime": "2021-02-26T19:13:55Z"}}, "messageId"),
+    ({**ENVELOPE, "message": {"messageId": "1", "publishTime": "0001-01-01T00:00:00+01:00"}}, "RFC 3339"),
+    ({**ENVELOPE, "message": {"messageId": "1", "publishTime": "9999-12-31T23:59:59-23:59"}}, "RFC 3339"),
 ]
 
 
@@ -208,6 +212,8 @@ def test_an_unwrapped_push_reads_its_metadata_headers(
     without = {name: value for name, value in metadata.items() if "message-id" not in name}
     refused = post(f"{url}/raw", token, b"plain body", **without)
     assert refused.status_code == 400 and "x-goog-pubsub-message-id" in refused.json()["detail"]
+    huge = post(f"{url}/raw", token, b"plain body", **metadata, **{"x-goog-pubsub-delivery-attempt": "9" * 5000})
+    assert huge.status_code == 400 and "delivery-attempt" in huge.json()["detail"]
 
 
 def test_tasks_and_scheduler_headers_come_with_the_claims(
@@ -219,5 +225,67 @@ def test_tasks_and_scheduler_headers_come_with_the_claims(
     assert task == {"email": pusher["client_email"], "queue": "orders", "retries": 2, "eta": 1700000000.5, "job": None}
     job = post(f"{url}/task", token, {}, **{"X-CloudScheduler": "true", "X-CloudScheduler-JobName": "nightly"}).json()
     assert job == {"email": pusher["client_email"], "queue": None, "retries": None, "eta": None, "job": "nightly"}
+    huge = {**TASK_HEADERS, "X-CloudTasks-TaskRetryCount": "9" * 5000, "X-CloudTasks-TaskETA": "1_0"}
+    assert post(f"{url}/task", token, {}, **huge).json()["retries"] is None  # a 5000-digit count: None, not a 500
     # The headers prove nothing: without the token they get nowhere.
     assert post(f"{url}/task", None, {}, **TASK_HEADERS).status_code == 401
+
+
+@pytest.mark.parametrize("kind", list(APPS))
+def test_a_body_larger_than_any_push_gets_413_unread(
+    kind: str, emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process (the apps' own test clients): 16 MiB and one byte, declared or streamed."""
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    pusher = emulator.new_key("pusher")
+    verifier = Verifier.google_caller(AUD, service_accounts=[pusher["client_email"]])
+    received: list[dict[str, Any]] = []
+    headers = {"Authorization": f"Bearer {sa_token(pusher)}"}
+    body = b"x" * (MAX_PUSH_BYTES + 1)
+    if kind == "fastapi":
+
+        async def streamed() -> AsyncIterator[bytes]:
+            yield body[:1000]
+            yield body[1000:]
+
+        async def both() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(fastapi_app(verifier, received))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return [
+                    await client.post("/pubsub", content=body, headers=headers),
+                    await client.post("/raw", content=streamed(), headers=headers),
+                ]
+
+        answers: list[Any] = asyncio.run(both())
+    else:
+        client = flask_app(verifier, received).test_client()
+        answers = [client.post("/pubsub", data=body, headers=headers)]
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+        from werkzeug.wrappers import Response as WerkzeugResponse
+
+        endless = Endless()
+        environ = EnvironBuilder("/raw", method="POST", headers=list(headers.items())).get_environ()
+        environ.pop("CONTENT_LENGTH", None)  # a chunked body: no Content-Length, and no end
+        environ.update({"wsgi.input": endless, "wsgi.input_terminated": True})
+        answers.append(WerkzeugResponse(*run_wsgi_app(client.application, environ)))
+        assert endless.read_bytes <= MAX_PUSH_BYTES + 65536  # the cap, not the stream, ended the read
+    for answer in answers:
+        content = answer.content if kind == "fastapi" else answer.get_data()
+        assert answer.status_code == 413 and str(MAX_PUSH_BYTES) in json.loads(content)["detail"]
+    assert received == []
+
+
+class Endless(io.RawIOBase):
+    """A request body that does not end before twice the cap (a reader without one reads it all)."""
+
+    read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.read_bytes >= 2 * MAX_PUSH_BYTES:
+            return 0
+        buffer[:] = b"x" * len(buffer)
+        self.read_bytes += len(buffer)
+        return len(buffer)

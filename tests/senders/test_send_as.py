@@ -15,7 +15,8 @@ from google.oauth2 import id_token
 
 from gcptoken import Verifier
 from gcptoken.errors import InvalidArgumentError
-from gcptoken.senders import EventOptions, JobOptions, Sender, SenderRefusedError, TaskOptions
+from gcptoken.senders import EventOptions, JobOptions, Sender, SenderRefusedError, TaskOptions, send_as
+from gcptoken.senders.request import checked_target
 from gcptoken.testing import EmulatorClient
 from tests.senders.receiver import Arrival, Receiver
 
@@ -176,3 +177,38 @@ def test_bad_input_is_a_typed_error_and_sends_nothing(
     with pytest.raises(InvalidArgumentError, match=words):
         call(gcptoken_sender, f"{receiver.url}/x")  # type: ignore[operator]
     assert receiver.arrived == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://foo.localhost:1/", "http://localhost.:1/", "http://127.1:1/", "http://[::2]:1/"]
+)
+def test_only_loopback_addresses_are_this_machine(url: str) -> None:
+    """A name is what the resolver makes of it: only literal loopback addresses, and ``localhost``
+    when it resolves to nothing else, are taken as this machine."""
+    with pytest.raises(InvalidArgumentError, match="not this machine"):
+        send_as("tasks", url, "sa@p.iam.gserviceaccount.com", emulator="127.0.0.1:9")
+    for here in ("http://127.0.0.1:1/", "http://127.8.9.10/", "http://[::1]:1/", "http://[::ffff:127.0.0.1]/"):
+        assert checked_target(here) == here
+    assert checked_target("http://LocalHost:1/") == "http://LocalHost:1/"
+
+
+def test_bad_input_is_refused_before_the_emulator_is_asked() -> None:
+    for product, headers in (("eventarc", {"X-Mine": "1"}), ("tasks", {"X-CloudTasks-QueueName": "q"})):
+        with pytest.raises(InvalidArgumentError, match=r"sets it itself|no headers"):
+            send_as(
+                product, "http://127.0.0.1:1/", "sa@p.iam.gserviceaccount.com", headers=headers, emulator="127.0.0.1:9"
+            )
+
+
+def test_localhost_counts_only_when_it_resolves_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def elsewhere(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+            (socket.AF_INET, 1, 6, "", ("10.0.0.5", 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", elsewhere)
+    with pytest.raises(InvalidArgumentError, match="not this machine"):
+        checked_target("http://localhost:1/")

@@ -13,6 +13,7 @@ import pytest
 
 from gcptoken import Verifier
 from gcptoken.cli.main import main
+from gcptoken.senders.products import acknowledges
 from gcptoken.testing import EmulatorClient
 from tests.senders.receiver import Receiver
 
@@ -71,6 +72,49 @@ def test_an_answer_that_is_not_2xx_exits_1(
     code, out, err = _run(["send", "--as", "scheduler", "--service-account", account, f"{receiver.url}/cron"], capsys)
     assert code == 1 and out == "handled 0 bytes\n"
     assert "HTTP 500" in err and "Cloud Scheduler would retry" in err
+
+
+def test_each_product_acknowledges_what_it_counts_as_success(
+    receiver: Receiver, account: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Eventarc delivers through Pub/Sub push, which acks only 102, 200, 201, 202, 204: a 203 is
+    retried there, though it is 2xx; Cloud Tasks takes any 2xx, Workflows anything below 400."""
+    receiver.status = 203
+    code, _, err = _run(["send", "--as", "eventarc", "--service-account", account, f"{receiver.url}/e"], capsys)
+    assert code == 1 and "not acknowledged (only 102, 200, 201, 202 or 204, as Pub/Sub push is)" in err
+    assert _run(["send", "--as", "tasks", "--service-account", account, f"{receiver.url}/t"], capsys)[0] == 0
+    table = {
+        "eventarc": {102: True, 200: True, 204: True, 203: False, 206: False, 299: False, 302: False},
+        "tasks": {200: True, 203: True, 299: True, 102: False, 302: False, 404: False},
+        "scheduler": {200: True, 206: True, 299: True, 102: False, 302: False, 500: False},
+        "workflows": {200: True, 203: True, 302: True, 399: True, 400: False, 503: False},
+    }
+    for product, statuses in table.items():
+        assert {status: acknowledges(product, status) for status in statuses} == statuses, product
+
+
+@pytest.mark.parametrize(
+    ("product", "header", "words"),
+    [
+        ("eventarc", "X-Mine: 1", "Eventarc sends no headers of a trigger's own; the event is set by --event-type"),
+        ("eventarc", "ce-type: evil", "Eventarc sends no headers"),
+        ("tasks", "X-CloudTasks-QueueName: evil", "Cloud Tasks sets it itself; use --queue (TaskOptions.queue)"),
+        ("tasks", "x-cloudtasks-taskretrycount: 9", "use --retry-count"),
+        ("tasks", "X-CloudTasks-Whatever: 1", "X-CloudTasks-* are its service headers"),
+        ("tasks", "User-Agent: mine", "it replaces a task's User-Agent with Google-Cloud-Tasks"),
+        ("scheduler", "User-Agent: mine", "it replaces a job's User-Agent with Google-Cloud-Scheduler"),
+        ("scheduler", "X-CloudScheduler: false", "Cloud Scheduler sets it itself; it is always true"),
+        ("scheduler", "X-CloudScheduler-JobName: evil", "use --job (JobOptions.job)"),
+        ("scheduler", "X-CloudScheduler-ScheduleTime: 0", "use --schedule-time"),
+    ],
+)
+def test_a_header_the_product_sets_itself_is_refused_not_replaced(
+    receiver: Receiver, account: str, capsys: pytest.CaptureFixture[str], product: str, header: str, words: str
+) -> None:
+    argv = ["send", "--as", product, "--service-account", account, f"{receiver.url}/x", "-H", header]
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and words in err, err
+    assert receiver.arrived == []
 
 
 def test_when_google_would_not_deliver_nothing_is_sent(

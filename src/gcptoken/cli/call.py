@@ -41,7 +41,7 @@ def _method_and_url(args: argparse.Namespace) -> tuple[str, str]:
         method = method.upper()
     else:
         raise InvalidArgumentError("give [METHOD] URL, e.g. gcptoken call POST https://SERVICE.a.run.app/path")
-    return method, checks.http_url(url)
+    return method, checks.http_url(url, user_info=False)
 
 
 def _headers(raw: list[str], token_header: str = "Authorization") -> dict[str, str]:
@@ -116,7 +116,7 @@ _FORWARDED = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGH
 
 
 def run_curl(args: argparse.Namespace) -> int:
-    url = checks.http_url(args.url)
+    url = checks.http_url(args.url, user_info=False)
     audience = _audience(args, url)
     curl = shutil.which("curl")
     if curl is None:

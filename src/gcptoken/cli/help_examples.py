@@ -40,6 +40,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "one carrying scopes instead, for ten minutes",
             "gcptoken jwt --scopes https://www.googleapis.com/auth/cloud-platform --lifetime 600",
         ),
+        (
+            "checked as the service account that signed it",
+            "gcptoken jwt --audience https://api.example.com"
+            ' | gcptoken verify --service-account "$SA" --audience https://api.example.com',
+        ),
     ),
     "call": (
         ("GET a private service's path", f"gcptoken call {_RUN}/health"),
@@ -84,9 +89,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             'gcptoken verify "$ASSERTION" --preset iap --audience /projects/123/apps/my-project --hd example.com',
         ),
         (
-            "a JWT a service account signed",
-            "gcptoken jwt --audience https://api.example.com"
-            ' | gcptoken verify --service-account "$SA" --audience https://api.example.com',
+            "a push from Pub/Sub, Cloud Tasks or Scheduler: Google-signed, for the account you chose",
+            f'gcptoken verify "$TOKEN" --caller push@my-project.iam.gserviceaccount.com --audience {_RUN}/pubsub',
         ),
     ),
     "inspect": (

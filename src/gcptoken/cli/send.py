@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_NOT_ACKNOWLEDGED", "EXIT_NOT_DELIVERED", "run_send"]
 
-EXIT_NOT_ACKNOWLEDGED = 1  # the target answered, not 2xx: the product would count a failed attempt
+EXIT_NOT_ACKNOWLEDGED = 1  # the target answered, and the product would count a failed attempt
 EXIT_NOT_DELIVERED = 4  # Google would send nothing: its service agent may not mint the token
 
 
-# What Google does after an answer that is not 2xx (each product's reference on retries).
+# What Google does after an answer it counts as a failure (each product's reference on retries).
 _AFTER_FAILURE = {
     "tasks": "Cloud Tasks would retry the task by its queue's retry settings",
     "scheduler": "Cloud Scheduler would retry the job by its retry settings",
@@ -74,6 +74,7 @@ def _show_request(label: str, request: OutgoingRequest) -> None:
 
 def run_send(args: argparse.Namespace) -> int:
     from gcptoken.senders import LABELS, SenderRefusedError, send_as
+    from gcptoken.senders.products import SUCCESS
 
     _not_for_this_product(args)
     headers = _pairs(args.header, ":", "--header", "'Name: value'")
@@ -104,7 +105,8 @@ def run_send(args: argparse.Namespace) -> int:
     if 300 <= delivery.status < 400 and location:
         print(f"gcptoken: redirected to {one_line(location, 300)}: not followed here", file=sys.stderr)
     if not delivery.acknowledged:
-        print(f"gcptoken: not acknowledged (only 2xx is): {_AFTER_FAILURE[args.product]}", file=sys.stderr)
+        success = SUCCESS[args.product]
+        print(f"gcptoken: not acknowledged (only {success} is): {_AFTER_FAILURE[args.product]}", file=sys.stderr)
     sys.stdout.buffer.write(delivery.body)
     sys.stdout.flush()
     return 0 if delivery.acknowledged else EXIT_NOT_ACKNOWLEDGED

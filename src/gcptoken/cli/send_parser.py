@@ -51,7 +51,12 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
         "--data", help="the body (Eventarc: the message data or the event's JSON); @FILE reads a file, - stdin"
     )
     send.add_argument(
-        "--header", "-H", action="append", default=[], help="the task's or job's own 'Name: value' (repeatable)"
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        help="a header of the task's, job's or step's own, 'Name: value' (repeatable); Eventarc has none, "
+        "and those the product sets itself (X-CloudTasks-*, X-CloudScheduler*, User-Agent) are refused",
     )
     send.add_argument("--method", "-X", help="HTTP method (default POST; Eventarc always POSTs)")
     send.add_argument("--audience", help="the OIDC token's audience (default: the product's, see below)")
@@ -68,7 +73,9 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
     tasks.add_argument(
         "--execution-count", type=_count, metavar="N", help="X-CloudTasks-TaskExecutionCount (default 0)"
     )
-    tasks.add_argument("--eta", type=finite, metavar="EPOCH_SECONDS", help="X-CloudTasks-TaskETA (default: now)")
+    tasks.add_argument(
+        "--eta", type=finite, metavar="EPOCH_SECONDS", help="X-CloudTasks-TaskETA, in seconds since 1970 (default: now)"
+    )
     tasks.add_argument("--previous-response", type=_count, metavar="CODE", help="X-CloudTasks-TaskPreviousResponse")
     tasks.add_argument("--retry-reason", metavar="TEXT", help="X-CloudTasks-TaskRetryReason")
 
@@ -78,7 +85,8 @@ def add_send_command(command: Callable[[str, str, str], argparse.ArgumentParser]
         "--schedule-time",
         type=finite,
         metavar="EPOCH_SECONDS",
-        help="X-CloudScheduler-ScheduleTime (default: this minute)",
+        help="X-CloudScheduler-ScheduleTime, given in seconds since 1970, sent in RFC 3339 "
+        "(2024-05-01T10:00:00Z) as Cloud Scheduler writes it (default: this minute)",
     )
 
     eventarc = send.add_argument_group("Eventarc (--as eventarc)")
@@ -112,7 +120,9 @@ Each product's request, as Google documents it:
              unless you set a type; token audience: the URL.
 The token is minted by the emulator as the product's service agent would; when Google would deliver
 nothing (the account is missing, or the agent may not mint for it), nothing is sent and send exits 4.
-Exit status: 0 a 2xx answer, 1 another answer (Google would retry), 2 bad input, 3 not reachable,
-4 Google would not deliver. Targets off this machine need --allow-remote: the request carries a
-token and headers that look like Google's, meant for your service under test.
+Exit status: 0 an answer the product counts as success (tasks, scheduler: 2xx; eventarc, as Pub/Sub
+push: 102, 200, 201, 202, 204; workflows: below 400), 1 another answer (Google would retry, or the
+step raises), 2 bad input, 3 not reachable, 4 Google would not deliver. Targets off this machine
+need --allow-remote: the request carries a token and headers that look like Google's, meant for
+your service under test.
 """

@@ -67,7 +67,8 @@ def upstream_audience(url: str, audience: str | None) -> str:
     """As ``gcptoken call``: ``--audience``, else the URL's scheme://host (a Cloud Run service)."""
     from gcptoken import checks
 
-    url = checks.http_url(url, "the proxy's URL")  # spaces, control characters, a bad port, no host
+    # spaces, control characters, a bad port, no host, user info
+    url = checks.http_url(url, "the proxy's URL", user_info=False)
     if "?" in url or "#" in url:
         raise InvalidArgumentError("the proxy's URL is http(s)://HOST[:PORT][/PATH], without a query")
     return checks.audience(audience, "--audience") if audience else audience_for(url)

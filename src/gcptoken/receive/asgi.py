@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from gcptoken.integrations.asgi import VerifiedClaims
 from gcptoken.receive.products import GoogleCall, PushDelivery, google_call
-from gcptoken.receive.pubsub import InvalidPushError, parse_push, parse_unwrapped
+from gcptoken.receive.pubsub import MAX_PUSH_BYTES, InvalidPushError, parse_push, parse_unwrapped, whole_number
 from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
@@ -49,7 +49,7 @@ class PubSubPush:
 
     async def __call__(self, request: Request) -> PushDelivery:
         call = await self._caller(request)  # the token first: nothing is read for a stranger
-        body = await request.body()
+        body = await _capped_body(request)
         try:
             if self.unwrapped:
                 message = parse_unwrapped(body, request.headers, write_metadata=self.write_metadata)
@@ -58,3 +58,21 @@ class PubSubPush:
         except InvalidPushError as error:
             raise HTTPException(400, detail=str(error)) from None
         return PushDelivery(call, message)
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The body, read no further than MAX_PUSH_BYTES: 413 beyond (no push is that large)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (len(declared) > 18 or (whole_number(declared) or 0) > MAX_PUSH_BYTES):
+        raise HTTPException(413, detail=_TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_PUSH_BYTES:
+            raise HTTPException(413, detail=_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_TOO_LARGE = f"the body is larger than any Pub/Sub push ({MAX_PUSH_BYTES} bytes)"

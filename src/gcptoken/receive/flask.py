@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from gcptoken.integrations.wsgi import require_id_token
 from gcptoken.receive.products import PushDelivery, google_call
-from gcptoken.receive.pubsub import InvalidPushError, parse_push, parse_unwrapped
+from gcptoken.receive.pubsub import MAX_PUSH_BYTES, InvalidPushError, parse_push, parse_unwrapped
 from gcptoken.verify.audience import refuse_in_a_service
 from gcptoken.verify.verifier import Verifier
 
@@ -50,20 +50,43 @@ def pubsub_push(
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def with_push(*args: Any, claims: dict[str, Any], **kwargs: Any) -> Any:
-            from flask import Response, request
+            from flask import request
 
-            body = request.get_data()
+            body = _capped_body(request)
+            if body is None:
+                return _answer(413, f"the body is larger than any Pub/Sub push ({MAX_PUSH_BYTES} bytes)")
             try:
                 if unwrapped:
                     message = parse_unwrapped(body, dict(request.headers.items()), write_metadata=write_metadata)
                 else:
                     message = parse_push(body)
             except InvalidPushError as error:
-                detail = json.dumps({"detail": str(error)}, separators=(",", ":"))
-                return Response(detail, status=400, content_type="application/json")
+                return _answer(400, str(error))
             push = PushDelivery(google_call(claims, dict(request.headers.items())), message)
             return view(*args, push=push, **kwargs)
 
         return require_id_token(verifier, header=header)(with_push)  # type: ignore[return-value]
 
     return decorate
+
+
+def _capped_body(request: Any) -> bytes | None:
+    """The body, read no further than MAX_PUSH_BYTES; None beyond (no push is that large)."""
+    if request.content_length is not None and request.content_length > MAX_PUSH_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := request.stream.read(min(65536, MAX_PUSH_BYTES + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_PUSH_BYTES:
+            return None
+    return b"".join(chunks)
+
+
+def _answer(status: int, detail: str) -> Any:
+    from flask import Response
+
+    return Response(
+        json.dumps({"detail": detail}, separators=(",", ":")), status=status, content_type="application/json"
+    )

@@ -16,25 +16,30 @@ request headers"): X-CloudTasks-QueueName, -TaskName, -TaskRetryCount, -TaskExec
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gcptoken.receive.pubsub import PushMessage
+from gcptoken.receive.pubsub import PushMessage, whole_number
 
 __all__ = ["CloudSchedulerHeaders", "CloudTasksHeaders", "GoogleCall", "PushDelivery", "google_call"]
 
 
+# Seconds since the epoch as Cloud Tasks writes them ("1700000000.123456"): ASCII digits only
+# (float() reads other scripts' digits, "1_0", "inf" and " 1 ").
+_SECONDS = re.compile(r"\d{1,18}(?:\.\d{1,9})?", re.ASCII)
+
+
 def _whole(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+    return whole_number(value)
 
 
 def _seconds(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
+    if value is None or not _SECONDS.fullmatch(value):
         return None
-    return seconds if seconds is not None and math.isfinite(seconds) else None
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,17 @@ from typing import Any
 
 from gcptoken.errors import GcpTokenError
 
-__all__ = ["ACK", "ACK_STATUSES", "InvalidPushError", "PushMessage", "acknowledges", "parse_push", "parse_unwrapped"]
+__all__ = [
+    "ACK",
+    "ACK_STATUSES",
+    "MAX_PUSH_BYTES",
+    "InvalidPushError",
+    "PushMessage",
+    "acknowledges",
+    "parse_push",
+    "parse_unwrapped",
+    "whole_number",
+]
 
 # "Any of the following HTTP status codes is interpreted as success by the Pub/Sub system: 102,
 # 200, 201, 202, or 204"; anything else is a negative acknowledgement, delivered again
@@ -41,9 +51,18 @@ __all__ = ["ACK", "ACK_STATUSES", "InvalidPushError", "PushMessage", "acknowledg
 ACK_STATUSES = frozenset({102, 200, 201, 202, 204})
 ACK = 204
 
+# Pub/Sub's largest message is 10 MB, its data and attributes together
+# (https://cloud.google.com/pubsub/quotas, "Resource limits": message size); its push envelope
+# carries the data in base64 (4/3 as large) inside JSON, so 16 MiB holds any real push, and
+# nothing more is read.
+MAX_PUSH_BYTES = 16 * 1024 * 1024
+
 _SUBSCRIPTION = re.compile(r"projects/[^/\s]+/subscriptions/[^/\s]+")
-# RFC 3339 as Google writes timestamps: up to nine fractional digits, Z or an offset.
-_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))")
+# RFC 3339 as Google writes timestamps: up to nine fractional digits, Z or an offset. ASCII digits
+# only (\d alone matches any script's digits, which int() reads).
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))", re.ASCII
+)
 _HEADER = "x-goog-pubsub-"
 
 
@@ -84,13 +103,15 @@ def _timestamp(value: object, where: str) -> datetime:
         raise InvalidPushError(f"{where} is not an RFC 3339 time")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     try:
+        if not zulu and (int(off_h) > 23 or int(off_m) > 59):
+            raise ValueError("offset out of range")
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=timezone.utc)
-    except ValueError:
-        raise InvalidPushError(f"{where} is not an RFC 3339 time") from None
-    moment += timedelta(microseconds=int((fraction or "0").ljust(6, "0")[:6]))
-    if not zulu:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        moment -= offset if sign == "+" else -offset
+        moment += timedelta(microseconds=int((fraction or "0").ljust(6, "0")[:6]))
+        if not zulu:
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            moment -= offset if sign == "+" else -offset
+    except (ValueError, OverflowError):  # no such day, or before year 1 / after 9999 once in UTC
+        raise InvalidPushError(f"{where} is not an RFC 3339 time within years 1-9999") from None
     return moment
 
 
@@ -110,13 +131,24 @@ def _data(value: object) -> bytes:
         return b""
     if not isinstance(value, str):
         raise InvalidPushError("message 'data' is not a base64 string")
-    try:  # protobuf's JSON mapping writes standard base64, and reads the URL-safe alphabet too
-        return base64.b64decode(value, validate=True)
+    # Pub/Sub writes standard base64 with padding; protobuf's JSON mapping, which its push uses,
+    # reads "standard or URL-safe base64 encoding with/without paddings"
+    # (https://protobuf.dev/programming-guides/json/, bytes): read what it reads.
+    if "=" not in value:
+        value += "=" * (-len(value) % 4)
+    try:
+        return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
-        try:
-            return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidPushError("message 'data' is not base64") from None
+        raise InvalidPushError("message 'data' is not base64") from None
+
+
+def whole_number(value: str | None, *, at_least: int = 0) -> int | None:
+    """A header's ASCII decimal number of at most 18 digits, else None: no int() of a value
+    longer than Python reads (4300 digits: ValueError), no other script's digits."""
+    if value is None or not (0 < len(value) <= 18 and value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if number >= at_least else None
 
 
 def parse_push(body: bytes | str) -> PushMessage:
@@ -172,7 +204,8 @@ def parse_unwrapped(body: bytes, headers: Mapping[str, str], *, write_metadata: 
     if not _SUBSCRIPTION.fullmatch(subscription):
         raise InvalidPushError(f"{_HEADER}subscription-name is not projects/PROJECT/subscriptions/NAME")
     attempt = lowered.get(_HEADER + "delivery-attempt")
-    if attempt is not None and not (attempt.isascii() and attempt.isdigit() and int(attempt) >= 1):
+    attempts = whole_number(attempt, at_least=1)
+    if attempt is not None and attempts is None:
         raise InvalidPushError(f"{_HEADER}delivery-attempt is not a positive whole number")
     return PushMessage(
         data=bytes(body),
@@ -180,5 +213,5 @@ def parse_unwrapped(body: bytes, headers: Mapping[str, str], *, write_metadata: 
         publish_time=_timestamp(header("publish-time"), f"{_HEADER}publish-time"),
         subscription=subscription,
         ordering_key=lowered.get(_HEADER + "ordering-key") or lowered.get("x-goog-ordering-key") or None,
-        delivery_attempt=None if attempt is None else int(attempt),
+        delivery_attempt=attempts,
     )

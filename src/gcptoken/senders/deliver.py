@@ -13,7 +13,7 @@ from typing import Any
 from gcptoken import checks
 from gcptoken.endpoints import EMULATOR_HOST_ENV, checked_host, safe_url
 from gcptoken.errors import InvalidArgumentError, TransportError
-from gcptoken.senders.products import Options, label, outgoing_request
+from gcptoken.senders.products import Options, acknowledges, label, outgoing_request
 from gcptoken.senders.refused import SenderRefusedError
 from gcptoken.senders.request import OutgoingRequest, checked_target, header
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
@@ -34,8 +34,9 @@ class Delivery:
 
     @property
     def acknowledged(self) -> bool:
-        """A 2xx answer: the task or job attempt succeeded, the message is acked."""
-        return 200 <= self.status < 300
+        """The product counts the attempt a success: 2xx for Cloud Tasks and Cloud Scheduler (the
+        task is done), Pub/Sub push's ack codes for Eventarc, below 400 for Workflows (no HttpError)."""
+        return acknowledges(self.request.product, self.status)
 
 
 def emulator_url(emulator: str | None = None) -> str:
@@ -47,7 +48,7 @@ def emulator_url(emulator: str | None = None) -> str:
             "(or pass --emulator HOST:PORT)"
         )
     if value.startswith(("http://", "https://")):
-        return checks.http_url(value, "the emulator URL").rstrip("/")
+        return checks.http_url(value, "the emulator URL", user_info=False).rstrip("/")
     return f"http://{checked_host(value, EMULATOR_HOST_ENV if emulator is None else 'the emulator')}"
 
 
@@ -147,7 +148,8 @@ def send_as(
     with an ID token for ``service_account`` from the emulator (``emulator``, else
     GCPTOKEN_EMULATOR_HOST). InvalidArgumentError for bad input (a target off this machine without
     ``allow_remote``), SenderRefusedError when Google would deliver nothing, TransportError when
-    the emulator or the target cannot be reached. A non-2xx answer is a Delivery too."""
+    the emulator or the target cannot be reached. An answer the product counts as a failure is a
+    Delivery too (``acknowledged`` False)."""
     label(product)
     target = checked_target(url, allow_remote=allow_remote)
     if not isinstance(service_account, str) or "@" not in service_account:
@@ -156,10 +158,13 @@ def send_as(
         checks.audience(audience, "the audience")
     body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     base = emulator_url(emulator)
-    project = project_id(base, timeout) if product == "eventarc" else "my-project"
-    request = outgoing_request(
-        product, target, body, options, method=method, headers=headers, audience=audience, project=project
-    )
+    # Built once before the emulator is asked anything: bad input is refused without a network call.
+    request = outgoing_request(product, target, body, options, method=method, headers=headers, audience=audience)
+    if product == "eventarc":  # a Pub/Sub event names the emulated project's topic and subscription
+        project = project_id(base, timeout)
+        request = outgoing_request(
+            product, target, body, options, method=method, headers=headers, audience=audience, project=project
+        )
     return deliver(request, service_account, base, timeout)
 
 

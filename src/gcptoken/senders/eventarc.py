@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from gcptoken.errors import InvalidArgumentError
-from gcptoken.senders.request import OutgoingRequest, header_value, merged, user_headers
+from gcptoken.senders.request import OutgoingRequest, header_value
 
 __all__ = ["PUBSUB_PUBLISHED", "EventOptions", "event_request"]
 
@@ -118,8 +118,16 @@ def event_request(
     attributes["ce-time"] = moment
     if options.subject is not None:
         attributes["ce-subject"] = header_value(options.subject, "the subject")
-    own = user_headers(headers, LABEL)
+    if headers:
+        # A trigger has no headers of its own: its destination is a Cloud Run service, a path and
+        # a region (google.cloud.eventarc.v1.CloudRun), or an HTTP endpoint's URI; what the event
+        # says is its attributes.
+        name = next(iter(headers))
+        raise InvalidArgumentError(
+            f"the header {str(name)[:60]}: Eventarc sends no headers of a trigger's own; the event is set by "
+            "--event-type, --source, --subject, --topic, --attribute (EventOptions)"
+        )
     sent = {**attributes, "Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
     parts = urlsplit(url)
     service = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"  # the audience: the service's URL, not the path
-    return OutgoingRequest("eventarc", "POST", url, service if audience is None else audience, merged(own, sent), body)
+    return OutgoingRequest("eventarc", "POST", url, service if audience is None else audience, sent, body)

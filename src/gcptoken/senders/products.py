@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gcptoken.errors import InvalidArgumentError
+from gcptoken.receive.pubsub import ACK_STATUSES
 from gcptoken.senders.eventarc import EventOptions, event_request
 from gcptoken.senders.request import OutgoingRequest
 from gcptoken.senders.scheduler import JobOptions, job_request
 from gcptoken.senders.tasks import TaskOptions, task_request
 from gcptoken.senders.workflows import step_request
 
-__all__ = ["LABELS", "Options", "label", "outgoing_request"]
+__all__ = ["LABELS", "SUCCESS", "Options", "acknowledges", "label", "outgoing_request"]
 
 # name -> what Google calls it
 LABELS = {"tasks": "Cloud Tasks", "scheduler": "Cloud Scheduler", "eventarc": "Eventarc", "workflows": "Workflows"}
@@ -23,6 +24,29 @@ _OPTIONS: dict[str, type | None] = {
     "eventarc": EventOptions,
     "workflows": None,
 }
+
+
+# What each product counts as a successful attempt, in words (for the CLI) and as a rule below.
+# Cloud Tasks: "a successful HTTP response code ([200 - 299])" (google/cloud/tasks/v2/target.proto,
+# HttpRequest); Cloud Scheduler: "an HTTP response code in the range [200 - 299]" (scheduler/v1
+# target.proto, HttpTarget); Eventarc delivers through a Pub/Sub push subscription, which acks only
+# 102, 200, 201, 202, 204 (https://cloud.google.com/pubsub/docs/push); Workflows' http.* raise
+# HttpError "if the response status is >= 400" (https://cloud.google.com/workflows/docs/reference/stdlib/http/get).
+SUCCESS = {
+    "tasks": "2xx",
+    "scheduler": "2xx",
+    "eventarc": "102, 200, 201, 202 or 204, as Pub/Sub push",
+    "workflows": "below 400",
+}
+
+
+def acknowledges(product: str, status: int) -> bool:
+    """Whether ``product`` counts an answer with ``status`` as a successful attempt."""
+    if product == "eventarc":
+        return status in ACK_STATUSES
+    if product == "workflows":
+        return status < 400
+    return 200 <= status < 300
 
 
 def label(product: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -37,25 +38,40 @@ class OutgoingRequest:
     body: bytes = b""
 
 
-def _loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def _loopback_address(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _loopback(host: str) -> bool:
+    """A literal loopback address, or exactly ``localhost`` when every address the system resolves
+    it to is one: a name is what the resolver says it is (``foo.localhost``, ``localhost.`` go to
+    the resolver, or to DNS, as any other name), so no other name is taken on trust."""
+    if _loopback_address(host):
+        return True
+    if host.lower() != "localhost":
+        return False
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(found) and all(_loopback_address(str(info[4][0])) for info in found)
 
 
 def checked_target(url: str, *, allow_remote: bool = False) -> str:
     """An http(s) URL on this machine (loopback), unless ``allow_remote``: the request carries a
     token and headers that look like Google's, meant for the user's own service under test."""
-    url = checks.http_url(url, "the target URL")
+    url = checks.http_url(url, "the target URL", user_info=False)
     host = urlsplit(url).hostname or ""
     if not allow_remote and not _loopback(host):
         raise InvalidArgumentError(
             f"the target {host[:100]!r} is not this machine: send reaches loopback addresses only "
-            "(localhost, 127.0.0.1, ::1); --allow-remote (allow_remote=True) sends elsewhere"
+            "(127.0.0.1, ::1, localhost); --allow-remote (allow_remote=True) sends elsewhere"
         )
     return url
 
@@ -72,9 +88,13 @@ def checked_method(method: str | None, default: str, label: str, *, body: bytes,
     return chosen
 
 
-def user_headers(headers: Mapping[str, str] | None, label: str) -> dict[str, str]:
-    """The headers the user set on the task, job or step, checked; those Google computes or owns
-    (Host, Content-Length, Authorization, X-Google-*, X-AppEngine-*) are refused, not dropped."""
+def user_headers(
+    headers: Mapping[str, str] | None, label: str, owned: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The headers the user set on the task, job or step, checked. Those Google computes or owns
+    (Host, Content-Length, Authorization, X-Google-*, X-AppEngine-*) and the product's own
+    (``owned``: a lowercase name, or a prefix ending in ``*``, to what to use instead) are refused,
+    never silently replaced: the user's value would not arrive."""
     checked: dict[str, str] = {}
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
@@ -83,8 +103,15 @@ def user_headers(headers: Mapping[str, str] | None, label: str) -> dict[str, str
         lower = name.lower()
         if lower in _COMPUTED or lower.startswith(_GOOGLE_PREFIXES):
             raise InvalidArgumentError(f"the header {name}: {label} sets it itself")
+        instead = next((why for key, why in (owned or {}).items() if _owns(key, lower)), None)
+        if instead is not None:
+            raise InvalidArgumentError(f"the header {name}: {label} sets it itself; {instead}")
         checked[name] = value
     return checked
+
+
+def _owns(key: str, lower: str) -> bool:
+    return lower.startswith(key[:-1]) if key.endswith("*") else lower == key
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

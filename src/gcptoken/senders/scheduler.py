@@ -33,6 +33,19 @@ class JobOptions:
     schedule_time: float | None = None
 
 
+# The headers Cloud Scheduler sets itself (HttpTarget.headers, google/cloud/scheduler/v1/target.proto:
+# "Some HTTP request headers will be ignored or replaced": User-Agent "will be set to
+# Google-Cloud-Scheduler", X-CloudScheduler "will be set to true", X-CloudScheduler-JobName,
+# X-CloudScheduler-ScheduleTime), and what sets them here.
+OWNED = {
+    "x-cloudscheduler": "it is always true",
+    "x-cloudscheduler-jobname": "use --job (JobOptions.job)",
+    "x-cloudscheduler-scheduletime": "use --schedule-time (JobOptions.schedule_time)",
+    "x-cloudscheduler-*": "X-CloudScheduler-* are its own",
+    "user-agent": "it replaces a job's User-Agent with Google-Cloud-Scheduler",
+}
+
+
 def _schedule_time(seconds: float | None) -> str:
     moment = time.time() // 60 * 60 if seconds is None else seconds
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
@@ -53,7 +66,7 @@ def job_request(
     if not job or len(job) > 500 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in job):
         raise InvalidArgumentError(f"the job must be letters, digits, - or _ (its ID), not {job[:60]!r}")
     chosen = checked_method(method, "POST", LABEL, body=body)
-    own = user_headers(headers, LABEL)
+    own = user_headers(headers, LABEL, OWNED)
     sent = {
         "User-Agent": "Google-Cloud-Scheduler",
         "X-CloudScheduler": "true",

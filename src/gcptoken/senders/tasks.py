@@ -41,6 +41,23 @@ class TaskOptions:
     retry_reason: str | None = None
 
 
+# The headers Cloud Tasks sets itself, and what sets them here. Its HttpRequest.headers reference
+# (google/cloud/tasks/v2/target.proto): "Some HTTP request headers will be ignored or replaced":
+# X-CloudTasks-* ("service headers"), and User-Agent "will be set to Google-Cloud-Tasks". A value of
+# the task's own would never arrive, so it is refused rather than quietly replaced.
+OWNED = {
+    "x-cloudtasks-queuename": "use --queue (TaskOptions.queue)",
+    "x-cloudtasks-taskname": "use --task-name (TaskOptions.task_name)",
+    "x-cloudtasks-taskretrycount": "use --retry-count (TaskOptions.retry_count)",
+    "x-cloudtasks-taskexecutioncount": "use --execution-count (TaskOptions.execution_count)",
+    "x-cloudtasks-tasketa": "use --eta (TaskOptions.eta)",
+    "x-cloudtasks-taskpreviousresponse": "use --previous-response (TaskOptions.previous_response)",
+    "x-cloudtasks-taskretryreason": "use --retry-reason (TaskOptions.retry_reason)",
+    "x-cloudtasks-*": "X-CloudTasks-* are its service headers",
+    "user-agent": "it replaces a task's User-Agent with Google-Cloud-Tasks",
+}
+
+
 def _short_name(value: str, what: str) -> str:
     # Queue and task IDs: letters, digits, hyphens and underscores, at most 100 (queues) / 500 (tasks).
     if not value or len(value) > 500 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
@@ -70,11 +87,11 @@ def task_request(
     options = options or TaskOptions()
     _counts(options)
     chosen = checked_method(method, "POST", LABEL, body=body)
-    own = user_headers(headers, LABEL)
+    own = user_headers(headers, LABEL, OWNED)
     task_id = options.task_name if options.task_name is not None else str(secrets.randbelow(10**19) + 10**19)
     eta = time.time() if options.eta is None else options.eta
     sent = {
-        "User-Agent": "Google-Cloud-Tasks",  # replaces the user's own, as Cloud Tasks does
+        "User-Agent": "Google-Cloud-Tasks",
         "X-CloudTasks-QueueName": _short_name(options.queue, "queue"),
         "X-CloudTasks-TaskName": _short_name(task_id, "task name"),
         "X-CloudTasks-TaskRetryCount": str(options.retry_count),

@@ -71,13 +71,47 @@ def google_caller(service_accounts: str | Collection[str]) -> Preset:
     )
 
 
+# What each of compute_engine's values can be, so that one that can never match is refused rather
+# than silently admitting nothing: project IDs (a letter, then letters, digits, hyphens; "example.com:"
+# before it for the old domain-scoped ones) or numbers; zones as Google names them (a region such as
+# us-central1 names no zone); instance IDs (numbers) or names (RFC 1035 labels); license IDs (numbers).
+_NUMBER = re.compile(r"0*[1-9][0-9]{0,19}", re.ASCII)
+_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "projects": (
+        re.compile(r"(?:[a-z0-9][a-z0-9.-]*:)?[a-z][a-z0-9-]{0,61}[a-z0-9]|0*[1-9][0-9]{0,19}", re.ASCII),
+        "a project ID (my-project) or number",
+    ),
+    "zones": (re.compile(r"[a-z]+(?:-[a-z]+)*[0-9]+-[a-z]", re.ASCII), "a zone such as us-central1-a (not a region)"),
+    "instances": (
+        re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|0*[1-9][0-9]{0,19}", re.ASCII),
+        "an instance ID or name",
+    ),
+    "licenses": (_NUMBER, "a license ID (a number such as 1000201; licenses=TRUE is the VM's request, not this)"),
+}
+
+
 def _values(given: Collection[str | int] | str | int | None, what: str) -> frozenset[str] | None:
     if given is None:
         return None
-    values = (given,) if isinstance(given, str | int) else tuple(given)
-    if not values or not all(type(value) in (str, int) and str(value).strip() for value in values):
+    if isinstance(given, str | int):
+        values: tuple[object, ...] = (given,)
+    elif isinstance(given, Collection) and not isinstance(given, bytes | dict):
+        values = tuple(given)
+    else:
+        raise InvalidArgumentError(f"{what} must be a list of names or numbers, not {type(given).__name__}")
+    if not values:
         raise InvalidArgumentError(f"{what} must be a non-empty list of names or numbers")
-    return frozenset(str(value).strip() for value in values)
+    pattern, form = _RULES[what]
+    checked = set()
+    for value in values:
+        text = str(value).strip() if type(value) in (str, int) else None
+        if text is not None and what == "zones":
+            text = text.rsplit("/", 1)[-1]  # projects/N/zones/Z too
+        if text is None or not pattern.fullmatch(text):
+            shown = repr(value)[:80] if type(value) in (str, int) else type(value).__name__
+            raise InvalidArgumentError(f"{what}: {shown} is not {form}")
+        checked.add(text)
+    return frozenset(checked)
 
 
 def _shown(value: Any) -> str:
@@ -98,8 +132,8 @@ def compute_engine(
 ) -> Preset:
     """A VM's ``format=full`` identity token, from one of ``projects`` (IDs or numbers), and when
     given: in one of ``zones`` (``us-central1-a``), one of ``instances`` (IDs, or names: a name is
-    unique only within its project and zone), carrying at least one of ``licenses`` (license IDs;
-    the VM must ask with ``licenses=TRUE``), run as one of ``service_accounts``. The claims are
+    unique only within its project and zone), carrying at least one of ``licenses`` (license IDs,
+    numbers; the VM's metadata request must include its licences), run as one of ``service_accounts``. The claims are
     those of https://cloud.google.com/compute/docs/instances/verifying-instance-identity
     (``google.compute_engine``: project_id, project_number, zone, instance_id, instance_name,
     instance_creation_timestamp, license_id)."""
@@ -107,8 +141,6 @@ def compute_engine(
     if allowed_projects is None:
         raise InvalidArgumentError("projects is required: any VM of any project can get a token for your audience")
     allowed_zones = _values(zones, "zones")
-    if allowed_zones is not None:
-        allowed_zones = frozenset(zone.rsplit("/", 1)[-1] for zone in allowed_zones)  # projects/N/zones/Z too
     allowed_instances = _values(instances, "instances")
     allowed_licenses = _values(licenses, "licenses")
     accounts = None if service_accounts is None else service_account_emails(service_accounts)
@@ -138,7 +170,8 @@ def compute_engine(
             carried = instance.get("license_id")
             if not isinstance(carried, list):
                 raise VerificationError(
-                    "license_not_allowed", "token carries no 'license_id' (the VM must ask with licenses=TRUE)"
+                    "license_not_allowed",
+                    "token carries no 'license_id' (the VM must ask the metadata server with &licenses=TRUE)",
                 )
             if not {str(value) for value in carried if type(value) in (str, int)} & allowed_licenses:
                 raise VerificationError("license_not_allowed", "the VM carries none of the required licenses")
