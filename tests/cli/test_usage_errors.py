@@ -77,3 +77,15 @@ def test_words_after_dashes_point_to_curl_wherever_nothing_is_passed_on(capsys: 
     assert main(["id", "--", "-v"]) == 2
     said = capsys.readouterr().err
     assert "looks like an option" in said and "curl" not in said and said.count("\n") == 1
+
+
+def test_verbose_in_process_leaves_the_logger_as_it_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main([... "-v"])`` called from a program (or a test) logs to that call's stderr only: a
+    later call, verbose or not, must not write through a handler left behind."""
+    import logging
+
+    logger = logging.getLogger("gcptoken")
+    before = (list(logger.handlers), logger.level)
+    assert main(["-v", "decode", "not-a-token"]) != 0
+    assert (list(logger.handlers), logger.level) == before
+    capsys.readouterr()

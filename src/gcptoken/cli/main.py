@@ -318,13 +318,24 @@ def _run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(ours)
     if curl_args is not None:
         args.curl_args = curl_args
-    if args.verbose:
-        import logging  # only for -v: the one-shot path does not pay for it
+    if not args.verbose:
+        return _dispatch(args)
+    import logging  # only for -v: the one-shot path does not pay for it
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
-        logging.getLogger("gcptoken").addHandler(handler)
-        logging.getLogger("gcptoken").setLevel(logging.DEBUG)
+    logger = logging.getLogger("gcptoken")
+    handler = logging.StreamHandler(sys.stderr)  # today's stderr, for this command only
+    handler.setFormatter(logging.Formatter("gcptoken: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        return _dispatch(args)
+    finally:  # main() called in-process (tests, embedding) leaves the logger as it found it
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from gcptoken.cli.io import error_line
     from gcptoken.errors import GcpTokenError
 
