@@ -44,6 +44,13 @@ def add_pubsub_emulator(command: Callable[[str, str, str], argparse.ArgumentPars
         help="where to find the subscription of a push that names none (noWrapper without writeMetadata; "
         "PUBSUB_PROJECT_ID is used too; repeatable)",
     )
+    pubsub.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (host.docker.internal, say; default: loopback only, "
+        "so no web page can reach it through DNS rebinding; repeatable)",
+    )
     pubsub.epilog = EPILOG
 
 
@@ -84,6 +91,7 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
             port=args.port,
             allow_remote_endpoints=args.allow_remote_endpoints,
             projects=args.project or (),
+            allow_hosts=args.allow_host or (),
             log=log,
         )
     except ValueError as exc:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from gcptoken.emulator.pubsub.front import front_app, front_protocol
 from gcptoken.emulator.pubsub.peers import can_tell_processes, connection_of_process
 from gcptoken.emulator.pubsub.relay import PushRelay
 from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
@@ -82,6 +83,7 @@ class PubsubEmulator:
         port: int = 0,
         allow_remote_endpoints: bool = False,
         projects: Iterable[str] = (),
+        allow_hosts: Iterable[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
         self.emulator_url, self.allow_remote_endpoints = emulator_url, allow_remote_endpoints
@@ -94,12 +96,18 @@ class PubsubEmulator:
             if not PROJECT_ID.fullmatch(project):
                 raise ValueError(f"{project[:70]!r} is not a project ID")
         self.launcher = find_launcher()
-        self._port_socket = bind("127.0.0.1", port)  # held until the JVM starts: the port is ours
+        self.allow_hosts = tuple(allow_hosts)
+        # Clients reach the guarded front (front.py); the JVM, which answers any page, a private port.
+        self._port_socket = bind("127.0.0.1", port)
         self.port: int = self._port_socket.getsockname()[1]
         self.host_port = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host_port}"
+        self._jvm_socket = bind("127.0.0.1", 0, "the Pub/Sub emulator's private port")  # held until it starts
+        self.jvm_port: int = self._jvm_socket.getsockname()[1]
+        self.jvm_url = f"http://127.0.0.1:{self.jvm_port}"
         self._process: subprocess.Popen[str] | None = None
         self._relay: AsgiServer | None = None
+        self._front: AsgiServer | None = None
         self.relay_url: str | None = None  # where the JVM's pushes go first, once started
         self._output: list[str] = []
 
@@ -108,7 +116,7 @@ class PubsubEmulator:
 
     def start(self) -> PubsubEmulator:
         relay = PushRelay(
-            self.url,
+            self.jvm_url,
             self.emulator_url,
             allow_remote=self.allow_remote_endpoints,
             projects=self.projects,
@@ -121,8 +129,8 @@ class PubsubEmulator:
         # (gRPC honours https.proxyHost), and a header cannot be added inside TLS anyway.
         proxy = f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self._relay.port} -Dhttp.nonProxyHosts="
         env = dict(os.environ, CLOUD_PUBSUB_EMULATOR_OPTS=f"{os.environ.get('CLOUD_PUBSUB_EMULATOR_OPTS', '')} {proxy}")
-        command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.port}"]
-        self._port_socket.close()
+        command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.jvm_port}"]
+        self._jvm_socket.close()
         try:
             # Its own session: a terminal's Ctrl-C reaches only us, and we stop it (not it alone, first).
             self._process = subprocess.Popen(
@@ -136,6 +144,8 @@ class PubsubEmulator:
                 preexec_fn=_dying_with_us(),
             )
             self._wait_started()
+            front = front_app(self.jvm_port, self.allow_hosts, self.log)
+            self._front = AsgiServer(front, self._port_socket, protocol=front_protocol(self.jvm_port)).start()
         except BaseException:
             self.stop()
             raise
@@ -173,10 +183,12 @@ class PubsubEmulator:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._relay is not None:
-            self._relay.stop()
-            self._relay = None
+        for server in (self._front, self._relay):
+            if server is not None:
+                server.stop()
+        self._front = self._relay = None
         self._port_socket.close()
+        self._jvm_socket.close()
 
     def __enter__(self) -> PubsubEmulator:
         return self.start()
