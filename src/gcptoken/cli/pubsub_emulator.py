@@ -81,6 +81,12 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         say(f"error: --port must be 0-65535, not {args.port}")
         return 2
+    from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
+
+    for project in args.project or ():
+        if not PROJECT_ID.fullmatch(project):
+            say(f"error: --project: {project[:70]!r} is not a project ID")
+            return 2
     emulator_url = _emulator_url(args)
     if emulator_url is None:
         return 3
@@ -94,8 +100,8 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
             allow_hosts=args.allow_host or (),
             log=log,
         )
-    except ValueError as exc:
-        say(f"error: --project: {exc}")
+    except ValueError as exc:  # PUBSUB_PROJECT_ID's, named
+        say(f"error: {exc}")
         return 2
     except (PubsubEmulatorMissingError, OSError) as exc:  # OSError: a ListenError naming --port
         say(f"error: {exc}")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -32,6 +33,12 @@ from gcptoken.servers.serving import HeaderTimeoutProtocol
 __all__ = ["H2C_PREFACE", "MAX_REQUEST", "front_app", "front_protocol"]
 
 H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+# The projects clients use, so the relay knows where to look for a push that names no subscription
+# (the Pub/Sub API lists no projects): in REST paths, and in gRPC's request messages, which carry
+# resource names as plain protobuf strings (uncompressed: google-cloud-pubsub's default).
+_RESOURCE = re.compile(rb"projects/([^/\x00-\x20?#\x7f-\xff]{1,255})/(?:topics|subscriptions|snapshots|schemas)\b")
+_OVERLAP = 300  # bytes kept from one read to the next: a name split between two reads is seen
+Saw = Callable[[str], None]
 MAX_REQUEST = 32 * 1024 * 1024  # a publish of 10 MB messages, base64 in JSON (Pub/Sub's limit)
 
 
@@ -53,6 +60,8 @@ class _FrontProtocol(HeaderTimeoutProtocol):
     its bytes go to ``upstream`` (the JVM) and back, untouched."""
 
     upstream: tuple[str, int] = ("127.0.0.1", 0)
+    saw_project: Saw | None = None
+    _seen = b""
     _first = b""
     _decided = False
     _jvm: asyncio.Transport | None = None
@@ -62,10 +71,8 @@ class _FrontProtocol(HeaderTimeoutProtocol):
         if self._decided:
             if self._pending is None:
                 super().data_received(data)
-            elif self._jvm is not None:
-                self._jvm.write(data)
             else:
-                self._pending.append(data)
+                self._to_jvm(data)
             return
         self._first += data
         if H2C_PREFACE.startswith(self._first[: len(H2C_PREFACE)]) and len(self._first) < len(H2C_PREFACE):
@@ -76,8 +83,20 @@ class _FrontProtocol(HeaderTimeoutProtocol):
             super().data_received(first)
             return
         self._disarm_header_timer()
-        self._pending = [first]
+        self._pending = []
+        self._to_jvm(first)
         self.loop.create_task(self._open_jvm())
+
+    def _to_jvm(self, data: bytes) -> None:
+        if self.saw_project is not None:
+            window = self._seen + data
+            for project in _RESOURCE.findall(window):
+                self.saw_project(project.decode("ascii"))
+            self._seen = window[-_OVERLAP:]
+        if self._jvm is not None:
+            self._jvm.write(data)
+        elif self._pending is not None:
+            self._pending.append(data)
 
     async def _open_jvm(self) -> None:
         try:
@@ -98,15 +117,21 @@ class _FrontProtocol(HeaderTimeoutProtocol):
         super().connection_lost(exc)
 
 
-def front_protocol(jvm_port: int) -> type[asyncio.Protocol]:
-    """The protocol class for the front's server (uvicorn makes one per connection)."""
-    return type("PubsubFrontProtocol", (_FrontProtocol,), {"upstream": ("127.0.0.1", jvm_port)})
+def front_protocol(jvm_port: int, saw_project: Saw | None = None) -> type[asyncio.Protocol]:
+    """The protocol class for the front's server (uvicorn makes one per connection); ``saw_project``
+    is told each project a gRPC client names."""
+    return type(
+        "PubsubFrontProtocol",
+        (_FrontProtocol,),
+        {"upstream": ("127.0.0.1", jvm_port), "saw_project": staticmethod(saw_project) if saw_project else None},
+    )
 
 
 class _Forwarder:
     """An HTTP/1.x request, already guarded, sent on to the JVM; its answer passed back."""
 
-    def __init__(self, jvm_port: int) -> None:
+    def __init__(self, jvm_port: int, saw_project: Saw | None) -> None:
+        self.saw_project = saw_project
         self.origin = ("http", f"127.0.0.1:{jvm_port}".encode())
         self.base = f"http://127.0.0.1:{jvm_port}"
         self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(None, connect=5.0))
@@ -126,6 +151,9 @@ class _Forwarder:
         except Refused as refused:
             await _plain(send, 400, f"{refused}\n")
             return
+        if self.saw_project is not None:
+            for project in _RESOURCE.findall(target.split(b"?", 1)[0]):
+                self.saw_project(project.decode("ascii"))
         body = await _read(receive)
         if body is None:
             return  # the client left before its body was complete: nothing is forwarded
@@ -177,10 +205,15 @@ async def _plain(send: Send, status: int, text: str) -> None:
         await send({"type": "http.response.body", "body": body})
 
 
-def front_app(jvm_port: int, hosts: Sequence[str] = (), log: logging.Logger | None = None) -> ASGIApp:
+def front_app(
+    jvm_port: int, hosts: Sequence[str] = (), log: logging.Logger | None = None, saw_project: Saw | None = None
+) -> ASGIApp:
     """The guard, then the forwarder to the JVM on ``jvm_port``. ``hosts``: Host names answered
-    besides loopback (a container's ``host.docker.internal``, say)."""
+    besides loopback (a container's ``host.docker.internal``, say); ``saw_project``: told each
+    project a REST request names."""
     policy = GuardPolicy(names=frozenset(hosts), hint="gcptoken pubsub-emulator --allow-host NAME")
     return RequestGuard(
-        _Forwarder(jvm_port), everywhere(policy, Scrutiny.SAME_ORIGIN), log or logging.getLogger("gcptoken.pubsub")
+        _Forwarder(jvm_port, saw_project),
+        everywhere(policy, Scrutiny.SAME_ORIGIN),
+        log or logging.getLogger("gcptoken.pubsub"),
     )

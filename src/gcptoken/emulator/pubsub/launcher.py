@@ -89,12 +89,13 @@ class PubsubEmulator:
         self.emulator_url, self.allow_remote_endpoints = emulator_url, allow_remote_endpoints
         self.log = log or logging.getLogger("gcptoken.pubsub")
         # Where pushes that name no subscription (noWrapper without writeMetadata) are looked for:
-        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), and every
-        # project a push names.
-        self.projects = {*projects, *filter(None, [os.environ.get("PUBSUB_PROJECT_ID")])}
-        for project in self.projects:
+        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), every
+        # project clients name through the front, and every project a push names.
+        env_project = os.environ.get("PUBSUB_PROJECT_ID")
+        for source, project in [*(("projects", p) for p in projects), ("PUBSUB_PROJECT_ID", env_project or "x")]:
             if not PROJECT_ID.fullmatch(project):
-                raise ValueError(f"{project[:70]!r} is not a project ID")
+                raise ValueError(f"{source}: {project[:70]!r} is not a project ID")
+        self.projects = {*projects, *filter(None, [env_project])}
         self.launcher = find_launcher()
         self.allow_hosts = tuple(allow_hosts)
         # Clients reach the guarded front (front.py); the JVM, which answers any page, a private port.
@@ -144,8 +145,9 @@ class PubsubEmulator:
                 preexec_fn=_dying_with_us(),
             )
             self._wait_started()
-            front = front_app(self.jvm_port, self.allow_hosts, self.log)
-            self._front = AsgiServer(front, self._port_socket, protocol=front_protocol(self.jvm_port)).start()
+            front = front_app(self.jvm_port, self.allow_hosts, self.log, self.projects.add)
+            protocol = front_protocol(self.jvm_port, self.projects.add)
+            self._front = AsgiServer(front, self._port_socket, protocol=protocol).start()
         except BaseException:
             self.stop()
             raise
