@@ -17,7 +17,12 @@ Start `gcptoken emulator` first (this one mints through it: GCPTOKEN_EMULATOR_HO
 Then, in the shell of your app and your tests: export PUBSUB_EMULATOR_HOST=HOST:PORT (printed on
 stdout), and create topics and push subscriptions as in production (pushConfig.oidcToken). Pushes go
 to http:// endpoints on this machine only (--allow-remote-endpoints for others; https:// endpoints get
-no token). A push whose token Pub/Sub could not mint is not delivered and is retried, as Google does."""
+no token). A push whose token Pub/Sub could not mint is not delivered and is retried, as Google does.
+The token's audience is the subscription's oidcToken.audience, else the push endpoint URL (the local
+one here: set audience to keep your verifier as in production). A noWrapper push without
+writeMetadata names no subscription: it is found by its URL; when subscriptions that could have sent
+it send different tokens (two such pushing to one URL with different accounts), it is refused, never
+guessed: give each its own URL, or set writeMetadata."""
 
 
 def add_pubsub_emulator(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:

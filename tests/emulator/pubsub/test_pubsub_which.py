@@ -19,6 +19,7 @@ import pytest
 
 from gcptoken.cli.main import main
 from gcptoken.emulator.pubsub import PubsubEmulator
+from gcptoken.emulator.pubsub.relay import USER_AGENT
 from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
@@ -163,6 +164,14 @@ def test_subscriptions_that_name_themselves_do_not_make_a_raw_push_ambiguous(
     pushes = [p for p in recorder.pushes if p["path"] == "/mixed"]
     by_form = {"x-goog-pubsub-subscription-name" in p["headers"]: p["claims"]["email"] for p in pushes}
     assert by_form == {False: accounts[0], True: accounts[1]}  # the raw one's, and writeMetadata's
+
+
+def test_pushes_come_as_apis_google_not_as_java(rest: Rest, recorder: Recorder) -> None:
+    topic = rest.topic()
+    rest.subscribe(topic, {"pushEndpoint": f"{recorder.url}/agent"})
+    rest.publish(topic, b"agent")
+    headers = recorder.wait_for("/agent", base64.b64encode(b"agent"))["headers"]
+    assert headers["user-agent"] == USER_AGENT and "image/gif" not in headers.get("accept", "")
 
 
 def test_the_next_push_after_modify_push_config_carries_the_new_account(

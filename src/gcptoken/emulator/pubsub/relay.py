@@ -31,13 +31,19 @@ from gcptoken.emulator.pubsub.subscriptions import PushSettings, SubscriptionRea
 from gcptoken.emulator.pubsub.which import Unsure, subscription_of
 from gcptoken.untrusted import one_line
 
-__all__ = ["MAX_BODY", "PushRelay"]
+__all__ = ["MAX_BODY", "USER_AGENT", "PushRelay"]
 
 MAX_BODY = 16 * 1024 * 1024  # a 10 MB message, base64 in its envelope
 # Hop-by-hop headers, and the JVM's proxy header, are not forwarded (RFC 9110, section 7.6.1).
 # content-length: httpx sets it for the body it sends.
 _HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "upgrade"}
 _NOT_FORWARDED = _HOP_BY_HOP | {"host", "authorization", "content-length", "transfer-encoding"}
+# Google's pushes come as "APIs-Google", its user agent for push notifications
+# (https://developers.google.com/search/docs/crawling-indexing/apis-user-agent); the form with ";"
+# is what Pub/Sub pushes carry as captured at endpoints. The JVM's own User-Agent ("Java/17…") and
+# Accept (HttpURLConnection's default) are not Pub/Sub's: replaced, and dropped.
+USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
+_JAVA_ACCEPT = "text/html, image/gif, image/jpeg, */*; q=0.2"
 _REPEAT_AFTER = 30.0  # a refused push comes back every second: say the same thing at most this often
 
 
@@ -138,7 +144,9 @@ class PushRelay:
                 f"not pushing {settings.name} to {one_line(url, 120)}: the endpoint is not on this machine "
                 "(gcptoken pubsub-emulator --allow-remote-endpoints sends it there)",
             )
-        forwarded = [(k, v) for k, v in sent if k not in _NOT_FORWARDED]
+        forwarded = [(k, v) for k, v in sent if k not in _NOT_FORWARDED and not _javas(k, v)]
+        if not any(k == "user-agent" for k, _ in forwarded):
+            forwarded.append(("user-agent", USER_AGENT))
         if settings.service_account is not None:
             forwarded.append(("authorization", "Bearer " + await self._token(settings)))
         try:
@@ -188,6 +196,11 @@ class PushRelay:
         if response.status_code != 200 or not isinstance(token, str):
             raise _Refused(502, f"gcptoken's emulator answered {response.status_code} for {settings.name}'s token")
         return token
+
+
+def _javas(name: str, value: str) -> bool:
+    """A header the JVM's HttpURLConnection adds of its own (a message attribute keeps its own)."""
+    return (name == "user-agent" and value.startswith("Java/")) or (name == "accept" and value == _JAVA_ACCEPT)
 
 
 def _as_google_counts(status: int) -> int:
