@@ -73,8 +73,10 @@ def find_launcher() -> Path:
 
 class PubsubEmulator:
     """The official Pub/Sub emulator on ``host_port`` (PUBSUB_EMULATOR_HOST), whose pushes carry ID
-    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Start it
-    from a thread that outlives it (the main thread, say): on Linux the JVM ends with that thread."""
+    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Clients
+    reach the guarded front there (``allow_hosts``: Host names it answers besides loopback); the
+    JVM listens on ``jvm_url``, a private loopback port. Start it from a thread that outlives it
+    (the main thread, say): on Linux the JVM ends with that thread."""
 
     def __init__(
         self,
