@@ -4,7 +4,8 @@ cross-site form's ``text/plain`` POST, a cross-origin WebSocket) and what a smug
 Content-Length and Transfer-Encoding, an absolute-form target). Each is refused, and nothing behind
 the server moved: no token minted, no upstream request, no state changed.
 
-A server added later is covered by one more entry in ``targets`` (the login receiver, a stdlib
+A server added later is covered by one more entry in ``targets`` (the Pub/Sub emulator's front,
+whose JVM is shared with the session, by ``pubsub_front``) (the login receiver, a stdlib
 server, has its own test at the end, over the same tricks).
 """
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from gcptoken.credentials import ServiceAccountCredentials, load_credentials
 from gcptoken.emulator import EmulatorServer
+from gcptoken.emulator.pubsub import PubsubEmulator
 from gcptoken.emulator.run import FrontDoorServer, RunService
 from gcptoken.inspector.server import inspector_app
 from gcptoken.local.metadata_server import CredentialsInstance, InstanceValues, metadata_app
@@ -173,7 +175,47 @@ def targets(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> It
             }
 
 
+@pytest.fixture(scope="module")
+def pubsub_front(gcptoken_pubsub_emulator: PubsubEmulator) -> Iterator[Target]:
+    """The Pub/Sub emulator's front: the proper request publishes one message; ``moved()`` counts
+    the messages that reached the emulator (pulled and acked from a pull subscription)."""
+    base = f"{gcptoken_pubsub_emulator.jvm_url}/v1/projects/hostile-tests"  # behind the front
+    with httpx.Client(base_url=base, trust_env=False) as jvm:
+        jvm.put("/topics/planted").raise_for_status()
+        jvm.put("/subscriptions/counted", json={"topic": "projects/hostile-tests/topics/planted"}).raise_for_status()
+        seen = [0]
+
+        def moved() -> int:
+            pulled = jvm.post("/subscriptions/counted:pull", json={"maxMessages": 100, "returnImmediately": True})
+            ids = [message["ackId"] for message in pulled.json().get("receivedMessages", [])]
+            if ids:
+                jvm.post("/subscriptions/counted:acknowledge", json={"ackIds": ids}).raise_for_status()
+            seen[0] += len(ids)
+            return seen[0]
+
+        publish = b'{"messages": [{"data": "aGk="}]}'
+        json_post = {"Content-Type": "application/json"}
+        yield Target(
+            gcptoken_pubsub_emulator.host_port,
+            "POST",
+            "/v1/projects/hostile-tests/topics/planted:publish",
+            json_post,
+            publish,
+            moved=moved,
+        )
+        jvm.delete("/subscriptions/counted")
+        jvm.delete("/topics/planted")
+
+
+@pytest.fixture
+def target_named(request: pytest.FixtureRequest, targets: dict[str, Target]) -> Callable[[str], Target]:
+    """The Pub/Sub emulator's JVM starts only for its own entry (and skips where it is absent)."""
+    return lambda name: request.getfixturevalue("pubsub_front") if name == PUBSUB else targets[name]
+
+
+PUBSUB = "Pub/Sub emulator front"
 SERVERS = [
+    PUBSUB,
     "metadata-server",
     "proxy",
     "Cloud Run front door",
@@ -185,9 +227,9 @@ SERVERS = [
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_the_proper_request_is_answered(targets: dict[str, Target], name: str) -> None:
+def test_the_proper_request_is_answered(target_named: Callable[[str], Target], name: str) -> None:
     """The baseline: each hostile variant below differs from this one request only by its trick."""
-    target = targets[name]
+    target = target_named(name)
     assert send(target, request(target)) in target.answers
 
 
@@ -229,8 +271,8 @@ HOSTILE: dict[str, tuple[Callable[[Target], bytes], tuple[int, ...]]] = {
 
 @pytest.mark.parametrize("trick", list(HOSTILE))
 @pytest.mark.parametrize("name", SERVERS)
-def test_every_server_refuses_every_trick(targets: dict[str, Target], name: str, trick: str) -> None:
-    target = targets[name]
+def test_every_server_refuses_every_trick(target_named: Callable[[str], Target], name: str, trick: str) -> None:
+    target = target_named(name)
     build, refused = HOSTILE[trick]
     before = target.moved()
     assert send(target, build(target)) in refused
@@ -267,10 +309,10 @@ def test_the_proxy_lets_only_links_from_other_sites_through(targets: dict[str, T
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_nothing_after_a_refused_request_is_read_as_another(targets: dict[str, Target], name: str) -> None:
+def test_nothing_after_a_refused_request_is_read_as_another(target_named: Callable[[str], Target], name: str) -> None:
     """A refusal closes the connection: a request hidden in the refused one's body (a smuggler's
     second request, read as such by h11 after a chunked body) is never answered or forwarded."""
-    target = targets[name]
+    target = target_named(name)
     before = target.moved()
     smuggled = request(target, method="GET").replace(b"Connection: close\r\n", b"")
     head = f"POST {target.path} HTTP/1.1\r\nHost: {target.host_port}\r\n".encode()
@@ -313,11 +355,13 @@ def test_the_docker_recipe_stays_safe_for_a_browser_inside_the_allowed_range() -
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_slow_headers_are_cut_off(targets: dict[str, Target], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slow_headers_are_cut_off(
+    target_named: Callable[[str], Target], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Slowloris: a connection that says nothing, or trickles headers, is closed once the header
     deadline passes, while proper requests on other connections are answered meanwhile."""
     monkeypatch.setattr(HeaderTimeoutProtocol, "header_timeout", 1.0)
-    target = targets[name]
+    target = target_named(name)
     host, port = target.host_port.rsplit(":", 1)
     idle = socket.create_connection((host, int(port)), timeout=10)
     trickling = socket.create_connection((host, int(port)), timeout=10)
@@ -330,10 +374,12 @@ def test_slow_headers_are_cut_off(targets: dict[str, Target], name: str, monkeyp
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_trickled_bodies_are_cut_off(targets: dict[str, Target], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trickled_bodies_are_cut_off(
+    target_named: Callable[[str], Target], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A body sent a byte at a time holds no connection: below the minimum pace it is closed."""
     monkeypatch.setattr(HeaderTimeoutProtocol, "body_window", 0.5)
-    target = targets[name]
+    target = target_named(name)
     host, port = target.host_port.rsplit(":", 1)
     head = f"POST {target.path} HTTP/1.1\r\nHost: {target.host_port}\r\nContent-Length: 100000\r\n"
     with socket.create_connection((host, int(port)), timeout=10) as slow:

@@ -17,7 +17,12 @@ Start `gcptoken emulator` first (this one mints through it: GCPTOKEN_EMULATOR_HO
 Then, in the shell of your app and your tests: export PUBSUB_EMULATOR_HOST=HOST:PORT (printed on
 stdout), and create topics and push subscriptions as in production (pushConfig.oidcToken). Pushes go
 to http:// endpoints on this machine only (--allow-remote-endpoints for others; https:// endpoints get
-no token). A push whose token Pub/Sub could not mint is not delivered and is retried, as Google does."""
+no token). A push whose token Pub/Sub could not mint is not delivered and is retried, as Google does.
+The token's audience is the subscription's oidcToken.audience, else the push endpoint URL (the local
+one here: set audience to keep your verifier as in production). A noWrapper push without
+writeMetadata names no subscription: it is found by its URL; when subscriptions that could have sent
+it send different tokens (two such pushing to one URL with different accounts), it is refused, never
+guessed: give each its own URL, or set writeMetadata."""
 
 
 def add_pubsub_emulator(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
@@ -43,6 +48,13 @@ def add_pubsub_emulator(command: Callable[[str, str, str], argparse.ArgumentPars
         metavar="ID",
         help="where to find the subscription of a push that names none (noWrapper without writeMetadata; "
         "PUBSUB_PROJECT_ID is used too; repeatable)",
+    )
+    pubsub.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (host.docker.internal, say; default: loopback only, "
+        "so no web page can reach it through DNS rebinding; repeatable)",
     )
     pubsub.epilog = EPILOG
 
@@ -74,6 +86,12 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         say(f"error: --port must be 0-65535, not {args.port}")
         return 2
+    from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
+
+    for project in args.project or ():
+        if not PROJECT_ID.fullmatch(project):
+            say(f"error: --project: {project[:70]!r} is not a project ID")
+            return 2
     emulator_url = _emulator_url(args)
     if emulator_url is None:
         return 3
@@ -84,10 +102,11 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
             port=args.port,
             allow_remote_endpoints=args.allow_remote_endpoints,
             projects=args.project or (),
+            allow_hosts=args.allow_host or (),
             log=log,
         )
-    except ValueError as exc:
-        say(f"error: --project: {exc}")
+    except ValueError as exc:  # PUBSUB_PROJECT_ID's, named
+        say(f"error: {exc}")
         return 2
     except (PubsubEmulatorMissingError, OSError) as exc:  # OSError: a ListenError naming --port
         say(f"error: {exc}")

@@ -49,3 +49,11 @@ def test_it_runs_until_ctrl_c_and_leaves_no_jvm_behind(emulator: EmulatorClient)
     assert err.splitlines()[-1] == "gcptoken: Pub/Sub emulator stopped"
     with pytest.raises(httpx.ConnectError):  # the JVM is gone
         httpx.get(f"http://{host}/v1/projects/cli-test/topics/orders")
+
+
+def test_help_says_what_the_audience_is_and_when_a_push_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["pubsub-emulator", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "else the push endpoint URL (the local one here: set audience" in said
+    assert "it is refused, never guessed" in said

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from gcptoken.emulator.pubsub.front import front_app, front_protocol
 from gcptoken.emulator.pubsub.peers import can_tell_processes, connection_of_process
 from gcptoken.emulator.pubsub.relay import PushRelay
 from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
@@ -72,8 +73,10 @@ def find_launcher() -> Path:
 
 class PubsubEmulator:
     """The official Pub/Sub emulator on ``host_port`` (PUBSUB_EMULATOR_HOST), whose pushes carry ID
-    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Start it
-    from a thread that outlives it (the main thread, say): on Linux the JVM ends with that thread."""
+    tokens minted by gcptoken's emulator at ``emulator_url``. ``port=0`` picks a free port. Clients
+    reach the guarded front there (``allow_hosts``: Host names it answers besides loopback); the
+    JVM listens on ``jvm_url``, a private loopback port. Start it from a thread that outlives it
+    (the main thread, say): on Linux the JVM ends with that thread."""
 
     def __init__(
         self,
@@ -82,24 +85,32 @@ class PubsubEmulator:
         port: int = 0,
         allow_remote_endpoints: bool = False,
         projects: Iterable[str] = (),
+        allow_hosts: Iterable[str] = (),
         log: logging.Logger | None = None,
     ) -> None:
         self.emulator_url, self.allow_remote_endpoints = emulator_url, allow_remote_endpoints
         self.log = log or logging.getLogger("gcptoken.pubsub")
         # Where pushes that name no subscription (noWrapper without writeMetadata) are looked for:
-        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), and every
-        # project a push names.
-        self.projects = {*projects, *filter(None, [os.environ.get("PUBSUB_PROJECT_ID")])}
-        for project in self.projects:
+        # these, PUBSUB_PROJECT_ID (what `gcloud beta emulators pubsub env-init` exports), every
+        # project clients name through the front, and every project a push names.
+        env_project = os.environ.get("PUBSUB_PROJECT_ID")
+        for source, project in [*(("projects", p) for p in projects), ("PUBSUB_PROJECT_ID", env_project or "x")]:
             if not PROJECT_ID.fullmatch(project):
-                raise ValueError(f"{project[:70]!r} is not a project ID")
+                raise ValueError(f"{source}: {project[:70]!r} is not a project ID")
+        self.projects = {*projects, *filter(None, [env_project])}
         self.launcher = find_launcher()
-        self._port_socket = bind("127.0.0.1", port)  # held until the JVM starts: the port is ours
+        self.allow_hosts = tuple(allow_hosts)
+        # Clients reach the guarded front (front.py); the JVM, which answers any page, a private port.
+        self._port_socket = bind("127.0.0.1", port)
         self.port: int = self._port_socket.getsockname()[1]
         self.host_port = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host_port}"
+        self._jvm_socket = bind("127.0.0.1", 0, "the Pub/Sub emulator's private port")  # held until it starts
+        self.jvm_port: int = self._jvm_socket.getsockname()[1]
+        self.jvm_url = f"http://127.0.0.1:{self.jvm_port}"
         self._process: subprocess.Popen[str] | None = None
         self._relay: AsgiServer | None = None
+        self._front: AsgiServer | None = None
         self.relay_url: str | None = None  # where the JVM's pushes go first, once started
         self._output: list[str] = []
 
@@ -108,7 +119,7 @@ class PubsubEmulator:
 
     def start(self) -> PubsubEmulator:
         relay = PushRelay(
-            self.url,
+            self.jvm_url,
             self.emulator_url,
             allow_remote=self.allow_remote_endpoints,
             projects=self.projects,
@@ -121,8 +132,8 @@ class PubsubEmulator:
         # (gRPC honours https.proxyHost), and a header cannot be added inside TLS anyway.
         proxy = f"-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort={self._relay.port} -Dhttp.nonProxyHosts="
         env = dict(os.environ, CLOUD_PUBSUB_EMULATOR_OPTS=f"{os.environ.get('CLOUD_PUBSUB_EMULATOR_OPTS', '')} {proxy}")
-        command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.port}"]
-        self._port_socket.close()
+        command = [str(self.launcher), "--host=127.0.0.1", f"--port={self.jvm_port}"]
+        self._jvm_socket.close()
         try:
             # Its own session: a terminal's Ctrl-C reaches only us, and we stop it (not it alone, first).
             self._process = subprocess.Popen(
@@ -136,6 +147,9 @@ class PubsubEmulator:
                 preexec_fn=_dying_with_us(),
             )
             self._wait_started()
+            front = front_app(self.jvm_port, self.allow_hosts, self.log, self.projects.add)
+            protocol = front_protocol(self.jvm_port, self.projects.add)
+            self._front = AsgiServer(front, self._port_socket, protocol=protocol).start()
         except BaseException:
             self.stop()
             raise
@@ -173,10 +187,12 @@ class PubsubEmulator:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._relay is not None:
-            self._relay.stop()
-            self._relay = None
+        for server in (self._front, self._relay):
+            if server is not None:
+                server.stop()
+        self._front = self._relay = None
         self._port_socket.close()
+        self._jvm_socket.close()
 
     def __enter__(self) -> PubsubEmulator:
         return self.start()

@@ -6,12 +6,14 @@ about a second later, as Google counts it (the emulator takes 203 for an ack and
 
 It is a local server that mints tokens, so it refuses (one log line each, never a token): a peer
 other than the JVM it serves (Linux; elsewhere any loopback peer), anything but a proxied ``POST
-http://…`` (``https://`` endpoints never come here: the JVM pushes to them itself, with no token), a push naming no
-push subscription the Pub/Sub emulator has, a URL other than that subscription's push endpoint (so it
-is no open proxy), and an endpoint off this machine unless ``allow_remote`` (tests and local runs
-must not reach out). When the service agent may not mint for the account, Google delivers nothing and
-retries (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions, "Service agent"): the
-relay answers the JVM 503 without calling the endpoint, so it retries too."""
+http://…`` (``https://`` endpoints never come here: the JVM pushes to them itself, with no token), a push
+not known for sure to be from a push subscription the Pub/Sub emulator has, to that subscription's
+push endpoint (``which``: so it is no open proxy, and never sends one account's token for another's
+push), an endpoint with ``user:password@``, and an endpoint off this machine unless ``allow_remote``
+(tests and local runs must not reach out). When the service agent may not mint for the account,
+Google delivers nothing and retries
+(https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions, "Service agent"): the relay
+answers the JVM 503 without calling the endpoint, so it retries too."""
 
 from __future__ import annotations
 
@@ -25,16 +27,23 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from gcptoken.emulator.pubsub.subscriptions import PushSettings, SubscriptionReader, subscription_named
+from gcptoken.emulator.pubsub.subscriptions import PushSettings, SubscriptionReader, has_userinfo, shown
+from gcptoken.emulator.pubsub.which import Unsure, subscription_of
 from gcptoken.untrusted import one_line
 
-__all__ = ["MAX_BODY", "PushRelay"]
+__all__ = ["MAX_BODY", "USER_AGENT", "PushRelay"]
 
 MAX_BODY = 16 * 1024 * 1024  # a 10 MB message, base64 in its envelope
 # Hop-by-hop headers, and the JVM's proxy header, are not forwarded (RFC 9110, section 7.6.1).
 # content-length: httpx sets it for the body it sends.
 _HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "trailer", "upgrade"}
 _NOT_FORWARDED = _HOP_BY_HOP | {"host", "authorization", "content-length", "transfer-encoding"}
+# Google's pushes come as "APIs-Google", its user agent for push notifications
+# (https://developers.google.com/search/docs/crawling-indexing/apis-user-agent); the form with ";"
+# is what Pub/Sub pushes carry as captured at endpoints. The JVM's own User-Agent ("Java/17…") and
+# Accept (HttpURLConnection's default) are not Pub/Sub's: replaced, and dropped.
+USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
+_JAVA_ACCEPT = "text/html, image/gif, image/jpeg, */*; q=0.2"
 _REPEAT_AFTER = 30.0  # a refused push comes back every second: say the same thing at most this often
 
 
@@ -116,24 +125,28 @@ class PushRelay:
         self._check_peer(scope)
         url = self._target(scope)
         body = await _body(receive)
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        name = subscription_named(headers, body)
-        if name is not None:
-            settings = await self._subscriptions.settings(name)
-            if settings is not None:  # a project that really has push subscriptions
-                self.projects.add(name.split("/")[1])
-        else:
-            settings = await self._unnamed(url)
-        if settings is None or settings.endpoint != url:
-            shown = one_line(url, 120)
-            raise _Refused(403, f"refused a request for {shown}: it is no push of a Pub/Sub emulator subscription")
+        sent = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
+        try:
+            settings = await subscription_of(url, sent, body, self._subscriptions, self.projects)
+        except Unsure as unsure:
+            raise _Refused(403, str(unsure)) from None
+        self.projects.add(settings.name.split("/")[1])  # where to look for the next push that names none
+        if has_userinfo(settings.endpoint) or has_userinfo(url):
+            # httpx would send it as Basic credentials in Authorization, where the token goes.
+            raise _Refused(
+                403,
+                f"not pushing {settings.name} to {one_line(shown(url), 120)}: a push endpoint with user:password@ "
+                "would send those instead of the token",
+            )
         if not self.allow_remote and not _loopback(urlsplit(url).hostname):
             raise _Refused(
                 403,
                 f"not pushing {settings.name} to {one_line(url, 120)}: the endpoint is not on this machine "
                 "(gcptoken pubsub-emulator --allow-remote-endpoints sends it there)",
             )
-        forwarded = [(k, v) for k, v in headers.items() if k not in _NOT_FORWARDED]
+        forwarded = [(k, v) for k, v in sent if k not in _NOT_FORWARDED and not _javas(k, v)]
+        if not any(k == "user-agent" for k, _ in forwarded):
+            forwarded.append(("user-agent", USER_AGENT))
         if settings.service_account is not None:
             forwarded.append(("authorization", "Bearer " + await self._token(settings)))
         try:
@@ -145,25 +158,6 @@ class PushRelay:
         self.log.info("pushed %s to %s: %s", settings.name, one_line(url, 120), response.status_code)
         kept = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k == "content-type"]
         return _as_google_counts(response.status_code), kept, response.content
-
-    async def _unnamed(self, url: str) -> PushSettings | None:
-        """The subscription of a push that names none (``noWrapper`` without ``writeMetadata``): the
-        one whose endpoint is ``url`` in a known project, if all such send the same token."""
-        found = [
-            match for project in sorted(self.projects) for match in await self._subscriptions.pushing_to(project, url)
-        ]
-        if len({(match.service_account, match.audience) for match in found}) > 1:
-            raise _Refused(
-                403, f"refused a push to {one_line(url, 120)}: subscriptions with different tokens push there"
-            )
-        if not found:
-            raise _Refused(
-                403,
-                f"refused a push to {one_line(url, 120)} that names no subscription (pushConfig.noWrapper without "
-                f"writeMetadata) and none pushes there in {', '.join(sorted(self.projects)) or 'no project known'} "
-                "(gcptoken pubsub-emulator --project PROJECT)",
-            )
-        return found[0]
 
     def _check_peer(self, scope: Scope) -> None:
         client, server = scope.get("client"), scope.get("server")
@@ -179,7 +173,7 @@ class PushRelay:
             "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""
         )
         if scope["method"] != "POST" or not target.startswith("http://"):
-            raise _Refused(400, f"refused {one_line(scope['method'], 10)} {one_line(target, 80)}: not a push")
+            raise _Refused(400, f"refused {one_line(scope['method'], 10)} {one_line(shown(target), 80)}: not a push")
         return target
 
     async def _token(self, settings: PushSettings) -> str:
@@ -202,6 +196,11 @@ class PushRelay:
         if response.status_code != 200 or not isinstance(token, str):
             raise _Refused(502, f"gcptoken's emulator answered {response.status_code} for {settings.name}'s token")
         return token
+
+
+def _javas(name: str, value: str) -> bool:
+    """A header the JVM's HttpURLConnection adds of its own (a message attribute keeps its own)."""
+    return (name == "user-agent" and value.startswith("Java/")) or (name == "accept" and value == _JAVA_ACCEPT)
 
 
 def _as_google_counts(status: int) -> int:
