@@ -80,7 +80,8 @@ def run_emulator(args: argparse.Namespace) -> int:
             print(
                 f"gcptoken:   app behind it: CloudRunIdentity({list(door.service.audiences)!r}, "
                 "trust_cloud_run_authentication=True, k_service_required=False), "
-                f"its own port {door.service.upstream} reachable only through {door.service.url}",
+                f"and keep {door.service.upstream} reachable only through {door.service.url}: gcptoken cannot "
+                "enforce that, and a direct caller can forge what the app would trust",
                 file=sys.stderr,
                 flush=True,
             )

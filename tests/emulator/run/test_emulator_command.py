@@ -62,6 +62,7 @@ def test_the_command_fronts_apps_as_cloud_run_services(echo_url: str) -> None:
                 told.append(line)
         assert f"'http://127.0.0.1:{port}', 'http://localhost:{port}'" in told[1]
         assert "k_service_required=False" in told[1]
+        assert "gcptoken cannot enforce that" in told[1]  # the app's own port is the user's to close
         assert httpx.get(urls["public"] + "/open").status_code == 200
         assert urls["private"] == f"http://127.0.0.1:{port}"
         refused = httpx.get(urls["private"])
