@@ -80,7 +80,7 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
     from gcptoken.extras import require
 
     require("emulator", "gcptoken pubsub-emulator")
-    from gcptoken.cli.local_servers import configure_log, say
+    from gcptoken.cli.local_servers import GuardFlags, configure_log, say
     from gcptoken.emulator.pubsub import PubsubEmulator, PubsubEmulatorMissingError
 
     if not 0 <= args.port <= 65535:
@@ -92,6 +92,7 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
         if not PROJECT_ID.fullmatch(project):
             say(f"error: --project: {project[:70]!r} is not a project ID")
             return 2
+    allow_hosts = GuardFlags(args).hosts  # checked as every local server's (InvalidArgumentError: exit 2)
     emulator_url = _emulator_url(args)
     if emulator_url is None:
         return 3
@@ -102,7 +103,7 @@ def run_pubsub_emulator(args: argparse.Namespace) -> int:
             port=args.port,
             allow_remote_endpoints=args.allow_remote_endpoints,
             projects=args.project or (),
-            allow_hosts=args.allow_host or (),
+            allow_hosts=allow_hosts,
             log=log,
         )
     except ValueError as exc:  # PUBSUB_PROJECT_ID's, named

@@ -3,7 +3,9 @@ PUBSUB_EMULATOR_HOST to export, and stops the Pub/Sub emulator's JVM with itself
 
 from __future__ import annotations
 
+import logging
 import signal
+import socket
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from gcptoken.cli.main import main
-from gcptoken.emulator.pubsub import PubsubEmulatorMissingError, find_launcher
+from gcptoken.emulator.pubsub import PubsubEmulatorMissingError, find_launcher, launcher
 from gcptoken.testing import EmulatorClient
 
 
@@ -25,6 +27,34 @@ def test_it_says_so_when_gcptoken_emulator_is_not_running(capsys: pytest.Capture
 def test_a_bad_project_is_a_usage_error(emulator: EmulatorClient, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pubsub-emulator", "--emulator", emulator.host_port, "--project", "Not A Project"]) == 2
     assert capsys.readouterr().err == "gcptoken: error: --project: 'Not A Project' is not a project ID\n"
+
+
+@pytest.mark.parametrize("host", ["", "a b", "*", "evil.example:80"])
+def test_a_bad_allow_host_is_a_usage_error_before_anything_starts(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pubsub-emulator", "--emulator", "127.0.0.1:9", "--allow-host", host]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"gcptoken: error: --allow-host {host!r} is not a host name (a name or address, no port)\n"
+    )
+
+
+def test_with_every_port_browsers_refuse_taken_it_does_not_start(
+    emulator: EmulatorClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        find_launcher()
+    except PubsubEmulatorMissingError as exc:
+        pytest.skip(str(exc))
+    logger = logging.getLogger("gcptoken.pubsub")  # the session's Pub/Sub emulator logs there: restored after
+    for attribute in ("handlers", "propagate", "level"):
+        monkeypatch.setattr(logger, attribute, getattr(logger, attribute))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        monkeypatch.setattr(launcher, "BROWSER_REFUSED_PORTS", (taken.getsockname()[1],))
+        assert main(["pubsub-emulator", "--emulator", emulator.host_port]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is in use on 127.0.0.1: the Pub/Sub emulator is not started on one" in err
 
 
 def test_it_runs_until_ctrl_c_and_leaves_no_jvm_behind(emulator: EmulatorClient) -> None:

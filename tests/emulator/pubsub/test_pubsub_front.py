@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from google.cloud import pubsub_v1
 
 from gcptoken.emulator.pubsub import PubsubEmulator
+from gcptoken.emulator.pubsub.launcher import BROWSER_REFUSED_PORTS
+from gcptoken.testing import EmulatorClient
 
 EVIL = "https://evil.example"
 PROJECT = "front-tests"
@@ -66,3 +69,23 @@ def test_grpc_goes_through_and_a_preface_in_pieces_too(
         connection.sendall(b"\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # an empty SETTINGS
         frame = connection.recv(9)
     assert frame[3] == 4, frame
+
+
+# fetch() from a page: what it resolved with, or why it failed.
+_FETCH = """const [url, init, done] = arguments;
+fetch(url, init).then(r => done('answered ' + r.status), e => done('failed ' + e));"""
+
+
+def test_a_page_cannot_reach_the_pubsub_emulators_own_port(
+    gcptoken_pubsub_emulator: PubsubEmulator, gcptoken_emulator: EmulatorClient, browser: Any
+) -> None:
+    """The JVM answers any Host and any Origin: its port is one browsers refuse to connect to."""
+    assert gcptoken_pubsub_emulator.jvm_port in BROWSER_REFUSED_PORTS
+    browser.get(f"{gcptoken_emulator.url}/emulator/v1/info")  # a page of another origin
+    topic = f"/v1/projects/{PROJECT}/topics/from-a-page"
+    planted = browser.execute_async_script(_FETCH, gcptoken_pubsub_emulator.jvm_url + topic, {"method": "PUT"})
+    assert planted.startswith("failed"), planted
+    front = browser.execute_async_script(_FETCH, gcptoken_pubsub_emulator.url + topic, {"mode": "no-cors"})
+    assert front == "answered 0"  # the same page reaches other loopback ports (the front refuses it)
+    with httpx.Client(base_url=gcptoken_pubsub_emulator.url, trust_env=False) as client:
+        assert client.get(topic).status_code == 404  # nothing reached the Pub/Sub emulator

@@ -151,6 +151,28 @@ def test_same_url_in_two_projects_is_refused_never_the_wrong_account(
     assert not [push for push in recorder.pushes if push["path"] == "/two-projects"]
 
 
+def test_a_project_named_percent_encoded_is_known_as_the_pubsub_emulator_decodes_it(
+    rest: Rest, recorder: Recorder, accounts: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A project created only as ``sec%72et`` is ``secret`` to the JVM: a raw push from it whose data
+    poses as another subscription's envelope is ambiguous, never that subscription's token."""
+    url = f"{recorder.url}/encoded"
+    wrapped = rest.subscribe(rest.topic(), {"pushEndpoint": url, "oidcToken": oidc(accounts[0])})
+    project = f"pct-{next(_names):04d}"
+    topic, raw = f"projects/{project}/topics/raw", f"projects/{project}/subscriptions/raw"
+    encoded = project.replace("pct-", "pc%74-")  # named only so through the front
+    rest.client.put(f"/v1/projects/{encoded}/topics/raw").raise_for_status()
+    push = {"pushEndpoint": url, "noWrapper": {}, "oidcToken": oidc(accounts[1])}
+    rest.client.put(
+        f"/v1/projects/{encoded}/subscriptions/raw", json={"topic": topic, "pushConfig": push}
+    ).raise_for_status()
+    rest.created[:0] = [raw, topic]
+    data = json.dumps({"subscription": wrapped, "message": {"data": "cG9zZWQ=", "messageId": "1"}}).encode()
+    rest.publish(f"projects/{encoded}/topics/raw", data)
+    relay_said(caplog, f"refused a push to {url}: it may be from any of")
+    assert all(push["claims"] is None for push in recorder.pushes if push["path"] == "/encoded")
+
+
 def test_subscriptions_that_name_themselves_do_not_make_a_raw_push_ambiguous(
     rest: Rest, recorder: Recorder, accounts: tuple[str, str]
 ) -> None:

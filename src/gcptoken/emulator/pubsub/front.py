@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -151,8 +152,8 @@ class _Forwarder:
         except Refused as refused:
             await _plain(send, 400, f"{refused}\n")
             return
-        if self.saw_project is not None:
-            for project in _RESOURCE.findall(target.split(b"?", 1)[0]):
+        if self.saw_project is not None:  # in the path as the JVM reads it: percent-decoded
+            for project in _RESOURCE.findall(unquote_to_bytes(target.split(b"?", 1)[0])):
                 self.saw_project(project.decode("ascii"))
         body = await _read(receive)
         if body is None:

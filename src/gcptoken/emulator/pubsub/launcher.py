@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +28,13 @@ from gcptoken.emulator.pubsub.relay import PushRelay
 from gcptoken.emulator.pubsub.subscriptions import PROJECT_ID
 from gcptoken.servers.serving import AsgiServer, bind
 
-__all__ = ["PubsubEmulator", "PubsubEmulatorMissingError", "find_launcher"]
+__all__ = [
+    "BROWSER_REFUSED_PORTS",
+    "NoRefusedPortError",
+    "PubsubEmulator",
+    "PubsubEmulatorMissingError",
+    "find_launcher",
+]
 
 _LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 _STARTED = "Server started, listening on"
@@ -48,6 +55,30 @@ def _dying_with_us() -> Callable[[], None] | None:
 
 class PubsubEmulatorMissingError(RuntimeError):
     """The official Pub/Sub emulator (or the Java it needs) is not installed, or did not start."""
+
+
+# The JVM answers any Host and echoes any Origin with credentials, so its port must be one no browser
+# connects to: the Fetch standard's "bad ports" of 1024 and above (https://fetch.spec.whatwg.org/#port-blocking,
+# whatwg/fetch fetch.bs; Chromium's net/base/port_util.cc kRestrictedPorts: net::ERR_UNSAFE_PORT).
+BROWSER_REFUSED_PORTS: tuple[int, ...] = (1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000)
+BROWSER_REFUSED_PORTS += (6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080)
+
+
+class NoRefusedPortError(PubsubEmulatorMissingError):
+    """Every port browsers refuse is taken: the JVM is not started on one they would reach."""
+
+
+def _port_browsers_refuse() -> socket.socket:
+    """A socket held on the first free port of BROWSER_REFUSED_PORTS (on loopback)."""
+    for port in BROWSER_REFUSED_PORTS:
+        try:
+            return bind("127.0.0.1", port, "the Pub/Sub emulator's private port")
+        except OSError:
+            continue
+    raise NoRefusedPortError(
+        "every port browsers refuse to connect to (" + ", ".join(map(str, BROWSER_REFUSED_PORTS)) + ") is in use "
+        "on 127.0.0.1: the Pub/Sub emulator is not started on one web pages could reach; free one of them"
+    )
 
 
 def find_launcher() -> Path:
@@ -100,12 +131,17 @@ class PubsubEmulator:
         self.projects = {*projects, *filter(None, [env_project])}
         self.launcher = find_launcher()
         self.allow_hosts = tuple(allow_hosts)
-        # Clients reach the guarded front (front.py); the JVM, which answers any page, a private port.
-        self._port_socket = bind("127.0.0.1", port)
+        # Clients reach the guarded front (front.py); the JVM, which answers any page, a loopback port
+        # browsers refuse (local processes can still reach it, as they can the emulator's admin API).
+        self._jvm_socket = _port_browsers_refuse()  # held until it starts
+        try:
+            self._port_socket = bind("127.0.0.1", port)
+        except OSError:
+            self._jvm_socket.close()
+            raise
         self.port: int = self._port_socket.getsockname()[1]
         self.host_port = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host_port}"
-        self._jvm_socket = bind("127.0.0.1", 0, "the Pub/Sub emulator's private port")  # held until it starts
         self.jvm_port: int = self._jvm_socket.getsockname()[1]
         self.jvm_url = f"http://127.0.0.1:{self.jvm_port}"
         self._process: subprocess.Popen[str] | None = None
