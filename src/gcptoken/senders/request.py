@@ -4,15 +4,14 @@ shares (the target URL, the user's own headers, a body only with a method that c
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from gcptoken import checks
 from gcptoken.errors import InvalidArgumentError
+from gcptoken.loopback import is_loopback_host
 
 __all__ = ["OutgoingRequest", "checked_method", "checked_target", "header", "header_value", "merged", "user_headers"]
 
@@ -38,37 +37,12 @@ class OutgoingRequest:
     body: bytes = b""
 
 
-def _loopback_address(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def _loopback(host: str) -> bool:
-    """A literal loopback address, or exactly ``localhost`` when every address the system resolves
-    it to is one: a name is what the resolver says it is (``foo.localhost``, ``localhost.`` go to
-    the resolver, or to DNS, as any other name), so no other name is taken on trust."""
-    if _loopback_address(host):
-        return True
-    if host.lower() != "localhost":
-        return False
-    try:
-        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    return bool(found) and all(_loopback_address(str(info[4][0])) for info in found)
-
-
 def checked_target(url: str, *, allow_remote: bool = False) -> str:
     """An http(s) URL on this machine (loopback), unless ``allow_remote``: the request carries a
     token and headers that look like Google's, meant for the user's own service under test."""
     url = checks.http_url(url, "the target URL", user_info=False)
     host = urlsplit(url).hostname or ""
-    if not allow_remote and not _loopback(host):
+    if not allow_remote and not is_loopback_host(host):
         raise InvalidArgumentError(
             f"the target {host[:100]!r} is not this machine: send reaches loopback addresses only "
             "(127.0.0.1, ::1, localhost); --allow-remote (allow_remote=True) sends elsewhere"

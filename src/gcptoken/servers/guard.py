@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gcptoken.loopback import is_loopback_address
 from gcptoken.servers.framing import FramingError, body_framing, origin_form
 
 __all__ = [
@@ -125,18 +126,8 @@ def _split_host(host: str) -> tuple[str, int | None] | None:
     return _normal_name(name), int(port_text)
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        parsed = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        return parsed.ipv4_mapped.is_loopback
-    return parsed.is_loopback
-
-
 def _peer_allowed(peer: str, policy: GuardPolicy) -> bool:
-    if _is_loopback(peer):
+    if is_loopback_address(peer):
         return True
     try:
         address = ipaddress.ip_address(peer.split("%", 1)[0])

@@ -17,7 +17,6 @@ answers the JVM 503 without calling the endpoint, so it retries too."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from gcptoken.emulator.pubsub.subscriptions import PushSettings, SubscriptionReader, has_userinfo, shown
 from gcptoken.emulator.pubsub.which import Unsure, subscription_of
+from gcptoken.loopback import is_loopback_address, is_loopback_host
 from gcptoken.untrusted import one_line
 
 __all__ = ["MAX_BODY", "USER_AGENT", "PushRelay"]
@@ -51,17 +51,6 @@ class _Refused(Exception):
     def __init__(self, status: int, line: str) -> None:
         self.status, self.line = status, line
         super().__init__(line)
-
-
-def _loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class PushRelay:
@@ -138,7 +127,7 @@ class PushRelay:
                 f"not pushing {settings.name} to {one_line(shown(url), 120)}: a push endpoint with user:password@ "
                 "would send those instead of the token",
             )
-        if not self.allow_remote and not _loopback(urlsplit(url).hostname):
+        if not self.allow_remote and not is_loopback_host(urlsplit(url).hostname):
             raise _Refused(
                 403,
                 f"not pushing {settings.name} to {one_line(url, 120)}: the endpoint is not on this machine "
@@ -161,7 +150,7 @@ class PushRelay:
 
     def _check_peer(self, scope: Scope) -> None:
         client, server = scope.get("client"), scope.get("server")
-        if not client or not server or not _loopback(client[0]):
+        if not client or not server or not is_loopback_address(client[0]):
             raise _Refused(403, "refused a request from off this machine")
         if self.is_pubsub_peer is not None and not self.is_pubsub_peer(tuple(client), tuple(server)):
             raise _Refused(403, "refused a request from a process other than the Pub/Sub emulator's")
