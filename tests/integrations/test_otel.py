@@ -44,7 +44,7 @@ from gcptoken.integrations.asgi import IdTokenMiddleware
 from gcptoken.integrations.otel import ENTRY_POINT, id_token_session
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
-from gcptoken.testing import write_key_file
+from gcptoken.testing import EmulatorClient, write_key_file
 from tests.clock import Clock
 
 # What each OTLP/HTTP path carries, and the empty answer a collector gives.
@@ -81,6 +81,7 @@ class Collector:
 
     url: str = ""
     received: list[Export] = field(default_factory=list)
+    refuse: int = 0  # this many verified requests get 401 invalid_token first (as if revoked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
@@ -89,6 +90,12 @@ class Collector:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if self.refuse > 0:
+            self.refuse -= 1
+            challenge = [(b"www-authenticate", b'Bearer error="invalid_token"'), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 401, "headers": challenge})
+            await send({"type": "http.response.body", "body": b""})
+            return
         headers = dict(scope["headers"])
         token = headers[b"authorization"].decode().removeprefix("Bearer ")
         self.received.append(Export(scope["path"], _names(scope["path"], body), scope["state"]["claims"], token))
@@ -129,6 +136,7 @@ def running_collector(emu: EmulatorServer) -> Iterator[Collector]:
 @pytest.fixture
 def collector(running_collector: Collector) -> Collector:
     running_collector.received.clear()
+    running_collector.refuse = 0
     return running_collector
 
 
@@ -164,6 +172,24 @@ def test_spans_metrics_and_logs_each_carry_a_verified_token(collector: Collector
     assert set(arrived["/v1/metrics"]) == {"orders"}  # the flush's export, and the one at shutdown
     assert {(e.claims["email"], e.claims["aud"]) for e in collector.received} == {(key["client_email"], url)}
     assert len({e.token for e in collector.received}) == 1  # from gcptoken's cache after the first
+
+
+def test_a_refused_token_is_replaced_once(collector: Collector, key: dict[str, str], emu: EmulatorServer) -> None:
+    """A 401 saying invalid_token: the same export goes again with a token fetched anew."""
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    with tracing.get_tracer("app").start_as_current_span("retried"):
+        pass
+    tracing.shutdown()
+    exporter = OTLPSpanExporter(
+        f"{collector.url}/v1/traces", session=id_token_session(credentials=credentials_from_info(key, "test"))
+    )
+    collector.refuse = 1
+    assert exporter.export(spans.get_finished_spans()) is SpanExportResult.SUCCESS
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert collector.arrived() == {"/v1/traces": ["retried"]}
+    assert len(EmulatorClient(emu).token_requests_by(key["client_email"])) == 2
 
 
 @pytest.fixture
