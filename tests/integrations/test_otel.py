@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gcptoken import Verifier
@@ -84,12 +85,7 @@ class Collector:
     refuse: int = 0  # this many verified requests get 401 invalid_token first (as if revoked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await Request(scope, receive).body()
         if self.refuse > 0:
             self.refuse -= 1
             challenge = [(b"www-authenticate", b'Bearer error="invalid_token"'), (b"content-length", b"0")]
@@ -111,15 +107,13 @@ class Collector:
         return found
 
 
-@pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
+# The emulator's clock (its tokens' times, its view of assertions): tests move it, and put it back.
+CLOCK = Clock()
 
 
 @pytest.fixture(scope="module")
-def emu(clock: Clock) -> Iterator[EmulatorServer]:
-    """An emulator on a clock the tests move (its tokens' times, its view of assertions)."""
-    with EmulatorServer(EmulatorState(clock=clock)) as server:
+def emu() -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorState(clock=CLOCK)) as server:
         yield server
 
 
@@ -192,20 +186,33 @@ def test_a_refused_token_is_replaced_once(collector: Collector, key: dict[str, s
     assert len(EmulatorClient(emu).token_requests_by(key["client_email"])) == 2
 
 
+class World:
+    """Time for the emulator and for gcptoken's token cache, moved forward together; the emulator
+    starts an hour minus 10 s behind, so its tokens expire 10 s from now (and the collector checks
+    them on the real clock)."""
+
+    def __init__(self) -> None:
+        self.moved = 0.0
+        CLOCK.offset = -3590
+
+    def cache_clock(self) -> float:
+        return time.time() + self.moved
+
+    def advance(self, seconds: float) -> None:
+        self.moved += seconds
+        CLOCK.offset += seconds
+
+
 @pytest.fixture
-def world(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Time for the emulator and for gcptoken's token cache, moved together by ``world[0]`` seconds
-    past the real clock; the emulator starts an hour minus 10 s behind, so its tokens expire 10 s
-    from now (the collector checks them on the real clock)."""
-    moved = [0.0]
-    clock.offset = -3590
-    monkeypatch.setattr(default_cache(), "clock", lambda: time.time() + moved[0])
-    yield moved
-    clock.offset = 0
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    world = World()
+    monkeypatch.setattr(default_cache(), "clock", world.cache_clock)
+    yield world
+    CLOCK.offset = 0
 
 
 def test_a_long_lived_exporter_renews_the_token_it_outlives(
-    collector: Collector, emu: EmulatorServer, world: list[float], clock: Clock
+    collector: Collector, emu: EmulatorServer, world: World
 ) -> None:
     """A Cloud Run app's exporter (the metadata server's credential) keeps its session; the first
     token expires; the next export carries a new one, verified like the first."""
@@ -217,8 +224,7 @@ def test_a_long_lived_exporter_renews_the_token_it_outlives(
         with tracer.start_as_current_span("before"):
             pass
         assert tracing.force_flush()
-        world[0] += 11  # the token's 10 s have passed, for the emulator and for the cache
-        clock.offset += 11
+        world.advance(11)  # the token's 10 s have passed
         with tracer.start_as_current_span("after"):
             pass
         assert tracing.force_flush()
@@ -231,7 +237,7 @@ def test_a_long_lived_exporter_renews_the_token_it_outlives(
 
 
 def test_a_failing_token_fetch_fails_the_export_not_the_app(
-    collector: Collector, key: dict[str, str], clock: Clock, caplog: pytest.LogCaptureFixture
+    collector: Collector, key: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The emulator's clock two hours ahead refuses the key's assertion (as Google refuses a skewed
     machine): the export fails, one line from gcptoken says why; then the same exporter recovers."""
@@ -243,12 +249,12 @@ def test_a_failing_token_fetch_fails_the_export_not_the_app(
     exporter = OTLPSpanExporter(
         f"{collector.url}/v1/traces", session=id_token_session(credentials=credentials_from_info(key, "test"))
     )
-    clock.offset = 7200
+    CLOCK.offset = 7200
     try:
         with caplog.at_level(logging.INFO):
             assert exporter.export(spans.get_finished_spans()) is SpanExportResult.FAILURE
     finally:
-        clock.offset = 0
+        CLOCK.offset = 0
     assert collector.received == []
     ours = [r for r in caplog.records if r.name == "gcptoken.integrations"]
     assert len(ours) == 1 and ours[0].levelno == logging.ERROR
