@@ -1,1 +1,2 @@
-"""Calling services with ID tokens: httpx and requests authentication."""
+"""Calling services with ID tokens: httpx and requests authentication, and sessions for
+OpenTelemetry's OTLP/HTTP exporters (otel)."""
