@@ -1,0 +1,139 @@
+"""gRPC with ID tokens under grpc.aio: every kind of RPC, one fetch for 100 concurrent RPCs, a
+failed fetch as the RPC's status, and a slow fetch that never stalls the event loop (grpcio runs
+call credentials' plugins in a thread of their own; the channels' interceptors await the fetch)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+import pytest
+
+from gcptoken import load_credentials
+from gcptoken.credentials import Credentials, credentials_from_info
+from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
+from gcptoken.testing import EmulatorClient
+from tests.integrations.grpc_server import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, EchoServer, SlowTokenEndpoint
+from tests.integrations.test_grpc import AUDIENCE, fetches, verifier_for
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def server(emulator: EmulatorClient) -> Iterator[EchoServer]:
+    echo = EchoServer(verifier_for(emulator.url))
+    echo.interceptor.verifier = verifier_for(emulator.url, f"http://{echo.target}")
+    with echo:
+        yield echo
+
+
+@pytest.fixture
+def credentials(key_path: Path) -> Credentials:
+    return load_credentials(key_path)
+
+
+async def _requests(*items: bytes) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+def test_every_kind_of_rpc_carries_a_verified_token(
+    server: EchoServer, credentials: Credentials, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    async def calls() -> list[Any]:
+        async with aio.local_channel(server.target, credentials, audience=AUDIENCE) as channel:
+            return [
+                await channel.unary_unary(UNARY)(b"hi", timeout=10),
+                [answer async for answer in channel.unary_stream(SERVER_STREAM)(b"2", timeout=10)],
+                await channel.stream_unary(CLIENT_STREAM)(_requests(b"a", b"b"), timeout=10),
+                [answer async for answer in channel.stream_stream(BIDI)(_requests(b"x"), timeout=10)],
+            ]
+
+    assert asyncio.run(calls()) == [b"unary:hi", [b"0", b"1"], b"a+b", [b"echo:x"]]
+    assert [claims["aud"] for claims in server.interceptor.accepted] == [AUDIENCE] * 4
+    assert fetches(emulator, key_info) == 1
+
+
+def test_100_concurrent_rpcs_cost_one_token_fetch(
+    server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    async def calls(credentials: Credentials) -> list[bytes]:
+        async with aio.local_channel(server.target, credentials) as channel:
+            call = channel.unary_unary(UNARY)
+            return list(await asyncio.gather(*(call(b"%d" % index, timeout=10) for index in range(100))))
+
+    with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
+        answers = asyncio.run(calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")))
+    assert answers == [b"unary:%d" % index for index in range(100)]
+    assert endpoint.hits == 1 and fetches(emulator, key_info) == 1
+    assert {claims["aud"] for claims in server.interceptor.accepted} == {f"http://{server.target}"}
+
+
+def test_a_refused_fetch_is_unauthenticated_and_the_channel_stays_usable(
+    server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    async def calls(credentials: Credentials) -> tuple[grpc.aio.AioRpcError, grpc.StatusCode, bytes]:
+        async with aio.local_channel(server.target, credentials, audience=AUDIENCE) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(UNARY)(b"", timeout=10)
+            stream = channel.stream_stream(BIDI)(_requests(b"x"), timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stream.read()
+            return refused.value, await stream.code(), await channel.unary_unary(UNARY)(b"ok", timeout=10)
+
+    with SlowTokenEndpoint(f"{emulator.url}/token", refuse=2) as endpoint:
+        error, stream_code, answer = asyncio.run(calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED == stream_code
+    assert error.details() == (
+        f"gcptoken: no ID token for {AUDIENCE}: token endpoint {endpoint.url} refused the request "
+        "(HTTP 400): invalid_grant: Invalid grant: account not found"
+    )
+    assert answer == b"unary:ok"
+
+
+async def _longest_stall(work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    """``work()``'s result, and the longest the loop went without running a 5 ms heartbeat meanwhile."""
+    longest, last, done = 0.0, time.monotonic(), False
+
+    async def heartbeat() -> None:
+        nonlocal longest, last
+        while not done:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        return await work(), longest
+    finally:
+        done = True
+        await beating
+
+
+@pytest.mark.parametrize("way", ["channel helper", "call credentials"])
+def test_a_slow_token_fetch_never_stalls_the_event_loop(
+    way: str, server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    async def call(credentials: Credentials) -> bytes:
+        if way == "channel helper":
+            channel = aio.local_channel(server.target, credentials, audience=AUDIENCE)
+        else:
+            call_credentials = id_token_call_credentials(credentials, audience=AUDIENCE)
+            composite = grpc.composite_channel_credentials(local_credentials(), call_credentials)
+            channel = grpc.aio.secure_channel(server.target, composite)
+        async with channel:
+            answer: bytes = await channel.unary_unary(UNARY)(b"", timeout=10)
+            return answer
+
+    async def measured(credentials: Credentials) -> tuple[bytes, float]:
+        return await _longest_stall(lambda: call(credentials))
+
+    with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
+        answer, stall = asyncio.run(measured(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))
+    assert answer == b"unary:" and endpoint.hits == 1
+    assert stall < 0.15, f"the event loop stood still for {stall:.2f}s during a 0.3s token fetch"
