@@ -13,9 +13,10 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
+import grpc.aio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +30,42 @@ SERVICE = "test.Echo"
 UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI = (f"/{SERVICE}/{name}" for name in ("Unary", "Server", "Client", "Bidi"))
 
 
-def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+def _same(data: bytes) -> bytes:
+    return data
+
+
+class Echo:
+    """The echo methods on a sync ``channel``, bytes in and out."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.unary = channel.unary_unary(UNARY, _same, _same)
+        self.server_stream = channel.unary_stream(SERVER_STREAM, _same, _same)
+        self.client_stream = channel.stream_unary(CLIENT_STREAM, _same, _same)
+        self.bidi = channel.stream_stream(BIDI, _same, _same)
+
+
+class AioEcho:
+    """The echo methods on a ``grpc.aio`` channel."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.unary = channel.unary_unary(UNARY, _same, _same)
+        self.server_stream = channel.unary_stream(SERVER_STREAM, _same, _same)
+        self.client_stream = channel.stream_unary(CLIENT_STREAM, _same, _same)
+        self.bidi = channel.stream_stream(BIDI, _same, _same)
+
+
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]  # generic only in the stubs
+
+
+def details(error: grpc.RpcError) -> str:
+    """A failed call's details (typed Optional by grpc's stubs; every failure here has them)."""
+    text = error.details()
+    assert text is not None
+    return text
+
+
+def _refusing(handler: Handler, message: str) -> Handler:
     """A handler of the same kind as ``handler`` that ends the call with UNAUTHENTICATED."""
 
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
@@ -54,8 +90,8 @@ class VerifyingInterceptor(grpc.ServerInterceptor):
         self.refused: list[str] = []
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: Any
-    ) -> grpc.RpcMethodHandler | None:
+        self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None], details: Any
+    ) -> Handler | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -98,7 +134,7 @@ class EchoServer:
         self.interceptor = VerifyingInterceptor(verifier, clock)
         self._pool = futures.ThreadPoolExecutor(max_workers=16)
         self.server = grpc.server(self._pool, interceptors=[self.interceptor])
-        handlers = {
+        handlers: dict[str, Handler] = {
             "Unary": grpc.unary_unary_rpc_method_handler(_unary),
             "Server": grpc.unary_stream_rpc_method_handler(_server_stream),
             "Client": grpc.stream_unary_rpc_method_handler(_client_stream),
@@ -141,7 +177,9 @@ def certificate(*names: str) -> tuple[bytes, bytes]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -160,10 +198,15 @@ class SlowTokenEndpoint:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 time.sleep(outer.delay)
                 if outer.hits <= outer.refuse:
-                    data, status = b'{"error": "invalid_grant", "error_description": "Invalid grant: account not found"}', 400
+                    data, status = (
+                        b'{"error": "invalid_grant", "error_description": "Invalid grant: account not found"}',
+                        400,
+                    )
                 else:
                     headers = {"content-type": self.headers["content-type"]}
-                    with urllib.request.urlopen(urllib.request.Request(outer.upstream, body, headers), timeout=10) as answer:
+                    with urllib.request.urlopen(
+                        urllib.request.Request(outer.upstream, body, headers), timeout=10
+                    ) as answer:
                         data, status = answer.read(), answer.status
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

@@ -20,7 +20,7 @@ from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.integrations.grpc import id_token_call_credentials, local_channel, local_credentials
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 from tests.clock import Clock
-from tests.integrations.grpc_server import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc_server import Echo, EchoServer, SlowTokenEndpoint, details
 
 AUDIENCE = "https://svc-test-uc.a.run.app"
 
@@ -51,10 +51,10 @@ def test_every_kind_of_rpc_carries_a_token_the_server_verifies(
     server: EchoServer, credentials: Credentials, emulator: EmulatorClient, key_info: dict[str, str]
 ) -> None:
     with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
-        assert channel.unary_unary(UNARY)(b"hi", timeout=10) == b"unary:hi"
-        assert list(channel.unary_stream(SERVER_STREAM)(b"3", timeout=10)) == [b"0", b"1", b"2"]
-        assert channel.stream_unary(CLIENT_STREAM)(iter([b"a", b"b"]), timeout=10) == b"a+b"
-        assert list(channel.stream_stream(BIDI)(iter([b"x", b"y"]), timeout=10)) == [b"echo:x", b"echo:y"]
+        assert Echo(channel).unary(b"hi", timeout=10) == b"unary:hi"
+        assert list(Echo(channel).server_stream(b"3", timeout=10)) == [b"0", b"1", b"2"]
+        assert Echo(channel).client_stream(iter([b"a", b"b"]), timeout=10) == b"a+b"
+        assert list(Echo(channel).bidi(iter([b"x", b"y"]), timeout=10)) == [b"echo:x", b"echo:y"]
     accepted = server.interceptor.accepted
     assert [claims["aud"] for claims in accepted] == [AUDIENCE] * 4
     assert {claims["email"] for claims in accepted} == {key_info["client_email"]}
@@ -65,13 +65,13 @@ def test_the_audience_defaults_to_the_target_and_a_wrong_one_is_refused(
     server: EchoServer, credentials: Credentials
 ) -> None:
     with local_channel(server.target, credentials) as channel:
-        channel.unary_unary(UNARY)(b"", timeout=10)
+        Echo(channel).unary(b"", timeout=10)
     assert server.interceptor.accepted[-1]["aud"] == f"http://{server.target}"
-    with local_channel(server.target, credentials, audience="https://another-uc.a.run.app") as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            channel.unary_unary(UNARY)(b"", timeout=10)
+    wrong = local_channel(server.target, credentials, audience="https://another-uc.a.run.app")
+    with wrong as channel, pytest.raises(grpc.RpcError) as refused:
+        Echo(channel).unary(b"", timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "audience" in refused.value.details()
+    assert "audience" in details(refused.value)
 
 
 def test_a_refused_token_fetch_fails_the_rpc_with_unauthenticated_and_the_channel_stays_usable(
@@ -81,15 +81,15 @@ def test_a_refused_token_fetch_fails_the_rpc_with_unauthenticated_and_the_channe
         credentials = credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")
         with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
             with pytest.raises(grpc.RpcError) as unary:
-                channel.unary_unary(UNARY)(b"", timeout=10)
-            stream = channel.unary_stream(SERVER_STREAM)(b"2", timeout=10)
+                Echo(channel).unary(b"", timeout=10)
+            stream = Echo(channel).server_stream(b"2", timeout=10)
             with pytest.raises(grpc.RpcError) as streamed:
                 next(stream)
             assert stream.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert channel.unary_unary(UNARY)(b"again", timeout=10) == b"unary:again"  # the third fetch works
+            assert Echo(channel).unary(b"again", timeout=10) == b"unary:again"  # the third fetch works
     for error in (unary.value, streamed.value):
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert error.details() == (
+        assert details(error) == (
             f"gcptoken: no ID token for {AUDIENCE}: token endpoint {endpoint.url} refused the request "
             "(HTTP 400): invalid_grant: Invalid grant: account not found"
         )
@@ -98,12 +98,12 @@ def test_a_refused_token_fetch_fails_the_rpc_with_unauthenticated_and_the_channe
 
 def test_network_trouble_fetching_a_token_is_unavailable(server: EchoServer, key_info: dict[str, str]) -> None:
     credentials = credentials_from_info({**key_info, "token_uri": f"http://{CLOSED_LOOPBACK}/token"}, "test key")
-    with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
-        with pytest.raises(grpc.RpcError) as failed:
-            channel.unary_unary(UNARY).with_call(b"", timeout=10)
+    channel = local_channel(server.target, credentials, audience=AUDIENCE)
+    with channel, pytest.raises(grpc.RpcError) as failed:
+        Echo(channel).unary.with_call(b"", timeout=10)
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert failed.value.details().startswith(f"gcptoken: no ID token for {AUDIENCE}: POST http://{CLOSED_LOOPBACK}")
-    assert "PRIVATE KEY" not in failed.value.details()
+    assert details(failed.value).startswith(f"gcptoken: no ID token for {AUDIENCE}: POST http://{CLOSED_LOOPBACK}")
+    assert "PRIVATE KEY" not in details(failed.value)
 
 
 def test_100_concurrent_rpcs_cost_one_token_fetch(
@@ -113,11 +113,11 @@ def test_100_concurrent_rpcs_cost_one_token_fetch(
         credentials = credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")
         start = threading.Barrier(100)
         with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
-            call = channel.unary_unary(UNARY)
+            call = Echo(channel).unary
 
             def one(index: int) -> bytes:
                 start.wait()
-                return call(b"%d" % index, timeout=10)  # type: ignore[no-any-return]
+                return call(b"%d" % index, timeout=10)
 
             with futures.ThreadPoolExecutor(max_workers=100) as pool:
                 answers = list(pool.map(one, range(100)))
@@ -130,10 +130,10 @@ def test_call_credentials_take_the_audience_from_the_call(
 ) -> None:
     composite = grpc.composite_channel_credentials(local_credentials(), id_token_call_credentials(credentials))
     with grpc.secure_channel(server.target, composite) as channel:
-        assert channel.unary_unary(UNARY)(b"", timeout=10) == b"unary:"
+        assert Echo(channel).unary(b"", timeout=10) == b"unary:"
         # One call with other credentials: an explicit audience.
         explicit = id_token_call_credentials(credentials, audience=AUDIENCE)
-        channel.unary_unary(SERVER_STREAM)(b"1", timeout=10, credentials=explicit)
+        assert list(Echo(channel).server_stream(b"1", timeout=10, credentials=explicit)) == [b"0"]
     assert [claims["aud"] for claims in server.interceptor.accepted] == [f"http://{server.target}", AUDIENCE]
 
 
@@ -143,9 +143,9 @@ def test_call_credentials_that_cannot_fetch_are_unavailable_as_grpc_core_says(
     broken = credentials_from_info({**key_info, "token_uri": f"http://{CLOSED_LOOPBACK}/token"}, "test key")
     composite = grpc.composite_channel_credentials(local_credentials(), id_token_call_credentials(broken))
     with grpc.secure_channel(server.target, composite) as channel, pytest.raises(grpc.RpcError) as failed:
-        channel.unary_unary(UNARY)(b"", timeout=10)
+        Echo(channel).unary(b"", timeout=10)
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE  # every plugin failure, in gRPC core
-    assert failed.value.details().startswith(
+    assert details(failed.value).startswith(
         f"Getting metadata from plugin failed with error: gcptoken: no ID token for http://{server.target}: "
     )
 
@@ -175,7 +175,7 @@ def test_a_stream_outlives_its_token_and_the_next_call_gets_a_fresh_one(
         EchoServer(verifier_for(clocked_emulator.url), clock=clock) as server,
         local_channel(server.target, credentials, audience=AUDIENCE) as channel,
     ):
-        stream = channel.stream_stream(BIDI)(iter(outbox.get, None), timeout=30)
+        stream = Echo(channel).bidi(iter(outbox.get, None), timeout=30)
         outbox.put(b"1")
         assert next(stream) == b"echo:1"
         first = server.interceptor.accepted[-1]
@@ -183,9 +183,9 @@ def test_a_stream_outlives_its_token_and_the_next_call_gets_a_fresh_one(
         outbox.put(b"2")
         assert next(stream) == b"echo:2"  # the open stream goes on: it was authorized when it began
         with grpc.secure_channel(server.target, local_credentials()) as bare, pytest.raises(grpc.RpcError) as stale:
-            bare.unary_unary(UNARY)(b"", timeout=10, metadata=[("authorization", f"Bearer {first['token']}")])
+            Echo(bare).unary(b"", timeout=10, metadata=(("authorization", f"Bearer {first['token']}"),))
         assert stale.value.code() == grpc.StatusCode.UNAUTHENTICATED  # a new call with that token: refused
-        assert channel.unary_unary(UNARY)(b"later", timeout=10) == b"unary:later"
+        assert Echo(channel).unary(b"later", timeout=10) == b"unary:later"
         outbox.put(None)
         assert list(stream) == []
     second = server.interceptor.accepted[-1]

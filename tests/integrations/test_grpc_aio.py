@@ -18,7 +18,7 @@ from gcptoken import load_credentials
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc_server import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc_server import AioEcho, EchoServer, SlowTokenEndpoint
 from tests.integrations.test_grpc import AUDIENCE, fetches, verifier_for
 
 T = TypeVar("T")
@@ -48,10 +48,10 @@ def test_every_kind_of_rpc_carries_a_verified_token(
     async def calls() -> list[Any]:
         async with aio.local_channel(server.target, credentials, audience=AUDIENCE) as channel:
             return [
-                await channel.unary_unary(UNARY)(b"hi", timeout=10),
-                [answer async for answer in channel.unary_stream(SERVER_STREAM)(b"2", timeout=10)],
-                await channel.stream_unary(CLIENT_STREAM)(_requests(b"a", b"b"), timeout=10),
-                [answer async for answer in channel.stream_stream(BIDI)(_requests(b"x"), timeout=10)],
+                await AioEcho(channel).unary(b"hi", timeout=10),
+                [answer async for answer in AioEcho(channel).server_stream(b"2", timeout=10)],
+                await AioEcho(channel).client_stream(_requests(b"a", b"b"), timeout=10),
+                [answer async for answer in AioEcho(channel).bidi(_requests(b"x"), timeout=10)],
             ]
 
     assert asyncio.run(calls()) == [b"unary:hi", [b"0", b"1"], b"a+b", [b"echo:x"]]
@@ -64,7 +64,7 @@ def test_100_concurrent_rpcs_cost_one_token_fetch(
 ) -> None:
     async def calls(credentials: Credentials) -> list[bytes]:
         async with aio.local_channel(server.target, credentials) as channel:
-            call = channel.unary_unary(UNARY)
+            call = AioEcho(channel).unary
             return list(await asyncio.gather(*(call(b"%d" % index, timeout=10) for index in range(100))))
 
     with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
@@ -80,14 +80,16 @@ def test_a_refused_fetch_is_unauthenticated_and_the_channel_stays_usable(
     async def calls(credentials: Credentials) -> tuple[grpc.aio.AioRpcError, grpc.StatusCode, bytes]:
         async with aio.local_channel(server.target, credentials, audience=AUDIENCE) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await channel.unary_unary(UNARY)(b"", timeout=10)
-            stream = channel.stream_stream(BIDI)(_requests(b"x"), timeout=10)
+                await AioEcho(channel).unary(b"", timeout=10)
+            stream = AioEcho(channel).bidi(_requests(b"x"), timeout=10)
             with pytest.raises(grpc.aio.AioRpcError):
                 await stream.read()
-            return refused.value, await stream.code(), await channel.unary_unary(UNARY)(b"ok", timeout=10)
+            return refused.value, await stream.code(), await AioEcho(channel).unary(b"ok", timeout=10)
 
     with SlowTokenEndpoint(f"{emulator.url}/token", refuse=2) as endpoint:
-        error, stream_code, answer = asyncio.run(calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))
+        error, stream_code, answer = asyncio.run(
+            calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k"))
+        )
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED == stream_code
     assert error.details() == (
         f"gcptoken: no ID token for {AUDIENCE}: token endpoint {endpoint.url} refused the request "
@@ -127,7 +129,7 @@ def test_a_slow_token_fetch_never_stalls_the_event_loop(
             composite = grpc.composite_channel_credentials(local_credentials(), call_credentials)
             channel = grpc.aio.secure_channel(server.target, composite)
         async with channel:
-            answer: bytes = await channel.unary_unary(UNARY)(b"", timeout=10)
+            answer: bytes = await AioEcho(channel).unary(b"", timeout=10)
             return answer
 
     async def measured(credentials: Credentials) -> tuple[bytes, float]:
