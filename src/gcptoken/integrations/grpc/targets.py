@@ -2,7 +2,7 @@
 
 gRPC's own rule for the URL a call's credentials see (``AuthMetadataContext.service_url``) is
 ``<scheme>://<authority>/<package.Service>``: the scheme is ``https`` over TLS and empty over local
-credentials, and over TLS a ``:443`` is dropped (grpc/grpc, src/core/lib/security/credentials/
+credentials, and over TLS a ``:443`` is dropped (grpc/grpc, src/core/credentials/call/
 call_creds_util.cc, MakeServiceUrlAndMethod). The authority is the target without its resolver
 prefix (``dns:///svc:443`` → ``svc:443``). The audience is that URL's ``scheme://host[:port]``, as
 for HTTP (gcptoken.integrations.audience): ``https://HOST`` for ``HOST:443``, a non-default port
