@@ -59,6 +59,29 @@ def test_every_kind_of_rpc_carries_a_verified_token(
     assert fetches(emulator, key_info) == 1
 
 
+class Recording(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self) -> None:
+        self.seen: list[list[tuple[str, str | bytes]]] = []
+
+    async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        self.seen.append(list(details.metadata or ()))
+        return await continuation(details, request)
+
+
+def test_the_callers_interceptors_never_see_the_token(server: EchoServer, credentials: Credentials) -> None:
+    recording = Recording()
+
+    async def call() -> bytes:
+        async with aio.local_channel(
+            server.target, credentials, audience=AUDIENCE, interceptors=[recording]
+        ) as channel:
+            answer: bytes = await AioEcho(channel).unary(b"", timeout=10, metadata=(("x-request-id", "7"),))
+            return answer
+
+    assert asyncio.run(call()) == b"unary:"
+    assert recording.seen == [[("x-request-id", "7")]] and len(server.interceptor.accepted) == 1
+
+
 def test_100_concurrent_rpcs_cost_one_token_fetch(
     server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
 ) -> None:

@@ -12,7 +12,8 @@ import grpc
 
 from gcptoken.credentials import Credentials
 from gcptoken.integrations.audience import AUTHORIZATION
-from gcptoken.integrations.grpc.interceptors import IdTokenInterceptor
+from gcptoken.integrations.grpc.authorized import AuthorizedChannel
+from gcptoken.integrations.grpc.source import TokenSource
 from gcptoken.integrations.grpc.targets import parse_target
 
 __all__ = ["cloud_run_channel", "local_channel", "local_credentials"]
@@ -41,11 +42,12 @@ def cloud_run_channel(
     """A TLS channel to ``host`` (``svc-xyz.a.run.app``, ``HOST:PORT`` or the service's
     ``https://`` URL) whose every RPC carries an ID token for ``audience`` (default: ``https://HOST``,
     with the port unless it is 443) from ``credentials`` (default: Application Default Credentials).
-    ``root_certificates`` replaces the system's CAs; ``interceptors`` run after gcptoken's."""
+    ``root_certificates`` replaces the system's CAs; ``interceptors`` run before the token is added
+    (a logging one never sees it)."""
     where = parse_target(host, "host")
-    ours = IdTokenInterceptor(audience or where.audience("https"), credentials, header=header)
+    source = TokenSource(audience or where.audience("https"), credentials, header)
     channel = grpc.secure_channel(where.target, grpc.ssl_channel_credentials(root_certificates), options, compression)
-    return grpc.intercept_channel(channel, ours, *interceptors)
+    return _with(AuthorizedChannel(channel, source), interceptors)
 
 
 def local_channel(
@@ -62,6 +64,10 @@ def local_channel(
     ``[::1]:50051``) over gRPC's local credentials, every RPC carrying an ID token for ``audience``
     (default: ``http://TARGET``; pass the Cloud Run URL your service checks for)."""
     where = parse_target(target)
-    ours = IdTokenInterceptor(audience or where.audience("http"), credentials, header=header)
+    source = TokenSource(audience or where.audience("http"), credentials, header)
     channel = grpc.secure_channel(where.target, local_credentials(), options, compression)
-    return grpc.intercept_channel(channel, ours, *interceptors)
+    return _with(AuthorizedChannel(channel, source), interceptors)
+
+
+def _with(channel: AuthorizedChannel, interceptors: Sequence[Any]) -> grpc.Channel:
+    return grpc.intercept_channel(channel, *interceptors) if interceptors else channel
