@@ -158,6 +158,23 @@ class EchoServer:
         self._pool.shutdown(wait=True)
 
 
+AUDIENCE = "https://svc-test-uc.a.run.app"
+
+
+def verifier_for(emulator_url: str, *audiences: str) -> Verifier:
+    """A Verifier of the emulator's tokens for AUDIENCE and ``audiences``."""
+    return Verifier([AUDIENCE, *audiences], certs=f"{emulator_url}/oauth2/v3/certs")
+
+
+def serving(emulator_url: str) -> Iterator[EchoServer]:
+    """An EchoServer accepting AUDIENCE and the audience a channel reads from its own target
+    (``http://127.0.0.1:PORT``: local credentials), for a fixture to yield from."""
+    echo = EchoServer(verifier_for(emulator_url))
+    echo.interceptor.verifier = verifier_for(emulator_url, f"http://{echo.target}")
+    with echo:
+        yield echo
+
+
 def certificate(*names: str) -> tuple[bytes, bytes]:
     """A self-signed certificate (its own CA) for ``names`` and the loopback addresses: (key, cert) PEM."""
     key = ec.generate_private_key(ec.SECP256R1())

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from gcptoken import Verifier, load_credentials
+from gcptoken import load_credentials
 from gcptoken.cache.memory import default_cache
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.emulator import EmulatorServer
@@ -21,22 +21,21 @@ from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.integrations.grpc import authorized_channel, id_token_call_credentials, local_channel, local_credentials
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 from tests.clock import Clock
-from tests.integrations.grpc_server import UNARY, Echo, EchoServer, SlowTokenEndpoint, details
-
-AUDIENCE = "https://svc-test-uc.a.run.app"
-
-
-def verifier_for(emulator_url: str, *audiences: str) -> Verifier:
-    return Verifier([AUDIENCE, *audiences], certs=f"{emulator_url}/oauth2/v3/certs")
+from tests.integrations.grpc_server import (
+    AUDIENCE,
+    UNARY,
+    Echo,
+    EchoServer,
+    SlowTokenEndpoint,
+    details,
+    serving,
+    verifier_for,
+)
 
 
 @pytest.fixture
 def server(emulator: EmulatorClient) -> Iterator[EchoServer]:
-    echo = EchoServer(verifier_for(emulator.url))
-    # Also the audience a channel reads from its own target (http: local credentials).
-    echo.interceptor.verifier = verifier_for(emulator.url, f"http://{echo.target}")
-    with echo:
-        yield echo
+    yield from serving(emulator.url)
 
 
 @pytest.fixture

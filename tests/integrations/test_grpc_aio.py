@@ -18,18 +18,15 @@ from gcptoken import load_credentials
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc_server import AioEcho, EchoServer, SlowTokenEndpoint
-from tests.integrations.test_grpc import AUDIENCE, fetches, verifier_for
+from tests.integrations.grpc_server import AUDIENCE, AioEcho, EchoServer, SlowTokenEndpoint, serving
+from tests.integrations.test_grpc import fetches
 
 T = TypeVar("T")
 
 
 @pytest.fixture
 def server(emulator: EmulatorClient) -> Iterator[EchoServer]:
-    echo = EchoServer(verifier_for(emulator.url))
-    echo.interceptor.verifier = verifier_for(emulator.url, f"http://{echo.target}")
-    with echo:
-        yield echo
+    yield from serving(emulator.url)
 
 
 @pytest.fixture

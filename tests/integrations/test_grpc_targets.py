@@ -19,8 +19,7 @@ from gcptoken.integrations.grpc import aio, cloud_run_channel, id_token_call_cre
 from gcptoken.integrations.grpc.failures import status_for
 from gcptoken.integrations.grpc.targets import audience_from_service_url, parse_target
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc_server import AioEcho, Echo, EchoServer, certificate
-from tests.integrations.test_grpc import verifier_for
+from tests.integrations.grpc_server import AioEcho, Echo, EchoServer, certificate, verifier_for
 
 
 @pytest.mark.parametrize(

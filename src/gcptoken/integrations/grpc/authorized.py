@@ -100,55 +100,19 @@ class AuthorizedChannel(grpc.Channel):
     def unsubscribe(self, callback: Callable[[grpc.ChannelConnectivity], None]) -> None:
         self.channel.unsubscribe(callback)
 
-    # grpcio's private _registered_method (generated stubs and intercept_channel pass it): passed on as given.
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        *options: Any,
-        **named: Any,
-    ) -> Any:
-        return _UnaryUnary(
-            self.channel.unary_unary(method, request_serializer, response_deserializer, *options, **named), self.source
-        )
+    # Serializers, and grpcio's private _registered_method (generated stubs and intercept_channel pass
+    # it), go on to the wrapped channel as given.
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _UnaryUnary(self.channel.unary_unary(method, *args, **kwargs), self.source)
 
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        *options: Any,
-        **named: Any,
-    ) -> Any:
-        return _UnaryStream(
-            self.channel.unary_stream(method, request_serializer, response_deserializer, *options, **named), self.source
-        )
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _UnaryStream(self.channel.unary_stream(method, *args, **kwargs), self.source)
 
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        *options: Any,
-        **named: Any,
-    ) -> Any:
-        return _StreamUnary(
-            self.channel.stream_unary(method, request_serializer, response_deserializer, *options, **named), self.source
-        )
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _StreamUnary(self.channel.stream_unary(method, *args, **kwargs), self.source)
 
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        *options: Any,
-        **named: Any,
-    ) -> Any:
-        return _StreamStream(
-            self.channel.stream_stream(method, request_serializer, response_deserializer, *options, **named),
-            self.source,
-        )
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _StreamStream(self.channel.stream_stream(method, *args, **kwargs), self.source)
 
     def close(self) -> None:
         self.channel.close()
