@@ -56,7 +56,7 @@ class _Callable:
             return failed
 
 
-class _UnaryUnary(_Callable, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
+class _UnaryResponse(_Callable):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(self._inner, *args, **kwargs)
 
@@ -67,25 +67,25 @@ class _UnaryUnary(_Callable, grpc.UnaryUnaryMultiCallable):  # type: ignore[type
         return self._started(self._inner.future, *args, **kwargs)
 
 
-class _UnaryStream(_Callable, grpc.UnaryStreamMultiCallable):  # type: ignore[type-arg]
+class _StreamResponse(_Callable):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._started(self._inner, *args, **kwargs)
 
 
-class _StreamUnary(_Callable, grpc.StreamUnaryMultiCallable):  # type: ignore[type-arg]
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call(self._inner, *args, **kwargs)
-
-    def with_call(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call(self._inner.with_call, *args, **kwargs)
-
-    def future(self, *args: Any, **kwargs: Any) -> Any:
-        return self._started(self._inner.future, *args, **kwargs)
+class _UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
+    pass
 
 
-class _StreamStream(_Callable, grpc.StreamStreamMultiCallable):  # type: ignore[type-arg]
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._started(self._inner, *args, **kwargs)
+class _StreamUnary(_UnaryResponse, grpc.StreamUnaryMultiCallable):  # type: ignore[type-arg]
+    pass
+
+
+class _UnaryStream(_StreamResponse, grpc.UnaryStreamMultiCallable):  # type: ignore[type-arg]
+    pass
+
+
+class _StreamStream(_StreamResponse, grpc.StreamStreamMultiCallable):  # type: ignore[type-arg]
+    pass
 
 
 class AuthorizedChannel(grpc.Channel):

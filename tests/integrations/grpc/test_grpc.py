@@ -7,13 +7,11 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from gcptoken import load_credentials
 from gcptoken.cache.memory import default_cache
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.emulator import EmulatorServer
@@ -21,26 +19,15 @@ from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.integrations.grpc import authorized_channel, id_token_call_credentials, local_channel, local_credentials
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient
 from tests.clock import Clock
-from tests.integrations.grpc_server import (
+from tests.integrations.grpc.server import (
     AUDIENCE,
     UNARY,
     Echo,
     EchoServer,
     SlowTokenEndpoint,
     details,
-    serving,
     verifier_for,
 )
-
-
-@pytest.fixture
-def server(emulator: EmulatorClient) -> Iterator[EchoServer]:
-    yield from serving(emulator.url)
-
-
-@pytest.fixture
-def credentials(key_path: Path) -> Credentials:
-    return load_credentials(key_path)
 
 
 def fetches(emulator: EmulatorClient, key_info: dict[str, str]) -> int:

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
 
-from gcptoken import load_credentials
 from gcptoken.credentials import Credentials
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError, TransportError
 from gcptoken.integrations.grpc import aio, cloud_run_channel, id_token_call_credentials, local_channel
 from gcptoken.integrations.grpc.failures import status_for
 from gcptoken.integrations.grpc.targets import audience_from_service_url, parse_target
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc_server import AioEcho, Echo, EchoServer, certificate, verifier_for
+from tests.integrations.grpc.server import AioEcho, Echo, EchoServer, certificate, verifier_for
 
 
 @pytest.mark.parametrize(
@@ -92,11 +90,6 @@ def tls_server(gcptoken_emulator: EmulatorClient) -> Iterator[EchoServer]:
         audiences = [f"https://localhost:{server.port}", "https://svc.a.run.app", "https://svc.a.run.app:8443"]
         server.interceptor.verifier = verifier_for(gcptoken_emulator.url, *audiences, "https://[::1]")
         yield server
-
-
-@pytest.fixture
-def credentials(key_path: Path) -> Credentials:
-    return load_credentials(key_path)
 
 
 def test_cloud_run_channels_speak_tls_with_the_hosts_audience(tls_server: EchoServer, credentials: Credentials) -> None:

@@ -6,32 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 import pytest
 
-from gcptoken import load_credentials
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc_server import AUDIENCE, AioEcho, EchoServer, SlowTokenEndpoint, serving
-from tests.integrations.test_grpc import fetches
+from tests.integrations.grpc.server import AUDIENCE, AioEcho, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc.test_grpc import fetches
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def server(emulator: EmulatorClient) -> Iterator[EchoServer]:
-    yield from serving(emulator.url)
-
-
-@pytest.fixture
-def credentials(key_path: Path) -> Credentials:
-    return load_credentials(key_path)
 
 
 async def _requests(*items: bytes) -> AsyncIterator[bytes]:
