@@ -53,7 +53,7 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
             lambda: single_flight_rows(emulator),
             lambda: bridges_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
-            lambda: grpc_auth_rows(emulator, 100 if quick else 1000, 2 if quick else 5),
+            lambda: grpc_auth_rows(emulator, 100 if quick else 600, 2 if quick else 7),
         ]
         for section in sections:
             produced = section()

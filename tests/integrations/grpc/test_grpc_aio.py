@@ -13,6 +13,7 @@ import grpc
 import grpc.aio
 import pytest
 
+from gcptoken.cache.memory import default_cache
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
@@ -41,7 +42,16 @@ def test_every_kind_of_rpc_carries_a_verified_token(
 
     assert asyncio.run(calls()) == [b"unary:hi", [b"0", b"1"], b"a+b", [b"echo:x"]]
     assert [claims["aud"] for claims in server.interceptor.accepted] == [AUDIENCE] * 4
-    assert fetches(emulator, key_info) == 1
+    assert fetches(emulator, key_info) == 1  # the first call awaited the fetch, the others found it cached
+
+    async def after_the_token_is_gone() -> bytes:
+        async with aio.local_channel(server.target, credentials, audience=AUDIENCE) as channel:
+            first: bytes = await AioEcho(channel).unary(b"1", timeout=10)
+            default_cache().clear()  # as when the token is due for refresh: the next call fetches again
+            return first + await AioEcho(channel).unary(b"2", timeout=10)
+
+    assert asyncio.run(after_the_token_is_gone()) == b"unary:1unary:2"
+    assert fetches(emulator, key_info) == 2
 
 
 class Recording(grpc.aio.UnaryUnaryClientInterceptor):
@@ -130,6 +140,7 @@ def test_a_slow_token_fetch_never_stalls_the_event_loop(
     way: str, server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
 ) -> None:
     async def call(credentials: Credentials) -> bytes:
+        channel: grpc.aio.Channel
         if way == "channel helper":
             channel = aio.local_channel(server.target, credentials, audience=AUDIENCE)
         else:
@@ -147,3 +158,12 @@ def test_a_slow_token_fetch_never_stalls_the_event_loop(
         answer, stall = asyncio.run(measured(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))
     assert answer == b"unary:" and endpoint.hits == 1
     assert stall < 0.15, f"the event loop stood still for {stall:.2f}s during a 0.3s token fetch"
+
+
+def test_cached_id_token_never_fetches(
+    credentials: Credentials, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    """The aio channels' fast path: a fresh cached token or None, without a request."""
+    assert credentials.cached_id_token(AUDIENCE) is None and fetches(emulator, key_info) == 0
+    token = credentials.id_token(AUDIENCE)
+    assert credentials.cached_id_token(AUDIENCE) == token and fetches(emulator, key_info) == 1

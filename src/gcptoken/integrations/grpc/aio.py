@@ -1,7 +1,6 @@
 """The ``grpc.aio`` side: ``cloud_run_channel`` and ``local_channel`` as in the sync module, returning
-``grpc.aio.Channel``, and ``id_token_interceptors`` for a channel built by hand. Interceptors here
-(an aio call object is made before it is awaited, so a wrapper could not wait for a token):
-grpc.aio's cost about as much as a static header's metadata (bench/grpc_auth_rows.py).
+``grpc.aio.Channel``, and ``id_token_interceptors`` for a channel built by hand. The helpers' channels
+add a cached token without the interceptors' cost (see aio_channel).
 
 Tokens come from ``Credentials.id_token_async``: a cached one without leaving the loop, a fetch as
 an awaited request, never a blocking call on the event loop; concurrent RPCs on one loop share
@@ -20,6 +19,7 @@ import grpc.aio
 from gcptoken.credentials import Credentials
 from gcptoken.errors import GcpTokenError
 from gcptoken.integrations.audience import AUTHORIZATION
+from gcptoken.integrations.grpc.aio_channel import AuthorizedAioChannel
 from gcptoken.integrations.grpc.channels import ChannelOptions, local_credentials
 from gcptoken.integrations.grpc.source import TokenSource
 from gcptoken.integrations.grpc.targets import parse_target
@@ -76,7 +76,10 @@ def id_token_interceptors(
     """The four interceptors (grpc.aio files each under one kind of RPC) adding an ID token for
     ``audience``: ``grpc.aio.secure_channel(target, creds, interceptors=id_token_interceptors(AUD))``.
     Give them a TLS or local channel: they add the token to whatever channel they are on."""
-    source = TokenSource(audience, credentials, header)
+    return _interceptors(TokenSource(audience, credentials, header))
+
+
+def _interceptors(source: TokenSource) -> list[grpc.aio.ClientInterceptor]:
     return [_UnaryUnary(source), _UnaryStream(source), _StreamUnary(source), _StreamStream(source)]
 
 
@@ -90,13 +93,14 @@ def cloud_run_channel(
     options: ChannelOptions = (),
     compression: grpc.Compression | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> grpc.aio.Channel:
+) -> AuthorizedAioChannel:
     """As gcptoken.integrations.grpc.cloud_run_channel, for grpc.aio (create it inside the loop that
     uses it); ``interceptors`` run before the token is added (a logging one never sees it)."""
     where = parse_target(host, "host")
-    ours = id_token_interceptors(audience or where.audience("https"), credentials, header=header)
-    creds = grpc.ssl_channel_credentials(root_certificates)
-    return grpc.aio.secure_channel(where.target, creds, options, compression, [*interceptors, *ours])
+    source = TokenSource(audience or where.audience("https"), credentials, header)
+    return _twins(
+        where.target, grpc.ssl_channel_credentials(root_certificates), options, compression, interceptors, source
+    )
 
 
 def local_channel(
@@ -108,8 +112,22 @@ def local_channel(
     options: ChannelOptions = (),
     compression: grpc.Compression | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> grpc.aio.Channel:
+) -> AuthorizedAioChannel:
     """As gcptoken.integrations.grpc.local_channel, for grpc.aio."""
     where = parse_target(target)
-    ours = id_token_interceptors(audience or where.audience("http"), credentials, header=header)
-    return grpc.aio.secure_channel(where.target, local_credentials(), options, compression, [*interceptors, *ours])
+    source = TokenSource(audience or where.audience("http"), credentials, header)
+    return _twins(where.target, local_credentials(), options, compression, interceptors, source)
+
+
+def _twins(
+    target: str,
+    channel_credentials: grpc.ChannelCredentials,
+    options: ChannelOptions,
+    compression: grpc.Compression | None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor],
+    source: TokenSource,
+) -> AuthorizedAioChannel:
+    ours = _interceptors(source)
+    direct = grpc.aio.secure_channel(target, channel_credentials, options, compression, list(interceptors) or None)
+    intercepted = grpc.aio.secure_channel(target, channel_credentials, options, compression, [*interceptors, *ours])
+    return AuthorizedAioChannel(direct, intercepted, source)

@@ -6,8 +6,8 @@ Why a wrapper, not call credentials or interceptors: grpcio runs a Python metada
 thread for every RPC (grpc/grpc, src/python/grpcio/grpc/_cython/_cygrpc/credentials.pyx.pxi,
 ``_spawn_callback_in_thread``), about two thirds of a loopback unary RPC's rate, and its core
 turns any plugin failure into UNAVAILABLE (src/core/credentials/call/plugin/plugin_credentials.cc);
-grpc.intercept_channel's machinery costs some 5 % more per RPC. Here a cached token costs a dict
-read, and a fetch that fails ends the RPC with the status gRFC A83 gives (see failures), raised or
+grpc.intercept_channel's machinery costs a few percent more per RPC. Here a cached token costs a few
+microseconds, and a fetch that fails ends the RPC with the status gRFC A83 gives (see failures), raised or
 returned where grpc's own failed calls are. The wrapper adds the token on whatever channel it wraps:
 give it a TLS or local one, as the helpers do (call credentials refuse insecure channels themselves).
 """

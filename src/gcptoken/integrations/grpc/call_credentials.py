@@ -5,7 +5,7 @@ or ``stub.Method(request, credentials=...)``. Sync and ``grpc.aio`` channels ali
 The audience is ``audience=`` or, per call, the one the call's service URL gives (see targets).
 grpcio runs the plugin in a thread of its own for each RPC, under ``grpc.aio`` too (never on the
 event loop), so fetching a token there blocks nothing else; that thread is also why the channel
-helpers use interceptors instead (see interceptors). gRPC core reports every plugin failure as
+helpers put the token in themselves (see authorized). gRPC core reports every plugin failure as
 UNAVAILABLE, whatever the plugin says (plugin_credentials.cc): a refused token fetch is
 ``UNAVAILABLE: Getting metadata from plugin failed with error: gcptoken: …`` here, where the
 helpers' channels say UNAUTHENTICATED.

@@ -25,16 +25,16 @@ class TokenSource:
         self.credentials = credentials or load_credentials()
         self.key = id_token_header(header).lower()
 
-    def metadata(self, given: Metadata | None, token: str) -> list[tuple[str, str | bytes]]:
+    def metadata(self, given: Metadata | None, token: str) -> tuple[tuple[str, str | bytes], ...]:
         """``given`` with the token in place of any value the caller set for the same key."""
-        kept = [(key, value) for key, value in given or () if key.lower() != self.key]
-        kept.append((self.key, f"Bearer {token}"))
-        return kept
+        if not given:
+            return ((self.key, f"Bearer {token}"),)
+        return (*((key, value) for key, value in given if key.lower() != self.key), (self.key, f"Bearer {token}"))
 
     def failure(self, error: GcpTokenError) -> tuple[grpc.StatusCode, str]:
         return status_for(error), details_for(error, self.audience)
 
-    def authorized(self, given: Metadata | None) -> list[tuple[str, str | bytes]]:
+    def authorized(self, given: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
         """``given`` with a token (blocking while one is fetched), or FailedCall raised."""
         try:
             token = self.credentials.id_token(self.audience).value
