@@ -78,6 +78,9 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "gcptoken id, cold (one round trip)",
         "service-account key → ID token",
         "federation → impersonation → ID token",
+        "unary RPCs/s, gcptoken channel",
+        "unary RPCs/s, gcptoken aio channel",
+        "unary RPCs/s, gcptoken call credentials",
     ):
         assert expected in names, expected
     groups = {row["group"] for row in document["rows"]}
@@ -93,6 +96,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "round trips",
         "emulator",
         "single flight",
+        "grpc",
     }
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_PACKAGES = ("starlette", "uvicorn", "fastapi", "flask", "requests", "anyio-extras")
+SERVER_PACKAGES = ("starlette", "uvicorn", "fastapi", "flask", "requests", "anyio-extras", "grpcio")
 
 
 def _list(text: str, name: str) -> str:
@@ -29,6 +29,7 @@ def test_the_core_install_carries_no_server_packages() -> None:
     emulator = _list(text, "emulator")
     assert "starlette" in emulator and "uvicorn" in emulator
     assert "starlette" in _list(text, "asgi") and "requests" in _list(text, "requests")
+    assert "grpcio" in _list(text, "grpc")
 
 
 def _without(modules: list[str], code: str) -> subprocess.CompletedProcess[str]:
@@ -80,6 +81,8 @@ def test_commands_without_their_extra_name_the_command_and_what_to_install() -> 
         ("gcptoken.integrations.asgi", "starlette", "asgi"),
         ("gcptoken.integrations.requests_auth", "requests", "requests"),
         ("gcptoken.integrations.otel", "requests", "requests"),
+        ("gcptoken.integrations.grpc", "grpc", "grpc"),
+        ("gcptoken.integrations.grpc.aio", "grpc", "grpc"),
         ("gcptoken.testing", "uvicorn", "emulator"),
         ("gcptoken.emulator", "starlette", "emulator"),
         ("gcptoken.cli.inspector", "uvicorn", "emulator"),
@@ -95,6 +98,11 @@ def test_imports_without_their_extra_say_what_to_install(module: str, missing: s
     assert result.returncode == 7, result.stderr
     assert f"pip install 'gcptoken[{extra}]'" in result.stdout
     assert result.stdout.startswith(NAMED[module]), result.stdout
+    assert f"({PACKAGES.get(missing, missing)} is not installed)" in result.stdout  # what pip calls it
+
+
+# The package pip installs, where its name is not the module's.
+PACKAGES = {"grpc": "grpcio"}
 
 
 # What each import's line names: the module, or what a user knows it as.
@@ -102,6 +110,8 @@ NAMED = {
     "gcptoken.integrations.asgi": "gcptoken.integrations.asgi needs",
     "gcptoken.integrations.requests_auth": "gcptoken.integrations.requests_auth needs",
     "gcptoken.integrations.otel": "gcptoken.integrations.otel needs",
+    "gcptoken.integrations.grpc": "gcptoken.integrations.grpc needs",
+    "gcptoken.integrations.grpc.aio": "gcptoken.integrations.grpc needs",
     "gcptoken.testing": "gcptoken's pytest plugin (gcptoken.testing) needs",
     "gcptoken.emulator": "gcptoken.emulator needs",
     "gcptoken.cli.inspector": "gcptoken inspect needs",
@@ -116,5 +126,5 @@ def test_the_core_works_without_any_extra() -> None:
         "from gcptoken.integrations.httpx_auth import IdTokenAuth\n"
         "print('ok')\n"
     )
-    result = _without(["starlette", "uvicorn", "requests", "fastapi", "flask"], code)
+    result = _without(["starlette", "uvicorn", "requests", "fastapi", "flask", "grpc"], code)
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr

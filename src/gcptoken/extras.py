@@ -15,7 +15,10 @@ EXTRAS = {
     "emulator": ("starlette", "uvicorn", "websockets"),
     "asgi": ("starlette",),
     "requests": ("requests",),
+    "grpc": ("grpc",),
 }
+# Where the package a user installs is not named as the module it provides.
+_PACKAGES = {"grpc": "grpcio"}
 
 
 class MissingExtra(ImportError, GcpTokenError):
@@ -33,6 +36,7 @@ def require(extra: str, feature: str) -> None:
         except ModuleNotFoundError as exc:
             if exc.name is not None and exc.name.split(".")[0] != module:
                 raise  # something else is missing: not ours to explain
+            package = _PACKAGES.get(module, module)
             raise MissingExtra(
-                f"{feature} needs the '{extra}' extra ({module} is not installed): pip install 'gcptoken[{extra}]'"
+                f"{feature} needs the '{extra}' extra ({package} is not installed): pip install 'gcptoken[{extra}]'"
             ) from None

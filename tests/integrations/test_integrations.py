@@ -115,6 +115,8 @@ def test_a_wrong_audience_is_retried_once_then_reported(service: Service, key_pa
             "https://us-central1-proj.cloudfunctions.net/hello",
         ),
         ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("https://[::1]:8443/p", "https://[::1]:8443"),  # an IPv6 host keeps its brackets
+        ("http://[::1]:80/", "http://[::1]"),
     ],
 )
 def test_audience_from_the_url(url: str, audience: str) -> None:

@@ -19,7 +19,8 @@ def audience_for(url: str) -> str:
     ``*.cloudfunctions.net``) the function's URL, whose first path segment names it."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = host if parts.port in (None, _DEFAULT_PORTS.get(parts.scheme)) else f"{host}:{parts.port}"
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets in a URL
+    netloc = shown if parts.port in (None, _DEFAULT_PORTS.get(parts.scheme)) else f"{shown}:{parts.port}"
     base = f"{parts.scheme}://{netloc}"
     if host.endswith(".cloudfunctions.net"):
         function = parts.path.lstrip("/").split("/", 1)[0]

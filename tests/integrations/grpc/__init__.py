@@ -1,0 +1,1 @@
+"""gcptoken.integrations.grpc against a real grpcio server on loopback."""
