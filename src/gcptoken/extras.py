@@ -15,6 +15,7 @@ EXTRAS = {
     "emulator": ("starlette", "uvicorn", "websockets"),
     "asgi": ("starlette",),
     "requests": ("requests",),
+    "httpx2": ("httpx2",),
 }
 
 
