@@ -79,6 +79,7 @@ def test_commands_without_their_extra_name_the_command_and_what_to_install() -> 
     [
         ("gcptoken.integrations.asgi", "starlette", "asgi"),
         ("gcptoken.integrations.requests_auth", "requests", "requests"),
+        ("gcptoken.integrations.httpx2_auth", "httpx2", "httpx2"),
         ("gcptoken.testing", "uvicorn", "emulator"),
         ("gcptoken.emulator", "starlette", "emulator"),
         ("gcptoken.cli.inspector", "uvicorn", "emulator"),
@@ -100,6 +101,7 @@ def test_imports_without_their_extra_say_what_to_install(module: str, missing: s
 NAMED = {
     "gcptoken.integrations.asgi": "gcptoken.integrations.asgi needs",
     "gcptoken.integrations.requests_auth": "gcptoken.integrations.requests_auth needs",
+    "gcptoken.integrations.httpx2_auth": "gcptoken.integrations.httpx2_auth needs",
     "gcptoken.testing": "gcptoken's pytest plugin (gcptoken.testing) needs",
     "gcptoken.emulator": "gcptoken.emulator needs",
     "gcptoken.cli.inspector": "gcptoken inspect needs",

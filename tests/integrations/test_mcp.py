@@ -10,8 +10,10 @@ session and its event stream stay open, and the next request goes out with a new
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,12 +34,12 @@ from gcptoken.cli.main import main
 from gcptoken.credentials.metadata import MetadataCredentials
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.run import FrontDoorServer
-from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.emulator.run.services import run_services
 from gcptoken.integrations.asgi import IdTokenMiddleware
 from gcptoken.integrations.httpx2_auth import IdTokenAuth
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
-from gcptoken.testing import EmulatorClient
+from gcptoken.testing import EmulatorClient, write_key_file
 from tests.clock import Clock
 
 AUD = "https://mcp-xyz.a.run.app"
@@ -110,14 +112,8 @@ def mcp_server() -> MCPServer:
 
 
 @pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="module")
-def emu(clock: Clock) -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorState(clock=clock)) as server:
-        yield server
+def emu(clocked_emulator: EmulatorServer) -> EmulatorServer:
+    return clocked_emulator
 
 
 @pytest.fixture(autouse=True)
@@ -354,3 +350,47 @@ def test_the_header_gcptoken_id_prints_is_what_an_mcp_client_sends(
             assert (await client.call_tool("echo", {"text": json.dumps(name)})).is_error is False
 
     run(session)
+
+
+def readme_mcp_section() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return text.split("### MCP clients", 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_readmes_client_configurations_point_at_the_proxy() -> None:
+    section = readme_mcp_section()
+    port = re.search(r"gcptoken proxy \S+ --port (\d+)", section)
+    assert port is not None
+    configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
+    urls = [server.get("url") or server["httpUrl"] for config in configs for server in _servers(config)]
+    assert len(configs) == 2 and urls == [f"http://127.0.0.1:{port.group(1)}/mcp"] * 2
+    assert f"http://127.0.0.1:{port.group(1)}/mcp" in section.split("```sh", 1)[1].split("```", 1)[0]
+
+
+def _servers(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((config.get("servers") or config["mcpServers"]).values())
+
+
+def test_the_readmes_python_recipe_runs_as_written(
+    emu: EmulatorServer,
+    streamable_front_door: FrontDoorServer,
+    sse_front_door: tuple[str, Recorder],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's Python block, its service URLs swapped for the emulated services', run with a
+    key file found as Application Default Credentials (the SDK's default protocol negotiation)."""
+    block = re.search(r"```python\n(.*?)```", readme_mcp_section(), re.DOTALL)
+    assert block is not None
+    code = block.group(1).replace("https://mcp-xyz-uc.a.run.app/mcp", f"{streamable_front_door.url}/mcp")
+    code = code.replace("https://mcp-xyz-uc.a.run.app/sse", f"{sse_front_door[0]}/sse")
+    key = emu.key_file("mcp-readme")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, key)))
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
+    streamable_front_door.grant(f"serviceAccount:{key['client_email']}")
+    run_services(emu.state).grant("mcp-sse", [f"serviceAccount:{key['client_email']}"])
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # the README's own code, as a reader would paste it
+    run(namespace["main"])
+    assert capsys.readouterr().out == "['echo', 'announce']\n" * 2
