@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,7 +43,7 @@ from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.clock import Clock
 
-AUD = "https://mcp-xyz.a.run.app"
+AUD = "https://mcp-xyz-uc.a.run.app"  # the README's service
 HOUR_AND_MORE = 3700.0  # past an ID token's hour, on every clock at once
 BOUND = 15.0  # seconds a whole session may take before the test fails
 
@@ -328,26 +329,43 @@ def test_a_refused_token_is_renewed_once_on_the_sdks_requests(
     assert len(identity_requests(emu)) == fetched + 2  # the first token, then one forced anew
 
 
-def test_the_header_gcptoken_id_prints_is_what_an_mcp_client_sends(
+@pytest.mark.parametrize("output", ["header", "headers"])
+def test_the_headers_gcptoken_id_prints_are_what_an_mcp_client_sends(
+    output: str,
     emu: EmulatorServer,
     streamable: tuple[str, Recorder],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    """``gcptoken id AUD --format header``: one ``Name: value`` line, as MCP clients' header
-    settings take it; the SDK's client sending it is let in."""
-    monkeypatch.setenv("GCE_METADATA_HOST", emu.host_port)
-    assert main(["id", AUD, "--format", "header", "--source", "metadata", "--no-cache"]) == 0
-    line = capsys.readouterr().out
-    name, _, value = line.rstrip("\n").partition(": ")
-    assert name == "Authorization" and value.startswith("Bearer ") and line.count("\n") == 1
+    """``--format header``: one ``Name: value`` line, as clients' header options take it;
+    ``--format headers``: a JSON object of headers, run as the README's ``headersHelper`` runs it
+    (a key file found as Application Default Credentials). The SDK's client sending them is let in."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, emu.key_file("mcp-headers"))))
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
+    if output == "headers":
+        configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme_mcp_section(), re.DOTALL)]
+        command = next(
+            server["headersHelper"] for config in configs for server in _servers(config) if "headersHelper" in server
+        )
+        argv = shlex.split(command)
+        assert argv[0] == "gcptoken" and AUD in argv
+        assert main([*argv[1:], "--no-cache"]) == 0
+        headers = json.loads(capsys.readouterr().out)
+    else:
+        assert main(["id", AUD, "--format", "header", "--no-cache"]) == 0
+        line = capsys.readouterr().out
+        name, _, value = line.rstrip("\n").partition(": ")
+        assert line.count("\n") == 1
+        headers = {name: value}
+    assert list(headers) == ["Authorization"] and headers["Authorization"].startswith("Bearer ")
 
     async def session() -> None:
         async with (
-            httpx2.AsyncClient(headers={name: value}) as http,
+            httpx2.AsyncClient(headers=headers) as http,
             streamable_client(f"{streamable[0]}/mcp", http) as client,
         ):
-            assert (await client.call_tool("echo", {"text": json.dumps(name)})).is_error is False
+            assert (await client.call_tool("echo", {"text": output})).is_error is False
 
     run(session)
 
@@ -362,8 +380,9 @@ def test_the_readmes_client_configurations_point_at_the_proxy() -> None:
     port = re.search(r"gcptoken proxy \S+ --port (\d+)", section)
     assert port is not None
     configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
-    urls = [server.get("url") or server["httpUrl"] for config in configs for server in _servers(config)]
-    assert len(configs) == 2 and urls == [f"http://127.0.0.1:{port.group(1)}/mcp"] * 2
+    servers = [server for config in configs for server in _servers(config)]
+    urls = [server.get("url") or server["httpUrl"] for server in servers if "headersHelper" not in server]
+    assert len(servers) == 3 and urls == [f"http://127.0.0.1:{port.group(1)}/mcp"] * 2
     assert f"http://127.0.0.1:{port.group(1)}/mcp" in section.split("```sh", 1)[1].split("```", 1)[0]
 
 
