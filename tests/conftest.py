@@ -21,7 +21,10 @@ from typing import Any
 import pytest
 
 from gcptoken.cache.memory import default_cache
+from gcptoken.emulator import EmulatorServer
+from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
+from tests.clock import Clock
 
 # A suite started in the background of a shell without job control (`cmd &` in a script) inherits
 # SIGINT ignored, and so would every program it starts: the tests that press Ctrl-C on a child
@@ -53,6 +56,18 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
 @pytest.fixture
 def emulator(gcptoken_emulator: EmulatorClient) -> EmulatorClient:
     return gcptoken_emulator
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def clocked_emulator(clock: Clock) -> Iterator[EmulatorServer]:
+    """An emulator in this process on the module's ``clock``: move ``clock.offset`` to age its tokens."""
+    with EmulatorServer(EmulatorState(clock=clock)) as server:
+        yield server
 
 
 @pytest.fixture

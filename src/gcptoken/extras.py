@@ -16,6 +16,7 @@ EXTRAS = {
     "asgi": ("starlette",),
     "requests": ("requests",),
     "grpc": ("grpc",),
+    "httpx2": ("httpx2",),
 }
 # Where the package a user installs is not named as the module it provides.
 _PACKAGES = {"grpc": "grpcio"}

@@ -64,7 +64,7 @@ HAND_WRITTEN: list[Case] = [
     ("gcptoken id --format=j", {"json"}),
     ("gcptoken id -v --f", {"--format"}),
     ("gcptoken id --audience x --f", {"--format"}),
-    ("gcptoken access --format ", {"token", "json", "header"}),  # each command's own choices
+    ("gcptoken access --format ", {"token", "json", "header", "headers"}),  # each command's own choices
     ("gcptoken metadata-server --platform ", set(PLATFORMS)),
     ("gcptoken emulator --platform c", {"cloud-run"}),
     ("gcptoken call -H x --s", {"--serverless-header", "--source"}),  # -H's value is not the command's positional

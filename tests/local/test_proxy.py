@@ -25,7 +25,6 @@ from starlette.websockets import WebSocket
 
 from gcptoken import VerificationError, Verifier
 from gcptoken.emulator import EmulatorServer
-from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.servers.serving import AsgiServer, bind
 from tests.cli.test_cli import COMMAND, gcptoken
 from tests.clock import Clock
@@ -114,14 +113,8 @@ class Upstream:
 
 
 @pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="module")
-def emu(clock: Clock) -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorState(clock=clock)) as server:
-        yield server
+def emu(clocked_emulator: EmulatorServer) -> EmulatorServer:
+    return clocked_emulator
 
 
 @pytest.fixture(scope="module")

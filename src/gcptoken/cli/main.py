@@ -33,7 +33,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1  # token invalid, or the request was refused
 EXIT_FAILURE = 3
 
-FORMATS = ("token", "json", "header", "claims")
+FORMATS = ("token", "json", "header", "headers", "claims")  # headers: {"Authorization": …}, for headers commands
 _CLOUD = "https://www.googleapis.com/auth/"
 
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")
     access.add_argument("--scopes", type=scopes, help="comma-separated scopes (default: cloud-platform)")
-    access.add_argument("--format", choices=("token", "json", "header"), default="token", help="output")
+    access.add_argument("--format", choices=("token", "json", "header", "headers"), default="token", help="output")
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
     )

@@ -42,6 +42,8 @@ def _emit(token: Token, output: str, field: str) -> None:
         text = token.value
     elif output == "header":
         text = f"Authorization: Bearer {token.value}"
+    elif output == "headers":  # a JSON object of headers: what MCP clients' headers commands print
+        text = json.dumps({"Authorization": f"Bearer {token.value}"})
     elif output == "claims":
         text = json.dumps(token.claims, indent=2)
     else:

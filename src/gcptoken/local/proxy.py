@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpcore
 import httpx
@@ -37,6 +37,7 @@ from gcptoken.integrations.audience import audience_for, says_invalid_token
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_request import ClientRequest, Refused, client_request, upstream_target
 from gcptoken.local.proxy_response import response_headers
+from gcptoken.local.proxy_stream import ClientBody, ClientGone, relay_until_gone
 from gcptoken.local.proxy_websocket import HANDSHAKE_OWN, relay
 from gcptoken.servers.guard import Network
 
@@ -57,10 +58,6 @@ SMALL_RESPONSE = 64 * 1024
 logger = logging.getLogger("gcptoken.proxy")
 _SERVERLESS = b"x-serverless-authorization"
 _REFUSAL_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-
-
-class ClientGone(Exception):
-    """The client went away before its request body was complete."""
 
 
 def upstream_audience(url: str, audience: str | None) -> str:
@@ -160,14 +157,14 @@ class Proxy:
         elif request.length is not None:
             framing.append((b"content-length", str(request.length).encode("ascii")))
         replayable = not request.chunked and (request.length or 0) <= REPLAYABLE
-        body: bytes | AsyncIterator[bytes]
+        body: bytes | ClientBody
         if replayable:
             kept = await _read_all(receive)
             if kept is None:
                 return  # the client left before its body was complete: nothing is forwarded
             body = kept
         else:
-            body = _stream(receive)
+            body = ClientBody(receive)
         try:
             token = await self._token()
             response = await self._send(scope["method"], target, request, framing, body, token)
@@ -188,7 +185,9 @@ class Proxy:
                 said = network_failure(exc, self._origin())
             await _plain(send, 502, f"gcptoken proxy: {said}\n")
             return
-        await self._answer(scope, send, response)
+        # Once the whole body is read, what else comes from the client says that it left.
+        ended = isinstance(body, bytes) or body.ended
+        await self._answer(scope, send, response, receive if ended else None)
 
     def _origin(self) -> str:
         return f"{self.origin[0]}://{self.origin[1].decode('ascii')}"
@@ -199,7 +198,7 @@ class Proxy:
         target: bytes,
         request: ClientRequest,
         framing: list[tuple[bytes, bytes]],
-        body: bytes | AsyncIterator[bytes],
+        body: bytes | ClientBody,
         token: str,
     ) -> httpcore.Response:
         headers = self._authorized(request, token)
@@ -215,8 +214,11 @@ class Proxy:
             )
         )
 
-    async def _answer(self, scope: Scope, send: Send, response: httpcore.Response) -> None:
-        """The service's response, passed on; a malformed one (or one broken off) is a 502."""
+    async def _answer(
+        self, scope: Scope, send: Send, response: httpcore.Response, receive: Receive | None = None
+    ) -> None:
+        """The service's response, passed on; a malformed one (or one broken off) is a 502. A long
+        one stops when ``receive`` (given once the request body is read) says the client left."""
         try:
             if not 200 <= response.status <= 599:  # 1xx to a plain request, or no status at all
                 await _plain(send, 502, f"gcptoken proxy: {self._origin()} answered status {response.status}\n")
@@ -234,9 +236,7 @@ class Proxy:
                 await send({"type": "http.response.body", "body": body})
                 return
             await send(start)
-            async for chunk in stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            await relay_until_gone(stream, send, receive)
         except UPSTREAM_ERRORS:
             return  # the service broke off mid-answer: the client's connection ends with it
         finally:
@@ -279,18 +279,6 @@ async def _read_all(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-async def _stream(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone  # the service must not take a cut-off body for a whole one
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body"):
-            return
 
 
 async def _plain(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
