@@ -142,8 +142,9 @@ def run_metadata_server(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    require("emulator", "gcptoken proxy")  # starlette, uvicorn and websockets
-    from gcptoken.local.proxy import proxy_app, upstream_audience
+    require("emulator", "gcptoken proxy")  # starlette, uvicorn, websockets and h2
+    from gcptoken.local.proxy import upstream_audience
+    from gcptoken.local.proxy_h2 import proxy_server
 
     flags = GuardFlags(args)
     warn_if_exposed(args.host, args.port, "the proxy", flags)
@@ -152,7 +153,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     credentials = credentials_for(args)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     configure_log("gcptoken.proxy", args.verbose)
-    app = proxy_app(
+    app, protocol = proxy_server(  # HTTP/1.1 and HTTP/2 (gRPC) clients on the one port
         args.url,
         credentials,
         audience,
@@ -161,10 +162,12 @@ def run_proxy(args: argparse.Namespace) -> int:
         hosts=flags.hosts,
         origins=flags.origins,
         header=token_header(args),
+        http2=args.http2,
     )
 
     def announce(host_port: str) -> None:
         print(f"http://{host_port}", flush=True)
         say(f"proxy to {args.url} (ID tokens for {audience}) on http://{host_port}; Ctrl-C stops it")
 
-    return serve(app, args.host, args.port, announce, date_header=False)  # the service's Date passes through
+    # the service's Date passes through
+    return serve(app, args.host, args.port, announce, date_header=False, protocol=protocol)
