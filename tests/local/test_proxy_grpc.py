@@ -44,14 +44,14 @@ class GrpcService:
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.S", self._handlers())])
         self.port = self.server.add_insecure_port("127.0.0.1:0")
 
-    def _handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+    def _handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
             if request.startswith(b"fail:"):
-                context.set_trailing_metadata([("detail-bin", b"\x00\xff binary"), ("why", "asked to")])
+                context.set_trailing_metadata((("detail-bin", b"\x00\xff binary"), ("why", "asked to")))
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION, request[5:].decode())
             if request.startswith(b"big:"):
                 return b"x" * int(request[4:])
-            context.set_trailing_metadata([("echo-bin", request[:16])])
+            context.set_trailing_metadata((("echo-bin", request[:16]),))
             return request
 
         def server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -185,7 +185,7 @@ def test_cancellation_and_deadlines_reach_the_server(channel: grpc.Channel, serv
     service.cancelled.clear()
     with pytest.raises(grpc.RpcError) as late:
         call(channel, "Slow")(b"", timeout=0.3)
-    assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert service.cancelled.wait(5)
 
 

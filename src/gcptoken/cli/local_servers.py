@@ -84,7 +84,12 @@ def configure_log(name: str, verbose: bool) -> logging.Logger:
 
 
 def serve(
-    app: object, host: str, port: int, announce: Callable[[str], None], date_header: bool = True, protocol: object = None
+    app: object,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    date_header: bool = True,
+    protocol: object = None,
 ) -> int:
     """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown); ``protocol``:
     uvicorn's protocol class, when not the default one."""

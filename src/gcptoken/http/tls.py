@@ -17,7 +17,15 @@ from gcptoken.untrusted import one_line
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["CA_DIR_ENV", "CA_FILE_ENV", "EMULATOR_CA_ENV", "ClientCertificate", "client_context", "h2_context", "server_context"]
+__all__ = [
+    "CA_DIR_ENV",
+    "CA_FILE_ENV",
+    "EMULATOR_CA_ENV",
+    "ClientCertificate",
+    "client_context",
+    "h2_context",
+    "server_context",
+]
 
 # The emulator's CA, trusted besides the system's for mutual TLS (its --state-dir env sets it).
 EMULATOR_CA_ENV = "GCPTOKEN_EMULATOR_CA"

@@ -26,7 +26,6 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
-
 from starlette.types import ASGIApp
 
 from gcptoken.credentials import Credentials
@@ -34,7 +33,7 @@ from gcptoken.local.h2_link import H2Link, Inbox, Part
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_h2_stream import Checked, Service, StreamEnd, check_stream, log_stream, refuse, relay
-from gcptoken.local.proxy_h2_upstream import WINDOW, Upstreams
+from gcptoken.local.proxy_h2_upstream import WINDOW, Upstreams, UpstreamStream
 from gcptoken.servers.guard import MAX_HEADER_BYTES, GuardPolicy, Network
 from gcptoken.servers.h2_sniff import sniffing
 from gcptoken.servers.serving import HEADER_TIMEOUT, HeaderTimeoutProtocol
@@ -105,7 +104,7 @@ class H2Front:
             audience=proxy.audience,
         )
 
-    async def _open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> object:
+    async def _open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> UpstreamStream:
         if self.upstreams.tls is None and self.proxy.scheme == b"https":
             from gcptoken.http.tls import h2_context
 
@@ -214,7 +213,9 @@ class ClientConnection:
         self.tasks[stream_id] = task
         task.add_done_callback(lambda _: self._finished(stream_id))
 
-    async def _stream(self, client: StreamEnd, checked: Checked | tuple[int, str, bool], method: str, path: bytes) -> None:
+    async def _stream(
+        self, client: StreamEnd, checked: Checked | tuple[int, str, bool], method: str, path: bytes
+    ) -> None:
         try:
             if isinstance(checked, Checked):
                 status = await relay(client, checked, self.front.service, self.bound)

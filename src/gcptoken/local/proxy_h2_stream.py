@@ -100,7 +100,9 @@ async def refuse(client: StreamEnd, status: int, reason: str, grpc: bool) -> Non
         message = quote_from_bytes(reason.encode("utf-8"), safe=b" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")
         code = _GRPC_STATUS.get(status, 2)
         headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-        client.link.send_headers(client.stream_id, [*headers, (b"grpc-status", b"%d" % code), (b"grpc-message", message.encode())], True)
+        client.link.send_headers(
+            client.stream_id, [*headers, (b"grpc-status", b"%d" % code), (b"grpc-message", message.encode())], True
+        )
         return
     body = f"{reason}\n".encode()
     headers = [(b":status", b"%d" % status), (b"content-type", b"text/plain; charset=utf-8")]

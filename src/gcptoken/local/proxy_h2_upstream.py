@@ -84,7 +84,7 @@ class _Connection:
                     self._put(stream_id, Part("reset", code=h2.errors.ErrorCodes.REFUSED_STREAM), last=True)
 
     def _put(self, stream_id: int | None, part: Part, last: bool = False) -> None:
-        inbox = self.inboxes.pop(stream_id, None) if last else self.inboxes.get(stream_id or 0)
+        inbox = self.inboxes.pop(stream_id or 0, None) if last else self.inboxes.get(stream_id or 0)
         if inbox is not None:
             inbox.put(part)
         elif part.flow:  # a stream already given up: its bytes still count against the connection
@@ -158,4 +158,3 @@ class Upstreams:
             connection.link.close()
         self.connections = []
         await asyncio.sleep(0)  # the transports finish closing on this loop
-
