@@ -7,10 +7,13 @@ many concurrent RPCs on one connection; and the HTTP/1.1 side still the same on 
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,7 +21,8 @@ import httpx
 import pytest
 
 from gcptoken import VerificationError, Verifier
-from gcptoken.credentials import credentials_from_info
+from gcptoken.credentials import Credentials, credentials_from_info
+from gcptoken.emulator.sts.mtls import Issued, WorkloadCa
 from gcptoken.local.proxy_h2 import proxy_server
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
@@ -34,7 +38,7 @@ def identity(data: bytes) -> bytes:
 class GrpcService:
     """A gRPC server that verifies the ID token of every call and records what it saw."""
 
-    def __init__(self, certs: str) -> None:
+    def __init__(self, certs: str, tls: Issued | None = None) -> None:
         self.verifier = Verifier(AUD, certs=certs)
         self.tokens: list[str] = []
         self.cancelled = threading.Event()
@@ -42,7 +46,11 @@ class GrpcService:
             futures.ThreadPoolExecutor(max_workers=40), interceptors=[_Verifying(self)], options=NO_PROXY
         )
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.S", self._handlers())])
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        else:  # TLS, with ALPN h2 as grpcio always offers it
+            chain = grpc.ssl_server_credentials([(tls.key_pem.encode(), tls.cert_pem.encode())])
+            self.port = self.server.add_secure_port("127.0.0.1:0", chain)
 
     def _handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -111,10 +119,21 @@ def service(gcptoken_emulator: EmulatorClient) -> Iterator[GrpcService]:
 
 
 @pytest.fixture(scope="module")
-def proxy(service: GrpcService, gcptoken_emulator: EmulatorClient) -> Iterator[AsgiServer]:
-    credentials = credentials_from_info(gcptoken_emulator.new_key("grpc"), "test")
-    app, protocol = proxy_server(f"http://127.0.0.1:{service.port}", credentials, AUD)
+def credentials(gcptoken_emulator: EmulatorClient) -> Credentials:
+    return credentials_from_info(gcptoken_emulator.new_key("grpc"), "test")
+
+
+@contextlib.contextmanager
+def proxying(url: str, credentials: Credentials, http2: bool = False) -> Iterator[AsgiServer]:
+    """``gcptoken proxy URL --audience AUD`` on a free loopback port, as the CLI serves it."""
+    app, protocol = proxy_server(url, credentials, AUD, http2=http2)
     with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol, date_header=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy(service: GrpcService, credentials: Credentials) -> Iterator[AsgiServer]:
+    with proxying(f"http://127.0.0.1:{service.port}", credentials) as server:
         yield server
 
 
@@ -199,3 +218,55 @@ def test_http1_clients_still_get_the_http1_proxy(proxy: AsgiServer) -> None:
     answer = httpx.post(f"{proxy.url}/t.S/Unary", content=b"x", headers={"content-type": "text/plain"})
     assert answer.status_code == 502  # the gRPC server speaks HTTP/2 only
     assert answer.text.startswith("gcptoken proxy: no valid HTTP answer")
+
+
+def test_https_services_are_reached_over_tls_with_alpn_h2(
+    gcptoken_emulator: EmulatorClient,
+    credentials: Credentials,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = WorkloadCa()
+    (tmp_path / "ca.pem").write_text(ca.root_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the CAs every transport trusts
+    secure = GrpcService(f"{gcptoken_emulator.url}/oauth2/v3/certs", ca.server_certificate())
+    secure.server.start()
+    try:
+        with (
+            proxying(f"https://localhost:{secure.port}", credentials) as server,
+            grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
+        ):
+            answers = list(call(plain, "Bidi", "stream_stream")(iter([b"a", b"b"]), timeout=10))
+        assert answers == [b"echo a", b"echo b"]
+    finally:
+        secure.server.stop(None)
+    assert len(secure.tokens) == 1
+
+
+def test_an_https_service_without_http2_is_unavailable_in_one_line(
+    credentials: Credentials, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such as the emulator's Cloud Run front door, served over HTTP/1.1 only."""
+    ca = WorkloadCa()
+    issued = ca.server_certificate()
+    (tmp_path / "ca.pem").write_text(ca.root_pem)
+    (tmp_path / "cert.pem").write_text(issued.cert_pem)
+    (tmp_path / "key.pem").write_text(issued.key_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+    async def http1_only(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with (
+        AsgiServer(http1_only, bind("127.0.0.1", 0), ssl_context=context) as service,  # type: ignore[arg-type]
+        proxying(f"https://localhost:{service.port}", credentials) as server,
+        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
+        pytest.raises(grpc.RpcError) as failed,
+    ):
+        call(plain, "Unary")(b"x", timeout=10)
+    error: Any = failed.value
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert error.details() == f"gcptoken proxy: https://localhost:{service.port} does not offer HTTP/2 (ALPN h2)"

@@ -23,6 +23,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import httpx
 import hyperframe.frame
 import pytest
 
@@ -45,6 +46,8 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[dict[bytes, bytes]] = []
         self.transports: list[asyncio.BaseTransport] = []
+        self.refuse: set[bytes] = set()  # paths answered once with a 401 invalid_token
+        self.conns: list[h2.connection.H2Connection] = []
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -69,6 +72,7 @@ class Recorder:
                 self.sending = transport
                 recorder.transports.append(transport)
                 self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+                recorder.conns.append(self.conn)
                 self.conn.initiate_connection()
                 self.sending.write(self.conn.data_to_send())
                 self.paths: dict[int, bytes] = {}
@@ -85,12 +89,27 @@ class Recorder:
                         stream_id = event.stream_id
                         if stream_id in self.paths:
                             path = self.paths.pop(stream_id)
+                            if path in recorder.refuse:
+                                recorder.refuse.discard(path)
+                                refused = [(":status", "401"), ("www-authenticate", 'Bearer error="invalid_token"')]
+                                self.conn.send_headers(stream_id, refused, end_stream=True)
+                                continue
                             self.conn.send_headers(stream_id, [(":status", "200"), ("content-type", "text/plain")])
                             self.conn.send_data(stream_id, path)
                             self.conn.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
                 self.sending.write(self.conn.data_to_send())
 
         return Serving()
+
+    def goaway(self) -> None:
+        """GOAWAY on every connection, as a server restarting does."""
+
+        def send() -> None:
+            for conn, transport in zip(self.conns, self.transports, strict=True):
+                conn.close_connection()
+                transport.write(conn.data_to_send())  # type: ignore[attr-defined]
+
+        self.loop.call_soon_threadsafe(send)
 
     def close(self) -> None:
         async def stop() -> None:
@@ -223,6 +242,16 @@ def still_served(proxy: AsgiServer, service: Recorder, mints: Any, before: int, 
         clean.close()
     assert headers[b":status"] == b"200" and body == b"/base/control"
     assert len(service.seen) == before + 1 and mints() == minted + 1
+
+
+def test_http2_flag_sends_http1_clients_requests_over_http2(service: Recorder, key: dict[str, str]) -> None:
+    app, protocol = proxy_server(
+        f"http://127.0.0.1:{service.port}/base", credentials_from_info(key, "test"), AUD, 10, http2=True
+    )
+    with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol) as server:
+        answer = httpx.post(f"{server.url}/over-h2", content=b"body")  # HTTP/1.1 to the proxy
+    assert answer.status_code == 200 and answer.text == "/base/over-h2"  # the service speaks h2c only
+    assert service.seen[-1][b"authorization"].startswith(b"Bearer ey")
 
 
 def test_a_clean_stream_carries_the_token_to_the_service_under_its_path(client: Client, service: Recorder) -> None:
@@ -415,3 +444,42 @@ def test_no_token_in_the_log(
     text = caplog.text
     assert "GET /logged -> 200 (HTTP/2)" in text and "refused GET /refused" in text
     assert token not in text and "secret" not in text
+
+
+def test_an_invalid_token_401_forces_one_new_token_and_a_bodyless_request_is_sent_again(
+    proxy: AsgiServer, client: Client, service: Recorder, mints: Any
+) -> None:
+    client.answer(client.request(b"/warm"))  # a token in the cache
+    minted = mints()
+    service.refuse.add(b"/base/refused-once")
+    headers, body, _ = client.answer(client.request(b"/refused-once"))
+    assert headers[b":status"] == b"200" and body == b"/base/refused-once"
+    assert [seen[b":path"] for seen in service.seen[-2:]] == [b"/base/refused-once"] * 2
+    assert mints() == minted + 1  # forced (the emulator may mint the very same token within a second)
+    service.refuse.add(b"/base/refused-with-body")  # a streamed body was not kept: the 401 goes back
+    stream_id = client.request(b"/refused-with-body", b"POST", end=False)
+    client.conn.send_data(stream_id, b"body", end_stream=True)
+    client.flush()
+    assert client.answer(stream_id)[0][b":status"] == b"401"
+    assert mints() == minted + 1  # a new token was forced less than REFRESH_INTERVAL ago: not again
+
+
+def test_one_connection_to_the_service_serves_every_client_and_a_goaway_opens_another(
+    proxy: AsgiServer, service: Recorder
+) -> None:
+    clients = [Client(proxy.port) for _ in range(3)]
+    try:
+        clients[0].answer(clients[0].request(b"/warm"))  # a connection to the service, open
+        before = len(service.transports)
+        for n, each in enumerate(clients):
+            assert each.answer(each.request(b"/reuse%d" % n))[1] == b"/base/reuse%d" % n
+        assert len(service.transports) == before  # every client's streams on the connection already open
+        service.goaway()
+        deadline = time.monotonic() + 5
+        while len(service.transports) == before and time.monotonic() < deadline:
+            answer = clients[0].answer(clients[0].request(b"/after-goaway"))
+            time.sleep(0.01)
+        assert answer[1] == b"/base/after-goaway" and len(service.transports) == before + 1
+    finally:
+        for each in clients:
+            each.close()

@@ -77,6 +77,7 @@ class H2Link(asyncio.Protocol):
         self.conn, self.on_events, self.on_lost = conn, on_events, on_lost
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.lost = asyncio.Event()  # set once the transport is gone (a TLS close takes a round trip)
         self._paused = False
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -99,6 +100,7 @@ class H2Link(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost.set()
         self._wake()
         if self.on_lost is not None:
             self.on_lost()

@@ -57,7 +57,9 @@ class _Connection:
 
     def usable(self) -> bool:
         limit = self.conn.remote_settings.max_concurrent_streams
-        return not (self.link.closed or self.draining) and self.conn.open_outbound_streams < limit
+        if self.link.transport is None or self.link.closed or self.draining:
+            return False  # still connecting (streams wait for it), or done
+        return self.conn.open_outbound_streams < limit
 
     def open(self, headers: Headers, end_stream: bool) -> UpstreamStream:
         stream_id = self.conn.get_next_available_stream_id()
@@ -103,7 +105,7 @@ class Upstreams:
         self.scheme, self.host, self.port, self.timeout, self.tls = scheme, host, port, timeout, tls
         self.origin = f"{scheme}://{host}:{port}"
         self.connections: list[_Connection] = []
-        self._connecting: asyncio.Lock | None = None
+        self._pending: asyncio.Future[_Connection] | None = None
 
     async def open(self, headers: Headers, end_stream: bool) -> UpstreamStream:
         """A new stream to the service, its request headers sent; UpstreamError when unreachable."""
@@ -120,16 +122,14 @@ class Upstreams:
         found = next((c for c in self.connections if c.usable()), None)
         if found is not None:
             return found
-        self._connecting = self._connecting or asyncio.Lock()
-        async with self._connecting:  # many streams at once share the one connection being opened
-            found = next((c for c in self.connections if c.usable()), None)
-            if found is None:
-                found = await self._connect()
-                self.connections.append(found)
-            return found
+        if self._pending is None or self._pending.done():  # streams arriving meanwhile share it
+            self._pending = asyncio.ensure_future(self._connect())
+        # Shielded: a stream given up while it waits must not leave a connection half made.
+        return await asyncio.shield(self._pending)
 
     async def _connect(self) -> _Connection:
         connection = _Connection()
+        self.connections.append(connection)  # closed by aclose from here on, whatever happens
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await asyncio.wait_for(
@@ -143,18 +143,31 @@ class Upstreams:
                 self.timeout,
             )
         except (OSError, asyncio.TimeoutError) as exc:
+            connection.link.close()
             raise UpstreamError(network_failure(exc, self.origin)) from None
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
-            transport.close()
+            connection.link.close()
             raise UpstreamError(f"{self.origin} does not offer HTTP/2 (ALPN h2)")
         return connection
 
     async def aclose(self) -> None:
-        for connection in self.connections:
+        """GOAWAY and close every connection, and wait (briefly) until each is gone: a TLS close
+        needs the loop a moment longer, and the loop may stop right after this."""
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pending
+        connections, self.connections = self.connections, []
+        for connection in connections:
             with contextlib.suppress(Exception):
                 connection.conn.close_connection()
                 connection.link.flush()
             connection.link.close()
-        self.connections = []
-        await asyncio.sleep(0)  # the transports finish closing on this loop
+        for connection in connections:
+            if connection.link.transport is None:
+                continue
+            try:
+                await asyncio.wait_for(connection.link.lost.wait(), 1.0)
+            except asyncio.TimeoutError:
+                connection.link.transport.abort()
