@@ -20,6 +20,7 @@ CONTENDERS = {
     "starlette": "starlette",
     "uvicorn": "uvicorn",
     "websockets": "websockets",
+    "grpc": "grpcio",
 }
 
 

@@ -15,6 +15,7 @@ from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
 from bench.cold_rows import cold_rows, import_rows
+from bench.grpc_proxy_rows import grpc_proxy_rows
 from bench.needs import CLOSED_LOOPBACK
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
@@ -52,6 +53,7 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: throughput_rows(emulator, 0.5 if quick else 3.0),
             lambda: single_flight_rows(emulator),
             lambda: bridges_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
+            lambda: grpc_proxy_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
         ]
         for section in sections:
             produced = section()

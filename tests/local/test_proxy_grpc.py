@@ -26,6 +26,7 @@ from gcptoken.emulator.sts.mtls import Issued, WorkloadCa
 from gcptoken.local.proxy_h2 import proxy_server
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
+from tests.local.test_proxy_h2_hostile import Client
 
 AUD = "https://svc-grpc.a.run.app"
 NO_PROXY = [("grpc.enable_http_proxy", 0)]  # never an HTTP proxy from the environment
@@ -270,3 +271,20 @@ def test_an_https_service_without_http2_is_unavailable_in_one_line(
     error: Any = failed.value
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error.details() == f"gcptoken proxy: https://localhost:{service.port} does not offer HTTP/2 (ALPN h2)"
+
+
+def test_a_client_that_never_reads_holds_back_only_its_own_stream(proxy: AsgiServer, channel: grpc.Channel) -> None:
+    """Flow control: the proxy sends such a client one window's worth and waits; the service's
+    stream waits in turn (its window is not given back); every other RPC goes on."""
+    stalled = Client(proxy.port)  # a raw HTTP/2 client that sends one request and reads nothing
+    try:
+        grpc_headers = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+        stream_id = stalled.request(b"/t.S/Unary", b"POST", grpc_headers, end=False)
+        message = b"big:%d" % (8 << 20)
+        stalled.conn.send_data(stream_id, b"\x00" + len(message).to_bytes(4, "big") + message, end_stream=True)
+        stalled.flush()
+        unary = call(channel, "Unary")
+        for n in range(20):
+            assert unary(b"meanwhile %d" % n, timeout=5) == b"meanwhile %d" % n
+    finally:
+        stalled.close()

@@ -79,6 +79,7 @@ class H2Link(asyncio.Protocol):
         self.closed = False
         self.lost = asyncio.Event()  # set once the transport is gone (a TLS close takes a round trip)
         self._paused = False
+        self._flush_due = False
         self._waiters: list[asyncio.Future[None]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,11 +114,20 @@ class H2Link(asyncio.Protocol):
         self._wake()
 
     def flush(self) -> None:
+        """Write what ``h2`` has queued, once per turn of the loop: the frames of many streams (and
+        of one stream's headers, data and trailers) go out in one write, not a system call each."""
+        if not self._flush_due and self.transport is not None:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        self._flush_due = False
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def close(self) -> None:
+        self._write()  # a GOAWAY queued just before goes out first
         self.closed = True
         if self.transport is not None:
             self.transport.close()

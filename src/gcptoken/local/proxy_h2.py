@@ -8,7 +8,7 @@ at most :data:`MAX_STREAMS` streams at once (more are refused with REFUSED_STREA
 reset stream's work is still ending: rapid reset, CVE-2023-44487), header lists of at most
 :data:`~gcptoken.servers.guard.MAX_HEADER_BYTES`, CONTINUATION frames bounded by ``h2``, a
 deadline for the client's first SETTINGS, a budget of resets and of frames that cost the proxy an
-answer but carry no request (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty DATA; a flood of them
+answer but carry no request (PING, SETTINGS, PRIORITY, unknown frames, empty DATA; a flood of them
 ends the connection with ENHANCE_YOUR_CALM), a cap on what waits to be written to a client that
 does not read, and an idle timeout once no stream is open.
 """
@@ -50,14 +50,16 @@ IDLE_TIMEOUT = 120.0
 # Per connection, in any BUDGET_WINDOW seconds: streams reset (or refused), and frames that carry no request.
 BUDGET_WINDOW = 10.0
 MAX_RESETS = 200
-MAX_CONTROL_FRAMES = 1000
+# gRPC's clients send PINGs as they read (BDP probes) and a SETTINGS now and then: far fewer than this.
+MAX_CONTROL_FRAMES = 10_000
 # Bytes waiting to go to a client that does not read: past this, the connection is dropped.
 MAX_UNSENT = 4 << 20
+# Frames that carry no request; each PING and SETTINGS costs an answer. (WINDOW_UPDATEs come with
+# every body read and cost nothing: not counted.)
 _CONTROL = (
     h2.events.PingReceived,
     h2.events.RemoteSettingsChanged,
     h2.events.PriorityUpdated,
-    h2.events.WindowUpdated,
     h2.events.UnknownFrameReceived,
 )
 
