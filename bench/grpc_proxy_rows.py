@@ -6,15 +6,14 @@ the token on every call either way."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-from bench.bridges_rows import AUDIENCE, CLIENTS, _start, _stop
-from bench.timing import Row
+from bench.bridges_rows import AUDIENCE, CLIENTS, _start, _stop, against_direct, side_by_side
+from bench.timing import Row, in_threads
 from gcptoken import VerificationError, Verifier
 from gcptoken.emulator.http.server import EmulatorServer
 
@@ -65,13 +64,7 @@ def _rate(seconds: float, target: str, metadata: tuple[tuple[str, str], ...]) ->
                 done[index] += ok
                 errors[index] += not ok
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.perf_counter() - began), sum(errors)
+    return sum(done) / in_threads(CLIENTS, client), sum(errors)
 
 
 def grpc_proxy_rows(emulator: EmulatorServer, scratch: Path, seconds: float) -> list[Row]:
@@ -87,21 +80,13 @@ def grpc_proxy_rows(emulator: EmulatorServer, scratch: Path, seconds: float) -> 
     proxy, proxy_url = _start(command, env)
     try:
         token = load_credentials(key).id_token(AUDIENCE).value
-        direct_rates, proxy_rates, errors = [], [], 0
-        for _ in range(2):  # interleaved: the machine's noise falls on both alike
-            rate, failed = _rate(seconds / 4, f"127.0.0.1:{port}", (("authorization", f"Bearer {token}"),))
-            direct_rates.append(rate)
-            errors += failed
-            rate, failed = _rate(seconds / 4, proxy_url.removeprefix("http://"), ())
-            proxy_rates.append(rate)
-            errors += failed
+        direct = f"127.0.0.1:{port}", (("authorization", f"Bearer {token}"),)
+        through = proxy_url.removeprefix("http://"), ()
+        best_direct, best_proxy, errors = side_by_side(
+            seconds, lambda window: _rate(window, *direct), lambda window: _rate(window, *through)
+        )
     finally:
         _stop(proxy)
         server.stop(None)
-    best_direct, best_proxy = max(direct_rates), max(proxy_rates)
-    ratio = round(best_proxy / best_direct, 2) if best_direct else 0.0
-    row = Row("bridges", f"gRPC unary RPCs/s through gcptoken proxy, {CLIENTS} clients", round(best_proxy), "RPCs/s")
-    row.ratio, row.ratio_of = ratio, f"of direct ({round(best_direct)}/s)"
-    row.goal, row.meets = f"≥ {GATE}× direct, zero errors", ratio >= GATE and errors == 0
-    row.notes = {"direct": round(best_direct), "errors": errors}
-    return [row]
+    name = f"gRPC unary RPCs/s through gcptoken proxy, {CLIENTS} clients"
+    return [against_direct(name, "RPCs/s", best_direct, best_proxy, errors, GATE)]

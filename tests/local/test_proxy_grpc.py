@@ -23,6 +23,7 @@ import pytest
 from gcptoken import VerificationError, Verifier
 from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.emulator.sts.mtls import Issued, WorkloadCa
+from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_h2 import proxy_server
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
@@ -127,7 +128,7 @@ def credentials(gcptoken_emulator: EmulatorClient) -> Credentials:
 @contextlib.contextmanager
 def proxying(url: str, credentials: Credentials, http2: bool = False) -> Iterator[AsgiServer]:
     """``gcptoken proxy URL --audience AUD`` on a free loopback port, as the CLI serves it."""
-    app, protocol = proxy_server(url, credentials, AUD, http2=http2)
+    app, protocol = proxy_server(Proxy(url, credentials, AUD, http2=http2))
     with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol, date_header=False) as server:
         yield server
 
@@ -262,7 +263,7 @@ def test_an_https_service_without_http2_is_unavailable_in_one_line(
         await send({"type": "http.response.body", "body": b""})
 
     with (
-        AsgiServer(http1_only, bind("127.0.0.1", 0), ssl_context=context) as service,  # type: ignore[arg-type]
+        AsgiServer(http1_only, bind("127.0.0.1", 0), ssl_context=context) as service,
         proxying(f"https://localhost:{service.port}", credentials) as server,
         grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
         pytest.raises(grpc.RpcError) as failed,

@@ -29,6 +29,7 @@ import pytest
 
 from gcptoken.credentials import credentials_from_info
 from gcptoken.local import proxy_h2
+from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_h2 import proxy_server
 from gcptoken.local.proxy_h2_stream import Checked, check_stream
 from gcptoken.servers.guard import GuardPolicy
@@ -213,10 +214,18 @@ def key(gcptoken_emulator: EmulatorClient) -> dict[str, str]:
     return gcptoken_emulator.new_key("h2-hostile")
 
 
+@contextlib.contextmanager
+def proxying(url: str, key: dict[str, str], http2: bool = False, header_timeout: float = 0) -> Iterator[AsgiServer]:
+    """``gcptoken proxy URL --audience AUD [--http2]`` on a free loopback port, as the CLI serves it."""
+    app, protocol = proxy_server(Proxy(url, credentials_from_info(key, "test"), AUD, 10, http2=http2))
+    protocol.header_timeout = header_timeout or protocol.header_timeout
+    with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol, date_header=False) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def proxy(service: Recorder, key: dict[str, str]) -> Iterator[AsgiServer]:
-    app, protocol = proxy_server(f"http://127.0.0.1:{service.port}/base", credentials_from_info(key, "test"), AUD, 10)
-    with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol, date_header=False) as server:
+    with proxying(f"http://127.0.0.1:{service.port}/base", key) as server:
         yield server
 
 
@@ -245,10 +254,7 @@ def still_served(proxy: AsgiServer, service: Recorder, mints: Any, before: int, 
 
 
 def test_http2_flag_sends_http1_clients_requests_over_http2(service: Recorder, key: dict[str, str]) -> None:
-    app, protocol = proxy_server(
-        f"http://127.0.0.1:{service.port}/base", credentials_from_info(key, "test"), AUD, 10, http2=True
-    )
-    with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol) as server:
+    with proxying(f"http://127.0.0.1:{service.port}/base", key, http2=True) as server:
         answer = httpx.post(f"{server.url}/over-h2", content=b"body")  # HTTP/1.1 to the proxy
     assert answer.status_code == 200 and answer.text == "/base/over-h2"  # the service speaks h2c only
     assert service.seen[-1][b"authorization"].startswith(b"Bearer ey")
@@ -417,9 +423,7 @@ def test_a_silent_or_half_preface_connection_is_dropped(
     service: Recorder, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(proxy_h2.H2Front, "settings_timeout", 0.3)
-    app, protocol = proxy_server(f"http://127.0.0.1:{service.port}", credentials_from_info(key, "test"), AUD, 10)
-    protocol.header_timeout = 0.3
-    with AsgiServer(app, bind("127.0.0.1", 0), protocol=protocol) as server:
+    with proxying(f"http://127.0.0.1:{service.port}", key, header_timeout=0.3) as server:
         for opening in (b"PRI * HTTP/2.0\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):  # half, whole without SETTINGS
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
                 raw.sendall(opening)

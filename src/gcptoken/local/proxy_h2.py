@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import h2.config
 import h2.connection
@@ -28,7 +27,6 @@ import h2.events
 import h2.settings
 from starlette.types import ASGIApp
 
-from gcptoken.credentials import Credentials
 from gcptoken.local.h2_link import H2Link, Inbox, Part
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_guard import guarded_proxy
@@ -276,21 +274,11 @@ class ClientConnection:
 
 
 def proxy_server(
-    target: str,
-    credentials: Credentials,
-    audience: str,
-    timeout: float = 30.0,
-    clock: Callable[[], float] = time.monotonic,
-    *,
-    allow: Sequence[Network] = (),
-    hosts: Sequence[str] = (),
-    origins: Sequence[str] = (),
-    header: str = "Authorization",
-    http2: bool = False,
+    proxy: Proxy, allow: Sequence[Network] = (), hosts: Sequence[str] = (), origins: Sequence[str] = ()
 ) -> tuple[ASGIApp, type[HeaderTimeoutProtocol]]:
-    """The proxy as :func:`~gcptoken.local.proxy.proxy_app` says, and the uvicorn protocol for its
-    port: HTTP/1.1 to that app as ever, HTTP/2 clients to an :class:`H2Front` on the same proxy
-    (one token cache and refresh limit, its HTTP/2 connections closed with the app's lifespan)."""
-    proxy = Proxy(target, credentials, audience, timeout, clock, header, http2)
+    """``proxy`` behind the request guard, as :func:`~gcptoken.local.proxy.proxy_app` serves it, and
+    the uvicorn protocol for its port: HTTP/1.1 to that app as ever, HTTP/2 clients to an
+    :class:`H2Front` on the same proxy (one token cache and refresh limit; its HTTP/2 connections
+    closed with the app's lifespan). ``allow``, ``hosts``, ``origins``: as for ``proxy_app``."""
     front = H2Front(proxy, GuardPolicy(names=frozenset(hosts), allow=tuple(allow), origins=frozenset(origins)))
     return guarded_proxy(proxy, allow, hosts, origins), sniffing(front.connection)
