@@ -289,3 +289,20 @@ def test_a_client_that_never_reads_holds_back_only_its_own_stream(proxy: AsgiSer
             assert unary(b"meanwhile %d" % n, timeout=5) == b"meanwhile %d" % n
     finally:
         stalled.close()
+
+
+def test_the_emulators_cloud_run_front_door_speaks_no_http2(
+    gcptoken_emulator: EmulatorClient, service: GrpcService, credentials: Credentials
+) -> None:
+    """The emulated front door is served over HTTP/1.1 (h11): gRPC cannot pass it, and the client
+    is told so in one line (the tests above put the token check in the gRPC server instead)."""
+    with (
+        gcptoken_emulator.cloud_run("grpc-front", f"http://127.0.0.1:{service.port}") as front,
+        proxying(front.url, credentials) as server,
+        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
+        pytest.raises(grpc.RpcError) as failed,
+    ):
+        call(plain, "Unary")(b"x", timeout=10)
+    error: Any = failed.value
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert error.details() == f"gcptoken proxy: {front.url} does not speak HTTP/2 (h2c)"

@@ -145,6 +145,7 @@ class ClientConnection:
         self.resets = _Budget(MAX_RESETS, BUDGET_WINDOW)
         self.control = _Budget(MAX_CONTROL_FRAMES, BUDGET_WINDOW)
         self.settled = False
+        self.stopping = False
         self.timer: asyncio.TimerHandle | None = self.loop.call_later(front.settings_timeout, self._expire)
         self.link.data_received(first)
 
@@ -162,7 +163,15 @@ class ClientConnection:
         self.link.resume_writing()
 
     def shutdown(self) -> None:
-        self._goaway(h2.errors.ErrorCodes.NO_ERROR)
+        """The server stops: GOAWAY (no new streams), and the connection closes once the streams
+        under way are done (or uvicorn's graceful timeout ends them)."""
+        self.stopping = True
+        if not self.tasks:
+            self._goaway(h2.errors.ErrorCodes.NO_ERROR)
+            return
+        with contextlib.suppress(Exception):
+            self.link.conn.close_connection(h2.errors.ErrorCodes.NO_ERROR)
+            self.link.flush()
 
     def _events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
@@ -237,7 +246,10 @@ class ClientConnection:
         if inbox is not None:
             self.link.acknowledge(stream_id, inbox.unread_flow())
         if not self.tasks:
-            self._idle()
+            if self.stopping:
+                self._goaway(h2.errors.ErrorCodes.NO_ERROR)
+            else:
+                self._idle()
 
     def _put(self, stream_id: int | None, part: Part) -> None:
         inbox = self.inboxes.get(stream_id or 0)

@@ -167,9 +167,10 @@ async def _answer(
         if part.kind == "reset" and part.code == h2.errors.ErrorCodes.REFUSED_STREAM:
             client.link.reset(client.stream_id, part.code)  # not taken: clients may retry it elsewhere
             return 0
-        said = "reset the stream" if part.kind == "reset" else "broke off"
         where = f"{service.origin[0]}://{service.origin[1].decode('ascii')}"
-        await refuse(client, 502, f"gcptoken proxy: {where} {said} before answering", checked.grpc)
+        said = {"reset": "reset the stream before answering", "not h2": "does not speak HTTP/2 (h2c)"}
+        reason = said.get(part.kind, "broke off before answering")
+        await refuse(client, 502, f"gcptoken proxy: {where} {reason}", checked.grpc)
         return 502
     status_text = dict(part.headers).get(b":status", b"")
     status = int(status_text) if status_text.isdigit() else 0

@@ -44,6 +44,7 @@ class _Connection:
         self.link = H2Link(self.conn, self._events, self._lost)
         self.inboxes: dict[int, Inbox] = {}
         self.draining = False
+        self.settled = False  # its SETTINGS came: an HTTP/2 server
         self.conn.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
@@ -80,6 +81,8 @@ class _Connection:
                 self._put(event.stream_id, Part("end"), last=True)
             elif isinstance(event, h2.events.StreamReset):
                 self._put(event.stream_id, Part("reset", code=event.error_code), last=True)
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self.settled = True
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.draining = True  # no new streams here; those it did not take are refused
                 for stream_id in [s for s in self.inboxes if s > (event.last_stream_id or 0)]:
@@ -94,8 +97,10 @@ class _Connection:
 
     def _lost(self) -> None:
         inboxes, self.inboxes = self.inboxes, {}
+        # Closed before its first SETTINGS: what answered is no HTTP/2 server (an HTTP/1.1 one, say).
+        kind = "lost" if self.settled else "not h2"
         for inbox in inboxes.values():
-            inbox.put(Part("lost"))
+            inbox.put(Part(kind))
 
 
 class Upstreams:
