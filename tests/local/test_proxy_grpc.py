@@ -145,6 +145,19 @@ def channel(proxy: AsgiServer) -> Iterator[grpc.Channel]:
         yield opened
 
 
+def unavailable(url: str, credentials: Credentials) -> str:
+    """What a gRPC call through a proxy to ``url`` says, which must be UNAVAILABLE."""
+    with (
+        proxying(url, credentials) as server,
+        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
+        pytest.raises(grpc.RpcError) as failed,
+    ):
+        call(plain, "Unary")(b"x", timeout=10)
+    error: Any = failed.value
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    return str(error.details())
+
+
 def call(channel: grpc.Channel, method: str, kind: str = "unary_unary") -> Any:
     return getattr(channel, kind)(f"/t.S/{method}", request_serializer=identity, response_deserializer=identity)
 
@@ -262,16 +275,9 @@ def test_an_https_service_without_http2_is_unavailable_in_one_line(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    with (
-        AsgiServer(http1_only, bind("127.0.0.1", 0), ssl_context=context) as service,
-        proxying(f"https://localhost:{service.port}", credentials) as server,
-        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
-        pytest.raises(grpc.RpcError) as failed,
-    ):
-        call(plain, "Unary")(b"x", timeout=10)
-    error: Any = failed.value
-    assert error.code() is grpc.StatusCode.UNAVAILABLE
-    assert error.details() == f"gcptoken proxy: https://localhost:{service.port} does not offer HTTP/2 (ALPN h2)"
+    with AsgiServer(http1_only, bind("127.0.0.1", 0), ssl_context=context) as service:
+        said = unavailable(f"https://localhost:{service.port}", credentials)
+    assert said == f"gcptoken proxy: https://localhost:{service.port} does not offer HTTP/2 (ALPN h2)"
 
 
 def test_a_client_that_never_reads_holds_back_only_its_own_stream(proxy: AsgiServer, channel: grpc.Channel) -> None:
@@ -296,13 +302,5 @@ def test_the_emulators_cloud_run_front_door_speaks_no_http2(
 ) -> None:
     """The emulated front door is served over HTTP/1.1 (h11): gRPC cannot pass it, and the client
     is told so in one line (the tests above put the token check in the gRPC server instead)."""
-    with (
-        gcptoken_emulator.cloud_run("grpc-front", f"http://127.0.0.1:{service.port}") as front,
-        proxying(front.url, credentials) as server,
-        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
-        pytest.raises(grpc.RpcError) as failed,
-    ):
-        call(plain, "Unary")(b"x", timeout=10)
-    error: Any = failed.value
-    assert error.code() is grpc.StatusCode.UNAVAILABLE
-    assert error.details() == f"gcptoken proxy: {front.url} does not speak HTTP/2 (h2c)"
+    with gcptoken_emulator.cloud_run("grpc-front", f"http://127.0.0.1:{service.port}") as front:
+        assert unavailable(front.url, credentials) == f"gcptoken proxy: {front.url} does not speak HTTP/2 (h2c)"
