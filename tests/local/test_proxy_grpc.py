@@ -304,3 +304,21 @@ def test_the_emulators_cloud_run_front_door_speaks_no_http2(
     is told so in one line (the tests above put the token check in the gRPC server instead)."""
     with gcptoken_emulator.cloud_run("grpc-front", f"http://127.0.0.1:{service.port}") as front:
         assert unavailable(front.url, credentials) == f"gcptoken proxy: {front.url} does not speak HTTP/2 (h2c)"
+
+
+def test_a_stopping_proxy_finishes_quick_streams_and_ends_long_ones(
+    service: GrpcService, credentials: Credentials
+) -> None:
+    with (
+        proxying(f"http://127.0.0.1:{service.port}", credentials) as server,
+        grpc.insecure_channel(server.host_port, options=NO_PROXY) as plain,
+    ):
+        service.cancelled.clear()
+        slow = call(plain, "Slow").future(b"", timeout=10)
+        assert call(plain, "Unary")(b"before", timeout=5) == b"before"
+        began = time.monotonic()
+        server.stop()  # GOAWAY; the slow stream gets the grace, then ends with its connection
+        assert time.monotonic() - began < 4
+        with pytest.raises(grpc.RpcError):
+            slow.result(timeout=5)
+    assert service.cancelled.wait(5)  # and the service's stream was reset, not left running

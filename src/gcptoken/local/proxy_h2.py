@@ -50,6 +50,8 @@ BUDGET_WINDOW = 10.0
 MAX_RESETS = 200
 # gRPC's clients send PINGs as they read (BDP probes) and a SETTINGS now and then: far fewer than this.
 MAX_CONTROL_FRAMES = 10_000
+# Seconds the streams under way get to finish once the server stops (uvicorn allows 2).
+SHUTDOWN_GRACE = 1.5
 # Bytes waiting to go to a client that does not read: past this, the connection is dropped.
 MAX_UNSENT = 4 << 20
 # Frames that carry no request; each PING and SETTINGS costs an answer. (WINDOW_UPDATEs come with
@@ -172,6 +174,9 @@ class ClientConnection:
         with contextlib.suppress(Exception):
             self.link.conn.close_connection(h2.errors.ErrorCodes.NO_ERROR)
             self.link.flush()
+        # Within uvicorn's own graceful timeout: a stream that would outlive it (a long gRPC
+        # stream) ends with the connection, which the loop then still closes.
+        self.loop.call_later(SHUTDOWN_GRACE, self._goaway, h2.errors.ErrorCodes.NO_ERROR)
 
     def _events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
