@@ -27,11 +27,12 @@ import h2.events
 import h2.settings
 from starlette.types import ASGIApp
 
+from gcptoken.errors import GcpTokenError
 from gcptoken.local.h2_link import H2Link, Inbox, Part
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_h2_stream import Checked, Service, StreamEnd, check_stream, log_stream, refuse, relay
-from gcptoken.local.proxy_h2_upstream import WINDOW, Upstreams, UpstreamStream
+from gcptoken.local.proxy_h2_upstream import WINDOW, UpstreamError, Upstreams, UpstreamStream
 from gcptoken.servers.guard import MAX_HEADER_BYTES, GuardPolicy, Network
 from gcptoken.servers.h2_sniff import sniffing
 from gcptoken.servers.serving import HEADER_TIMEOUT, HeaderTimeoutProtocol
@@ -110,7 +111,10 @@ class H2Front:
         if self.upstreams.tls is None and self.proxy.scheme == b"https":
             from gcptoken.http.tls import h2_context
 
-            self.upstreams.tls = h2_context()
+            try:
+                self.upstreams.tls = h2_context()
+            except GcpTokenError as exc:  # SSL_CERT_FILE naming nothing usable: one line, per stream
+                raise UpstreamError(str(exc)) from None
         return await self.upstreams.open(headers, end_stream)
 
     def connection(self, transport: asyncio.Transport, first: bytes) -> ClientConnection:
