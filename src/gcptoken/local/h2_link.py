@@ -134,6 +134,8 @@ class H2Link(asyncio.Protocol):
         self._wake()
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool = False) -> None:
+        if self.closed:  # h2 may not know yet: the peer broke off with what was no HTTP/2 at all
+            raise LinkClosed("the connection ended")
         try:
             self.conn.send_headers(stream_id, headers, end_stream=end_stream)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:

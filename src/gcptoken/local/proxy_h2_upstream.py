@@ -120,6 +120,9 @@ class Upstreams:
                 return connection.open(headers, end_stream)
             except (LinkClosed, h2.exceptions.ProtocolError):
                 connection.draining = True
+                if not connection.settled:  # it answered the preface with something else, or nothing
+                    plain = " (h2c)" if self.tls is None else ""
+                    raise UpstreamError(f"{self.origin} does not speak HTTP/2{plain}") from None
         raise UpstreamError(f"{self.origin} keeps closing its HTTP/2 connections")
 
     async def _usable(self) -> _Connection:
