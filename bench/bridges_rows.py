@@ -9,20 +9,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from bench.timing import Row
+from bench.timing import Row, in_threads
 from gcptoken import Verifier
 from gcptoken.demo.showcase import protected_service
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.servers.serving import AsgiServer, bind
 
-__all__ = ["bridges_rows"]
+__all__ = ["against_direct", "bridges_rows", "side_by_side"]
 
 CLIENTS = 4
 AUDIENCE = "https://bench-proxied.a.run.app"
@@ -46,13 +45,35 @@ def _rate(seconds: float, call: Callable[[httpx.Client], bool]) -> tuple[float, 
                 else:
                     errors[index] += 1
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.perf_counter() - began), sum(errors)
+    return sum(done) / in_threads(CLIENTS, client), sum(errors)
+
+
+Rate = Callable[[float], tuple[float, int]]
+
+
+def side_by_side(seconds: float, direct: Rate, through: Rate) -> tuple[float, float, int]:
+    """The best rates straight to a service and through a bridge to it, and the errors of both,
+    in alternating windows: the machine's noise falls on both alike."""
+    direct_rates: list[float] = []
+    through_rates: list[float] = []
+    errors = 0
+    for _ in range(2):
+        for rate_of, rates in ((direct, direct_rates), (through, through_rates)):
+            rate, failed = rate_of(seconds / 4)
+            rates.append(rate)
+            errors += failed
+    return max(direct_rates), max(through_rates), errors
+
+
+def against_direct(name: str, unit: str, direct: float, through: float, errors: int, gate: float) -> Row:
+    """A bridge's row, judged by its share of the direct rate."""
+    # A window too short for one direct request (the quick mode on a busy machine) has no ratio.
+    ratio = round(through / direct, 2) if direct else 0.0
+    row = Row("bridges", name, round(through), unit)
+    row.ratio, row.ratio_of = ratio, f"of direct ({round(direct)}/s)"
+    row.goal, row.meets = f"≥ {gate}× direct, zero errors", ratio >= gate and errors == 0
+    row.notes = {"direct": round(direct), "errors": errors}
+    return row
 
 
 def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
@@ -92,24 +113,13 @@ def bridges_rows(emulator: EmulatorServer, scratch: Path, seconds: float) -> lis
             def proxied(http: httpx.Client) -> bool:
                 return http.get(proxy_url).status_code == 200
 
-            direct_rates, proxy_rates, errors = [], [], 0
-            for _ in range(2):  # interleaved: the machine's noise falls on both alike
-                rate, failed = _rate(seconds / 4, direct)
-                direct_rates.append(rate)
-                errors += failed
-                rate, failed = _rate(seconds / 4, proxied)
-                proxy_rates.append(rate)
-                errors += failed
+            best_direct, best_proxy, errors = side_by_side(
+                seconds, lambda window: _rate(window, direct), lambda window: _rate(window, proxied)
+            )
         finally:
             _stop(proxy)
-    best_direct, best_proxy = max(direct_rates), max(proxy_rates)
-    # A window too short for one direct request (the quick mode on a busy machine) has no ratio.
-    ratio = round(best_proxy / best_direct, 2) if best_direct else 0.0
-    row = Row("bridges", f"requests/s through gcptoken proxy, {CLIENTS} clients", round(best_proxy), "requests/s")
-    row.ratio, row.ratio_of = ratio, f"of direct ({round(best_direct)}/s)"
-    row.goal, row.meets = f"≥ {GATE}× direct, zero errors", ratio >= GATE and errors == 0
-    row.notes = {"direct": round(best_direct), "errors": errors}
-    rows.append(row)
+    name = f"requests/s through gcptoken proxy, {CLIENTS} clients"
+    rows.append(against_direct(name, "requests/s", best_direct, best_proxy, errors, GATE))
 
     server, host_port = _start(["metadata-server", "--credentials", str(key)], env)
     try:

@@ -3,12 +3,11 @@ answered correctly."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 
-from bench.timing import Row
+from bench.timing import Row, in_threads
 from gcptoken.emulator.http.server import EmulatorServer
 
 __all__ = ["throughput_rows"]
@@ -31,13 +30,7 @@ def throughput_rows(emulator: EmulatorServer, seconds: float) -> list[Row]:
                 else:
                     errors[index] += 1
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = in_threads(CLIENTS, client)
     row = Row("emulator", f"ID tokens/s, {CLIENTS} concurrent clients", round(sum(done) / elapsed), "tokens/s")
     row.notes = {"tokens": sum(done), "errors": sum(errors), "seconds": round(elapsed, 2)}
     row.goal, row.meets = "zero errors", sum(errors) == 0

@@ -7,12 +7,13 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Row", "interleaved", "machine", "median_wall", "median_walls"]
+__all__ = ["Row", "in_threads", "interleaved", "machine", "median_wall", "median_walls"]
 
 # A contender processes the chunk's indices it wants (a slow one may take every k-th) and says
 # how many items it handled.
@@ -35,6 +36,17 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> float:
+    """Runs ``work(0)`` … ``work(count - 1)`` in as many threads at once; the seconds they took."""
+    began = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
 
 
 def interleaved(

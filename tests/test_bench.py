@@ -81,6 +81,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "unary RPCs/s, gcptoken channel",
         "unary RPCs/s, gcptoken aio channel",
         "unary RPCs/s, gcptoken call credentials",
+        "gRPC unary RPCs/s through gcptoken proxy, 4 clients",
     ):
         assert expected in names, expected
     groups = {row["group"] for row in document["rows"]}
@@ -101,6 +102,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0
     assert by_name["gcptoken, 200 concurrent cold callers"]["value"] == 1
+    assert by_name["gRPC unary RPCs/s through gcptoken proxy, 4 clients"]["notes"]["errors"] == 0
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "goals missed" in stdout and f"written to {tmp_path}/latest.json" in stdout
 

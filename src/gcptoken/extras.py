@@ -12,7 +12,7 @@ __all__ = ["EXTRAS", "MissingExtra", "require"]
 
 # extra → the modules it provides
 EXTRAS = {
-    "emulator": ("starlette", "uvicorn", "websockets"),
+    "emulator": ("starlette", "uvicorn", "websockets", "h2"),
     "asgi": ("starlette",),
     "requests": ("requests",),
     "grpc": ("grpc",),

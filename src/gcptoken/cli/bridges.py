@@ -142,8 +142,9 @@ def run_metadata_server(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    require("emulator", "gcptoken proxy")  # starlette, uvicorn and websockets
-    from gcptoken.local.proxy import proxy_app, upstream_audience
+    require("emulator", "gcptoken proxy")  # starlette, uvicorn, websockets and h2
+    from gcptoken.local.proxy import Proxy, upstream_audience
+    from gcptoken.local.proxy_h2 import proxy_server
 
     flags = GuardFlags(args)
     warn_if_exposed(args.host, args.port, "the proxy", flags)
@@ -152,19 +153,13 @@ def run_proxy(args: argparse.Namespace) -> int:
     credentials = credentials_for(args)
     credentials.id_token(audience, timeout=args.timeout)  # refused now, in one line, not per request
     configure_log("gcptoken.proxy", args.verbose)
-    app = proxy_app(
-        args.url,
-        credentials,
-        audience,
-        args.timeout,
-        allow=flags.allow,
-        hosts=flags.hosts,
-        origins=flags.origins,
-        header=token_header(args),
-    )
+    proxy = Proxy(args.url, credentials, audience, args.timeout, header=token_header(args), http2=args.http2)
+    # HTTP/1.1 and HTTP/2 (gRPC) clients on the one port
+    app, protocol = proxy_server(proxy, flags.allow, flags.hosts, flags.origins)
 
     def announce(host_port: str) -> None:
         print(f"http://{host_port}", flush=True)
         say(f"proxy to {args.url} (ID tokens for {audience}) on http://{host_port}; Ctrl-C stops it")
 
-    return serve(app, args.host, args.port, announce, date_header=False)  # the service's Date passes through
+    # the service's Date passes through
+    return serve(app, args.host, args.port, announce, date_header=False, protocol=protocol)

@@ -146,6 +146,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "an app behind IAP: the audience is its OAuth client id",
             "gcptoken proxy https://app.example.com --audience 1234-abc.apps.googleusercontent.com --port 8080",
         ),
+        ("curl and browsers too reach the service over HTTP/2", f"gcptoken proxy {_RUN} --http2 --port 8080"),
     ),
     "cache": (
         ("where the on-disk token cache is", "gcptoken cache path"),
@@ -164,6 +165,9 @@ NOTES: dict[str, str] = {
     "nothing is passed on to another program (for curl's own options: gcptoken curl URL -- CURL_ARGS).",
     "curl": "Everything after the first -- goes to curl untouched (a later -- included); the token reaches\n"
     "curl through a private file, never its command line.",
+    "proxy": "HTTP/2 clients (h2c with prior knowledge: gRPC's insecure channels) are recognised on the same\n"
+    "port and relayed over HTTP/2 (TLS with ALPN h2 to https:// services), trailers, streams in both\n"
+    "directions and cancellations included: point a gRPC client at 127.0.0.1:PORT, no code change.",
 }
 
 

@@ -83,8 +83,16 @@ def configure_log(name: str, verbose: bool) -> logging.Logger:
     return logger
 
 
-def serve(app: object, host: str, port: int, announce: Callable[[str], None], date_header: bool = True) -> int:
-    """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown)."""
+def serve(
+    app: object,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    date_header: bool = True,
+    protocol: object = None,
+) -> int:
+    """Serve ``app`` in the foreground until Ctrl-C or SIGTERM (a graceful shutdown); ``protocol``:
+    uvicorn's protocol class, when not the default one."""
     from gcptoken.servers.serving import AsgiServer, bind
 
     try:
@@ -92,7 +100,7 @@ def serve(app: object, host: str, port: int, announce: Callable[[str], None], da
     except OSError as exc:  # a ListenError: it names the port and --port
         say(f"error: {exc}")
         return 3
-    server = AsgiServer(app, sock, date_header=date_header)  # type: ignore[arg-type]
+    server = AsgiServer(app, sock, protocol=protocol, date_header=date_header)  # type: ignore[arg-type]
     server.serve_forever(lambda: announce(server.host_port))  # Ctrl-C and SIGTERM stop it from the announcement on
     say("stopped")
     return 0

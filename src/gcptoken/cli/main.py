@@ -262,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     serverless_option(proxy)
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (others: see the warning)")
     proxy.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    proxy.add_argument(
+        "--http2",
+        action="store_true",
+        help="HTTP/1.1 clients' requests too go to the service over HTTP/2 (HTTP/2 and gRPC clients' always do)",
+    )
     guard_options(proxy, origins=True)
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")

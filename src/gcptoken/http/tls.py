@@ -17,7 +17,15 @@ from gcptoken.untrusted import one_line
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["CA_DIR_ENV", "CA_FILE_ENV", "EMULATOR_CA_ENV", "ClientCertificate", "client_context", "server_context"]
+__all__ = [
+    "CA_DIR_ENV",
+    "CA_FILE_ENV",
+    "EMULATOR_CA_ENV",
+    "ClientCertificate",
+    "client_context",
+    "h2_context",
+    "server_context",
+]
 
 # The emulator's CA, trusted besides the system's for mutual TLS (its --state-dir env sets it).
 EMULATOR_CA_ENV = "GCPTOKEN_EMULATOR_CA"
@@ -53,6 +61,13 @@ def server_context() -> ssl.SSLContext | None:
     line naming the variable, when what it names cannot be used."""
     locations = _trust_locations()
     return _server_context(locations) if any(locations) else None
+
+
+def h2_context() -> ssl.SSLContext:
+    """A new client context (the CAs as :func:`server_context`'s) offering only HTTP/2 by ALPN."""
+    context = _new_context(_trust_locations())
+    context.set_alpn_protocols(["h2"])
+    return context
 
 
 def _trust_locations() -> tuple[str, str, tuple[int, ...]]:

@@ -80,12 +80,17 @@ class Proxy:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         header: str = "Authorization",
+        http2: bool = False,
     ) -> None:
         """``clock``: seconds on a monotonic scale, for the forced-refresh rate limit; ``header``:
-        ``Authorization`` (the default) or ``X-Serverless-Authorization``."""
+        ``Authorization`` (the default) or ``X-Serverless-Authorization``; ``http2``: HTTP/1.1
+        clients' requests go to the service over HTTP/2 too (HTTP/2 clients' always do)."""
         self.serverless = header.lower() == "x-serverless-authorization"
         url = httpx.URL(target)
         self.scheme, self.host, self.port = url.raw_scheme, url.raw_host, url.port
+        self.port_number = url.port or (443 if url.scheme == "https" else 80)
+        self.timeout = timeout
+        self.closers: list[Callable[[], Awaitable[None]]] = []  # the HTTP/2 side's connections
         self.origin = (url.scheme, url.netloc)
         self.base_path = url.raw_path.split(b"?", 1)[0].rstrip(b"/")
         self.host_header = (b"host", url.netloc)
@@ -97,6 +102,8 @@ class Proxy:
             max_connections=100,
             max_keepalive_connections=32,
             retries=0,
+            http1=not http2,
+            http2=http2,  # prior knowledge for http://, ALPN h2 for https://
             ssl_context=server_context(),  # the CAs every transport trusts (SSL_CERT_FILE, SSL_CERT_DIR)
         )
         self.timeouts = {"connect": timeout, "read": None, "write": timeout, "pool": timeout}
@@ -121,6 +128,18 @@ class Proxy:
     async def aclose(self) -> None:
         """Close the connections kept open to the service (on the loop that serves the proxy)."""
         await self.pool.aclose()
+        for close in self.closers:
+            await close()
+
+    # The HTTP/2 side's way to the same token rules (proxy_h2).
+    async def token(self) -> str:
+        return await self._token()
+
+    async def fresh_token(self, refused: str) -> str | None:
+        return await self._fresh_token(refused)
+
+    def authorized(self, request: ClientRequest, token: str) -> list[tuple[bytes, bytes]]:
+        return self._authorized(request, token)
 
     async def _token(self, refresh: bool = False) -> str:
         return (await self.credentials.id_token_async(self.audience, refresh=refresh)).value
@@ -323,8 +342,10 @@ def proxy_app(
     hosts: Sequence[str] = (),
     origins: Sequence[str] = (),
     header: str = "Authorization",
+    http2: bool = False,
 ) -> ASGIApp:
     """The proxy behind the request guard (``allow``: peers besides loopback; ``hosts``: Host names
     besides loopback and the bound address; ``origins``: pages trusted like the proxy's own;
-    ``header``: where the token goes)."""
-    return guarded_proxy(Proxy(target, credentials, audience, timeout, clock, header), allow, hosts, origins)
+    ``header``: where the token goes; ``http2``: HTTP/1.1 clients' requests too go over HTTP/2)."""
+    proxy = Proxy(target, credentials, audience, timeout, clock, header, http2)
+    return guarded_proxy(proxy, allow, hosts, origins)
