@@ -25,6 +25,7 @@ import pytest
 from gcptoken import Verifier
 from gcptoken.credentials import credentials_from_info
 from gcptoken.local.proxy import REFRESH_INTERVAL, Proxy
+from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 
@@ -123,15 +124,17 @@ def clock() -> FakeClock:
 
 
 @contextlib.contextmanager
-def serving(app: Proxy) -> Iterator[AsgiServer]:
-    """``app`` on a free loopback port, as ``gcptoken proxy`` serves it; its connections to the
-    service closed on its own loop before it stops."""
+def serving(app: Proxy, guarded: bool = False) -> Iterator[AsgiServer]:
+    """``app`` on a free loopback port, as ``gcptoken proxy`` serves it (``guarded``: behind its
+    request guard and request log); its connections to the service closed on its own loop before
+    it stops."""
     loops: list[asyncio.AbstractEventLoop] = []
+    served = guarded_proxy(app) if guarded else app
 
     async def recording_loop(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not loops:
             loops.append(asyncio.get_running_loop())
-        await app(scope, receive, send)
+        await served(scope, receive, send)
 
     with AsgiServer(recording_loop, bind("127.0.0.1", 0), date_header=False) as server:  # type: ignore[arg-type]
         try:

@@ -37,16 +37,20 @@ from gcptoken.integrations.audience import audience_for, says_invalid_token
 from gcptoken.local.proxy_guard import guarded_proxy
 from gcptoken.local.proxy_request import ClientRequest, Refused, client_request, upstream_target
 from gcptoken.local.proxy_response import response_headers
-from gcptoken.local.proxy_stream import ClientBody, ClientGone, relay_until_gone
+from gcptoken.local.proxy_stream import ClientBody, ClientGone, relay_until_gone, unless_client_leaves
 from gcptoken.local.proxy_websocket import HANDSHAKE_OWN, relay
 from gcptoken.servers.guard import Network
 
-__all__ = ["REFRESH_INTERVAL", "Proxy", "proxy_app", "upstream_audience"]
+__all__ = ["MAX_OPEN", "REFRESH_INTERVAL", "Proxy", "proxy_app", "upstream_audience"]
 
 # Bodies up to this size are kept, so a request refused for its token can be sent again.
 REPLAYABLE = 1 << 20
 # At most one forced token refresh per this many seconds.
 REFRESH_INTERVAL = 10.0
+# Requests open to the service at once (HTTP/1.1: one connection each). Streams that stay open (MCP
+# GET streams, Server-Sent Events) hold theirs for their whole life; Cloud Run's own per-instance
+# concurrency tops out at 1000 (cloud.google.com/run/docs/about-concurrency).
+MAX_OPEN = 1000
 UPSTREAM_ERRORS = (
     httpcore.NetworkError,
     httpcore.TimeoutException,
@@ -81,15 +85,18 @@ class Proxy:
         clock: Callable[[], float] = time.monotonic,
         header: str = "Authorization",
         http2: bool = False,
+        max_open: int = MAX_OPEN,
     ) -> None:
         """``clock``: seconds on a monotonic scale, for the forced-refresh rate limit; ``header``:
         ``Authorization`` (the default) or ``X-Serverless-Authorization``; ``http2``: HTTP/1.1
-        clients' requests go to the service over HTTP/2 too (HTTP/2 clients' always do)."""
+        clients' requests go to the service over HTTP/2 too (HTTP/2 clients' always do);
+        ``max_open``: requests open to the service at once (one more waits up to ``timeout``, then
+        is a 503 saying so)."""
         self.serverless = header.lower() == "x-serverless-authorization"
         url = httpx.URL(target)
         self.scheme, self.host, self.port = url.raw_scheme, url.raw_host, url.port
         self.port_number = url.port or (443 if url.scheme == "https" else 80)
-        self.timeout = timeout
+        self.timeout, self.max_open = timeout, max_open
         self.closers: list[Callable[[], Awaitable[None]]] = []  # the HTTP/2 side's connections
         self.origin = (url.scheme, url.netloc)
         self.base_path = url.raw_path.split(b"?", 1)[0].rstrip(b"/")
@@ -99,7 +106,7 @@ class Proxy:
         self.refresh_after = float("-inf")
         # httpcore, beneath httpx: a proxy's hot path has no use for httpx's request and response models.
         self.pool = httpcore.AsyncConnectionPool(
-            max_connections=100,
+            max_connections=max_open,
             max_keepalive_connections=32,
             retries=0,
             http1=not http2,
@@ -184,16 +191,26 @@ class Proxy:
             body = kept
         else:
             body = ClientBody(receive)
+        # Once the whole body is read, what else comes from the client says that it left.
+        body_read = None if isinstance(body, bytes) else body.read
         try:
             token = await self._token()
-            response = await self._send(scope["method"], target, request, framing, body, token)
+            response = await unless_client_leaves(
+                self._send(scope["method"], target, request, framing, body, token), receive, body_read
+            )
             if replayable and says_invalid_token(response.status, _header(response, b"www-authenticate")):
                 fresh = await self._fresh_token(token)
                 if fresh is not None:
                     await response.aclose()
-                    response = await self._send(scope["method"], target, request, framing, body, fresh)
+                    response = await unless_client_leaves(
+                        self._send(scope["method"], target, request, framing, body, fresh), receive, body_read
+                    )
         except ClientGone:
-            return  # mid-body: the service's connection was dropped before the body ended
+            return  # mid-body or before the answer: the service's request was dropped with it
+        except httpcore.PoolTimeout:  # the proxy's own limit, not the service's slowness
+            said = f"{self.max_open} requests are open to {self._origin()}, the proxy's limit"
+            await _plain(send, 503, f"gcptoken proxy: {said}; none ended in {self.timeout:g} s\n")
+            return
         except GcpTokenError as exc:
             await _plain(send, 502, f"gcptoken proxy: no ID token for {self.audience}: {exc}\n")
             return
@@ -204,7 +221,6 @@ class Proxy:
                 said = network_failure(exc, self._origin())
             await _plain(send, 502, f"gcptoken proxy: {said}\n")
             return
-        # Once the whole body is read, what else comes from the client says that it left.
         ended = isinstance(body, bytes) or body.ended
         await self._answer(scope, send, response, receive if ended else None)
 
@@ -343,9 +359,11 @@ def proxy_app(
     origins: Sequence[str] = (),
     header: str = "Authorization",
     http2: bool = False,
+    max_open: int = MAX_OPEN,
 ) -> ASGIApp:
     """The proxy behind the request guard (``allow``: peers besides loopback; ``hosts``: Host names
     besides loopback and the bound address; ``origins``: pages trusted like the proxy's own;
-    ``header``: where the token goes; ``http2``: HTTP/1.1 clients' requests too go over HTTP/2)."""
-    proxy = Proxy(target, credentials, audience, timeout, clock, header, http2)
+    ``header``: where the token goes; ``http2``: HTTP/1.1 clients' requests too go over HTTP/2;
+    ``max_open``: requests open to the service at once)."""
+    proxy = Proxy(target, credentials, audience, timeout, clock, header, http2, max_open)
     return guarded_proxy(proxy, allow, hosts, origins)

@@ -1,5 +1,6 @@
-"""Streaming halves of ``gcptoken proxy``: the client's request body passed on as it comes, and a
-response passed back chunk by chunk until it ends or its client leaves.
+"""Streaming halves of ``gcptoken proxy``: the client's request body passed on as it comes, the
+wait for the service's answer given up when its client leaves, and a response passed back chunk by
+chunk until it ends or its client leaves.
 
 A response that never ends by itself (a Server-Sent Events stream: an MCP server's GET stream, a
 log tail) must end when its client goes. Otherwise the proxy holds the service's connection open,
@@ -11,15 +12,18 @@ dead stream lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from starlette.types import Receive, Send
 
-__all__ = ["ClientBody", "ClientGone", "relay_until_gone"]
+__all__ = ["ClientBody", "ClientGone", "relay_until_gone", "unless_client_leaves"]
+
+T = TypeVar("T")
 
 
 class ClientGone(Exception):
-    """The client went away before its request body was complete."""
+    """The client went away before its request body was complete, or before the service answered."""
 
 
 class ClientBody:
@@ -28,7 +32,11 @@ class ClientBody:
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
-        self.ended = False
+        self.read = asyncio.Event()  # set with the last chunk: from then on the client can be watched
+
+    @property
+    def ended(self) -> bool:
+        return self.read.is_set()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -39,8 +47,35 @@ class ClientBody:
             if body:
                 yield body
             if not message.get("more_body"):
-                self.ended = True
+                self.read.set()
                 return
+
+
+async def _client_leaves(receive: Receive, body_read: asyncio.Event | None = None) -> None:
+    """Returns when the client disconnects; starts listening once ``body_read`` is set (None: the
+    body is read already), as until then ``receive`` is the body's."""
+    if body_read is not None:
+        await body_read.wait()
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(work: Awaitable[T], receive: Receive, body_read: asyncio.Event | None) -> T:
+    """``work``'s result, or ClientGone (``work`` cancelled: the service's request dropped) when
+    the client disconnects first, watched from when its body is read (``body_read``, None: now).
+    A service slow to start its answer then stops working for nobody, and frees its connection."""
+    working, watching = asyncio.ensure_future(work), asyncio.ensure_future(_client_leaves(receive, body_read))
+    try:
+        await asyncio.wait((working, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, watching):
+            task.cancel()
+        await asyncio.wait((working, watching))
+    if not watching.cancelled():
+        watching.exception()  # (retrieved: a receive that failed means the client is gone too)
+    if working.cancelled():
+        raise ClientGone
+    return working.result()
 
 
 async def relay_until_gone(chunks: AsyncIterator[bytes], send: Send, receive: Receive | None) -> None:
@@ -57,11 +92,7 @@ async def relay_until_gone(chunks: AsyncIterator[bytes], send: Send, receive: Re
         await forward()
         return
 
-    async def client_leaves() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    forwarding, watching = asyncio.ensure_future(forward()), asyncio.ensure_future(client_leaves())
+    forwarding, watching = asyncio.ensure_future(forward()), asyncio.ensure_future(_client_leaves(receive))
     try:
         await asyncio.wait((forwarding, watching), return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -25,7 +25,8 @@ def note(**values: str) -> None:
 
 
 class RequestLogger:
-    """Logs one line per HTTP request on ``log`` at INFO once it is answered."""
+    """Logs one line per HTTP request on ``log`` at INFO once it is answered (``-> client left``:
+    the client disconnected before any answer began, ``-> no answer``: the app gave none)."""
 
     def __init__(self, app: ASGIApp, log: logging.Logger) -> None:
         self.app, self.log = app, log
@@ -36,16 +37,22 @@ class RequestLogger:
             return
         detail: dict[str, Any] = {}
         reset = _detail.set(detail)
-        status = [0]
+        status = ["no answer"]
 
         async def recording(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0] = str(message["status"])
             await send(message)
 
+        async def watching() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and status[0] == "no answer":
+                status[0] = "client left"
+            return message
+
         try:
-            await self.app(scope, receive, recording)
+            await self.app(scope, watching, recording)
         finally:
             _detail.reset(reset)
             extra = "".join(f" {k}={one_line(str(v), 120)}" for k, v in detail.items())
-            self.log.info("%s %s -> %d%s", one_line(scope["method"], 20), one_line(scope["path"]), status[0], extra)
+            self.log.info("%s %s -> %s%s", one_line(scope["method"], 20), one_line(scope["path"]), status[0], extra)
