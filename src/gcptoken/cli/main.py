@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     id_.add_argument("--include-license", action="store_true", help="metadata server only, with --token-format full")
     id_.add_argument("--include-email", action="store_true", help="impersonation only: add email claims")
+    serverless_option(id_)  # for --format header/headers
     credential_options(id_)
 
     access = command("access", "gcptoken.cli.tokens:run_access", "print an OAuth access token")

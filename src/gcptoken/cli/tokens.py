@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from gcptoken import checks
 from gcptoken.cache.rules import cache_key
+from gcptoken.cli.run_flags import token_header
 from gcptoken.credentials import (
     DEFAULT_SCOPES,
     Credentials,
@@ -20,6 +21,7 @@ from gcptoken.credentials import (
     load_credentials,
 )
 from gcptoken.credentials.adc import find_credentials
+from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.tokens import Token
 from gcptoken.untrusted import is_token_text
@@ -35,15 +37,19 @@ def checked_audience(audience: str, what: str = "the audience") -> str:
     return checked
 
 
-def _emit(token: Token, output: str, field: str) -> None:
+def _emit(
+    token: Token, output: str, field: str, name: str = "Authorization", extra: dict[str, str] | None = None
+) -> None:
+    """``token`` printed as ``output``; ``name``: the header a header format puts it in, ``extra``:
+    other headers the ``headers`` format adds (the quota project, as AccessTokenAuth sends it)."""
     if not is_token_text(token.value):  # every source refuses one already; none is ever printed
         raise TokenRequestError(f"the {field} obtained is no token (it holds spaces, control or non-ASCII characters)")
     if output == "token":
         text = token.value
     elif output == "header":
-        text = f"Authorization: Bearer {token.value}"
+        text = f"{name}: Bearer {token.value}"
     elif output == "headers":  # a JSON object of headers: what MCP clients' headers commands print
-        text = json.dumps({"Authorization": f"Bearer {token.value}"})
+        text = json.dumps({name: f"Bearer {token.value}", **(extra or {})})
     elif output == "claims":
         text = json.dumps(token.claims, indent=2)
     else:
@@ -162,12 +168,14 @@ def run_id(args: argparse.Namespace) -> int:
     for given in (args.audience_arg, args.audience):
         if given is not None:
             checks.audience(given)  # before any credential is read or token minted
+    if args.serverless_header and args.format not in ("header", "headers"):
+        raise InvalidArgumentError("--serverless-header names the header of --format header or headers")
     credentials = credentials_for(args)
     audience = _audience(args, credentials)
     token = _through_disk_cache(
         args, credentials, "id_token", audience, lambda: credentials.id_token(audience, timeout=args.timeout)
     )
-    _emit(token, args.format, "id_token")
+    _emit(token, args.format, "id_token", token_header(args))
     return 0
 
 
@@ -178,7 +186,8 @@ def run_access(args: argparse.Namespace) -> int:
     token = _through_disk_cache(
         args, credentials, "access_token", subject, lambda: credentials.access_token(scopes, timeout=args.timeout)
     )
-    _emit(token, args.format, "access_token")
+    project = quota_project(credentials)
+    _emit(token, args.format, "access_token", extra={QUOTA_PROJECT_HEADER: project} if project else None)
     return 0
 
 

@@ -253,3 +253,11 @@ def _payload(token: str) -> str:
 
     part = token.split(".")[1]
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+
+
+def test_the_front_door_keeps_as_many_requests_open_as_the_proxy(front: FrontDoorServer) -> None:
+    """Long streams (MCP, Server-Sent Events) each hold a connection to the app: the front door
+    inherits the proxy's limit, the most a Cloud Run instance takes at once (1000)."""
+    from gcptoken.local.proxy import MAX_OPEN
+
+    assert front.front_door.max_open == front.front_door.pool._max_connections == MAX_OPEN == 1000
