@@ -130,3 +130,23 @@ def test_the_core_works_without_any_extra() -> None:
     )
     result = _without(["starlette", "uvicorn", "requests", "fastapi", "flask", "grpc"], code)
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
+def test_an_extra_for_a_newer_python_says_so_instead_of_an_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx2 is for Python 3.11+: on 3.10, ``pip install 'gcptoken[httpx2]'`` installs nothing
+    (pyproject's marker), so the line names the Python needed, not that install."""
+    from gcptoken import extras
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    marker = re.search(r"^httpx2 = \[\"httpx2[^;]*; python_version >= '(\d+)\.(\d+)'", pyproject, re.MULTILINE)
+    assert marker is not None and extras.NEEDS_PYTHON["httpx2"] == (int(marker[1]), int(marker[2]))
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # not importable
+    monkeypatch.setattr(extras, "PYTHON", (3, 10))
+    with pytest.raises(extras.MissingExtra) as caught:
+        extras.require("httpx2", "gcptoken.integrations.httpx2_auth")
+    assert str(caught.value) == (
+        "gcptoken.integrations.httpx2_auth needs httpx2, which needs Python 3.11+ (this is Python 3.10)"
+    )
+    monkeypatch.setattr(extras, "PYTHON", (3, 11))
+    with pytest.raises(extras.MissingExtra, match=r"pip install 'gcptoken\[httpx2\]'"):
+        extras.require("httpx2", "gcptoken.integrations.httpx2_auth")

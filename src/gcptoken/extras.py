@@ -5,6 +5,7 @@ using one without it says which ``pip install`` to run instead of raising Module
 from __future__ import annotations
 
 import importlib
+import sys
 
 from gcptoken.errors import GcpTokenError
 
@@ -20,6 +21,10 @@ EXTRAS = {
 }
 # Where the package a user installs is not named as the module it provides.
 _PACKAGES = {"grpc": "grpcio"}
+# Extras whose packages need a newer Python (pyproject's markers): installed on an older one, they
+# install nothing, so the line says so instead of naming the install.
+NEEDS_PYTHON = {"httpx2": (3, 11)}
+PYTHON = sys.version_info[:2]
 
 
 class MissingExtra(ImportError, GcpTokenError):
@@ -38,6 +43,12 @@ def require(extra: str, feature: str) -> None:
             if exc.name is not None and exc.name.split(".")[0] != module:
                 raise  # something else is missing: not ours to explain
             package = _PACKAGES.get(module, module)
+            needed = NEEDS_PYTHON.get(extra)
+            if needed is not None and PYTHON < needed:
+                raise MissingExtra(
+                    f"{feature} needs {package}, which needs Python {needed[0]}.{needed[1]}+ "
+                    f"(this is Python {PYTHON[0]}.{PYTHON[1]})"
+                ) from None
             raise MissingExtra(
                 f"{feature} needs the '{extra}' extra ({package} is not installed): pip install 'gcptoken[{extra}]'"
             ) from None
