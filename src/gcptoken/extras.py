@@ -44,7 +44,7 @@ def require(extra: str, feature: str) -> None:
                 raise  # something else is missing: not ours to explain
             package = _PACKAGES.get(module, module)
             needed = NEEDS_PYTHON.get(extra)
-            if needed is not None and PYTHON < needed:
+            if needed is not None and needed > PYTHON:  # (this Python is older)
                 raise MissingExtra(
                     f"{feature} needs {package}, which needs Python {needed[0]}.{needed[1]}+ "
                     f"(this is Python {PYTHON[0]}.{PYTHON[1]})"
