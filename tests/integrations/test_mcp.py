@@ -10,8 +10,11 @@ session and its event stream stay open, and the next request goes out with a new
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -344,9 +347,11 @@ def test_the_headers_gcptoken_id_prints_are_what_an_mcp_client_sends(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, emu.key_file("mcp-headers"))))
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emu.host_port)
     if output == "headers":
-        configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme_mcp_section(), re.DOTALL)]
         command = next(
-            server["headersHelper"] for config in configs for server in _servers(config) if "headersHelper" in server
+            server["headersHelper"]
+            for config in readme_configs()
+            for server in _servers(config)
+            if "headersHelper" in server
         )
         argv = shlex.split(command)
         assert argv[0] == "gcptoken" and AUD in argv
@@ -370,6 +375,34 @@ def test_the_headers_gcptoken_id_prints_are_what_an_mcp_client_sends(
     run(session)
 
 
+def test_the_readmes_headers_helper_runs_in_a_shell(emu: EmulatorServer, tmp_path: Path) -> None:
+    """The command as Claude Code runs it: one line for a shell, ``gcptoken`` found on PATH."""
+    script = Path(sys.executable).with_name("gcptoken")
+    if not script.exists():
+        pytest.skip("no gcptoken script beside this Python")
+    command = next(
+        server["headersHelper"]
+        for config in readme_configs()
+        for server in _servers(config)
+        if "headersHelper" in server
+    )
+    environment = {
+        **os.environ,
+        "PATH": f"{script.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(write_key_file(tmp_path, emu.key_file("mcp-shell"))),
+        "GCPTOKEN_EMULATOR_HOST": emu.host_port,
+    }
+    done = subprocess.run(["/bin/sh", "-c", command], env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    headers = json.loads(done.stdout)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert list(headers) == ["Authorization"] and Verifier(AUD, certs=f"{emu.url}/oauth2/v3/certs").verify(token)
+
+
+def readme_configs() -> list[dict[str, Any]]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme_mcp_section(), re.DOTALL)]
+
+
 def readme_mcp_section() -> str:
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     return text.split("### MCP clients", 1)[1].split("\n### ", 1)[0]
@@ -379,8 +412,7 @@ def test_the_readmes_client_configurations_point_at_the_proxy() -> None:
     section = readme_mcp_section()
     port = re.search(r"gcptoken proxy \S+ --port (\d+)", section)
     assert port is not None
-    configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
-    servers = [server for config in configs for server in _servers(config)]
+    servers = [server for config in readme_configs() for server in _servers(config)]
     urls = [server.get("url") or server["httpUrl"] for server in servers if "headersHelper" not in server]
     assert len(servers) == 3 and urls == [f"http://127.0.0.1:{port.group(1)}/mcp"] * 2
     assert f"http://127.0.0.1:{port.group(1)}/mcp" in section.split("```sh", 1)[1].split("```", 1)[0]
