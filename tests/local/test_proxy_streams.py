@@ -37,6 +37,7 @@ class Service:
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
+        self.url = ""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -82,16 +83,17 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service() -> Iterator[tuple[Service, str]]:
-    recorder = Service()
-    with AsgiServer(recorder, bind("127.0.0.1", 0)) as server:  # type: ignore[arg-type]
-        yield recorder, server.url
+def service() -> Iterator[Service]:
+    recorded = Service()
+    with AsgiServer(recorded, bind("127.0.0.1", 0)) as server:  # type: ignore[arg-type]
+        recorded.url = server.url
+        yield recorded
 
 
 @pytest.fixture(scope="module")
-def make_proxy(service: tuple[Service, str], gcptoken_emulator: EmulatorClient) -> Callable[..., Proxy]:
+def make_proxy(service: Service, gcptoken_emulator: EmulatorClient) -> Callable[..., Proxy]:
     credentials = credentials_from_info(gcptoken_emulator.new_key("streams"), "test")
-    return lambda **options: Proxy(service[1], credentials, AUD, **options)
+    return lambda **options: Proxy(service.url, credentials, AUD, **options)
 
 
 def _wait(condition: Callable[[], Any], seconds: float = 5) -> None:
@@ -122,7 +124,7 @@ BODIES = {
 @pytest.mark.parametrize("path", ["/late", "/open"], ids=["before the answer", "during an endless answer"])
 def test_a_client_leaving_ends_the_services_request(
     make_proxy: Callable[..., Proxy],
-    service: tuple[Service, str],
+    service: Service,
     caplog: pytest.LogCaptureFixture,
     path: str,
     body: bytes,
@@ -131,7 +133,7 @@ def test_a_client_leaving_ends_the_services_request(
     is dropped (its connection closed) at once, whether the service is still to answer (a long
     tool call) or streaming; it neither works on for nobody nor holds one of the proxy's slots."""
     caplog.set_level(logging.INFO, logger="gcptoken.proxy")
-    seen = service[0].seen
+    seen = service.seen
     before = len(seen)
     with serving(make_proxy(), guarded=True) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
@@ -160,7 +162,7 @@ def test_a_client_gone_mid_body_is_logged_as_such(
 
 
 def test_more_open_requests_than_the_limit_is_a_503_saying_so(
-    make_proxy: Callable[..., Proxy], service: tuple[Service, str]
+    make_proxy: Callable[..., Proxy], service: Service
 ) -> None:
     """Each request open to the service holds one of ``max_open`` connections (1000 by default):
     one more waits up to the proxy's timeout for one to end, then is a 503 that says it is the
@@ -173,7 +175,7 @@ def test_more_open_requests_than_the_limit_is_a_503_saying_so(
         refused = client.get(f"{proxy.url}/hello")
         assert refused.status_code == 503
         assert refused.text == (
-            f"gcptoken proxy: 2 requests are open to {service[1]}, the proxy's limit; none ended in 0.2 s\n"
+            f"gcptoken proxy: 2 requests are open to {service.url}, the proxy's limit; none ended in 0.2 s\n"
         )
         for stream in streams:
             stream.__exit__(None, None, None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.types import Receive, Send
 
@@ -60,19 +60,26 @@ async def _client_leaves(receive: Receive, body_read: asyncio.Event | None = Non
         pass
 
 
+async def _until_either(work: asyncio.Future[Any], watch: Awaitable[None]) -> None:
+    """Runs ``work`` and ``watch`` until one ends, then cancels the other; ``work``'s outcome is
+    the caller's to read (cancelled: ``watch`` ended first)."""
+    watching = asyncio.ensure_future(watch)
+    try:
+        await asyncio.wait((work, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, watching):
+            task.cancel()
+        await asyncio.wait((work, watching))
+    if not watching.cancelled():
+        watching.exception()  # (retrieved: a receive that failed means the client is gone too)
+
+
 async def unless_client_leaves(work: Awaitable[T], receive: Receive, body_read: asyncio.Event | None) -> T:
     """``work``'s result, or ClientGone (``work`` cancelled: the service's request dropped) when
     the client disconnects first, watched from when its body is read (``body_read``, None: now).
     A service slow to start its answer then stops working for nobody, and frees its connection."""
-    working, watching = asyncio.ensure_future(work), asyncio.ensure_future(_client_leaves(receive, body_read))
-    try:
-        await asyncio.wait((working, watching), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (working, watching):
-            task.cancel()
-        await asyncio.wait((working, watching))
-    if not watching.cancelled():
-        watching.exception()  # (retrieved: a receive that failed means the client is gone too)
+    working = asyncio.ensure_future(work)
+    await _until_either(working, _client_leaves(receive, body_read))
     if working.cancelled():
         raise ClientGone
     return working.result()
@@ -92,14 +99,7 @@ async def relay_until_gone(chunks: AsyncIterator[bytes], send: Send, receive: Re
         await forward()
         return
 
-    forwarding, watching = asyncio.ensure_future(forward()), asyncio.ensure_future(_client_leaves(receive))
-    try:
-        await asyncio.wait((forwarding, watching), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (forwarding, watching):
-            task.cancel()
-        await asyncio.wait((forwarding, watching))
-    if not watching.cancelled():
-        watching.exception()  # (retrieved: a receive that failed means the client is gone too)
+    forwarding = asyncio.ensure_future(forward())
+    await _until_either(forwarding, _client_leaves(receive))
     if not forwarding.cancelled():
         forwarding.result()  # the service's stream broke off: the caller's to handle
