@@ -13,6 +13,7 @@ from gcptoken.credentials import Credentials, load_credentials
 from gcptoken.credentials.access_boundary import HEADER, allowed_locations, allowed_locations_async
 from gcptoken.credentials.base import QUOTA_PROJECT_HEADER, quota_project
 from gcptoken.integrations.audience import AUTHORIZATION, audience_for, id_token_header, says_invalid_token
+from gcptoken.integrations.httpx_origin import guard_origin
 from gcptoken.integrations.refresh import (
     ForcedRefresh,
     renewed_access_token,
@@ -43,6 +44,9 @@ class IdTokenAuth(httpx.Auth):
         return self.audience or audience_for(str(request.url))
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if not guard_origin(request, self.header, asynchronous=False):
+            yield request  # a redirect's hop to another origin: it goes without a token
+            return
         audience = self._audience(request)
         token = self.credentials.id_token(audience).value
         request.headers[self.header] = f"Bearer {token}"
@@ -54,6 +58,9 @@ class IdTokenAuth(httpx.Auth):
                 yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not guard_origin(request, self.header, asynchronous=True):
+            yield request  # a redirect's hop to another origin: it goes without a token
+            return
         audience = self._audience(request)
         token = (await self.credentials.id_token_async(audience)).value
         request.headers[self.header] = f"Bearer {token}"
@@ -102,6 +109,9 @@ class AccessTokenAuth(httpx.Auth):
         return token
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if not guard_origin(request, AUTHORIZATION, asynchronous=False):
+            yield request  # a redirect's hop to another origin: it goes without a token
+            return
         token = self._sync_prepare(request)
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
@@ -111,6 +121,9 @@ class AccessTokenAuth(httpx.Auth):
                 yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not guard_origin(request, AUTHORIZATION, asynchronous=True):
+            yield request  # a redirect's hop to another origin: it goes without a token
+            return
         token = await self._async_prepare(request)
         response = yield request
         if says_invalid_token(response.status_code, response.headers.get("www-authenticate")):
