@@ -46,7 +46,15 @@ from gcptoken.credentials import MetadataCredentials, credentials_from_info
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.integrations.asgi import IdTokenMiddleware
-from gcptoken.integrations.otel import BACKOFF, ENTRY_POINT, IdTokenSession, id_token_session
+from gcptoken.integrations.otel import (
+    AUDIENCE_VARIABLE,
+    BACKOFF,
+    ENTRY_POINT,
+    HEADER_VARIABLE,
+    IdTokenSession,
+    id_token_session,
+    session_from_environment,
+)
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
@@ -402,14 +410,49 @@ def test_header_and_audience_are_what_the_session_sends(collector: Collector, ke
     exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
     sent = collector.attempts[0]
     assert b"authorization" not in sent
-    payload = sent[b"x-serverless-authorization"].decode().removeprefix("Bearer ").split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims = _claims(sent[b"x-serverless-authorization"])
     assert claims["aud"] == "https://otel.example.com" and claims["email"] == key["client_email"]
 
 
-def test_the_entry_point_resolves_to_id_token_session() -> None:
+def _claims(bearer: bytes) -> dict[str, Any]:
+    payload = bearer.decode().removeprefix("Bearer ").split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_the_environment_sets_audience_and_header(
+    collector: Collector,
+    key: dict[str, str],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GCPTOKEN_OTEL_AUDIENCE and GCPTOKEN_OTEL_HEADER for the entry point's session; a bad value
+    still builds the exporter, and each export is refused unsent in one line naming the variable."""
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", ENTRY_POINT)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, key)))
+    monkeypatch.setenv(AUDIENCE_VARIABLE, "https://otel.example.com")
+    monkeypatch.setenv(HEADER_VARIABLE, "x-serverless-authorization")
+    exporter = OTLPSpanExporter()
+    exporter.export(_finished("configured"))  # refused by the collector (its audience, its header)
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    sent, attempts = collector.attempts[0], len(collector.attempts)  # (and the one retry of a refused token)
+    assert b"authorization" not in sent
+    assert _claims(sent[b"x-serverless-authorization"])["aud"] == "https://otel.example.com"
+    monkeypatch.setenv(HEADER_VARIABLE, "X-Token")
+    exporter = OTLPSpanExporter()
+    with caplog.at_level(logging.ERROR):
+        assert exporter.export(_finished("unsent")) is SpanExportResult.FAILURE
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert len(collector.attempts) == attempts
+    (line,) = [r.getMessage() for r in _ours(caplog)]
+    assert line.startswith(f"gcptoken: no export is sent: {HEADER_VARIABLE}: header must be ")
+
+
+def test_the_entry_point_resolves_to_gcptoken_s_session() -> None:
     (found,) = entry_points(group="opentelemetry_otlp_credential_provider", name=ENTRY_POINT)
-    assert found.load() is id_token_session  # not found: reinstall (pip install -e .)
+    assert found.load() is session_from_environment  # not found, or another: reinstall (pip install -e .)
 
 
 def test_an_exporter_configured_by_the_environment_alone(

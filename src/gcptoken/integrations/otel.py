@@ -20,6 +20,7 @@ from gcptoken.extras import require
 require("requests", "gcptoken.integrations.otel")  # before any import of its modules: one clear line if missing
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,15 @@ from gcptoken.integrations.failure_report import FailureReport
 from gcptoken.integrations.requests_auth import IdTokenAuth
 from gcptoken.loopback import is_loopback_host
 
-__all__ = ["BACKOFF", "ENTRY_POINT", "IdTokenSession", "id_token_session"]
+__all__ = [
+    "AUDIENCE_VARIABLE",
+    "BACKOFF",
+    "ENTRY_POINT",
+    "HEADER_VARIABLE",
+    "IdTokenSession",
+    "id_token_session",
+    "session_from_environment",
+]
 
 log = logging.getLogger("gcptoken.integrations")
 
@@ -45,6 +54,10 @@ log = logging.getLogger("gcptoken.integrations")
 # and call it without arguments for a requests.Session (opentelemetry-exporter-otlp-proto-http >= 1.37,
 # ``_common._load_session_from_envvar``; https://github.com/open-telemetry/opentelemetry-python/pull/4689).
 ENTRY_POINT = "gcptoken_http_id_token"
+
+# What the environment alone can say besides the credential (ADC): the audience, the header.
+AUDIENCE_VARIABLE = "GCPTOKEN_OTEL_AUDIENCE"
+HEADER_VARIABLE = "GCPTOKEN_OTEL_HEADER"
 
 # After a failure, exports within this many seconds get the same answer without asking again.
 BACKOFF = 30.0
@@ -92,10 +105,12 @@ class IdTokenSession(requests.Session):
         credentials: Credentials | None = None,
         header: str = AUTHORIZATION,
         clock: Callable[[], float] = time.monotonic,
+        broken: str | None = None,
     ) -> None:
         super().__init__()
         self.audience = None if audience is None else checks.audience(audience)
         self.header = id_token_header(header)
+        self.broken = broken  # why no export can be signed (a bad setting): said instead of sending
         self.clock = clock
         self.report = FailureReport(log, clock)
         self._credentials = credentials
@@ -106,7 +121,7 @@ class IdTokenSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         target = url.decode() if isinstance(url, bytes) else str(url)
         audience = self.audience or audience_for(target)
-        refused = _cleartext(target)
+        refused = self.broken or _cleartext(target)
         if refused:
             self.report.failed(refused)
             return _answer(target, 403, "Forbidden", refused, BACKOFF)
@@ -171,3 +186,19 @@ def id_token_session(
     this machine. Give each exporter its own session: an exporter sets its ``verify``, ``cert`` and
     headers on it, and closes it when it shuts down."""
     return IdTokenSession(audience=audience, credentials=credentials, header=header)
+
+
+def session_from_environment() -> requests.Session:
+    """The entry point's session: :func:`id_token_session` with ``GCPTOKEN_OTEL_AUDIENCE`` and
+    ``GCPTOKEN_OTEL_HEADER`` when set. A bad value never stops the app (auto-instrumentation calls
+    this at start-up): each export is refused unsent, the reason said in one line."""
+    audience, header = os.environ.get(AUDIENCE_VARIABLE) or None, os.environ.get(HEADER_VARIABLE) or AUTHORIZATION
+    variable = AUDIENCE_VARIABLE
+    try:
+        if audience is not None:
+            checks.audience(audience)
+        variable = HEADER_VARIABLE
+        id_token_header(header)
+    except GcpTokenError as error:
+        return IdTokenSession(broken=f"gcptoken: no export is sent: {variable}: {error}")
+    return IdTokenSession(audience=audience, header=header)
