@@ -45,6 +45,7 @@ from gcptoken.cache.memory import default_cache
 from gcptoken.credentials import MetadataCredentials, credentials_from_info
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.errors import TransportError
 from gcptoken.integrations.asgi import IdTokenMiddleware
 from gcptoken.integrations.otel import (
     AUDIENCE_VARIABLE,
@@ -58,6 +59,7 @@ from gcptoken.integrations.otel import (
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
+from gcptoken.tokens import Token
 from tests.clock import Clock
 from tests.integrations.redirects import cross_origin_redirector
 
@@ -505,3 +507,25 @@ def test_an_exporter_through_gcptoken_proxy(
         logging_.shutdown()
     assert collector.arrived() == {"/v1/logs": ["through the proxy"]}
     assert collector.received[0].claims["email"] == key["client_email"]
+
+
+def test_a_renewal_that_fails_is_a_failed_export_too(
+    collector: Collector, key: dict[str, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector refuses the token (invalid_token) and the renewal's fetch fails: the export
+    fails in the same way, never with an exception out of the exporter."""
+    credentials = credentials_from_info(key, "test")
+    cached = credentials.id_token
+
+    def renewal_fails(audience: str, *, refresh: bool = False, **options: Any) -> Token:
+        if refresh:
+            raise TransportError("token endpoint unreachable (as if the network had gone)")
+        return cached(audience, **options)
+
+    monkeypatch.setattr(credentials, "id_token", renewal_fails)
+    exporter = OTLPSpanExporter(f"{collector.url}/v1/traces", session=id_token_session(credentials=credentials))
+    collector.refuse = 1
+    with caplog.at_level(logging.ERROR):
+        assert exporter.export(_finished("renewed")) is SpanExportResult.FAILURE
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert len(collector.attempts) == 1 and "as if the network had gone" in _ours(caplog)[0].getMessage()

@@ -139,7 +139,10 @@ class IdTokenSession(requests.Session):
             self._failed = None
         self.report.succeeded(f"gcptoken: ID tokens for {audience} again")
         kwargs["auth"] = _Signed(auth, audience, token)
-        return super().request(method, url, *args, **kwargs)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except GcpTokenError as error:  # the renewal after a refused token failed
+            return self._failure(target, audience, error)
 
     def _signer(self) -> IdTokenAuth:
         with self._lock:
