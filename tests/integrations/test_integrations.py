@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import httpx2
 import pytest
 import requests
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,11 +17,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gcptoken import Verifier, load_credentials
 from gcptoken.demo.showcase import protected_service
 from gcptoken.integrations.audience import audience_for
+from gcptoken.integrations.httpx2_auth import IdTokenAuth as Httpx2Auth
+from gcptoken.integrations.httpx_auth import AccessTokenAuth as HttpxAccessAuth
 from gcptoken.integrations.httpx_auth import IdTokenAuth as HttpxAuth
+from gcptoken.integrations.requests_auth import AccessTokenAuth as RequestsAccessAuth
 from gcptoken.integrations.requests_auth import IdTokenAuth as RequestsAuth
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
+from tests.integrations.redirects import cross_origin_redirector, recorder
 
 
 class RefuseFirst:
@@ -95,6 +100,69 @@ def test_a_refused_token_is_replaced_once(
     with requests.Session() as session:
         response = session.get(f"{service.url}/", auth=RequestsAuth(credentials), timeout=10)
     assert response.status_code == 200 and len(response.history) == 1
+
+
+HEADERS = ["Authorization", "X-Serverless-Authorization"]
+OURS = (b"authorization", b"x-serverless-authorization")
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_requests_sends_no_token_across_a_redirect(key_path: Path, header: str) -> None:
+    """127.0.0.1 redirects to localhost: another origin gets neither header (requests strips only
+    Authorization, and only for another host); the other origin's answer is not retried with one."""
+    credentials = load_credentials(key_path)
+    with recorder() as target, cross_origin_redirector(target.url) as redirector, requests.Session() as session:
+        for auth in (RequestsAuth(credentials, header=header), RequestsAccessAuth(credentials)):
+            assert session.get(f"{redirector}/x", auth=auth, timeout=10).status_code == 200
+    assert len(target.seen) == 2 and not any(name in seen for seen in target.seen for name in OURS)
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_httpx_sends_no_token_across_a_redirect(key_path: Path, header: str) -> None:
+    """httpx and httpx2 following redirects (sync, async), and a redirect followed by hand with an
+    explicit audience (the auth flow runs again for the hop): no token reaches the other origin."""
+    credentials = load_credentials(key_path)
+    with recorder() as target, cross_origin_redirector(target.url) as redirector:
+        auth = HttpxAuth(credentials, audience="https://svc.example.com", header=header)
+        with httpx.Client(auth=auth, follow_redirects=True) as client:
+            assert client.get(f"{redirector}/a").status_code == 200
+        with httpx.Client(auth=auth) as client:
+            hop = client.get(f"{redirector}/b").next_request
+            assert hop is not None and client.send(hop).status_code == 200
+        with httpx.Client(auth=HttpxAccessAuth(credentials), follow_redirects=True) as client:
+            assert client.get(f"{redirector}/c").status_code == 200
+
+        async def call() -> int:
+            async with httpx.AsyncClient(auth=auth, follow_redirects=True) as client:
+                return (await client.get(f"{redirector}/d")).status_code
+
+        assert asyncio.run(call()) == 200
+        with httpx2.Client(auth=Httpx2Auth(credentials, header=header), follow_redirects=True) as client2:
+            assert client2.get(f"{redirector}/e").status_code == 200
+    assert len(target.seen) == 5 and not any(name in seen for seen in target.seen for name in OURS)
+
+
+def test_a_refused_token_is_renewed_at_most_once_per_interval(
+    service: Service, key_path: Path, key_info: dict[str, str], emulator: EmulatorClient
+) -> None:
+    """A wrong audience is refused every time: each auth object forces one renewal, then answers
+    the 401 as it came until REFRESH_INTERVAL has passed (not a token fetch per request)."""
+    credentials = load_credentials(key_path)
+    wrong = "https://another.a.run.app"
+    with httpx.Client(auth=HttpxAuth(credentials, audience=wrong)) as client:
+        assert [client.get(f"{service.url}/").status_code for _ in range(3)] == [401] * 3
+    assert fetches(emulator, key_info) == 2  # the first token, one renewal
+
+    async def call() -> list[int]:
+        async with httpx.AsyncClient(auth=HttpxAuth(credentials, audience=wrong)) as client:
+            return [(await client.get(f"{service.url}/")).status_code for _ in range(3)]
+
+    assert asyncio.run(call()) == [401] * 3
+    assert fetches(emulator, key_info) == 3  # its own renewal
+    with requests.Session() as session:
+        auth = RequestsAuth(credentials, audience=wrong)
+        assert [session.get(f"{service.url}/", auth=auth, timeout=10).status_code for _ in range(3)] == [401] * 3
+    assert fetches(emulator, key_info) == 4
 
 
 def test_a_wrong_audience_is_retried_once_then_reported(service: Service, key_path: Path) -> None:

@@ -5,11 +5,15 @@ proxy``; a token outlived by a long-lived exporter; a token fetch that fails."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import logging
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
@@ -26,27 +30,38 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gcptoken import Verifier
 from gcptoken.cache.memory import default_cache
 from gcptoken.credentials import MetadataCredentials, credentials_from_info
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.state.state import EmulatorState
+from gcptoken.errors import TransportError
 from gcptoken.integrations.asgi import IdTokenMiddleware
-from gcptoken.integrations.otel import ENTRY_POINT, id_token_session
+from gcptoken.integrations.otel import (
+    AUDIENCE_VARIABLE,
+    BACKOFF,
+    ENTRY_POINT,
+    HEADER_VARIABLE,
+    IdTokenSession,
+    id_token_session,
+    session_from_environment,
+)
 from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
+from gcptoken.tokens import Token
 from tests.clock import Clock
+from tests.integrations.redirects import cross_origin_redirector
 
 # What each OTLP/HTTP path carries, and the empty answer a collector gives.
 SIGNALS: dict[str, tuple[type[Message], bytes]] = {
@@ -82,6 +97,7 @@ class Collector:
 
     url: str = ""
     received: list[Export] = field(default_factory=list)
+    attempts: list[dict[bytes, bytes]] = field(default_factory=list)  # every request's headers, before any check
     refuse: int = 0  # this many verified requests get 401 invalid_token first (as if revoked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +115,16 @@ class Collector:
         reply = [(b"content-type", b"application/x-protobuf"), (b"content-length", b"%d" % len(answer))]
         await send({"type": "http.response.start", "status": 200, "headers": reply})
         await send({"type": "http.response.body", "body": answer})
+
+    def counted(self, app: ASGIApp) -> ASGIApp:
+        """``app`` (the verifying middleware), with each request's headers noted before it runs."""
+
+        async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                self.attempts.append(dict(scope["headers"]))
+            await app(scope, receive, send)
+
+        return counting
 
     def arrived(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -123,13 +149,14 @@ def running_collector(emu: EmulatorServer) -> Iterator[Collector]:
     collector = Collector(f"http://127.0.0.1:{sock.getsockname()[1]}")
     # The audience a Cloud Run collector expects: its root URL (here, the loopback one).
     verifier = Verifier(collector.url, certs=f"{emu.url}/oauth2/v3/certs")
-    with AsgiServer(IdTokenMiddleware(collector, verifier), sock):
+    with AsgiServer(collector.counted(IdTokenMiddleware(collector, verifier)), sock):
         yield collector
 
 
 @pytest.fixture
 def collector(running_collector: Collector) -> Collector:
     running_collector.received.clear()
+    running_collector.attempts.clear()
     running_collector.refuse = 0
     return running_collector
 
@@ -236,36 +263,198 @@ def test_a_long_lived_exporter_renews_the_token_it_outlives(
     assert first.claims["aud"] == second.claims["aud"] == collector.url
 
 
-def test_a_failing_token_fetch_fails_the_export_not_the_app(
-    collector: Collector, key: dict[str, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    """The emulator's clock two hours ahead refuses the key's assertion (as Google refuses a skewed
-    machine): the export fails, one line from gcptoken says why; then the same exporter recovers."""
+def _finished(name: str) -> Sequence[ReadableSpan]:
     spans = InMemorySpanExporter()
     tracing = TracerProvider()
     tracing.add_span_processor(SimpleSpanProcessor(spans))
-    with tracing.get_tracer("app").start_as_current_span("checkout"):
+    with tracing.get_tracer("app").start_as_current_span(name):
         pass
-    exporter = OTLPSpanExporter(
-        f"{collector.url}/v1/traces", session=id_token_session(credentials=credentials_from_info(key, "test"))
-    )
+    tracing.shutdown()
+    return spans.get_finished_spans()
+
+
+def _ours(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "gcptoken.integrations"]
+
+
+def test_a_failing_token_fetch_fails_the_export_not_the_app(
+    collector: Collector, key: dict[str, str], emu: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The emulator's clock two hours ahead refuses the key's assertion (as Google refuses a skewed
+    machine): the export fails (a refusal: not retried) and nothing is sent, one line from gcptoken
+    says why; the exports after it, within BACKOFF, fail without asking again; then the same
+    exporter recovers, and says so once."""
+    spans = _finished("checkout")
+    moment = [0.0]
+    session = IdTokenSession(credentials=credentials_from_info(key, "test"), clock=lambda: moment[0])
+    exporter = OTLPSpanExporter(f"{collector.url}/v1/traces", session=session)
     CLOCK.offset = 7200
     try:
         with caplog.at_level(logging.INFO):
-            assert exporter.export(spans.get_finished_spans()) is SpanExportResult.FAILURE
+            assert exporter.export(spans) is SpanExportResult.FAILURE
+            moment[0] += BACKOFF - 1
+            assert exporter.export(spans) is SpanExportResult.FAILURE
     finally:
         CLOCK.offset = 0
-    assert collector.received == []
-    ours = [r for r in caplog.records if r.name == "gcptoken.integrations"]
+    assert collector.attempts == []  # not even without a token
+    assert len(EmulatorClient(emu).token_requests_by(key["client_email"])) == 1
+    ours = _ours(caplog)
     assert len(ours) == 1 and ours[0].levelno == logging.ERROR
     assert ours[0].getMessage().startswith(f"gcptoken: no ID token for {collector.url}, so this export is not sent: ")
     assert "short-lived" in ours[0].getMessage()  # Google's words for a skewed assertion
     private = key["private_key"].splitlines()[1]
     assert private not in caplog.text and "Bearer" not in caplog.text and "eyJ" not in caplog.text
-    assert exporter.export(spans.get_finished_spans()) is SpanExportResult.SUCCESS
+    caplog.clear()
+    moment[0] += 1
+    with caplog.at_level(logging.INFO):
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
     exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
-    tracing.shutdown()
-    assert collector.arrived() == {"/v1/traces": ["checkout"]}
+    assert collector.arrived() == {"/v1/traces": ["checkout", "checkout"]}
+    assert [(r.levelno, r.getMessage()) for r in _ours(caplog)] == [
+        (logging.WARNING, f"gcptoken: ID tokens for {collector.url} again (after 2 failures)")
+    ]
+
+
+def test_an_unreachable_token_endpoint_is_a_503_asked_again_only_after_the_backoff(
+    collector: Collector, key: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token endpoint answering 503: the exporter gets a 503 (retryable, Retry-After the backoff's
+    rest, which the exporter's deadline does not wait for) and the endpoint is not asked again."""
+    hits: list[str] = []
+
+    async def unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hits.append(scope["path"])
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+    with AsgiServer(unavailable, bind("127.0.0.1", 0)) as endpoint:
+        credentials = credentials_from_info({**key, "token_uri": f"{endpoint.url}/token"}, "test")
+        session = IdTokenSession(credentials=credentials)
+        answer = session.post(f"{collector.url}/v1/traces", data=b"")
+        assert (answer.status_code, answer.headers["retry-after"]) == (503, str(round(BACKOFF)))
+        asked = len(hits)
+        exporter = OTLPSpanExporter(f"{collector.url}/v1/traces", session=session)
+        with caplog.at_level(logging.ERROR):
+            assert exporter.export(_finished("lost")) is SpanExportResult.FAILURE
+        exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert asked >= 1 and len(hits) == asked and collector.attempts == []
+    assert len(_ours(caplog)) == 1  # said at the first failure, not again within the minute
+
+
+def test_gcptoken_s_failure_line_does_not_feed_a_failing_log_export(
+    collector: Collector, key: dict[str, str], emu: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OpenTelemetry's LoggingHandler on the root logger, exporting through a failing session: our
+    ERROR line becomes a log record whose export fails; that failure is not said again (else: the
+    same again, for ever)."""
+    logs = LoggerProvider()
+    session = IdTokenSession(credentials=credentials_from_info(key, "test"))
+    logs.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(f"{collector.url}/v1/logs", session=session))
+    )
+    with warnings.catch_warnings():  # deprecated in 1.45 for opentelemetry-instrumentation-logging's, same loop
+        warnings.simplefilter("ignore", DeprecationWarning)
+        handler = LoggingHandler(logger_provider=logs)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    CLOCK.offset = 7200
+    try:
+        logging.getLogger("app").warning("the app's own line")
+    finally:
+        CLOCK.offset = 0
+        root.removeHandler(handler)
+        logs.shutdown()
+    assert len(EmulatorClient(emu).token_requests_by(key["client_email"])) == 1
+    assert len(_ours(caplog)) == 1 and 2 <= session.report.failures <= 3  # the app's line, ours, the exporter's
+
+
+def test_an_id_token_is_never_sent_in_cleartext_off_this_machine(
+    key: dict[str, str], emu: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """http:// to a host other than loopback: refused before any token is fetched or byte sent."""
+    exporter = OTLPSpanExporter(
+        "http://collector-xyz.a.run.app/v1/traces",
+        session=id_token_session(credentials=credentials_from_info(key, "t")),
+    )
+    with caplog.at_level(logging.ERROR):
+        assert exporter.export(_finished("clear")) is SpanExportResult.FAILURE
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert EmulatorClient(emu).token_requests_by(key["client_email"]) == []
+    assert [r.getMessage() for r in _ours(caplog)] == [
+        "gcptoken: no ID token is sent in cleartext to http://collector-xyz.a.run.app: "
+        "give the exporter an https:// endpoint (plain http only to this machine)"
+    ]
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-Serverless-Authorization"])
+def test_a_redirect_to_another_origin_carries_no_token(collector: Collector, key: dict[str, str], header: str) -> None:
+    """OpenTelemetry 1.37 posts with requests' default, following redirects; requests strips only
+    Authorization, and only for another host: the session strips its own header itself."""
+    session = id_token_session(credentials=credentials_from_info(key, "t"), header=header)
+    with cross_origin_redirector(collector.url) as redirector:
+        session.post(f"{redirector}/v1/traces", data=b"", timeout=10)
+    session.close()
+    (reached,) = collector.attempts  # at localhost: another origin than the redirector's
+    assert b"authorization" not in reached and b"x-serverless-authorization" not in reached
+
+
+def test_header_and_audience_are_what_the_session_sends(collector: Collector, key: dict[str, str]) -> None:
+    session = id_token_session(
+        credentials=credentials_from_info(key, "t"),
+        audience="https://otel.example.com",
+        header="x-serverless-authorization",
+    )
+    exporter = OTLPSpanExporter(f"{collector.url}/v1/traces", session=session)
+    exporter.export(_finished("elsewhere"))  # refused by the collector (its audience, its header)
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    sent = collector.attempts[0]
+    assert b"authorization" not in sent
+    claims = _claims(sent[b"x-serverless-authorization"])
+    assert claims["aud"] == "https://otel.example.com" and claims["email"] == key["client_email"]
+
+
+def _claims(bearer: bytes) -> dict[str, Any]:
+    payload = bearer.decode().removeprefix("Bearer ").split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_the_environment_sets_audience_and_header(
+    collector: Collector,
+    key: dict[str, str],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GCPTOKEN_OTEL_AUDIENCE and GCPTOKEN_OTEL_HEADER for the entry point's session; a bad value
+    still builds the exporter, and each export is refused unsent in one line naming the variable."""
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", ENTRY_POINT)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key_file(tmp_path, key)))
+    monkeypatch.setenv(AUDIENCE_VARIABLE, "https://otel.example.com")
+    monkeypatch.setenv(HEADER_VARIABLE, "x-serverless-authorization")
+    exporter = OTLPSpanExporter()
+    exporter.export(_finished("configured"))  # refused by the collector (its audience, its header)
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    sent, attempts = collector.attempts[0], len(collector.attempts)  # (and the one retry of a refused token)
+    assert b"authorization" not in sent
+    assert _claims(sent[b"x-serverless-authorization"])["aud"] == "https://otel.example.com"
+    monkeypatch.setenv(HEADER_VARIABLE, "X-Token")
+    exporter = OTLPSpanExporter()
+    with caplog.at_level(logging.ERROR):
+        assert exporter.export(_finished("unsent")) is SpanExportResult.FAILURE
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert len(collector.attempts) == attempts
+    (line,) = [r.getMessage() for r in _ours(caplog)]
+    assert line.startswith(f"gcptoken: no export is sent: {HEADER_VARIABLE}: header must be ")
+
+
+def test_the_entry_point_resolves_to_gcptoken_s_session() -> None:
+    (found,) = entry_points(group="opentelemetry_otlp_credential_provider", name=ENTRY_POINT)
+    assert found.load() is session_from_environment  # not found, or another: reinstall (pip install -e .)
 
 
 def test_an_exporter_configured_by_the_environment_alone(
@@ -285,6 +474,26 @@ def test_an_exporter_configured_by_the_environment_alone(
     assert collector.received[0].claims["email"] == key["client_email"]
 
 
+def test_the_environment_alone_with_no_credential(
+    collector: Collector, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No usable ADC: the exporter is still built (credentials are looked for at the first export),
+    the export fails unsent, in one line; one signal's variable (_TRACES_) serves that signal only."""
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", ENTRY_POINT)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    spans, logs = OTLPSpanExporter(), OTLPLogExporter()
+    with caplog.at_level(logging.ERROR):
+        assert spans.export(_finished("unsent")) is SpanExportResult.FAILURE
+    spans.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    logs.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert collector.attempts == []
+    (line,) = [r.getMessage() for r in _ours(caplog)]
+    assert line.startswith(f"gcptoken: no ID token for {collector.url}, so this export is not sent: ")
+    assert "missing.json" in line and "\n" not in line
+    assert not isinstance(logs._client._transport._session, IdTokenSession)  # type: ignore[attr-defined]
+
+
 def test_an_exporter_through_gcptoken_proxy(
     collector: Collector, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,3 +507,25 @@ def test_an_exporter_through_gcptoken_proxy(
         logging_.shutdown()
     assert collector.arrived() == {"/v1/logs": ["through the proxy"]}
     assert collector.received[0].claims["email"] == key["client_email"]
+
+
+def test_a_renewal_that_fails_is_a_failed_export_too(
+    collector: Collector, key: dict[str, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector refuses the token (invalid_token) and the renewal's fetch fails: the export
+    fails in the same way, never with an exception out of the exporter."""
+    credentials = credentials_from_info(key, "test")
+    cached = credentials.id_token
+
+    def renewal_fails(audience: str, *, refresh: bool = False, **options: Any) -> Token:
+        if refresh:
+            raise TransportError("token endpoint unreachable (as if the network had gone)")
+        return cached(audience, **options)
+
+    monkeypatch.setattr(credentials, "id_token", renewal_fails)
+    exporter = OTLPSpanExporter(f"{collector.url}/v1/traces", session=id_token_session(credentials=credentials))
+    collector.refuse = 1
+    with caplog.at_level(logging.ERROR):
+        assert exporter.export(_finished("renewed")) is SpanExportResult.FAILURE
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # (not annotated upstream)
+    assert len(collector.attempts) == 1 and "as if the network had gone" in _ours(caplog)[0].getMessage()
