@@ -193,3 +193,75 @@ def test_one_failing_fetch_reaches_every_concurrent_waiter() -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         assert set(pool.map(ask, range(20))) == {"upstream is down"}
     assert calls == 1
+
+
+def _in_the_margin(cache: TokenCache, clock: Clock, upstream: Upstream) -> Token:
+    first = cache.get("k", upstream)
+    clock.now += 3600 - 200  # inside the five-minute margin, still valid
+    return first
+
+
+def test_inside_the_margin_one_thread_refreshes_and_the_others_go_on_with_the_valid_token() -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    first = _in_the_margin(cache, clock, upstream)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_refresh() -> Token:
+        started.set()
+        release.wait(5)
+        return upstream()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        leader = pool.submit(cache.get, "k", slow_refresh)
+        assert started.wait(5)
+        began = time.monotonic()
+        assert [cache.get("k", slow_refresh) for _ in range(5)] == [first] * 5  # no wait on the refresh
+        assert time.monotonic() - began < 1
+        release.set()
+        assert leader.result().value == "token-2"
+    assert cache.get("k", upstream).value == "token-2" and upstream.calls == 2
+
+
+def test_inside_the_margin_one_task_refreshes_and_the_others_go_on_with_the_valid_token() -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    first = _in_the_margin(cache, clock, upstream)
+
+    async def run() -> tuple[list[Token], Token]:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_refresh() -> Token:
+            started.set()
+            await release.wait()
+            return upstream()
+
+        leader = asyncio.create_task(cache.get_async("k", slow_refresh))
+        await started.wait()
+        others = [await cache.get_async("k", slow_refresh) for _ in range(5)]  # would hang if they waited
+        release.set()
+        return others, await leader
+
+    others, refreshed = asyncio.run(asyncio.wait_for(run(), 5))
+    assert others == [first] * 5 and refreshed.value == "token-2" and upstream.calls == 2
+
+
+def test_a_cancelled_refresh_is_a_cancellation_not_a_failed_refresh(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    _in_the_margin(cache, clock, upstream)
+
+    async def run() -> None:
+        async def hanging() -> Token:
+            await asyncio.sleep(10)
+            raise AssertionError("not reached")
+
+        task = asyncio.create_task(cache.get_async("k", hanging))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert "refresh failed" not in caplog.text
+    assert cache.get("k", upstream).value == "token-2"  # nothing left in flight

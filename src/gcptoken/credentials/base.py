@@ -93,11 +93,14 @@ class Credentials(abc.ABC):
         cached = self._cached(kind, subject, True)
         return cached is not None and cached[0].fresh(cached[1]) is not None
 
-    def cached_id_token(self, audience: str) -> Token | None:
-        """The cached ID token for ``audience`` while it is fresh, else None; never fetches, never
-        waits (an event loop's fast path, before awaiting ``id_token_async``)."""
+    def cached_id_token(self, audience: str, *, until_expiry: bool = False) -> Token | None:
+        """The cached ID token for ``audience`` while it is fresh (``until_expiry``: while it is
+        valid, even when due for refresh), else None; never fetches, never waits (an event loop's
+        fast path, before awaiting ``id_token_async``)."""
         cached = self._cached("id_token", _audience(audience), True)
-        return None if cached is None else cached[0].fresh(cached[1])
+        if cached is None:
+            return None
+        return cached[0].usable(cached[1]) if until_expiry else cached[0].fresh(cached[1])
 
     def id_token(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False

@@ -207,13 +207,16 @@ class SlowTokenEndpoint:
 
     def __init__(self, upstream: str, delay: float = 0.0, refuse: int = 0) -> None:
         self.upstream, self.delay, self.refuse, self.hits = upstream, delay, refuse, 0
+        self.closing = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 outer.hits += 1
                 body = self.rfile.read(int(self.headers["content-length"]))
-                time.sleep(outer.delay)
+                if outer.closing.wait(outer.delay):  # the test is over: no answer, nothing forwarded
+                    self.close_connection = True
+                    return
                 if outer.hits <= outer.refuse:
                     data, status = (
                         b'{"error": "invalid_grant", "error_description": "Invalid grant: account not found"}',
@@ -244,6 +247,7 @@ class SlowTokenEndpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()

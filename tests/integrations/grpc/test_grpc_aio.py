@@ -63,18 +63,29 @@ class Recording(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
-def test_the_callers_interceptors_never_see_the_token(server: EchoServer, credentials: Credentials) -> None:
+@pytest.mark.parametrize("way", ["channel helper", "id_token_interceptors last"])
+def test_the_callers_interceptors_never_see_the_token_on_any_call(
+    way: str, server: EchoServer, credentials: Credentials
+) -> None:
+    """Not on the first call (a fetch), nor on the calls after it (a cached token), nor ever."""
     recording = Recording()
 
-    async def call() -> bytes:
-        async with aio.local_channel(
-            server.target, credentials, audience=AUDIENCE, interceptors=[recording]
-        ) as channel:
-            answer: bytes = await AioEcho(channel).unary(b"", timeout=10, metadata=(("x-request-id", "7"),))
-            return answer
+    async def calls() -> list[bytes]:
+        channel: grpc.aio.Channel
+        if way == "channel helper":
+            channel = aio.local_channel(server.target, credentials, audience=AUDIENCE, interceptors=[recording])
+        else:
+            interceptors = [recording, *aio.id_token_interceptors(AUDIENCE, credentials)]
+            channel = grpc.aio.secure_channel(server.target, local_credentials(), interceptors=interceptors)
+        async with channel:
+            return [
+                await AioEcho(channel).unary(str(index).encode(), timeout=10, metadata=(("x-request-id", str(index)),))
+                for index in range(3)
+            ]
 
-    assert asyncio.run(call()) == b"unary:"
-    assert recording.seen == [[("x-request-id", "7")]] and len(server.interceptor.accepted) == 1
+    assert asyncio.run(calls()) == [b"unary:0", b"unary:1", b"unary:2"]
+    assert recording.seen == [[("x-request-id", str(index))] for index in range(3)]
+    assert len(server.interceptor.accepted) == 3
 
 
 def test_100_concurrent_rpcs_cost_one_token_fetch(
@@ -83,7 +94,7 @@ def test_100_concurrent_rpcs_cost_one_token_fetch(
     async def calls(credentials: Credentials) -> list[bytes]:
         async with aio.local_channel(server.target, credentials) as channel:
             call = AioEcho(channel).unary
-            return list(await asyncio.gather(*(call(b"%d" % index, timeout=10) for index in range(100))))
+            return list(await asyncio.gather(*(call(str(index).encode(), timeout=10) for index in range(100))))
 
     with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
         answers = asyncio.run(calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")))

@@ -45,11 +45,13 @@ class _Callable:
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        return method(request, timeout, self._source.authorized(metadata), credentials, wait_for_ready, compression)
+        if credentials is None:  # a call's own call credentials replace the channel's token (never two)
+            metadata, timeout = self._source.authorized(metadata, timeout)
+        return method(request, timeout, metadata, credentials, wait_for_ready, compression)
 
     def _started(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """For calls that hand back a call object (futures, response streams): a failed fetch is a
-        failed call object, which raises when read, as grpc's own do."""
+        """For calls that hand back a call object (futures, response streams): a failed or late fetch
+        is a failed call object, which raises when read, as grpc's own do."""
         try:
             return self._call(method, *args, **kwargs)
         except FailedCall as failed:
