@@ -16,6 +16,7 @@ from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
     from gcptoken.http.tls import ClientCertificate
+    from gcptoken.http.transport import AsyncHttpxTransport
 
 __all__ = [
     "CREDENTIALS_ENV",
@@ -218,11 +219,31 @@ def run_flow_sync(flow: Flow[T], timeout: float | None) -> T:
 
 
 async def run_flow_async(flow: Flow[Token], timeout: float | None) -> Token:
-    from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+    import asyncio
 
-    per_request = timeout or DEFAULT_TIMEOUT
-    transport = AsyncHttpxTransport(per_request)
+    # httpx's first import and every client's TLS setup (a CA bundle read) take tens to hundreds
+    # of milliseconds: done in a thread, so the event loop never stands still for them.
+    transport, per_request = await asyncio.to_thread(_async_transport, timeout)
     try:
         return await run_async(flow, transport, _deadline(per_request))
     finally:
         await transport.aclose()
+
+
+# What httpcore imports on its first asyncio request (its anyio backend), imported with httpx.
+_ASYNC_BACKEND = ("anyio._backends._asyncio", "httpcore._backends.anyio")
+
+
+def _async_transport(timeout: float | None) -> tuple[AsyncHttpxTransport, float]:
+    import importlib
+
+    from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+
+    for name in _ASYNC_BACKEND:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another httpcore: it imports what it needs itself
+            pass
+
+    per_request = timeout or DEFAULT_TIMEOUT
+    return AsyncHttpxTransport(per_request), per_request
