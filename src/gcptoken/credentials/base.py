@@ -235,15 +235,14 @@ _ASYNC_BACKEND = ("anyio._backends._asyncio", "httpcore._backends.anyio")
 
 
 def _async_transport(timeout: float | None) -> tuple[AsyncHttpxTransport, float]:
+    import contextlib
     import importlib
 
     from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
 
     for name in _ASYNC_BACKEND:
-        try:
+        with contextlib.suppress(ImportError):  # another httpcore: it imports what it needs itself
             importlib.import_module(name)
-        except ImportError:  # another httpcore: it imports what it needs itself
-            pass
 
     per_request = timeout or DEFAULT_TIMEOUT
     return AsyncHttpxTransport(per_request), per_request
