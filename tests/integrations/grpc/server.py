@@ -86,8 +86,10 @@ class VerifyingInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, verifier: Verifier, clock: Callable[[], float]) -> None:
         self.verifier, self.clock = verifier, clock
+        self.header = "authorization"  # where the token is read
         self.accepted: list[dict[str, Any]] = []
         self.refused: list[str] = []
+        self.metadata: list[list[tuple[str, Any]]] = []  # every call's, as received
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None], details: Any
@@ -95,9 +97,10 @@ class VerifyingInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
+        self.metadata.append(list(details.invocation_metadata))
         metadata = {key: value for key, value in details.invocation_metadata}
         try:
-            token = token_from(metadata.get("authorization"), "authorization")
+            token = token_from(metadata.get(self.header), "authorization")  # "Bearer <token>" either way
             claims = self.verifier.verify(token, now=self.clock())
         except VerificationError as error:
             self.refused.append(str(error))
