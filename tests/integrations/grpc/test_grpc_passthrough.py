@@ -67,7 +67,7 @@ def test_aio_the_callers_authorization_is_replaced_and_their_metadata_kept(
 
 def test_a_calls_own_call_credentials_replace_the_channels_token(server: EchoServer, credentials: Credentials) -> None:
     own = id_token_call_credentials(credentials, audience=OTHER)
-    server.interceptor.verifier.audiences = (*server.interceptor.verifier.audiences, OTHER)
+    server.interceptor.verifier.audiences = server.interceptor.verifier.audiences | {OTHER}
     with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
         Echo(channel).unary(b"", timeout=10, credentials=own)
 
