@@ -21,7 +21,7 @@ from gcptoken.credentials import Credentials
 from gcptoken.integrations.audience import AUTHORIZATION
 from gcptoken.integrations.grpc.channels import ChannelOptions, local_credentials
 from gcptoken.integrations.grpc.source import TokenSource
-from gcptoken.integrations.grpc.targets import parse_target
+from gcptoken.integrations.grpc.targets import dial_target
 
 __all__ = ["cloud_run_channel", "id_token_interceptors", "local_channel"]
 
@@ -93,10 +93,10 @@ def cloud_run_channel(
 ) -> grpc.aio.Channel:
     """As gcptoken.integrations.grpc.cloud_run_channel, for grpc.aio (create it inside the loop that
     uses it); ``interceptors`` run before the token is added (a logging one never sees it)."""
-    where = parse_target(host, "host")
-    source = TokenSource(audience or where.audience("https"), credentials, header)
+    target, audience = dial_target(host, audience, "https", "host")
+    source = TokenSource(audience, credentials, header)
     channel_credentials = grpc.ssl_channel_credentials(root_certificates)
-    return _channel(where.target, channel_credentials, options, compression, interceptors, source)
+    return _channel(target, channel_credentials, options, compression, interceptors, source)
 
 
 def local_channel(
@@ -110,9 +110,9 @@ def local_channel(
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """As gcptoken.integrations.grpc.local_channel, for grpc.aio."""
-    where = parse_target(target)
-    source = TokenSource(audience or where.audience("http"), credentials, header)
-    return _channel(where.target, local_credentials(), options, compression, interceptors, source)
+    target, audience = dial_target(target, audience, "http")
+    source = TokenSource(audience, credentials, header)
+    return _channel(target, local_credentials(target), options, compression, interceptors, source)
 
 
 def _channel(
