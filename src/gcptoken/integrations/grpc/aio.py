@@ -72,7 +72,8 @@ def id_token_interceptors(
     ``audience``: ``grpc.aio.secure_channel(target, creds, interceptors=[*yours,
     *id_token_interceptors(AUD)])``. Put them LAST: grpc.aio runs interceptors in list order, and
     any interceptor after these sees the token. Give them a TLS or local channel: they add the
-    token to whatever channel they are on (the channel helpers build one for you)."""
+    token to whatever channel they are on, over ``grpc.aio.insecure_channel`` in plaintext (the
+    channel helpers build only TLS or local ones)."""
     return _interceptors(TokenSource(audience, credentials, header))
 
 

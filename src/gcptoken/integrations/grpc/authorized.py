@@ -132,5 +132,10 @@ def authorized_channel(
     """``channel`` with an ID token for ``audience`` on every RPC, from ``credentials`` (default:
     Application Default Credentials) through gcptoken's cache: one fetch for any number of concurrent
     RPCs, refreshed ahead of expiry. A fetch that fails ends the RPC with UNAUTHENTICATED, or
-    UNAVAILABLE for network trouble; the channel stays usable."""
+    UNAVAILABLE for network trouble; the channel stays usable.
+
+    The token goes on whatever ``channel`` is: over ``grpc.insecure_channel`` it crosses the network
+    in plaintext, where anyone on the path can replay it until it expires (grpc's channels do not
+    say how they were built, so this cannot check). Give it a TLS channel, or local credentials for
+    loopback; the helpers (cloud_run_channel, local_channel) build only those."""
     return AuthorizedChannel(channel, TokenSource(audience, credentials, header))
