@@ -265,3 +265,33 @@ def test_a_cancelled_refresh_is_a_cancellation_not_a_failed_refresh(caplog: pyte
     asyncio.run(run())
     assert "refresh failed" not in caplog.text
     assert cache.get("k", upstream).value == "token-2"  # nothing left in flight
+
+
+def test_credentials_without_a_cache_identity_cache_for_their_own_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gcloud's tokens have no identity to share a cache by: each object keeps its own, so 20
+    concurrent callers cost one gcloud run, and another object never gets the first one's token."""
+    import gcptoken.credentials.gcloud as gcloud
+    from gcptoken.credentials import GcloudCredentials
+
+    runs = 0
+
+    def fake_gcloud(audience: str, *args: object) -> Token:
+        nonlocal runs
+        runs += 1
+        time.sleep(0.2)  # every other thread is waiting on this run by now
+        return Token(f"gcloud-{runs}", utc_from_epoch(time.time() + 3600))
+
+    monkeypatch.setattr(gcloud, "id_token", fake_gcloud)
+    credentials = GcloudCredentials()
+    assert credentials.identity() is None
+    barrier = threading.Barrier(20)
+
+    def ask(_: int) -> str:
+        barrier.wait()
+        return credentials.id_token(AUD).value
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert set(pool.map(ask, range(20))) == {"gcloud-1"}
+    assert credentials.cached_id_token(AUD) is not None and runs == 1
+    assert GcloudCredentials().id_token(AUD).value == "gcloud-2"  # another object: its own run
+    assert credentials.id_token(AUD, use_cache=False).value == "gcloud-3"

@@ -56,7 +56,8 @@ class Credentials(abc.ABC):
     def identity(self) -> str | None:
         """What makes this credential's tokens its own, for the in-process cache key: the account,
         endpoint and options bound to a digest of the secret the caller holds (never the secret
-        and never public fields alone; see cache_rules). None: tokens are not cached."""
+        and never public fields alone; see cache_rules). None: tokens are cached for this very
+        object only (the same object is the same caller), never shared with another."""
         return None
 
     # The project billed for API calls made with this credential's access tokens
@@ -76,9 +77,14 @@ class Credentials(abc.ABC):
         return self.identity()
 
     def _cached(self, kind: str, subject: str, use_cache: bool) -> tuple[TokenCache, str] | None:
-        identity = self.identity() if use_cache else None
-        if identity is None:
+        if not use_cache:
             return None
+        identity = self.identity()
+        if identity is None:  # nothing to share a cache by: this object's own (single flight, reuse)
+            own: TokenCache | None = self.__dict__.get("_own_cache")
+            if own is None:
+                own = self.__dict__.setdefault("_own_cache", TokenCache(max_entries=_CACHE_KEY_MEMO))
+            return own, f"{kind} {subject}"
         memo: dict[tuple[str, str, str], str] = self.__dict__.setdefault("_cache_keys", {})
         key = memo.get((identity, kind, subject))
         if key is None:
