@@ -5,9 +5,8 @@ call credentials' plugins in a thread of their own; the channels' interceptors a
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -18,9 +17,8 @@ from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
 from tests.integrations.grpc.server import AUDIENCE, AioEcho, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc.stall import longest_stall
 from tests.integrations.grpc.test_grpc import fetches
-
-T = TypeVar("T")
 
 
 async def _requests(*items: bytes) -> AsyncIterator[bytes]:
@@ -127,25 +125,6 @@ def test_a_refused_fetch_is_unauthenticated_and_the_channel_stays_usable(
     assert answer == b"unary:ok"
 
 
-async def _longest_stall(work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-    """``work()``'s result, and the longest the loop went without running a 5 ms heartbeat meanwhile."""
-    longest, last, done = 0.0, time.monotonic(), False
-
-    async def heartbeat() -> None:
-        nonlocal longest, last
-        while not done:
-            await asyncio.sleep(0.005)
-            now = time.monotonic()
-            longest, last = max(longest, now - last), now
-
-    beating = asyncio.create_task(heartbeat())
-    try:
-        return await work(), longest
-    finally:
-        done = True
-        await beating
-
-
 @pytest.mark.parametrize("way", ["channel helper", "call credentials"])
 def test_a_slow_token_fetch_never_stalls_the_event_loop(
     way: str, server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
@@ -163,7 +142,7 @@ def test_a_slow_token_fetch_never_stalls_the_event_loop(
             return answer
 
     async def measured(credentials: Credentials) -> tuple[bytes, float]:
-        return await _longest_stall(lambda: call(credentials))
+        return await longest_stall(lambda: call(credentials))
 
     with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
         answer, stall = asyncio.run(measured(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))

@@ -11,34 +11,24 @@ from pathlib import Path
 from tests.integrations.grpc.server import AUDIENCE, EchoServer
 
 SCRIPT = """
-import asyncio, sys, time
+import asyncio, sys
+from tests.integrations.grpc.stall import longest_stall
 from gcptoken import load_credentials
 from gcptoken.integrations.grpc import aio
 
-async def main():
-    longest, last, done = 0.0, time.monotonic(), False
-    async def heartbeat():
-        nonlocal longest, last
-        while not done:
-            await asyncio.sleep(0.002)
-            now = time.monotonic()
-            longest, last = max(longest, now - last), now
-    beating = asyncio.create_task(heartbeat())
-    await asyncio.sleep(0.02)
-    longest = 0.0
+async def first_rpc():
     async with aio.local_channel(sys.argv[1], load_credentials(sys.argv[2]), audience=sys.argv[3]) as channel:
-        answer = await channel.unary_unary("/test.Echo/Unary")(b"x", timeout=10)
-    done = True
-    await beating
-    print(answer.decode(), round(longest, 3))
+        return await channel.unary_unary("/test.Echo/Unary")(b"x", timeout=10)
 
-asyncio.run(main())
+answer, stall = asyncio.run(longest_stall(first_rpc, 0.002))
+print(answer.decode(), round(stall, 3))
 """
 
 
 def test_the_first_aio_rpc_of_a_process_never_stalls_the_event_loop(server: EchoServer, key_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, server.target, str(key_path), AUDIENCE],
+        cwd=Path(__file__).parents[3],
         capture_output=True,
         text=True,
         timeout=60,
