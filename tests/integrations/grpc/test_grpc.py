@@ -74,7 +74,7 @@ def test_a_refused_token_fetch_fails_the_rpc_with_unauthenticated_and_the_channe
                 next(stream)
             assert stream.code() == grpc.StatusCode.UNAUTHENTICATED
             future = Echo(channel).client_stream.future(iter([b"a"]), timeout=10)  # the third fetch: refused too
-            assert future.done() and future.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert future.code() == grpc.StatusCode.UNAUTHENTICATED and future.done()
             with pytest.raises(grpc.RpcError):
                 future.result()
             assert Echo(channel).unary(b"again", timeout=10) == b"unary:again"  # the fourth fetch works

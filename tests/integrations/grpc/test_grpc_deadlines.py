@@ -6,6 +6,7 @@ serves while the refresh runs behind."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -135,3 +136,24 @@ def test_a_token_due_for_refresh_serves_while_a_slow_refresh_runs_behind(
         assert asyncio.run(aio_call()) == b"unary:a"
         assert time.monotonic() - began < TIMEOUT * 2
     assert {claims["token"] for claims in server.interceptor.accepted} == {token.value}
+
+
+def test_a_sync_future_returns_at_once_while_its_token_is_fetched(
+    server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.5) as endpoint:
+        credentials = credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")
+        with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
+            began = time.monotonic()
+            future = Echo(channel).unary.future(b"f", timeout=10)
+            late = Echo(channel).unary.future(b"late", timeout=0.2)
+            cancelled = Echo(channel).client_stream.future(iter([b"c"]), timeout=10)
+            assert time.monotonic() - began < 0.1 and not future.done()
+            called = threading.Event()
+            future.add_done_callback(lambda done: called.set() if done is future else None)
+            assert cancelled.cancel() and cancelled.cancelled()
+            assert future.result(timeout=10) == b"unary:f" and called.wait(5)
+            assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED and isinstance(late.exception(), grpc.RpcError)
+            with pytest.raises(grpc.FutureCancelledError):
+                cancelled.result()
+    assert endpoint.hits == 1 and len(server.interceptor.accepted) == 1

@@ -21,6 +21,7 @@ import grpc
 
 from gcptoken.credentials import Credentials
 from gcptoken.integrations.audience import AUTHORIZATION
+from gcptoken.integrations.grpc.deferred import DeferredCall
 from gcptoken.integrations.grpc.failures import FailedCall
 from gcptoken.integrations.grpc.source import Metadata, TokenSource
 
@@ -66,7 +67,11 @@ class _UnaryResponse(_Callable):
         return self._call(self._inner.with_call, *args, **kwargs)
 
     def future(self, *args: Any, **kwargs: Any) -> Any:
-        return self._started(self._inner.future, *args, **kwargs)
+        source = self._source
+        if source.credentials.cached_id_token(source.audience) is not None:
+            return self._started(self._inner.future, *args, **kwargs)
+        # no token at hand: return at once, the call starts when the token comes (see deferred)
+        return DeferredCall(lambda: self._started(self._inner.future, *args, **kwargs))
 
 
 class _StreamResponse(_Callable):
