@@ -109,16 +109,16 @@ class AuthorizedChannel(grpc.Channel):
 
     # Serializers, and grpcio's private _registered_method (generated stubs and intercept_channel pass
     # it), go on to the wrapped channel as given.
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
         return _UnaryUnary(self.channel.unary_unary(method, *args, **kwargs), self.source)
 
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> grpc.UnaryStreamMultiCallable[Any, Any]:
         return _UnaryStream(self.channel.unary_stream(method, *args, **kwargs), self.source)
 
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> grpc.StreamUnaryMultiCallable[Any, Any]:
         return _StreamUnary(self.channel.stream_unary(method, *args, **kwargs), self.source)
 
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> grpc.StreamStreamMultiCallable[Any, Any]:
         return _StreamStream(self.channel.stream_stream(method, *args, **kwargs), self.source)
 
     def close(self) -> None:
