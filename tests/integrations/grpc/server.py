@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gcptoken import Verifier
+from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.errors import VerificationError
 from gcptoken.integrations.bearer import token_from
 
@@ -254,3 +256,12 @@ class SlowTokenEndpoint:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()
+
+
+@contextmanager
+def slow_credentials(
+    emulator_url: str, key_info: dict[str, str], delay: float = 0.0, refuse: int = 0
+) -> Iterator[tuple[SlowTokenEndpoint, Credentials]]:
+    """A SlowTokenEndpoint in front of the emulator's, and credentials of ``key_info`` that use it."""
+    with SlowTokenEndpoint(f"{emulator_url}/token", delay=delay, refuse=refuse) as endpoint:
+        yield endpoint, credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")

@@ -16,18 +16,18 @@ import grpc.aio
 import pytest
 
 from gcptoken.cache.memory import default_cache
-from gcptoken.credentials import Credentials, credentials_from_info
+from gcptoken.credentials import Credentials
 from gcptoken.integrations.grpc import aio, authorized_channel, local_channel, local_credentials
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc.server import AUDIENCE, AioEcho, Echo, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc.server import AUDIENCE, AioEcho, Echo, EchoServer, SlowTokenEndpoint, slow_credentials
 
 TIMEOUT = 0.3
 
 
 @pytest.fixture
 def slow(emulator: EmulatorClient, key_info: dict[str, str]) -> Iterator[tuple[SlowTokenEndpoint, Credentials]]:
-    with SlowTokenEndpoint(f"{emulator.url}/token", delay=2) as endpoint:
-        yield endpoint, credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")
+    with slow_credentials(emulator.url, key_info, delay=2) as slow:
+        yield slow
 
 
 def _late(call: Callable[[], Any]) -> tuple[grpc.RpcError, float]:
@@ -72,8 +72,7 @@ def test_the_rpc_gets_the_time_the_fetch_left(
     server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
 ) -> None:
     timeouts = Timeouts()
-    with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.5) as endpoint:
-        credentials = credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")
+    with slow_credentials(emulator.url, key_info, delay=0.5) as (_, credentials):
         inner = grpc.intercept_channel(grpc.secure_channel(server.target, local_credentials()), timeouts)
         with authorized_channel(inner, AUDIENCE, credentials) as channel:
             assert Echo(channel).unary(b"", timeout=5) == b"unary:"  # waits for the fetch
@@ -141,19 +140,20 @@ def test_a_token_due_for_refresh_serves_while_a_slow_refresh_runs_behind(
 def test_a_sync_future_returns_at_once_while_its_token_is_fetched(
     server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
 ) -> None:
-    with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.5) as endpoint:
-        credentials = credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")
-        with local_channel(server.target, credentials, audience=AUDIENCE) as channel:
-            began = time.monotonic()
-            future = Echo(channel).unary.future(b"f", timeout=10)
-            late = Echo(channel).unary.future(b"late", timeout=0.2)
-            cancelled = Echo(channel).client_stream.future(iter([b"c"]), timeout=10)
-            assert time.monotonic() - began < 0.1 and not future.done()
-            called = threading.Event()
-            future.add_done_callback(lambda done: called.set() if done is future else None)
-            assert cancelled.cancel() and cancelled.cancelled()
-            assert future.result(timeout=10) == b"unary:f" and called.wait(5)
-            assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED and isinstance(late.exception(), grpc.RpcError)
-            with pytest.raises(grpc.FutureCancelledError):
-                cancelled.result()
+    with (
+        slow_credentials(emulator.url, key_info, delay=0.5) as (endpoint, credentials),
+        local_channel(server.target, credentials, audience=AUDIENCE) as channel,
+    ):
+        began = time.monotonic()
+        future = Echo(channel).unary.future(b"f", timeout=10)
+        late = Echo(channel).unary.future(b"late", timeout=0.2)
+        cancelled = Echo(channel).client_stream.future(iter([b"c"]), timeout=10)
+        assert time.monotonic() - began < 0.1 and not future.done()
+        called = threading.Event()
+        future.add_done_callback(lambda done: called.set() if done is future else None)
+        assert cancelled.cancel() and cancelled.cancelled()
+        assert future.result(timeout=10) == b"unary:f" and called.wait(5)
+        assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED and isinstance(late.exception(), grpc.RpcError)
+        with pytest.raises(grpc.FutureCancelledError):
+            cancelled.result()
     assert endpoint.hits == 1 and len(server.interceptor.accepted) == 1

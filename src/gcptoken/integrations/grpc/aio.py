@@ -2,9 +2,9 @@
 ``grpc.aio.Channel``, and ``id_token_interceptors`` for a channel built by hand.
 
 The token goes in through gcptoken's interceptors, always the last on the channel: no interceptor
-of the caller's ever sees it. Tokens come from ``Credentials.id_token_async`` (see source): a cached
-one without leaving the loop, a fetch as a task awaited no longer than the call's timeout, never a
-blocking call on the event loop; concurrent RPCs on one loop share one fetch. A failed fetch raises
+of the caller's ever sees it. A cached token goes in without leaving the loop; a fetch runs in a
+thread of its own (see source), awaited no longer than the call's timeout, never a blocking call on
+the event loop; concurrent RPCs share one fetch. A failed fetch raises
 ``grpc.aio.AioRpcError`` (UNAUTHENTICATED, UNAVAILABLE for network trouble, DEADLINE_EXCEEDED past
 the call's timeout) from the call, as any failed RPC does.
 """

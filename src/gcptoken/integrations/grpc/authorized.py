@@ -71,7 +71,13 @@ class _UnaryResponse(_Callable):
         if source.credentials.cached_id_token(source.audience) is not None:
             return self._started(self._inner.future, *args, **kwargs)
         # no token at hand: return at once, the call starts when the token comes (see deferred)
-        return DeferredCall(lambda: self._started(self._inner.future, *args, **kwargs))
+        deferred: DeferredCall
+
+        def unless_cancelled(*call: Any) -> Any:
+            return None if deferred.cancel_requested else self._inner.future(*call)
+
+        deferred = DeferredCall(lambda: self._started(unless_cancelled, *args, **kwargs))
+        return deferred
 
 
 class _StreamResponse(_Callable):

@@ -10,11 +10,15 @@ from typing import Any
 
 import grpc
 
+from gcptoken.integrations.grpc.failures import FailedCall
+
 __all__ = ["DeferredCall"]
 
 
 class DeferredCall(grpc.Call, grpc.Future):  # type: ignore[type-arg]  # not generic at run time
     def __init__(self, start: Callable[[], Any]) -> None:
+        """``start()`` makes the call (a grpc future, or a FailedCall: it never raises); before it
+        makes one it asks ``cancel_requested`` and returns None when the caller cancelled meanwhile."""
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._call: Any = None
@@ -22,8 +26,14 @@ class DeferredCall(grpc.Call, grpc.Future):  # type: ignore[type-arg]  # not gen
         self._done_callbacks: list[Callable[[Any], None]] = []
         threading.Thread(target=self._start, args=(start,), name="gcptoken-grpc-future", daemon=True).start()
 
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancelled
+
     def _start(self, start: Callable[[], Any]) -> None:
-        call = start()  # a grpc future, or a FailedCall (never raises)
+        call = start()
+        if call is None:  # cancelled before it started: nothing was sent
+            call = FailedCall(grpc.StatusCode.CANCELLED, "cancelled before it started")
         with self._lock:
             self._call, cancelled, callbacks = call, self._cancelled, self._done_callbacks
         self._started.set()
@@ -67,10 +77,16 @@ class DeferredCall(grpc.Call, grpc.Future):  # type: ignore[type-arg]  # not gen
         self._chain(self._call, fn)
 
     def result(self, timeout: float | None = None) -> Any:
-        return self._wait(timeout).result(timeout)
+        call = self._wait(timeout)
+        if isinstance(call, FailedCall) and call.code() == grpc.StatusCode.CANCELLED:
+            raise grpc.FutureCancelledError()  # as a grpc future cancelled by its caller
+        return call.result(timeout)
 
     def exception(self, timeout: float | None = None) -> Any:
-        return self._wait(timeout).exception(timeout)
+        call = self._wait(timeout)
+        if isinstance(call, FailedCall) and call.code() == grpc.StatusCode.CANCELLED:
+            raise grpc.FutureCancelledError()
+        return call.exception(timeout)
 
     def traceback(self, timeout: float | None = None) -> Any:
         return self._wait(timeout).traceback(timeout)

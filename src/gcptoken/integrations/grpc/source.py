@@ -2,18 +2,20 @@
 (gRPC keys are lower case: ``authorization`` or ``x-serverless-authorization``), and a token for
 one call within that call's timeout.
 
-A token not at hand is fetched once per source at a time, in a thread (sync) or a task (aio) of its
-own, through gcptoken's cache: a call waits for it no longer than its own timeout (then
-DEADLINE_EXCEEDED, and the fetch goes on for the next calls), and the time left goes to the RPC.
-While a token is due for refresh but still valid, calls go on with it and the refresh runs behind.
+A token not at hand is fetched once per source at a time, in a thread of its own (sync and aio
+alike: no event loop runs it, waits on it or cancels it half way), through gcptoken's cache: a call
+waits for it no longer than its own timeout (then DEADLINE_EXCEEDED, and the fetch goes on for the
+next calls), and the time left goes to the RPC. While a token is due for refresh but still valid,
+calls go on with it and the refresh runs behind.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import grpc
 
@@ -24,35 +26,25 @@ from gcptoken.integrations.audience import id_token_header
 from gcptoken.integrations.grpc.failures import FailedCall, details_for, status_for
 from gcptoken.tokens import Token
 
-if TYPE_CHECKING:
-    import asyncio
-
 __all__ = ["Metadata", "TokenSource"]
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
 
 class _Fetch:
-    """One fetch in a thread of its own, for the sync calls that wait on it (each as long as it may)."""
+    """One fetch in a thread of its own, for the calls that wait on it (each as long as it may):
+    sync calls block on ``future``, aio calls await it wrapped, so no fetch is tied to an event
+    loop (none is cancelled half way when a loop ends, none blocks one)."""
 
     def __init__(self, source: TokenSource) -> None:
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: BaseException | None = None
+        self.future: concurrent.futures.Future[Token] = concurrent.futures.Future()
         threading.Thread(target=self._run, args=(source,), name="gcptoken-grpc-fetch", daemon=True).start()
 
     def _run(self, source: TokenSource) -> None:
         try:
-            self.token = source.credentials.id_token(source.audience)
+            self.future.set_result(source.credentials.id_token(source.audience))
         except BaseException as error:  # handed to every waiting call
-            self.error = error
-        finally:
-            self.done.set()
-
-
-def _retrieved(task: asyncio.Task[Token]) -> None:
-    if not task.cancelled():
-        task.exception()  # a fetch no call waited for to the end stays quiet
+            self.future.set_exception(error)
 
 
 class TokenSource:
@@ -62,7 +54,6 @@ class TokenSource:
         self.key = id_token_header(header).lower()
         self._lock = threading.Lock()
         self._fetch: _Fetch | None = None
-        self._tasks: dict[int, asyncio.Task[Token]] = {}  # per event loop
 
     def metadata(self, given: Metadata | None, token: str) -> tuple[tuple[str, str | bytes], ...]:
         """``given`` with the token in place of any value the caller set for the same key."""
@@ -90,49 +81,47 @@ class TokenSource:
         if token is not None:  # the common case
             return self.metadata(given, token.value), timeout
         started = time.monotonic()
-        with self._lock:
-            fetch = self._fetch
-            if fetch is None or fetch.done.is_set():
-                fetch = self._fetch = _Fetch(self)
+        fetch = self._fetching()
         usable = self._usable()
         if usable is not None:  # due for refresh, still valid: the refresh runs behind
             return self.metadata(given, usable.value), timeout
-        if not fetch.done.wait(timeout):
+        try:
+            token = fetch.future.result(timeout)
+        except TimeoutError:
             assert timeout is not None
-            raise FailedCall(*self.late(timeout))
-        if isinstance(fetch.error, GcpTokenError):
-            raise FailedCall(*self.failure(fetch.error)) from None
-        if fetch.error is not None:
-            raise fetch.error
-        assert fetch.token is not None
-        return self.metadata(given, fetch.token.value), _left(timeout, started)
+            raise FailedCall(*self.late(timeout)) from None
+        except GcpTokenError as error:
+            raise FailedCall(*self.failure(error)) from None
+        return self.metadata(given, token.value), _left(timeout, started)
+
+    def _fetching(self) -> _Fetch:
+        """The fetch under way, or a new one."""
+        with self._lock:
+            fetch = self._fetch
+            if fetch is None or fetch.future.done():
+                fetch = self._fetch = _Fetch(self)
+            return fetch
 
     async def authorized_async(
         self, given: Metadata | None, timeout: float | None
     ) -> tuple[tuple[tuple[str, str | bytes], ...], float | None]:
-        """As ``authorized``, awaiting the fetch (a task of this loop) instead of blocking; the
-        failure raised as ``grpc.aio.AioRpcError``."""
-        import asyncio
-
+        """As ``authorized``, awaiting the fetch instead of blocking; the failure raised as
+        ``grpc.aio.AioRpcError``."""
         import grpc.aio
 
         token = self.credentials.cached_id_token(self.audience)
         if token is not None:
             return self.metadata(given, token.value), timeout
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        task = self._tasks.get(id(loop))
-        if task is None or task.done():
-            if len(self._tasks) > 16:  # loops come and go (asyncio.run): forget finished ones
-                self._tasks = {key: value for key, value in self._tasks.items() if not value.done()}
-            task = self._tasks[id(loop)] = loop.create_task(self.credentials.id_token_async(self.audience))
-            task.add_done_callback(_retrieved)
+        fetch = self._fetching()
         usable = self._usable()
         if usable is not None:
             return self.metadata(given, usable.value), timeout
         failure: tuple[grpc.StatusCode, str]
         try:
-            token = await asyncio.wait_for(asyncio.shield(task), timeout)
+            waited = asyncio.wrap_future(fetch.future)
+            waited.add_done_callback(_retrieved)
+            token = await asyncio.wait_for(asyncio.shield(waited), timeout)
         except TimeoutError:
             assert timeout is not None
             failure = self.late(timeout)
@@ -141,6 +130,11 @@ class TokenSource:
         else:
             return self.metadata(given, token.value), _left(timeout, started)
         raise grpc.aio.AioRpcError(failure[0], grpc.aio.Metadata(), grpc.aio.Metadata(), failure[1])
+
+
+def _retrieved(waited: asyncio.Future[Token]) -> None:
+    if not waited.cancelled():
+        waited.exception()  # a failure no call waited for to the end stays quiet
 
 
 def _left(timeout: float | None, started: float) -> float | None:
