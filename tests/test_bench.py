@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TRACKED = ROOT / "bench" / "results"
 
@@ -138,3 +140,20 @@ def test_bench_without_the_test_extra_says_which_extra_in_one_line() -> None:
     assert line.startswith("python -m bench needs the 'test' extra") and "pip install -e '.[test]'" in line
     assert "pyjwt" in line and "authlib" in line and "matplotlib" in line and "google-auth" not in line
     assert _tracked() == before
+
+
+def test_the_grpc_section_fails_with_its_own_error_when_a_channel_cannot_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its cleanup closes only the channels that were opened (no AttributeError on None over the cause)."""
+    from bench.grpc_auth_rows import grpc_auth_rows
+
+    from gcptoken.emulator import EmulatorServer
+    from gcptoken.integrations.grpc import aio
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no aio channel today")
+
+    monkeypatch.setattr(aio, "local_channel", refused)
+    with EmulatorServer() as emulator, pytest.raises(RuntimeError, match="no aio channel today"):
+        grpc_auth_rows(emulator, 1, 1)

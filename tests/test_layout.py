@@ -5,6 +5,8 @@ module, nothing loose at the root, no module re-exporting another's names, a doc
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "gcptoken"
@@ -209,3 +211,18 @@ def test_the_layout_tree_reader_follows_the_indentation() -> None:
     assert _tree_folders(tree) == {"gcptoken/jose", "gcptoken/emulator", "gcptoken/emulator/oauth2", "gcptoken/cli"}
     flat = tree.replace("    oauth2/", "  oauth2/  ")  # oauth2/ at the root is not the emulator's
     assert "gcptoken/emulator/oauth2" not in _tree_folders(flat)
+
+
+def test_a_users_mypy_sees_gcptokens_types(tmp_path: Path) -> None:
+    """The package ships ``py.typed`` (PEP 561): without it a user's mypy takes every name as Any."""
+    user = tmp_path / "user.py"
+    user.write_text('from gcptoken import load_credentials\nx: int = load_credentials().id_token("https://a").value\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", str(user)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 'expression has type "str", variable has type "int"' in result.stdout, result.stdout

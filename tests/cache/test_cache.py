@@ -193,3 +193,105 @@ def test_one_failing_fetch_reaches_every_concurrent_waiter() -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         assert set(pool.map(ask, range(20))) == {"upstream is down"}
     assert calls == 1
+
+
+def _in_the_margin(cache: TokenCache, clock: Clock, upstream: Upstream) -> Token:
+    first = cache.get("k", upstream)
+    clock.now += 3600 - 200  # inside the five-minute margin, still valid
+    return first
+
+
+def test_inside_the_margin_one_thread_refreshes_and_the_others_go_on_with_the_valid_token() -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    first = _in_the_margin(cache, clock, upstream)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_refresh() -> Token:
+        started.set()
+        release.wait(5)
+        return upstream()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        leader = pool.submit(cache.get, "k", slow_refresh)
+        assert started.wait(5)
+        began = time.monotonic()
+        assert [cache.get("k", slow_refresh) for _ in range(5)] == [first] * 5  # no wait on the refresh
+        assert time.monotonic() - began < 1
+        release.set()
+        assert leader.result().value == "token-2"
+    assert cache.get("k", upstream).value == "token-2" and upstream.calls == 2
+
+
+def test_inside_the_margin_one_task_refreshes_and_the_others_go_on_with_the_valid_token() -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    first = _in_the_margin(cache, clock, upstream)
+
+    async def run() -> tuple[list[Token], Token]:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_refresh() -> Token:
+            started.set()
+            await release.wait()
+            return upstream()
+
+        leader = asyncio.create_task(cache.get_async("k", slow_refresh))
+        await started.wait()
+        others = [await cache.get_async("k", slow_refresh) for _ in range(5)]  # would hang if they waited
+        release.set()
+        return others, await leader
+
+    others, refreshed = asyncio.run(asyncio.wait_for(run(), 5))
+    assert others == [first] * 5 and refreshed.value == "token-2" and upstream.calls == 2
+
+
+def test_a_cancelled_refresh_is_a_cancellation_not_a_failed_refresh(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    cache, upstream = TokenCache(clock), Upstream(clock)
+    _in_the_margin(cache, clock, upstream)
+
+    async def run() -> None:
+        async def hanging() -> Token:
+            await asyncio.sleep(10)
+            raise AssertionError("not reached")
+
+        task = asyncio.create_task(cache.get_async("k", hanging))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert "refresh failed" not in caplog.text
+    assert cache.get("k", upstream).value == "token-2"  # nothing left in flight
+
+
+def test_credentials_without_a_cache_identity_cache_for_their_own_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gcloud's tokens have no identity to share a cache by: each object keeps its own, so 20
+    concurrent callers cost one gcloud run, and another object never gets the first one's token."""
+    import gcptoken.credentials.gcloud as gcloud
+    from gcptoken.credentials import GcloudCredentials
+
+    runs = 0
+
+    def fake_gcloud(audience: str, *args: object) -> Token:
+        nonlocal runs
+        runs += 1
+        time.sleep(0.2)  # every other thread is waiting on this run by now
+        return Token(f"gcloud-{runs}", utc_from_epoch(time.time() + 3600))
+
+    monkeypatch.setattr(gcloud, "id_token", fake_gcloud)
+    credentials = GcloudCredentials()
+    assert credentials.identity() is None
+    barrier = threading.Barrier(20)
+
+    def ask(_: int) -> str:
+        barrier.wait()
+        return credentials.id_token(AUD).value
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert set(pool.map(ask, range(20))) == {"gcloud-1"}
+    assert credentials.cached_id_token(AUD) is not None and runs == 1
+    assert GcloudCredentials().id_token(AUD).value == "gcloud-2"  # another object: its own run
+    assert credentials.id_token(AUD, use_cache=False).value == "gcloud-3"

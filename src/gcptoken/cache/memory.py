@@ -75,7 +75,7 @@ class TokenCache:
             return entry.token
         return None
 
-    def _usable(self, key: str) -> Token | None:
+    def usable(self, key: str) -> Token | None:
         """A cached token that has not expired yet, even inside the refresh margin."""
         entry = self._entries.get(key)
         if entry is not None and self.clock() < entry.expires:
@@ -90,7 +90,7 @@ class TokenCache:
     def _after_failure(self, key: str, exc: BaseException) -> Token:
         """A refresh ahead of expiry failed: the still-valid token serves; otherwise the error."""
         with self._lock:
-            usable = self._usable(key)
+            usable = self.usable(key)
         if usable is None:
             raise exc
         import logging  # only when it has something to say: a one-shot CLI run never imports it
@@ -115,11 +115,16 @@ class TokenCache:
             leader = future is None
             if future is None:
                 future = self._inflight[key] = _Shared()
+            elif not force and (usable := self.usable(key)) is not None:
+                return usable  # refresh ahead: the leader refreshes, the others go on with the valid token
         if not leader:
             return future.result()
         try:
             token = fetch()
         except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not a failed refresh
+                future.set_exception(exc)
+                raise
             try:
                 token = self._after_failure(key, exc)
             except BaseException as final:
@@ -147,11 +152,17 @@ class TokenCache:
             leader = future is None
             if future is None:
                 future = self._inflight_async[loop_key] = asyncio.get_running_loop().create_future()
+            elif not force and (usable := self.usable(key)) is not None:
+                return usable  # refresh ahead: the leader refreshes, the others go on with the valid token
         if not leader:
             return await asyncio.shield(future)
         try:
             token = await fetch()
         except BaseException as exc:
+            if not isinstance(exc, Exception):  # the leader was cancelled: not a failed refresh
+                future.set_exception(exc)
+                future.exception()
+                raise
             try:
                 token = self._after_failure(key, exc)
             except BaseException as final:

@@ -16,6 +16,7 @@ from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
     from gcptoken.http.tls import ClientCertificate
+    from gcptoken.http.transport import AsyncHttpxTransport
 
 __all__ = [
     "CREDENTIALS_ENV",
@@ -55,7 +56,8 @@ class Credentials(abc.ABC):
     def identity(self) -> str | None:
         """What makes this credential's tokens its own, for the in-process cache key: the account,
         endpoint and options bound to a digest of the secret the caller holds (never the secret
-        and never public fields alone; see cache_rules). None: tokens are not cached."""
+        and never public fields alone; see cache_rules). None: tokens are cached for this very
+        object only (the same object is the same caller), never shared with another."""
         return None
 
     # The project billed for API calls made with this credential's access tokens
@@ -75,9 +77,14 @@ class Credentials(abc.ABC):
         return self.identity()
 
     def _cached(self, kind: str, subject: str, use_cache: bool) -> tuple[TokenCache, str] | None:
-        identity = self.identity() if use_cache else None
-        if identity is None:
+        if not use_cache:
             return None
+        identity = self.identity()
+        if identity is None:  # nothing to share a cache by: this object's own (single flight, reuse)
+            own: TokenCache | None = self.__dict__.get("_own_cache")
+            if own is None:
+                own = self.__dict__.setdefault("_own_cache", TokenCache(max_entries=_CACHE_KEY_MEMO))
+            return own, f"{kind} {subject}"
         memo: dict[tuple[str, str, str], str] = self.__dict__.setdefault("_cache_keys", {})
         key = memo.get((identity, kind, subject))
         if key is None:
@@ -93,11 +100,14 @@ class Credentials(abc.ABC):
         cached = self._cached(kind, subject, True)
         return cached is not None and cached[0].fresh(cached[1]) is not None
 
-    def cached_id_token(self, audience: str) -> Token | None:
-        """The cached ID token for ``audience`` while it is fresh, else None; never fetches, never
-        waits (an event loop's fast path, before awaiting ``id_token_async``)."""
+    def cached_id_token(self, audience: str, *, until_expiry: bool = False) -> Token | None:
+        """The cached ID token for ``audience`` while it is fresh (``until_expiry``: while it is
+        valid, even when due for refresh), else None; never fetches, never waits (an event loop's
+        fast path, before awaiting ``id_token_async``)."""
         cached = self._cached("id_token", _audience(audience), True)
-        return None if cached is None else cached[0].fresh(cached[1])
+        if cached is None:
+            return None
+        return cached[0].usable(cached[1]) if until_expiry else cached[0].fresh(cached[1])
 
     def id_token(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
@@ -215,11 +225,30 @@ def run_flow_sync(flow: Flow[T], timeout: float | None) -> T:
 
 
 async def run_flow_async(flow: Flow[Token], timeout: float | None) -> Token:
-    from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+    import asyncio
 
-    per_request = timeout or DEFAULT_TIMEOUT
-    transport = AsyncHttpxTransport(per_request)
+    # httpx's first import and every client's TLS setup (a CA bundle read) take tens to hundreds
+    # of milliseconds: done in a thread, so the event loop never stands still for them.
+    transport, per_request = await asyncio.to_thread(_async_transport, timeout)
     try:
         return await run_async(flow, transport, _deadline(per_request))
     finally:
         await transport.aclose()
+
+
+# What httpcore imports on its first asyncio request (its anyio backend), imported with httpx.
+_ASYNC_BACKEND = ("anyio._backends._asyncio", "httpcore._backends.anyio")
+
+
+def _async_transport(timeout: float | None) -> tuple[AsyncHttpxTransport, float]:
+    import contextlib
+    import importlib
+
+    from gcptoken.http.transport import DEFAULT_TIMEOUT, AsyncHttpxTransport
+
+    for name in _ASYNC_BACKEND:
+        with contextlib.suppress(ImportError):  # another httpcore: it imports what it needs itself
+            importlib.import_module(name)
+
+    per_request = timeout or DEFAULT_TIMEOUT
+    return AsyncHttpxTransport(per_request), per_request

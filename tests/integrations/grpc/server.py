@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gcptoken import Verifier
+from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.errors import VerificationError
 from gcptoken.integrations.bearer import token_from
 
@@ -86,8 +88,10 @@ class VerifyingInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, verifier: Verifier, clock: Callable[[], float]) -> None:
         self.verifier, self.clock = verifier, clock
+        self.header = "authorization"  # where the token is read
         self.accepted: list[dict[str, Any]] = []
         self.refused: list[str] = []
+        self.metadata: list[list[tuple[str, Any]]] = []  # every call's, as received
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None], details: Any
@@ -95,9 +99,10 @@ class VerifyingInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
+        self.metadata.append(list(details.invocation_metadata))
         metadata = {key: value for key, value in details.invocation_metadata}
         try:
-            token = token_from(metadata.get("authorization"), "authorization")
+            token = token_from(metadata.get(self.header), "authorization")  # "Bearer <token>" either way
             claims = self.verifier.verify(token, now=self.clock())
         except VerificationError as error:
             self.refused.append(str(error))
@@ -207,13 +212,16 @@ class SlowTokenEndpoint:
 
     def __init__(self, upstream: str, delay: float = 0.0, refuse: int = 0) -> None:
         self.upstream, self.delay, self.refuse, self.hits = upstream, delay, refuse, 0
+        self.closing = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 outer.hits += 1
                 body = self.rfile.read(int(self.headers["content-length"]))
-                time.sleep(outer.delay)
+                if outer.closing.wait(outer.delay):  # the test is over: no answer, nothing forwarded
+                    self.close_connection = True
+                    return
                 if outer.hits <= outer.refuse:
                     data, status = (
                         b'{"error": "invalid_grant", "error_description": "Invalid grant: account not found"}',
@@ -244,6 +252,16 @@ class SlowTokenEndpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()
+
+
+@contextmanager
+def slow_credentials(
+    emulator_url: str, key_info: dict[str, str], delay: float = 0.0, refuse: int = 0
+) -> Iterator[tuple[SlowTokenEndpoint, Credentials]]:
+    """A SlowTokenEndpoint in front of the emulator's, and credentials of ``key_info`` that use it."""
+    with SlowTokenEndpoint(f"{emulator_url}/token", delay=delay, refuse=refuse) as endpoint:
+        yield endpoint, credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")

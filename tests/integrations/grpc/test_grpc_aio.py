@@ -5,9 +5,8 @@ call credentials' plugins in a thread of their own; the channels' interceptors a
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -18,9 +17,8 @@ from gcptoken.credentials import Credentials, credentials_from_info
 from gcptoken.integrations.grpc import aio, id_token_call_credentials, local_credentials
 from gcptoken.testing import EmulatorClient
 from tests.integrations.grpc.server import AUDIENCE, AioEcho, EchoServer, SlowTokenEndpoint
+from tests.integrations.grpc.stall import longest_stall
 from tests.integrations.grpc.test_grpc import fetches
-
-T = TypeVar("T")
 
 
 async def _requests(*items: bytes) -> AsyncIterator[bytes]:
@@ -63,18 +61,29 @@ class Recording(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
-def test_the_callers_interceptors_never_see_the_token(server: EchoServer, credentials: Credentials) -> None:
+@pytest.mark.parametrize("way", ["channel helper", "id_token_interceptors last"])
+def test_the_callers_interceptors_never_see_the_token_on_any_call(
+    way: str, server: EchoServer, credentials: Credentials
+) -> None:
+    """Not on the first call (a fetch), nor on the calls after it (a cached token), nor ever."""
     recording = Recording()
 
-    async def call() -> bytes:
-        async with aio.local_channel(
-            server.target, credentials, audience=AUDIENCE, interceptors=[recording]
-        ) as channel:
-            answer: bytes = await AioEcho(channel).unary(b"", timeout=10, metadata=(("x-request-id", "7"),))
-            return answer
+    async def calls() -> list[bytes]:
+        channel: grpc.aio.Channel
+        if way == "channel helper":
+            channel = aio.local_channel(server.target, credentials, audience=AUDIENCE, interceptors=[recording])
+        else:
+            interceptors = [recording, *aio.id_token_interceptors(AUDIENCE, credentials)]
+            channel = grpc.aio.secure_channel(server.target, local_credentials(), interceptors=interceptors)
+        async with channel:
+            return [
+                await AioEcho(channel).unary(str(index).encode(), timeout=10, metadata=(("x-request-id", str(index)),))
+                for index in range(3)
+            ]
 
-    assert asyncio.run(call()) == b"unary:"
-    assert recording.seen == [[("x-request-id", "7")]] and len(server.interceptor.accepted) == 1
+    assert asyncio.run(calls()) == [b"unary:0", b"unary:1", b"unary:2"]
+    assert recording.seen == [[("x-request-id", str(index))] for index in range(3)]
+    assert len(server.interceptor.accepted) == 3
 
 
 def test_100_concurrent_rpcs_cost_one_token_fetch(
@@ -83,7 +92,7 @@ def test_100_concurrent_rpcs_cost_one_token_fetch(
     async def calls(credentials: Credentials) -> list[bytes]:
         async with aio.local_channel(server.target, credentials) as channel:
             call = AioEcho(channel).unary
-            return list(await asyncio.gather(*(call(b"%d" % index, timeout=10) for index in range(100))))
+            return list(await asyncio.gather(*(call(str(index).encode(), timeout=10) for index in range(100))))
 
     with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
         answers = asyncio.run(calls(credentials_from_info({**key_info, "token_uri": endpoint.url}, "test key")))
@@ -116,25 +125,6 @@ def test_a_refused_fetch_is_unauthenticated_and_the_channel_stays_usable(
     assert answer == b"unary:ok"
 
 
-async def _longest_stall(work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-    """``work()``'s result, and the longest the loop went without running a 5 ms heartbeat meanwhile."""
-    longest, last, done = 0.0, time.monotonic(), False
-
-    async def heartbeat() -> None:
-        nonlocal longest, last
-        while not done:
-            await asyncio.sleep(0.005)
-            now = time.monotonic()
-            longest, last = max(longest, now - last), now
-
-    beating = asyncio.create_task(heartbeat())
-    try:
-        return await work(), longest
-    finally:
-        done = True
-        await beating
-
-
 @pytest.mark.parametrize("way", ["channel helper", "call credentials"])
 def test_a_slow_token_fetch_never_stalls_the_event_loop(
     way: str, server: EchoServer, emulator: EmulatorClient, key_info: dict[str, str]
@@ -152,7 +142,7 @@ def test_a_slow_token_fetch_never_stalls_the_event_loop(
             return answer
 
     async def measured(credentials: Credentials) -> tuple[bytes, float]:
-        return await _longest_stall(lambda: call(credentials))
+        return await longest_stall(lambda: call(credentials))
 
     with SlowTokenEndpoint(f"{emulator.url}/token", delay=0.3) as endpoint:
         answer, stall = asyncio.run(measured(credentials_from_info({**key_info, "token_uri": endpoint.url}, "k")))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -15,9 +16,9 @@ from gcptoken.credentials import Credentials
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError, TransportError
 from gcptoken.integrations.grpc import aio, cloud_run_channel, id_token_call_credentials, local_channel
 from gcptoken.integrations.grpc.failures import status_for
-from gcptoken.integrations.grpc.targets import audience_from_service_url, parse_target
+from gcptoken.integrations.grpc.targets import audience_from_service_url, dial_target, parse_target
 from gcptoken.testing import EmulatorClient
-from tests.integrations.grpc.server import AioEcho, Echo, EchoServer, certificate, verifier_for
+from tests.integrations.grpc.server import AUDIENCE, AioEcho, Echo, EchoServer, certificate, verifier_for
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,9 @@ from tests.integrations.grpc.server import AioEcho, Echo, EchoServer, certificat
         ("127.0.0.1:50051", "127.0.0.1:50051", "https://127.0.0.1:50051", "http://127.0.0.1:50051"),
         ("[::1]:50051", "[::1]:50051", "https://[::1]:50051", "http://[::1]:50051"),
         ("ipv6:[::1]:443", "[::1]:443", "https://[::1]", "http://[::1]:443"),
+        ("svc-xyz-uc.a.run.app.", "svc-xyz-uc.a.run.app:443", "https://svc-xyz-uc.a.run.app", None),  # as dig prints it
+        ("svc.a.run.app.:8443", "svc.a.run.app:8443", "https://svc.a.run.app:8443", None),
+        ("dns://8.8.8.8/grpc.example.com:443", "grpc.example.com:443", "https://grpc.example.com", None),
     ],
 )
 def test_a_target_and_its_audience(given: str, target: str, https: str, http: str | None) -> None:
@@ -42,13 +46,53 @@ def test_a_target_and_its_audience(given: str, target: str, https: str, http: st
 
 @pytest.mark.parametrize(
     "given",
-    ["", "   ", "unix:/tmp/grpc.sock", "http://svc.a.run.app", "https://svc/v1/items", "svc:0", "svc:70000", "a b"],
+    [
+        *(
+            "",
+            "   ",
+            "unix:/tmp/grpc.sock",
+            "http://svc.a.run.app",
+            "https://svc/v1/items",
+            "svc:0",
+            "svc:70000",
+            "a b",
+        ),
+        *("-", "..", "-svc", "svc-", "a..b", ".svc", "svc..", "xds:///svc", "ipv4:10.0.0.1:443,10.0.0.2:443"),
+    ],
 )
 def test_a_target_without_a_host_and_port_is_refused_in_one_line(given: str) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"^host must be HOST, HOST:PORT or https://HOST\[:PORT\], not"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^host must be HOST, HOST:PORT or https://HOST\[:PORT\] to take the"
+    ):
         cloud_run_channel(given)  # refused before any channel exists
     with pytest.raises(InvalidArgumentError, match=r"^target must be"):
         local_channel(given)
+    with pytest.raises(InvalidArgumentError, match=r"pass audience=$"):
+        aio.local_channel(given)
+
+
+@pytest.mark.parametrize(
+    ("given", "dialed"),
+    [
+        ("unix:/run/svc.sock", "unix:/run/svc.sock"),
+        ("xds:///svc.example", "xds:///svc.example"),
+        ("ipv4:10.0.0.1:443,10.0.0.2:443", "ipv4:10.0.0.1:443,10.0.0.2:443"),
+        ("https://svc.a.run.app", "svc.a.run.app:443"),  # still read when it can be
+    ],
+)
+def test_with_an_audience_any_grpc_target_is_dialed_as_given(given: str, dialed: str) -> None:
+    assert dial_target(given, "https://svc.a.run.app", "https") == (dialed, "https://svc.a.run.app")
+
+
+def test_a_local_channel_reaches_a_unix_socket_with_an_audience(
+    emulator: EmulatorClient, credentials: Credentials, tmp_path: Path
+) -> None:
+    echo = EchoServer(verifier_for(emulator.url))
+    socket = f"unix:{tmp_path}/echo.sock"
+    echo.server.add_secure_port(socket, grpc.local_server_credentials(grpc.LocalConnectionType.UDS))
+    with echo, local_channel(socket, credentials, audience=AUDIENCE) as channel:
+        assert Echo(channel).unary(b"uds", timeout=10) == b"unary:uds"
+    assert echo.interceptor.accepted[-1]["aud"] == AUDIENCE
 
 
 @pytest.mark.parametrize(
@@ -57,6 +101,8 @@ def test_a_target_without_a_host_and_port_is_refused_in_one_line(given: str) -> 
         ("https://svc.a.run.app/pkg.Svc", "https://svc.a.run.app"),
         ("https://SVC.A.run.app:8443/pkg.v1.Svc", "https://svc.a.run.app:8443"),
         ("https://[::1]/pkg.Svc", "https://[::1]"),
+        ("https://svc.a.run.app./pkg.Svc", "https://svc.a.run.app"),
+        ("https://svc.a.run.app.:8443/pkg.Svc", "https://svc.a.run.app:8443"),
         ("://127.0.0.1:50051/pkg.Svc", "http://127.0.0.1:50051"),  # local credentials: no scheme
     ],
 )

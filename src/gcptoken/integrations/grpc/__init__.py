@@ -6,7 +6,8 @@
 - ``authorized_channel(channel, audience)`` (sync) and ``aio.id_token_interceptors`` for channels
   built by hand;
 - ``id_token_call_credentials()``: ``grpc.CallCredentials`` for composite channel credentials or
-  one call, the audience taken from each call's service URL unless given.
+  one call, the audience taken from each call's service URL unless given;
+- ``gcptoken.integrations.grpc.server``: server interceptors verifying the tokens calls carry.
 """
 
 from __future__ import annotations

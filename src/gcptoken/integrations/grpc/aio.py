@@ -1,11 +1,12 @@
 """The ``grpc.aio`` side: ``cloud_run_channel`` and ``local_channel`` as in the sync module, returning
-``grpc.aio.Channel``, and ``id_token_interceptors`` for a channel built by hand. The helpers' channels
-add a cached token without the interceptors' cost (see aio_channel).
+``grpc.aio.Channel``, and ``id_token_interceptors`` for a channel built by hand.
 
-Tokens come from ``Credentials.id_token_async``: a cached one without leaving the loop, a fetch as
-an awaited request, never a blocking call on the event loop; concurrent RPCs on one loop share
-one fetch. A failed fetch raises ``grpc.aio.AioRpcError`` (UNAUTHENTICATED, or UNAVAILABLE for
-network trouble) from the call, as any failed RPC does.
+The token goes in through gcptoken's interceptors, always the last on the channel: no interceptor
+of the caller's ever sees it. A cached token goes in without leaving the loop; a fetch runs in a
+thread of its own (see source), awaited no longer than the call's timeout, never a blocking call on
+the event loop; concurrent RPCs share one fetch. A failed fetch raises
+``grpc.aio.AioRpcError`` (UNAUTHENTICATED, UNAVAILABLE for network trouble, DEADLINE_EXCEEDED past
+the call's timeout) from the call, as any failed RPC does.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import grpc
 import grpc.aio
 
 from gcptoken.credentials import Credentials
-from gcptoken.errors import GcpTokenError
 from gcptoken.integrations.audience import AUTHORIZATION
-from gcptoken.integrations.grpc.aio_channel import AuthorizedAioChannel
 from gcptoken.integrations.grpc.channels import ChannelOptions, local_credentials
 from gcptoken.integrations.grpc.source import TokenSource
-from gcptoken.integrations.grpc.targets import parse_target
+from gcptoken.integrations.grpc.targets import dial_target
 
 __all__ = ["cloud_run_channel", "id_token_interceptors", "local_channel"]
 
@@ -34,15 +33,11 @@ class _Authorizing:
         self.source = source
 
     async def _authorized(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        source = self.source
-        try:
-            token = (await source.credentials.id_token_async(source.audience)).value
-        except GcpTokenError as error:
-            code, text = source.failure(error)
-            raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), text) from None
-        metadata = grpc.aio.Metadata(*source.metadata(details.metadata, token))
+        if details.credentials is not None:  # a call's own call credentials replace the token (never two)
+            return details
+        metadata, timeout = await self.source.authorized_async(details.metadata, details.timeout)
         return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+            details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready
         )
 
 
@@ -74,8 +69,11 @@ def id_token_interceptors(
     audience: str, credentials: Credentials | None = None, *, header: str = AUTHORIZATION
 ) -> list[grpc.aio.ClientInterceptor]:
     """The four interceptors (grpc.aio files each under one kind of RPC) adding an ID token for
-    ``audience``: ``grpc.aio.secure_channel(target, creds, interceptors=id_token_interceptors(AUD))``.
-    Give them a TLS or local channel: they add the token to whatever channel they are on."""
+    ``audience``: ``grpc.aio.secure_channel(target, creds, interceptors=[*yours,
+    *id_token_interceptors(AUD)])``. Put them LAST: grpc.aio runs interceptors in list order, and
+    any interceptor after these sees the token. Give them a TLS or local channel: they add the
+    token to whatever channel they are on, over ``grpc.aio.insecure_channel`` in plaintext (the
+    channel helpers build only TLS or local ones)."""
     return _interceptors(TokenSource(audience, credentials, header))
 
 
@@ -93,14 +91,13 @@ def cloud_run_channel(
     options: ChannelOptions = (),
     compression: grpc.Compression | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> AuthorizedAioChannel:
+) -> grpc.aio.Channel:
     """As gcptoken.integrations.grpc.cloud_run_channel, for grpc.aio (create it inside the loop that
     uses it); ``interceptors`` run before the token is added (a logging one never sees it)."""
-    where = parse_target(host, "host")
-    source = TokenSource(audience or where.audience("https"), credentials, header)
-    return _twins(
-        where.target, grpc.ssl_channel_credentials(root_certificates), options, compression, interceptors, source
-    )
+    target, audience = dial_target(host, audience, "https", "host")
+    source = TokenSource(audience, credentials, header)
+    channel_credentials = grpc.ssl_channel_credentials(root_certificates)
+    return _channel(target, channel_credentials, options, compression, interceptors, source)
 
 
 def local_channel(
@@ -112,22 +109,20 @@ def local_channel(
     options: ChannelOptions = (),
     compression: grpc.Compression | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> AuthorizedAioChannel:
+) -> grpc.aio.Channel:
     """As gcptoken.integrations.grpc.local_channel, for grpc.aio."""
-    where = parse_target(target)
-    source = TokenSource(audience or where.audience("http"), credentials, header)
-    return _twins(where.target, local_credentials(), options, compression, interceptors, source)
+    target, audience = dial_target(target, audience, "http")
+    source = TokenSource(audience, credentials, header)
+    return _channel(target, local_credentials(target), options, compression, interceptors, source)
 
 
-def _twins(
+def _channel(
     target: str,
     channel_credentials: grpc.ChannelCredentials,
     options: ChannelOptions,
     compression: grpc.Compression | None,
     interceptors: Sequence[grpc.aio.ClientInterceptor],
     source: TokenSource,
-) -> AuthorizedAioChannel:
-    ours = _interceptors(source)
-    direct = grpc.aio.secure_channel(target, channel_credentials, options, compression, list(interceptors) or None)
-    intercepted = grpc.aio.secure_channel(target, channel_credentials, options, compression, [*interceptors, *ours])
-    return AuthorizedAioChannel(direct, intercepted, source)
+) -> grpc.aio.Channel:
+    every = [*interceptors, *_interceptors(source)]  # the caller's first, gcptoken's last
+    return grpc.aio.secure_channel(target, channel_credentials, options, compression, every)

@@ -21,6 +21,7 @@ import grpc
 
 from gcptoken.credentials import Credentials
 from gcptoken.integrations.audience import AUTHORIZATION
+from gcptoken.integrations.grpc.deferred import DeferredCall
 from gcptoken.integrations.grpc.failures import FailedCall
 from gcptoken.integrations.grpc.source import Metadata, TokenSource
 
@@ -45,11 +46,13 @@ class _Callable:
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        return method(request, timeout, self._source.authorized(metadata), credentials, wait_for_ready, compression)
+        if credentials is None:  # a call's own call credentials replace the channel's token (never two)
+            metadata, timeout = self._source.authorized(metadata, timeout)
+        return method(request, timeout, metadata, credentials, wait_for_ready, compression)
 
     def _started(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """For calls that hand back a call object (futures, response streams): a failed fetch is a
-        failed call object, which raises when read, as grpc's own do."""
+        """For calls that hand back a call object (futures, response streams): a failed or late fetch
+        is a failed call object, which raises when read, as grpc's own do."""
         try:
             return self._call(method, *args, **kwargs)
         except FailedCall as failed:
@@ -64,7 +67,17 @@ class _UnaryResponse(_Callable):
         return self._call(self._inner.with_call, *args, **kwargs)
 
     def future(self, *args: Any, **kwargs: Any) -> Any:
-        return self._started(self._inner.future, *args, **kwargs)
+        source = self._source
+        if source.credentials.cached_id_token(source.audience) is not None:
+            return self._started(self._inner.future, *args, **kwargs)
+        # no token at hand: return at once, the call starts when the token comes (see deferred)
+        deferred: DeferredCall
+
+        def unless_cancelled(*call: Any) -> Any:
+            return None if deferred.cancel_requested else self._inner.future(*call)
+
+        deferred = DeferredCall(lambda: self._started(unless_cancelled, *args, **kwargs))
+        return deferred
 
 
 class _StreamResponse(_Callable):
@@ -102,16 +115,16 @@ class AuthorizedChannel(grpc.Channel):
 
     # Serializers, and grpcio's private _registered_method (generated stubs and intercept_channel pass
     # it), go on to the wrapped channel as given.
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
         return _UnaryUnary(self.channel.unary_unary(method, *args, **kwargs), self.source)
 
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> grpc.UnaryStreamMultiCallable[Any, Any]:
         return _UnaryStream(self.channel.unary_stream(method, *args, **kwargs), self.source)
 
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> grpc.StreamUnaryMultiCallable[Any, Any]:
         return _StreamUnary(self.channel.stream_unary(method, *args, **kwargs), self.source)
 
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> grpc.StreamStreamMultiCallable[Any, Any]:
         return _StreamStream(self.channel.stream_stream(method, *args, **kwargs), self.source)
 
     def close(self) -> None:
@@ -130,5 +143,10 @@ def authorized_channel(
     """``channel`` with an ID token for ``audience`` on every RPC, from ``credentials`` (default:
     Application Default Credentials) through gcptoken's cache: one fetch for any number of concurrent
     RPCs, refreshed ahead of expiry. A fetch that fails ends the RPC with UNAUTHENTICATED, or
-    UNAVAILABLE for network trouble; the channel stays usable."""
+    UNAVAILABLE for network trouble; the channel stays usable.
+
+    The token goes on whatever ``channel`` is: over ``grpc.insecure_channel`` it crosses the network
+    in plaintext, where anyone on the path can replay it until it expires (grpc's channels do not
+    say how they were built, so this cannot check). Give it a TLS channel, or local credentials for
+    loopback; the helpers (cloud_run_channel, local_channel) build only those."""
     return AuthorizedChannel(channel, TokenSource(audience, credentials, header))

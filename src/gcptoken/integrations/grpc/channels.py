@@ -14,17 +14,20 @@ from gcptoken.credentials import Credentials
 from gcptoken.integrations.audience import AUTHORIZATION
 from gcptoken.integrations.grpc.authorized import AuthorizedChannel
 from gcptoken.integrations.grpc.source import TokenSource
-from gcptoken.integrations.grpc.targets import parse_target
+from gcptoken.integrations.grpc.targets import dial_target
 
 __all__ = ["cloud_run_channel", "local_channel", "local_credentials"]
 
 ChannelOptions = Sequence[tuple[str, Any]]
 
 
-def local_credentials() -> grpc.ChannelCredentials:
-    """gRPC's local credentials over TCP: they connect only to a loopback peer (grpc/grpc,
-    src/core/credentials/transport/local/local_security_connector.cc), so a token sent through
-    them never leaves the machine, and call credentials are allowed on them."""
+def local_credentials(target: str = "") -> grpc.ChannelCredentials:
+    """gRPC's local credentials over TCP (over a Unix socket for a ``unix:`` target): they connect
+    only to a loopback peer (grpc/grpc, src/core/credentials/transport/local/
+    local_security_connector.cc), so a token sent through them never leaves the machine, and call
+    credentials are allowed on them."""
+    if target.lower().startswith("unix"):
+        return grpc.local_channel_credentials(grpc.LocalConnectionType.UDS)
     return grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
 
 
@@ -44,9 +47,9 @@ def cloud_run_channel(
     with the port unless it is 443) from ``credentials`` (default: Application Default Credentials).
     ``root_certificates`` replaces the system's CAs; ``interceptors`` run before the token is added
     (a logging one never sees it)."""
-    where = parse_target(host, "host")
-    source = TokenSource(audience or where.audience("https"), credentials, header)
-    channel = grpc.secure_channel(where.target, grpc.ssl_channel_credentials(root_certificates), options, compression)
+    target, audience = dial_target(host, audience, "https", "host")
+    source = TokenSource(audience, credentials, header)
+    channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options, compression)
     return _with(AuthorizedChannel(channel, source), interceptors)
 
 
@@ -63,9 +66,9 @@ def local_channel(
     """A channel to a service on this machine (``127.0.0.1:50051``, ``localhost:50051``,
     ``[::1]:50051``) over gRPC's local credentials, every RPC carrying an ID token for ``audience``
     (default: ``http://TARGET``; pass the Cloud Run URL your service checks for)."""
-    where = parse_target(target)
-    source = TokenSource(audience or where.audience("http"), credentials, header)
-    channel = grpc.secure_channel(where.target, local_credentials(), options, compression)
+    target, audience = dial_target(target, audience, "http")
+    source = TokenSource(audience, credentials, header)
+    channel = grpc.secure_channel(target, local_credentials(target), options, compression)
     return _with(AuthorizedChannel(channel, source), interceptors)
 
 

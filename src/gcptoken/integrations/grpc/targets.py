@@ -18,11 +18,17 @@ from gcptoken import checks
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
 
-__all__ = ["Target", "audience_from_service_url", "parse_target"]
+__all__ = ["Target", "audience_from_service_url", "dial_target", "parse_target"]
 
 # gRPC's default port when a target names none (https://github.com/grpc/grpc/blob/master/doc/naming.md).
 DEFAULT_PORT = 443
-_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?$")
+# A DNS name (labels of letters, digits and inner hyphens; a trailing dot, the root, dropped), an
+# IPv4 address (that shape too) or a bracketed IPv6 one; then an optional port.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_PORT = re.compile(rf"^(?P<host>\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)\.?(?::(?P<port>[0-9]{{1,5}}))?$")
+# Resolver prefixes before a single host[:port] (naming.md); ``dns://DNS-SERVER/`` names a server.
+_ROOT_DOT = re.compile(r"\.(?=(?::[0-9]+)?$)")  # the trailing dot of a host, before any port
+_PREFIX = re.compile(r"^(?:https://|dns://[^/]*/|dns:|ipv4:|ipv6:)", re.IGNORECASE)
 
 
 class Target(NamedTuple):
@@ -41,26 +47,39 @@ class Target(NamedTuple):
 
 def parse_target(value: str, what: str = "target") -> Target:
     """``host``, ``host:port``, ``[v6]:port``, ``dns:///host:port`` or an ``https://host[:port]`` URL
-    pasted from the console; the port defaults to 443. Anything else (``unix:``, a path) is refused:
-    no audience can be read from it, so pass ``audience=``."""
+    pasted from the console; the port defaults to 443. Anything else (``unix:``, ``xds:``, a list of
+    addresses) is refused: no audience can be read from it (the helpers take it with ``audience=``)."""
     text = value.strip() if isinstance(value, str) else ""
-    for prefix in ("https://", "dns:///", "dns:", "ipv4:", "ipv6:"):
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    text = text.rstrip("/")
+    text = _PREFIX.sub("", text, count=1).rstrip("/")
     match = _HOST_PORT.match(text)
     port = int(match.group("port")) if match and match.group("port") else DEFAULT_PORT
     if match is None or not 0 < port < 65536:
-        raise InvalidArgumentError(f"{what} must be HOST, HOST:PORT or https://HOST[:PORT], not {str(value)[:80]!r}")
+        raise InvalidArgumentError(
+            f"{what} must be HOST, HOST:PORT or https://HOST[:PORT] to take the audience from, not "
+            f"{str(value)[:80]!r}; for any other gRPC target, pass audience="
+        )
     return Target(match.group("host").lower(), port)
+
+
+def dial_target(value: str, audience: str | None, scheme: str, what: str = "target") -> tuple[str, str]:
+    """What a helper dials, and the audience: ``audience``, else ``scheme://HOST[:PORT]`` read from
+    ``value``. With ``audience=`` any gRPC target (``unix:``, ``xds:///``, ``ipv4:a,b``) goes to grpc
+    as given, unless parse_target reads it (a pasted ``https://`` URL becomes ``HOST:443``)."""
+    try:
+        where = parse_target(value, what)
+    except InvalidArgumentError:
+        if audience is None or not isinstance(value, str) or not value.strip():
+            raise
+        return value.strip(), audience
+    return where.target, audience or where.audience(scheme)
 
 
 def audience_from_service_url(service_url: str) -> str:
     """The audience for a call whose credentials were given ``service_url`` (see the module's note):
-    ``scheme://host[:port]`` with ``http`` for the empty scheme of local credentials."""
+    ``scheme://host[:port]`` with ``http`` for the empty scheme of local credentials, a trailing
+    dot of the host dropped."""
     scheme, separator, rest = service_url.partition("://")
     if not separator:
         raise InvalidArgumentError(f"gRPC gave no service URL to take an audience from ({service_url[:80]!r})")
-    authority = rest.split("/", 1)[0]
+    authority = _ROOT_DOT.sub("", rest.split("/", 1)[0])
     return checks.audience(audience_for(f"{scheme or 'http'}://{authority}"))
