@@ -318,12 +318,19 @@ def test_refused_streams_reach_nothing(
     still_served(proxy, service, mints, before, minted)
 
 
-def test_grpc_refusals_say_it_in_grpc_status(client: Client, service: Recorder) -> None:
+def test_grpc_refusals_say_it_in_grpc_status(
+    client: Client, service: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     client.authority = b"evil.example"
     grpc = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
     headers, _, _ = client.answer(client.request(b"/t.S/M", b"POST", grpc))
     assert headers[b":status"] == b"200" and headers[b"grpc-status"] == b"7"  # PERMISSION_DENIED
     assert headers[b"grpc-message"].startswith(b"Forbidden: Host 'evil.example' is not served here")
+    deadline = time.monotonic() + 5
+    while "refused POST /t.S/M" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "refused POST /t.S/M from 127.0.0.1: 403 (grpc-status 7) Forbidden" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -467,7 +474,8 @@ def test_no_token_in_the_log(
     while "/logged -> 200" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.01)  # the stream's line is written once its task ends, after the answer
     text = caplog.text
-    assert "GET /logged -> 200 (HTTP/2)" in text and "refused GET /refused" in text
+    assert "GET /logged -> 200 (HTTP/2)" in text and text.count("GET /refused") == 1  # each refusal once
+    assert "refused GET /refused from 127.0.0.1: 403 Forbidden" in text
     assert token not in text and "secret" not in text
 
 

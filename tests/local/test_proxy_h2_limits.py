@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import h2.errors
 import h2.events
+import h2.settings
 import pytest
 
 from gcptoken.credentials import Credentials, credentials_from_info
@@ -208,3 +209,16 @@ def test_a_stalled_body_is_reset_but_a_quiet_grpc_stream_is_not(
                 client.close()
     finally:
         recorder.close()
+
+
+def test_the_hpack_table_kept_for_a_client_is_capped(proxy: Served) -> None:
+    server, front = proxy
+    client = Client(server.port)
+    try:
+        client.conn.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 1 << 30})
+        client.flush()
+        client.read(lambda c: any(isinstance(e, h2.events.SettingsAcknowledged) for e in c.events))
+        (connection,) = front.connections
+        assert connection.link.conn.encoder.header_table_size == proxy_h2.MAX_ENCODER_TABLE
+    finally:
+        client.close()

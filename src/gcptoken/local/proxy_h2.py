@@ -36,7 +36,16 @@ from gcptoken.errors import GcpTokenError
 from gcptoken.local.h2_link import H2Link, Inbox, Part
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_guard import guarded_proxy
-from gcptoken.local.proxy_h2_stream import Checked, Service, StreamEnd, check_stream, log_stream, refuse, relay
+from gcptoken.local.proxy_h2_stream import (
+    Checked,
+    Service,
+    StreamEnd,
+    check_stream,
+    grpc_status,
+    log_stream,
+    refuse,
+    relay,
+)
 from gcptoken.local.proxy_h2_upstream import CONNECTION_WINDOW, WINDOW, UpstreamError, Upstreams, UpstreamStream
 from gcptoken.servers.guard import MAX_HEADER_BYTES, GuardPolicy, Network
 from gcptoken.servers.h2_sniff import sniffing
@@ -296,12 +305,14 @@ class ClientConnection:
         try:
             if isinstance(checked, Checked):
                 status = await relay(client, checked, self.service, self.bound)
-            else:
+            else:  # logged here, once (not again as a stream)
                 status, reason, grpc = checked
                 shown = one_line(path.split(b"?", 1)[0].decode("latin-1"))
-                log.info("refused %s %s from %s: %d %s", one_line(method, 20), shown, self.peer, status, reason)
+                said = f"{status} (grpc-status {grpc_status(status)})" if grpc else str(status)
+                log.info("refused %s %s from %s: %s %s", one_line(method, 20), shown, self.peer, said, reason)
                 await refuse(client, status, reason, grpc)
                 self.link.reset(client.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # its body is not wanted
+                return
         except Exception as exc:  # never a traceback: the stream just ends
             log.warning("gcptoken proxy: %s while forwarding an HTTP/2 stream", type(exc).__name__)
             self.link.reset(client.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)

@@ -37,7 +37,7 @@ from gcptoken.servers import serving
 from gcptoken.servers.guard import GuardPolicy, Request, Scrutiny, screen
 from gcptoken.untrusted import one_line
 
-__all__ = ["Checked", "StreamEnd", "check_stream", "relay"]
+__all__ = ["Checked", "StreamEnd", "check_stream", "grpc_status", "relay"]
 
 log = logging.getLogger("gcptoken.proxy")
 # What a gRPC client makes of an HTTP status, as gRPC's own clients map them
@@ -109,11 +109,16 @@ def check_stream(
     return Checked(method, target, request, extra, grpc, not ended)
 
 
+def grpc_status(status: int) -> int:
+    """The ``grpc-status`` a refusal with HTTP ``status`` says (UNKNOWN for any other)."""
+    return _GRPC_STATUS.get(status, 2)
+
+
 async def refuse(client: StreamEnd, status: int, reason: str, grpc: bool) -> None:
     """The one-line answer (or gRPC's trailers-only one) that ends ``client``'s stream."""
     if grpc:
         message = quote_from_bytes(reason.encode("utf-8"), safe=b" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")
-        code = _GRPC_STATUS.get(status, 2)
+        code = grpc_status(status)
         headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
         client.link.send_headers(
             client.stream_id, [*headers, (b"grpc-status", b"%d" % code), (b"grpc-message", message.encode())], True
