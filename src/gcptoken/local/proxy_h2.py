@@ -67,7 +67,8 @@ MAX_RESETS = 200
 # Only a reset of a stream not yet answered, this soon after its headers, counts (the rapid-reset
 # pattern): a gRPC client cancelling calls under way is no attack.
 QUICK_RESET = 1.0
-# WINDOW_UPDATEs free per DATA frame sent (a stream's and the connection's); beyond that, each counts.
+# WINDOW_UPDATEs free per DATA frame sent and per stream opened (grpcio sends a stream's and the
+# connection's, some as a stream starts); beyond that, each counts against the control budget.
 FREE_UPDATES = 2
 # The HPACK table we keep for what we send, whatever larger size a client allows.
 MAX_ENCODER_TABLE = 64 << 10
@@ -191,6 +192,7 @@ class ClientConnection:
         self.upstreams: Upstreams | None = None
         self.service = front.service._replace(open=self._open)
         self.updates = 0  # WINDOW_UPDATEs received
+        self.streams = 0  # streams opened
         self.started: dict[int, float] = {}  # when each stream's headers came
         peer, bound = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         self.peer = str(peer[0]) if peer else ""
@@ -252,7 +254,8 @@ class ClientConnection:
                 encoder.header_table_size = min(encoder.header_table_size, MAX_ENCODER_TABLE)
             elif isinstance(event, h2.events.WindowUpdated):
                 self.updates += 1
-                if self.updates > FREE_UPDATES * (self.link.data_frames + 1) and not self.control.spend(now):
+                earned = FREE_UPDATES * (self.link.data_frames + self.streams + 8)
+                if self.updates > earned and not self.control.spend(now):
                     self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)  # WINDOW_UPDATEs for nothing: a flood
                     return
             elif isinstance(event, h2.events.RequestReceived):
@@ -295,6 +298,7 @@ class ClientConnection:
         method = dict(headers).get(b":method", b"").decode("latin-1")
         self._cancel_timer()
         self.started[stream_id] = now
+        self.streams += 1
         task = self.loop.create_task(self._stream(client, checked, method, path))
         self.tasks[stream_id] = task
         task.add_done_callback(lambda _: self._finished(stream_id))
