@@ -17,13 +17,13 @@ import h2.events
 import h2.settings
 import pytest
 
-from gcptoken.credentials import Credentials, credentials_from_info
+from gcptoken.credentials import Credentials
 from gcptoken.local import proxy_h2, proxy_h2_stream
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_h2 import H2Front, proxy_server
 from gcptoken.local.proxy_h2_upstream import CONNECTION_WINDOW, WINDOW
 from gcptoken.servers.serving import AsgiServer, bind
-from gcptoken.testing import EmulatorClient
+from tests.local import test_proxy_grpc
 from tests.local.test_proxy_grpc import AUD, NO_PROXY, GrpcService, identity
 from tests.local.test_proxy_h2_hostile import Client, Recorder
 
@@ -31,17 +31,9 @@ Served = tuple[AsgiServer, H2Front]
 GRPC = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
 
 
-@pytest.fixture(scope="module")
-def service(gcptoken_emulator: EmulatorClient) -> Iterator[GrpcService]:
-    running = GrpcService(f"{gcptoken_emulator.url}/oauth2/v3/certs")
-    running.server.start()
-    yield running
-    running.server.stop(None)
-
-
-@pytest.fixture(scope="module")
-def credentials(gcptoken_emulator: EmulatorClient) -> Credentials:
-    return credentials_from_info(gcptoken_emulator.new_key("grpc-limits"), "test")
+# The same gRPC server (one per module) and key as tests/local/test_proxy_grpc.py's.
+service = test_proxy_grpc.service
+credentials = test_proxy_grpc.credentials
 
 
 @contextlib.contextmanager
