@@ -50,6 +50,7 @@ class Recorder:
         self.transports: list[asyncio.BaseTransport] = []
         self.refuse: set[bytes] = set()  # paths answered once with a 401 invalid_token
         self.not_taken: set[bytes] = set()  # paths answered once with a GOAWAY that did not take them
+        self.oversized: set[bytes] = set()  # paths answered with headers over the proxy's 64 KiB
         self.conns: list[h2.connection.H2Connection] = []
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.Server | None = None
@@ -100,6 +101,10 @@ class Recorder:
                         stream_id = event.stream_id
                         if stream_id in self.paths:
                             path = self.paths.pop(stream_id)
+                            if path in recorder.oversized:
+                                big = [(":status", "200"), ("x-big", "b" * 70_000)]
+                                self.conn.send_headers(stream_id, big, end_stream=True)
+                                continue
                             if path in recorder.refuse:
                                 recorder.refuse.discard(path)
                                 refused = [(":status", "401"), ("www-authenticate", 'Bearer error="invalid_token"')]
@@ -522,3 +527,24 @@ def test_each_client_has_its_own_connection_to_the_service_and_a_goaway_opens_an
     finally:
         for each in clients:
             each.close()
+
+
+def test_a_bad_answer_from_the_service_ends_only_that_clients_streams(proxy: AsgiServer, service: Recorder) -> None:
+    """Headers over 64 KiB are a connection error to ``h2``: the connection to the service that
+    carried them ends, with the streams of that one client on it; another client's stream under
+    way goes on, and the first client's next stream gets a new connection."""
+    bad, other = Client(proxy.port), Client(proxy.port)
+    try:
+        pending = other.request(b"/other", b"POST", end=False)  # under way on its own connection
+        assert other.answer(other.request(b"/warm"))[1] == b"/base/warm"
+        service.oversized.add(b"/base/oversized")
+        headers, _, _ = bad.answer(bad.request(b"/oversized"))
+        assert headers.get(b":status", b"502") == b"502"
+        assert bad.answer(bad.request(b"/next"))[1] == b"/base/next"
+        other.conn.send_data(pending, b"", end_stream=True)
+        other.flush()
+        assert other.answer(pending)[1] == b"/base/other"
+    finally:
+        service.oversized.discard(b"/base/oversized")
+        bad.close()
+        other.close()
