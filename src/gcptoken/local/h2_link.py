@@ -100,6 +100,9 @@ class H2Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.closed:  # given up while it was connecting
+            transport.close()
+            return
         self.flush()  # the preface and SETTINGS, before anything the peer sends is read
 
     def data_received(self, data: bytes) -> None:

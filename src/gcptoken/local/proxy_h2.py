@@ -153,7 +153,9 @@ class H2Front:
     def release(self, connection: ClientConnection) -> None:
         """``connection`` is gone: its connections to the service close."""
         self.connections.discard(connection)
+        connection.released = True
         if connection.upstreams is not None:
+            connection.upstreams.begin_close()  # now: the loop may stop before the task below runs
             task = asyncio.get_running_loop().create_task(connection.upstreams.aclose())
             self.closing.add(task)
             task.add_done_callback(self.closing.discard)
@@ -190,6 +192,7 @@ class ClientConnection:
         conn.increment_flow_control_window(CONNECTION_WINDOW - 65_535)  # beyond the default window
         self.link.flush()
         self.upstreams: Upstreams | None = None
+        self.released = False  # its connections to the service closed: no new one
         self.service = front.service._replace(open=self._open)
         self.updates = 0  # WINDOW_UPDATEs received
         self.streams = 0  # streams opened
@@ -212,6 +215,8 @@ class ClientConnection:
         self.link.data_received(first)
 
     async def _open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> UpstreamStream:
+        if self.released:
+            raise UpstreamError("the proxy is stopping")
         if self.upstreams is None:
             self.upstreams = self.front.upstreams()
         return await self.upstreams.open(headers, end_stream)

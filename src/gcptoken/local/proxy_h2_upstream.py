@@ -135,10 +135,14 @@ class Upstreams:
         self.origin = f"{scheme}://{host}:{port}"
         self.connections: list[_Connection] = []
         self._pending: asyncio.Future[_Connection] | None = None
+        self.closed = False  # closed with its client connection (or the proxy): no new connection
+        self._closing: list[_Connection] = []
 
     async def open(self, headers: Headers, end_stream: bool) -> UpstreamStream:
         """A new stream to the service, its request headers sent; UpstreamError when unreachable."""
         for _ in range(3):  # a connection that dies between choosing it and using it: the next one
+            if self.closed:
+                raise UpstreamError("the proxy is stopping")
             connection = await self._usable()
             try:
                 return connection.open(headers, end_stream)
@@ -183,20 +187,27 @@ class Upstreams:
             raise UpstreamError(f"{self.origin} does not offer HTTP/2 (ALPN h2)")
         return connection
 
-    async def aclose(self) -> None:
-        """GOAWAY and close every connection, and wait (briefly) until each is gone: a TLS close
-        needs the loop a moment longer, and the loop may stop right after this."""
-        if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
+    def begin_close(self) -> None:
+        """No new connection from now on; each open one told GOAWAY and closed (aclose waits)."""
+        self.closed = True
         connections, self.connections = self.connections, []
+        self._closing.extend(connections)
         for connection in connections:
             with contextlib.suppress(Exception):
                 connection.conn.close_connection()
                 connection.link.flush()
             connection.link.close()
-        for connection in connections:
+
+    async def aclose(self) -> None:
+        """GOAWAY and close every connection, and wait (briefly) until each is gone: a TLS close
+        needs the loop a moment longer, and the loop may stop right after this."""
+        self.begin_close()
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pending
+        self.begin_close()  # and one that connected meanwhile
+        for connection in self._closing:
             if connection.link.transport is None:
                 continue
             try:
