@@ -209,7 +209,8 @@ def test_the_hpack_table_kept_for_a_client_is_capped(proxy: Served) -> None:
     try:
         client.conn.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 1 << 30})
         client.flush()
-        client.read(lambda c: any(isinstance(e, h2.events.SettingsAcknowledged) for e in c.events))
+        # Both SETTINGS acknowledged (the opening one, then this one).
+        client.read(lambda c: sum(isinstance(e, h2.events.SettingsAcknowledged) for e in c.events) == 2)
         (connection,) = front.connections
         assert connection.link.conn.encoder.header_table_size == proxy_h2.MAX_ENCODER_TABLE
     finally:
