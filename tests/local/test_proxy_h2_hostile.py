@@ -105,6 +105,9 @@ class Recorder:
                                 big = [(":status", "200"), ("x-big", "b" * 70_000)]
                                 self.conn.send_headers(stream_id, big, end_stream=True)
                                 continue
+                            if path.endswith(b"/odd-status"):
+                                self.conn.send_headers(stream_id, [(":status", "abc")], end_stream=True)
+                                continue
                             if path in recorder.refuse:
                                 recorder.refuse.discard(path)
                                 refused = [(":status", "401"), ("www-authenticate", 'Bearer error="invalid_token"')]
@@ -548,3 +551,8 @@ def test_a_bad_answer_from_the_service_ends_only_that_clients_streams(proxy: Asg
         service.oversized.discard(b"/base/oversized")
         bad.close()
         other.close()
+
+
+def test_an_answer_without_a_valid_status_is_a_502(client: Client) -> None:
+    headers, body, _ = client.answer(client.request(b"/odd-status"))
+    assert headers[b":status"] == b"502" and body == b"gcptoken proxy: the service answered no valid :status\n"
