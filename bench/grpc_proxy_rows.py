@@ -64,7 +64,8 @@ def _rate(seconds: float, target: str, metadata: tuple[tuple[str, str], ...]) ->
                 done[index] += ok
                 errors[index] += not ok
 
-    return sum(done) / in_threads(CLIENTS, client), sum(errors)
+    elapsed = in_threads(CLIENTS, client)  # before counting: the threads fill done
+    return sum(done) / elapsed, sum(errors)
 
 
 def grpc_proxy_rows(emulator: EmulatorServer, scratch: Path, seconds: float) -> list[Row]:

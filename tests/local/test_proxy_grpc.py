@@ -44,6 +44,7 @@ class GrpcService:
         self.verifier = Verifier(AUD, certs=certs)
         self.tokens: list[str] = []
         self.cancelled = threading.Event()
+        self.paused = threading.Event()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=40), interceptors=[_Verifying(self)], options=NO_PROXY
         )
@@ -82,6 +83,15 @@ class GrpcService:
                 time.sleep(0.01)
             return b"late"
 
+        def big(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+            for _ in range(int(request)):  # 60 kB messages, as fast as flow control lets them go
+                yield b"b" * 60_000
+
+        def pause(request: bytes, context: grpc.ServicerContext) -> bytes:
+            self.paused.set()
+            time.sleep(float(request))
+            return b"done"
+
         kinds = {"request_deserializer": identity, "response_serializer": identity}
         return {
             "Unary": grpc.unary_unary_rpc_method_handler(unary, **kinds),
@@ -89,6 +99,8 @@ class GrpcService:
             "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **kinds),
             "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, **kinds),
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi, **kinds),
+            "Big": grpc.unary_stream_rpc_method_handler(big, **kinds),
+            "Pause": grpc.unary_unary_rpc_method_handler(pause, **kinds),
         }
 
 

@@ -22,6 +22,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
 import httpx
 import hyperframe.frame
@@ -48,6 +49,8 @@ class Recorder:
         self.seen: list[dict[bytes, bytes]] = []
         self.transports: list[asyncio.BaseTransport] = []
         self.refuse: set[bytes] = set()  # paths answered once with a 401 invalid_token
+        self.not_taken: set[bytes] = set()  # paths answered once with a GOAWAY that did not take them
+        self.oversized: set[bytes] = set()  # paths answered with headers over the proxy's 64 KiB
         self.conns: list[h2.connection.H2Connection] = []
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.Server | None = None
@@ -79,17 +82,32 @@ class Recorder:
                 self.paths: dict[int, bytes] = {}
 
             def data_received(self, data: bytes) -> None:
-                for event in self.conn.receive_data(data):
+                try:
+                    events = self.conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    return  # after its own GOAWAY
+                for event in events:
                     if isinstance(event, h2.events.RequestReceived):
                         headers = dict(event.headers)
                         recorder.seen.append(headers)
                         self.paths[event.stream_id] = headers[b":path"]
+                        if headers[b":path"] in recorder.not_taken:
+                            recorder.not_taken.discard(headers[b":path"])
+                            self.conn.close_connection(last_stream_id=event.stream_id - 2)
+                            break
                     if isinstance(event, h2.events.DataReceived):
                         self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     if isinstance(event, h2.events.StreamEnded):
                         stream_id = event.stream_id
                         if stream_id in self.paths:
                             path = self.paths.pop(stream_id)
+                            if path in recorder.oversized:
+                                big = [(":status", "200"), ("x-big", "b" * 70_000)]
+                                self.conn.send_headers(stream_id, big, end_stream=True)
+                                continue
+                            if path.endswith(b"/odd-status"):
+                                self.conn.send_headers(stream_id, [(":status", "abc")], end_stream=True)
+                                continue
                             if path in recorder.refuse:
                                 recorder.refuse.discard(path)
                                 refused = [(":status", "401"), ("www-authenticate", 'Bearer error="invalid_token"')]
@@ -107,7 +125,8 @@ class Recorder:
 
         def send() -> None:
             for conn, transport in zip(self.conns, self.transports, strict=True):
-                conn.close_connection()
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    conn.close_connection()
                 transport.write(conn.data_to_send())  # type: ignore[attr-defined]
 
         self.loop.call_soon_threadsafe(send)
@@ -139,6 +158,7 @@ class Client:
         )
         self.conn = h2.connection.H2Connection(config)
         self.authority = f"127.0.0.1:{port}".encode()
+        self.scheme = b"http"
         self.events: list[h2.events.Event] = []
         self.closed = False
         if start:
@@ -151,7 +171,7 @@ class Client:
 
     def request(self, path: bytes = b"/hello", method: bytes = b"GET", extra: Headers = (), end: bool = True) -> int:  # type: ignore[assignment]
         stream_id = self.conn.get_next_available_stream_id()
-        headers = [(b":method", method), (b":scheme", b"http"), (b":authority", self.authority), (b":path", path)]
+        headers = [(b":method", method), (b":scheme", self.scheme), (b":authority", self.authority), (b":path", path)]
         self.conn.send_headers(stream_id, [*headers, *extra], end_stream=end)
         self.flush()
         return stream_id
@@ -279,6 +299,10 @@ def test_a_clean_stream_carries_the_token_to_the_service_under_its_path(client: 
         (b"/a\\b", b"GET", [], 400),
         (b"*", b"OPTIONS", [], 400),
         (b"/hello", b"TRACE", [], 400),  # its echo would carry the token
+        (b"/hello", b"GE T", [], 400),  # a :method no token (RFC 9110 §9.1)
+        (b"/hello", b"G(T", [], 400),
+        (b"/a b", b"GET", [], 400),  # a :path with a space
+        (b"/hello", b"GET", [(b":scheme", b"ftp")], 400),
     ],
 )
 def test_refused_streams_reach_nothing(
@@ -294,18 +318,27 @@ def test_refused_streams_reach_nothing(
     before, minted = len(service.seen), mints()
     if extra and extra[0][0] == b":authority":
         client.authority, extra = extra[0][1], []
+    if extra and extra[0][0] == b":scheme":
+        client.scheme, extra = extra[0][1], []
     headers, body, _ = client.answer(client.request(path, method, extra))
     assert headers[b":status"] == b"%d" % status
     assert body.count(b"\n") == 1 and b"Traceback" not in body and headers[b"content-type"].startswith(b"text/plain")
     still_served(proxy, service, mints, before, minted)
 
 
-def test_grpc_refusals_say_it_in_grpc_status(client: Client, service: Recorder) -> None:
+def test_grpc_refusals_say_it_in_grpc_status(
+    client: Client, service: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     client.authority = b"evil.example"
     grpc = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
     headers, _, _ = client.answer(client.request(b"/t.S/M", b"POST", grpc))
     assert headers[b":status"] == b"200" and headers[b"grpc-status"] == b"7"  # PERMISSION_DENIED
     assert headers[b"grpc-message"].startswith(b"Forbidden: Host 'evil.example' is not served here")
+    deadline = time.monotonic() + 5
+    while "refused POST /t.S/M" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "refused POST /t.S/M from 127.0.0.1: 403 (grpc-status 7) Forbidden" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -424,7 +457,10 @@ def test_a_silent_or_half_preface_connection_is_dropped(
 ) -> None:
     monkeypatch.setattr(proxy_h2.H2Front, "settings_timeout", 0.3)
     with proxying(f"http://127.0.0.1:{service.port}", key, header_timeout=0.3) as server:
-        for opening in (b"PRI * HTTP/2.0\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):  # half, whole without SETTINGS
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        settings = hyperframe.frame.SettingsFrame(0).serialize()
+        # half, whole without SETTINGS, and with SETTINGS but no request (headers are due as over HTTP/1.1)
+        for opening in (preface[:16], preface, preface + settings):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
                 raw.sendall(opening)
                 assert raw.recv(65536) is not None  # (SETTINGS first, for the whole preface)
@@ -446,7 +482,8 @@ def test_no_token_in_the_log(
     while "/logged -> 200" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.01)  # the stream's line is written once its task ends, after the answer
     text = caplog.text
-    assert "GET /logged -> 200 (HTTP/2)" in text and "refused GET /refused" in text
+    assert "GET /logged -> 200 (HTTP/2)" in text and text.count("GET /refused") == 1  # each refusal once
+    assert "refused GET /refused from 127.0.0.1: 403 Forbidden" in text
     assert token not in text and "secret" not in text
 
 
@@ -468,22 +505,54 @@ def test_an_invalid_token_401_forces_one_new_token_and_a_bodyless_request_is_sen
     assert mints() == minted + 1  # a new token was forced less than REFRESH_INTERVAL ago: not again
 
 
-def test_one_connection_to_the_service_serves_every_client_and_a_goaway_opens_another(
+def test_each_client_has_its_own_connection_to_the_service_and_a_goaway_opens_another(
     proxy: AsgiServer, service: Recorder
 ) -> None:
-    clients = [Client(proxy.port) for _ in range(3)]
+    """What one client does (a flood, a bad answer) never reaches another's streams; a client's
+    streams share its connection to the service until a GOAWAY; a stream the GOAWAY did not take
+    (never processed, RFC 9113 §6.8) is sent again on a new connection, unseen by the client."""
+    clients = [Client(proxy.port) for _ in range(2)]
     try:
-        clients[0].answer(clients[0].request(b"/warm"))  # a connection to the service, open
         before = len(service.transports)
         for n, each in enumerate(clients):
-            assert each.answer(each.request(b"/reuse%d" % n))[1] == b"/base/reuse%d" % n
-        assert len(service.transports) == before  # every client's streams on the connection already open
+            for again in range(2):
+                assert each.answer(each.request(b"/own%d" % again))[1] == b"/base/own%d" % again
+            assert len(service.transports) == before + n + 1  # one per client, kept for its streams
+        service.not_taken.add(b"/base/not-taken")
+        assert clients[0].answer(clients[0].request(b"/not-taken"))[1] == b"/base/not-taken"
+        assert len(service.transports) == before + 3
         service.goaway()
         deadline = time.monotonic() + 5
-        while len(service.transports) == before and time.monotonic() < deadline:
-            answer = clients[0].answer(clients[0].request(b"/after-goaway"))
+        while len(service.transports) == before + 3 and time.monotonic() < deadline:
+            answer = clients[1].answer(clients[1].request(b"/after-goaway"))
             time.sleep(0.01)
-        assert answer[1] == b"/base/after-goaway" and len(service.transports) == before + 1
+        assert answer[1] == b"/base/after-goaway" and len(service.transports) == before + 4
     finally:
         for each in clients:
             each.close()
+
+
+def test_a_bad_answer_from_the_service_ends_only_that_clients_streams(proxy: AsgiServer, service: Recorder) -> None:
+    """Headers over 64 KiB are a connection error to ``h2``: the connection to the service that
+    carried them ends, with the streams of that one client on it; another client's stream under
+    way goes on, and the first client's next stream gets a new connection."""
+    bad, other = Client(proxy.port), Client(proxy.port)
+    try:
+        pending = other.request(b"/other", b"POST", end=False)  # under way on its own connection
+        assert other.answer(other.request(b"/warm"))[1] == b"/base/warm"
+        service.oversized.add(b"/base/oversized")
+        headers, _, _ = bad.answer(bad.request(b"/oversized"))
+        assert headers.get(b":status", b"502") == b"502"
+        assert bad.answer(bad.request(b"/next"))[1] == b"/base/next"
+        other.conn.send_data(pending, b"", end_stream=True)
+        other.flush()
+        assert other.answer(pending)[1] == b"/base/other"
+    finally:
+        service.oversized.discard(b"/base/oversized")
+        bad.close()
+        other.close()
+
+
+def test_an_answer_without_a_valid_status_is_a_502(client: Client) -> None:
+    headers, body, _ = client.answer(client.request(b"/odd-status"))
+    assert headers[b":status"] == b"502" and body == b"gcptoken proxy: the service answered no valid :status\n"

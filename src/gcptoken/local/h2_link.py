@@ -18,6 +18,7 @@ from typing import NamedTuple
 import h2.connection
 import h2.events
 import h2.exceptions
+import hyperframe.frame
 
 __all__ = ["H2Link", "Inbox", "LinkClosed", "Part"]
 
@@ -46,22 +47,34 @@ class Part(NamedTuple):
 
 
 class Inbox:
-    """What arrived on one stream, in order."""
+    """What arrived on one stream, in order. ``held`` counts the flow-controlled bytes taken off it
+    but not yet acknowledged (a part whose passing-on was cut short still owes its window)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Part] = asyncio.Queue()
+        self.held = 0
+        self.waiting = 0  # the flow-controlled bytes still in the queue
 
     def put(self, part: Part) -> None:
+        self.waiting += part.flow
         self.queue.put_nowait(part)
 
     async def get(self) -> Part:
-        return await self.queue.get()
+        part = await self.queue.get()
+        self.waiting -= part.flow
+        self.held += part.flow
+        return part
+
+    def queued(self) -> int:
+        """The flow-controlled bytes this stream holds: queued, or taken but not passed on."""
+        return self.held + self.waiting
 
     def unread_flow(self) -> int:
-        """The flow-controlled bytes still queued (given back when the stream is dropped)."""
-        total = 0
+        """Every flow-controlled byte not acknowledged yet (given back when the stream is dropped):
+        what is still queued and what was taken but not passed on."""
+        total, self.held, self.waiting = self.held + self.waiting, 0, 0
         while not self.queue.empty():
-            total += self.queue.get_nowait().flow
+            self.queue.get_nowait()
         return total
 
 
@@ -81,10 +94,15 @@ class H2Link(asyncio.Protocol):
         self._paused = False
         self._flush_due = False
         self._waiters: list[asyncio.Future[None]] = []
+        self.data_frames = 0  # DATA frames sent: each may earn a WINDOW_UPDATE or two back
+        self.answered: set[int] | None = None  # a set: streams whose headers were sent (kept by the owner)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.closed:  # given up while it was connecting
+            transport.close()
+            return
         self.flush()  # the preface and SETTINGS, before anything the peer sends is read
 
     def data_received(self, data: bytes) -> None:
@@ -138,6 +156,8 @@ class H2Link(asyncio.Protocol):
             raise LinkClosed("the connection ended")
         try:
             self.conn.send_headers(stream_id, headers, end_stream=end_stream)
+            if self.answered is not None:
+                self.answered.add(stream_id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
             raise LinkClosed(type(exc).__name__) from None
         self.flush()
@@ -163,6 +183,7 @@ class H2Link(asyncio.Protocol):
                     continue
                 chunk, view = view[:window], view[window:]
                 self.conn.send_data(stream_id, bytes(chunk), end_stream=end_stream and not view)
+                self.data_frames += 1
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
                 raise LinkClosed(type(exc).__name__) from None
             self.flush()
@@ -174,6 +195,25 @@ class H2Link(asyncio.Protocol):
         with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self.conn.reset_stream(stream_id, code)
             self.flush()
+
+    def passed(self, stream_id: int, inbox: Inbox, flow: int) -> None:
+        """A part of ``flow`` bytes taken off ``inbox`` was passed on: acknowledged."""
+        inbox.held -= flow
+        self.acknowledge(stream_id, flow)
+
+    def drop(self, stream_id: int, inbox: Inbox) -> None:
+        """``stream_id`` is done with: every byte it received and did not pass on is acknowledged
+        (the connection's window comes back even when the stream is gone)."""
+        self.acknowledge(stream_id, inbox.unread_flow())
+
+    def send_goaway(self, last_stream_id: int) -> None:
+        """GOAWAY(NO_ERROR) written by hand: ``h2``'s ``close_connection`` would close the state
+        machine, refusing the DATA still due on streams under way (a graceful stop keeps them)."""
+        frame = hyperframe.frame.GoAwayFrame(0)
+        frame.last_stream_id, frame.error_code = last_stream_id, 0
+        self._write()  # what h2 queued goes first
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame.serialize())
 
     def acknowledge(self, stream_id: int, flow: int) -> None:
         """``flow`` bytes of ``stream_id`` were passed on: their window goes back to the peer."""

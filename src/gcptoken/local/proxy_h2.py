@@ -3,14 +3,18 @@ the same port as HTTP/1.1 (:mod:`gcptoken.servers.h2_sniff`), relayed over HTTP/
 (:mod:`~gcptoken.local.proxy_h2_upstream`), each stream as
 :mod:`~gcptoken.local.proxy_h2_stream` says.
 
-One client connection is bounded as every local server's are, and against HTTP/2's own abuses:
-at most :data:`MAX_STREAMS` streams at once (more are refused with REFUSED_STREAM, also while a
-reset stream's work is still ending: rapid reset, CVE-2023-44487), header lists of at most
-:data:`~gcptoken.servers.guard.MAX_HEADER_BYTES`, CONTINUATION frames bounded by ``h2``, a
-deadline for the client's first SETTINGS, a budget of resets and of frames that cost the proxy an
-answer but carry no request (PING, SETTINGS, PRIORITY, unknown frames, empty DATA; a flood of them
-ends the connection with ENHANCE_YOUR_CALM), a cap on what waits to be written to a client that
-does not read, and an idle timeout once no stream is open.
+Each client connection has connections of its own to the service, so what one client does (read
+nothing, flood, get a bad answer) holds back no other. One client connection is bounded as every
+local server's are, and against HTTP/2's own abuses: at most :data:`MAX_STREAMS` streams at once
+(more are refused with REFUSED_STREAM, also while a reset stream's work is still ending: rapid
+reset, CVE-2023-44487), header lists of at most :data:`~gcptoken.servers.guard.MAX_HEADER_BYTES`,
+CONTINUATION frames bounded by ``h2``, a deadline for its first request's headers, a budget of
+resets of streams not yet answered and of frames that cost the proxy an answer but carry no request
+(PING, SETTINGS, PRIORITY, unknown frames, empty DATA, WINDOW_UPDATEs beyond what the data sent
+earns; a flood of them ends the connection with ENHANCE_YOUR_CALM), flow-control windows that let
+it make the proxy hold at most about a MiB each way, a cap on what waits to be written to a client
+that does not read, and an idle timeout once no stream is open. At most :data:`MAX_CONNECTIONS`
+HTTP/2 connections at once: one more is answered GOAWAY(ENHANCE_YOUR_CALM) and closed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 
 import h2.config
@@ -31,17 +36,27 @@ from gcptoken.errors import GcpTokenError
 from gcptoken.local.h2_link import H2Link, Inbox, Part
 from gcptoken.local.proxy import Proxy
 from gcptoken.local.proxy_guard import guarded_proxy
-from gcptoken.local.proxy_h2_stream import Checked, Service, StreamEnd, check_stream, log_stream, refuse, relay
-from gcptoken.local.proxy_h2_upstream import WINDOW, UpstreamError, Upstreams, UpstreamStream
+from gcptoken.local.proxy_h2_stream import (
+    Checked,
+    Service,
+    StreamEnd,
+    check_stream,
+    grpc_status,
+    log_stream,
+    refuse,
+    relay,
+)
+from gcptoken.local.proxy_h2_upstream import CONNECTION_WINDOW, WINDOW, UpstreamError, Upstreams, UpstreamStream
 from gcptoken.servers.guard import MAX_HEADER_BYTES, GuardPolicy, Network
 from gcptoken.servers.h2_sniff import sniffing
 from gcptoken.servers.serving import HEADER_TIMEOUT, HeaderTimeoutProtocol
 from gcptoken.untrusted import one_line
 
-__all__ = ["MAX_STREAMS", "H2Front", "proxy_server"]
+__all__ = ["MAX_CONNECTIONS", "MAX_STREAMS", "H2Front", "proxy_server"]
 
 log = logging.getLogger("gcptoken.proxy")
 MAX_STREAMS = 100
+MAX_CONNECTIONS = 128
 # Streams whose work may still be ending (reset by the client, or just answered) besides the open ones.
 MAX_WORK = 2 * MAX_STREAMS
 # A connection with no stream open is closed (GOAWAY) after this many seconds.
@@ -49,6 +64,14 @@ IDLE_TIMEOUT = 120.0
 # Per connection, in any BUDGET_WINDOW seconds: streams reset (or refused), and frames that carry no request.
 BUDGET_WINDOW = 10.0
 MAX_RESETS = 200
+# Only a reset of a stream not yet answered, this soon after its headers, counts (the rapid-reset
+# pattern): a gRPC client cancelling calls under way is no attack.
+QUICK_RESET = 1.0
+# WINDOW_UPDATEs free per DATA frame sent and per stream opened (grpcio sends a stream's and the
+# connection's, some as a stream starts); beyond that, each counts against the control budget.
+FREE_UPDATES = 2
+# The HPACK table we keep for what we send, whatever larger size a client allows.
+MAX_ENCODER_TABLE = 64 << 10
 # gRPC's clients send PINGs as they read (BDP probes) and a SETTINGS now and then: far fewer than this.
 MAX_CONTROL_FRAMES = 10_000
 # Seconds the streams under way get to finish once the server stops (uvicorn allows 2).
@@ -56,7 +79,7 @@ SHUTDOWN_GRACE = 1.5
 # Bytes waiting to go to a client that does not read: past this, the connection is dropped.
 MAX_UNSENT = 4 << 20
 # Frames that carry no request; each PING and SETTINGS costs an answer. (WINDOW_UPDATEs come with
-# every body read and cost nothing: not counted.)
+# every body read: counted only beyond what the data sent earns.)
 _CONTROL = (
     h2.events.PingReceived,
     h2.events.RemoteSettingsChanged,
@@ -88,11 +111,13 @@ class H2Front:
 
     def __init__(self, proxy: Proxy, policy: GuardPolicy) -> None:
         self.proxy, self.policy = proxy, policy
-        self.upstreams = Upstreams(proxy.scheme.decode(), proxy.host.decode(), proxy.port_number, proxy.timeout, None)
-        proxy.closers.append(self.upstreams.aclose)
+        self.tls: ssl.SSLContext | None = None
+        self.connections: set[ClientConnection] = set()
+        self.closing: set[asyncio.Task[None]] = set()  # client connections' upstreams being closed
+        proxy.closers.append(self.aclose)
         origin = proxy.origin[1]
         self.service = Service(
-            open=self._open,
+            open=self._no_open,
             token=proxy.token,
             fresh_token=proxy.fresh_token,
             authorized=proxy.authorized,
@@ -107,18 +132,39 @@ class H2Front:
             audience=proxy.audience,
         )
 
-    async def _open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> UpstreamStream:
-        if self.upstreams.tls is None and self.proxy.scheme == b"https":
+    async def _no_open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> UpstreamStream:
+        raise UpstreamError("no connection")  # each client connection opens its own
+
+    def upstreams(self) -> Upstreams:
+        """Connections to the service for one client connection (TLS set up once, for all)."""
+        if self.tls is None and self.proxy.scheme == b"https":
             from gcptoken.http.tls import h2_context
 
             try:
-                self.upstreams.tls = h2_context()
+                self.tls = h2_context()
             except GcpTokenError as exc:  # SSL_CERT_FILE naming nothing usable: one line, per stream
                 raise UpstreamError(str(exc)) from None
-        return await self.upstreams.open(headers, end_stream)
+        proxy = self.proxy
+        return Upstreams(proxy.scheme.decode(), proxy.host.decode(), proxy.port_number, proxy.timeout, self.tls)
 
     def connection(self, transport: asyncio.Transport, first: bytes) -> ClientConnection:
         return ClientConnection(self, transport, first)
+
+    def release(self, connection: ClientConnection) -> None:
+        """``connection`` is gone: its connections to the service close."""
+        self.connections.discard(connection)
+        connection.released = True
+        if connection.upstreams is not None:
+            connection.upstreams.begin_close()  # now: the loop may stop before the task below runs
+            task = asyncio.get_running_loop().create_task(connection.upstreams.aclose())
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
+
+    async def aclose(self) -> None:
+        for connection in list(self.connections):
+            self.release(connection)
+        if self.closing:
+            await asyncio.wait(set(self.closing))
 
 
 class ClientConnection:
@@ -139,10 +185,18 @@ class ClientConnection:
         )
         conn.decoder.max_header_list_size = MAX_HEADER_BYTES  # h2 applies its setting only on a change
         self.link = H2Link(conn, self._events, self._lost)
+        self.answered: set[int] = set()
+        self.link.answered = self.answered
         self.link.connection_made(transport)
         conn.initiate_connection()
-        conn.increment_flow_control_window(8 * WINDOW)
+        conn.increment_flow_control_window(CONNECTION_WINDOW - 65_535)  # beyond the default window
         self.link.flush()
+        self.upstreams: Upstreams | None = None
+        self.released = False  # its connections to the service closed: no new one
+        self.service = front.service._replace(open=self._open)
+        self.updates = 0  # WINDOW_UPDATEs received
+        self.streams = 0  # streams opened
+        self.started: dict[int, float] = {}  # when each stream's headers came
         peer, bound = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         self.peer = str(peer[0]) if peer else ""
         self.bound = (str(bound[0]), int(bound[1])) if bound else ("", 0)
@@ -152,8 +206,20 @@ class ClientConnection:
         self.control = _Budget(MAX_CONTROL_FRAMES, BUDGET_WINDOW)
         self.settled = False
         self.stopping = False
+        # Its first request's headers are due within this (an idle timer only once one came).
         self.timer: asyncio.TimerHandle | None = self.loop.call_later(front.settings_timeout, self._expire)
+        front.connections.add(self)
+        if len(front.connections) > MAX_CONNECTIONS:
+            self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            return
         self.link.data_received(first)
+
+    async def _open(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> UpstreamStream:
+        if self.released:
+            raise UpstreamError("the proxy is stopping")
+        if self.upstreams is None:
+            self.upstreams = self.front.upstreams()
+        return await self.upstreams.open(headers, end_stream)
 
     # What the sniffing protocol forwards.
     def data_received(self, data: bytes) -> None:
@@ -175,9 +241,8 @@ class ClientConnection:
         if not self.tasks:
             self._goaway(h2.errors.ErrorCodes.NO_ERROR)
             return
-        with contextlib.suppress(Exception):
-            self.link.conn.close_connection(h2.errors.ErrorCodes.NO_ERROR)
-            self.link.flush()
+        # The streams under way go on (new ones are refused); h2's close_connection would end them.
+        self.link.send_goaway(self.link.conn.highest_inbound_stream_id)
         # Within uvicorn's own graceful timeout: a stream that would outlive it (a long gRPC
         # stream) ends with the connection, which the loop then still closes.
         self.loop.call_later(SHUTDOWN_GRACE, self._goaway, h2.errors.ErrorCodes.NO_ERROR)
@@ -188,9 +253,16 @@ class ClientConnection:
             if isinstance(event, _CONTROL) and not self.control.spend(now):
                 self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
                 return
-            if isinstance(event, h2.events.RemoteSettingsChanged) and not self.settled:
+            if isinstance(event, h2.events.RemoteSettingsChanged):
                 self.settled = True
-                self._idle()
+                encoder = self.link.conn.encoder
+                encoder.header_table_size = min(encoder.header_table_size, MAX_ENCODER_TABLE)
+            elif isinstance(event, h2.events.WindowUpdated):
+                self.updates += 1
+                earned = FREE_UPDATES * (self.link.data_frames + self.streams + 8)
+                if self.updates > earned and not self.control.spend(now):
+                    self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)  # WINDOW_UPDATEs for nothing: a flood
+                    return
             elif isinstance(event, h2.events.RequestReceived):
                 self._request(event, now)
             elif isinstance(event, h2.events.DataReceived):
@@ -204,7 +276,7 @@ class ClientConnection:
                 self._put(event.stream_id, Part("end"))
             elif isinstance(event, h2.events.StreamReset):
                 self._put(event.stream_id, Part("reset", code=event.error_code))
-                if not self.resets.spend(now):
+                if self._quick_reset(event.stream_id, now) and not self.resets.spend(now):
                     self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
                     return
         transport = self.link.transport
@@ -214,6 +286,9 @@ class ClientConnection:
     def _request(self, event: h2.events.RequestReceived, now: float) -> None:
         stream_id = event.stream_id
         assert stream_id is not None
+        if self.stopping:  # after our GOAWAY: not taken
+            self.link.reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
         if len(self.tasks) >= MAX_WORK:  # reset streams whose work is still ending count too
             self.link.reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             if not self.resets.spend(now):
@@ -227,6 +302,8 @@ class ClientConnection:
         path = dict(headers).get(b":path", b"")
         method = dict(headers).get(b":method", b"").decode("latin-1")
         self._cancel_timer()
+        self.started[stream_id] = now
+        self.streams += 1
         task = self.loop.create_task(self._stream(client, checked, method, path))
         self.tasks[stream_id] = task
         task.add_done_callback(lambda _: self._finished(stream_id))
@@ -236,13 +313,15 @@ class ClientConnection:
     ) -> None:
         try:
             if isinstance(checked, Checked):
-                status = await relay(client, checked, self.front.service, self.bound)
-            else:
+                status = await relay(client, checked, self.service, self.bound)
+            else:  # logged here, once (not again as a stream)
                 status, reason, grpc = checked
                 shown = one_line(path.split(b"?", 1)[0].decode("latin-1"))
-                log.info("refused %s %s from %s: %d %s", one_line(method, 20), shown, self.peer, status, reason)
+                said = f"{status} (grpc-status {grpc_status(status)})" if grpc else str(status)
+                log.info("refused %s %s from %s: %s %s", one_line(method, 20), shown, self.peer, said, reason)
                 await refuse(client, status, reason, grpc)
                 self.link.reset(client.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # its body is not wanted
+                return
         except Exception as exc:  # never a traceback: the stream just ends
             log.warning("gcptoken proxy: %s while forwarding an HTTP/2 stream", type(exc).__name__)
             self.link.reset(client.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -251,14 +330,22 @@ class ClientConnection:
 
     def _finished(self, stream_id: int) -> None:
         self.tasks.pop(stream_id, None)
+        self.started.pop(stream_id, None)
+        self.answered.discard(stream_id)
         inbox = self.inboxes.pop(stream_id, None)
         if inbox is not None:
-            self.link.acknowledge(stream_id, inbox.unread_flow())
+            self.link.drop(stream_id, inbox)
         if not self.tasks:
             if self.stopping:
                 self._goaway(h2.errors.ErrorCodes.NO_ERROR)
             else:
                 self._idle()
+
+    def _quick_reset(self, stream_id: int | None, now: float) -> bool:
+        """A reset of a stream not yet answered, right after its headers (one whose work is over
+        costs nothing more)."""
+        started = self.started.get(stream_id or 0)
+        return started is not None and stream_id not in self.answered and now - started < QUICK_RESET
 
     def _put(self, stream_id: int | None, part: Part) -> None:
         inbox = self.inboxes.get(stream_id or 0)
@@ -292,6 +379,7 @@ class ClientConnection:
         self._cancel_timer()
         for task in list(self.tasks.values()):
             task.cancel()
+        self.front.release(self)
 
 
 def proxy_server(

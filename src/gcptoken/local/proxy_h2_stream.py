@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 from urllib.parse import quote_from_bytes
@@ -32,10 +33,11 @@ from gcptoken.local.h2_link import H2Link, Headers, Inbox, LinkClosed, Part
 from gcptoken.local.proxy_h2_upstream import UpstreamError, UpstreamStream
 from gcptoken.local.proxy_request import ClientRequest, Refused, client_request, upstream_target
 from gcptoken.local.proxy_response import response_headers
+from gcptoken.servers import serving
 from gcptoken.servers.guard import GuardPolicy, Request, Scrutiny, screen
 from gcptoken.untrusted import one_line
 
-__all__ = ["Checked", "StreamEnd", "check_stream", "relay"]
+__all__ = ["Checked", "StreamEnd", "check_stream", "grpc_status", "relay"]
 
 log = logging.getLogger("gcptoken.proxy")
 # What a gRPC client makes of an HTTP status, as gRPC's own clients map them
@@ -43,6 +45,15 @@ log = logging.getLogger("gcptoken.proxy")
 # proxy itself say INVALID_ARGUMENT for a malformed request.
 _GRPC_STATUS = {400: 3, 401: 16, 403: 7, 404: 12, 413: 3, 415: 3, 431: 3, 429: 14, 502: 14, 503: 14, 504: 14}
 _CANCEL = h2.errors.ErrorCodes.CANCEL
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2
+_SPACE = re.compile(rb"[\x00-\x20\x7f]")
+# Tries of one stream: a 401 invalid_token sent again, or a stream a service's GOAWAY did not take.
+_TRIES = 3
+# A request body that is not gRPC must bring BODY_MIN_BYTES in every BODY_WINDOW seconds (as over
+# HTTP/1.1) until it ends. gRPC's client-streaming and bidirectional calls may rightly stay quiet
+# for minutes between messages: their pace is the application's (its deadline ends them).
+BODY_WINDOW = serving.BODY_WINDOW
+BODY_MIN_BYTES = serving.BODY_MIN_BYTES
 
 
 class StreamEnd(NamedTuple):
@@ -73,6 +84,10 @@ def check_stream(
     grpc = any(n == b"content-type" and v.startswith(b"application/grpc") for n, v in regular)
     method = pseudo.get(b":method", b"").decode("latin-1")
     path = pseudo.get(b":path", b"")
+    if not _TOKEN.fullmatch(method) or not path or _SPACE.search(path):
+        return 400, "malformed :method or :path", grpc
+    if pseudo.get(b":scheme", b"http") not in (b"http", b"https"):
+        return 400, ":scheme is neither http nor https", grpc
     hosts = [value for name, value in regular if name == b"host"]
     authority = pseudo.get(b":authority") or (hosts[0] if hosts else b"")
     if any(value != authority for value in hosts):
@@ -94,11 +109,16 @@ def check_stream(
     return Checked(method, target, request, extra, grpc, not ended)
 
 
+def grpc_status(status: int) -> int:
+    """The ``grpc-status`` a refusal with HTTP ``status`` says (UNKNOWN for any other)."""
+    return _GRPC_STATUS.get(status, 2)
+
+
 async def refuse(client: StreamEnd, status: int, reason: str, grpc: bool) -> None:
     """The one-line answer (or gRPC's trailers-only one) that ends ``client``'s stream."""
     if grpc:
         message = quote_from_bytes(reason.encode("utf-8"), safe=b" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")
-        code = _GRPC_STATUS.get(status, 2)
+        code = grpc_status(status)
         headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
         client.link.send_headers(
             client.stream_id, [*headers, (b"grpc-status", b"%d" % code), (b"grpc-message", message.encode())], True
@@ -131,14 +151,14 @@ async def relay(client: StreamEnd, checked: Checked, service: Service, server: t
     except GcpTokenError as exc:
         await refuse(client, 502, f"gcptoken proxy: no ID token for {service.audience}: {exc}", checked.grpc)
         return 502
-    while True:
+    for _ in range(_TRIES):
         headers = [*service.pseudo(checked.method, target), *service.authorized(checked.request, token), *checked.extra]
         try:
             upstream = await service.open(headers, not checked.has_body)
         except UpstreamError as exc:
             await refuse(client, 502, f"gcptoken proxy: {exc}", checked.grpc)
             return 502
-        body = asyncio.create_task(_forward_body(client, upstream, checked.has_body))
+        body = asyncio.create_task(_forward_body(client, upstream, checked.has_body, not checked.grpc))
         answer = asyncio.create_task(_answer(client, upstream, service, server, checked, token))
         try:
             await asyncio.wait({body, answer}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,11 +170,12 @@ async def relay(client: StreamEnd, checked: Checked, service: Service, server: t
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            upstream.link.reset(upstream.stream_id, _CANCEL)  # unless it ended
-            upstream.link.acknowledge(upstream.stream_id, upstream.inbox.unread_flow())
+            upstream.end()  # reset unless it ended; what it received and was not passed on, acknowledged
         if isinstance(outcome, int):
             return outcome
-        token = outcome  # a new token, for a request without a body: sent again
+        token = outcome  # a new token, or a stream not taken, for a request without a body: sent again
+    client.link.reset(client.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+    return 0
 
 
 async def _answer(
@@ -163,9 +184,12 @@ async def _answer(
     """The service's answer passed on: its status (0: reset); or a new token to send the request
     again with, after a 401 ``invalid_token`` to a request without a body."""
     part = await upstream.inbox.get()
+    if part.kind == "refused" and not checked.has_body:
+        return token  # a GOAWAY said the service never processed it (RFC 9113 §6.8): on a new connection
     if part.kind != "headers":
-        if part.kind == "reset" and part.code == h2.errors.ErrorCodes.REFUSED_STREAM:
-            client.link.reset(client.stream_id, part.code)  # not taken: clients may retry it elsewhere
+        refused = h2.errors.ErrorCodes.REFUSED_STREAM
+        if part.kind == "refused" or (part.kind == "reset" and part.code == refused):
+            client.link.reset(client.stream_id, refused)  # not taken: clients may retry it elsewhere
             return 0
         where = f"{service.origin[0]}://{service.origin[1].decode('ascii')}"
         said = {"reset": "reset the stream before answering", "not h2": "does not speak HTTP/2 (h2c)"}
@@ -173,7 +197,11 @@ async def _answer(
         await refuse(client, 502, f"gcptoken proxy: {where} {reason}", checked.grpc)
         return 502
     status_text = dict(part.headers).get(b":status", b"")
-    status = int(status_text) if status_text.isdigit() else 0
+    status = int(status_text) if status_text.isdigit() and len(status_text) == 3 else 0
+    if not 200 <= status <= 599:  # checked before anything goes to the client
+        log.info("gcptoken proxy: the service answered :status %r: 502", one_line(status_text.decode("latin-1"), 20))
+        await refuse(client, 502, "gcptoken proxy: the service answered no valid :status", checked.grpc)
+        return 502
     www = next((v.decode("latin-1") for n, v in part.headers if n == b"www-authenticate"), None)
     if status == 401 and says_invalid_token(401, www):
         fresh = await service.fresh_token(token)  # rate-limited, as over HTTP/1.1
@@ -196,7 +224,7 @@ async def _forward_answer(
             part = await upstream.inbox.get()
             if part.kind == "data":
                 await link.send_data(stream_id, part.data)
-                upstream.link.acknowledge(upstream.stream_id, part.flow)
+                upstream.link.passed(upstream.stream_id, upstream.inbox, part.flow)
             elif part.kind == "trailers":
                 trailers, _ = response_headers(part.headers, service.origin, service.base_path, server)
                 link.send_headers(stream_id, trailers, end_stream=True)
@@ -212,15 +240,30 @@ async def _forward_answer(
         return 0
 
 
-async def _forward_body(client: StreamEnd, upstream: UpstreamStream, sending: bool) -> bool:
+async def _forward_body(client: StreamEnd, upstream: UpstreamStream, sending: bool, paced: bool) -> bool:
     """The client's body (and trailers) to the service, then a watch for the client's reset;
-    False when the client reset its stream, True when the service's stream ended first."""
+    False when the client reset its stream (or its ``paced`` body stalled: both streams reset),
+    True when the service's stream ended first."""
+    loop = asyncio.get_running_loop()
+    deadline, brought = loop.time() + BODY_WINDOW, 0
     while True:
-        part = await client.inbox.get()
+        if sending and paced:
+            try:
+                part = await asyncio.wait_for(client.inbox.get(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                log.info("gcptoken proxy: an HTTP/2 request body stalled: stream reset")
+                client.link.reset(client.stream_id, _CANCEL)
+                upstream.link.reset(upstream.stream_id, _CANCEL)
+                return False
+            brought += len(part.data)
+            if brought >= BODY_MIN_BYTES:
+                deadline, brought = loop.time() + BODY_WINDOW, 0
+        else:
+            part = await client.inbox.get()
         try:
             if part.kind == "data" and sending:
                 await upstream.link.send_data(upstream.stream_id, part.data)
-                client.link.acknowledge(client.stream_id, part.flow)
+                client.link.passed(client.stream_id, client.inbox, part.flow)
             elif part.kind == "trailers" and sending:
                 upstream.link.send_headers(upstream.stream_id, _request_trailers(part.headers), end_stream=True)
                 sending = False
@@ -231,7 +274,7 @@ async def _forward_body(client: StreamEnd, upstream: UpstreamStream, sending: bo
                 upstream.link.reset(upstream.stream_id, _CANCEL)
                 return False
         except LinkClosed:  # the service's stream ended: what it answered says the rest
-            client.link.acknowledge(client.stream_id, part.flow + client.inbox.unread_flow())
+            client.link.drop(client.stream_id, client.inbox)
             return True
 
 

@@ -1,8 +1,9 @@
 """The proxy's HTTP/2 connections to the service: TLS with ALPN ``h2`` for ``https://`` (Cloud
-Run), h2c with prior knowledge for ``http://``. Connections are shared by every client's streams
-and kept open; a new one is opened when the service says GOAWAY, a connection dies, or carries as
-many streams as the service allows. Streams the service's GOAWAY did not take are reset with
-REFUSED_STREAM, which gRPC clients retry on their own."""
+Run), h2c with prior knowledge for ``http://``. Each client connection has its own
+:class:`Upstreams` (so a client that reads nothing, or a stream the service answers badly, holds
+back no other client); a new connection is opened when the service says GOAWAY, a connection dies,
+or carries as many streams as the service allows. Streams the service's GOAWAY did not take come
+back as ``refused`` parts: not processed (RFC 9113 §6.8), so safe to send again."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ from gcptoken.local.h2_link import H2Link, Headers, Inbox, LinkClosed, Part
 
 __all__ = ["UpstreamError", "UpstreamStream", "Upstreams"]
 
-# What the proxy takes in per stream before the client has read it (back-pressure beyond that).
-WINDOW = 1 << 20
+# What the proxy takes in per stream, and per connection, before it has passed it on
+# (back-pressure beyond that): what one client connection can make the proxy hold, each way.
+WINDOW = 256 << 10
+CONNECTION_WINDOW = 1 << 20
+_DEFAULT_WINDOW = 65_535  # a connection's window before any WINDOW_UPDATE (RFC 9113 §6.9.2)
 _MAX_RESPONSE_HEADERS = 64 * 1024
 
 
@@ -35,6 +39,11 @@ class UpstreamStream(NamedTuple):
     link: H2Link
     stream_id: int
     inbox: Inbox
+    owner: _Connection
+
+    def end(self) -> None:
+        """Done with: reset unless it ended, forgotten, and its unacknowledged bytes acknowledged."""
+        self.owner.drop(self.stream_id, self.inbox)
 
 
 class _Connection:
@@ -54,19 +63,34 @@ class _Connection:
             },
         )
         self.conn.initiate_connection()
-        self.conn.increment_flow_control_window(8 * WINDOW)  # the connection's, beside each stream's
+        self.conn.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
 
     def usable(self) -> bool:
         limit = self.conn.remote_settings.max_concurrent_streams
         if self.link.transport is None or self.link.closed or self.draining:
             return False  # still connecting (streams wait for it), or done
+        if self.held() >= CONNECTION_WINDOW:
+            return False  # its window cannot move until a client reads: a new stream would only wait
         return self.conn.open_outbound_streams < limit
+
+    def held(self) -> int:
+        """The bytes received on this connection and not yet passed on (or acknowledged)."""
+        return sum(inbox.queued() for inbox in self.inboxes.values())
 
     def open(self, headers: Headers, end_stream: bool) -> UpstreamStream:
         stream_id = self.conn.get_next_available_stream_id()
         inbox = self.inboxes[stream_id] = Inbox()
-        self.link.send_headers(stream_id, headers, end_stream)
-        return UpstreamStream(self.link, stream_id, inbox)
+        try:
+            self.link.send_headers(stream_id, headers, end_stream)
+        except LinkClosed:
+            del self.inboxes[stream_id]
+            raise
+        return UpstreamStream(self.link, stream_id, inbox, self)
+
+    def drop(self, stream_id: int, inbox: Inbox) -> None:
+        self.link.reset(stream_id, h2.errors.ErrorCodes.CANCEL)  # unless it ended
+        self.inboxes.pop(stream_id, None)  # (already gone if it ended: its inbox is still acknowledged)
+        self.link.drop(stream_id, inbox)
 
     def _events(self, events: list[h2.events.Event]) -> None:
         for event in events:
@@ -84,9 +108,9 @@ class _Connection:
             elif isinstance(event, h2.events.RemoteSettingsChanged):
                 self.settled = True
             elif isinstance(event, h2.events.ConnectionTerminated):
-                self.draining = True  # no new streams here; those it did not take are refused
+                self.draining = True  # no new streams here; those it did not take were not processed
                 for stream_id in [s for s in self.inboxes if s > (event.last_stream_id or 0)]:
-                    self._put(stream_id, Part("reset", code=h2.errors.ErrorCodes.REFUSED_STREAM), last=True)
+                    self._put(stream_id, Part("refused"), last=True)
 
     def _put(self, stream_id: int | None, part: Part, last: bool = False) -> None:
         inbox = self.inboxes.pop(stream_id or 0, None) if last else self.inboxes.get(stream_id or 0)
@@ -111,10 +135,14 @@ class Upstreams:
         self.origin = f"{scheme}://{host}:{port}"
         self.connections: list[_Connection] = []
         self._pending: asyncio.Future[_Connection] | None = None
+        self.closed = False  # closed with its client connection (or the proxy): no new connection
+        self._closing: list[_Connection] = []
 
     async def open(self, headers: Headers, end_stream: bool) -> UpstreamStream:
         """A new stream to the service, its request headers sent; UpstreamError when unreachable."""
         for _ in range(3):  # a connection that dies between choosing it and using it: the next one
+            if self.closed:
+                raise UpstreamError("the proxy is stopping")
             connection = await self._usable()
             try:
                 return connection.open(headers, end_stream)
@@ -159,20 +187,27 @@ class Upstreams:
             raise UpstreamError(f"{self.origin} does not offer HTTP/2 (ALPN h2)")
         return connection
 
-    async def aclose(self) -> None:
-        """GOAWAY and close every connection, and wait (briefly) until each is gone: a TLS close
-        needs the loop a moment longer, and the loop may stop right after this."""
-        if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
+    def begin_close(self) -> None:
+        """No new connection from now on; each open one told GOAWAY and closed (aclose waits)."""
+        self.closed = True
         connections, self.connections = self.connections, []
+        self._closing.extend(connections)
         for connection in connections:
             with contextlib.suppress(Exception):
                 connection.conn.close_connection()
                 connection.link.flush()
             connection.link.close()
-        for connection in connections:
+
+    async def aclose(self) -> None:
+        """GOAWAY and close every connection, and wait (briefly) until each is gone: a TLS close
+        needs the loop a moment longer, and the loop may stop right after this."""
+        self.begin_close()
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pending
+        self.begin_close()  # and one that connected meanwhile
+        for connection in self._closing:
             if connection.link.transport is None:
                 continue
             try:
