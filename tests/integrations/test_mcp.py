@@ -45,6 +45,7 @@ from gcptoken.local.proxy import proxy_app
 from gcptoken.servers.serving import AsgiServer, bind
 from gcptoken.testing import EmulatorClient, write_key_file
 from tests.clock import Clock
+from tests.integrations.refusals import refuse_as_revoked
 
 AUD = "https://mcp-xyz-uc.a.run.app"  # the README's service
 HOUR_AND_MORE = 3700.0  # past an ID token's hour, on every clock at once
@@ -76,9 +77,7 @@ class Recorder:
         try:
             if self.refuse > 0:
                 self.refuse -= 1
-                refusal = [(b"www-authenticate", b'Bearer error="invalid_token"'), (b"content-length", b"0")]
-                await send({"type": "http.response.start", "status": 401, "headers": refusal})
-                await send({"type": "http.response.body", "body": b""})
+                await refuse_as_revoked(send)
                 return
             await self.app(scope, receive, send)
         finally:

@@ -62,6 +62,7 @@ from gcptoken.testing import EmulatorClient, write_key_file
 from gcptoken.tokens import Token
 from tests.clock import Clock
 from tests.integrations.redirects import cross_origin_redirector
+from tests.integrations.refusals import refuse_as_revoked
 
 # What each OTLP/HTTP path carries, and the empty answer a collector gives.
 SIGNALS: dict[str, tuple[type[Message], bytes]] = {
@@ -104,9 +105,7 @@ class Collector:
         body = await Request(scope, receive).body()
         if self.refuse > 0:
             self.refuse -= 1
-            challenge = [(b"www-authenticate", b'Bearer error="invalid_token"'), (b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 401, "headers": challenge})
-            await send({"type": "http.response.body", "body": b""})
+            await refuse_as_revoked(send)
             return
         headers = dict(scope["headers"])
         token = headers[b"authorization"].decode().removeprefix("Bearer ")
