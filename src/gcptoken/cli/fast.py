@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # not typing's: importing typing would cost this path ~10
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["answer_from_cache"]
+__all__ = ["answer_from_cache", "cached_token"]
 
 _CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 # As credentials.external_account and credentials.metadata say (not imported: they load httpx's world).
@@ -202,6 +202,42 @@ def _note_audience(audience: str) -> None:
         sys.stderr.write(f"gcptoken: note: {note}\n")
 
 
+def cached_token(kind: str, subject: str | None, credentials: str | None = None) -> dict[str, Any] | None:
+    """A fresh disk-cache entry (``value``, ``expires_at``, ``expires_at_iso``) for ``kind``
+    (``id_token`` or ``access_token``) and ``subject`` (an audience, or space-separated scopes),
+    from the credential ADC would use (or the file ``credentials``); None on any miss or doubt.
+    A None subject is the default: the user's client id for ``id_token``, cloud-platform for
+    ``access_token``. The credential helpers answer from here before loading anything else."""
+    options = {"--credentials": credentials} if credentials is not None else {}
+    path = _credential_file(options)
+    try:
+        if path:
+            found = _identity_and_default_audience(path)
+        elif credentials is not None:
+            found = None
+        else:
+            metadata = _metadata_identity()
+            found = None if metadata is None else (metadata, None)
+    except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST, metadata host or token_uri: the full path says so
+        return None
+    if found is None:
+        return None
+    identity, default_audience = found
+    if subject is None:
+        subject = default_audience if kind == "id_token" else endpoints.CLOUD_PLATFORM_SCOPE
+    if not subject or not subject.strip():
+        return None
+    try:
+        with PrivateDir(locations.token_cache_dir(), create=False) as directory:
+            entry = read_tokens(directory).get(cache_key(identity, kind, subject))
+    except NotPrivateError:
+        return None  # the full command line warns and works without the disk cache
+    fresh = fresh_entry(entry, time.time())
+    if fresh is None or fresh["kind"] != kind or not is_token_text(fresh["value"]):
+        return None  # a cached value that is no token is not used: the full path fetches one
+    return fresh
+
+
 def answer_from_cache(argv: list[str]) -> int | None:
     """0 after printing a cached token, or None: the full command line must run."""
     parsed = _parse(argv)
@@ -217,46 +253,26 @@ def answer_from_cache(argv: list[str]) -> int | None:
         return None
     if output not in _FORMATS or len(positionals) > (1 if command == "id" else 0):
         return None
-    path = _credential_file(options)
-    try:
-        if path:
-            found = _identity_and_default_audience(path)
-        elif "--credentials" in options:
-            found = None
-        else:
-            metadata = _metadata_identity()
-            found = None if metadata is None else (metadata, None)
-    except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST, metadata host or token_uri: the full path says so
-        return None
-    if found is None:
-        return None
-    identity, default_audience = found
+    subject: str | None
     if command == "id":
         audiences = {*positionals, *([options["--audience"]] if "--audience" in options else [])}
-        if len(audiences) > 1 or not (audiences or default_audience):
+        if len(audiences) > 1:
             return None
-        subject = audiences.pop() if audiences else str(default_audience)
+        subject = audiences.pop() if audiences else None
         kind, field = "id_token", "id_token"
     else:
         scopes = options.get("--scopes", endpoints.CLOUD_PLATFORM_SCOPE).replace(",", " ").split()
         subject, kind, field = " ".join(sorted(scopes)), "access_token", "access_token"
-    if not subject.strip():
+    fresh = cached_token(kind, subject, options.get("--credentials"))
+    if fresh is None:
         return None
-    try:
-        with PrivateDir(locations.token_cache_dir(), create=False) as directory:
-            entry = read_tokens(directory).get(cache_key(identity, kind, subject))
-    except NotPrivateError:
-        return None  # the full command line warns and works without the disk cache
-    fresh = fresh_entry(entry, time.time())
-    if fresh is None or fresh["kind"] != kind or not is_token_text(fresh["value"]):
-        return None  # a cached value that is no token is not printed: the full command line fetches one
     if output == "token":
         text = fresh["value"]
     elif output == "header":
         text = f"Authorization: Bearer {fresh['value']}"
     else:
         text = json.dumps({field: fresh["value"], "expires_at": fresh["expires_at_iso"]}, indent=2)
-    if kind == "id_token":
+    if kind == "id_token" and subject is not None:
         _note_audience(subject)  # as the full command line would have said (a miss goes there)
     sys.stdout.write(text + "\n")
     return 0
