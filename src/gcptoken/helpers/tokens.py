@@ -1,0 +1,77 @@
+"""The token a helper hands out: from the on-disk cache when fresh (before httpx or cryptography
+load), else fetched through the credential ADC would use and written back to the cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gcptoken.cli.fast import cached_token
+from gcptoken.endpoints import CLOUD_PLATFORM_SCOPE
+
+__all__ = ["HelperToken", "helper_token"]
+
+
+@dataclass(frozen=True)
+class HelperToken:
+    value: str
+    expires_at: float  # epoch seconds
+
+
+def _subject(kind: str, subject: str | None) -> str | None:
+    if kind == "access_token":
+        return " ".join(sorted((subject or CLOUD_PLATFORM_SCOPE).replace(",", " ").split()))
+    return subject
+
+
+def helper_token(
+    kind: str = "access_token",
+    subject: str | None = None,
+    *,
+    credentials: str | None = None,
+    impersonate: str | None = None,
+    timeout: float = 10.0,
+    use_cache: bool = True,
+) -> HelperToken:
+    """An ``access_token`` (``subject``: scopes, default cloud-platform) or ``id_token``
+    (``subject``: the audience; None: a user's client id). ``credentials`` names a credential
+    file (else ADC); ``impersonate`` is ``A,B,C`` as gcloud reads it. Raises GcpTokenError."""
+    if kind not in ("access_token", "id_token"):
+        raise ValueError(f"kind must be access_token or id_token, not {kind!r}")
+    subject = _subject(kind, subject)
+    if use_cache and impersonate is None:
+        fresh = cached_token(kind, subject, credentials)
+        if fresh is not None:
+            return HelperToken(fresh["value"], float(fresh["expires_at"]))
+    return _fetched(kind, subject, credentials, impersonate, timeout, use_cache)
+
+
+def _fetched(
+    kind: str, subject: str | None, credentials: str | None, impersonate: str | None, timeout: float, use_cache: bool
+) -> HelperToken:
+    from gcptoken.cache.disk import DiskTokenCache, owner_of
+    from gcptoken.cache.rules import cache_key
+    from gcptoken.credentials import load_credentials
+    from gcptoken.credentials.impersonated import ImpersonatedCredentials
+    from gcptoken.credentials.user import UserCredentials
+    from gcptoken.errors import InvalidArgumentError
+    from gcptoken.tokens import Token
+
+    source = load_credentials(credentials)
+    chosen = source if impersonate is None else ImpersonatedCredentials.from_chain(source, impersonate)
+    if kind == "id_token" and subject is None:
+        if not isinstance(chosen, UserCredentials):
+            raise InvalidArgumentError("an ID token needs an audience, e.g. https://SERVICE.a.run.app")
+        subject = chosen.default_audience  # the one ID token Google issues a user
+    audience = subject
+
+    def fetch() -> Token:
+        if kind == "id_token":
+            return chosen.id_token(str(audience), timeout=timeout)
+        return chosen.access_token(str(audience).split(), timeout=timeout)
+
+    identity = chosen.shared_identity() if use_cache else None
+    if identity is None:
+        token = fetch()
+    else:
+        token = DiskTokenCache().get_or_fetch(cache_key(identity, kind, str(subject)), fetch, owner_of(identity))
+    return HelperToken(token.value, token.expires_at.timestamp())
