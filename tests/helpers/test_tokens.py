@@ -35,6 +35,7 @@ def test_an_access_token_is_fetched_once_then_answered_from_the_disk_cache(
 ) -> None:
     first = helper_token()
     assert first.value.startswith("ya29.")
+    assert first.value not in repr(first)  # never in a log line that prints it
     assert _token_requests(emulator, adc["client_email"]) == 1
     again = helper_token("access_token", "https://www.googleapis.com/auth/cloud-platform")
     assert again == first
