@@ -42,6 +42,9 @@ class GcptokenKeyring(KeyringBackend):
     # above the system keyrings (SecretService 5, macOS 5, Windows 5) that never hold these tokens.
     priority = 9.5
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's own __init__ is untyped
+
     def get_password(self, service: str, username: str | None) -> str | None:
         if username not in (None, USERNAME):
             return None  # Artifact Registry refuses a token under any other user name
@@ -67,20 +70,38 @@ def _refusal(service: str, verb: str) -> Exception:
     return PasswordSetError(message) if verb == "store" else PasswordDeleteError(message)
 
 
+# A failure already told in this process (pip's ``import`` provider asks for the URL, then its
+# host, on every 401): said once, not retried, so pip's output carries one gcptoken line.
+_failed: list[str] = []
+
+
+def _quiet_http_logs() -> None:
+    """pip logs at INFO in its own process (the ``import`` provider): httpx's per-request INFO
+    line would land in pip's output. Left alone where the host application chose a level."""
+    import logging
+
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def _token_for(service: str) -> str | None:
     from gcptoken.helpers.hosts import answers_for, host_of
 
-    if not answers_for(service):
+    if not answers_for(service) or _failed:
         return None
     from gcptoken.errors import GcpTokenError
     from gcptoken.helpers.tokens import helper_token
     from gcptoken.untrusted import one_line
 
+    _quiet_http_logs()
     try:
         return helper_token("access_token").value
     except GcpTokenError as error:
         problem = one_line(str(error))
     except Exception as error:  # a bug of ours must not become a traceback in pip's or uv's output
         problem = f"unexpected {type(error).__name__}"
+    _failed.append(problem)
     print(f"gcptoken: no access token for {one_line(host_of(service), 100)}: {problem}", file=sys.stderr)
     return None
