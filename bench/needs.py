@@ -21,6 +21,9 @@ CONTENDERS = {
     "uvicorn": "uvicorn",
     "websockets": "websockets",
     "grpc": "grpcio",
+    "keyring": "keyring",
+    "keyrings.gauth": "keyrings.google-artifactregistry-auth",
+    "uv": "uv",
 }
 
 

@@ -17,6 +17,7 @@ from bench.cli_rows import cli_rows
 from bench.cold_rows import cold_rows, import_rows
 from bench.grpc_auth_rows import grpc_auth_rows
 from bench.grpc_proxy_rows import grpc_proxy_rows
+from bench.keyring_rows import keyring_rows
 from bench.needs import CLOSED_LOOPBACK
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
@@ -56,6 +57,7 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: bridges_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
             lambda: grpc_auth_rows(emulator, 100 if quick else 600, 2 if quick else 7),
             lambda: grpc_proxy_rows(emulator, Path(scratch), 1.0 if quick else 8.0),
+            lambda: keyring_rows(Path(scratch), 3 if quick else 10, 2 if quick else 9),
         ]
         for section in sections:
             produced = section()
