@@ -58,6 +58,7 @@ def _unauthorized(request: Request) -> Response | None:
     detail["auth"] = found[0] if found else "none"  # the scheme only: never the token
     if grant is None or grant.expires_at <= state.clock():
         # Observed: Artifact Registry names its host as the realm (https://LOCATION-FORMAT.pkg.dev).
+        # (The Host header is one the request guard allows: never a caller's quote in the realm.)
         realm = f"{request.url.scheme}://{request.url.netloc}"
         headers = {"WWW-Authenticate": f'Basic realm="{realm}"'}
         return PlainTextResponse(_UNAUTHENTICATED, status_code=401, headers=headers)
