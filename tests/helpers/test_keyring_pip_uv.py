@@ -179,3 +179,17 @@ def test_an_index_not_in_the_host_list_never_sees_a_token(
     pip(env, tmp_path / "c", "subprocess", "--index-url", theirs_user, "gcptoken-demo-core")
     seen = tokens_seen(stranger)
     assert seen and set(seen) == {"none"}, seen  # asked, and never given one
+
+
+def test_uv_without_a_user_name_asks_for_both(env: dict[str, str], registry: EmulatorServer, tmp_path: Path) -> None:
+    # An index with `authenticate = "always"` and no user name: uv runs `keyring get URL --mode creds`.
+    config = tmp_path / "uv.toml"
+    config.write_text(
+        'keyring-provider = "subprocess"\n[[index]]\nname = "registry"\n'
+        f'url = "{index_of(registry)}"\ndefault = true\nauthenticate = "always"\n'
+    )
+    argv = [_uv(), "pip", "install", "--config-file", str(config), "--python", sys.executable]
+    argv += ["--target", str(tmp_path / "t"), "gcptoken-demo-app"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert installed(tmp_path / "t") == {"gcptoken_demo_app", "gcptoken_demo_core"}
