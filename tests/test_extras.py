@@ -87,6 +87,7 @@ def test_commands_without_their_extra_name_the_command_and_what_to_install() -> 
         ("gcptoken.testing", "uvicorn", "emulator"),
         ("gcptoken.emulator", "starlette", "emulator"),
         ("gcptoken.cli.inspector", "uvicorn", "emulator"),
+        ("gcptoken.helpers.keyring_backend", "keyring", "keyring"),
     ],
 )
 def test_imports_without_their_extra_say_what_to_install(module: str, missing: str, extra: str) -> None:
@@ -117,6 +118,7 @@ NAMED = {
     "gcptoken.testing": "gcptoken's pytest plugin (gcptoken.testing) needs",
     "gcptoken.emulator": "gcptoken.emulator needs",
     "gcptoken.cli.inspector": "gcptoken inspect needs",
+    "gcptoken.helpers.keyring_backend": "gcptoken's keyring backend (gcptoken.helpers.keyring_backend) needs",
 }
 
 

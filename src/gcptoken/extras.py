@@ -18,6 +18,7 @@ EXTRAS = {
     "requests": ("requests",),
     "grpc": ("grpc",),
     "httpx2": ("httpx2",),
+    "keyring": ("keyring",),
 }
 # Where the package a user installs is not named as the module it provides.
 _PACKAGES = {"grpc": "grpcio"}

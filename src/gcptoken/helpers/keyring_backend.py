@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import sys
 
+from gcptoken.extras import require
+
+require("keyring", "gcptoken's keyring backend (gcptoken.helpers.keyring_backend)")  # before keyring's imports
+
 from keyring.backend import KeyringBackend
 from keyring.credentials import SimpleCredential
 from keyring.errors import PasswordDeleteError, PasswordSetError
