@@ -25,9 +25,18 @@ from starlette.types import Receive, Scope, Send
 from gcptoken.emulator.state.models import Provider
 from gcptoken.servers.serving import HeaderTimeoutProtocol
 
-__all__ = ["CLIENT_CERT_SCOPE_KEY", "ClientCertProtocol", "Issued", "WorkloadCa", "verify_subject_token"]
+__all__ = [
+    "CLIENT_CERT_SCOPE_KEY",
+    "EMULATED_HOST_NAMES",
+    "ClientCertProtocol",
+    "Issued",
+    "WorkloadCa",
+    "verify_subject_token",
+]
 
 CLIENT_CERT_SCOPE_KEY = "gcptoken.client_certificate"
+# Artifact Registry and Container Registry, as gcptoken.helpers.hosts.GOOGLE_HOSTS names them.
+EMULATED_HOST_NAMES = ("*.pkg.dev", "gcr.io", "*.gcr.io")
 MAX_CHAIN = 10
 
 
@@ -133,10 +142,16 @@ class WorkloadCa:
         return Issued(_pem(cert) + self.intermediate_pem, _key_pem(key))
 
     def server_certificate(self) -> Issued:
+        """The HTTPS ports' certificate: loopback, and the Google hosts the emulator stands in for
+        (``*.pkg.dev``, ``gcr.io``, ``*.gcr.io``), so tools that only talk to those names (Google's
+        own keyring backend, docker's ``pkg.dev`` registries) can be pointed at it through a hosts
+        file. Safe to add: the CA is made per emulator and its key never leaves the process (and it
+        could sign any name anyway); only a client told to trust this root accepts it."""
         names: list[x509.GeneralName] = [
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
+            *(x509.DNSName(name) for name in EMULATED_HOST_NAMES),
         ]
         return self._leaf("localhost", names, ExtendedKeyUsageOID.SERVER_AUTH)
 
