@@ -4,9 +4,11 @@ request) with gcptoken's backend (its disk cache) against Google's ``keyrings.go
 packages from the emulated Artifact Registry repository over HTTPS through gcptoken's backend,
 against the same install with the token given to uv in its environment (no keyring process at all).
 
-Google's backend cannot take part in the install: it answers only hosts whose name ends in
-``.pkg.dev`` (``keyrings/gauth.py``), and the emulator listens on loopback, which cannot be named so
-here; its row says so instead."""
+Google's backend answers only hosts whose name ends in ``.pkg.dev`` (``keyrings/gauth.py``): the
+installs run at ``https://us-python.pkg.dev/`` itself, answered by an emulator on loopback inside a
+private mount namespace (:mod:`bench.google_names`, root only), so Google's backend installs in the
+same run and ours under its default host rule. Where that cannot be set up, the installs use the
+emulator's loopback port and Google's row says why it was skipped."""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
+from bench.google_names import serve_as_google, unavailable
 from bench.needs import CLOSED_LOOPBACK
 from bench.timing import Row, median_walls
 from gcptoken.emulator.artifactregistry.python import REPOSITORY
@@ -33,7 +37,6 @@ GOOGLES = "keyrings.gauth.GooglePythonAuth"
 # A cached answer adds little to what keyring's CLI costs before any backend answers (~0.3 s of
 # imports of its own: jaraco.context alone loads urllib.request).
 FLOOR_GOAL = 1.25
-SKIPPED = "keyrings.gauth answers only hosts ending in .pkg.dev; the emulator is on 127.0.0.1"
 # The machine's own pip/uv settings and CA bundles: each command here gets its own.
 _MACHINE_SETTINGS = ("PIP_", "UV_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_")
 
@@ -57,6 +60,7 @@ def _base(registry: EmulatorServer, scratch: Path) -> dict[str, str]:
         "CLOUDSDK_CONFIG": str(scratch / "keyring-no-gcloud"),
         "GCE_METADATA_HOST": CLOSED_LOOPBACK,
         "GCE_METADATA_IP": CLOSED_LOOPBACK,
+        "NO_GCE_CHECK": "true",  # google-auth (Google's backend) probes no metadata server either
         "SSL_CERT_FILE": str(ca),
         "UV_NO_CONFIG": "1",
         "UV_PYTHON_DOWNLOADS": "never",
@@ -98,46 +102,82 @@ def _get_rows(base: dict[str, str], runs: int) -> list[Row]:
     ]
 
 
-def _install_rows(registry: EmulatorServer, base: dict[str, str], packages: int, runs: int) -> list[Row]:
+def _install_script(target: Path, index: str, extra: str, names: list[str]) -> str:
     from uv import find_uv_bin
 
-    assert registry.tls is not None
-    authority = registry.tls.url.split("://", 1)[1]
+    # A fresh target and cache each run: uv resolves and downloads every time.
+    return (
+        f'rm -rf "{target}" && {find_uv_bin()} pip install --quiet --python {sys.executable} --target "{target}"'
+        f' --cache-dir "{target}-cache" --default-index registry={index} {extra} {" ".join(names)}'
+        f' && rm -rf "{target}-cache"'
+    )
+
+
+def _as_is(command: Sequence[str]) -> list[str]:
+    return list(command)
+
+
+def _install_rows(scratch: Path, packages: int, runs: int) -> list[Row]:
+    """At ``https://us-python.pkg.dev/`` (Google's name, on loopback in a private mount namespace:
+    bench/google_names.py) where this machine allows it, with Google's backend beside ours and
+    ours under its default host rule; else at the emulator's loopback port, Google's row skipped."""
+    reason = unavailable()
+    with ExitStack() as stack:
+        if reason is None:
+            registry, names = stack.enter_context(serve_as_google(("us-python.pkg.dev",)))
+            authority, wrap = "us-python.pkg.dev", names.argv
+        else:
+            registry = stack.enter_context(EmulatorServer(tls_port=0))
+            assert registry.tls is not None
+            authority, wrap = registry.tls.url.split("://", 1)[1], _as_is
+        where = scratch / "keyring-install"
+        where.mkdir(exist_ok=True)
+        env = {**_base(registry, where), "PYTHON_KEYRING_BACKEND": OURS}
+        if reason is not None:
+            env["GCPTOKEN_HELPER_HOSTS"] = authority
+        return _timed_installs(registry, authority, env, wrap, packages, runs, reason)
+
+
+def _timed_installs(
+    registry: EmulatorServer,
+    authority: str,
+    env: dict[str, str],
+    wrap: Callable[[Sequence[str]], list[str]],
+    packages: int,
+    runs: int,
+    skipped: str | None,
+) -> list[Row]:
     path = f"{registry.state.project_id}/{REPOSITORY}/simple/"
     token = registry.state.issue_access_token(
         registry.state.create_service_account("bench-keyring-url"), ("https://www.googleapis.com/auth/cloud-platform",)
     ).token
     names = sorted(wheels())[:packages]
-    uv = str(find_uv_bin())
-    commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="gcptoken-bench-uv-"))
-    env = {**base, "PYTHON_KEYRING_BACKEND": OURS, "GCPTOKEN_HELPER_HOSTS": authority}
+    user_index, bare_index = f"https://oauth2accesstoken@{authority}/{path}", f"https://{authority}/{path}"
     # uv's documented way to give a named index its credentials: UV_INDEX_{NAME}_USERNAME/_PASSWORD
     # (never on a command line).
     plain = {**env, "UV_INDEX_REGISTRY_USERNAME": "oauth2accesstoken", "UV_INDEX_REGISTRY_PASSWORD": token}
-    for name, index, extra, command_env in (
-        (
-            "gcptoken keyring backend",
-            f"https://oauth2accesstoken@{authority}/{path}",
-            "--keyring-provider subprocess",
-            env,
-        ),
-        ("token in uv's environment", f"https://{authority}/{path}", "", plain),
-    ):
-        target = scratch / name.replace(" ", "-")
-        # A fresh target and cache each run: uv resolves and downloads every time.
-        script = (
-            f'rm -rf "{target}" && {uv} pip install --quiet --python {sys.executable} --target "{target}"'
-            f' --cache-dir "{target}-cache" --default-index registry={index} {extra} {" ".join(names)}'
-            f' && rm -rf "{target}-cache"'
-        )
-        commands[name] = (["sh", "-c", script], command_env)
+    keyring = "--keyring-provider subprocess"
+    runs_of = {
+        "gcptoken keyring backend": (user_index, keyring, env),
+        "keyrings.google-artifactregistry-auth": (user_index, keyring, {**env, "PYTHON_KEYRING_BACKEND": GOOGLES}),
+        "token in uv's environment": (bare_index, "", plain),
+    }
+    if skipped is not None:
+        del runs_of["keyrings.google-artifactregistry-auth"]
+    scratch = Path(tempfile.mkdtemp(prefix="gcptoken-bench-uv-"))
+    commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {}
+    for name, (index, extra, command_env) in runs_of.items():
+        script = _install_script(scratch / name.replace(" ", "-").replace("'", ""), index, extra, names)
+        commands[name] = (wrap(["sh", "-c", script]), command_env)
     try:
         times = median_walls(commands, runs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ours, bare = times["gcptoken keyring backend"], times["token in uv's environment"]
-    return [
+    theirs = times.get("keyrings.google-artifactregistry-auth")
+    at = "https://us-python.pkg.dev/ on loopback" if skipped is None else "the emulator's loopback port"
+    versus = f"skipped: {skipped}" if theirs is None else round(ours / theirs, 2)
+    rows = [
         Row(
             "keyring",
             f"uv pip install {packages} packages, gcptoken keyring backend",
@@ -145,15 +185,21 @@ def _install_rows(registry: EmulatorServer, base: dict[str, str], packages: int,
             "ms",
             ratio=round(ours / bare, 2),
             ratio_of="the token in uv's environment's",
-            notes={"keyrings.google-artifactregistry-auth": f"skipped: {SKIPPED}"},
+            notes={"vs keyrings.google-artifactregistry-auth": versus, "index": at},
         ),
         Row("keyring", f"uv pip install {packages} packages, token in uv's environment", round(bare, 1), "ms"),
     ]
+    if theirs is not None:
+        name = f"uv pip install {packages} packages, keyrings.google-artifactregistry-auth"
+        rows.insert(
+            1, Row("keyring", name, round(theirs, 1), "ms", ratio=round(theirs / bare, 2), ratio_of=rows[0].ratio_of)
+        )
+    return rows
 
 
 def keyring_rows(scratch: Path, packages: int, runs: int) -> list[Row]:
-    """The rows above; the emulator here is its own, with an HTTPS port (pip and uv send
+    """The rows above; the emulators here are their own, with an HTTPS port (pip and uv send
     credentials over TLS only, as Artifact Registry serves)."""
     with EmulatorServer(tls_port=0) as registry:
-        base = _base(registry, scratch)
-        return _get_rows(base, runs) + _install_rows(registry, base, packages, runs)
+        get_rows = _get_rows(_base(registry, scratch), runs)
+    return get_rows + _install_rows(scratch, packages, runs)
