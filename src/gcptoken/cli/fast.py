@@ -282,7 +282,12 @@ def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
     unwind_on_sigterm()  # SIGTERM ends a one-shot command as Ctrl-C does: one line, exit 143
     try:
-        code = answer_from_cache(sys.argv[1:])
+        if sys.argv[1:2] == ["kube-credential"]:  # kubectl's plugin: its own cached answer
+            from gcptoken.helpers.kube import answer_from_cache as kube_answer
+
+            code = kube_answer(sys.argv[1:])
+        else:
+            code = answer_from_cache(sys.argv[1:])
         if code is not None:
             return code
         from gcptoken.cli.main import main as full_command_line

@@ -1,0 +1,93 @@
+"""``gcptoken kube-credential``: kubectl's exec credential plugin (an access token for GKE, or an
+ID token with --audience for clusters that trust Google as an OIDC issuer), and the kubeconfig
+``users:`` entry that runs it. A cached answer never gets here (``helpers.kube.answer_from_cache``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from gcptoken.cli.parser_kit import credential_options, scopes
+
+__all__ = ["add_kube_credential", "run_kube_credential"]
+
+EPILOG = """\
+kubectl runs this for every command (it keeps the token in memory for that command only): a cached
+token is printed without loading any network code, a new one is fetched a few minutes before the
+cached one expires. kubectl's KUBERNETES_EXEC_INFO picks the answer's apiVersion (v1, v1beta1).
+On failure: one line on stderr (kubectl shows it), nothing on stdout, exit non-zero.
+A token your cluster refuses while still valid (a deleted key, say) is not fetched again until it
+expires: run `gcptoken cache clear`, or add --no-cache to the kubeconfig's args."""
+
+
+def add_kube_credential(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    kube = command(
+        "kube-credential",
+        "gcptoken.cli.kube:run_kube_credential",
+        "kubectl's exec credential plugin: a Google token for GKE (no gcloud needed)",
+    )
+    kube.add_argument(
+        "--audience", help="an ID token for this audience instead (API servers that trust Google as OIDC issuer)"
+    )
+    kube.add_argument("--scopes", type=scopes, help="the access token's scopes, comma-separated (default: cloud-platform)")
+    credential_options(kube, source=False)
+    kube.add_argument(
+        "--print-kubeconfig-user",
+        action="store_true",
+        help="print the kubeconfig users: entry that runs this command with these options, and exit",
+    )
+    kube.add_argument(
+        "--user-name", default="gcptoken", metavar="NAME", help="the entry's name, with --print-kubeconfig-user"
+    )
+    kube.epilog = EPILOG
+
+
+def run_kube_credential(args: argparse.Namespace) -> int:
+    from gcptoken.cli.tokens import checked_chain
+    from gcptoken.errors import InvalidArgumentError
+
+    if args.audience is not None and args.scopes is not None:
+        raise InvalidArgumentError("--audience (an ID token) and --scopes (an access token) exclude each other")
+    if args.audience is not None and not args.audience.strip():
+        raise InvalidArgumentError("--audience is empty; name the audience your API server expects")
+    impersonate = checked_chain(args)
+    if args.print_kubeconfig_user:
+        return _print_user(args, impersonate)
+    from gcptoken.helpers.kube import KubeExecInfoError, exec_credential, requested_api_version
+    from gcptoken.helpers.tokens import helper_token
+
+    try:
+        api_version = requested_api_version()
+    except KubeExecInfoError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    kind, subject = ("id_token", args.audience) if args.audience is not None else ("access_token", args.scopes)
+    token = helper_token(
+        kind,
+        subject,
+        credentials=args.credentials,
+        impersonate=impersonate,
+        timeout=args.timeout,
+        use_cache=not args.no_cache,
+    )
+    sys.stdout.write(exec_credential(token.value, token.expires_at, api_version))  # all at once, or nothing
+    return 0
+
+
+def _print_user(args: argparse.Namespace, impersonate: str | None) -> int:
+    from gcptoken.errors import InvalidArgumentError
+    from gcptoken.helpers.kubeconfig import gcptoken_command, kubeconfig_user, plugin_args
+
+    chosen = plugin_args(
+        credentials=args.credentials,
+        audience=args.audience,
+        scopes=args.scopes,
+        impersonate=impersonate,
+        timeout=None if args.timeout == 10.0 else args.timeout,
+        no_cache=args.no_cache,
+    )
+    for value in (args.user_name, *chosen):
+        if not value or not value.isprintable():  # spaces are fine; newlines, tabs, ESC are not
+            raise InvalidArgumentError(f"{value[:40]!r} cannot go into a kubeconfig: use printable text")
+    sys.stdout.write(kubeconfig_user(args.user_name, gcptoken_command(), chosen))
+    return 0
