@@ -30,7 +30,9 @@ def add_kube_credential(command: Callable[[str, str, str], argparse.ArgumentPars
     kube.add_argument(
         "--audience", help="an ID token for this audience instead (API servers that trust Google as OIDC issuer)"
     )
-    kube.add_argument("--scopes", type=scopes, help="the access token's scopes, comma-separated (default: cloud-platform)")
+    kube.add_argument(
+        "--scopes", type=scopes, help="the access token's scopes, comma-separated (default: cloud-platform)"
+    )
     credential_options(kube, source=False)
     kube.add_argument(
         "--print-kubeconfig-user",

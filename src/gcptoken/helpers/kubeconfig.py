@@ -16,7 +16,10 @@ from gcptoken.helpers.kube import V1
 
 __all__ = ["INSTALL_HINT", "gcptoken_command", "kubeconfig_user", "plugin_args"]
 
-INSTALL_HINT = "gcptoken is not installed where this kubeconfig says: pip install gcptoken, then run again: gcptoken kube-credential --print-kubeconfig-user"
+INSTALL_HINT = (
+    "gcptoken is not where this kubeconfig says: pip install gcptoken, then print this entry again with "
+    "gcptoken kube-credential --print-kubeconfig-user"
+)
 
 
 def gcptoken_command() -> str:

@@ -1,0 +1,235 @@
+"""``gcptoken kube-credential`` driven by the real kubectl: a kubeconfig whose user runs the plugin,
+against a loopback HTTPS stand-in for an API server that verifies every bearer token (tests/helpers/
+kube_apiserver.py). Every credential kind, impersonation, ID tokens, the disk cache, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
+from tests.helpers.kube_apiserver import NAMESPACES, KubeApiServer
+
+pytestmark = pytest.mark.slow
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it comes with gcloud)")
+GCPTOKEN = str(Path(sys.executable).parent / "gcptoken")
+AUDIENCE = "https://kube.example"
+V1, V1BETA1 = "client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"
+
+
+@pytest.fixture
+def api(emulator: EmulatorClient) -> Iterator[KubeApiServer]:
+    with KubeApiServer(emulator.url, AUDIENCE) as server:
+        yield server
+
+
+@pytest.fixture
+def env(emulator: EmulatorClient, key_path: Path, tmp_path: Path) -> dict[str, str]:
+    """What kubectl (and so the plugin) runs with: a fresh home and cache, the emulator, no metadata."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "gcloud").mkdir()
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_path),
+        "GCE_METADATA_HOST": CLOSED_LOOPBACK,
+        "GCE_METADATA_IP": CLOSED_LOOPBACK,
+        "NO_GCE_CHECK": "true",
+    }
+
+
+def kubeconfig(tmp_path: Path, api: KubeApiServer, user: str) -> Path:
+    """A kubeconfig for the stand-in whose ``users:`` is ``user`` (a stanza, as pasted)."""
+    path = tmp_path / "kubeconfig"
+    clusters = (
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n"
+        f"    server: {api.url}\n    certificate-authority-data: {api.ca_data}\n"
+        "contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: gcptoken\n"
+        "current-context: stand-in\n"
+    )
+    path.write_text(clusters + user)
+    return path
+
+
+def exec_user(args: list[str], api_version: str = V1) -> str:
+    quoted = "".join(f"      - {json.dumps(arg)}\n" for arg in ["kube-credential", *args])
+    return (
+        f"users:\n- name: gcptoken\n  user:\n    exec:\n      apiVersion: {api_version}\n"
+        f"      command: {json.dumps(GCPTOKEN)}\n      args:\n{quoted}"
+        "      interactiveMode: Never\n      provideClusterInfo: false\n"
+    )
+
+
+def kubectl(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    assert KUBECTL is not None
+    command = [KUBECTL, "--kubeconfig", str(config), *(args or ("get", "namespaces", "-o", "name"))]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def plugin(env: dict[str, str], *args: str, exec_info: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {} if exec_info is None else {"KUBERNETES_EXEC_INFO": exec_info}
+    return subprocess.run(
+        [GCPTOKEN, "kube-credential", *args],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def listed(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+ALL = [f"namespace/{name}" for name in NAMESPACES]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("api_version", [V1, V1BETA1])
+def test_kubectl_lists_namespaces_with_an_access_token_then_from_the_cache(
+    emulator: EmulatorClient,
+    api: KubeApiServer,
+    env: dict[str, str],
+    key_info: dict[str, str],
+    tmp_path: Path,
+    api_version: str,
+) -> None:
+    config = kubeconfig(tmp_path, api, exec_user([], api_version))
+    assert listed(kubectl(config, env)) == ALL
+    email = key_info["client_email"]
+    assert set(api.seen) == {email} and api.rejected == 0
+    fetched = len(emulator.token_requests_by(email))
+    assert fetched == 1
+    assert listed(kubectl(config, env)) == ALL  # a second kubectl process: the token from the disk cache
+    assert len(emulator.token_requests_by(email)) == fetched
+
+
+@needs_kubectl
+def test_an_id_token_for_an_oidc_cluster(
+    emulator: EmulatorClient, api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    assert listed(kubectl(kubeconfig(tmp_path, api, exec_user(["--audience", AUDIENCE])), env)) == ALL
+    assert set(api.seen) == {key_info["client_email"]}
+    wrong = kubeconfig(tmp_path, api, exec_user(["--audience", "https://another.example"]))
+    refused = kubectl(wrong, env)  # the API server's Verifier wants its own audience
+    assert refused.returncode != 0 and "must be logged in" in refused.stderr
+
+
+@needs_kubectl
+def test_impersonation_and_a_signed_in_user(
+    emulator: EmulatorClient, api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    target = emulator.new_key("kube-target")["client_email"]
+    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
+    config = kubeconfig(tmp_path, api, exec_user(["--impersonate-service-account", target]))
+    assert listed(kubectl(config, env)) == ALL
+    assert set(api.seen) == {target}
+    api.seen.clear()
+    user_file = write_key_file(tmp_path, emulator.state.issue_refresh_token("kube-user@example.com"), "user.json")
+    config = kubeconfig(tmp_path, api, exec_user(["--credentials", str(user_file)]))
+    assert listed(kubectl(config, env)) == ALL
+    assert set(api.seen) == {"kube-user@example.com"}
+
+
+@needs_kubectl
+def test_the_printed_user_stanza_works_as_pasted_whatever_the_path(
+    emulator: EmulatorClient, api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    awkward = tmp_path / "my keys: 'prod' #1 \"team\""
+    awkward.mkdir()
+    key_file = write_key_file(awkward, key_info, "key: #1.json")
+    printed = plugin(env, "--print-kubeconfig-user", "--credentials", str(key_file), "--audience", AUDIENCE)
+    assert printed.returncode == 0 and printed.stderr == ""
+    config = kubeconfig(tmp_path, api, printed.stdout)
+    # kubectl's own YAML reading gives back exactly the arguments given.
+    shown = kubectl(config, env, "config", "view", "-o", "jsonpath={.users[0].user.exec}")
+    stanza = json.loads(shown.stdout)
+    assert stanza["args"] == ["kube-credential", "--credentials", str(key_file), "--audience", AUDIENCE]
+    assert stanza["command"] == GCPTOKEN and stanza["interactiveMode"] == "Never"
+    env = {**env, "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent.json")}  # the file named is used
+    assert listed(kubectl(config, env)) == ALL
+    assert set(api.seen) == {key_info["client_email"]}
+
+
+@needs_kubectl
+def test_a_bad_credential_file_fails_kubectl_with_gcptokens_one_line(
+    api: KubeApiServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nc2VjcmV0\\n"}')
+    failed = kubectl(kubeconfig(tmp_path, api, exec_user(["--credentials", str(broken)])), env)
+    assert failed.returncode != 0
+    lines = [line for line in failed.stderr.splitlines() if "gcptoken:" in line]
+    assert lines and all("gcptoken: error: " in line for line in lines)
+    assert "Traceback" not in failed.stderr and "c2VjcmV0" not in failed.stderr + failed.stdout
+    assert api.seen == []  # nothing was sent without a token either
+
+
+@needs_kubectl
+def test_a_token_the_cluster_refuses_is_replaced_after_cache_clear(
+    api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    config = kubeconfig(tmp_path, api, exec_user([]))
+    token = json.loads(plugin(env).stdout)["status"]["token"]
+    api.refused.add(token)  # still valid for Google, no longer for this cluster (a deleted key, say)
+    refused = kubectl(config, env)
+    assert refused.returncode != 0 and "must be logged in" in refused.stderr
+    assert token not in refused.stderr + refused.stdout
+    cleared = subprocess.run([GCPTOKEN, "cache", "clear"], env=env, capture_output=True, text=True, check=False)
+    assert cleared.returncode == 0, cleared.stderr
+    assert listed(kubectl(config, env)) == ALL  # a new token, fetched once the cache was cleared
+    assert json.loads(plugin(env).stdout)["status"]["token"] != token
+
+
+def test_exec_info_picks_the_version_and_unknown_ones_fail_in_one_line(env: dict[str, str]) -> None:
+    answer = json.loads(
+        plugin(env, exec_info=json.dumps({"apiVersion": V1BETA1, "spec": {"interactive": True}})).stdout
+    )
+    assert answer["apiVersion"] == V1BETA1 and answer["kind"] == "ExecCredential"
+    assert answer["status"]["expirationTimestamp"].endswith("Z")
+    assert json.loads(plugin(env).stdout)["apiVersion"] == V1  # none given (run by hand): v1
+    for bad in ['{"apiVersion": "client.authentication.k8s.io/v2"}', "{not json", '["v1"]']:
+        for args in ((), ("--no-cache",)):  # the cached answer and the full command line say the same
+            result = plugin(env, *args, exec_info=bad)
+            assert (result.returncode, result.stdout) == (2, ""), bad
+            assert result.stderr.count("\n") == 1 and "KUBERNETES_EXEC_INFO" in result.stderr
+
+
+def test_the_cached_answer_loads_no_network_code(env: dict[str, str]) -> None:
+    assert plugin(env).returncode == 0  # fills the cache
+    heavy = ("argparse", "httpx", "cryptography", "gcptoken.cli.main", "gcptoken.credentials.base", "logging")
+    code = (
+        "import sys\n"
+        "sys.argv = ['gcptoken', 'kube-credential']\n"
+        "from gcptoken.cli.fast import main\n"
+        "assert main() == 0\n"
+        f"print(sorted(name for name in {heavy!r} if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"]["token"]
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_usage_mistakes_print_nothing_on_stdout(env: dict[str, str]) -> None:
+    for args in (("--audience", AUDIENCE, "--scopes", "openid"), ("--audience", " "), ("--timeout", "soon")):
+        result = plugin(env, *args)
+        assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    newline = plugin(env, "--print-kubeconfig-user", "--user-name", "a\nb")
+    assert (newline.returncode, newline.stdout) == (2, "") and newline.stderr.count("\n") == 1
