@@ -84,6 +84,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "unary RPCs/s, gcptoken aio channel",
         "unary RPCs/s, gcptoken call credentials",
         "gRPC unary RPCs/s through gcptoken proxy, 4 clients",
+        "gcptoken kube-credential alone, cached",
     ):
         assert expected in names, expected
     groups = {row["group"] for row in document["rows"]}
@@ -100,6 +101,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "emulator",
         "single flight",
         "grpc",
+        "kubectl",
     }
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0

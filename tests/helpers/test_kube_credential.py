@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gcptoken.cli.kube import SET_UP_LINE
 from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 from tests.helpers.kube_apiserver import NAMESPACES, KubeApiServer
 
@@ -233,3 +234,17 @@ def test_usage_mistakes_print_nothing_on_stdout(env: dict[str, str]) -> None:
         assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
     newline = plugin(env, "--print-kubeconfig-user", "--user-name", "a\nb")
     assert (newline.returncode, newline.stdout) == (2, "") and newline.stderr.count("\n") == 1
+
+
+@needs_kubectl
+def test_the_one_line_set_up_from_the_help_and_readme(
+    api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    """A kubeconfig with a cluster and a context, as a new user has it; the set-up line, as printed."""
+    config = kubeconfig(tmp_path, api, "users:\n- name: gcptoken\n  user: {}\n")
+    env = {**env, "KUBECONFIG": str(config), "PATH": f"{Path(GCPTOKEN).parent}{os.pathsep}{env['PATH']}"}
+    assert SET_UP_LINE in (Path(__file__).parents[2] / "README.md").read_text()
+    set_up = subprocess.run(["bash", "-c", SET_UP_LINE], env=env, capture_output=True, text=True, check=False)
+    assert set_up.returncode == 0, set_up.stderr
+    assert listed(kubectl(config, env)) == ALL
+    assert set(api.seen) == {key_info["client_email"]}

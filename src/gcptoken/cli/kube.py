@@ -10,9 +10,19 @@ from collections.abc import Callable
 
 from gcptoken.cli.parser_kit import credential_options, scopes
 
-__all__ = ["add_kube_credential", "run_kube_credential"]
+__all__ = ["SET_UP_LINE", "add_kube_credential", "run_kube_credential"]
 
-EPILOG = """\
+# kubectl's own way to add the user (kubectl config set-credentials --help), then use it in the
+# current context; the README and a test run this same line.
+SET_UP_LINE = (
+    "kubectl config set-credentials gcptoken --exec-api-version=client.authentication.k8s.io/v1 "
+    "--exec-command=gcptoken --exec-arg=kube-credential --exec-interactive-mode=Never "
+    "&& kubectl config set-context --current --user=gcptoken"
+)
+EPILOG = f"""\
+set up (the current kubectl context then gets its tokens from here; gcptoken on kubectl's PATH):
+  {SET_UP_LINE}
+
 kubectl runs this for every command (it keeps the token in memory for that command only): a cached
 token is printed without loading any network code, a new one is fetched a few minutes before the
 cached one expires. kubectl's KUBERNETES_EXEC_INFO picks the answer's apiVersion (v1, v1beta1).
@@ -37,7 +47,8 @@ def add_kube_credential(command: Callable[[str, str, str], argparse.ArgumentPars
     kube.add_argument(
         "--print-kubeconfig-user",
         action="store_true",
-        help="print the kubeconfig users: entry that runs this command with these options, and exit",
+        help="print the kubeconfig users: entry that runs this command (by its absolute path) with these "
+        "options, and exit",
     )
     kube.add_argument(
         "--user-name", default="gcptoken", metavar="NAME", help="the entry's name, with --print-kubeconfig-user"
