@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cli_rows import CACHED_GOAL_MS, gcptoken_command, key_file_env
@@ -53,7 +54,7 @@ def kube_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]:
             scratch / "kube-ours", api.url, api.ca_data, command[0], [*command[1:], "kube-credential"], V1
         )
         get = [kubectl, "get", "namespaces", "-o", "name"]
-        commands = {"ours": ([*get, "--kubeconfig", str(ours)], env)}
+        commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {"ours": ([*get, "--kubeconfig", str(ours)], env)}
         if peer is not None:
             theirs = _kubeconfig(
                 scratch / "kube-peer", api.url, api.ca_data, peer, ["--use_application_default_credentials"], V1BETA1
