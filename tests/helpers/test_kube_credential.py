@@ -101,6 +101,11 @@ def listed(result: subprocess.CompletedProcess[str]) -> list[str]:
 ALL = [f"namespace/{name}" for name in NAMESPACES]
 
 
+def token_traffic(emulator: EmulatorClient) -> list[dict[str, object]]:
+    """Requests at the emulator other than the stand-in API server's tokeninfo checks."""
+    return [entry for entry in emulator.requests() if entry["path"] != "/oauth2/v3/tokeninfo"]
+
+
 @needs_kubectl
 @pytest.mark.parametrize("api_version", [V1, V1BETA1])
 def test_kubectl_lists_namespaces_with_an_access_token_then_from_the_cache(
@@ -141,6 +146,9 @@ def test_impersonation_and_a_signed_in_user(
     config = kubeconfig(tmp_path, api, exec_user(["--impersonate-service-account", target]))
     assert listed(kubectl(config, env)) == ALL
     assert set(api.seen) == {target}
+    asked = len(token_traffic(emulator))
+    assert listed(kubectl(config, env)) == ALL  # the impersonated token from the disk cache
+    assert len(token_traffic(emulator)) == asked
     api.seen.clear()
     user_file = write_key_file(tmp_path, emulator.state.issue_refresh_token("kube-user@example.com"), "user.json")
     config = kubeconfig(tmp_path, api, exec_user(["--credentials", str(user_file)]))
@@ -212,12 +220,21 @@ def test_exec_info_picks_the_version_and_unknown_ones_fail_in_one_line(env: dict
             assert result.stderr.count("\n") == 1 and "KUBERNETES_EXEC_INFO" in result.stderr
 
 
-def test_the_cached_answer_loads_no_network_code(env: dict[str, str]) -> None:
-    assert plugin(env).returncode == 0  # fills the cache
+@pytest.mark.parametrize("form", ["access", "id", "impersonated"])
+def test_the_cached_answer_loads_no_network_code(
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], form: str
+) -> None:
+    args = {"access": [], "id": ["--audience", AUDIENCE], "impersonated": ["--impersonate-service-account"]}[form]
+    if form == "impersonated":
+        target = emulator.new_key("kube-fast")["client_email"]
+        emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
+        args.append(target)
+    assert plugin(env, *args).returncode == 0  # fills the cache
+    before = len(emulator.requests())
     heavy = ("argparse", "httpx", "cryptography", "gcptoken.cli.main", "gcptoken.credentials.base", "logging")
     code = (
         "import sys\n"
-        "sys.argv = ['gcptoken', 'kube-credential']\n"
+        f"sys.argv = ['gcptoken', 'kube-credential', *{args!r}]\n"
         "from gcptoken.cli.fast import main\n"
         "assert main() == 0\n"
         f"print(sorted(name for name in {heavy!r} if name in sys.modules), file=sys.stderr)\n"
@@ -226,6 +243,7 @@ def test_the_cached_answer_loads_no_network_code(env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"]["token"]
     assert result.stderr.strip().splitlines()[-1] == "[]"
+    assert len(emulator.requests()) == before  # nothing asked: no ping, no exchange
 
 
 def test_usage_mistakes_print_nothing_on_stdout(env: dict[str, str]) -> None:

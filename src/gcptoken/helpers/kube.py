@@ -29,9 +29,9 @@ EXEC_INFO_ENV = "KUBERNETES_EXEC_INFO"
 V1 = "client.authentication.k8s.io/v1"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
 API_VERSIONS = (V1, V1BETA1)
-# The options the cached answer understands; any other (impersonation, --no-cache, -v, …) runs the
+# The options the cached answer understands; any other (--no-cache, -v, --print-kubeconfig-user, …) runs the
 # full command line, which still answers from the disk cache when it can.
-_FAST_OPTIONS = ("--audience", "--scopes", "--credentials", "--timeout")
+_FAST_OPTIONS = ("--audience", "--scopes", "--credentials", "--impersonate-service-account", "--timeout")
 
 
 class KubeExecInfoError(ValueError):
@@ -110,7 +110,7 @@ def answer_from_cache(argv: list[str]) -> int | None:
     else:
         scopes = options.get("--scopes", "https://www.googleapis.com/auth/cloud-platform")
         kind, subject = "access_token", " ".join(sorted(scopes.replace(",", " ").split()))
-    fresh = cached_token(kind, subject, options.get("--credentials"))
+    fresh = cached_token(kind, subject, options.get("--credentials"), options.get("--impersonate-service-account"))
     if fresh is None:
         return None
     sys.stdout.write(exec_credential(fresh["value"], float(fresh["expires_at"]), api_version))
