@@ -4,6 +4,7 @@ kube_apiserver.py). Every credential kind, impersonation, ID tokens, the disk ca
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -266,3 +267,33 @@ def test_the_one_line_set_up_from_the_help_and_readme(
     assert set_up.returncode == 0, set_up.stderr
     assert listed(kubectl(config, env)) == ALL
     assert set(api.seen) == {key_info["client_email"]}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("ca_form", ["pem", "base64"])
+def test_a_whole_kubeconfig_for_a_cluster_endpoint_and_ca(
+    api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path, ca_form: str
+) -> None:
+    ca = tmp_path / "ca.txt"
+    ca.write_bytes(api.ca_pem if ca_form == "pem" else base64.b64encode(api.ca_pem))  # GKE's clusterCaCertificate
+    printed = plugin(env, "--print-kubeconfig", "--server", api.url, "--certificate-authority", str(ca))
+    assert printed.returncode == 0, printed.stderr
+    config = tmp_path / "whole-kubeconfig"
+    config.write_text(printed.stdout)
+    assert listed(kubectl(config, env)) == ALL
+    assert set(api.seen) == {key_info["client_email"]}
+
+
+def test_a_whole_kubeconfig_refuses_plain_http_and_a_bad_ca(env: dict[str, str], tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    for args in (
+        ("--server", "http://10.0.0.1", "--certificate-authority", str(garbage)),
+        ("--server", "https://10.0.0.1", "--certificate-authority", str(garbage)),
+        ("--server", "https://10.0.0.1", "--certificate-authority", str(tmp_path / "absent.pem")),
+        ("--server", "https://10.0.0.1"),
+    ):
+        result = plugin(env, "--print-kubeconfig", *args)
+        assert (result.returncode, result.stdout) == (2, ""), args
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("gcptoken: error: "), args
+    assert plugin(env, "--server", "https://10.0.0.1").returncode == 2  # only with --print-kubeconfig

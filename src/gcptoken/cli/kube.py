@@ -51,7 +51,24 @@ def add_kube_credential(command: Callable[[str, str, str], argparse.ArgumentPars
         "options, and exit",
     )
     kube.add_argument(
-        "--user-name", default="gcptoken", metavar="NAME", help="the entry's name, with --print-kubeconfig-user"
+        "--print-kubeconfig",
+        action="store_true",
+        help="print a whole kubeconfig: the cluster at --server, its CA, a context using that entry (current)",
+    )
+    kube.add_argument("--server", metavar="URL", help="with --print-kubeconfig: the API server, https://…")
+    kube.add_argument(
+        "--certificate-authority",
+        metavar="FILE",
+        help="with --print-kubeconfig: its CA, PEM or base64 of PEM (GKE's masterAuth.clusterCaCertificate)",
+    )
+    kube.add_argument(
+        "--cluster-name",
+        default="gke",
+        metavar="NAME",
+        help="with --print-kubeconfig: the cluster's and context's name",
+    )
+    kube.add_argument(
+        "--user-name", default="gcptoken", metavar="NAME", help="the users: entry's name, with --print-kubeconfig…"
     )
     kube.epilog = EPILOG
 
@@ -65,8 +82,11 @@ def run_kube_credential(args: argparse.Namespace) -> int:
     if args.audience is not None and not args.audience.strip():
         raise InvalidArgumentError("--audience is empty; name the audience your API server expects")
     impersonate = checked_chain(args)
-    if args.print_kubeconfig_user:
+    if args.print_kubeconfig_user or args.print_kubeconfig:
         return _print_user(args, impersonate)
+    for name in ("server", "certificate_authority"):
+        if getattr(args, name) is not None:
+            raise InvalidArgumentError(f"--{name.replace('_', '-')} goes with --print-kubeconfig")
     from gcptoken.helpers.kube import KubeExecInfoError, exec_credential, requested_api_version
     from gcptoken.helpers.tokens import helper_token
 
@@ -89,7 +109,7 @@ def run_kube_credential(args: argparse.Namespace) -> int:
 
 def _print_user(args: argparse.Namespace, impersonate: str | None) -> int:
     from gcptoken.errors import InvalidArgumentError
-    from gcptoken.helpers.kubeconfig import gcptoken_command, kubeconfig_user, plugin_args
+    from gcptoken.helpers.kubeconfig import gcptoken_command, kubeconfig_user, plugin_args, whole_kubeconfig
 
     chosen = plugin_args(
         credentials=args.credentials,
@@ -99,8 +119,37 @@ def _print_user(args: argparse.Namespace, impersonate: str | None) -> int:
         timeout=None if args.timeout == 10.0 else args.timeout,
         no_cache=args.no_cache,
     )
-    for value in (args.user_name, *chosen):
+    for value in (args.user_name, args.cluster_name, *chosen):
         if not value or not value.isprintable():  # spaces are fine; newlines, tabs, ESC are not
             raise InvalidArgumentError(f"{value[:40]!r} cannot go into a kubeconfig: use printable text")
-    sys.stdout.write(kubeconfig_user(args.user_name, gcptoken_command(), chosen))
+    if not args.print_kubeconfig:
+        sys.stdout.write(kubeconfig_user(args.user_name, gcptoken_command(), chosen))
+        return 0
+    server, ca_data = _cluster(args)
+    sys.stdout.write(whole_kubeconfig(args.cluster_name, server, ca_data, args.user_name, gcptoken_command(), chosen))
     return 0
+
+
+def _cluster(args: argparse.Namespace) -> tuple[str, str]:
+    """--server and --certificate-authority, checked: kubectl sends a token over TLS only."""
+    from gcptoken.errors import InvalidArgumentError
+    from gcptoken.helpers.kubeconfig import certificate_authority_data
+    from gcptoken.private_files import UnreadableFile, read_small_file
+
+    if args.print_kubeconfig_user:
+        raise InvalidArgumentError("--print-kubeconfig prints the users: entry too: give one of the two")
+    server, authority = args.server, args.certificate_authority
+    if server is None or authority is None:
+        raise InvalidArgumentError("--print-kubeconfig needs --server https://… and --certificate-authority FILE")
+    if not server.startswith("https://") or len(server) <= len("https://") or not server.isprintable():
+        shown = server[:80]
+        raise InvalidArgumentError(
+            f"--server must be an https:// URL (kubectl sends tokens over TLS only), not {shown!r}"
+        )
+    try:
+        return server, certificate_authority_data(read_small_file(authority))
+    except (OSError, UnreadableFile) as exc:
+        problem = str(exc) if isinstance(exc, UnreadableFile) else (exc.strerror or "cannot be read")
+        raise InvalidArgumentError(f"--certificate-authority {authority[:200]}: {problem}") from None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--certificate-authority {authority[:200]} {exc}") from None

@@ -1,4 +1,5 @@
-"""The kubeconfig ``users:`` entry that runs ``gcptoken kube-credential``, in the shape
+"""The kubeconfig ``users:`` entry that runs ``gcptoken kube-credential`` (or a whole kubeconfig
+with one cluster and a context using it), in the shape
 ``gcloud container clusters get-credentials`` writes for gke-gcloud-auth-plugin (exec: apiVersion,
 command, args, installHint, provideClusterInfo), plus ``interactiveMode: Never`` (the plugin never
 prompts). Every scalar is written as a JSON string, which YAML reads as the same double-quoted
@@ -14,7 +15,14 @@ from collections.abc import Sequence
 
 from gcptoken.helpers.kube import V1
 
-__all__ = ["INSTALL_HINT", "gcptoken_command", "kubeconfig_user", "plugin_args"]
+__all__ = [
+    "INSTALL_HINT",
+    "certificate_authority_data",
+    "gcptoken_command",
+    "kubeconfig_user",
+    "plugin_args",
+    "whole_kubeconfig",
+]
 
 INSTALL_HINT = (
     "gcptoken is not where this kubeconfig says: pip install gcptoken, then print this entry again with "
@@ -79,3 +87,42 @@ def kubeconfig_user(name: str, command: str, args: Sequence[str]) -> str:
         "      provideClusterInfo: false",
     ]
     return "\n".join(lines) + "\n"
+
+
+def certificate_authority_data(text: bytes) -> str:
+    """``certificate-authority-data`` from a CA file: PEM, or the base64 of PEM that GKE's API and
+    ``gcloud container clusters describe`` give as masterAuth.clusterCaCertificate. ValueError
+    for anything else."""
+    import base64
+    import binascii
+
+    pem = text.strip()
+    if not pem.startswith(b"-----BEGIN CERTIFICATE-----"):
+        try:
+            pem = base64.b64decode(pem, validate=True).strip()
+        except (binascii.Error, ValueError):
+            pem = b""
+    if not pem.startswith(b"-----BEGIN CERTIFICATE-----") or not pem.endswith(b"-----END CERTIFICATE-----"):
+        raise ValueError("is not a PEM certificate, nor the base64 of one (GKE's clusterCaCertificate)")
+    return base64.b64encode(pem + b"\n").decode()
+
+
+def whole_kubeconfig(cluster: str, server: str, ca_data: str, user: str, command: str, args: Sequence[str]) -> str:
+    """A kubeconfig with one cluster at ``server``, one context of the same name for it and the
+    ``user`` that runs ``command ARGS`` (kubeconfig_user's), that context current."""
+    lines = [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        f"- name: {_quoted(cluster)}",
+        "  cluster:",
+        f"    server: {_quoted(server)}",
+        f"    certificate-authority-data: {_quoted(ca_data)}",
+        "contexts:",
+        f"- name: {_quoted(cluster)}",
+        "  context:",
+        f"    cluster: {_quoted(cluster)}",
+        f"    user: {_quoted(user)}",
+        f"current-context: {_quoted(cluster)}",
+    ]
+    return "\n".join(lines) + "\n" + kubeconfig_user(user, command, args)
