@@ -297,3 +297,12 @@ def test_a_whole_kubeconfig_refuses_plain_http_and_a_bad_ca(env: dict[str, str],
         assert (result.returncode, result.stdout) == (2, ""), args
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("gcptoken: error: "), args
     assert plugin(env, "--server", "https://10.0.0.1").returncode == 2  # only with --print-kubeconfig
+
+
+def test_verbose_logs_never_show_the_token(env: dict[str, str]) -> None:
+    for args in (("-v", "--no-cache"), ("-v",), ("-v", "--audience", AUDIENCE)):
+        result = plugin(env, *args)
+        assert result.returncode == 0, result.stderr
+        token = json.loads(result.stdout)["status"]["token"]
+        assert token not in result.stderr and token[-12:] not in result.stderr, args
+    assert "gcptoken:" in plugin(env, "-v", "--no-cache").stderr  # -v did log the exchange
