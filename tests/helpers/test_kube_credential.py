@@ -5,11 +5,13 @@ kube_apiserver.py). Every credential kind, impersonation, ID tokens, the disk ca
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,3 +308,47 @@ def test_verbose_logs_never_show_the_token(env: dict[str, str]) -> None:
         token = json.loads(result.stdout)["status"]["token"]
         assert token not in result.stderr and token[-12:] not in result.stderr, args
     assert "gcptoken:" in plugin(env, "-v", "--no-cache").stderr  # -v did log the exchange
+
+
+def _age_cache(env: dict[str, str], seconds_left: float) -> None:
+    """Every cached token now fetched an hour ago and due to expire in ``seconds_left``."""
+    path = Path(env["XDG_CACHE_HOME"]) / "gcptoken" / "tokens.json"
+    document = json.loads(path.read_text())
+    now = time.time()
+    for entry in document["tokens"].values():
+        expires = now + seconds_left
+        iso = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).isoformat()
+        entry.update(fetched_at=expires - 3600, expires_at=expires, expires_at_iso=iso)
+    path.write_text(json.dumps(document))
+
+
+def test_kubectl_is_never_handed_a_token_about_to_expire(env: dict[str, str]) -> None:
+    """Inside the cache's refresh margin (5 minutes for an hour's token) a new token is fetched."""
+    first = json.loads(plugin(env).stdout)["status"]
+    _age_cache(env, 400)  # outside the margin: still handed out, with its own expiry
+    kept = json.loads(plugin(env).stdout)["status"]
+    assert kept["token"] == first["token"]
+    shown = datetime.datetime.strptime(kept["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    left = shown.replace(tzinfo=datetime.timezone.utc).timestamp() - time.time()
+    assert 300 < left <= 400
+    _age_cache(env, 200)  # inside it: a new one
+    renewed = json.loads(plugin(env).stdout)["status"]
+    assert renewed["token"] != first["token"]
+    assert renewed["expirationTimestamp"] > kept["expirationTimestamp"]
+
+
+@needs_kubectl
+@pytest.mark.skipif(shutil.which("gke-gcloud-auth-plugin") is None, reason="gke-gcloud-auth-plugin is not installed")
+def test_the_stand_in_takes_the_peers_tokens_alike(
+    api: KubeApiServer, env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    """gke-gcloud-auth-plugin (ADC: the same emulator-issued key file) through the same kubeconfig
+    shape: the stand-in is no imitation tuned to gcptoken, and the bench compares like with like."""
+    peer = str(shutil.which("gke-gcloud-auth-plugin"))
+    user = (
+        "users:\n- name: gcptoken\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+        f"      command: {json.dumps(peer)}\n      args:\n      - --use_application_default_credentials\n"
+        "      interactiveMode: Never\n      provideClusterInfo: true\n"
+    )
+    assert listed(kubectl(kubeconfig(tmp_path, api, user), env)) == ALL
+    assert set(api.seen) == {key_info["client_email"]}
