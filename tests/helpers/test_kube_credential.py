@@ -352,3 +352,35 @@ def test_the_stand_in_takes_the_peers_tokens_alike(
     )
     assert listed(kubectl(kubeconfig(tmp_path, api, user), env)) == ALL
     assert set(api.seen) == {key_info["client_email"]}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("kind", ["impersonated-file", "external-account", "metadata-server"])
+def test_every_other_credential_kind(
+    emulator: EmulatorClient,
+    api: KubeApiServer,
+    env: dict[str, str],
+    key_info: dict[str, str],
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    from tests.cli.test_cli_fast import _external_file, _impersonated_file
+
+    if kind == "impersonated-file":
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = str(_impersonated_file(emulator, tmp_path, key_info))
+    elif kind == "external-account":  # workload identity federation, then impersonation
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = str(_external_file(emulator, tmp_path, impersonate=True))
+    else:  # no credential file: ADC asks the metadata server (here the emulator's)
+        del env["GOOGLE_APPLICATION_CREDENTIALS"], env["NO_GCE_CHECK"]
+        env |= {"GCE_METADATA_HOST": emulator.host_port, "GCE_METADATA_IP": emulator.host_port}
+    config = kubeconfig(tmp_path, api, exec_user([]))
+    assert listed(kubectl(config, env)) == ALL
+    assert len(set(api.seen)) == 1 and api.rejected == 0
+    (who,) = set(api.seen)
+    if kind == "metadata-server":
+        assert who == emulator.state.default_account.email
+    else:
+        assert who.startswith(("fast-imp-", "fast-ext-")) and who != key_info["client_email"]
+    asked = len(token_traffic(emulator))
+    assert listed(kubectl(config, env)) == ALL  # from the disk cache: nothing asked
+    assert len(token_traffic(emulator)) == asked
