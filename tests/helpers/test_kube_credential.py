@@ -177,6 +177,15 @@ def test_the_printed_user_stanza_works_as_pasted_whatever_the_path(
     env = {**env, "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent.json")}  # the file named is used
     assert listed(kubectl(config, env)) == ALL
     assert set(api.seen) == {key_info["client_email"]}
+    # gcptoken gone: kubectl names the path (client-go shows installHint only for a bare name it
+    # did not find on PATH: that is the case for an entry edited to say just "gcptoken").
+    gone = str(tmp_path / "gone" / "gcptoken")
+    config.write_text(config.read_text().replace(json.dumps(GCPTOKEN), json.dumps(gone)))
+    missing = kubectl(config, env)
+    assert missing.returncode != 0 and gone in missing.stderr
+    config.write_text(config.read_text().replace(json.dumps(gone), json.dumps("gcptoken")))
+    missing = kubectl(config, {**env, "PATH": str(tmp_path / "gone")})
+    assert missing.returncode != 0 and "pip install gcptoken" in missing.stderr
 
 
 @needs_kubectl
