@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 INSTALL_HINT = (
-    "gcptoken is not where this kubeconfig says: pip install gcptoken, then print this entry again with "
+    "gcptoken is not installed, or not on kubectl's PATH: pip install gcptoken, then print this entry again with "
     "gcptoken kube-credential --print-kubeconfig-user"
 )
 
