@@ -87,6 +87,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "keyring get, gcptoken backend (cached)",
         "keyring get, keyrings.google-artifactregistry-auth",
         "uv pip install 3 packages, gcptoken keyring backend",
+        "gcptoken kube-credential alone, cached",
     ):
         assert expected in names, expected
     groups = {row["group"] for row in document["rows"]}
@@ -104,6 +105,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "single flight",
         "grpc",
         "keyring",
+        "kubectl",
     }
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0

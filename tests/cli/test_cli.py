@@ -367,6 +367,7 @@ def test_every_command_has_help() -> None:
         "cache",
         "demo",
         "completion",
+        "kube-credential",
     }
     assert set(commands) == expected
     for name in commands:

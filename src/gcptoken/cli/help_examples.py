@@ -156,6 +156,17 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("the whole flow, offline", "gcptoken demo"),
         ("with every HTTP exchange logged (redacted)", "gcptoken demo -v"),
     ),
+    "kube-credential": (
+        ("what kubectl reads: an ExecCredential with an access token (GKE)", "gcptoken kube-credential"),
+        (
+            "an ID token, for an API server that trusts Google as OIDC issuer",
+            "gcptoken kube-credential --audience https://kube.example.com",
+        ),
+        (
+            "the kubeconfig users: entry that runs it with a given key file, to paste",
+            "gcptoken kube-credential --credentials key.json --print-kubeconfig-user",
+        ),
+    ),
     "completion": (*((INSTALL_WHERE[shell], install_line(shell)) for shell in ("bash", "zsh", "fish")),),
 }
 
