@@ -1,0 +1,1 @@
+"""Artifact Registry's repositories as clients reach them with Google credentials."""
