@@ -112,6 +112,7 @@ def _taken_port() -> socket.socket:
     [
         (["emulator", "--port", "{port}"], "--port"),
         (["emulator", "--port", "0", "--mtls-port", "{port}"], "--mtls-port"),
+        (["emulator", "--port", "0", "--tls-port", "{port}"], "--tls-port"),
         (["inspect", "--no-browser", "--port", "{port}"], "--port"),
         (["metadata-server", "--credentials", "{key}", "--project-number", "1", "--port", "{port}"], "--port"),
         (["proxy", "https://svc-port.a.run.app", "--credentials", "{key}", "--port", "{port}"], "--port"),

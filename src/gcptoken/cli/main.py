@@ -199,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve over TLS requiring client certificates (X.509 federation; 0 picks a free port; "
         "on by default with --state-dir, -1 turns it off)",
     )
+    emulator.add_argument(
+        "--tls-port",
+        type=int,
+        metavar="PORT",
+        help="also serve over HTTPS, no client certificate (for kubectl, docker, pip and uv; 0 picks a free port; "
+        "the CA: --state-dir's ca.pem)",
+    )
     run_options(emulator)
 
     add_pubsub_emulator(command)

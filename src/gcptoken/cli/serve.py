@@ -29,12 +29,15 @@ def run_emulator(args: argparse.Namespace) -> int:
     mtls_port = args.mtls_port if args.mtls_port is not None else (0 if args.state_dir else -1)
     if not -1 <= mtls_port <= 65535:
         raise InvalidArgumentError(f"--mtls-port must be 0-65535 (or -1 for none), not {mtls_port}")
+    if args.tls_port is not None and not 0 <= args.tls_port <= 65535:
+        raise InvalidArgumentError(f"--tls-port must be 0-65535, not {args.tls_port}")
     try:
         server = EmulatorServer(
             host=args.host,
             port=args.port,
             state_dir=args.state_dir,
             mtls_port=None if mtls_port == -1 else mtls_port,
+            tls_port=args.tls_port,
             allow_hosts=flags.hosts,
             allow_admin=flags.allow,
             platform=args.platform,
@@ -63,6 +66,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         where = f"; state in {args.state_dir} (source {args.state_dir}/env to use it)" if args.state_dir else ""
         where += f"; metadata server as {args.platform}" if args.platform != "gce" else ""
         mtls = f" (mutual TLS on {server.mtls.url})" if server.mtls is not None else ""
+        mtls += f" (HTTPS on {server.tls.url})" if server.tls is not None else ""
         print(
             f"gcptoken: emulator listening on {server.url}{mtls}{where}; Ctrl-C stops it", file=sys.stderr, flush=True
         )

@@ -17,36 +17,53 @@ GOOGLE_HOSTS = ("*.pkg.dev", "gcr.io", "*.gcr.io")
 
 
 def host_of(server: str) -> str:
-    """``host`` or ``host:port``, lower-cased, from a registry name or URL (``https://h:1/v2/x``,
-    ``h/path``, ``user@h``); an empty string for nothing usable."""
+    """``host`` or ``host:port`` (``[v6]:port``), lower-cased, from a registry name or URL
+    (``https://h:1/v2/x``, ``h/path``, ``user:pw@h``); an empty string for nothing usable."""
     text = server.strip()
     scheme, found, rest = text.partition("://")
     if not found:
         rest = scheme
     authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    authority = authority.rpartition("@")[2].lower().rstrip(".")
+    authority = authority.rpartition("@")[2].lower()
     if not authority or not authority.isascii() or not authority.isprintable() or " " in authority:
         return ""
     return authority
 
 
+def _split(authority: str) -> tuple[str, str]:
+    """(host, port) of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the host without a
+    trailing dot (``gcr.io.`` is ``gcr.io``)."""
+    if authority.startswith("["):
+        host, _, after = authority.partition("]")
+        return host + "]", after.removeprefix(":")
+    host, _, port = authority.partition(":")
+    return host.rstrip("."), port
+
+
 def _patterns() -> list[str]:
-    extra = [p.strip().lower() for p in os.environ.get(HOSTS_ENV, "").split(",")]
-    return [*GOOGLE_HOSTS, *(p for p in extra if p)]
+    extra = [pattern.strip().lower() for pattern in os.environ.get(HOSTS_ENV, "").split(",")]
+    return [*GOOGLE_HOSTS, *(pattern for pattern in extra if pattern)]
 
 
-def _matches(authority: str, pattern: str) -> bool:
-    host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
-    if pattern.startswith("*."):
-        suffix = pattern[1:]  # ".pkg.dev": a sub-domain, never the bare suffix or "evilpkg.dev"
-        name = host or authority
-        return name.endswith(suffix) and len(name) > len(suffix) and (not port or port == "443")
-    if ":" in pattern and pattern.count(":") == 1:
-        return authority == pattern  # host:port names exactly that port
-    return (host or authority) == pattern and (not port or port == "443")
+def _matches(host: str, port: str, pattern: str) -> bool:
+    want_host, want_port = _split(pattern)
+    if want_port:
+        if port != want_port:
+            return False  # host:port names exactly that port
+    elif port not in ("", "443"):
+        return False  # a bare name means HTTPS's port: never another service on the same host
+    if want_host.startswith("*."):
+        suffix = want_host[1:]  # ".pkg.dev": a sub-domain, never the bare suffix or "evilpkg.dev"
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == want_host
 
 
 def answers_for(server: str) -> bool:
     """Whether ``server`` (a host, ``host:port`` or URL) is one this helper hands tokens to."""
     authority = host_of(server)
-    return bool(authority) and any(_matches(authority, p) for p in _patterns())
+    if not authority:
+        return False
+    host, port = _split(authority)
+    if not host or (port and not port.isdigit()):
+        return False
+    return any(_matches(host, port, pattern) for pattern in _patterns())

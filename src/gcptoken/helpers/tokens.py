@@ -3,18 +3,32 @@ load), else fetched through the credential ADC would use and written back to the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from gcptoken.cli.fast import cached_token
 from gcptoken.endpoints import CLOUD_PLATFORM_SCOPE
 
 __all__ = ["HelperToken", "helper_token"]
 
 
-@dataclass(frozen=True)
 class HelperToken:
-    value: str
-    expires_at: float  # epoch seconds
+    """A token's value and expiry (epoch seconds). Not a dataclass: its import costs a helper's
+    cached path ~20 ms, and its repr would print the token."""
+
+    __slots__ = ("expires_at", "value")
+
+    def __init__(self, value: str, expires_at: float) -> None:
+        self.value = value
+        self.expires_at = expires_at
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HelperToken):
+            return NotImplemented
+        return (self.value, self.expires_at) == (other.value, other.expires_at)
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.expires_at))
+
+    def __repr__(self) -> str:
+        return f"HelperToken(expires_at={self.expires_at!r}, value=<redacted>)"
 
 
 def _subject(kind: str, subject: str | None) -> str | None:

@@ -93,6 +93,7 @@ class EmulatorState(SigningKeys):
         # served), and what to tell it when a provider brings more trust anchors.
         self._workload_ca: WorkloadCa | None = None
         self.mtls_url: str | None = None
+        self.tls_url: str | None = None  # the HTTPS port without client certificates (--tls-port)
         self.trust_hooks: list[Callable[[str], None]] = []
         # The AWS account and EC2 instance that AWS-federated workloads run in.
         self.aws = AwsWorld(clock)

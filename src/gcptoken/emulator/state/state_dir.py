@@ -274,6 +274,12 @@ def write_state_dir(state: EmulatorState, directory: PrivateDir, host_port: str)
             f"export GCPTOKEN_EMULATOR_MTLS_HOST={state.mtls_url.removeprefix('https://')}\n"
             f"export GCPTOKEN_EMULATOR_CA={here}/{CA_FILE}\n"
         )
+    if state.tls_url is not None:
+        _write_private(directory, CA_FILE, state.workload_ca.root_pem)
+        here = os.path.realpath(directory.path)
+        mtls += f"export GCPTOKEN_EMULATOR_TLS_HOST={state.tls_url.removeprefix('https://')}\n"
+        if "GCPTOKEN_EMULATOR_CA=" not in mtls:
+            mtls += f"export GCPTOKEN_EMULATOR_CA={here}/{CA_FILE}\n"
     env = (
         f"export GCPTOKEN_EMULATOR_HOST={host_port}\n"
         f"export GOOGLE_APPLICATION_CREDENTIALS={os.path.join(os.path.realpath(directory.path), KEY_FILE)}\n"
