@@ -99,7 +99,13 @@ def _is_ours(server: str) -> bool:
 def _go_json(value: Any) -> str:
     """What Go's json.Encoder writes: compact, non-ASCII kept, <, >, &, U+2028/9 escaped, a newline."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escaped)
     return text + "\n"
 

@@ -107,6 +107,7 @@ async def token(request: Request) -> Response:
     grant = _grant(request)
     if grant is None:
         return _errors(401, "UNAUTHORIZED", "Unauthenticated request.")
+    log_detail(request)["caller"] = grant.email
     now = state.clock()
     issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     body = {"token": _presented_token(request), "expires_in": int(grant.expires_at - now), "issued_at": issued}
