@@ -147,9 +147,7 @@ def _one_error(result: object, stdout: str) -> None:
         (["get"], "x" * 70_000, "bufio.Scanner: token too long\n"),
     ],
 )
-def test_bad_calls_get_the_protocols_error_form(
-    env: dict[str, str], args: list[str], stdin: str, stdout: str
-) -> None:
+def test_bad_calls_get_the_protocols_error_form(env: dict[str, str], args: list[str], stdin: str, stdout: str) -> None:
     _one_error(helper(args, stdin, env), stdout)
 
 

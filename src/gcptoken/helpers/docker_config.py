@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = ["DEFAULT_REGISTRIES", "DockerConfigChange", "DockerConfigError", "reg
 # Cloud SDK (googlecloudsdk/core/docker/constants.py): gcr.io, its regions, k8s staging, marketplace.
 DEFAULT_REGISTRIES = ("gcr.io", "us.gcr.io", "eu.gcr.io", "asia.gcr.io", "staging-k8s.gcr.io", "marketplace.gcr.io")
 _MAX_CONFIG = 4 << 20
+_HOST = re.compile(r"(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -50,7 +52,7 @@ def registry_host(name: str) -> str:
     text = name.strip()
     bare = text.removeprefix("https://").rstrip("/")
     host = host_of(bare)
-    if not host or host != bare.lower() or "@" in bare:
+    if not _HOST.fullmatch(host) or host != bare.lower():
         raise InvalidArgumentError(f"{text!r} is not a registry host (HOST or HOST:PORT, e.g. us-docker.pkg.dev)")
     return host
 
@@ -80,10 +82,11 @@ def _read(directory: PrivateDir, path: str) -> tuple[dict[str, Any] | None, int 
         if exc.errno in (errno.ELOOP, errno.EMLINK):
             raise DockerConfigError(f"{path} is a symbolic link; it is not followed: nothing changed") from None
         raise DockerConfigError(f"{path} cannot be read ({os_reason(exc)}): nothing changed") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise DockerConfigError(f"{path} is not a regular file: nothing changed")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise DockerConfigError(f"{path} is not a regular file: nothing changed")
         raw = handle.read(_MAX_CONFIG + 1)
     if len(raw) > _MAX_CONFIG:
         raise DockerConfigError(f"{path} is over 4 MiB: nothing changed")
