@@ -189,7 +189,7 @@ def test_a_failed_write_leaves_the_old_file_whole(
     def no_room(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(docker_config.os, "fsync", no_room)
+    monkeypatch.setattr(os, "fsync", no_room)
     err = _refused(capsys, 3, "gcr.io")
     assert "cannot be written" in err
     assert path.read_text() == before

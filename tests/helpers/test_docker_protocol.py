@@ -7,6 +7,7 @@ one line on stdout (what docker shows) and one on stderr, never a traceback, nev
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -128,10 +129,10 @@ def test_version_and_help(env: dict[str, str]) -> None:
     assert "GCPTOKEN_DOCKER_CREDENTIALS" in shown.stdout
 
 
-def _one_error(result: object, stdout: str) -> None:
-    assert getattr(result, "returncode") == 1
-    assert getattr(result, "stdout") == stdout
-    stderr = getattr(result, "stderr")
+def _one_error(result: subprocess.CompletedProcess[str], stdout: str) -> None:
+    assert result.returncode == 1
+    assert result.stdout == stdout
+    stderr = result.stderr
     assert stderr.startswith("docker-credential-gcptoken: error: ") and stderr.count("\n") == 1
     assert "Traceback" not in stderr
 

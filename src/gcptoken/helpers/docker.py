@@ -171,7 +171,8 @@ def _refuse_store(stdin: TextIO) -> str:
 def _refuse_erase(stdin: TextIO) -> str:
     _server_from(stdin)
     raise _Refusal(
-        f"{PROGRAM} keeps no credentials to erase (to stop using it for a registry: gcptoken docker-config --remove HOST)"
+        f"{PROGRAM} keeps no credentials to erase "
+        "(to stop using it for a registry: gcptoken docker-config --remove HOST)"
     )
 
 
