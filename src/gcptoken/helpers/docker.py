@@ -126,10 +126,18 @@ def _server_from(stdin: TextIO) -> str:
 
 
 def _token() -> str:
-    from gcptoken.helpers.tokens import helper_token
+    from gcptoken.cli.fast import cached_token
 
     credentials = os.environ.get(CREDENTIALS_ENV, "").strip() or None
     impersonate = os.environ.get(IMPERSONATE_ENV, "").strip() or None
+    if impersonate is None:  # what helper_token looks up first, here before its transport loads
+        fresh = cached_token("access_token", None, credentials)
+        if fresh is not None:
+            return str(fresh["value"])
+    from gcptoken.helpers.tokens import helper_token
+    from gcptoken.http.light_transport import use_light_transport
+
+    use_light_transport()  # one request or two, then exit: http.client, not httpx's import (a miss only)
     try:
         return helper_token("access_token", credentials=credentials, impersonate=impersonate).value
     except Exception as exc:
@@ -148,9 +156,6 @@ def _get(stdin: TextIO) -> str:
         raise _Refusal(MISSING_SERVER)
     if not _is_ours(server):
         raise _Refusal(NOT_FOUND, None)
-    from gcptoken.http.light_transport import use_light_transport
-
-    use_light_transport()  # one request or two, then exit: http.client, not httpx's import
     return _go_json({"ServerURL": server, "Username": USERNAME, "Secret": _token()})
 
 
