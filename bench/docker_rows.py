@@ -73,7 +73,7 @@ def docker_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> list[Row]
         "ms",
         ratio=to_cli,
         ratio_of="the cached gcptoken access's",
-        goal=f"<= {CLI_GOAL:g}x the cached gcptoken access and >= {GCLOUD_GOAL:g}x faster than docker-credential-gcloud",
+        goal=f"<= {CLI_GOAL:g}x the cached gcptoken access, >= {GCLOUD_GOAL:g}x faster than docker-credential-gcloud",
         notes={
             "gcptoken access, cached ms": round(times["gcptoken access"], 1),
             "python -I -c pass ms": round(times["python"], 1),
