@@ -26,7 +26,11 @@ def add_docker_config(command: Callable[[str, str, str], argparse.ArgumentParser
     )
     parser.epilog = EPILOG
     parser.add_argument(
-        "registries", nargs="*", metavar="REGISTRY", help="HOST or HOST:PORT (comma-separated too; default: gcr.io's)"
+        "registries",
+        nargs="*",
+        default=[],
+        metavar="REGISTRY",
+        help="HOST or HOST:PORT (comma-separated too; default: gcr.io's)",
     )
     parser.add_argument("--force", action="store_true", help="replace entries that name another helper")
     parser.add_argument("--remove", action="store_true", help="remove gcptoken's entries (default: all of them)")

@@ -154,7 +154,6 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "gcptoken docker-config us-docker.pkg.dev europe-west1-docker.pkg.dev",
         ),
         ("gcr.io and its regions (gcloud's default), replacing gcloud's entries", "gcptoken docker-config --force"),
-        ("what would change, written nowhere", "gcptoken docker-config --dry-run us-docker.pkg.dev"),
         ("undo: remove every entry naming gcptoken", "gcptoken docker-config --remove"),
     ),
     "cache": (
