@@ -14,7 +14,7 @@ import pytest
 
 from gcptoken import __version__
 from gcptoken.testing import EmulatorClient, write_key_file
-from tests.helpers.docker_env import closed_env, helper, write_docker_config
+from tests.helpers.docker_env import HELPER, closed_env, helper, write_docker_config
 
 NOT_FOUND = "credentials not found in native keychain\n"
 
@@ -191,3 +191,8 @@ def test_a_credential_file_and_impersonation_from_the_environment(
     acting = helper(["get"], "gcr.io", {**env, "GCPTOKEN_DOCKER_IMPERSONATE": target})
     assert (acting.returncode, acting.stderr) == (0, "")
     assert _issued(emulator, json.loads(acting.stdout)["Secret"]) == target
+
+
+def test_bytes_that_are_not_utf8_are_no_host_of_ours(env: dict[str, str]) -> None:
+    result = subprocess.run([str(HELPER), "get"], input=b"\xff\xfegcr.io", capture_output=True, env=env, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (1, NOT_FOUND.encode(), b"")

@@ -220,6 +220,9 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
 
 def main() -> int:
     """The console script ``docker-credential-gcptoken``."""
+    for stream in (sys.stdin, sys.stdout):
+        # docker speaks UTF-8 whatever the locale; bytes that are not are replaced, never a crash.
+        stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
     try:
         code = run(sys.argv[1:], sys.stdin, sys.stdout, sys.stderr)
         sys.stdout.flush()
