@@ -108,6 +108,11 @@ def test_an_unreadable_docker_config_widens_nothing(emulator: EmulatorClient, en
     path.write_text('{"credHelpers": {"registry.example.com": "gcptoken"')  # cut short
     assert helper(["get"], "registry.example.com", env).stdout == NOT_FOUND
     assert helper(["get"], "gcr.io", env).returncode == 0
+    path.write_text('{"credHelpers": {"registry.example.com": "gcptoken"}}')
+    path.chmod(0o666)  # others could have written that mapping: it is not taken
+    assert helper(["get"], "registry.example.com", env).stdout == NOT_FOUND
+    path.chmod(0o600)
+    assert helper(["get"], "registry.example.com", env).returncode == 0
 
 
 def test_list_is_a_json_object_of_servers_and_user_names(env: dict[str, str]) -> None:

@@ -78,10 +78,13 @@ def mapped_hosts(config: Any) -> list[str]:
 
 
 def _configured_hosts() -> list[str]:
-    """Hosts the user mapped to us in docker's config; [] when it is missing or unreadable (then
-    only Google's hosts are ours: doubt never widens where a token goes)."""
+    """Hosts the user mapped to us in docker's config; [] when it is missing, unreadable, or not
+    the user's alone (another user could write it): doubt never widens where a token goes."""
     try:
         with open(docker_config_path(), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                return []
             return mapped_hosts(json.loads(handle.read(1 << 20)))
     except (OSError, ValueError, RecursionError):
         return []
