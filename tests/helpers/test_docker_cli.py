@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gcptoken.emulator import EmulatorServer
-from gcptoken.testing import EmulatorClient, write_key_file
+from gcptoken.emulator import EmulatorServer, scenarios
+from gcptoken.testing import CLOSED_LOOPBACK, EmulatorClient, write_key_file
 from tests.helpers.docker_env import closed_env, helper, write_docker_config
 
 DOCKER = shutil.which("docker")
@@ -128,3 +128,24 @@ def test_login_is_refused_and_logout_warns(registry: EmulatorServer, client: Emu
     logout = _docker(env, "logout", _host(registry))
     assert logout.returncode == 0  # docker only warns when a helper cannot erase
     assert "keeps no credentials to erase" in logout.stderr
+
+
+GCLOUD_BIN = Path("/usr/lib/google-cloud-sdk/bin")
+
+
+@pytest.mark.skipif(not (GCLOUD_BIN / "docker-credential-gcloud").exists(), reason="gcloud is not installed")
+def test_gclouds_own_helper_gets_in_too(registry: EmulatorServer, client: EmulatorClient, tmp_path: Path) -> None:
+    # A peer judging the stand-in: Google's helper sends its own user name (_dcgcloud_token).
+    sa = client.new_key("docker-cli-gcloud")
+    env = _env(registry, client, tmp_path)
+    env.update(scenarios.gcloud_environment(client.url, tmp_path / "gcloud", CLOSED_LOOPBACK))
+    env["PATH"] = f"{GCLOUD_BIN}:{env['PATH']}"
+    env["CLOUDSDK_ARTIFACTS_ALLOW_UNRECOGNIZED_REGISTRY"] = "true"  # a loopback registry is not on its list
+    key = write_key_file(tmp_path, sa)
+    gcloud = [str(GCLOUD_BIN / "gcloud"), "auth", "activate-service-account", "--key-file", str(key)]
+    assert subprocess.run(gcloud, env=env, capture_output=True, timeout=120, check=False).returncode == 0
+    write_docker_config(env, {"credHelpers": {_host(registry): "gcloud"}})
+    result = _docker(env, "manifest", "inspect", f"{_host(registry)}/{IMAGE}")
+    assert result.returncode == 0, result.stderr
+    served = [entry for entry in _pulls(client, IMAGE) if entry["status"] == 200]
+    assert served[-1]["detail"] == {"caller": sa["client_email"]}
