@@ -364,6 +364,7 @@ def test_every_command_has_help() -> None:
         "metadata-server",
         "proxy",
         "inspect",
+        "docker-config",
         "cache",
         "demo",
         "completion",

@@ -148,6 +148,14 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ),
         ("curl and browsers too reach the service over HTTP/2", f"gcptoken proxy {_RUN} --http2 --port 8080"),
     ),
+    "docker-config": (
+        (
+            "docker pulls from Artifact Registry in us and europe-west1 with gcptoken's tokens",
+            "gcptoken docker-config us-docker.pkg.dev europe-west1-docker.pkg.dev",
+        ),
+        ("gcr.io and its regions (gcloud's default), replacing gcloud's entries", "gcptoken docker-config --force"),
+        ("undo: remove every entry naming gcptoken", "gcptoken docker-config --remove"),
+    ),
     "cache": (
         ("where the on-disk token cache is", "gcptoken cache path"),
         ("remove every cached token", "gcptoken cache clear"),
