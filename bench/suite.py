@@ -15,9 +15,11 @@ from bench.cached_kinds_rows import cached_kinds_rows
 from bench.chart import draw
 from bench.cli_rows import cli_rows
 from bench.cold_rows import cold_rows, import_rows
+from bench.docker_rows import docker_rows
 from bench.grpc_auth_rows import grpc_auth_rows
 from bench.grpc_proxy_rows import grpc_proxy_rows
 from bench.keyring_rows import keyring_rows
+from bench.kube_rows import kube_rows
 from bench.needs import CLOSED_LOOPBACK
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
@@ -49,6 +51,8 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),
+            lambda: kube_rows(emulator, Path(scratch), 3 if quick else 15),
+            lambda: docker_rows(emulator, Path(scratch), 2 if quick else 9),
             lambda: cold_rows(emulator, Path(scratch), 2 if quick else 9),
             lambda: import_rows(3 if quick else 21),
             lambda: trips_rows(emulator, Path(scratch)),

@@ -51,6 +51,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     default_cache().clear()  # tokens cached by one test never serve another
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))  # nor on disk
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))  # never ~/.docker
 
 
 @pytest.fixture

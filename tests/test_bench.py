@@ -78,6 +78,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "gcptoken id_token(), cached",
         "gcptoken id, cached",
         "gcptoken id, cold (one round trip)",
+        "docker-credential-gcptoken get, cached",
         "service-account key → ID token",
         "federation → impersonation → ID token",
         "unary RPCs/s, gcptoken channel",
@@ -87,6 +88,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "keyring get, gcptoken backend (cached)",
         "keyring get, keyrings.google-artifactregistry-auth",
         "uv pip install 3 packages, gcptoken keyring backend",
+        "gcptoken kube-credential alone, cached",
     ):
         assert expected in names, expected
     from bench.google_names import unavailable
@@ -102,6 +104,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "in-process",
         "cli",
         "cli cached",
+        "docker",
         "cli cold",
         "import",
         "round trips",
@@ -109,6 +112,7 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
         "single flight",
         "grpc",
         "keyring",
+        "kubectl",
     }
     by_name = {row["name"]: row for row in document["rows"]}
     assert by_name["ID tokens/s, 16 concurrent clients"]["notes"]["errors"] == 0

@@ -364,9 +364,11 @@ def test_every_command_has_help() -> None:
         "metadata-server",
         "proxy",
         "inspect",
+        "docker-config",
         "cache",
         "demo",
         "completion",
+        "kube-credential",
     }
     assert set(commands) == expected
     for name in commands:

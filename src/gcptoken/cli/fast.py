@@ -42,6 +42,7 @@ _CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 # As credentials.external_account and credentials.metadata say (not imported: they load httpx's world).
 STS_URL = "https://sts.googleapis.com/v1/token"
 DEFAULT_METADATA_HOST = "metadata.google.internal"
+_IAM_BASE = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"  # credentials.impersonated's
 _OPTIONS = {
     "id": ("--audience", "--credentials", "--format", "--timeout"),
     "access": ("--scopes", "--credentials", "--format", "--timeout"),
@@ -202,12 +203,15 @@ def _note_audience(audience: str) -> None:
         sys.stderr.write(f"gcptoken: note: {note}\n")
 
 
-def cached_token(kind: str, subject: str | None, credentials: str | None = None) -> dict[str, Any] | None:
+def cached_token(
+    kind: str, subject: str | None, credentials: str | None = None, impersonate: str | None = None
+) -> dict[str, Any] | None:
     """A fresh disk-cache entry (``value``, ``expires_at``, ``expires_at_iso``) for ``kind``
     (``id_token`` or ``access_token``) and ``subject`` (an audience, or space-separated scopes),
-    from the credential ADC would use (or the file ``credentials``); None on any miss or doubt.
-    A None subject is the default: the user's client id for ``id_token``, cloud-platform for
-    ``access_token``. The credential helpers answer from here before loading anything else."""
+    from the credential ADC would use (or the file ``credentials``), through ``impersonate``
+    (``A,B,C`` as gcloud reads it) when given; None on any miss or doubt. A None subject is the
+    default: the user's client id for ``id_token``, cloud-platform for ``access_token``. The
+    credential helpers answer from here before loading anything else."""
     options = {"--credentials": credentials} if credentials is not None else {}
     path = _credential_file(options)
     try:
@@ -223,6 +227,16 @@ def cached_token(kind: str, subject: str | None, credentials: str | None = None)
     if found is None:
         return None
     identity, default_audience = found
+    if impersonate is not None:
+        chain = [email.strip() for email in impersonate.split(",")]
+        if not all(chain):
+            return None  # the full command line says what is wrong
+        # As ImpersonatedCredentials.from_chain(source, "A,B,C").shared_identity() computes it.
+        try:
+            iam_base = endpoints.resolve(_IAM_BASE)
+        except ValueError:  # a bad GCPTOKEN_EMULATOR_HOST: the full path says so
+            return None
+        identity, default_audience = impersonated_identity(identity, chain, False, 3600, iam_base), None
     if subject is None:
         subject = default_audience if kind == "id_token" else endpoints.CLOUD_PLATFORM_SCOPE
     if not subject or not subject.strip():
@@ -282,7 +296,12 @@ def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
     unwind_on_sigterm()  # SIGTERM ends a one-shot command as Ctrl-C does: one line, exit 143
     try:
-        code = answer_from_cache(sys.argv[1:])
+        if sys.argv[1:2] == ["kube-credential"]:  # kubectl's plugin: its own cached answer
+            from gcptoken.helpers.kube import answer_from_cache as kube_answer
+
+            code = kube_answer(sys.argv[1:])
+        else:
+            code = answer_from_cache(sys.argv[1:])
         if code is not None:
             return code
         from gcptoken.cli.main import main as full_command_line

@@ -148,6 +148,14 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ),
         ("curl and browsers too reach the service over HTTP/2", f"gcptoken proxy {_RUN} --http2 --port 8080"),
     ),
+    "docker-config": (
+        (
+            "docker pulls from Artifact Registry in us and europe-west1 with gcptoken's tokens",
+            "gcptoken docker-config us-docker.pkg.dev europe-west1-docker.pkg.dev",
+        ),
+        ("gcr.io and its regions (gcloud's default), replacing gcloud's entries", "gcptoken docker-config --force"),
+        ("undo: remove every entry naming gcptoken", "gcptoken docker-config --remove"),
+    ),
     "cache": (
         ("where the on-disk token cache is", "gcptoken cache path"),
         ("remove every cached token", "gcptoken cache clear"),
@@ -155,6 +163,17 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "demo": (
         ("the whole flow, offline", "gcptoken demo"),
         ("with every HTTP exchange logged (redacted)", "gcptoken demo -v"),
+    ),
+    "kube-credential": (
+        ("what kubectl reads: an ExecCredential with an access token (GKE)", "gcptoken kube-credential"),
+        (
+            "an ID token, for an API server that trusts Google as OIDC issuer",
+            "gcptoken kube-credential --audience https://kube.example.com",
+        ),
+        (
+            "the kubeconfig users: entry that runs it with a given key file, to paste",
+            "gcptoken kube-credential --credentials key.json --print-kubeconfig-user",
+        ),
     ),
     "completion": (*((INSTALL_WHERE[shell], install_line(shell)) for shell in ("bash", "zsh", "fish")),),
 }

@@ -8,8 +8,10 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from gcptoken.cli.docker_config import add_docker_config
 from gcptoken.cli.help_examples import add_examples
 from gcptoken.cli.interrupts import Terminated, stopped
+from gcptoken.cli.kube import add_kube_credential
 from gcptoken.cli.parser_kit import (
     EXIT_USAGE,
     AsWritten,
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(emulator)
 
     add_pubsub_emulator(command)
+    add_kube_credential(command)
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
@@ -276,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP/1.1 clients' requests too go to the service over HTTP/2 (HTTP/2 and gRPC clients' always do)",
     )
     guard_options(proxy, origins=True)
+
+    add_docker_config(command)
 
     cache = command("cache", "gcptoken.cli.cache:run_cache", "manage the on-disk token cache")
     cache.add_argument("action", choices=("clear", "path"), help="clear: remove cached tokens; path: print where")

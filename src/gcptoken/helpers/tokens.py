@@ -52,8 +52,8 @@ def helper_token(
     if kind not in ("access_token", "id_token"):
         raise ValueError(f"kind must be access_token or id_token, not {kind!r}")
     subject = _subject(kind, subject)
-    if use_cache and impersonate is None:
-        fresh = cached_token(kind, subject, credentials)
+    if use_cache:
+        fresh = cached_token(kind, subject, credentials, impersonate)
         if fresh is not None:
             return HelperToken(fresh["value"], float(fresh["expires_at"]))
     return _fetched(kind, subject, credentials, impersonate, timeout, use_cache)

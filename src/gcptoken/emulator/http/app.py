@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gcptoken.emulator.admin import api as admin
 from gcptoken.emulator.admin import console
 from gcptoken.emulator.artifactregistry import python as artifactregistry_python
+from gcptoken.emulator.artifactregistry import docker as artifactregistry_docker
 from gcptoken.emulator.http import faults
 from gcptoken.emulator.http.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.http.guard_rules import emulator_rules
@@ -142,6 +143,7 @@ def routes() -> list[Route]:
         *faults.routes,
         *admin.routes,
         *run_admin.routes,
+        *artifactregistry_docker.routes,
         *console.routes,
         # Last: its /{project}/{repository}/… shapes must never shadow another API's path.
         *artifactregistry_python.routes,
