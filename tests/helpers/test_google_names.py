@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -150,3 +151,32 @@ def test_the_names_stay_inside_the_namespace(google: tuple[EmulatorServer, Googl
     assert inside.returncode == 0 and inside.stdout.split()[0] == names.address
     assert names.address in server.url  # the emulator listens there
     assert "pkg.dev" not in Path("/etc/hosts").read_text()  # this machine's own file is untouched
+
+
+def test_docker_reads_from_us_docker_pkg_dev_through_the_helper_under_the_default_rule(
+    google: tuple[EmulatorServer, GoogleNames], tmp_path: Path
+) -> None:
+    from tests.helpers.docker_env import HELPER, closed_env, write_docker_config
+
+    docker = shutil.which("docker")
+    if docker is None or not HELPER.exists():
+        pytest.skip("the docker CLI (no engine needed) or docker-credential-gcptoken is not installed")
+    server, names = google
+    ca = tmp_path / "ca.pem"
+    ca.write_text(server.state.workload_ca.root_pem)
+    key = server.key_file(f"names-docker-{len(server.state.access_tokens)}")
+    env = closed_env(tmp_path, server.host_port, SSL_CERT_FILE=str(ca))  # Go trusts SSL_CERT_FILE
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(write_key_file(tmp_path, key))
+    assert "GCPTOKEN_HELPER_HOSTS" not in env
+    # What `gcloud auth configure-docker us-docker.pkg.dev` writes, with gcptoken's helper named.
+    write_docker_config(env, {"credHelpers": {"us-docker.pkg.dev": "gcptoken"}})
+    server.state.clear_requests()
+    image = "us-docker.pkg.dev/emulated-project/containers/app:v1"
+    done = subprocess.run(
+        names.argv([docker, "manifest", "inspect", image]), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"schemaVersion": 2' in done.stdout
+    manifests = [e for e in server.state.request_log() if e["path"].endswith("/manifests/v1")]
+    assert manifests and manifests[-1]["status"] == 200
+    assert manifests[-1]["detail"] == {"caller": key["client_email"]}
