@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gcptoken.emulator.admin import api as admin
 from gcptoken.emulator.admin import console
-from gcptoken.emulator.artifactregistry import python as artifactregistry_python
 from gcptoken.emulator.artifactregistry import docker as artifactregistry_docker
+from gcptoken.emulator.artifactregistry import python as artifactregistry_python
 from gcptoken.emulator.http import faults
 from gcptoken.emulator.http.faults import FaultInjector, InjectedDrop, quiet_injected_drops
 from gcptoken.emulator.http.guard_rules import emulator_rules
