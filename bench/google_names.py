@@ -13,6 +13,11 @@ the file, nsswitch ``hosts: files`` coming first. Before the command runs, a che
 namespace resolves every name and stops (exit 125, one line) unless each answer is loopback: a
 name that failed to resolve is an error, never a real Google address.
 
+Why port 443 and not the emulator's usual free port: Google's backend would take
+``https://us-python.pkg.dev:PORT/`` (it checks ``urlparse(URL).hostname`` only), but gcptoken's
+default rule answers a bare ``*.pkg.dev`` on 443 alone, and a test of that rule is the point; an
+address of its own gives 443 without a network namespace.
+
 Shared by bench (``bench/keyring_rows.py``) and the tests (``tests/helpers/test_google_names.py``);
 it needs nothing from pytest."""
 

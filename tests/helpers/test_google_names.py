@@ -21,6 +21,7 @@ from bench.google_names import NAMES_REFUSED, GoogleNames, serve_as_google, unav
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.artifactregistry.python import REPOSITORY
 from gcptoken.testing import CLOSED_LOOPBACK, write_key_file
+from tests.helpers.docker_env import HELPER, closed_env, write_docker_config
 
 pytestmark = pytest.mark.slow
 OURS = "gcptoken.helpers.keyring_backend.GcptokenKeyring"
@@ -156,8 +157,6 @@ def test_the_names_stay_inside_the_namespace(google: tuple[EmulatorServer, Googl
 def test_docker_reads_from_us_docker_pkg_dev_through_the_helper_under_the_default_rule(
     google: tuple[EmulatorServer, GoogleNames], tmp_path: Path
 ) -> None:
-    from tests.helpers.docker_env import HELPER, closed_env, write_docker_config
-
     docker = shutil.which("docker")
     if docker is None or not HELPER.exists():
         pytest.skip("the docker CLI (no engine needed) or docker-credential-gcptoken is not installed")
