@@ -24,6 +24,8 @@ from gcptoken import (
     Verifier,
     load_credentials,
 )
+from gcptoken.credentials.base import run_flow_sync
+from gcptoken.credentials.impersonated import sign_jwt_flow
 from gcptoken.credentials.signing import Signature, SigningUnavailableError
 from gcptoken.emulator import EmulatorServer
 from gcptoken.jose import compact
@@ -85,7 +87,9 @@ def test_a_key_file_signs_locally(emulator: EmulatorClient, key_path: Path, key_
     assert not [e for e in emulator.requests()[before:] if not e["path"].startswith(("/robot/", "/service_accounts/"))]
     # Without exp, one an hour ahead is added, as IAM adds it.
     bare = credentials.sign_jwt({"iss": key_info["client_email"]})
-    assert 3590 < bare.expires_in() <= 3600 and compact.parse(bare.value).claims["exp"] == int(bare.expires_at.timestamp())
+    assert 3590 < bare.expires_in() <= 3600 and compact.parse(bare.value).claims["exp"] == int(
+        bare.expires_at.timestamp()
+    )
 
 
 def test_the_metadata_server_signs_through_iam_as_its_account(emulator: EmulatorClient) -> None:
@@ -98,7 +102,7 @@ def test_the_metadata_server_signs_through_iam_as_its_account(emulator: Emulator
     assert email in message and "ya29." not in message
     emulator.state.grant_token_creator(email, f"serviceAccount:{email}")
     both_ways(credentials, emulator.url, email)
-    assert len(emulator.requests(f"/computeMetadata/v1/instance/service-accounts/default/email")) == 1  # remembered
+    assert len(emulator.requests("/computeMetadata/v1/instance/service-accounts/default/email")) == 1  # remembered
 
 
 def test_impersonated_credentials_sign_as_the_target(emulator: EmulatorClient, key_path: Path) -> None:
@@ -138,15 +142,11 @@ def test_claims_iam_would_refuse_are_refused_before_any_call(
 
 
 def test_the_emulator_refuses_an_exp_beyond_12_hours_as_iam_does(emulator: EmulatorClient, key_path: Path) -> None:
-    from gcptoken.credentials.impersonated import sign_jwt_flow
-
     source = load_credentials(key_path)
     target = emulator.new_key("far-exp")["client_email"]
     emulator.state.grant_token_creator(target, f"serviceAccount:{source.key.client_email}")  # type: ignore[attr-defined]
     access = source.access_token().value
     with pytest.raises(TokenRequestError) as refused:
-        from gcptoken.credentials.base import run_flow_sync
-
         run_flow_sync(sign_jwt_flow(access, target, {"exp": int(time.time()) + 13 * 3600}), None)
     assert refused.value.status == 400
 

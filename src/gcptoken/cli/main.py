@@ -26,6 +26,7 @@ from gcptoken.cli.pubsub_emulator import add_pubsub_emulator
 from gcptoken.cli.run_flags import run_options, serverless_option
 from gcptoken.cli.send_parser import add_send_command
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
+from gcptoken.cli.sign_parser import add_sign_commands
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     credential_options(curl, no_cache=False)
 
     add_send_command(command)
+    add_sign_commands(command)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     credential_options(whoami, no_cache=False)

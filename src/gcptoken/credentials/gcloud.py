@@ -170,7 +170,9 @@ class GcloudCredentials(Credentials):
         if isinstance(impersonated, str) and impersonated.strip():
             return ImpersonatedCredentials(self, impersonated.split(",")[-1].strip())
         if not isinstance(account, str) or not account:
-            raise CredentialsError("gcloud has no active account (run 'gcloud auth login' or 'gcloud config set account')")
+            raise CredentialsError(
+                "gcloud has no active account (run 'gcloud auth login' or 'gcloud config set account')"
+            )
         if not account.endswith(".gserviceaccount.com"):
             raise signing_needs_a_service_account(f"gcloud's account {one_line(account, 100)}")
         return ImpersonatedCredentials(self, account)
