@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
     )
+    access.add_argument("--subject", metavar="USER", help="domain-wide delegation: a token for this Workspace user")
     credential_options(access)
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")

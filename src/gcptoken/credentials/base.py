@@ -68,6 +68,20 @@ class Credentials(abc.ABC):
 
         raise signing_needs_a_service_account(self.description)
 
+    def signer_email_flow(self) -> Flow[str]:
+        """The email of the service account this credential signs as."""
+        from gcptoken.credentials.signing import signing_needs_a_service_account
+
+        raise signing_needs_a_service_account(self.description)
+
+    def with_subject(self, subject: str) -> Credentials:
+        """Domain-wide delegation: access tokens for ``subject`` (a user of the Workspace domain
+        that granted this service account's client id the scopes asked), through an assertion
+        signed as this credential's service account (IAM signJwt when there is no key file)."""
+        from gcptoken.credentials.delegation import DelegatedCredentials
+
+        return DelegatedCredentials(self, subject)
+
     def runs_programs(self) -> bool:
         """Whether this credential's flows run a program (gcloud): async callers run them in a thread."""
         return False

@@ -149,6 +149,9 @@ class GcloudCredentials(Credentials):
             found = self.__dict__.setdefault("_own_signer", self._configured_signer())
         return found
 
+    def signer_email_flow(self) -> Flow[str]:
+        return self.signer().signer_email_flow()
+
     def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
         return self.signer().sign_blob_flow(data)
 

@@ -17,7 +17,7 @@ from gcptoken import checks, endpoints
 from gcptoken.cache.rules import impersonated_identity
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
-from gcptoken.credentials.signing import Signature
+from gcptoken.credentials.signing import Signature, no_io
 from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError, then
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
 from gcptoken.tokens import Token, decode, expiry, plausible_time
@@ -275,6 +275,9 @@ class ImpersonatedCredentials(Credentials):
 
     def runs_programs(self) -> bool:
         return self.source.runs_programs()
+
+    def signer_email_flow(self) -> Flow[str]:
+        return no_io(lambda: self.target)
 
     def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
         """IAM ``signJwt`` as the target: a Google-managed key of the target signs ``claims``."""

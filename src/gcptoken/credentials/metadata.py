@@ -149,6 +149,10 @@ class MetadataCredentials(Credentials):
             signer = self.__dict__.setdefault("_own_signer", ImpersonatedCredentials(self, email))
         return signer
 
+    def signer_email_flow(self) -> Flow[str]:
+        signer = yield from self._signer_flow()
+        return (yield from signer.signer_email_flow())
+
     def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
         signer = yield from self._signer_flow()
         return (yield from signer.sign_blob_flow(data))
