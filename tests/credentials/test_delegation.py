@@ -116,7 +116,7 @@ def test_the_command_line(emulator: EmulatorClient, key_path: Path, key_info: di
     grant_delegation(emulator.state, key_info["client_email"], [GMAIL])
     emulator.state.create_user("bob@example.com")
     env = {"GCPTOKEN_EMULATOR_HOST": emulator.host_port, "GOOGLE_APPLICATION_CREDENTIALS": str(key_path)}
-    tokens = {}
+    tokens: dict[str, str] = {}
     for user in (USER, "bob@example.com", USER):
         printed = gcptoken("access", "--scopes", GMAIL, "--subject", user, env=env)
         assert printed.code == 0, printed.err
