@@ -109,3 +109,13 @@ def test_a_huge_file_is_refused(env: dict[str, str], tmp_path: Path) -> None:
         printed = gcptoken(*args, env=env)
         assert (printed.code, printed.out) == (2, "")
         assert "larger than" in printed.err
+
+
+def test_what_sign_jwt_prints_verifies_with_the_service_account_preset(
+    env: dict[str, str], key_info: dict[str, str]
+) -> None:
+    email = key_info["client_email"]
+    signed = gcptoken("sign-jwt", "--claims", json.dumps(claims_for(email)), env=env)
+    checked = gcptoken("verify", "-", "--service-account", email, "--audience", AUD, env=env, stdin=signed.out)
+    assert checked.code == 0, checked.err
+    assert json.loads(checked.out)["sub"] == email

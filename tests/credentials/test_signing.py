@@ -201,3 +201,9 @@ def test_bad_input(key_path: Path) -> None:
         credentials.sign_blob("text, not bytes")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         credentials.sign_jwt(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("target", ["a@b.iam.gserviceaccount.com/../x", "a@b?x=1", "a b@c", "no-at-sign"])
+def test_an_account_that_is_no_email_never_becomes_part_of_iams_url(key_path: Path, target: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        load_credentials(key_path).sign_blob(BLOB, sign_as=target)

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 from gcptoken.cli.tokens import credentials_for
-from gcptoken.errors import InvalidArgumentError
+from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.private_files import UnreadableFile, file_error, read_small_file
-from gcptoken.untrusted import UnreadableJson, json_object
+from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
 __all__ = ["MAX_BLOB", "MAX_CLAIMS", "run_sign_blob", "run_sign_jwt"]
 
@@ -51,6 +51,8 @@ def run_sign_jwt(args: argparse.Namespace) -> int:
 
     claims = checked_jwt_claims(_claims(args.claims), add_exp=False)
     token = credentials_for(args).sign_jwt(claims, timeout=args.timeout)
+    if not is_token_text(token.value):  # an upstream's answer is printed only if it is one token
+        raise TokenRequestError("the signed JWT obtained is no token (spaces, control or non-ASCII characters)")
     if args.format == "token":
         sys.stdout.write(token.value + "\n")
         return 0

@@ -95,6 +95,8 @@ class Credentials(abc.ABC):
         signers: dict[str, Credentials] = self.__dict__.setdefault("_signers", {})
         found = signers.get(sign_as)
         if found is None:
+            if len(signers) >= _CACHE_KEY_MEMO:  # callers choosing accounts freely: bounded
+                signers.clear()
             from gcptoken.credentials.impersonated import ImpersonatedCredentials
 
             found = signers[sign_as] = ImpersonatedCredentials.from_chain(self, sign_as)

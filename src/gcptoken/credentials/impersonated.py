@@ -41,6 +41,10 @@ IAM_BASE = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/
 MAX_LIFETIME = 43200
 
 
+# One address, nothing a URL path would read otherwise: no slash, query, fragment, space or control.
+_EMAIL = re.compile(r"[^@/?#%\s\x00-\x1f\x7f]{1,200}@[^@/?#%\s\x00-\x1f\x7f]{1,200}")
+
+
 def delegate_names(delegates: Sequence[str]) -> list[str]:
     """Delegates as IAM wants them: ``projects/-/serviceAccounts/EMAIL``."""
     return [d if d.startswith("projects/") else f"projects/-/serviceAccounts/{d}" for d in delegates]
@@ -175,7 +179,7 @@ class ImpersonatedCredentials(Credentials):
         iam_base: str = IAM_BASE,
     ) -> None:
         """``iam_base``: where IAM Credentials is, up to ``…/serviceAccounts/`` (Google's by default)."""
-        if not target or "@" not in target:
+        if not isinstance(target, str) or not _EMAIL.fullmatch(target):  # it becomes a path of IAM's URL
             raise InvalidArgumentError(
                 "the service account to impersonate must be an email (NAME@PROJECT.gserviceaccount.com)"
             )
