@@ -54,5 +54,5 @@ def test_google_auth_impersonated_credentials_with_subject(
         source_credentials=source, target_principal=target, target_scopes=[GMAIL], subject=USER
     )
     delegated.refresh(google.auth.transport.requests.Request())
-    assert tokeninfo(delegated.token)["email"] == USER
+    assert isinstance(delegated.token, str) and tokeninfo(delegated.token)["email"] == USER
     assert emulator.requests(f"/v1/projects/-/serviceAccounts/{target}:signJwt")[0]["status"] == 200
