@@ -11,6 +11,7 @@ import pytest
 from gcptoken import GcloudCredentials
 from gcptoken.credentials.signing import SigningUnavailableError
 from gcptoken.testing import EmulatorClient
+from tests.cli.test_cli import gcptoken
 from tests.credentials.test_signing import BLOB, both_ways
 
 from .test_gcloud import GCLOUD, run_gcloud
@@ -66,3 +67,18 @@ def test_a_user_account_must_name_a_service_account(
     with pytest.raises(SigningUnavailableError) as refused:
         GcloudCredentials().sign_blob(BLOB)
     assert "someone@example.com" in str(refused.value) and "sign_as=" in str(refused.value)
+
+
+def test_domain_wide_delegation_signed_by_gclouds_account(
+    gcloud_logged_in: dict[str, str], emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    from gcptoken.emulator.admin.delegation import grant_delegation
+    from gcptoken.verify.tokeninfo import tokeninfo
+
+    email, user, gmail = key_info["client_email"], "dave@example.com", "https://www.googleapis.com/auth/gmail.readonly"
+    emulator.state.grant_token_creator(email, f"serviceAccount:{email}")
+    emulator.state.create_user(user)
+    grant_delegation(emulator.state, email, [gmail])
+    printed = gcptoken("access", "--source", "gcloud", "--subject", user, "--scopes", gmail, env=gcloud_logged_in)
+    assert printed.code == 0, printed.err
+    assert tokeninfo(printed.out.strip())["email"] == user
