@@ -115,22 +115,20 @@ class Credentials(abc.ABC):
     async def sign_blob_async(
         self, data: bytes, *, sign_as: str | None = None, timeout: float | None = None
     ) -> Signature:
-        signer = self.signer(sign_as)
-        if signer.runs_programs():
+        if self.runs_programs():  # gcloud: even finding its account runs it, so all in a thread
             import asyncio
 
             return await asyncio.to_thread(self.sign_blob, data, sign_as=sign_as, timeout=timeout)
-        return await run_flow_async(signer.sign_blob_flow(_blob(data)), timeout)
+        return await run_flow_async(self.signer(sign_as).sign_blob_flow(_blob(data)), timeout)
 
     async def sign_jwt_async(
         self, claims: dict[str, Any], *, sign_as: str | None = None, timeout: float | None = None
     ) -> Token:
-        signer = self.signer(sign_as)
-        if signer.runs_programs():
+        if self.runs_programs():  # gcloud: even finding its account runs it, so all in a thread
             import asyncio
 
             return await asyncio.to_thread(self.sign_jwt, claims, sign_as=sign_as, timeout=timeout)
-        return await run_flow_async(signer.sign_jwt_flow(_claims(claims)), timeout)
+        return await run_flow_async(self.signer(sign_as).sign_jwt_flow(_claims(claims)), timeout)
 
     def identity(self) -> str | None:
         """What makes this credential's tokens its own, for the in-process cache key: the account,
