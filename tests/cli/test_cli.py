@@ -350,6 +350,8 @@ def test_every_command_has_help() -> None:
         "id",
         "access",
         "jwt",
+        "sign-jwt",
+        "sign-blob",
         "call",
         "curl",
         "send",

@@ -126,8 +126,9 @@ def test_sign_jwt_and_blob(emulator: EmulatorClient, key_path: Path, target: str
     signature = credentials.sign_blob(b"blob")
     public = emulator.state.system_key(target)[1].key.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
-    public.verify(signature, b"blob", padding.PKCS1v15(), hashes.SHA256())
-    assert base64.b64encode(signature)
+    public.verify(signature.signature, b"blob", padding.PKCS1v15(), hashes.SHA256())
+    assert signature.key_id == emulator.state.system_key(target)[0]
+    assert base64.b64decode(signature.base64) == signature.signature
 
 
 def test_refusals_carry_googles_words(emulator: EmulatorClient, key_path: Path, target: str) -> None:

@@ -46,6 +46,23 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             ' | gcptoken verify --service-account "$SA" --audience https://api.example.com',
         ),
     ),
+    "sign-jwt": (
+        (
+            "a JWT for an API gateway, signed as the instance's service account (no key file)",
+            'gcptoken sign-jwt --claims \'{"iss": "SA", "sub": "SA", "aud": "https://api.example.com"}\'',
+        ),
+        (
+            "claims from a file, signed as a service account you may act as",
+            f"gcptoken sign-jwt --claims @claims.json --impersonate-service-account {_SA}",
+        ),
+    ),
+    "sign-blob": (
+        ("the base64 signature of a file's bytes", "gcptoken sign-blob canonical-request.txt"),
+        (
+            "from stdin, with the key id",
+            f'printf %s "$DATA" | gcptoken sign-blob - --format json --impersonate-service-account {_SA}',
+        ),
+    ),
     "call": (
         ("GET a private service's path", f"gcptoken call {_RUN}/health"),
         (

@@ -28,6 +28,7 @@ from gcptoken.cli.pubsub_emulator import add_pubsub_emulator
 from gcptoken.cli.run_flags import run_options, serverless_option
 from gcptoken.cli.send_parser import add_send_command
 from gcptoken.cli.server_flags import METADATA_EPILOG, PLATFORM_EPILOG, guard_options, platform_option
+from gcptoken.cli.sign_parser import add_sign_commands
 
 __all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "build_parser", "main"]
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--lifetime", type=int, metavar="SECONDS", help="impersonation only: 1-43200 (over 3600 needs the org policy)"
     )
+    access.add_argument("--subject", metavar="USER", help="domain-wide delegation: a token for this Workspace user")
     credential_options(access)
 
     jwt = command("jwt", "gcptoken.cli.tokens:run_jwt", "print a self-signed JWT from a service-account key")
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     credential_options(curl, no_cache=False)
 
     add_send_command(command)
+    add_sign_commands(command)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     credential_options(whoami, no_cache=False)

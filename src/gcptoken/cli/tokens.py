@@ -182,6 +182,10 @@ def run_id(args: argparse.Namespace) -> int:
 def run_access(args: argparse.Namespace) -> int:
     scopes = None if args.scopes is None else checks.scope_list(args.scopes, "--scopes")
     credentials = credentials_for(args)
+    if args.subject is not None:  # its own cache entries: the subject is part of the identity
+        if args.lifetime is not None:
+            raise InvalidArgumentError("--lifetime does not apply with --subject (delegated tokens live an hour)")
+        credentials = credentials.with_subject(args.subject)
     subject = " ".join(sorted(scopes or DEFAULT_SCOPES))
     token = _through_disk_cache(
         args, credentials, "access_token", subject, lambda: credentials.access_token(scopes, timeout=args.timeout)

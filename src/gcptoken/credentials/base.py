@@ -6,15 +6,17 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gcptoken import checks, endpoints
 from gcptoken.cache.memory import TokenCache, default_cache
 from gcptoken.cache.rules import cache_key
+from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
 
 if TYPE_CHECKING:
+    from gcptoken.credentials.signing import Signature
     from gcptoken.http.tls import ClientCertificate
     from gcptoken.http.transport import AsyncHttpxTransport
 
@@ -52,6 +54,81 @@ class Credentials(abc.ABC):
     @abc.abstractmethod
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         """The flow that obtains an access token for ``scopes``."""
+
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        """The flow that signs ``data`` (RSA SHA-256) as this credential's service account; a
+        credential without one refuses (SigningUnavailableError: sign with ``sign_as=``)."""
+        from gcptoken.credentials.signing import signing_needs_a_service_account
+
+        raise signing_needs_a_service_account(self.description)
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        """The flow that signs a JWT with ``claims`` as this credential's service account."""
+        from gcptoken.credentials.signing import signing_needs_a_service_account
+
+        raise signing_needs_a_service_account(self.description)
+
+    def signer_email_flow(self) -> Flow[str]:
+        """The email of the service account this credential signs as."""
+        from gcptoken.credentials.signing import signing_needs_a_service_account
+
+        raise signing_needs_a_service_account(self.description)
+
+    def with_subject(self, subject: str) -> Credentials:
+        """Domain-wide delegation: access tokens for ``subject`` (a user of the Workspace domain
+        that granted this service account's client id the scopes asked), through an assertion
+        signed as this credential's service account (IAM signJwt when there is no key file)."""
+        from gcptoken.credentials.delegation import DelegatedCredentials
+
+        return DelegatedCredentials(self, subject)
+
+    def runs_programs(self) -> bool:
+        """Whether this credential's flows run a program (gcloud): async callers run them in a thread."""
+        return False
+
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """What signs for this credential: itself, or with ``sign_as`` (an email, or gcloud's chain
+        ``A,B,SA``) this credential impersonating that account; remembered per chain, so the source's
+        access token is reused."""
+        if sign_as is None:
+            return self
+        signers: dict[str, Credentials] = self.__dict__.setdefault("_signers", {})
+        found = signers.get(sign_as)
+        if found is None:
+            if len(signers) >= _CACHE_KEY_MEMO:  # callers choosing accounts freely: bounded
+                signers.clear()
+            from gcptoken.credentials.impersonated import ImpersonatedCredentials
+
+            found = signers[sign_as] = ImpersonatedCredentials.from_chain(self, sign_as)
+        return found
+
+    def sign_blob(self, data: bytes, *, sign_as: str | None = None, timeout: float | None = None) -> Signature:
+        """``data`` signed by a key of this credential's service account (or ``sign_as``'s): a key
+        file's own key, else a Google-managed key through IAM ``signBlob``."""
+        return run_flow_sync(self.signer(sign_as).sign_blob_flow(_blob(data)), timeout)
+
+    def sign_jwt(self, claims: dict[str, Any], *, sign_as: str | None = None, timeout: float | None = None) -> Token:
+        """A JWT with ``claims`` signed as this credential's service account (or ``sign_as``), as a
+        Token of kind ``jwt`` expiring at its ``exp`` (added an hour ahead when absent; at most 12 h)."""
+        return run_flow_sync(self.signer(sign_as).sign_jwt_flow(_claims(claims)), timeout)
+
+    async def sign_blob_async(
+        self, data: bytes, *, sign_as: str | None = None, timeout: float | None = None
+    ) -> Signature:
+        if self.runs_programs():  # gcloud: even finding its account runs it, so all in a thread
+            import asyncio
+
+            return await asyncio.to_thread(self.sign_blob, data, sign_as=sign_as, timeout=timeout)
+        return await run_flow_async(self.signer(sign_as).sign_blob_flow(_blob(data)), timeout)
+
+    async def sign_jwt_async(
+        self, claims: dict[str, Any], *, sign_as: str | None = None, timeout: float | None = None
+    ) -> Token:
+        if self.runs_programs():  # gcloud: even finding its account runs it, so all in a thread
+            import asyncio
+
+            return await asyncio.to_thread(self.sign_jwt, claims, sign_as=sign_as, timeout=timeout)
+        return await run_flow_async(self.signer(sign_as).sign_jwt_flow(_claims(claims)), timeout)
 
     def identity(self) -> str | None:
         """What makes this credential's tokens its own, for the in-process cache key: the account,
@@ -205,6 +282,18 @@ def _audience(audience: str) -> str:
     return checked
 
 
+def _blob(data: bytes) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgumentError("sign_blob signs bytes, not " + type(data).__name__)
+    return bytes(data)
+
+
+def _claims(claims: dict[str, Any]) -> dict[str, Any]:
+    from gcptoken.credentials.signing import checked_jwt_claims
+
+    return checked_jwt_claims(claims, add_exp=False)  # the signer adds exp (IAM does, so the key does)
+
+
 def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
     return DEFAULT_SCOPES if scopes is None else checks.scope_list(scopes)
 
@@ -224,7 +313,7 @@ def run_flow_sync(flow: Flow[T], timeout: float | None) -> T:
     return run_sync(flow, sync_transport(per_request), _deadline(per_request))
 
 
-async def run_flow_async(flow: Flow[Token], timeout: float | None) -> Token:
+async def run_flow_async(flow: Flow[T], timeout: float | None) -> T:
     import asyncio
 
     # httpx's first import and every client's TLS setup (a CA bundle read) take tens to hundreds

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
 from gcptoken.credentials.oauth2 import id_token_from
@@ -16,6 +17,9 @@ from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequest
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token, utc_from_epoch
 from gcptoken.untrusted import is_token_text, one_line
+
+if TYPE_CHECKING:
+    from gcptoken.credentials.signing import Signature
 
 __all__ = ["GcloudCredentials", "run_gcloud"]
 
@@ -126,6 +130,55 @@ class GcloudCredentials(Credentials):
         self.include_email = include_email
         self.lifetime = lifetime
         self.description = "gcloud's active account" + (f", impersonating {impersonate}" if impersonate else "")
+
+    def runs_programs(self) -> bool:
+        return True
+
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """The account gcloud acts as, signing through IAM Credentials with gcloud's access token:
+        an explicit chain's target (this object's impersonation: the gcloud account calls IAM for
+        it), else gcloud's own ``auth/impersonate_service_account`` (gcloud's token is already that
+        account's), else the active account when it is a service account. A user must sign as a
+        service account (``sign_as``)."""
+        chain = sign_as or self.impersonate
+        if chain:
+            plain: GcloudCredentials = self.__dict__.setdefault("_plain", GcloudCredentials())
+            return Credentials.signer(plain, chain)
+        found: Credentials | None = self.__dict__.get("_own_signer")
+        if found is None:
+            found = self.__dict__.setdefault("_own_signer", self._configured_signer())
+        return found
+
+    def signer_email_flow(self) -> Flow[str]:
+        return self.signer().signer_email_flow()
+
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        return self.signer().sign_blob_flow(data)
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        return self.signer().sign_jwt_flow(claims)
+
+    def _configured_signer(self) -> Credentials:
+        import json
+
+        from gcptoken.credentials.impersonated import ImpersonatedCredentials
+        from gcptoken.credentials.signing import signing_needs_a_service_account
+
+        try:  # `gcloud config list` shows the properties in force (environment variables included)
+            config = json.loads(run_gcloud(["config", "list", "--format=json"]))
+            account = config.get("core", {}).get("account")
+            impersonated = config.get("auth", {}).get("impersonate_service_account")
+        except (ValueError, AttributeError):
+            raise CredentialsError("gcloud config list printed something that is not its JSON") from None
+        if isinstance(impersonated, str) and impersonated.strip():
+            return ImpersonatedCredentials(self, impersonated.split(",")[-1].strip())
+        if not isinstance(account, str) or not account:
+            raise CredentialsError(
+                "gcloud has no active account (run 'gcloud auth login' or 'gcloud config set account')"
+            )
+        if not account.endswith(".gserviceaccount.com"):
+            raise signing_needs_a_service_account(f"gcloud's account {one_line(account, 100)}")
+        return ImpersonatedCredentials(self, account)
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         return _no_io(lambda: id_token(audience, self.impersonate, self.include_email))

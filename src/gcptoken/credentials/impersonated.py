@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gcptoken import endpoints
+from gcptoken import checks, endpoints
 from gcptoken.cache.rules import impersonated_identity
-from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T, run_flow_sync
+from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
 from gcptoken.credentials.oauth2 import id_token_from, raise_for_refusal, token_field
+from gcptoken.credentials.signing import Signature, no_io
 from gcptoken.errors import InvalidArgumentError, TokenRequestError, VerificationError, then
 from gcptoken.http.flows import Flow, HttpRequest, json_body, presenting
 from gcptoken.tokens import Token, decode, expiry, plausible_time
@@ -38,6 +39,10 @@ __all__ = [
 IAM_BASE = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
 # generateAccessToken allows up to 12 hours where the org policy permits more than one.
 MAX_LIFETIME = 43200
+
+
+# One address, nothing a URL path would read otherwise: no slash, query, fragment, space or control.
+_EMAIL = re.compile(r"[^@/?#%\s\x00-\x1f\x7f]{1,200}@[^@/?#%\s\x00-\x1f\x7f]{1,200}")
 
 
 def delegate_names(delegates: Sequence[str]) -> list[str]:
@@ -127,13 +132,15 @@ def signed_jwt_token(signed: str) -> Token:
 
 def sign_blob_flow(
     access_token: str, target: str, blob: bytes, delegates: Sequence[str] = (), base: str = IAM_BASE
-) -> Flow[bytes]:
+) -> Flow[Signature]:
     body = {"payload": base64.b64encode(blob).decode("ascii"), "delegates": delegate_names(delegates)}
     answer = yield from _call(access_token, target, "signBlob", body, base)
+    key_id = answer.get("keyId")
     try:
-        return base64.b64decode(answer["signedBlob"], validate=True)
+        signature = base64.b64decode(answer["signedBlob"], validate=True)
     except (KeyError, TypeError, ValueError):
         raise TokenRequestError(f"IAM Credentials signBlob for {target} answered without a signedBlob") from None
+    return Signature(key_id if isinstance(key_id, str) and checks.printable(key_id) else None, signature)
 
 
 def parse_impersonation_url(url: str) -> tuple[str, str]:
@@ -172,7 +179,7 @@ class ImpersonatedCredentials(Credentials):
         iam_base: str = IAM_BASE,
     ) -> None:
         """``iam_base``: where IAM Credentials is, up to ``…/serviceAccounts/`` (Google's by default)."""
-        if not target or "@" not in target:
+        if not isinstance(target, str) or not _EMAIL.fullmatch(target):  # it becomes a path of IAM's URL
             raise InvalidArgumentError(
                 "the service account to impersonate must be an email (NAME@PROJECT.gserviceaccount.com)"
             )
@@ -270,16 +277,21 @@ class ImpersonatedCredentials(Credentials):
             )
         )
 
-    def sign_jwt(self, claims: dict[str, Any], *, timeout: float | None = None) -> Token:
-        """A JWT with ``claims`` signed by a Google-managed key of the target, as a Token (kind
-        ``jwt``, as ``self_signed_jwt`` returns; ``.value`` is the JWT) expiring at its ``exp``."""
-        flow = self._with_source_token(
+    def runs_programs(self) -> bool:
+        return self.source.runs_programs()
+
+    def signer_email_flow(self) -> Flow[str]:
+        return no_io(lambda: self.target)
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        """IAM ``signJwt`` as the target: a Google-managed key of the target signs ``claims``."""
+        signed = yield from self._with_source_token(
             lambda access: sign_jwt_flow(access, self.target, claims, self.delegates, self.iam_base)
         )
-        return signed_jwt_token(run_flow_sync(flow, timeout))
+        return signed_jwt_token(signed)
 
-    def sign_blob(self, blob: bytes, *, timeout: float | None = None) -> bytes:
-        flow = self._with_source_token(
-            lambda access: sign_blob_flow(access, self.target, blob, self.delegates, self.iam_base)
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        """IAM ``signBlob`` as the target."""
+        return self._with_source_token(
+            lambda access: sign_blob_flow(access, self.target, data, self.delegates, self.iam_base)
         )
-        return run_flow_sync(flow, timeout)

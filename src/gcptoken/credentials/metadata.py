@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from gcptoken.cache.rules import metadata_identity
@@ -20,6 +20,9 @@ from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.http.flows import Flow, HttpRequest, HttpResponse, json_body, run_sync
 from gcptoken.tokens import Token
 from gcptoken.untrusted import MAX_SHOWN, one_line
+
+if TYPE_CHECKING:
+    from gcptoken.credentials.signing import Signature
 
 __all__ = [
     "DEFAULT_HOST",
@@ -131,6 +134,32 @@ class MetadataCredentials(Credentials):
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         # Scopes equal to the default mean "whatever the instance has": do not force them.
         return access_token_flow(None if tuple(scopes) == DEFAULT_SCOPES else scopes, self.host)
+
+    def _signer_flow(self) -> Flow[Credentials]:
+        """The instance's account impersonated by itself: its email from the metadata server, then
+        IAM Credentials with the metadata server's access token, as google-auth signs on Compute
+        Engine (compute_engine.IDTokenCredentials: ``iam.Signer`` over the account email read from
+        ``instance/service-accounts/default/email``). IAM requires Token Creator on the account
+        itself for this (iam.serviceAccounts.signBlob / signJwt)."""
+        signer: Credentials | None = self.__dict__.get("_own_signer")
+        if signer is None:
+            from gcptoken.credentials.impersonated import ImpersonatedCredentials
+
+            email = yield from email_flow(self.host)
+            signer = self.__dict__.setdefault("_own_signer", ImpersonatedCredentials(self, email))
+        return signer
+
+    def signer_email_flow(self) -> Flow[str]:
+        signer = yield from self._signer_flow()
+        return (yield from signer.signer_email_flow())
+
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        signer = yield from self._signer_flow()
+        return (yield from signer.sign_blob_flow(data))
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        signer = yield from self._signer_flow()
+        return (yield from signer.sign_jwt_flow(claims))
 
     def email(self, *, timeout: float | None = None) -> str:
         from gcptoken.http.light_transport import DEFAULT_TIMEOUT, sync_transport

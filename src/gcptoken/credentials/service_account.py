@@ -17,7 +17,9 @@ from gcptoken.cache.rules import (
 )
 from gcptoken.credentials import universes
 from gcptoken.credentials.base import Credentials
+from gcptoken.credentials.delegation import checked_subject, no_id_tokens
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
+from gcptoken.credentials.signing import Signature, checked_jwt_claims, no_io
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.http.flows import Flow
@@ -126,7 +128,13 @@ def id_token_flow(key: ServiceAccountKey, audience: str) -> Flow[Token]:
     return id_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
 
 
-def access_token_flow(key: ServiceAccountKey, scopes: Sequence[str]) -> Flow[Token]:
+def access_token_flow(key: ServiceAccountKey, scopes: Sequence[str], subject: str | None = None) -> Flow[Token]:
+    """An access token for the key's account, or with ``subject`` for that user (domain-wide delegation)."""
+    if subject is not None:
+        if not universes.is_default(key.universe_domain):
+            raise InvalidArgumentError(f"domain-wide delegation is not available in {key.universe_domain}")
+        body = yield from _exchange(key, {"scope": " ".join(scopes), "sub": subject})
+        return access_token_from(body, f"token endpoint {safe_url(key.token_uri)}")
     if not universes.is_default(key.universe_domain):
         # Outside googleapis.com there is no token endpoint for keys: a self-signed JWT with the
         # scopes is the access token, as google-auth sends it (AIP-4111).
@@ -185,15 +193,28 @@ def self_signed_jwt(
     return Token(value, utc_from_epoch(issued + lifetime), "jwt")
 
 
+def _locally_signed_jwt(key: ServiceAccountKey, claims: Mapping[str, Any]) -> Token:
+    from gcptoken.jose import jws
+
+    checked = checked_jwt_claims(claims)
+    value = jws.encode(checked, key.signing_key, kid=key.private_key_id)
+    return Token(value, utc_from_epoch(int(checked["exp"])), "jwt")
+
+
 class ServiceAccountCredentials(Credentials):
     """A service-account key file."""
 
-    def __init__(self, key: ServiceAccountKey, source: str = "key") -> None:
+    def __init__(self, key: ServiceAccountKey, source: str = "key", *, subject: str | None = None) -> None:
+        """``subject``: domain-wide delegation, access tokens for that user of the Workspace domain
+        (the assertion's ``sub``, as google-auth's ``with_subject``)."""
         self.key = key
         self.source = source
+        self.subject = None if subject is None else checked_subject(subject)
         self._key_proof = private_key_proof(key.private_key)
         self._key_parsed = False
         self.description = f"service account {key.client_email} (key {source})"
+        if self.subject is not None:
+            self.description = f"user {self.subject} through domain-wide delegation of {self.description}"
 
     def identity(self) -> str | None:
         # from_info refused a missing, garbage or non-RSA PEM; the in-process cache also parses the
@@ -211,7 +232,14 @@ class ServiceAccountCredentials(Credentials):
         token_url = endpoints.resolve(key.token_uri)
         if not universes.is_default(key.universe_domain):
             token_url += f"#universe={key.universe_domain}"
-        return service_account_identity(key.client_email, key.private_key_id, token_url, self._key_proof)
+        identity = service_account_identity(key.client_email, key.private_key_id, token_url, self._key_proof)
+        return identity if self.subject is None else f"delegated|{identity}|{self.subject}"
+
+    def with_subject(self, subject: str) -> ServiceAccountCredentials:
+        return ServiceAccountCredentials(self.key, self.source, subject=subject)
+
+    def signer_email_flow(self) -> Flow[str]:
+        return no_io(lambda: self.key.client_email)
 
     def self_signed_jwt(
         self, audience: str | None = None, *, scopes: Sequence[str] | None = None, lifetime: int = 3600
@@ -227,9 +255,21 @@ class ServiceAccountCredentials(Credentials):
             raise CredentialsError(f"{self.source}: {exc}") from None
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
+        if self.subject is not None:
+            raise no_id_tokens(self.subject)
         self._signing_ready()
         return id_token_flow(self.key, audience)
 
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        """Signed here with the key (no request): RSASSA-PKCS1-v1_5 SHA-256, as IAM signBlob signs."""
+        self._signing_ready()
+        return no_io(lambda: Signature(self.key.private_key_id, self.key.signing_key.sign(data)))
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        """Signed here with the key, by IAM signJwt's claims rule (exp added an hour ahead)."""
+        self._signing_ready()
+        return no_io(lambda: _locally_signed_jwt(self.key, claims))
+
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         self._signing_ready()
-        return access_token_flow(self.key, scopes)
+        return access_token_flow(self.key, scopes, self.subject)

@@ -142,3 +142,20 @@ def test_a_path_the_emulator_does_not_serve_is_marked_in_the_log(browser: Any, e
     assert served and not any("not emulated" in text for text in served)
     assert not any(marked for marked, text in rows if gap not in text)
     no_console_errors(browser)
+
+
+def test_authorize_domain_wide_delegation(browser: Any, emu: EmulatorServer) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(f"{emu.url}/emulator/ui")
+    email = emu.state.default_account.email
+    wait_for_text(browser, email)
+    Select(browser.find_element(By.ID, "delegation-account")).select_by_value(email)
+    type_into(browser, "#delegation-scopes", "https://www.googleapis.com/auth/gmail.readonly")
+    click(browser, "#delegation button[type=submit]")
+    wait_for_text(browser, f"authorized {email}")
+    client_id = emu.state.default_account.unique_id
+    assert emu.state.delegation_grants[client_id] == ("https://www.googleapis.com/auth/gmail.readonly",)
+    wait_for_text(browser, client_id)  # the grants table
+    no_console_errors(browser)

@@ -229,7 +229,13 @@ def _sign_jwt(state: EmulatorState, account: ServiceAccount, body: dict[str, Any
     # "If the JWT Claims Set does not contain an expiration time (exp) claim, this claim is added
     # automatically, with a timestamp that is 1 hour in the future" (SignJwtRequest.payload,
     # https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/signJwt).
-    claims.setdefault("exp", int(state.clock()) + 3600)
+    # "If the JWT Claims Set contains an expiration time (exp) claim, it must be an integer timestamp
+    # that is not in the past and no more than 12 hours in the future" (same page). Google's words
+    # for a refusal are not published: its generic INVALID_ARGUMENT text.
+    now = state.clock()
+    exp = claims.setdefault("exp", int(now) + 3600)
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not now - 1 <= exp <= now + MAX_LIFETIME:
+        return api_error(400, "Request contains an invalid argument.")
     kid, key = state.system_key(account.email)
     return JSONResponse({"keyId": kid, "signedJwt": jws.encode(claims, key, kid=kid)})
 

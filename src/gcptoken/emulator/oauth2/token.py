@@ -12,7 +12,7 @@ from gcptoken import endpoints
 from gcptoken.checks import unknown_scopes
 from gcptoken.emulator.http.responses import GoogleJSONResponse as JSONResponse
 from gcptoken.emulator.http.responses import form_of, log_detail, oauth_error
-from gcptoken.emulator.oauth2 import token_scopes, user_grants
+from gcptoken.emulator.oauth2 import delegation, token_scopes, user_grants
 from gcptoken.emulator.state.state import EmulatorState
 from gcptoken.errors import VerificationError
 from gcptoken.jose import compact, jws
@@ -109,6 +109,9 @@ def _jwt_bearer(state: EmulatorState, request: Request, form: dict[str, str], de
     scopes = tuple(scope.split()) if isinstance(scope, str) else ()
     if not scopes or unknown_scopes(scopes):
         return token_scopes.token_refusal()
+    subject = claims.get("sub")
+    if subject is not None and subject != account.email:  # domain-wide delegation: a user's token
+        return delegation.delegated_access_token(state, account, str(subject), scopes)
     grant = state.issue_access_token(account, scopes)
     return JSONResponse(
         {"access_token": grant.token, "expires_in": int(grant.expires_at - now), "token_type": "Bearer"}

@@ -32,6 +32,7 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
             "switch_at": self.switch_at,
             "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
             "lifetime_extension": sorted(self.lifetime_extension),
+            "delegation_grants": {client: list(scopes) for client, scopes in self.delegation_grants.items()},
             "removed_agent_roles": sorted(self.removed_agent_roles),
             "allowed_locations": {name: dict(boundary) for name, boundary in self.allowed_locations.items()},
             "oauth_client": list(self.oauth_client),
@@ -102,6 +103,8 @@ def _from_json(data: dict[str, Any], **options: Any) -> EmulatorState:
     state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
     state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
     state.lifetime_extension = set(data.get("lifetime_extension", []))
+    grants = data.get("delegation_grants", {})  # absent in older files
+    state.delegation_grants = {client: tuple(scopes) for client, scopes in grants.items()}
     state.removed_agent_roles = set(data.get("removed_agent_roles", []))  # absent in older files
     state.allowed_locations = _allowed_locations(data.get("allowed_locations", {}))  # absent in older files
     if "oauth_client" in data:

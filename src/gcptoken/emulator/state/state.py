@@ -69,6 +69,10 @@ class EmulatorState(SigningKeys):
         self.removed_agent_roles: set[str] = set()
         # Service accounts the org policy lets mint access tokens living longer than an hour.
         self.lifetime_extension: set[str] = set()
+        # Domain-wide delegation, as a Workspace admin grants it (Admin console > Security > API
+        # controls): a service account's OAuth client id (its unique id) → the scopes it may use for
+        # any user of the domain.
+        self.delegation_grants: dict[str, tuple[str, ...]] = {}
         # Regional access boundaries set by the admin: resource name → the allowedLocations answer.
         self.allowed_locations: dict[str, dict[str, Any]] = {}
         # People, the one OAuth client they sign in through, and the refresh tokens they hold.

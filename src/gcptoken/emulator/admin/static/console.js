@@ -102,7 +102,11 @@
     const chosen = select.value;
     select.replaceChildren(...accounts.map(a => el('option', a.email, {value: a.email})));
     if (chosen) select.value = chosen;
-    refreshBindings();
+    const delegating = $('delegation-account');
+    const picked = delegating.value;
+    delegating.replaceChildren(...accounts.map(a => el('option', a.email, {value: a.email})));
+    if (picked) delegating.value = picked;
+    refreshBindings(); refreshDelegations();
   }).catch(fail);
   const refreshBindings = () => {
     const email = $('binding-account').value;
@@ -117,6 +121,25 @@
     }).catch(fail);
   };
   $('binding-account').addEventListener('change', refreshBindings);
+
+  // Domain-wide delegation: client id (the account's unique id) -> the scopes granted for any user.
+  const refreshDelegations = () => api('GET', 'domainWideDelegation').then(({grants}) => {
+    $('delegations').tBodies[0].replaceChildren(...grants.map(g => {
+      const row = el('tr');
+      [g.clientId, g.serviceAccount || '', g.scopes.join(' ')].forEach(v => row.appendChild(el('td', v)));
+      const cell = el('td');
+      cell.appendChild(button('Delete', () => api('DELETE', `domainWideDelegation/${g.clientId}`)
+        .then(refreshDelegations).catch(fail)));
+      row.appendChild(cell);
+      return row;
+    }));
+  });
+  $('delegation').addEventListener('submit', e => {
+    e.preventDefault();
+    const scopes = $('delegation-scopes').value.split(/[\s,]+/).filter(Boolean);
+    api('PUT', `domainWideDelegation/${$('delegation-account').value}`, {scopes})
+      .then(() => { say(`authorized ${$('delegation-account').value}`); refreshDelegations(); }).catch(fail);
+  });
   $('sa-create').addEventListener('submit', e => {
     e.preventDefault();
     api('POST', 'serviceAccounts', {accountId: $('sa-id').value.trim(), displayName: $('sa-name').value})

@@ -1,0 +1,121 @@
+"""``gcptoken sign-jwt`` and ``gcptoken sign-blob`` as a user runs them, against the emulator: what
+they print verifies with the account's published keys; bad input is one line, exit 2, no stdout."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from gcptoken.credentials.signing import Signature
+from gcptoken.testing import EmulatorClient
+from tests.cli.test_cli import gcptoken
+from tests.credentials.test_signing import AUD, BLOB, assert_jwt_of, assert_signed_by, claims_for
+
+
+@pytest.fixture
+def env(emulator: EmulatorClient, key_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)  # this process's verifier
+    return {
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+        "GCE_METADATA_HOST": emulator.host_port,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_path),
+    }
+
+
+def test_sign_jwt_with_a_key_file_from_json_a_file_and_stdin(
+    env: dict[str, str], key_info: dict[str, str], tmp_path: Path
+) -> None:
+    email = key_info["client_email"]
+    claims = json.dumps(claims_for(email))
+    (tmp_path / "claims.json").write_text(claims)
+    for args, stdin in (((claims,), None), ((f"@{tmp_path / 'claims.json'}",), None), (("-",), claims)):
+        printed = gcptoken("sign-jwt", "--claims", *args, env=env, stdin=stdin)
+        assert printed.code == 0, printed.err
+        assert_jwt_of(email, printed.out.strip())
+    as_json = json.loads(gcptoken("sign-jwt", "--claims", claims, "--format", "json", env=env).out)
+    assert as_json["keyId"] == key_info["private_key_id"]
+    assert_jwt_of(email, as_json["signedJwt"])
+
+
+def test_sign_blob_from_the_metadata_server(emulator: EmulatorClient, env: dict[str, str], tmp_path: Path) -> None:
+    email = emulator.state.default_account.email
+    emulator.state.grant_token_creator(email, f"serviceAccount:{email}")
+    (tmp_path / "blob").write_bytes(BLOB)
+    printed = gcptoken("sign-blob", str(tmp_path / "blob"), "--source", "metadata", "--format", "json", env=env)
+    assert printed.code == 0, printed.err
+    answer = json.loads(printed.out)
+    assert_signed_by(emulator.url, email, Signature(answer["keyId"], base64.b64decode(answer["signedBlob"])))
+    now = int(time.time())
+    jwt = gcptoken(
+        "sign-jwt",
+        "--claims",
+        json.dumps({"iss": email, "sub": email, "aud": AUD, "iat": now}),
+        "--source",
+        "metadata",
+        env=env,
+    )
+    assert jwt.code == 0, jwt.err
+    assert_jwt_of(email, jwt.out.strip())
+
+
+def test_sign_blob_impersonating_from_stdin(
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str]
+) -> None:
+    target = emulator.new_key("cli-signs-as")["client_email"]
+    emulator.state.grant_token_creator(target, f"serviceAccount:{key_info['client_email']}")
+    args = ("sign-blob", "-", "--impersonate-service-account", target)
+    printed = gcptoken(*args, env=env, stdin="to sign")
+    assert printed.code == 0, printed.err
+    answer = json.loads(gcptoken(*args, "--format", "json", env=env, stdin="to sign").out)
+    assert answer["signedBlob"] == printed.out.strip()  # PKCS#1 v1.5 is deterministic: the same key signed
+    assert_signed_by(emulator.url, target, Signature(answer["keyId"], base64.b64decode(printed.out)), b"to sign")
+
+
+def test_a_user_is_told_to_impersonate(emulator: EmulatorClient, tmp_path: Path) -> None:
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps(emulator.state.issue_refresh_token("user@example.com")))
+    env = {"GCPTOKEN_EMULATOR_HOST": emulator.host_port, "GOOGLE_APPLICATION_CREDENTIALS": str(user)}
+    printed = gcptoken("sign-jwt", "--claims", "{}", env=env)
+    assert (printed.code, printed.out) == (1, "")
+    assert printed.err.count("\n") == 1 and "--impersonate-service-account" in printed.err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("sign-jwt", "--claims", "not json"), "the claims must be one JSON object"),
+        (("sign-jwt", "--claims", "[1, 2]"), "the claims must be one JSON object"),
+        (("sign-jwt", "--claims", '{"exp": 1}'), "exp is in the past"),
+        (("sign-jwt", "--claims", '{"exp": 9999999999}'), "more than 12 hours"),
+        (("sign-jwt", "--claims", "@/nonexistent/claims.json"), "does not exist"),
+        (("sign-blob", "/nonexistent/blob"), "does not exist"),
+        (("sign-blob", "/dev/zero"), "not a regular file"),
+    ],
+)
+def test_bad_input(env: dict[str, str], args: tuple[str, ...], fragment: str) -> None:
+    printed = gcptoken(*args, env=env)
+    assert (printed.code, printed.out) == (2, "")
+    assert printed.err.count("\n") == 1 and fragment in printed.err and "Traceback" not in printed.err
+
+
+def test_a_huge_file_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"x" * (1024 * 1024 + 1))
+    for args in (("sign-blob", str(huge)), ("sign-jwt", "--claims", f"@{huge}")):
+        printed = gcptoken(*args, env=env)
+        assert (printed.code, printed.out) == (2, "")
+        assert "larger than" in printed.err
+
+
+def test_what_sign_jwt_prints_verifies_with_the_service_account_preset(
+    env: dict[str, str], key_info: dict[str, str]
+) -> None:
+    email = key_info["client_email"]
+    signed = gcptoken("sign-jwt", "--claims", json.dumps(claims_for(email)), env=env)
+    checked = gcptoken("verify", "-", "--service-account", email, "--audience", AUD, env=env, stdin=signed.out)
+    assert checked.code == 0, checked.err
+    assert json.loads(checked.out)["sub"] == email
