@@ -11,7 +11,9 @@ port 443, with a certificate valid for those names (``WorkloadCa.server_certific
 uv's (getaddrinfo) and Go's (docker, kubectl: they read ``/etc/hosts`` themselves) resolvers honour
 the file, nsswitch ``hosts: files`` coming first. Before the command runs, a check inside the
 namespace resolves every name and stops (exit 125, one line) unless each answer is loopback: a
-name that failed to resolve is an error, never a real Google address.
+name that failed to resolve is an error, never a real Google address. There, too, ``hosts: files``
+is the only source and the DNS server is loopback's: any other name fails to resolve rather than
+asking this machine's DNS server.
 
 Why port 443 and not the emulator's usual free port: Google's backend would take
 ``https://us-python.pkg.dev:PORT/`` (it checks ``urlparse(URL).hostname`` only), but gcptoken's
@@ -37,7 +39,7 @@ from pathlib import Path
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.servers.listen import ListenError
 
-__all__ = ["GOOGLE_NAMES", "NAMES_REFUSED", "GoogleNames", "serve_as_google", "unavailable"]
+__all__ = ["GOOGLE_NAMES", "NAMES_REFUSED", "GoogleNames", "serve_as_google", "unavailable", "write_etc"]
 
 GOOGLE_NAMES = ("us-python.pkg.dev", "us-docker.pkg.dev", "gcr.io")
 # The wrapper's own exit status when the namespace or the loopback check fails (as env(1) and
@@ -45,17 +47,19 @@ GOOGLE_NAMES = ("us-python.pkg.dev", "us-docker.pkg.dev", "gcr.io")
 NAMES_REFUSED = 125
 _ATTEMPTS = 8
 
-# Run as `python -I -c _IN_NAMESPACE HOSTS NAME... -- COMMAND...` inside the new mount namespace:
-# stdlib only (-I: no user site, no PYTHON* settings). mount(2) with MS_BIND (4096), then every name
-# must resolve, and only to loopback, before the command replaces this process.
+# Run as `python -I -c _IN_NAMESPACE DIR NAME... -- COMMAND...` inside the new mount namespace:
+# stdlib only (-I: no user site, no PYTHON* settings). Each file of DIR bind-mounted over its
+# namesake in /etc (mount(2), MS_BIND = 4096), then every name must resolve, and only to loopback,
+# before the command replaces this process.
 _IN_NAMESPACE = """
 import ctypes, ipaddress, os, socket, sys
-hosts, rest = sys.argv[1], sys.argv[2:]
+files, rest = sys.argv[1], sys.argv[2:]
 names, command = rest[:rest.index("--")], rest[rest.index("--") + 1:]
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.mount(hosts.encode(), b"/etc/hosts", None, 4096, None) != 0:
-    print("google names: cannot bind-mount /etc/hosts: " + os.strerror(ctypes.get_errno()), file=sys.stderr)
-    sys.exit(125)
+for file in sorted(os.listdir(files)):
+    if libc.mount(os.path.join(files, file).encode(), f"/etc/{file}".encode(), None, 4096, None) != 0:
+        print(f"google names: cannot bind-mount /etc/{file}: " + os.strerror(ctypes.get_errno()), file=sys.stderr)
+        sys.exit(125)
 for name in names:
     try:
         found = {info[4][0] for info in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)}
@@ -87,26 +91,43 @@ def unavailable() -> str | None:
 
 @dataclass(frozen=True)
 class GoogleNames:
-    """``names`` resolving to ``address`` (a loopback address) for the commands :meth:`argv` wraps."""
+    """``names`` resolving to ``address`` (a loopback address) for the commands :meth:`argv` wraps;
+    ``etc`` holds the files put over their namesakes in ``/etc`` there."""
 
     address: str
     names: tuple[str, ...]
-    hosts_file: Path
+    etc: Path
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """``command`` run in its own mount namespace where ``names`` are ``address``."""
         namespace = ["unshare", "--mount", "--propagation", "private", "--"]
-        check = [sys.executable, "-I", "-c", _IN_NAMESPACE, str(self.hosts_file), *self.names, "--"]
+        check = [sys.executable, "-I", "-c", _IN_NAMESPACE, str(self.etc), *self.names, "--"]
         return [*namespace, *check, *command]
 
 
-def _hosts_file(directory: Path, address: str, names: Sequence[str]) -> Path:
-    path = directory / "hosts"
-    text = f"127.0.0.1 localhost\n::1 localhost\n{address} {' '.join(names)}\n"
-    # Our own 0700 directory; O_EXCL: never through a planted file or symlink.
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as file:
-        file.write(text)
-    return path
+def write_etc(directory: Path, address: str, names: Sequence[str]) -> Path:
+    """``directory/etc``: ``hosts`` naming ``names`` at ``address``; ``nsswitch.conf`` as this
+    machine's with ``hosts: files`` alone, and ``resolv.conf`` naming loopback's port 53 only, so a
+    name outside the file (``oauth2.googleapis.com``, say) fails to resolve instead of reaching the
+    machine's DNS server, which is not on loopback."""
+    etc = directory / "etc"
+    etc.mkdir(mode=0o755)
+    system = Path("/etc/nsswitch.conf")
+    switch = (
+        [line for line in system.read_text().splitlines() if not line.startswith("hosts:")] if system.exists() else []
+    )
+    texts = {
+        "hosts": f"127.0.0.1 localhost\n::1 localhost\n{address} {' '.join(names)}\n",
+        "nsswitch.conf": "\n".join([*switch, "hosts: files"]) + "\n",
+        "resolv.conf": "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    }
+    for name, text in texts.items():
+        if name != "hosts" and not Path("/etc", name).exists():
+            continue  # nothing to cover (a bind mount needs its target)
+        # Our own fresh directory; O_EXCL: never through a planted file or symlink.
+        with open(os.open(etc / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as file:
+            file.write(text)
+    return etc
 
 
 def _loopback_address() -> str:
@@ -129,4 +150,4 @@ def serve_as_google(names: Sequence[str] = GOOGLE_NAMES) -> Iterator[tuple[Emula
             continue
         break
     with server, tempfile.TemporaryDirectory(prefix="gcptoken-names-") as scratch:
-        yield server, GoogleNames(address, tuple(names), _hosts_file(Path(scratch), address, names))
+        yield server, GoogleNames(address, tuple(names), write_etc(Path(scratch), address, names))

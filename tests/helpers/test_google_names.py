@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.google_names import NAMES_REFUSED, GoogleNames, serve_as_google, unavailable
+from bench.google_names import NAMES_REFUSED, GoogleNames, serve_as_google, unavailable, write_etc
 
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.artifactregistry.python import REPOSITORY
@@ -136,10 +136,9 @@ def test_googles_backend_and_ours_install_as_the_same_account(
 
 @pytest.mark.usefixtures("google")  # skips where namespaces are unavailable
 def test_a_name_resolving_off_loopback_runs_nothing(tmp_path: Path) -> None:
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n192.0.2.1 us-python.pkg.dev\n")  # TEST-NET-1: resolved, never dialled
+    etc = write_etc(tmp_path, "192.0.2.1", ("us-python.pkg.dev",))  # TEST-NET-1: resolved, never dialled
     marker = tmp_path / "ran"
-    stray = GoogleNames("192.0.2.1", ("us-python.pkg.dev",), hosts)
+    stray = GoogleNames("192.0.2.1", ("us-python.pkg.dev",), etc)
     done = subprocess.run(stray.argv(["touch", str(marker)]), capture_output=True, text=True, timeout=60)
     assert done.returncode == NAMES_REFUSED
     assert done.stderr.strip() == "google names: us-python.pkg.dev resolves to ['192.0.2.1'], not loopback"
@@ -152,6 +151,14 @@ def test_the_names_stay_inside_the_namespace(google: tuple[EmulatorServer, Googl
     assert inside.returncode == 0 and inside.stdout.split()[0] == names.address
     assert names.address in server.url  # the emulator listens there
     assert "pkg.dev" not in Path("/etc/hosts").read_text()  # this machine's own file is untouched
+
+
+def test_other_names_never_reach_the_machines_dns_server(google: tuple[EmulatorServer, GoogleNames]) -> None:
+    _, names = google
+    show = "grep '^hosts:' /etc/nsswitch.conf; grep nameserver /etc/resolv.conf; getent hosts oauth2.googleapis.com"
+    inside = subprocess.run(names.argv(["sh", "-c", show]), capture_output=True, text=True, timeout=60)
+    assert inside.stdout.splitlines() == ["hosts: files", "nameserver 127.0.0.1"]
+    assert inside.returncode == 2  # getent: not found (in the hosts file, the only source)
 
 
 def test_docker_reads_from_us_docker_pkg_dev_through_the_helper_under_the_default_rule(
