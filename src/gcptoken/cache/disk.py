@@ -7,13 +7,16 @@ those checks gets one warning on stderr, and the command works without the disk 
 
 A miss locks its own entry across processes (a byte-range lock per entry in ``tokens.lock``) and
 checks again before fetching: concurrent processes on a cold cache share one fetch, and an
-unrelated credential never waits behind another's slow fetch. Entries are validated on every read;
+unrelated credential never waits behind another's slow fetch. A lock is waited for at most the
+caller's ``wait`` (its request timeout): a process stopped or stuck while holding one (Ctrl-Z, a
+hung token server) only costs the others their de-duplication, and they fetch without it. Entries are validated on every read;
 anything odd is a miss. Only tokens and their expiry are stored, keyed by a hash of a credential's
 identity, which binds a digest of its secret (cache_rules): never keys or refresh tokens.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -38,6 +41,10 @@ VERSION = 1
 MAX_ENTRIES = 256
 TOKENS_FILE = "tokens.json"
 LOCK_FILE = "tokens.lock"
+# Seconds a lock is waited for when the caller names no timeout (the CLI's default --timeout).
+LOCK_WAIT = 10.0
+_LOCK_POLL = 0.02
+_WRITE_WAIT = 2.0
 KINDS = ("id_token", "access_token")
 # Google's tokens live at most 12 hours; an entry claiming more than this is not ours.
 MAX_LIFETIME = 2 * 86400.0
@@ -210,9 +217,13 @@ class DiskTokenCache:
         except NotPrivateError as exc:
             _warn_once(str(exc))
 
-    def get_or_fetch(self, key: str, fetch: Callable[[], Token], owner: str | None = None) -> Token:
+    def get_or_fetch(
+        self, key: str, fetch: Callable[[], Token], owner: str | None = None, wait: float = LOCK_WAIT
+    ) -> Token:
         """The cached token for ``key``, else ``fetch()``'s, stored; ``owner`` (see ``owner_of``)
-        tags the entry so ``forget_owner`` can remove every token derived from one credential."""
+        tags the entry so ``forget_owner`` can remove every token derived from one credential.
+        ``wait``: at most this many seconds for another process's fetch of the same entry (give
+        the request timeout); after that this one fetches too, without the lock."""
         directory = self._open()
         if directory is None:
             return fetch()
@@ -230,7 +241,7 @@ class DiskTokenCache:
                 _warn_once(str(exc) if isinstance(exc, NotPrivateError) else f"{LOCK_FILE}: {exc.strerror}")
                 return fetch()
             try:
-                with _locked(lock, _entry_offset(key)):
+                with _locked(lock, _entry_offset(key), wait):
                     tokens = self._read(directory)
                     token = None if tokens is None else self._fresh(tokens.get(key))
                     if token is not None:
@@ -238,7 +249,8 @@ class DiskTokenCache:
                         return token  # another process fetched it while we waited
                     token = fetch()
                     if tokens is not None:
-                        with _locked(lock, 0):  # only the read-modify-write of the file itself
+                        # Only the read-modify-write of the file itself: held for milliseconds.
+                        with _locked(lock, 0, min(wait, _WRITE_WAIT)):
                             self._write(directory, key, token, owner)
                     return token
             finally:
@@ -279,16 +291,35 @@ class DiskTokenCache:
 
 
 class _locked:
-    """An exclusive lock on one byte of ``fd`` across processes (POSIX record lock). A class, not
-    contextlib: the CLI's cached path imports this module and must not pay for contextlib."""
+    """An exclusive lock on one byte of ``fd`` across processes (POSIX record lock), waited for at
+    most ``wait`` seconds: POSIX locks have no timeout, so a non-blocking attempt is repeated. Past
+    the deadline the block runs unlocked (the lock only de-duplicates fetches and orders writes,
+    which are atomic renames anyway). A class, not contextlib: the CLI's cached path imports this
+    module and must not pay for contextlib."""
 
-    def __init__(self, fd: int, offset: int) -> None:
-        self.fd, self.offset = fd, offset
+    def __init__(self, fd: int, offset: int, wait: float = LOCK_WAIT) -> None:
+        self.fd, self.offset, self.wait = fd, offset, wait
+        self.held = False
 
-    def __enter__(self) -> None:
-        if fcntl is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, self.offset)
+    def __enter__(self) -> bool:
+        if fcntl is None:
+            return False
+        deadline = time.monotonic() + max(self.wait, 0.0)
+        while True:
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):  # fcntl(2): held by another process
+                    return False  # ENOLCK (a file system without locks, say): no lock to wait for
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(_LOCK_POLL, left))
+                continue
+            self.held = True
+            return True
 
     def __exit__(self, *exc: object) -> None:
-        if fcntl is not None:
+        if fcntl is not None and self.held:
+            self.held = False
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.offset)

@@ -53,7 +53,9 @@ def refresh_margin(lifetime: float) -> float:
 
 
 def cache_key(*parts: str) -> str:
-    digest: str = _sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: a non-UTF-8 byte in an argument (os.fsdecode's lone surrogate) keys a miss,
+    # and the command's own checks report it, instead of a UnicodeEncodeError here.
+    digest: str = _sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest
 
 

@@ -74,7 +74,9 @@ def _parse(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
 
 
 def _credential_file(options: dict[str, str]) -> str | None:
-    named = options.get("--credentials", "").strip() or os.environ.get(_CREDENTIALS_ENV, "").strip()
+    if "--credentials" in options:  # given blank, it is a usage error the full command line reports
+        return options["--credentials"].strip() or None
+    named = os.environ.get(_CREDENTIALS_ENV, "").strip()
     if named:
         return named
     adc = locations.adc_file()
@@ -292,9 +294,66 @@ def answer_from_cache(argv: list[str]) -> int | None:
     return 0
 
 
+class OutputError(OSError):
+    """stdout could not be written: a full disk (``>/dev/full``), a closed descriptor (``>&-``)."""
+
+
+class _GuardedOutput:
+    """sys.stdout (or its buffer) as the command line uses it: a failed write raises OutputError,
+    which main() reports in one line, where a bare OSError could come from anything; a process
+    started without stdout gets one that fails on the first write only (a command that prints
+    nothing still works). A BrokenPipeError (the reader went away) stays what it is."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> int:
+        if self._stream is None:
+            raise OutputError(9, "stdout is closed")  # EBADF, as a closed descriptor says
+        try:
+            return int(self._stream.write(data))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror) from None
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror) from None
+
+    @property
+    def buffer(self) -> _GuardedOutput:
+        return _GuardedOutput(None if self._stream is None else self._stream.buffer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _output_failed(exc: OSError) -> int:
+    """One line for output that could not be written (``>/dev/full``, a closed stdout; nothing for a
+    reader that went away); the unwritten rest is dropped (fd 1 now goes to /dev/null), so the
+    exit-time flush cannot print a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    if not isinstance(exc, BrokenPipeError):
+        sys.stderr.write(f"gcptoken: error: cannot write to stdout: {exc.strerror or exc}\n")
+    return 3
+
+
 def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
     unwind_on_sigterm()  # SIGTERM ends a one-shot command as Ctrl-C does: one line, exit 143
+    sys.stdout = _GuardedOutput(sys.stdout)  # type: ignore[assignment]
     try:
         if sys.argv[1:2] == ["kube-credential"]:  # kubectl's plugin: its own cached answer
             from gcptoken.helpers.kube import answer_from_cache as kube_answer
@@ -302,11 +361,18 @@ def main() -> int:
             code = kube_answer(sys.argv[1:])
         else:
             code = answer_from_cache(sys.argv[1:])
-        if code is not None:
-            return code
-        from gcptoken.cli.main import main as full_command_line
+        if code is None:
+            from gcptoken.cli.main import main as full_command_line
+
+            code = full_command_line()
     except (KeyboardInterrupt, Terminated) as exc:
         return stopped(exc)
     except BrokenPipeError:
         return 3
-    return full_command_line()
+    except OutputError as exc:
+        return _output_failed(exc)
+    try:
+        sys.stdout.flush()  # here, not at exit: what is left to write fails in one line too
+    except (OutputError, BrokenPipeError) as exc:
+        return _output_failed(exc)
+    return code

@@ -81,6 +81,10 @@ def run_kube_credential(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--audience (an ID token) and --scopes (an access token) exclude each other")
     if args.audience is not None and not args.audience.strip():
         raise InvalidArgumentError("--audience is empty; name the audience your API server expects")
+    if args.audience is not None:
+        from gcptoken.checks import audience
+
+        audience(args.audience, "--audience")  # the library's rule: printable, a valid URL if one
     impersonate = checked_chain(args)
     if args.print_kubeconfig_user or args.print_kubeconfig:
         return _print_user(args, impersonate)
@@ -123,17 +127,23 @@ def _print_user(args: argparse.Namespace, impersonate: str | None) -> int:
         if not value or not value.isprintable():  # spaces are fine; newlines, tabs, ESC are not
             raise InvalidArgumentError(f"{value[:40]!r} cannot go into a kubeconfig: use printable text")
     if not args.print_kubeconfig:
-        sys.stdout.write(kubeconfig_user(args.user_name, gcptoken_command(), chosen))
+        _write_utf8(kubeconfig_user(args.user_name, gcptoken_command(), chosen))
         return 0
     server, ca_data = _cluster(args)
-    sys.stdout.write(whole_kubeconfig(args.cluster_name, server, ca_data, args.user_name, gcptoken_command(), chosen))
+    _write_utf8(whole_kubeconfig(args.cluster_name, server, ca_data, args.user_name, gcptoken_command(), chosen))
     return 0
+
+
+def _write_utf8(text: str) -> None:
+    """YAML is UTF-8 whatever the locale's encoding (a path may hold any character)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
 
 
 def _cluster(args: argparse.Namespace) -> tuple[str, str]:
     """--server and --certificate-authority, checked: kubectl sends a token over TLS only."""
     from gcptoken.errors import InvalidArgumentError
-    from gcptoken.helpers.kubeconfig import certificate_authority_data
+    from gcptoken.helpers.kubeconfig import certificate_authority_data, https_server
     from gcptoken.private_files import UnreadableFile, read_small_file
 
     if args.print_kubeconfig_user:
@@ -141,15 +151,19 @@ def _cluster(args: argparse.Namespace) -> tuple[str, str]:
     server, authority = args.server, args.certificate_authority
     if server is None or authority is None:
         raise InvalidArgumentError("--print-kubeconfig needs --server https://… and --certificate-authority FILE")
-    if not server.startswith("https://") or len(server) <= len("https://") or not server.isprintable():
-        shown = server[:80]
-        raise InvalidArgumentError(
-            f"--server must be an https:// URL (kubectl sends tokens over TLS only), not {shown!r}"
-        )
     try:
-        return server, certificate_authority_data(read_small_file(authority))
+        server = https_server(server)
+    except ValueError as exc:  # the URL itself is not shown: it may hold a password
+        raise InvalidArgumentError(f"--server {exc}") from None
+    try:
+        ca_data, dropped = certificate_authority_data(read_small_file(authority))
     except (OSError, UnreadableFile) as exc:
         problem = str(exc) if isinstance(exc, UnreadableFile) else (exc.strerror or "cannot be read")
         raise InvalidArgumentError(f"--certificate-authority {authority[:200]}: {problem}") from None
     except ValueError as exc:
         raise InvalidArgumentError(f"--certificate-authority {authority[:200]} {exc}") from None
+    if dropped:
+        sys.stderr.write(
+            f"gcptoken: note: --certificate-authority: kept only its certificates, dropped {', '.join(dropped)}\n"
+        )
+    return server, ca_data

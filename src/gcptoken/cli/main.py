@@ -19,6 +19,7 @@ from gcptoken.cli.parser_kit import (
     Parser,
     after_dashes,
     credential_options,
+    credential_path,
     finite,
     scopes,
     seconds,
@@ -243,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     logout = command(
         "logout", "gcptoken.cli.login:run_logout", "revoke a signed-in user's refresh token; remove the file"
     )
-    logout.add_argument("--credentials", metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)")
+    logout.add_argument(
+        "--credentials", type=credential_path, metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)"
+    )
     logout.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 
     metadata = command(

@@ -19,6 +19,7 @@ __all__ = [
     "Parser",
     "after_dashes",
     "credential_options",
+    "credential_path",
     "finite",
     "is_after_dashes",
     "scopes",
@@ -175,6 +176,16 @@ def scopes(text: str) -> str:
     return ",".join(_typed(lambda value: scope_list(value, "the list"), text))
 
 
+def credential_path(text: str) -> str:
+    """argparse ``type=`` for every --credentials: a path, never ``""`` or blanks (an unset
+    ``$KEY`` in ``--credentials "$KEY"``), which would quietly mean Application Default Credentials."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty (an unset variable?): name a credential file, or leave the option out for the default"
+        )
+    return text
+
+
 def _typed(check: Callable[[str], T], text: str) -> T:
     from gcptoken.errors import InvalidArgumentError
 
@@ -195,6 +206,7 @@ def credential_options(
     """The options that choose and use a credential; each command takes only those that apply."""
     parser.add_argument(
         "--credentials",
+        type=credential_path,
         metavar="FILE",
         help="credential JSON file (otherwise: $GOOGLE_APPLICATION_CREDENTIALS, then discovery)",
     )

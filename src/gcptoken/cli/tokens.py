@@ -161,7 +161,8 @@ def _through_disk_cache(
         return fetch()
     from gcptoken.cache.disk import DiskTokenCache, owner_of
 
-    return DiskTokenCache().get_or_fetch(cache_key(identity, kind, subject), fetch, owner_of(identity))
+    key = cache_key(identity, kind, subject)
+    return DiskTokenCache().get_or_fetch(key, fetch, owner_of(identity), wait=args.timeout)
 
 
 def run_id(args: argparse.Namespace) -> int:

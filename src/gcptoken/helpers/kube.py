@@ -47,8 +47,8 @@ def requested_api_version(environ: dict[str, str] | None = None) -> str:
         return V1
     try:
         info = json.loads(text)
-    except ValueError:
-        raise KubeExecInfoError(f"${EXEC_INFO_ENV} is not JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
+        raise KubeExecInfoError(f"${EXEC_INFO_ENV} is not JSON (or is nested too deeply)") from None
     version = info.get("apiVersion") if isinstance(info, dict) else None
     if version not in API_VERSIONS:
         shown = json.dumps(version)[:80] if isinstance(version, str) else "none"

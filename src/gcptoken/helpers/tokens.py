@@ -3,6 +3,8 @@ load), else fetched through the credential ADC would use and written back to the
 
 from __future__ import annotations
 
+import sys
+
 from gcptoken.cli.fast import cached_token
 from gcptoken.endpoints import CLOUD_PLATFORM_SCOPE
 
@@ -55,13 +57,25 @@ def helper_token(
     if use_cache:
         fresh = cached_token(kind, subject, credentials, impersonate)
         if fresh is not None:
+            _log_hit(float(fresh["expires_at"]))
             return HelperToken(fresh["value"], float(fresh["expires_at"]))
     return _fetched(kind, subject, credentials, impersonate, timeout, use_cache)
+
+
+def _log_hit(expires_at: float) -> None:
+    """-v's "cache hit" line, as the disk cache logs its own hits; only when -v (or the embedding
+    program) has loaded logging: a plain cached run does not pay for its import."""
+    if "logging" in sys.modules:
+        import logging
+        import time
+
+        logging.getLogger("gcptoken.cache.memory").debug("cache hit, %d s left", expires_at - time.time())
 
 
 def _fetched(
     kind: str, subject: str | None, credentials: str | None, impersonate: str | None, timeout: float, use_cache: bool
 ) -> HelperToken:
+    from gcptoken import checks
     from gcptoken.cache.disk import DiskTokenCache, owner_of
     from gcptoken.cache.rules import cache_key
     from gcptoken.credentials import load_credentials
@@ -76,6 +90,11 @@ def _fetched(
         if not isinstance(chosen, UserCredentials):
             raise InvalidArgumentError("an ID token needs an audience, e.g. https://SERVICE.a.run.app")
         subject = chosen.default_audience  # the one ID token Google issues a user
+    # Checked before the cache key is made of it: one typed error for any unprintable value.
+    if kind == "id_token":
+        checks.audience(str(subject))
+    else:
+        checks.scope_list(str(subject))
     audience = subject
 
     def fetch() -> Token:
@@ -87,5 +106,6 @@ def _fetched(
     if identity is None:
         token = fetch()
     else:
-        token = DiskTokenCache().get_or_fetch(cache_key(identity, kind, str(subject)), fetch, owner_of(identity))
+        key = cache_key(identity, kind, str(subject))
+        token = DiskTokenCache().get_or_fetch(key, fetch, owner_of(identity), wait=timeout)
     return HelperToken(token.value, token.expires_at.timestamp())
