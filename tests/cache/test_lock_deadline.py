@@ -43,6 +43,8 @@ def held_lock(directory: Path) -> Iterator[None]:
     finally:
         holder.kill()
         holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
 
 
 @pytest.fixture
@@ -57,8 +59,6 @@ def test_the_library_fetches_without_the_lock_after_its_wait(tmp_path: Path) -> 
         cache = DiskTokenCache(directory)
         assert cache.get_or_fetch("key", lambda: token, wait=0.2) == token
         assert cache.get("key") == token  # written all the same
-        # forget_owner and clear wait a bounded time as well, then work.
-        assert cache.clear() is True
 
 
 @pytest.mark.parametrize(
