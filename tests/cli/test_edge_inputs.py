@@ -48,7 +48,11 @@ def run(
 @pytest.fixture
 def env(emulator: EmulatorClient, key_path: Path) -> dict[str, str]:
     """The emulator's key as ADC, and a token for each form below already in the disk cache."""
-    values = {**os.environ, "GCPTOKEN_EMULATOR_HOST": emulator.host_port, "GOOGLE_APPLICATION_CREDENTIALS": str(key_path)}
+    values = {
+        **os.environ,
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_path),
+    }
     for argv in (["access"], ["id", "https://svc.example"], ["kube-credential"]):
         assert run(argv, values).returncode == 0
     return values
@@ -124,8 +128,15 @@ def test_a_full_or_closed_stdout_is_one_line(env: dict[str, str], argv: list[str
         said = one_line(run(argv, env, stdout=full.fileno()), 3)
     assert said == "gcptoken: error: cannot write to stdout: No space left on device\n"
     closed = subprocess.run(
-        [GCPTOKEN, *argv], env=env, capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60,
-        check=False, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(1),
+        [GCPTOKEN, *argv],
+        env=env,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(1),
     )
     assert closed.returncode == 3
     assert closed.stderr == "gcptoken: error: cannot write to stdout: stdout is closed\n"
@@ -133,8 +144,14 @@ def test_a_full_or_closed_stdout_is_one_line(env: dict[str, str], argv: list[str
 
 def test_a_closed_stdout_does_not_fail_a_command_that_prints_nothing(env: dict[str, str]) -> None:
     closed = subprocess.run(
-        [GCPTOKEN, "cache", "clear"], env=env, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
-        stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(1),
+        [GCPTOKEN, "cache", "clear"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(1),
     )
     assert (closed.returncode, "Traceback" in closed.stderr) == (0, False), closed.stderr
 

@@ -97,7 +97,9 @@ def test_a_ca_bundle_gives_its_certificates_only_never_a_key(
     # Nothing but a key, or a certificate block that is no certificate: refused.
     for text in (key_pem, b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"):
         bundle.write_bytes(text)
-        refused = plugin(kube_env, "--print-kubeconfig", "--server", cluster.url, "--certificate-authority", str(bundle))
+        refused = plugin(
+            kube_env, "--print-kubeconfig", "--server", cluster.url, "--certificate-authority", str(bundle)
+        )
         assert (refused.returncode, refused.stdout) == (2, "") and "holds no PEM certificate" in refused.stderr
 
 

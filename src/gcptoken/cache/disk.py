@@ -9,9 +9,10 @@ A miss locks its own entry across processes (a byte-range lock per entry in ``to
 checks again before fetching: concurrent processes on a cold cache share one fetch, and an
 unrelated credential never waits behind another's slow fetch. A lock is waited for at most the
 caller's ``wait`` (its request timeout): a process stopped or stuck while holding one (Ctrl-Z, a
-hung token server) only costs the others their de-duplication, and they fetch without it. Entries are validated on every read;
-anything odd is a miss. Only tokens and their expiry are stored, keyed by a hash of a credential's
-identity, which binds a digest of its secret (cache_rules): never keys or refresh tokens.
+hung token server) only costs the others their de-duplication, and they fetch without it.
+Entries are validated on every read; anything odd is a miss. Only tokens and their expiry are
+stored, keyed by a hash of a credential's identity, which binds a digest of its secret
+(cache_rules): never keys or refresh tokens.
 """
 
 from __future__ import annotations

@@ -353,7 +353,7 @@ def _output_failed(exc: OSError) -> int:
 def main() -> int:
     """The ``gcptoken`` command: the cached path first, then the full command line."""
     unwind_on_sigterm()  # SIGTERM ends a one-shot command as Ctrl-C does: one line, exit 143
-    sys.stdout = _GuardedOutput(sys.stdout)  # type: ignore[assignment]
+    sys.stdout = _GuardedOutput(sys.stdout)
     try:
         if sys.argv[1:2] == ["kube-credential"]:  # kubectl's plugin: its own cached answer
             from gcptoken.helpers.kube import answer_from_cache as kube_answer

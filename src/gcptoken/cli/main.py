@@ -245,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         "logout", "gcptoken.cli.login:run_logout", "revoke a signed-in user's refresh token; remove the file"
     )
     logout.add_argument(
-        "--credentials", type=credential_path, metavar="FILE", help="the authorized_user file (default: gcloud's ADC file)"
+        "--credentials",
+        type=credential_path,
+        metavar="FILE",
+        help="the authorized_user file (default: gcloud's ADC file)",
     )
     logout.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS", help="per request")
 

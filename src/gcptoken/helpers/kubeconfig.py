@@ -178,7 +178,9 @@ def https_server(url: str) -> str:
 
 
 # A DNS name or IPv4 address: letters, digits, hyphens, dots (RFC 1123), at most 253 characters.
-_HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 
 
 def whole_kubeconfig(cluster: str, server: str, ca_data: str, user: str, command: str, args: Sequence[str]) -> str:
