@@ -269,7 +269,7 @@ BAD_INPUT = [
     ("empty-audience", ["id", ""], 2, "audience is empty"),
     ("no-audience", ["id"], 2, "audience is required"),
     ("two-audiences", ["id", AUD, "--audience", "https://b"], 2, "give the audience once"),
-    ("no-credentials", ["id", AUD, "--credentials", ""], 3, "GOOGLE_APPLICATION_CREDENTIALS"),
+    ("blank-credentials", ["id", AUD, "--credentials", ""], 2, "argument --credentials: is empty"),
     ("empty-scopes", ["access", "--scopes", ","], 2, "--scopes: the list names no scope"),
     ("decode-garbage", ["decode", "garbage"], 1, "1 part"),
     ("decode-empty", ["decode", "-"], 2, "empty"),
