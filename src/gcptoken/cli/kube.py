@@ -59,7 +59,8 @@ def add_kube_credential(command: Callable[[str, str, str], argparse.ArgumentPars
     kube.add_argument(
         "--certificate-authority",
         metavar="FILE",
-        help="with --print-kubeconfig: its CA, PEM or base64 of PEM (GKE's masterAuth.clusterCaCertificate)",
+        help="with --print-kubeconfig: its CA, PEM or base64 of PEM (GKE's masterAuth.clusterCaCertificate); "
+        "only its certificates are copied",
     )
     kube.add_argument(
         "--cluster-name",
