@@ -188,7 +188,7 @@ def test_a_closed_or_full_stdout_is_one_line_and_exit_1(env: dict[str, str], act
             stderr=subprocess.PIPE,
             env=env,
             pass_fds=(),
-            preexec_fn=(lambda: os.close(1)) if target is None else None,  # noqa: PLW1509 - fd 1 closed, as >&-
+            preexec_fn=(lambda: os.close(1)) if target is None else None,  # fd 1 closed, as >&-
             timeout=60,
             check=False,
         )
