@@ -283,7 +283,8 @@ def test_a_write_by_someone_else_meanwhile_is_kept(
 ) -> None:
     # docker login rewrites the file (its own temp file and rename) after our read, before our rename.
     path = _write(folder, json.dumps({"auths": {}}), 0o600)
-    real_fsync, logins = os.fsync, []
+    real_fsync = os.fsync
+    logins: list[int] = []
 
     def docker_login_meanwhile(fd: int) -> None:
         real_fsync(fd)
