@@ -245,7 +245,7 @@ def test_an_unwritable_folder_is_refused(tmp_path: Path) -> None:
         ('{"a": 1.0e5}', "1.0e5"),  # would come back 100000.0
         ('{"a": -0}', "-0"),
         ('{"auths": {}, "auths": {"x": {}}}', "appears twice"),
-        ('{"a": "\\ud800"}', "not valid JSON"),  # a lone surrogate cannot be written back as UTF-8
+        ('{"a": "\\ud800"}', "lone UTF-16 surrogate"),  # cannot be written back as UTF-8
     ],
 )
 def test_a_file_that_would_not_be_written_back_exactly_is_refused(

@@ -62,8 +62,9 @@ That adds {{"credHelpers": {{"HOST": "{HELPER_NAME}"}}}} to $DOCKER_CONFIG/confi
 
 It answers only for Google's registries and the hosts in $GCPTOKEN_HELPER_HOSTS (comma-separated
 host, host:port or *.suffix; set it where docker runs): a credHelpers entry alone is not enough.
-Any other registry gets "{NOT_FOUND}", so as docker's credsStore it never hands a Google
-token to another registry. store and erase are refused: nothing is stored.
+Any other registry gets "{NOT_FOUND}", so as docker's
+credsStore it never hands a Google token to another registry. Prefer credHelpers: as credsStore
+every docker login fails, since store and erase are refused (nothing is stored).
 
 Environment (docker passes no options):
   {CREDENTIALS_ENV}=FILE    a credential file instead of Application Default Credentials
@@ -107,7 +108,8 @@ def _unanswered_mapping(server: str) -> str | None:
     if not any(value == HELPER_NAME and host_of(str(key)) == authority for key, value in helpers.items()):
         return None
     return (
-        f"{authority} is mapped to {HELPER_NAME} in {docker_config_path()} but is not a Google registry: "
+        f"{authority} is mapped to {HELPER_NAME} in {docker_config_path()} but is neither a Google registry "
+        f"nor in {HOSTS_ENV}: "
         f"no token given (set {HOSTS_ENV}={authority} where docker runs if it should get a Google token)"
     )
 

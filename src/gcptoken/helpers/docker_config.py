@@ -109,7 +109,10 @@ def _parsed(raw: bytes, path: str) -> dict[str, Any]:
             parse_int=_exact_int,
             parse_constant=_no_constant,
         )
-        json.dumps(config, ensure_ascii=False).encode()  # a lone surrogate (\ud800) cannot be written back
+        try:
+            json.dumps(config, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise _Lossy("a string holds a lone UTF-16 surrogate (\\ud800…), which UTF-8 cannot hold") from None
     except _Lossy as exc:
         raise DockerConfigError(f"{path}: {exc}: nothing changed (fix it first)") from None
     except (UnicodeError, ValueError, RecursionError):
