@@ -171,3 +171,19 @@ def test_gclouds_own_helper_gets_in_too(registry: EmulatorServer, client: Emulat
     assert result.returncode == 0, result.stderr
     served = [entry for entry in _pulls(client, IMAGE) if entry["status"] == 200]
     assert served[-1]["detail"] == {"caller": sa["client_email"]}
+
+
+def test_docker_logs_in_with_a_json_key_as_artifact_registry_documents(
+    registry: EmulatorServer, client: EmulatorClient, tmp_path: Path
+) -> None:
+    # No helper: docker keeps `_json_key` and the key file's JSON (the stand-in's fidelity, judged by docker).
+    sa = client.new_key("docker-cli-json-key")
+    env = _env(registry, client, tmp_path)
+    config = write_docker_config(env, {})
+    login = _docker(env, "login", "-u", "_json_key", "--password-stdin", _host(registry), stdin=json.dumps(sa))
+    assert login.returncode == 0, login.stderr
+    assert _host(registry) in json.loads(config.read_text())["auths"]
+    result = _docker(env, "manifest", "inspect", f"{_host(registry)}/{IMAGE}")
+    assert result.returncode == 0, result.stderr
+    served = [entry for entry in _pulls(client, IMAGE) if entry["status"] == 200]
+    assert served[-1]["detail"] == {"caller": sa["client_email"]}
