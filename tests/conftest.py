@@ -3,6 +3,7 @@ addresses on a closed loopback port, so nothing can reach a real Google or metad
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Before any test module imports google-auth, which reads these at import: whatever the machine's
@@ -52,6 +53,25 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     default_cache().clear()  # tokens cached by one test never serve another
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))  # nor on disk
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))  # never ~/.docker
+
+
+def _gcptoken_loggers() -> dict[str, logging.Logger]:
+    loggers = logging.Logger.manager.loggerDict.items()
+    return {name: lg for name, lg in loggers if name.startswith("gcptoken") and isinstance(lg, logging.Logger)}
+
+
+@pytest.fixture(autouse=True)
+def _loggers_restored() -> Iterator[None]:
+    """A server command run in-process (``main(["proxy", …])``) points its logger at that test's
+    stderr and stops propagation, as a process of its own should; later tests in the same worker
+    must still see their records (caplog) and never write to a closed capture."""
+    before = {name: (lg.handlers[:], lg.level, lg.propagate) for name, lg in _gcptoken_loggers().items()}
+    yield
+    for name, lg in _gcptoken_loggers().items():
+        handlers, level, propagate = before.get(name, ([], logging.NOTSET, True))
+        lg.handlers = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ is unauthorized; manifests and their config blob are consistent by digest."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -83,3 +84,43 @@ def test_a_token_without_a_reading_scope_is_denied(emulator: EmulatorClient, tok
     assert denied.status_code == 403
     assert denied.json()["errors"][0]["code"] == "DENIED"
     assert narrow not in denied.text
+
+
+def test_tags_list_has_the_registrys_shape(emulator: EmulatorClient, token: str) -> None:
+    listed = httpx.get(f"{emulator.url}/v2/{NAME}/tags/list", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200 and listed.headers["docker-distribution-api-version"] == "registry/2.0"
+    assert listed.json() == {"name": NAME, "tags": ["latest"]}
+    unauthorized = httpx.get(f"{emulator.url}/v2/{NAME}/tags/list")
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["www-authenticate"].endswith(f',scope="repository:{NAME}:pull"')
+
+
+def test_a_service_account_key_is_a_password(emulator: EmulatorClient, tmp_path: Path) -> None:
+    # https://cloud.google.com/artifact-registry/docs/docker/authentication#json-key
+    key = emulator.new_key("ar-json-key")
+    text = json.dumps(key)
+    for user, password in (("_json_key", text), ("_json_key_base64", base64.b64encode(text.encode()).decode())):
+        direct = httpx.get(f"{emulator.url}/v2/{NAME}/manifests/v1", auth=(user, password))
+        assert direct.status_code == 200
+        traded = httpx.get(f"{emulator.url}/v2/token", auth=(user, password)).json()["token"]
+        assert emulator.state.access_tokens[traded].email == key["client_email"]
+        assert httpx.get(f"{emulator.url}/v2/", headers={"Authorization": f"Bearer {traded}"}).status_code == 200
+    # A key the account does not hold, or a public key's numbers with a made-up private half, is no key.
+    stranger = {**emulator.new_key("ar-other"), "client_email": key["client_email"]}
+    assert httpx.get(f"{emulator.url}/v2/", auth=("_json_key", json.dumps(stranger))).status_code == 401
+    forged = {**key, "private_key": stranger["private_key"]}
+    assert httpx.get(f"{emulator.url}/v2/", auth=("_json_key", json.dumps(forged))).status_code == 401
+    assert httpx.get(f"{emulator.url}/v2/", auth=("_json_key", "{not json")).status_code == 401
+    assert httpx.get(f"{emulator.url}/v2/", auth=("_json_key_base64", text)).status_code == 401  # not base64
+
+
+def test_a_push_is_answered_in_the_registrys_error_shape(emulator: EmulatorClient, token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    upload = httpx.post(f"{emulator.url}/v2/{NAME}/blobs/uploads/", headers=auth)
+    assert upload.status_code == 405 and upload.headers["docker-distribution-api-version"] == "registry/2.0"
+    assert upload.json()["errors"][0]["code"] == "UNSUPPORTED"
+    manifest = httpx.put(f"{emulator.url}/v2/{NAME}/manifests/v2", headers=auth, content=b"{}")
+    assert manifest.status_code == 405 and manifest.json()["errors"][0]["code"] == "UNSUPPORTED"
+    anonymous = httpx.post(f"{emulator.url}/v2/{NAME}/blobs/uploads/")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].endswith(f',scope="repository:{NAME}:pull,push"')

@@ -41,9 +41,11 @@ def _host(registry: EmulatorServer) -> str:
 
 
 def _env(registry: EmulatorServer, client: EmulatorClient, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """docker's environment; the loopback registry named in GCPTOKEN_HELPER_HOSTS (it is not Google's)."""
     ca = tmp_path / "emulator-ca.pem"
     ca.write_text(registry.state.workload_ca.root_pem)
-    return closed_env(tmp_path, client.host_port, SSL_CERT_FILE=str(ca), **extra)  # Go trusts SSL_CERT_FILE
+    named = {"GCPTOKEN_HELPER_HOSTS": _host(registry), **extra}
+    return closed_env(tmp_path, client.host_port, SSL_CERT_FILE=str(ca), **named)  # Go trusts SSL_CERT_FILE
 
 
 def _docker(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -97,14 +99,18 @@ def test_a_refused_credential_fails_with_the_helpers_line(
     assert all(entry["status"] == 401 for entry in _pulls(client, IMAGE)[before:])
 
 
-def test_as_credsstore_another_registry_never_gets_a_token(
-    registry: EmulatorServer, client: EmulatorClient, tmp_path: Path
+@pytest.mark.parametrize("setup", ["credsStore", "credHelpers"])
+def test_a_registry_not_named_in_the_environment_never_gets_a_token(
+    registry: EmulatorServer, client: EmulatorClient, tmp_path: Path, setup: str
 ) -> None:
-    # credsStore: docker asks the helper about every registry. This loopback one is not Google's,
-    # not in GCPTOKEN_HELPER_HOSTS and not mapped to gcptoken: docker must go there without a token.
-    sa = client.new_key("docker-cli-store")
+    # credsStore: docker asks the helper about every registry. credHelpers: a mapping someone else
+    # wrote (a repository's DOCKER_CONFIG). This loopback registry is not Google's and not in
+    # GCPTOKEN_HELPER_HOSTS: docker must go there without a token.
+    sa = client.new_key(f"docker-cli-{setup.lower()}")
     env = _env(registry, client, tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(write_key_file(tmp_path, sa)))
-    write_docker_config(env, {"credsStore": "gcptoken"})
+    del env["GCPTOKEN_HELPER_HOSTS"]
+    mapping = {"credHelpers": {_host(registry): "gcptoken"}} if setup == "credHelpers" else {"credsStore": "gcptoken"}
+    write_docker_config(env, mapping)
     image = "other-project/containers/app:v1"
     seen = len(client.requests())
     result = _docker(env, "manifest", "inspect", f"{_host(registry)}/{image}")
@@ -114,6 +120,22 @@ def test_as_credsstore_another_registry_never_gets_a_token(
     asked = [entry for entry in client.requests()[seen:] if str(entry["path"]).startswith("/v2/")]
     assert asked and all("detail" not in entry for entry in asked)  # no call carried a valid token
     assert all(entry["status"] == 401 for entry in _pulls(client, image))
+    warned = [line for line in result.stderr.splitlines() if "docker-credential-gcptoken: warning:" in line]
+    assert bool(warned) == (setup == "credHelpers")  # said only where the user mapped it: credsStore stays quiet
+    assert all("GCPTOKEN_HELPER_HOSTS=" in line for line in warned)
+
+
+def test_as_credsstore_login_says_what_to_change(
+    registry: EmulatorServer, client: EmulatorClient, tmp_path: Path
+) -> None:
+    sa = client.new_key("docker-cli-store-login")
+    env = _env(registry, client, tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(write_key_file(tmp_path, sa)))
+    write_docker_config(env, {"credsStore": "gcptoken"})
+    token = str(json.loads(helper(["get"], "gcr.io", env).stdout)["Secret"])  # the registry takes it; the store not
+    login = _docker(env, "login", "-u", "oauth2accesstoken", "--password-stdin", _host(registry), stdin=token)
+    assert login.returncode != 0
+    assert token not in login.stdout + login.stderr
+    assert '"credsStore": "gcptoken"' in login.stderr and "credHelpers entries" in login.stderr
 
 
 def test_login_is_refused_and_logout_warns(registry: EmulatorServer, client: EmulatorClient, tmp_path: Path) -> None:
@@ -145,6 +167,22 @@ def test_gclouds_own_helper_gets_in_too(registry: EmulatorServer, client: Emulat
     gcloud = [str(GCLOUD_BIN / "gcloud"), "auth", "activate-service-account", "--key-file", str(key)]
     assert subprocess.run(gcloud, env=env, capture_output=True, timeout=120, check=False).returncode == 0
     write_docker_config(env, {"credHelpers": {_host(registry): "gcloud"}})
+    result = _docker(env, "manifest", "inspect", f"{_host(registry)}/{IMAGE}")
+    assert result.returncode == 0, result.stderr
+    served = [entry for entry in _pulls(client, IMAGE) if entry["status"] == 200]
+    assert served[-1]["detail"] == {"caller": sa["client_email"]}
+
+
+def test_docker_logs_in_with_a_json_key_as_artifact_registry_documents(
+    registry: EmulatorServer, client: EmulatorClient, tmp_path: Path
+) -> None:
+    # No helper: docker keeps `_json_key` and the key file's JSON (the stand-in's fidelity, judged by docker).
+    sa = client.new_key("docker-cli-json-key")
+    env = _env(registry, client, tmp_path)
+    config = write_docker_config(env, {})
+    login = _docker(env, "login", "-u", "_json_key", "--password-stdin", _host(registry), stdin=json.dumps(sa))
+    assert login.returncode == 0, login.stderr
+    assert _host(registry) in json.loads(config.read_text())["auths"]
     result = _docker(env, "manifest", "inspect", f"{_host(registry)}/{IMAGE}")
     assert result.returncode == 0, result.stderr
     served = [entry for entry in _pulls(client, IMAGE) if entry["status"] == 200]

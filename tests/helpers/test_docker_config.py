@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -121,19 +125,25 @@ def test_remove_takes_only_gcptokens_entries(folder: Path, capsys: pytest.Captur
     assert json.loads(path.read_text()) == {"credHelpers": {"ghcr.io": "ghcr-helper"}}
 
 
-def test_a_registry_that_is_not_googles_needs_saying_so(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _refused(capsys, 2, "docker.io")
-    assert "not a Google registry" in err and "--any-registry" in err
+def test_a_registry_the_helper_would_not_answer_is_refused(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The helper answers Google's hosts and GCPTOKEN_HELPER_HOSTS only: an entry for another host does nothing.
+    err = _refused(capsys, 2, "registry.example.com:5000")
+    assert "not a Google registry" in err and "GCPTOKEN_HELPER_HOSTS=registry.example.com:5000" in err
     assert not folder.exists()
-    assert _run(capsys, "--any-registry", "registry.example.com:5000")[0] == 0
+    monkeypatch.setenv("GCPTOKEN_HELPER_HOSTS", "registry.example.com:5000")
+    assert _run(capsys, "registry.example.com:5000")[0] == 0
     assert json.loads((folder / "config.json").read_text())["credHelpers"] == {"registry.example.com:5000": "gcptoken"}
+    monkeypatch.delenv("GCPTOKEN_HELPER_HOSTS")
+    assert _run(capsys, "--remove", "registry.example.com:5000")[0] == 0  # taking one out is always allowed
 
 
 @pytest.mark.parametrize(
     "name", ["us-docker.pkg.dev/project/repo", "user@gcr.io", "http://gcr.io", "a b", "gcr.io:x:1"]
 )
 def test_a_registry_must_be_a_host(folder: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
-    _refused(capsys, 2, "--any-registry", name)
+    _refused(capsys, 2, name)
     assert not folder.exists()
 
 
@@ -196,12 +206,123 @@ def test_a_failed_write_leaves_the_old_file_whole(
     assert sorted(os.listdir(folder)) == ["config.json"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder: the refusal cannot be seen")
-def test_an_unwritable_folder_is_refused(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write(folder, "{}")
-    folder.chmod(0o500)
+def test_an_unwritable_folder_is_refused(tmp_path: Path) -> None:
+    # Root writes anywhere: as root, the refusal is seen as an unprivileged user (setpriv) whose folder it is.
+    nobody = 65534
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) runs the command as an unprivileged user"
+        as_user = [setpriv, f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"]
+    home = Path(tempfile.mkdtemp(prefix="gcptoken-docker-"))  # pytest's own tmp is 0700: nobody could not enter
     try:
-        _refused(capsys, 3, "gcr.io")
+        home.chmod(0o711)
+        folder = home / "docker"
+        path = _write(folder, "{}")
+        if as_user:
+            os.chown(folder, nobody, nobody)
+            os.chown(path, nobody, nobody)
+        folder.chmod(0o500)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "DOCKER_CONFIG": str(folder), "LANG": "C.UTF-8"}
+        gcptoken = Path(sys.executable).parent / "gcptoken"
+        result = subprocess.run(
+            [*as_user, str(gcptoken), "docker-config", "gcr.io"], capture_output=True, text=True, env=env, check=False
+        )
+        assert (result.returncode, result.stdout) == (3, "")
+        assert result.stderr == f"gcptoken: error: {path} cannot be written (permission denied): nothing changed\n"
+        assert path.read_text() == "{}" and sorted(os.listdir(folder)) == ["config.json"]
     finally:
-        folder.chmod(0o700)
-    assert path.read_text() == "{}"
+        (home / "docker").chmod(0o700)
+        shutil.rmtree(home)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"a": 1e400}', "1e400"),  # a float Python reads as inf and writes as Infinity: docker drops the file
+        ('{"a": NaN}', "NaN"),
+        ('{"a": -Infinity}', "Infinity"),
+        ('{"a": 1.0e5}', "1.0e5"),  # would come back 100000.0
+        ('{"a": -0}', "-0"),
+        ('{"auths": {}, "auths": {"x": {}}}', "appears twice"),
+        ('{"a": "\\ud800"}', "lone UTF-16 surrogate"),  # cannot be written back as UTF-8
+    ],
+)
+def test_a_file_that_would_not_be_written_back_exactly_is_refused(
+    folder: Path, capsys: pytest.CaptureFixture[str], content: str, why: str
+) -> None:
+    path = _write(folder, content)
+    err = _refused(capsys, 3, "gcr.io")
+    assert why in err and "nothing changed" in err
+    assert path.read_text() == content
+
+
+def test_numbers_are_written_back_as_they_were(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(folder, '{"a": 12345678901234567890123, "b": 0.1, "c": 1e+22, "d": -3, "e": 2.5e-07}')
+    assert _run(capsys, "gcr.io")[0] == 0
+    text = path.read_text()
+    for number in ("12345678901234567890123", "0.1", "1e+22", "-3", "2.5e-07"):
+        assert f": {number}," in text or f": {number}\n" in text
+
+
+def test_parallel_runs_lose_no_entry(folder: Path) -> None:
+    _write(folder, json.dumps(EXISTING), 0o600)
+    gcptoken = Path(sys.executable).parent / "gcptoken"
+    env = {**os.environ, "DOCKER_CONFIG": str(folder)}
+    hosts = [f"r{number}-docker.pkg.dev" for number in range(10)]
+    runs = [
+        subprocess.Popen([str(gcptoken), "docker-config", host], env=env, stdout=subprocess.DEVNULL) for host in hosts
+    ]
+    assert [run.wait(timeout=120) for run in runs] == [0] * 10
+    helpers = json.loads((folder / "config.json").read_text())["credHelpers"]
+    assert sorted(helpers) == sorted(["ghcr.io", *hosts])
+
+
+def test_a_write_by_someone_else_meanwhile_is_kept(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docker login rewrites the file (its own temp file and rename) after our read, before our rename.
+    path = _write(folder, json.dumps({"auths": {}}), 0o600)
+    real_fsync = os.fsync
+    logins: list[int] = []
+
+    def docker_login_meanwhile(fd: int) -> None:
+        real_fsync(fd)
+        if not logins:
+            logins.append(1)
+            other = folder / "config.json.docker-login"
+            other.write_text(json.dumps({"auths": {"registry.example.com": {"auth": "dTpw"}}}))
+            other.replace(path)
+
+    monkeypatch.setattr(os, "fsync", docker_login_meanwhile)
+    assert _run(capsys, "gcr.io")[0] == 0
+    assert json.loads(path.read_text()) == {
+        "auths": {"registry.example.com": {"auth": "dTpw"}},
+        "credHelpers": {"gcr.io": "gcptoken"},
+    }
+
+
+def test_the_users_own_linked_folder_is_followed(
+    folder: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dotfiles = tmp_path / "dotfiles" / "docker"
+    dotfiles.mkdir(parents=True, mode=0o700)
+    folder.symlink_to(dotfiles)  # ~/.docker -> ~/dotfiles/docker
+    assert _run(capsys, "gcr.io")[0] == 0
+    assert json.loads((dotfiles / "config.json").read_text()) == {"credHelpers": {"gcr.io": "gcptoken"}}
+    assert folder.is_symlink()
+    dotfiles.chmod(0o777)  # a folder others can write is not the user's alone, linked or not
+    assert "writable by others" in _refused(capsys, 3, "us.gcr.io")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a symbolic link owned by another user")
+def test_a_link_owned_by_another_user_is_not_followed(
+    folder: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "planted"
+    target.mkdir(mode=0o700)
+    folder.symlink_to(target)
+    os.lchown(folder, 65534, 65534)
+    err = _refused(capsys, 3, "gcr.io")
+    assert "symbolic link owned by uid 65534" in err
+    assert list(target.iterdir()) == []

@@ -7,6 +7,7 @@ one line on stdout (what docker shows) and one on stderr, never a traceback, nev
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,37 +93,35 @@ def test_any_other_registry_gets_the_protocols_not_found_and_no_token(
     assert _fetches(emulator, sa["client_email"]) == 0  # not even fetched
 
 
-def test_hosts_the_user_named_are_answered(emulator: EmulatorClient, env: dict[str, str]) -> None:
-    # In docker's config, mapped to this helper: the user means it.
-    write_docker_config(env, {"credHelpers": {"registry.example.com:5000": "gcptoken", "ghcr.io": "gcloud"}})
-    assert helper(["get"], "registry.example.com:5000", env).returncode == 0
-    assert helper(["get"], "https://registry.example.com:5000", env).returncode == 0
-    assert helper(["get"], "registry.example.com", env).stdout == NOT_FOUND  # that port only
-    assert helper(["get"], "ghcr.io", env).stdout == NOT_FOUND  # another helper's
-    # In $GCPTOKEN_HELPER_HOSTS.
-    assert helper(["get"], "ghcr.io", {**env, "GCPTOKEN_HELPER_HOSTS": "ghcr.io"}).returncode == 0
-
-
-def test_an_unreadable_docker_config_widens_nothing(emulator: EmulatorClient, env: dict[str, str]) -> None:
-    path = write_docker_config(env, {})
-    path.write_text('{"credHelpers": {"registry.example.com": "gcptoken"')  # cut short
-    assert helper(["get"], "registry.example.com", env).stdout == NOT_FOUND
-    assert helper(["get"], "gcr.io", env).returncode == 0
-    path.write_text('{"credHelpers": {"registry.example.com": "gcptoken"}}')
-    path.chmod(0o666)  # others could have written that mapping: it is not taken
-    assert helper(["get"], "registry.example.com", env).stdout == NOT_FOUND
+def test_only_the_hosts_the_user_named_in_the_environment_are_answered(
+    emulator: EmulatorClient, sa: dict[str, str], env: dict[str, str]
+) -> None:
+    # A credHelpers entry alone (a repository-shipped DOCKER_CONFIG, an installer) is not enough: docker
+    # passes the bare host and follows whatever realm that registry names, plain HTTP too.
+    path = write_docker_config(env, {"credHelpers": {"registry.example.com:5000": "gcptoken", "ghcr.io": "gcloud"}})
     path.chmod(0o600)
-    assert helper(["get"], "registry.example.com", env).returncode == 0
+    mapped = helper(["get"], "registry.example.com:5000", env)
+    assert (mapped.returncode, mapped.stdout) == (1, NOT_FOUND)
+    # What the user can fix is said once on stderr (docker shows it); credsStore's other hosts stay quiet.
+    assert mapped.stderr.startswith("docker-credential-gcptoken: warning: registry.example.com:5000 is mapped")
+    assert "GCPTOKEN_HELPER_HOSTS=registry.example.com:5000" in mapped.stderr and mapped.stderr.count("\n") == 1
+    assert helper(["get"], "ghcr.io", env).stderr == ""  # another helper's: not ours to speak of
+    assert _fetches(emulator, sa["client_email"]) == 0
+    named = {**env, "GCPTOKEN_HELPER_HOSTS": "registry.example.com:5000"}
+    assert helper(["get"], "registry.example.com:5000", named).returncode == 0
+    assert helper(["get"], "https://registry.example.com:5000", named).returncode == 0
+    assert helper(["get"], "registry.example.com", named).stdout == NOT_FOUND  # that port only
+    assert helper(["get"], "http://registry.example.com:5000", named).stdout == NOT_FOUND  # never plain HTTP
 
 
-def test_list_is_a_json_object_of_servers_and_user_names(env: dict[str, str]) -> None:
+def test_list_names_googles_registries_only(env: dict[str, str]) -> None:
     write_docker_config(env, {"credHelpers": {"registry.example.com": "gcptoken"}})
     result = helper(["list"], "unused", env)  # docker writes "unused" to list's stdin
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.endswith("}\n") and "\n" not in result.stdout[:-1]
     listed = json.loads(result.stdout)
     assert listed["https://gcr.io"] == "oauth2accesstoken"
-    assert listed["registry.example.com"] == "oauth2accesstoken"
+    assert "registry.example.com" not in listed
 
 
 def test_version_and_help(env: dict[str, str]) -> None:
@@ -158,13 +157,48 @@ def test_bad_calls_get_the_protocols_error_form(env: dict[str, str], args: list[
 
 
 def test_store_and_erase_are_refused_politely(env: dict[str, str]) -> None:
+    write_docker_config(env, {"credHelpers": {"us-docker.pkg.dev": "gcptoken"}})
     stored = helper(["store"], '{"ServerURL":"us-docker.pkg.dev","Username":"u","Secret":"s3cret"}\n', env)
     _one_error(stored, stored.stdout)
     assert "stores no credentials" in stored.stdout and stored.stdout.count("\n") == 1
+    assert "remove it from credHelpers" in stored.stdout
     assert "s3cret" not in stored.stdout + stored.stderr
     erased = helper(["erase"], "us-docker.pkg.dev\n", env)
     _one_error(erased, erased.stdout)
     assert "gcptoken docker-config --remove" in erased.stdout
+
+
+def test_as_credsstore_the_store_refusal_says_what_to_change(env: dict[str, str]) -> None:
+    write_docker_config(env, {"credsStore": "gcptoken"})  # docker asks it to store every login
+    stored = helper(["store"], '{"ServerURL":"ghcr.io","Username":"u","Secret":"s3cret"}\n', env)
+    _one_error(stored, stored.stdout)
+    assert '"credsStore": "gcptoken"' in stored.stdout and "credHelpers entries" in stored.stdout
+    assert "remove it from credHelpers" not in stored.stdout
+
+
+@pytest.mark.parametrize("action", ["get", "list", "version", "store", "erase", "fetch"])
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_a_closed_or_full_stdout_is_one_line_and_exit_1(env: dict[str, str], action: str, stdout: str) -> None:
+    target = None if stdout == "closed" else open("/dev/full", "wb")  # noqa: SIM115 - closed below
+    try:
+        result = subprocess.run(
+            [str(HELPER), action],
+            input=b"gcr.io",
+            stdout=target if target is not None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            pass_fds=(),
+            preexec_fn=(lambda: os.close(1)) if target is None else None,  # fd 1 closed, as >&-
+            timeout=60,
+            check=False,
+        )
+    finally:
+        if target is not None:
+            target.close()
+    stderr = result.stderr.decode()
+    assert result.returncode == 1
+    assert "cannot write the answer to stdout" in stderr.splitlines()[-1]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
 
 
 def test_no_credential_is_one_line_on_each_stream(emulator: EmulatorClient, tmp_path: Path) -> None:

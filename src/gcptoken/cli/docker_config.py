@@ -14,8 +14,10 @@ EPILOG = """\
 With no REGISTRY: gcr.io and its regions (gcloud's default list); name Artifact Registry's hosts,
 e.g. us-docker.pkg.dev. The file is $DOCKER_CONFIG/config.json (default ~/.docker/config.json); every
 other setting in it is kept. A registry already mapped to another helper (gcloud, say) is left alone
-and nothing is written unless --force. A symbolic link there is not followed (point DOCKER_CONFIG at
-the real folder instead)."""
+and nothing is written unless --force. A registry that is not Google's is refused unless
+$GCPTOKEN_HELPER_HOSTS names it (the helper answers only those; set it where docker runs too).
+config.json as a symbolic link is not followed; a linked folder is, when the link and the folder
+are yours and others cannot write the folder."""
 
 
 def add_docker_config(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
@@ -35,11 +37,6 @@ def add_docker_config(command: Callable[[str, str, str], argparse.ArgumentParser
     parser.add_argument("--force", action="store_true", help="replace entries that name another helper")
     parser.add_argument("--remove", action="store_true", help="remove gcptoken's entries (default: all of them)")
     parser.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
-    parser.add_argument(
-        "--any-registry",
-        action="store_true",
-        help="allow a registry that is not Google's (docker will send it a Google access token)",
-    )
 
 
 def _say(verb: str, hosts: list[str]) -> None:
@@ -51,9 +48,7 @@ def run_docker_config(args: argparse.Namespace) -> int:
     from gcptoken.helpers.docker_config import update_docker_config
 
     names = [part for name in args.registries for part in name.split(",") if part.strip()]
-    change = update_docker_config(
-        names, force=args.force, remove=args.remove, dry_run=args.dry_run, any_registry=args.any_registry
-    )
+    change = update_docker_config(names, force=args.force, remove=args.remove, dry_run=args.dry_run)
     would = "would " if args.dry_run else ""
     _say(f"{would}add", change.added)
     _say(f"{would}replace", [f"{host} (was {helper})" for host, helper in change.replaced])

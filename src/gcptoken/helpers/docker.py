@@ -8,22 +8,29 @@ stdout. ``get`` takes the server (a host, ``host:port`` or a URL) on stdin and p
 ``list`` prints ``{server: username}``; ``version`` one line. Any failure is its message on stdout
 and exit 1; the exact message ``credentials not found in native keychain`` means "none here", which
 docker takes as no credentials rather than an error. Options come from the environment: docker
-passes no arguments.
+passes no options (its one argument is the action).
+
+Where a token goes is decided here and nowhere else: Google's registries and the hosts the user
+names in ``$GCPTOKEN_HELPER_HOSTS`` (``helpers.hosts.answers_for``), as gcloud's helper refuses a
+registry it does not recognise (``surface/auth/docker_helper.py``). A ``credHelpers`` entry alone
+never counts: a repository-shipped ``DOCKER_CONFIG`` or an installer could write one, and docker
+follows the realm a registry names (plain ``http://`` too) with the credentials it was given.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 
-from gcptoken.helpers.hosts import answers_for, host_of
+from gcptoken.helpers.hosts import HOSTS_ENV, answers_for, host_of
 
 TYPE_CHECKING = False  # not typing's: a cached ``get`` must stay as cheap as Python's start
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-__all__ = ["CONFIG_NAME", "HELPER_NAME", "NOT_FOUND", "USERNAME", "docker_config_path", "main", "mapped_hosts", "run"]
+__all__ = ["CONFIG_LIMIT", "CONFIG_NAME", "HELPER_NAME", "NOT_FOUND", "USERNAME", "docker_config_path", "main", "run"]
 
 PROGRAM = "docker-credential-gcptoken"
 HELPER_NAME = "gcptoken"  # what credHelpers / credsStore name: docker runs docker-credential-<NAME>
@@ -37,6 +44,7 @@ MISSING_SERVER = "no credentials server URL"
 CREDENTIALS_ENV = "GCPTOKEN_DOCKER_CREDENTIALS"  # a credential file instead of ADC's
 IMPERSONATE_ENV = "GCPTOKEN_DOCKER_IMPERSONATE"  # SA, or A,B,SA as gcloud's --impersonate-service-account
 CONFIG_NAME = "config.json"
+CONFIG_LIMIT = 4 << 20  # the largest docker config read or written here (docker-config's limit too)
 _MAX_INPUT = 64 * 1024  # bufio.Scanner's own limit on one line
 # Container Registry's hosts, as docker-credential-gcr lists them (config.DefaultGCRRegistries).
 _LISTED = ("gcr.io", "us.gcr.io", "eu.gcr.io", "asia.gcr.io", "marketplace.gcr.io", "staging-k8s.gcr.io")
@@ -52,12 +60,13 @@ Install: gcptoken docker-config            (gcr.io and its regions, as gcloud's 
          gcptoken docker-config us-docker.pkg.dev europe-west1-docker.pkg.dev
 That adds {{"credHelpers": {{"HOST": "{HELPER_NAME}"}}}} to $DOCKER_CONFIG/config.json (~/.docker).
 
-It answers only for Google's registries, the hosts in $GCPTOKEN_HELPER_HOSTS (comma-separated host,
-host:port or *.suffix) and the hosts your docker config maps to "{HELPER_NAME}" in credHelpers; any
-other registry gets "{NOT_FOUND}", so as docker's credsStore it never hands a Google
-token to another registry. store and erase are refused: nothing is stored.
+It answers only for Google's registries and the hosts in $GCPTOKEN_HELPER_HOSTS (comma-separated
+host, host:port or *.suffix; set it where docker runs): a credHelpers entry alone is not enough.
+Any other registry gets "{NOT_FOUND}", so as docker's
+credsStore it never hands a Google token to another registry. Prefer credHelpers: as credsStore
+every docker login fails, since store and erase are refused (nothing is stored).
 
-Environment (docker passes no arguments):
+Environment (docker passes no options):
   {CREDENTIALS_ENV}=FILE    a credential file instead of Application Default Credentials
   {IMPERSONATE_ENV}=SA      act as this service account (A,B,SA: through a delegation chain)
 """
@@ -69,34 +78,40 @@ def docker_config_path() -> str:
     return os.path.join(directory, CONFIG_NAME)
 
 
-def mapped_hosts(config: Any) -> list[str]:
-    """The credHelpers keys (as written) that name this helper, from a parsed docker config."""
-    helpers = config.get("credHelpers") if isinstance(config, dict) else None
-    if not isinstance(helpers, dict):
-        return []
-    return [key for key, value in helpers.items() if value == HELPER_NAME and isinstance(key, str)]
-
-
-def _configured_hosts() -> list[str]:
-    """Hosts the user mapped to us in docker's config; [] when it is missing, unreadable, or not
-    the user's alone (another user could write it): doubt never widens where a token goes."""
+def _docker_config() -> dict[str, Any] | None:
+    """docker's config, parsed, or None (missing, unreadable, a symlink, not an object). Read only
+    to word a message better: it never decides where a token goes."""
     try:
-        with open(docker_config_path(), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                return []
-            return mapped_hosts(json.loads(handle.read(1 << 20)))
+        fd = os.open(docker_config_path(), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as handle:
+            config = json.loads(handle.read(CONFIG_LIMIT))
     except (OSError, ValueError, RecursionError):
-        return []
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _is_ours(server: str) -> bool:
     if server.lower().startswith("http://"):
         return False  # a token never goes over plain HTTP
-    if answers_for(server):
-        return True
+    return answers_for(server)
+
+
+def _unanswered_mapping(server: str) -> str | None:
+    """Why a host mapped to this helper in credHelpers gets no token (one line), or None when it is
+    not mapped: only then is "not found" something the user can fix. Silent for credsStore, which
+    asks about every registry."""
+    config = _docker_config()
+    helpers = config.get("credHelpers") if config is not None else None
     authority = host_of(server)
-    return bool(authority) and any(host_of(key) == authority for key in _configured_hosts())
+    if not authority or not isinstance(helpers, dict) or server.lower().startswith("http://"):
+        return None
+    if not any(value == HELPER_NAME and host_of(str(key)) == authority for key, value in helpers.items()):
+        return None
+    return (
+        f"{authority} is mapped to {HELPER_NAME} in {docker_config_path()} but is neither a Google registry "
+        f"nor in {HOSTS_ENV}: "
+        f"no token given (set {HOSTS_ENV}={authority} where docker runs if it should get a Google token)"
+    )
 
 
 def _go_json(value: Any) -> str:
@@ -158,21 +173,23 @@ def _get(stdin: TextIO) -> str:
     if not server:
         raise _Refusal(MISSING_SERVER)
     if not _is_ours(server):
-        raise _Refusal(NOT_FOUND, None)
+        raise _Refusal(NOT_FOUND, _unanswered_mapping(server))
     return _go_json({"ServerURL": server, "Username": USERNAME, "Secret": _token()})
 
 
 def _list() -> str:
-    entries = {f"https://{host}": USERNAME for host in _LISTED}
-    entries.update({host: USERNAME for host in _configured_hosts()})
-    return _go_json(entries)
+    return _go_json({f"https://{host}": USERNAME for host in _LISTED})
 
 
 def _refuse_store(stdin: TextIO) -> str:
     stdin.read(_MAX_INPUT + 1)  # docker writes the credentials: read them so it never sees a broken pipe
+    config = _docker_config() or {}
+    if config.get("credsStore") == HELPER_NAME:  # then docker asks this helper to store every login
+        how = f'replace "credsStore": "{HELPER_NAME}" in docker\'s config with credHelpers entries for Google\'s hosts'
+    else:
+        how = "map the registry to another helper or remove it from credHelpers (gcptoken docker-config --remove HOST)"
     raise _Refusal(
-        f"{PROGRAM} stores no credentials: it hands out Google access tokens itself "
-        "(to log in with a password, remove the registry from credHelpers)"
+        f"{PROGRAM} stores no credentials: it hands out Google access tokens itself (to log in with a password, {how})"
     )
 
 
@@ -214,6 +231,8 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
         answer, code = f"{refusal}\n", 1
         if str(refusal) != NOT_FOUND:  # "none here" is an answer, not a failure to report
             stderr.write(f"{PROGRAM}: error: {refusal.detail or str(refusal).removeprefix(PROGRAM + ': ')}\n")
+        elif refusal.detail:  # a "none here" the user can fix: say why, once
+            stderr.write(f"{PROGRAM}: warning: {refusal.detail}\n")
     except Exception as exc:  # never a traceback where docker parses, nor a half answer
         answer, code = f"{PROGRAM}: internal error ({type(exc).__name__})\n", 1
         stderr.write(answer)
@@ -221,18 +240,42 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     return code
 
 
+def _stdout_failed(exc: OSError | None) -> int:
+    """One stderr line for an answer that could not be written (stdout closed, full, a broken pipe),
+    and stdout pointed at /dev/null so the interpreter's last flush cannot print a traceback."""
+    reason = "it is closed" if exc is None or exc.errno is None else os.strerror(exc.errno)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write(f"{PROGRAM}: error: cannot write the answer to stdout ({reason})\n")
+            sys.stderr.flush()
+        except OSError:
+            pass
+    return 1
+
+
 def main() -> int:
     """The console script ``docker-credential-gcptoken``."""
-    for stream in (sys.stdin, sys.stdout):
-        # docker speaks UTF-8 whatever the locale; bytes that are not are replaced, never a crash.
-        stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+    if sys.stdout is None:  # started with fd 1 closed: nowhere to answer
+        return _stdout_failed(None)
+    # docker speaks UTF-8 whatever the locale; bytes that are not are replaced, never a crash.
+    sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+    stdin = sys.stdin if sys.stdin is not None else io.StringIO("")  # fd 0 closed: nothing to read
+    if sys.stdin is not None:
+        sys.stdin.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+    stderr = sys.stderr if sys.stderr is not None else io.StringIO()
     try:
-        code = run(sys.argv[1:], sys.stdin, sys.stdout, sys.stderr)
+        code = run(sys.argv[1:], stdin, sys.stdout, stderr)
         sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 1
+    except OSError as exc:  # stdout full, a broken pipe, a closed descriptor: every action alike
+        return _stdout_failed(exc)
     return code
 
 
