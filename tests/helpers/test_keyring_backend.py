@@ -19,7 +19,17 @@ from gcptoken.helpers.keyring_backend import USERNAME, GcptokenKeyring
 from gcptoken.testing import EmulatorClient, write_key_file
 
 AR = "https://us-python.pkg.dev/my-project/my-repo/simple/"
-OTHERS = ["https://pypi.org/simple/", "pypi.org", "https://evilpkg.dev/simple/", "https://pkg.dev.evil.example/"]
+OTHERS = [
+    "https://pypi.org/simple/",
+    "pypi.org",
+    "https://evilpkg.dev/simple/",
+    "https://pkg.dev.evil.example/",
+    # pip and uv ask for the URL, then (only if that got nothing) for its bare host: an http://
+    # index of a Google host must get nothing from either question.
+    "http://us-python.pkg.dev/my-project/my-repo/simple/",
+    "us-python.pkg.dev",
+    "us-python.pkg.dev:443",
+]
 KEYRING = str(Path(sys.executable).with_name("keyring"))
 
 
@@ -44,7 +54,6 @@ def test_an_artifact_registry_url_or_host_gets_a_token_once_fetched(
     assert credential is not None and credential.username == USERNAME
     assert credential.password.startswith("ya29.")
     assert emulator.state.access_tokens[credential.password].email == adc["client_email"]
-    assert backend.get_password("us-python.pkg.dev", USERNAME) == credential.password  # the host, as uv asks next
     assert backend.get_credential(AR, USERNAME) is not None
     assert len(emulator.token_requests_by(adc["client_email"])) == 1  # then the disk cache
 
@@ -64,9 +73,12 @@ def test_another_user_name_gets_nothing(adc: dict[str, str]) -> None:
 
 
 def test_configured_hosts_are_answered_too(adc: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GCPTOKEN_HELPER_HOSTS", "127.0.0.1:8443")
+    monkeypatch.setenv("GCPTOKEN_HELPER_HOSTS", "127.0.0.1:8443,127.0.0.1")
     assert GcptokenKeyring().get_password("https://127.0.0.1:8443/p/r/simple/", USERNAME) is not None
     assert GcptokenKeyring().get_password("https://127.0.0.1:8444/p/r/simple/", USERNAME) is None
+    assert GcptokenKeyring().get_password("https://127.0.0.1/p/r/simple/", USERNAME) is not None
+    for plain in ("http://127.0.0.1/p/r/simple/", "http://127.0.0.1:8443/p/r/simple/", "127.0.0.1", "127.0.0.1:8443"):
+        assert GcptokenKeyring().get_password(plain, USERNAME) is None, plain
 
 
 def test_storing_and_deleting_are_refused_for_our_hosts() -> None:

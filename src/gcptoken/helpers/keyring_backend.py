@@ -1,7 +1,9 @@
 """A keyring backend (entry point ``keyring.backends``, name ``gcptoken``) that pip and uv ask for
 Artifact Registry credentials: ``oauth2accesstoken`` and an access token, for ``*.pkg.dev`` and the
-hosts in ``$GCPTOKEN_HELPER_HOSTS`` only; for every other service it answers None, so the next
-backend (or none) does. The token comes from the on-disk cache when fresh, so uv's
+hosts in ``$GCPTOKEN_HELPER_HOSTS`` only, and only asked with a full ``https://`` URL; for every
+other service it answers None, so the next backend (or none) does. Never for a bare host: pip and
+uv ask for the URL first and for its host only when the URL got nothing, which for an
+``http://`` index would hand a token to a plain-HTTP server. The token comes from the on-disk cache when fresh, so uv's
 ``keyring get URL USERNAME``, one process per request, costs a Python start, not a refresh.
 
 Failures answer None with one ``gcptoken:`` line on stderr: keyring's CLI prints a traceback for a
@@ -38,8 +40,8 @@ class _NotOurs(PasswordSetError, PasswordDeleteError, NotImplementedError):
 
 
 class GcptokenKeyring(KeyringBackend):
-    """Answers ``get_password``/``get_credential`` with a Google access token for the hosts
-    :func:`gcptoken.helpers.hosts.answers_for` names; stores and deletes nothing."""
+    """Answers ``get_password``/``get_credential`` with a Google access token for the ``https://``
+    URLs of the hosts :func:`gcptoken.helpers.hosts.answers_for` names; stores and deletes nothing."""
 
     # keyring asks backends in priority order (its chainer, priority 10, sorts the rest highest
     # first): above Google's own keyrings.gauth (9) so ours answers first for the same hosts, and
@@ -93,7 +95,7 @@ def _quiet_http_logs() -> None:
 def _token_for(service: str) -> str | None:
     from gcptoken.helpers.hosts import answers_for, host_of
 
-    if not answers_for(service) or _failed:
+    if not answers_for(service, url_only=True) or _failed:
         return None
     from gcptoken.errors import GcpTokenError
     from gcptoken.helpers.tokens import helper_token
