@@ -4,9 +4,13 @@ and the configured ones only, nothing stored or deleted, failures as None plus o
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.backend
@@ -14,8 +18,9 @@ import pytest
 from keyring.backends.chainer import ChainerBackend
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
+from gcptoken.credentials.base import DEADLINE_TIMEOUTS
 from gcptoken.helpers import keyring_backend
-from gcptoken.helpers.keyring_backend import USERNAME, GcptokenKeyring
+from gcptoken.helpers.keyring_backend import TIMEOUT_ENV, USERNAME, GcptokenKeyring
 from gcptoken.testing import EmulatorClient, write_key_file
 
 AR = "https://us-python.pkg.dev/my-project/my-repo/simple/"
@@ -157,3 +162,43 @@ def test_a_cached_answer_loads_neither_httpx_nor_cryptography(emulator: Emulator
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def hung_token_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A user credential whose token endpoint accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    token_uri = f"http://127.0.0.1:{listener.getsockname()[1]}/token"
+    user = {"type": "authorized_user", "refresh_token": "1//r", "client_id": "c", "client_secret": "s"}
+    path = tmp_path / "user.json"
+    path.write_text(json.dumps({**user, "token_uri": token_uri}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    monkeypatch.delenv("GCPTOKEN_EMULATOR_HOST", raising=False)
+    with listener:
+        yield
+
+
+@pytest.mark.usefixtures("hung_token_endpoint")
+def test_a_hung_token_endpoint_costs_a_lookup_its_deadline_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gcptoken's usual limits would hold pip here for 30 s (3 tries of 10 s); the bound below is
+    # far above the deadline set and far below that, so it says which limit ran, not how fast.
+    monkeypatch.setenv(TIMEOUT_ENV, "0.9")
+    started = time.monotonic()
+    assert GcptokenKeyring().get_password(AR, USERNAME) is None
+    assert time.monotonic() - started < 15
+    assert capsys.readouterr().err.startswith("gcptoken: no access token for us-python.pkg.dev:")
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "1e9"])
+def test_a_timeout_that_is_not_seconds_is_named_and_the_default_kept(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    assert keyring_backend._timeout() * DEADLINE_TIMEOUTS == keyring_backend.DEFAULT_TIMEOUT
+    assert capsys.readouterr().err.startswith(f"gcptoken: ignoring {TIMEOUT_ENV}=")
+
+
+def test_the_deadline_arithmetic_is_gcptokens() -> None:
+    assert keyring_backend._TIMEOUTS_PER_CALL == DEADLINE_TIMEOUTS

@@ -16,6 +16,7 @@ answers for."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gcptoken.extras import require
@@ -26,11 +27,20 @@ from keyring.backend import KeyringBackend
 from keyring.credentials import SimpleCredential
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
-__all__ = ["USERNAME", "GcptokenKeyring"]
+__all__ = ["TIMEOUT_ENV", "USERNAME", "GcptokenKeyring"]
 
 # Artifact Registry takes an access token as the password of this user name (and no other for a
 # token): https://cloud.google.com/artifact-registry/docs/python/authentication
 USERNAME = "oauth2accesstoken"
+
+# Seconds one lookup may spend getting a token, retries included. gcptoken's usual (10 s a
+# request, 30 s a token call) would hold pip or uv that long per lookup on a hung token endpoint,
+# and uv runs one lookup per request; Google's token endpoints answer in well under a second.
+TIMEOUT_ENV = "GCPTOKEN_KEYRING_TIMEOUT"
+DEFAULT_TIMEOUT = 9.0
+# A token call's requests and retries end within this many per-request timeouts
+# (gcptoken.credentials.base.DEADLINE_TIMEOUTS; not imported: it loads httpx).
+_TIMEOUTS_PER_CALL = 3
 
 
 class _NotOurs(PasswordSetError, PasswordDeleteError, NotImplementedError):
@@ -92,6 +102,22 @@ def _quiet_http_logs() -> None:
             logger.setLevel(logging.WARNING)
 
 
+def _timeout() -> float:
+    """The per-request timeout that makes a whole token call end within ``$GCPTOKEN_KEYRING_TIMEOUT``."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    total = DEFAULT_TIMEOUT
+    if text:
+        try:
+            total = float(text)
+        except ValueError:
+            total = -1.0
+        if not 0 < total <= 600:
+            shown = text.encode("ascii", "backslashreplace").decode()[:40]
+            print(f"gcptoken: ignoring {TIMEOUT_ENV}={shown!r}: not seconds in (0, 600]", file=sys.stderr)
+            total = DEFAULT_TIMEOUT
+    return total / _TIMEOUTS_PER_CALL
+
+
 def _token_for(service: str) -> str | None:
     from gcptoken.helpers.hosts import answers_for, host_of
 
@@ -103,7 +129,7 @@ def _token_for(service: str) -> str | None:
 
     _quiet_http_logs()
     try:
-        return helper_token("access_token").value
+        return helper_token("access_token", timeout=_timeout()).value
     except GcpTokenError as error:
         problem = one_line(str(error))
     except Exception as error:  # a bug of ours must not become a traceback in pip's or uv's output
