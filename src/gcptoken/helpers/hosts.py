@@ -57,20 +57,21 @@ def _entry_pattern(entry: str) -> str | None:
     text = entry.strip().lower()
     scheme, found, rest = text.partition("://")
     if found and scheme != "https":
-        return _ignored(entry, "a helper answers for https only")
+        _warn(entry, "a helper answers for https only")
+        return None
     authority = (rest if found else text).split("/", 1)[0]
     host, port = _split(authority)
     if "@" in authority or not host or (port and not port.isdigit()) or host_of(authority) != authority:
-        return _ignored(entry, "not a host, host:port or *.suffix")
+        _warn(entry, "not a host, host:port or *.suffix")
+        return None
     return authority
 
 
-def _ignored(entry: str, reason: str) -> None:
+def _warn(entry: str, reason: str) -> None:
     if entry not in _warned:
         _warned.add(entry)
         shown = entry.encode("ascii", "backslashreplace").decode()[:100]
-        print(f"gcptoken: ignoring {HOSTS_ENV} entry {shown!r}: {reason}", file=sys.stderr)
-    return None
+        print(f"gcptoken: ignoring {HOSTS_ENV} entry {shown!r}: {reason}", file=sys.stderr)  # repr: escaped
 
 
 def _patterns() -> list[str]:
