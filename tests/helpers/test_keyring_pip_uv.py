@@ -113,7 +113,7 @@ def assert_clean_failure(done: subprocess.CompletedProcess[str]) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stdout + done.stderr
     ours = {line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip().startswith("gcptoken:")}
-    # One line (pip's subprocess provider and uv run keyring twice, for the URL then the host).
+    # One line: the URL's lookup says it; the host's, asked next by pip and uv, gets None silently.
     assert len(ours) == 1 and "no access token for 127.0.0.1:" in ours.pop()
     assert "HTTP Request:" not in done.stdout + done.stderr  # no httpx log in pip's output
     assert "ya29." not in done.stdout + done.stderr

@@ -86,8 +86,8 @@ def _refusal(service: str, verb: str) -> Exception:
     return PasswordSetError(message) if verb == "store" else PasswordDeleteError(message)
 
 
-# A failure already told in this process (pip's ``import`` provider asks for the URL, then its
-# host, on every 401): said once, not retried, so pip's output carries one gcptoken line.
+# A failure already told in this process (pip's ``import`` provider asks again on every 401, for
+# each page): said once, not retried, so pip's output carries one gcptoken line.
 _failed: list[str] = []
 
 
