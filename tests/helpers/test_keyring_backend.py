@@ -129,6 +129,13 @@ def test_keyrings_cli_prints_the_token_and_nothing_else(emulator: EmulatorClient
     creds = _keyring_cli(["get", AR, "--mode", "creds"], {})  # uv, for an index URL without a user name
     assert creds.returncode == 0
     assert creds.stdout.splitlines() == [USERNAME, done.stdout.strip()]
+    # pip 26.3's subprocess provider (pip/_internal/network/auth.py, KeyRingCliProvider._get_creds).
+    as_json = _keyring_cli(["--mode=creds", "--output=json", "get", AR, USERNAME], {})
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == {"username": USERNAME, "password": done.stdout.strip()}
+    # ... and its host, which pip asks after the URL: nothing (rc 1), on stdout nothing.
+    host = _keyring_cli(["--mode=creds", "--output=json", "get", "us-python.pkg.dev", USERNAME], {})
+    assert (host.returncode, host.stdout) == (1, "")
 
 
 def test_keyrings_cli_failure_is_one_line_no_traceback(tmp_path: Path) -> None:
