@@ -53,6 +53,9 @@ def test_googles_registries_are_answered(server: str, monkeypatch: pytest.Monkey
         "HTTP://gcr.io/v2/",
         "ftp://gcr.io",
         "ws://us-docker.pkg.dev",
+        "https://[::1",  # brackets that do not close, or close on something else: no host
+        "[::1]x",
+        "https://]:",
     ],
 )
 def test_other_hosts_are_not(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +125,17 @@ def test_a_url_entry_means_its_authority(
 
 @pytest.mark.usefixtures("warnings_anew")
 @pytest.mark.parametrize(
-    "entry", ["http://127.0.0.1:8080", "ftp://127.0.0.1", "alice@127.0.0.1", "127.0.0.1:80x", "bad host", "h\x1b[2J"]
+    "entry",
+    [
+        "http://127.0.0.1:8080",
+        "ftp://127.0.0.1",
+        "alice@127.0.0.1",
+        "127.0.0.1:80x",
+        "bad host",
+        "h\x1b[2J",
+        "[::1",
+        "]:",
+    ],
 )
 def test_an_entry_no_server_can_match_is_ignored_with_one_warning(
     entry: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -40,9 +40,13 @@ def _split(authority: str) -> tuple[str, str]:
     """(host, port) of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the host without a
     trailing dot (``gcr.io.`` is ``gcr.io``)."""
     if authority.startswith("["):
-        host, _, after = authority.partition("]")
+        host, closed, after = authority.partition("]")
+        if not closed or (after and not after.startswith(":")) or "[" in host[1:]:
+            return "", ""  # "[::1", "[::1]x": no host, so nothing matches it
         return host + "]", after.removeprefix(":")
     host, _, port = authority.partition(":")
+    if "[" in host or "]" in host:
+        return "", ""
     return host.rstrip("."), port
 
 
