@@ -4,9 +4,13 @@ and the configured ones only, nothing stored or deleted, failures as None plus o
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.backend
@@ -14,12 +18,23 @@ import pytest
 from keyring.backends.chainer import ChainerBackend
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
+from gcptoken.credentials.base import DEADLINE_TIMEOUTS
 from gcptoken.helpers import keyring_backend
-from gcptoken.helpers.keyring_backend import USERNAME, GcptokenKeyring
+from gcptoken.helpers.keyring_backend import TIMEOUT_ENV, USERNAME, GcptokenKeyring
 from gcptoken.testing import EmulatorClient, write_key_file
 
 AR = "https://us-python.pkg.dev/my-project/my-repo/simple/"
-OTHERS = ["https://pypi.org/simple/", "pypi.org", "https://evilpkg.dev/simple/", "https://pkg.dev.evil.example/"]
+OTHERS = [
+    "https://pypi.org/simple/",
+    "pypi.org",
+    "https://evilpkg.dev/simple/",
+    "https://pkg.dev.evil.example/",
+    # pip and uv ask for the URL, then (only if that got nothing) for its bare host: an http://
+    # index of a Google host must get nothing from either question.
+    "http://us-python.pkg.dev/my-project/my-repo/simple/",
+    "us-python.pkg.dev",
+    "us-python.pkg.dev:443",
+]
 KEYRING = str(Path(sys.executable).with_name("keyring"))
 
 
@@ -44,7 +59,6 @@ def test_an_artifact_registry_url_or_host_gets_a_token_once_fetched(
     assert credential is not None and credential.username == USERNAME
     assert credential.password.startswith("ya29.")
     assert emulator.state.access_tokens[credential.password].email == adc["client_email"]
-    assert backend.get_password("us-python.pkg.dev", USERNAME) == credential.password  # the host, as uv asks next
     assert backend.get_credential(AR, USERNAME) is not None
     assert len(emulator.token_requests_by(adc["client_email"])) == 1  # then the disk cache
 
@@ -64,9 +78,12 @@ def test_another_user_name_gets_nothing(adc: dict[str, str]) -> None:
 
 
 def test_configured_hosts_are_answered_too(adc: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GCPTOKEN_HELPER_HOSTS", "127.0.0.1:8443")
+    monkeypatch.setenv("GCPTOKEN_HELPER_HOSTS", "127.0.0.1:8443,127.0.0.1")
     assert GcptokenKeyring().get_password("https://127.0.0.1:8443/p/r/simple/", USERNAME) is not None
     assert GcptokenKeyring().get_password("https://127.0.0.1:8444/p/r/simple/", USERNAME) is None
+    assert GcptokenKeyring().get_password("https://127.0.0.1/p/r/simple/", USERNAME) is not None
+    for plain in ("http://127.0.0.1/p/r/simple/", "http://127.0.0.1:8443/p/r/simple/", "127.0.0.1", "127.0.0.1:8443"):
+        assert GcptokenKeyring().get_password(plain, USERNAME) is None, plain
 
 
 def test_storing_and_deleting_are_refused_for_our_hosts() -> None:
@@ -112,6 +129,13 @@ def test_keyrings_cli_prints_the_token_and_nothing_else(emulator: EmulatorClient
     creds = _keyring_cli(["get", AR, "--mode", "creds"], {})  # uv, for an index URL without a user name
     assert creds.returncode == 0
     assert creds.stdout.splitlines() == [USERNAME, done.stdout.strip()]
+    # pip 26.3's subprocess provider (pip/_internal/network/auth.py, KeyRingCliProvider._get_creds).
+    as_json = _keyring_cli(["--mode=creds", "--output=json", "get", AR, USERNAME], {})
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == {"username": USERNAME, "password": done.stdout.strip()}
+    # ... and its host, which pip asks after the URL: nothing (rc 1), on stdout nothing.
+    host = _keyring_cli(["--mode=creds", "--output=json", "get", "us-python.pkg.dev", USERNAME], {})
+    assert (host.returncode, host.stdout) == (1, "")
 
 
 def test_keyrings_cli_failure_is_one_line_no_traceback(tmp_path: Path) -> None:
@@ -145,3 +169,43 @@ def test_a_cached_answer_loads_neither_httpx_nor_cryptography(emulator: Emulator
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def hung_token_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A user credential whose token endpoint accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    token_uri = f"http://127.0.0.1:{listener.getsockname()[1]}/token"
+    user = {"type": "authorized_user", "refresh_token": "1//r", "client_id": "c", "client_secret": "s"}
+    path = tmp_path / "user.json"
+    path.write_text(json.dumps({**user, "token_uri": token_uri}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    monkeypatch.delenv("GCPTOKEN_EMULATOR_HOST", raising=False)
+    with listener:
+        yield
+
+
+@pytest.mark.usefixtures("hung_token_endpoint")
+def test_a_hung_token_endpoint_costs_a_lookup_its_deadline_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gcptoken's usual limits would hold pip here for 30 s (3 tries of 10 s); the bound below is
+    # far above the deadline set and far below that, so it says which limit ran, not how fast.
+    monkeypatch.setenv(TIMEOUT_ENV, "0.9")
+    started = time.monotonic()
+    assert GcptokenKeyring().get_password(AR, USERNAME) is None
+    assert time.monotonic() - started < 15
+    assert capsys.readouterr().err.startswith("gcptoken: no access token for us-python.pkg.dev:")
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "1e9"])
+def test_a_timeout_that_is_not_seconds_is_named_and_the_default_kept(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    assert keyring_backend._timeout() * DEADLINE_TIMEOUTS == keyring_backend.DEFAULT_TIMEOUT
+    assert capsys.readouterr().err.startswith(f"gcptoken: ignoring {TIMEOUT_ENV}=")
+
+
+def test_the_deadline_arithmetic_is_gcptokens() -> None:
+    assert keyring_backend._TIMEOUTS_PER_CALL == DEADLINE_TIMEOUTS

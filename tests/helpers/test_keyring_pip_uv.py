@@ -1,15 +1,20 @@
 """The real pip and the real uv installing from the emulated Artifact Registry Python repository
 over HTTPS, with credentials from gcptoken's keyring backend, set up as the README says: pip's
 ``--keyring-provider import`` and ``subprocess``, uv's ``subprocess`` (``keyring`` on PATH);
-a failing credential is a clean failure; an index not in the host list never sees a token."""
+a failing credential is a clean failure; an index not in the host list, or a listed host over
+plain HTTP, never sees a token."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -108,7 +113,7 @@ def assert_clean_failure(done: subprocess.CompletedProcess[str]) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stdout + done.stderr
     ours = {line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip().startswith("gcptoken:")}
-    # One line (pip's subprocess provider and uv run keyring twice, for the URL then the host).
+    # One line: the URL's lookup says it; the host's, asked next by pip and uv, gets None silently.
     assert len(ours) == 1 and "no access token for 127.0.0.1:" in ours.pop()
     assert "HTTP Request:" not in done.stdout + done.stderr  # no httpx log in pip's output
     assert "ya29." not in done.stdout + done.stderr
@@ -193,3 +198,55 @@ def test_uv_without_a_user_name_asks_for_both(env: dict[str, str], registry: Emu
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert installed(tmp_path / "t") == {"gcptoken_demo_app", "gcptoken_demo_core"}
+
+
+class _PlainIndex(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP index on loopback that challenges as Artifact Registry does and records every
+    Authorization it is sent: what an attacker's http:// server on a listed host would collect."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", f'Basic realm="http://{self.headers.get("Host", "")}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_index() -> Iterator[str]:
+    _PlainIndex.seen.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlainIndex)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_plain_http_index_on_a_listed_host_never_sees_a_token(
+    env: dict[str, str], plain_index: str, tmp_path: Path
+) -> None:
+    # The host (and port) is listed, as a user would list their registry: only https:// gets a token.
+    env = {**env, "GCPTOKEN_HELPER_HOSTS": plain_index}
+    url, with_user = f"http://{plain_index}/simple/", f"http://oauth2accesstoken@{plain_index}/simple/"
+    trusted = ("--trusted-host", plain_index.split(":")[0], "--retries", "0")
+    for done in (
+        pip(env, tmp_path / "a", "import", *trusted, "--index-url", url, "gcptoken-demo-core"),
+        pip(env, tmp_path / "b", "subprocess", *trusted, "--index-url", with_user, "gcptoken-demo-core"),
+        uv(env, tmp_path / "c", "--index-url", with_user, "gcptoken-demo-core"),
+    ):
+        assert done.returncode != 0
+        assert "Traceback" not in done.stdout + done.stderr
+    assert _PlainIndex.seen, "pip and uv asked the plain index"
+    assert not any(value.lower().startswith("basic") and value != _NO_PASSWORD for value in _PlainIndex.seen)
+
+
+# uv sends the URL's user name with an empty password up front: that is not a token.
+_NO_PASSWORD = "Basic " + base64.b64encode(b"oauth2accesstoken:").decode()

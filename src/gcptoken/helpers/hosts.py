@@ -2,11 +2,17 @@
 Container Registry's ``gcr.io`` and ``*.gcr.io``) and the hosts the user names in
 ``$GCPTOKEN_HELPER_HOSTS``. Any other host gets "not mine", so a helper configured for every
 registry (docker's ``credsStore``, a keyring consulted for every index) never hands a Google
-token to someone else's server."""
+token to someone else's server.
+
+A server named with a scheme is answered for ``https`` only: a token sent over plain HTTP is
+readable on the way (and an ``http://`` index is not Artifact Registry, which is HTTPS-only). A
+user's entry the rules cannot read (``http://h``, ``h:port/x``, ``user@h``) is ignored with one
+``gcptoken:`` line on stderr naming it, once per process, rather than silently never matching."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["GOOGLE_HOSTS", "HOSTS_ENV", "answers_for", "host_of"]
 
@@ -34,14 +40,47 @@ def _split(authority: str) -> tuple[str, str]:
     """(host, port) of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the host without a
     trailing dot (``gcr.io.`` is ``gcr.io``)."""
     if authority.startswith("["):
-        host, _, after = authority.partition("]")
+        host, closed, after = authority.partition("]")
+        if not closed or (after and not after.startswith(":")) or "[" in host[1:]:
+            return "", ""  # "[::1", "[::1]x": no host, so nothing matches it
         return host + "]", after.removeprefix(":")
     host, _, port = authority.partition(":")
+    if "[" in host or "]" in host:
+        return "", ""
     return host.rstrip("."), port
 
 
+# Entries already warned about in this process: one line each, however often a helper asks.
+_warned: set[str] = set()
+
+
+def _entry_pattern(entry: str) -> str | None:
+    """The ``host``, ``host:port`` or ``*.suffix`` an entry names: ``https://`` and a trailing
+    path are dropped (``https://h:8443/`` is ``h:8443``); None, with a warning, for what no
+    server could match (another scheme, a user part, a port that is not a number)."""
+    text = entry.strip().lower()
+    scheme, found, rest = text.partition("://")
+    if found and scheme != "https":
+        _warn(entry, "a helper answers for https only")
+        return None
+    authority = (rest if found else text).split("/", 1)[0]
+    host, port = _split(authority)
+    if "@" in authority or not host or (port and not port.isdigit()) or host_of(authority) != authority:
+        _warn(entry, "not a host, host:port or *.suffix")
+        return None
+    return authority
+
+
+def _warn(entry: str, reason: str) -> None:
+    if entry not in _warned:
+        _warned.add(entry)
+        shown = entry.encode("ascii", "backslashreplace").decode()[:100]
+        print(f"gcptoken: ignoring {HOSTS_ENV} entry {shown!r}: {reason}", file=sys.stderr)  # repr: escaped
+
+
 def _patterns() -> list[str]:
-    extra = [pattern.strip().lower() for pattern in os.environ.get(HOSTS_ENV, "").split(",")]
+    entries = [entry for entry in os.environ.get(HOSTS_ENV, "").split(",") if entry.strip()]
+    extra = [_entry_pattern(entry) for entry in entries]
     return [*GOOGLE_HOSTS, *(pattern for pattern in extra if pattern)]
 
 
@@ -58,8 +97,13 @@ def _matches(host: str, port: str, pattern: str) -> bool:
     return host == want_host
 
 
-def answers_for(server: str) -> bool:
-    """Whether ``server`` (a host, ``host:port`` or URL) is one this helper hands tokens to."""
+def answers_for(server: str, *, url_only: bool = False) -> bool:
+    """Whether ``server`` (a host, ``host:port`` or URL) is one this helper hands tokens to: a
+    URL only with the ``https`` scheme; with ``url_only``, nothing but such a URL (pip and uv ask
+    a keyring for the bare host only after the URL was refused, e.g. for ``http://``)."""
+    scheme, found, _ = server.strip().partition("://")
+    if (found and scheme.lower() != "https") or (url_only and not found):
+        return False
     authority = host_of(server)
     if not authority:
         return False

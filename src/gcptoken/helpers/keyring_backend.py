@@ -1,7 +1,9 @@
 """A keyring backend (entry point ``keyring.backends``, name ``gcptoken``) that pip and uv ask for
 Artifact Registry credentials: ``oauth2accesstoken`` and an access token, for ``*.pkg.dev`` and the
-hosts in ``$GCPTOKEN_HELPER_HOSTS`` only; for every other service it answers None, so the next
-backend (or none) does. The token comes from the on-disk cache when fresh, so uv's
+hosts in ``$GCPTOKEN_HELPER_HOSTS`` only, and only asked with a full ``https://`` URL; for every
+other service it answers None, so the next backend (or none) does. Never for a bare host: pip and
+uv ask for the URL first and for its host only when the URL got nothing, which for an
+``http://`` index would hand a token to a plain-HTTP server. The token comes from the on-disk cache when fresh, so uv's
 ``keyring get URL USERNAME``, one process per request, costs a Python start, not a refresh.
 
 Failures answer None with one ``gcptoken:`` line on stderr: keyring's CLI prints a traceback for a
@@ -14,6 +16,7 @@ answers for."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gcptoken.extras import require
@@ -24,11 +27,20 @@ from keyring.backend import KeyringBackend
 from keyring.credentials import SimpleCredential
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
-__all__ = ["USERNAME", "GcptokenKeyring"]
+__all__ = ["TIMEOUT_ENV", "USERNAME", "GcptokenKeyring"]
 
 # Artifact Registry takes an access token as the password of this user name (and no other for a
 # token): https://cloud.google.com/artifact-registry/docs/python/authentication
 USERNAME = "oauth2accesstoken"
+
+# Seconds one lookup may spend getting a token, retries included. gcptoken's usual (10 s a
+# request, 30 s a token call) would hold pip or uv that long per lookup on a hung token endpoint,
+# and uv runs one lookup per request; Google's token endpoints answer in well under a second.
+TIMEOUT_ENV = "GCPTOKEN_KEYRING_TIMEOUT"
+DEFAULT_TIMEOUT = 9.0
+# A token call's requests and retries end within this many per-request timeouts
+# (gcptoken.credentials.base.DEADLINE_TIMEOUTS; not imported: it loads httpx).
+_TIMEOUTS_PER_CALL = 3
 
 
 class _NotOurs(PasswordSetError, PasswordDeleteError, NotImplementedError):
@@ -38,8 +50,8 @@ class _NotOurs(PasswordSetError, PasswordDeleteError, NotImplementedError):
 
 
 class GcptokenKeyring(KeyringBackend):
-    """Answers ``get_password``/``get_credential`` with a Google access token for the hosts
-    :func:`gcptoken.helpers.hosts.answers_for` names; stores and deletes nothing."""
+    """Answers ``get_password``/``get_credential`` with a Google access token for the ``https://``
+    URLs of the hosts :func:`gcptoken.helpers.hosts.answers_for` names; stores and deletes nothing."""
 
     # keyring asks backends in priority order (its chainer, priority 10, sorts the rest highest
     # first): above Google's own keyrings.gauth (9) so ours answers first for the same hosts, and
@@ -74,8 +86,8 @@ def _refusal(service: str, verb: str) -> Exception:
     return PasswordSetError(message) if verb == "store" else PasswordDeleteError(message)
 
 
-# A failure already told in this process (pip's ``import`` provider asks for the URL, then its
-# host, on every 401): said once, not retried, so pip's output carries one gcptoken line.
+# A failure already told in this process (pip's ``import`` provider asks again on every 401, for
+# each page): said once, not retried, so pip's output carries one gcptoken line.
 _failed: list[str] = []
 
 
@@ -90,10 +102,26 @@ def _quiet_http_logs() -> None:
             logger.setLevel(logging.WARNING)
 
 
+def _timeout() -> float:
+    """The per-request timeout that makes a whole token call end within ``$GCPTOKEN_KEYRING_TIMEOUT``."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    total = DEFAULT_TIMEOUT
+    if text:
+        try:
+            total = float(text)
+        except ValueError:
+            total = -1.0
+        if not 0 < total <= 600:
+            shown = text.encode("ascii", "backslashreplace").decode()[:40]
+            print(f"gcptoken: ignoring {TIMEOUT_ENV}={shown!r}: not seconds in (0, 600]", file=sys.stderr)
+            total = DEFAULT_TIMEOUT
+    return total / _TIMEOUTS_PER_CALL
+
+
 def _token_for(service: str) -> str | None:
     from gcptoken.helpers.hosts import answers_for, host_of
 
-    if not answers_for(service) or _failed:
+    if not answers_for(service, url_only=True) or _failed:
         return None
     from gcptoken.errors import GcpTokenError
     from gcptoken.helpers.tokens import helper_token
@@ -101,7 +129,7 @@ def _token_for(service: str) -> str | None:
 
     _quiet_http_logs()
     try:
-        return helper_token("access_token").value
+        return helper_token("access_token", timeout=_timeout()).value
     except GcpTokenError as error:
         problem = one_line(str(error))
     except Exception as error:  # a bug of ours must not become a traceback in pip's or uv's output

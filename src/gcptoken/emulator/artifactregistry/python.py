@@ -7,6 +7,10 @@ What it checks, as Artifact Registry does: credentials as HTTP Basic with the us
 ``oauth2accesstoken`` and an access token as the password (a Bearer token too), else 401 with
 ``WWW-Authenticate: Basic realm="https://HOST"`` (the challenge Artifact Registry sends, which is
 what makes pip and uv ask their keyring); a valid token without the cloud-platform scope: 403.
+Credentials come first: any ``/PROJECT/REPOSITORY/simple…`` path, or a distribution file's, gets
+the 401 without them, whichever project it names. A project page without its trailing slash
+redirects to the slash form (PEP 503). HTTPS only: over the emulator's plain-HTTP port every such
+path redirects to the HTTPS port (or, without one, is refused), credentials or not.
 Deliberately different: one repository (:data:`REPOSITORY`) in the emulated project, HTML only
 (PEP 503; no PEP 691 JSON), no IAM on it beyond the scope, no ``_json_key_base64`` user, no upload."""
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import re
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -68,17 +73,41 @@ def _unauthorized(request: Request) -> Response | None:
     return None
 
 
+# A file path Artifact Registry's Python format owns (wheels and sdists): other paths of four
+# segments belong to other APIs and stay "not emulated".
+_DISTRIBUTION = re.compile(r"[^/]+\.(whl|tar\.gz|zip)")
+
+
+def _plain_http(request: Request) -> Response | None:
+    """Artifact Registry is HTTPS-only (and ``.dev`` is on browsers' HSTS preload list): over
+    plain HTTP, Google's front end redirects to https without reading credentials. The
+    emulator redirects to its own HTTPS port, or refuses when it has none."""
+    if request.url.scheme == "https":
+        return None
+    state: EmulatorState = request.app.state.emulator
+    if state.tls_url is None:
+        return PlainTextResponse("This repository is served over HTTPS only.", status_code=403)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{state.tls_url}{request.url.path}{query}", status_code=301)
+
+
 def _refusal(request: Request) -> Response | None:
     """None for a GET of this repository by a caller who may read it; else what the emulator or
-    Artifact Registry answers. The routes take every method and path of their shape, so a path
-    of another project (or another Google API) stays "not emulated", as before they existed."""
+    Artifact Registry answers: plain HTTP redirected, then credentials (any project's path of
+    this shape), then "not emulated" for another project or repository, then the method."""
     state: EmulatorState = request.app.state.emulator
     params = request.path_params
+    ours_in_shape = "package" not in params or "filename" not in params or _DISTRIBUTION.fullmatch(params["filename"])
+    if not ours_in_shape:
+        return not_emulated(request, f"The requested URL {request.url.path} was not found on this server.")
+    refused = _plain_http(request) or _unauthorized(request)
+    if refused is not None:
+        return refused
     if params["project"] not in (state.project_id, state.project_number) or params["repository"] != REPOSITORY:
         return not_emulated(request, f"The requested URL {request.url.path} was not found on this server.")
     if request.method not in ("GET", "HEAD"):
         return api_error(405, f"Method {request.method} is not allowed for {request.url.path}.")
-    return _unauthorized(request)
+    return None
 
 
 async def simple_root(request: Request) -> Response:
@@ -106,6 +135,21 @@ async def simple_project(request: Request) -> Response:
     return _page(f"Links for {wheel.project}", f'<a href="{html.escape(href)}">{wheel.filename}</a>\n')
 
 
+async def without_slash(request: Request) -> Response:
+    """``GET /PROJECT/REPOSITORY/simple`` or ``…/simple/PACKAGE``: PEP 503 says a repository
+    SHOULD redirect a URL without the trailing slash to the one with it (301, relative)."""
+    refused = _refusal(request)
+    if refused is not None:
+        return refused
+    name = request.path_params.get("package")
+    if name is None:
+        return RedirectResponse("simple/", status_code=301)
+    wheel = wheels().get(normalized(name))
+    if wheel is None:
+        return PlainTextResponse("Not Found", status_code=404)
+    return RedirectResponse(f"{wheel.project}/", status_code=301)  # a name of ours: no caller text
+
+
 async def download(request: Request) -> Response:
     """``GET /PROJECT/REPOSITORY/PACKAGE/FILE``: a wheel, where the index's links point."""
     refused = _refusal(request)
@@ -127,7 +171,9 @@ def _page(title: str, links: str) -> HTMLResponse:
 # Every method (Starlette's default is GET): _refusal answers the ones that are not ours.
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 routes = [
+    Route("/{project}/{repository}/simple", without_slash, methods=_ANY),
     Route("/{project}/{repository}/simple/", simple_root, methods=_ANY),
+    Route("/{project}/{repository}/simple/{package}", without_slash, methods=_ANY),
     Route("/{project}/{repository}/simple/{package}/", simple_project, methods=_ANY),
     Route("/{project}/{repository}/{package}/{filename}", download, methods=_ANY),
 ]
