@@ -23,7 +23,8 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from gcptoken.emulator.artifactregistry.wheels import normalized, wheels
 from gcptoken.emulator.http.responses import api_error, log_detail, not_emulated
@@ -168,6 +169,18 @@ def _page(title: str, links: str) -> HTMLResponse:
     return HTMLResponse(body)
 
 
+class _DistributionRoute(Route):
+    """Matches only a distribution file's name: any other four-segment path is another API's
+    (``/service_accounts/v1/jwk/EMAIL``), whose own route must answer it — a POST there is that
+    route's 405, never this catch-all's 404."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and not _DISTRIBUTION.fullmatch(child["path_params"].get("filename", "")):
+            return Match.NONE, {}
+        return match, child
+
+
 # Every method (Starlette's default is GET): _refusal answers the ones that are not ours.
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 routes = [
@@ -175,5 +188,5 @@ routes = [
     Route("/{project}/{repository}/simple/", simple_root, methods=_ANY),
     Route("/{project}/{repository}/simple/{package}", without_slash, methods=_ANY),
     Route("/{project}/{repository}/simple/{package}/", simple_project, methods=_ANY),
-    Route("/{project}/{repository}/{package}/{filename}", download, methods=_ANY),
+    _DistributionRoute("/{project}/{repository}/{package}/{filename}", download, methods=_ANY),
 ]
