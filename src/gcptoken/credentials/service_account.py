@@ -222,7 +222,6 @@ class ServiceAccountCredentials(Credentials):
         # like one is an error before any lookup.
         if not self._key_parsed:
             self._signing_ready()
-            self._key_parsed = True
         return self.shared_identity()
 
     def shared_identity(self) -> str | None:
@@ -248,11 +247,21 @@ class ServiceAccountCredentials(Credentials):
         self._signing_ready()
         return self_signed_jwt(self.key, audience, scopes, lifetime)
 
+    def signs_locally(self) -> bool:
+        return True
+
+    def signing_key_loaded(self) -> bool:
+        return self._key_parsed
+
+    def load_signing_key(self) -> None:
+        self._signing_ready()
+
     def _signing_ready(self) -> None:
         try:
             _ = self.key.signing_key
         except CredentialsError as exc:
             raise CredentialsError(f"{self.source}: {exc}") from None
+        self._key_parsed = True
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         if self.subject is not None:
