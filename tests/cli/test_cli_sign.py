@@ -119,3 +119,38 @@ def test_what_sign_jwt_prints_verifies_with_the_service_account_preset(
     checked = gcptoken("verify", "-", "--service-account", email, "--audience", AUD, env=env, stdin=signed.out)
     assert checked.code == 0, checked.err
     assert json.loads(checked.out)["sub"] == email
+
+
+@pytest.mark.parametrize("args", [("sign-blob", "-"), ("sign-jwt", "--claims", "-")])
+def test_a_closed_stdin_is_one_line(env: dict[str, str], args: tuple[str, ...]) -> None:
+    import os
+    import subprocess
+
+    from tests.cli.test_cli import COMMAND
+
+    def close_stdin() -> None:  # as the shell's <&- does
+        os.close(0)
+
+    completed = subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, env={**os.environ, **env}, preexec_fn=close_stdin, check=False
+    )
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.count("\n") == 1 and "stdin, which is closed" in completed.stderr
+
+
+def test_oversized_stdin_is_called_stdin(env: dict[str, str]) -> None:
+    for args in (("sign-blob", "-"), ("sign-jwt", "--claims", "-")):
+        printed = gcptoken(*args, env=env, stdin="x" * (1024 * 1024 + 1))
+        assert (printed.code, printed.out) == (2, "")
+        assert "on stdin is larger than" in printed.err and "file" not in printed.err
+
+
+@pytest.mark.parametrize(
+    ("claims", "fragment"),
+    [('{"exp": null}', "exp must be an integer"), ('{"nbf": 1.5}', "nbf must be an integer")],
+)
+def test_claims_every_signer_refuses(env: dict[str, str], claims: str, fragment: str) -> None:
+    for source in ((), ("--source", "metadata")):
+        printed = gcptoken("sign-jwt", "--claims", claims, *source, env=env)
+        assert (printed.code, printed.out) == (2, ""), printed.err
+        assert fragment in printed.err and printed.err.count("\n") == 1
