@@ -154,3 +154,30 @@ def test_claims_every_signer_refuses(env: dict[str, str], claims: str, fragment:
         printed = gcptoken("sign-jwt", "--claims", claims, *source, env=env)
         assert (printed.code, printed.out) == (2, ""), printed.err
         assert fragment in printed.err and printed.err.count("\n") == 1
+
+
+def readme_sign_jwt_line() -> str:
+    """The README's sign_jwt example, as written ("Signing without a key file")."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Signing without a key file", 1)[1]
+    (line,) = [line for line in section.splitlines() if line.startswith("jwt = credentials.sign_jwt(")]
+    return line
+
+
+@pytest.mark.parametrize("source", ["key file", "metadata"])
+def test_the_readmes_sign_then_verify_example(
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str
+) -> None:
+    from gcptoken import MetadataCredentials, load_credentials
+
+    if source == "metadata":
+        sa = emulator.state.default_account.email
+        emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
+        credentials = MetadataCredentials(host=emulator.host_port)
+    else:
+        sa, credentials = key_info["client_email"], load_credentials(env["GOOGLE_APPLICATION_CREDENTIALS"])
+    scope: dict[str, object] = {"credentials": credentials, "SA": sa}
+    exec(readme_sign_jwt_line(), scope)  # noqa: S102 - the README's own line, run as written
+    jwt = scope["jwt"].value  # type: ignore[attr-defined]
+    checked = gcptoken("verify", "-", "--service-account", sa, "--audience", "https://api.example.com", env=env, stdin=jwt)
+    assert checked.code == 0, checked.err
