@@ -131,8 +131,9 @@ def test_a_closed_stdin_is_one_line(env: dict[str, str], args: tuple[str, ...]) 
     def close_stdin() -> None:  # as the shell's <&- does
         os.close(0)
 
+    environment = {**os.environ, **env}
     completed = subprocess.run(
-        [*COMMAND, *args], capture_output=True, text=True, env={**os.environ, **env}, preexec_fn=close_stdin, check=False
+        [*COMMAND, *args], capture_output=True, text=True, env=environment, preexec_fn=close_stdin, check=False
     )
     assert (completed.returncode, completed.stdout) == (2, "")
     assert completed.stderr.count("\n") == 1 and "stdin, which is closed" in completed.stderr
@@ -168,8 +169,9 @@ def readme_sign_jwt_line() -> str:
 def test_the_readmes_sign_then_verify_example(
     emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str
 ) -> None:
-    from gcptoken import MetadataCredentials, load_credentials
+    from gcptoken import Credentials, MetadataCredentials, load_credentials
 
+    credentials: Credentials
     if source == "metadata":
         sa = emulator.state.default_account.email
         emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
@@ -177,7 +179,8 @@ def test_the_readmes_sign_then_verify_example(
     else:
         sa, credentials = key_info["client_email"], load_credentials(env["GOOGLE_APPLICATION_CREDENTIALS"])
     scope: dict[str, object] = {"credentials": credentials, "SA": sa}
-    exec(readme_sign_jwt_line(), scope)  # noqa: S102 - the README's own line, run as written
+    exec(readme_sign_jwt_line(), scope)  # the README's own line, run as written
     jwt = scope["jwt"].value  # type: ignore[attr-defined]
-    checked = gcptoken("verify", "-", "--service-account", sa, "--audience", "https://api.example.com", env=env, stdin=jwt)
+    audience = "https://api.example.com"
+    checked = gcptoken("verify", "-", "--service-account", sa, "--audience", audience, env=env, stdin=jwt)
     assert checked.code == 0, checked.err

@@ -41,7 +41,8 @@ def executable_account(directory: Path, tmp_path: Path, flag: Path) -> Path:
         "expiration_time": 4102444800,
     }
     script = tmp_path / "wait-for-flag.sh"
-    script.write_text(f"#!/bin/sh\nwhile [ ! -e '{flag}' ]; do sleep 0.02; done\nprintf '%s' '{json.dumps(response)}'\n")
+    wait = f"while [ ! -e '{flag}' ]; do sleep 0.02; done"
+    script.write_text(f"#!/bin/sh\n{wait}\nprintf '%s' '{json.dumps(response)}'\n")
     script.chmod(0o700)
     info = json.loads((directory / "external-account.json").read_text())
     info["credential_source"] = {"executable": {"command": str(script), "timeout_millis": 5000}}

@@ -112,7 +112,7 @@ def test_sign_jwt_and_blob(emulator: EmulatorClient, key_path: Path, target: str
     credentials = ImpersonatedCredentials(load_credentials(key_path), target)
     signed = credentials.sign_jwt({"iss": target, "x": 1})
     claims = compact.parse(signed.value).claims
-    assert claims == {"iss": target, "x": 1, "iat": claims["iat"], "exp": claims["exp"]}  # iat added, as every signer does
+    assert claims == {"iss": target, "x": 1, "iat": claims["iat"], "exp": claims["exp"]}  # iat: every signer adds it
     # The same kind of value as self_signed_jwt: a Token; without exp, IAM adds one an hour ahead,
     # and the Token expires at that exp exactly (whole seconds, as the README says).
     assert isinstance(signed, Token) and signed.kind == "jwt" and 3590 < signed.expires_in() <= 3600

@@ -10,12 +10,12 @@ import sys
 from typing import Any, BinaryIO
 
 from gcptoken.cli.tokens import credentials_for
-from gcptoken.credentials.signing import MAX_BLOB
+from gcptoken.credentials import signing
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.private_files import UnreadableFile, file_error, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
-__all__ = ["MAX_BLOB", "MAX_CLAIMS", "run_sign_blob", "run_sign_jwt"]
+__all__ = ["MAX_CLAIMS", "run_sign_blob", "run_sign_jwt"]
 
 MAX_CLAIMS = 64 * 1024  # claims are a few hundred bytes; this is a typo'd file name's guard
 
@@ -67,7 +67,7 @@ def run_sign_jwt(args: argparse.Namespace) -> int:
 
 
 def run_sign_blob(args: argparse.Namespace) -> int:
-    data = _read(args.file, "the data to sign" if args.file == "-" else "the file to sign", MAX_BLOB)
+    data = _read(args.file, "the data to sign" if args.file == "-" else "the file to sign", signing.MAX_BLOB)
     signature = credentials_for(args).sign_blob(data, timeout=args.timeout)
     if args.format == "signature":
         sys.stdout.write(signature.base64 + "\n")

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gcptoken import checks, endpoints
 from gcptoken.cache.memory import TokenCache, default_cache
 from gcptoken.cache.rules import cache_key
-from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
 
@@ -125,7 +124,7 @@ class Credentials(abc.ABC):
         data = _blob(data)
         if signer.signs_locally():  # a key: no request, so no transport; its first parse off the loop
             await _ready_to_sign(signer)
-            return _run_local(signer.sign_blob_flow(data))
+            return _local(signer.sign_blob_flow(data))
         return await run_flow_async(signer.sign_blob_flow(data), timeout)
 
     async def sign_jwt_async(
@@ -139,7 +138,7 @@ class Credentials(abc.ABC):
         checked = _claims(claims)
         if signer.signs_locally():
             await _ready_to_sign(signer)
-            return _run_local(signer.sign_jwt_flow(checked))
+            return _local(signer.sign_jwt_flow(checked))
         return await run_flow_async(signer.sign_jwt_flow(checked), timeout)
 
     def signs_locally(self) -> bool:
@@ -320,14 +319,9 @@ def _audience(audience: str) -> str:
 
 
 def _blob(data: bytes) -> bytes:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidArgumentError("sign_blob signs bytes, not " + type(data).__name__)
-    from gcptoken.credentials.signing import MAX_BLOB
+    from gcptoken.credentials.signing import checked_blob
 
-    blob = bytes(data)
-    if len(blob) > MAX_BLOB:  # one limit whoever signs (see MAX_BLOB)
-        raise InvalidArgumentError(f"sign_blob signs at most {MAX_BLOB} bytes, not {len(blob)}")
-    return blob
+    return checked_blob(data)
 
 
 def _claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -340,21 +334,17 @@ def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
     return DEFAULT_SCOPES if scopes is None else checks.scope_list(scopes)
 
 
+def _local(flow: Flow[T]) -> T:
+    from gcptoken.credentials.signing import run_local
+
+    return run_local(flow)
+
+
 async def _ready_to_sign(signer: Credentials) -> None:
     if not signer.signing_key_loaded():  # the first time only: ~60 ms of import and PEM parse
         import asyncio
 
         await asyncio.to_thread(signer.load_signing_key)
-
-
-def _run_local(flow: Flow[T]) -> T:
-    """A flow that makes no request (local signing), run without a transport."""
-    try:
-        next(flow)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    raise RuntimeError("a local signing flow asked for a request")
 
 
 # All requests and retries of one token call end within this many per-request timeouts.

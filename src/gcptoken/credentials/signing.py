@@ -24,8 +24,10 @@ __all__ = [
     "TIME_CLAIMS",
     "Signature",
     "SigningUnavailableError",
+    "checked_blob",
     "checked_jwt_claims",
     "no_io",
+    "run_local",
     "signing_needs_a_service_account",
 ]
 
@@ -139,3 +141,23 @@ def no_io(produce: Callable[[], T]) -> Flow[T]:
     """A flow that makes no HTTP request (local signing): both drivers run it alike."""
     return produce()
     yield  # pragma: no cover - makes this a generator
+
+
+def checked_blob(data: bytes) -> bytes:
+    """``data`` as bytes, at most MAX_BLOB of them, whoever signs."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgumentError("sign_blob signs bytes, not " + type(data).__name__)
+    blob = bytes(data)
+    if len(blob) > MAX_BLOB:
+        raise InvalidArgumentError(f"sign_blob signs at most {MAX_BLOB} bytes, not {len(blob)}")
+    return blob
+
+
+def run_local(flow: Flow[T]) -> T:
+    """A flow that makes no request (local signing), run without a transport."""
+    try:
+        next(flow)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    raise RuntimeError("a local signing flow asked for a request")
