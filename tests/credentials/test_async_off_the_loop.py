@@ -110,3 +110,28 @@ def test_a_key_file_signs_async_without_a_transport_and_parses_off_the_loop(
         assert_signed_by(emulator.url, info["client_email"], signature)
         assert asyncio.run(delegated.sign_jwt_async({"a": 1})).kind == "jwt"
     assert parsed_on[0] is not threading.main_thread()  # the first parse (jws caches it after) ran in a thread
+
+
+def test_a_key_files_first_async_token_parses_off_the_loop(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    parsed_on: list[threading.Thread] = []
+    real_load = jws.load_private_key_pem
+
+    def recording(pem: str) -> Any:
+        parsed_on.append(threading.current_thread())
+        return real_load(pem)
+
+    monkeypatch.setattr(jws, "load_private_key_pem", recording)
+    for name, call in (
+        ("direct", lambda c: c.access_token_async()),
+        ("impersonating", lambda c: ImpersonatedCredentials(c, c.key.client_email).id_token_async("https://x.example")),
+    ):
+        info = emulator.new_key(f"first-parse-{name}")  # a key never parsed before
+        emulator.state.grant_token_creator(info["client_email"], f"serviceAccount:{info['client_email']}")
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(info))
+        parsed_on.clear()
+        assert asyncio.run(call(load_credentials(path))).value
+        assert parsed_on and parsed_on[0] is not threading.main_thread(), name

@@ -254,6 +254,8 @@ class Credentials(abc.ABC):
             return await asyncio.to_thread(
                 self.id_token, audience, timeout=timeout, use_cache=use_cache, refresh=refresh
             )
+        if not self.signing_key_loaded():  # a key file's first parse (identity() needs it): off the loop
+            await _ready_to_sign(self)
         audience = _audience(audience)
         cached = self._cached("id_token", audience, use_cache)
 
@@ -276,6 +278,8 @@ class Credentials(abc.ABC):
             return await asyncio.to_thread(
                 self.access_token, scopes, timeout=timeout, use_cache=use_cache, refresh=refresh
             )
+        if not self.signing_key_loaded():
+            await _ready_to_sign(self)
         wanted = _scopes(scopes)
         cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
 
