@@ -167,14 +167,16 @@ def readme_sign_jwt_line() -> str:
 
 @pytest.mark.parametrize("source", ["key file", "metadata"])
 def test_the_readmes_sign_then_verify_example(
-    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str, request: pytest.FixtureRequest
 ) -> None:
     from gcptoken import Credentials, MetadataCredentials, load_credentials
 
     credentials: Credentials
     if source == "metadata":
         sa = emulator.state.default_account.email
-        emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
+        if not emulator.state.may_act_as(f"serviceAccount:{sa}", sa):  # the shared emulator: undone below
+            emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
+            request.addfinalizer(lambda: emulator.state.revoke_token_creator(sa, f"serviceAccount:{sa}"))
         credentials = MetadataCredentials(host=emulator.host_port)
     else:
         sa, credentials = key_info["client_email"], load_credentials(env["GOOGLE_APPLICATION_CREDENTIALS"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,15 @@ DRIVE = "https://www.googleapis.com/auth/drive"
 def _at_the_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
     emulator.state.create_user(USER)
+
+
+@pytest.fixture(autouse=True)
+def _grants_restored(emulator: EmulatorClient) -> Iterator[None]:
+    """The session's emulator is shared: the Token Creator grants made here end with the test."""
+    saved = {email: set(members) for email, members in emulator.state.token_creators.items()}
+    yield
+    with emulator.state.lock:
+        emulator.state.token_creators = saved
 
 
 def assert_users_token(value: str, scopes: list[str]) -> None:

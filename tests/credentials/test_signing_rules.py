@@ -9,6 +9,7 @@ import asyncio
 import base64
 import math
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ IAM = "/v1/projects/-/serviceAccounts/"
 @pytest.fixture(autouse=True)
 def _at_the_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+
+
+@pytest.fixture(autouse=True)
+def _grants_restored(emulator: EmulatorClient) -> Iterator[None]:
+    """The session's emulator is shared: the Token Creator grants made here end with the test."""
+    saved = {email: set(members) for email, members in emulator.state.token_creators.items()}
+    yield
+    with emulator.state.lock:
+        emulator.state.token_creators = saved
 
 
 def signers(emulator: EmulatorClient, key_path: Path) -> list[tuple[str, Credentials, str]]:
