@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ from gcptoken.credentials.signing import Signature
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 from tests.credentials.test_signing import AUD, BLOB, assert_jwt_of, assert_signed_by, claims_for
+
+
+@pytest.fixture(autouse=True)
+def _grants_restored(emulator: EmulatorClient) -> Iterator[None]:
+    """The session's emulator is shared: the Token Creator grants made here end with the test."""
+    saved = {email: set(members) for email, members in emulator.state.token_creators.items()}
+    yield
+    with emulator.state.lock:
+        emulator.state.token_creators = saved
 
 
 @pytest.fixture
@@ -167,16 +177,14 @@ def readme_sign_jwt_line() -> str:
 
 @pytest.mark.parametrize("source", ["key file", "metadata"])
 def test_the_readmes_sign_then_verify_example(
-    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str, request: pytest.FixtureRequest
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str
 ) -> None:
     from gcptoken import Credentials, MetadataCredentials, load_credentials
 
     credentials: Credentials
     if source == "metadata":
         sa = emulator.state.default_account.email
-        if not emulator.state.may_act_as(f"serviceAccount:{sa}", sa):  # the shared emulator: undone below
-            emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
-            request.addfinalizer(lambda: emulator.state.revoke_token_creator(sa, f"serviceAccount:{sa}"))
+        emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
         credentials = MetadataCredentials(host=emulator.host_port)
     else:
         sa, credentials = key_info["client_email"], load_credentials(env["GOOGLE_APPLICATION_CREDENTIALS"])
