@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gcptoken import Credentials, InvalidArgumentError, MetadataCredentials, TokenRequestError, load_credentials
+from gcptoken import (
+    Credentials,
+    ImpersonatedCredentials,
+    InvalidArgumentError,
+    MetadataCredentials,
+    TokenRequestError,
+    load_credentials,
+)
 from gcptoken.credentials.base import run_flow_sync
 from gcptoken.credentials.impersonated import sign_jwt_flow
 from gcptoken.jose import compact
@@ -132,6 +139,11 @@ def test_a_subject_changes_access_tokens_not_signatures(emulator: EmulatorClient
         assert_signed_by(emulator.url, email, delegated.sign_blob(BLOB))
         assert_signed_by(emulator.url, email, asyncio.run(delegated.sign_blob_async(BLOB)))
         assert compact.parse(delegated.sign_jwt({"a": 1}).value).claims["a"] == 1, name
+        other = "other@emulated-project.iam.gserviceaccount.com"
+        impersonating = delegated.signer(other)
+        assert isinstance(impersonating, ImpersonatedCredentials)
+        assert getattr(impersonating.source, "subject", None) is None  # the account impersonates, not the user
+        assert "delegat" not in impersonating.source.description, name
 
 
 def test_the_metadata_server_signs_in_its_universe(emulator: EmulatorClient) -> None:

@@ -83,6 +83,10 @@ class DelegatedCredentials(Credentials):
 
     # Signatures are the service account's: the subject is whom access tokens are for, and a key
     # file with a subject signs as its account too (google-auth's Credentials.sign_bytes).
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """The account's signer; ``sign_as`` is impersonated by the account, never by the user."""
+        return self.signer_credentials.signer(sign_as)
+
     def signer_email_flow(self) -> Flow[str]:
         return self.signer_credentials.signer_email_flow()
 

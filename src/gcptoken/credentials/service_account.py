@@ -237,6 +237,15 @@ class ServiceAccountCredentials(Credentials):
     def with_subject(self, subject: str) -> ServiceAccountCredentials:
         return ServiceAccountCredentials(self.key, self.source, subject=subject)
 
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """With a subject, ``sign_as`` is impersonated by the account itself, never by the user."""
+        if self.subject is None or sign_as is None:
+            return super().signer(sign_as)
+        plain: ServiceAccountCredentials = self.__dict__.setdefault(
+            "_plain", ServiceAccountCredentials(self.key, self.source)
+        )
+        return plain.signer(sign_as)
+
     def signer_email_flow(self) -> Flow[str]:
         return no_io(lambda: self.key.client_email)
 
