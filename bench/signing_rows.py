@@ -1,13 +1,16 @@
-"""Signing: the jwt-bearer assertions gcptoken sends and the ID tokens the emulator issues, each
-against the raw RSA signature of the same size of input."""
+"""Signing: the jwt-bearer assertions gcptoken sends, a key file's sign_blob_async (local: no
+transport, no thread) and the ID tokens the emulator issues, each against the raw RSA signature of
+the same size of input."""
 
 from __future__ import annotations
+
+import asyncio
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.timing import Contender, Row, interleaved
-from gcptoken.credentials.service_account import ServiceAccountKey, assertion
+from gcptoken.credentials.service_account import ServiceAccountCredentials, ServiceAccountKey, assertion
 from gcptoken.emulator.http.server import EmulatorServer
 from gcptoken.jose import jws
 
@@ -38,6 +41,17 @@ def signing_rows(emulator: EmulatorServer, count: int, rounds: int) -> list[Row]
             assertion(key, {"target_audience": f"https://svc-{i}.a.run.app"})
         return len(chunk)
 
+    credentials = ServiceAccountCredentials(key, "bench key")
+    loop = asyncio.new_event_loop()
+
+    async def sign_many(chunk: range) -> None:
+        for _ in chunk:
+            await credentials.sign_blob_async(signing_input)
+
+    def async_blobs(chunk: range) -> int:
+        loop.run_until_complete(sign_many(chunk))
+        return len(chunk)
+
     def issuance(chunk: range) -> int:
         for i in chunk:
             state.service_account_id_token(account, f"https://svc-{i}.a.run.app")
@@ -46,9 +60,13 @@ def signing_rows(emulator: EmulatorServer, count: int, rounds: int) -> list[Row]
     contenders: dict[str, Contender] = {
         "raw cryptography RSA sign": raw,
         "gcptoken jwt-bearer assertion": assertions,
+        "gcptoken sign_blob_async (key file)": async_blobs,
         "emulator ID token issuance": issuance,
     }
-    rates = interleaved(contenders, count, rounds, chunk=10)
+    try:
+        rates = interleaved(contenders, count, rounds, chunk=10)
+    finally:
+        loop.close()
     raw_rate = rates["raw cryptography RSA sign"]
     rows = []
     for name, rate in rates.items():

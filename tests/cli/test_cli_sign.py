@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ from gcptoken.credentials.signing import Signature
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
 from tests.credentials.test_signing import AUD, BLOB, assert_jwt_of, assert_signed_by, claims_for
+
+
+@pytest.fixture(autouse=True)
+def _grants_restored(emulator: EmulatorClient) -> Iterator[None]:
+    """The session's emulator is shared: the Token Creator grants made here end with the test."""
+    saved = {email: set(members) for email, members in emulator.state.token_creators.items()}
+    yield
+    with emulator.state.lock:
+        emulator.state.token_creators = saved
 
 
 @pytest.fixture
@@ -119,3 +129,68 @@ def test_what_sign_jwt_prints_verifies_with_the_service_account_preset(
     checked = gcptoken("verify", "-", "--service-account", email, "--audience", AUD, env=env, stdin=signed.out)
     assert checked.code == 0, checked.err
     assert json.loads(checked.out)["sub"] == email
+
+
+@pytest.mark.parametrize("args", [("sign-blob", "-"), ("sign-jwt", "--claims", "-")])
+def test_a_closed_stdin_is_one_line(env: dict[str, str], args: tuple[str, ...]) -> None:
+    import os
+    import subprocess
+
+    from tests.cli.test_cli import COMMAND
+
+    def close_stdin() -> None:  # as the shell's <&- does
+        os.close(0)
+
+    environment = {**os.environ, **env}
+    completed = subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, env=environment, preexec_fn=close_stdin, check=False
+    )
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.count("\n") == 1 and "stdin, which is closed" in completed.stderr
+
+
+def test_oversized_stdin_is_called_stdin(env: dict[str, str]) -> None:
+    for args in (("sign-blob", "-"), ("sign-jwt", "--claims", "-")):
+        printed = gcptoken(*args, env=env, stdin="x" * (1024 * 1024 + 1))
+        assert (printed.code, printed.out) == (2, "")
+        assert "on stdin is larger than" in printed.err and "file" not in printed.err
+
+
+@pytest.mark.parametrize(
+    ("claims", "fragment"),
+    [('{"exp": null}', "exp must be an integer"), ('{"nbf": 1.5}', "nbf must be an integer")],
+)
+def test_claims_every_signer_refuses(env: dict[str, str], claims: str, fragment: str) -> None:
+    for source in ((), ("--source", "metadata")):
+        printed = gcptoken("sign-jwt", "--claims", claims, *source, env=env)
+        assert (printed.code, printed.out) == (2, ""), printed.err
+        assert fragment in printed.err and printed.err.count("\n") == 1
+
+
+def readme_sign_jwt_line() -> str:
+    """The README's sign_jwt example, as written ("Signing without a key file")."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Signing without a key file", 1)[1]
+    (line,) = [line for line in section.splitlines() if line.startswith("jwt = credentials.sign_jwt(")]
+    return line
+
+
+@pytest.mark.parametrize("source", ["key file", "metadata"])
+def test_the_readmes_sign_then_verify_example(
+    emulator: EmulatorClient, env: dict[str, str], key_info: dict[str, str], source: str
+) -> None:
+    from gcptoken import Credentials, MetadataCredentials, load_credentials
+
+    credentials: Credentials
+    if source == "metadata":
+        sa = emulator.state.default_account.email
+        emulator.state.grant_token_creator(sa, f"serviceAccount:{sa}")
+        credentials = MetadataCredentials(host=emulator.host_port)
+    else:
+        sa, credentials = key_info["client_email"], load_credentials(env["GOOGLE_APPLICATION_CREDENTIALS"])
+    scope: dict[str, object] = {"credentials": credentials, "SA": sa}
+    exec(readme_sign_jwt_line(), scope)  # the README's own line, run as written
+    jwt = scope["jwt"].value  # type: ignore[attr-defined]
+    audience = "https://api.example.com"
+    checked = gcptoken("verify", "-", "--service-account", sa, "--audience", audience, env=env, stdin=jwt)
+    assert checked.code == 0, checked.err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,15 @@ DRIVE = "https://www.googleapis.com/auth/drive"
 def _at_the_emulator(emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
     emulator.state.create_user(USER)
+
+
+@pytest.fixture(autouse=True)
+def _grants_restored(emulator: EmulatorClient) -> Iterator[None]:
+    """The session's emulator is shared: the Token Creator grants made here end with the test."""
+    saved = {email: set(members) for email, members in emulator.state.token_creators.items()}
+    yield
+    with emulator.state.lock:
+        emulator.state.token_creators = saved
 
 
 def assert_users_token(value: str, scopes: list[str]) -> None:
@@ -132,3 +142,16 @@ def test_the_command_line(emulator: EmulatorClient, key_path: Path, key_info: di
     assert "unauthorized_client" in refused.err and refused.err.count("\n") == 1
     bad = gcptoken("access", "--subject", "not-an-email", env=env)
     assert (bad.code, bad.out) == (2, "")
+
+
+def test_the_emulator_answers_delegation_as_google(emulator: EmulatorClient, key_info: dict[str, str]) -> None:
+    email = key_info["client_email"]
+    client_id = emulator.state.service_accounts[email].unique_id
+    url = f"{emulator.url}/emulator/v1/domainWideDelegation/{email}"
+    put = httpx.put(url, json={"scopes": [f"{GMAIL} {DRIVE}"]})  # one entry, two scopes: split
+    assert put.status_code == 200 and emulator.state.delegation_grants[client_id] == (GMAIL, DRIVE)
+    delegated = ServiceAccountCredentials(ServiceAccountKey.from_info(key_info, "test"), subject=USER.upper())
+    token = delegated.access_token([GMAIL]).value  # Google's addresses are case-insensitive
+    info = tokeninfo(token)
+    assert info["email"] == USER  # the user as the domain knows them
+    assert info["azp"] == info["aud"] == client_id  # the service account's OAuth client, not a desktop one

@@ -12,7 +12,7 @@ from gcptoken import GcloudCredentials
 from gcptoken.credentials.signing import SigningUnavailableError
 from gcptoken.testing import EmulatorClient
 from tests.cli.test_cli import gcptoken
-from tests.credentials.test_signing import BLOB, both_ways
+from tests.credentials.test_signing import BLOB, assert_signed_by, both_ways
 
 from .test_gcloud import GCLOUD, run_gcloud
 from .test_gcloud_source import gcloud_logged_in
@@ -82,3 +82,22 @@ def test_domain_wide_delegation_signed_by_gclouds_account(
     printed = gcptoken("access", "--source", "gcloud", "--subject", user, "--scopes", gmail, env=gcloud_logged_in)
     assert printed.code == 0, printed.err
     assert tokeninfo(printed.out.strip())["email"] == user
+
+
+def test_async_delegation_over_gcloud_honours_refresh(
+    gcloud_logged_in: dict[str, str], emulator: EmulatorClient, key_info: dict[str, str]
+) -> None:
+    import asyncio
+
+    from gcptoken.emulator.admin.delegation import grant_delegation
+
+    email, gmail = key_info["client_email"], "https://www.googleapis.com/auth/gmail.readonly"
+    emulator.state.grant_token_creator(email, f"serviceAccount:{email}")
+    emulator.state.create_user("erin@example.com")
+    grant_delegation(emulator.state, email, [gmail])
+    delegated = GcloudCredentials().with_subject("erin@example.com")
+    assert delegated.runs_programs()
+    first = asyncio.run(delegated.access_token_async([gmail]))
+    assert asyncio.run(delegated.access_token_async([gmail])) == first  # cached
+    assert asyncio.run(delegated.access_token_async([gmail], refresh=True)).value != first.value
+    assert_signed_by(emulator.url, email, asyncio.run(delegated.sign_blob_async(BLOB)))  # as the account

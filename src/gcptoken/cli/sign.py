@@ -7,23 +7,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, BinaryIO
 
 from gcptoken.cli.tokens import credentials_for
+from gcptoken.credentials import signing
 from gcptoken.errors import InvalidArgumentError, TokenRequestError
 from gcptoken.private_files import UnreadableFile, file_error, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
-__all__ = ["MAX_BLOB", "MAX_CLAIMS", "run_sign_blob", "run_sign_jwt"]
+__all__ = ["MAX_CLAIMS", "run_sign_blob", "run_sign_jwt"]
 
 MAX_CLAIMS = 64 * 1024  # claims are a few hundred bytes; this is a typo'd file name's guard
-MAX_BLOB = 1024 * 1024  # what is signed is small (a URL's canonical request, a digest)
 
 
 def _read(argument: str, what: str, limit: int) -> bytes:
     """``argument``'s bytes: stdin for ``-``, else the regular file it names, at most ``limit``."""
     if argument == "-":
-        data = sys.stdin.buffer.read(limit + 1)
+        stdin: BinaryIO | None = getattr(sys.stdin, "buffer", None)  # None: the shell closed it (<&-)
+        if stdin is None:
+            raise InvalidArgumentError(f"{what} is to be read from stdin, which is closed")
+        data = stdin.read(limit + 1)
         if len(data) > limit:
             raise InvalidArgumentError(f"{what} on stdin is larger than {limit} bytes")
         return data
@@ -36,7 +39,8 @@ def _read(argument: str, what: str, limit: int) -> bytes:
 def _claims(argument: str) -> dict[str, Any]:
     if argument == "-" or argument.startswith("@"):
         where = "--claims on stdin" if argument == "-" else f"--claims file {argument[1:]}"
-        data: bytes | str = _read("-" if argument == "-" else argument[1:], "--claims file", MAX_CLAIMS)
+        what = "--claims" if argument == "-" else "--claims file"
+        data: bytes | str = _read("-" if argument == "-" else argument[1:], what, MAX_CLAIMS)
     else:
         where, data = "--claims", argument
     try:
@@ -63,7 +67,7 @@ def run_sign_jwt(args: argparse.Namespace) -> int:
 
 
 def run_sign_blob(args: argparse.Namespace) -> int:
-    data = _read(args.file, "the file to sign", MAX_BLOB)
+    data = _read(args.file, "the data to sign" if args.file == "-" else "the file to sign", signing.MAX_BLOB)
     signature = credentials_for(args).sign_blob(data, timeout=args.timeout)
     if args.format == "signature":
         sys.stdout.write(signature.base64 + "\n")

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gcptoken import checks, endpoints
 from gcptoken.cache.memory import TokenCache, default_cache
 from gcptoken.cache.rules import cache_key
-from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow, run_async, run_sync
 from gcptoken.tokens import Token
 
@@ -83,7 +82,9 @@ class Credentials(abc.ABC):
         return DelegatedCredentials(self, subject)
 
     def runs_programs(self) -> bool:
-        """Whether this credential's flows run a program (gcloud): async callers run them in a thread."""
+        """Whether this credential's flows run a program (gcloud, an executable credential source)
+        or otherwise block: every async method then runs the sync one in a thread, so the event
+        loop never stands still for it."""
         return False
 
     def signer(self, sign_as: str | None = None) -> Credentials:
@@ -119,7 +120,12 @@ class Credentials(abc.ABC):
             import asyncio
 
             return await asyncio.to_thread(self.sign_blob, data, sign_as=sign_as, timeout=timeout)
-        return await run_flow_async(self.signer(sign_as).sign_blob_flow(_blob(data)), timeout)
+        signer = self.signer(sign_as)
+        data = _blob(data)
+        if signer.signs_locally():  # a key: no request, so no transport; its first parse off the loop
+            await _ready_to_sign(signer)
+            return _local(signer.sign_blob_flow(data))
+        return await run_flow_async(signer.sign_blob_flow(data), timeout)
 
     async def sign_jwt_async(
         self, claims: dict[str, Any], *, sign_as: str | None = None, timeout: float | None = None
@@ -128,7 +134,25 @@ class Credentials(abc.ABC):
             import asyncio
 
             return await asyncio.to_thread(self.sign_jwt, claims, sign_as=sign_as, timeout=timeout)
-        return await run_flow_async(self.signer(sign_as).sign_jwt_flow(_claims(claims)), timeout)
+        signer = self.signer(sign_as)
+        checked = _claims(claims)
+        if signer.signs_locally():
+            await _ready_to_sign(signer)
+            return _local(signer.sign_jwt_flow(checked))
+        return await run_flow_async(signer.sign_jwt_flow(checked), timeout)
+
+    def signs_locally(self) -> bool:
+        """Whether this credential signs with a key it holds (no request): async signing then
+        needs no transport."""
+        return False
+
+    def signing_key_loaded(self) -> bool:
+        """Whether what local signing needs is loaded (a key file's PEM parsed, cryptography imported)."""
+        return True
+
+    def load_signing_key(self) -> None:
+        """Load what local signing needs; async callers do it in a thread the first time."""
+        _ = self  # nothing to load: only a key file holds a key
 
     def identity(self) -> str | None:
         """What makes this credential's tokens its own, for the in-process cache key: the account,
@@ -224,6 +248,14 @@ class Credentials(abc.ABC):
     async def id_token_async(
         self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
     ) -> Token:
+        if self.runs_programs():  # a program runs (gcloud, an executable source): off the event loop
+            import asyncio
+
+            return await asyncio.to_thread(
+                self.id_token, audience, timeout=timeout, use_cache=use_cache, refresh=refresh
+            )
+        if not self.signing_key_loaded():  # a key file's first parse (identity() needs it): off the loop
+            await _ready_to_sign(self)
         audience = _audience(audience)
         cached = self._cached("id_token", audience, use_cache)
 
@@ -240,6 +272,14 @@ class Credentials(abc.ABC):
         use_cache: bool = True,
         refresh: bool = False,
     ) -> Token:
+        if self.runs_programs():
+            import asyncio
+
+            return await asyncio.to_thread(
+                self.access_token, scopes, timeout=timeout, use_cache=use_cache, refresh=refresh
+            )
+        if not self.signing_key_loaded():
+            await _ready_to_sign(self)
         wanted = _scopes(scopes)
         cached = self._cached("access_token", " ".join(sorted(wanted)), use_cache)
 
@@ -283,9 +323,9 @@ def _audience(audience: str) -> str:
 
 
 def _blob(data: bytes) -> bytes:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidArgumentError("sign_blob signs bytes, not " + type(data).__name__)
-    return bytes(data)
+    from gcptoken.credentials.signing import checked_blob
+
+    return checked_blob(data)
 
 
 def _claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +336,19 @@ def _claims(claims: dict[str, Any]) -> dict[str, Any]:
 
 def _scopes(scopes: Sequence[str] | None) -> tuple[str, ...]:
     return DEFAULT_SCOPES if scopes is None else checks.scope_list(scopes)
+
+
+def _local(flow: Flow[T]) -> T:
+    from gcptoken.credentials.signing import run_local
+
+    return run_local(flow)
+
+
+async def _ready_to_sign(signer: Credentials) -> None:
+    if not signer.signing_key_loaded():  # the first time only: ~60 ms of import and PEM parse
+        import asyncio
+
+        await asyncio.to_thread(signer.load_signing_key)
 
 
 # All requests and retries of one token call end within this many per-request timeouts.

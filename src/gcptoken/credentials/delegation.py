@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from gcptoken import checks, endpoints
+from gcptoken.credentials import universes
 from gcptoken.credentials.base import Credentials
 from gcptoken.credentials.oauth2 import access_token_from, post_form
 from gcptoken.errors import InvalidArgumentError
 from gcptoken.http.flows import Flow
 from gcptoken.tokens import Token
+
+if TYPE_CHECKING:
+    from gcptoken.credentials.signing import Signature
 
 __all__ = ["ASSERTION_LIFETIME", "DelegatedCredentials", "checked_subject", "delegation_claims"]
 
@@ -76,25 +81,37 @@ class DelegatedCredentials(Credentials):
     def id_token_flow(self, audience: str) -> Flow[Token]:
         raise no_id_tokens(self.subject)
 
+    # Signatures are the service account's: the subject is whom access tokens are for, and a key
+    # file with a subject signs as its account too (google-auth's Credentials.sign_bytes).
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """The account's signer; ``sign_as`` is impersonated by the account, never by the user."""
+        return self.signer_credentials.signer(sign_as)
+
+    def signer_email_flow(self) -> Flow[str]:
+        return self.signer_credentials.signer_email_flow()
+
+    def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
+        return self.signer_credentials.sign_blob_flow(data)
+
+    def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
+        return self.signer_credentials.sign_jwt_flow(claims)
+
+    def signs_locally(self) -> bool:
+        return self.signer_credentials.signs_locally()
+
+    def signing_key_loaded(self) -> bool:
+        return self.signer_credentials.signing_key_loaded()
+
+    def load_signing_key(self) -> None:
+        self.signer_credentials.load_signing_key()
+
     def access_token_flow(self, scopes: Sequence[str]) -> Flow[Token]:
         signer = self.signer_credentials
         email = yield from signer.signer_email_flow()
+        if not universes.is_default(signer.universe_domain):  # as a key file refuses it
+            raise InvalidArgumentError(f"domain-wide delegation is not available in {signer.universe_domain}")
         assertion = yield from signer.sign_jwt_flow(delegation_claims(email, self.subject, scopes))
         url = endpoints.resolve(endpoints.TOKEN_URI)
         describe = {"grant": "jwt-bearer", "delegation": f"{email} as {self.subject}"}
         body = yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": assertion.value}, describe)
         return access_token_from(body, f"token endpoint {endpoints.safe_url(url)}")
-
-    async def access_token_async(
-        self,
-        scopes: Sequence[str] | None = None,
-        *,
-        timeout: float | None = None,
-        use_cache: bool = True,
-        refresh: bool = False,
-    ) -> Token:
-        if self.runs_programs():  # gcloud signs: off the event loop
-            import asyncio
-
-            return await asyncio.to_thread(self.access_token, scopes, timeout=timeout, use_cache=use_cache)
-        return await super().access_token_async(scopes, timeout=timeout, use_cache=use_cache, refresh=refresh)

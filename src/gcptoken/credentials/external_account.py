@@ -307,6 +307,12 @@ class FederatedCredentials(Credentials):
     def client_certificate(self) -> ClientCertificate | None:
         return x509_source.client_certificate(self.config.credential_source, self.config.where)
 
+    def runs_programs(self) -> bool:
+        # An executable source runs a program for its subject token (seconds, up to its timeout):
+        # async callers, and impersonation over this credential, run the flows in a thread. A file
+        # source is one small local read, as identity() does anyway; the others speak HTTP.
+        return self.config.kind == "executable"
+
     def id_token_flow(self, audience: str) -> Flow[Token]:
         raise RefusedError(
             f"{self.config.where}: a federated identity gets ID tokens only by impersonating a service account; "

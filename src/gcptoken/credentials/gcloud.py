@@ -189,23 +189,3 @@ class GcloudCredentials(Credentials):
                 "gcloud prints access tokens for its own scopes; --scopes cannot be used with it"
             )
         return _no_io(lambda: access_token(self.impersonate, self.lifetime))
-
-    async def id_token_async(
-        self, audience: str, *, timeout: float | None = None, use_cache: bool = True, refresh: bool = False
-    ) -> Token:
-        # A subprocess: off the event loop. gcloud caches its own tokens, so this class does not.
-        import asyncio
-
-        return await asyncio.to_thread(self.id_token, audience, timeout=timeout)
-
-    async def access_token_async(
-        self,
-        scopes: Sequence[str] | None = None,
-        *,
-        timeout: float | None = None,
-        use_cache: bool = True,
-        refresh: bool = False,
-    ) -> Token:
-        import asyncio
-
-        return await asyncio.to_thread(self.access_token, scopes, timeout=timeout)

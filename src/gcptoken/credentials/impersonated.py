@@ -280,6 +280,12 @@ class ImpersonatedCredentials(Credentials):
     def runs_programs(self) -> bool:
         return self.source.runs_programs()
 
+    def signing_key_loaded(self) -> bool:  # a key file as the source: its identity parses it
+        return self.source.signing_key_loaded()
+
+    def load_signing_key(self) -> None:
+        self.source.load_signing_key()
+
     def signer_email_flow(self) -> Flow[str]:
         return no_io(lambda: self.target)
 

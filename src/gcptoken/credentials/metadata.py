@@ -140,13 +140,17 @@ class MetadataCredentials(Credentials):
         IAM Credentials with the metadata server's access token, as google-auth signs on Compute
         Engine (compute_engine.IDTokenCredentials: ``iam.Signer`` over the account email read from
         ``instance/service-accounts/default/email``). IAM requires Token Creator on the account
-        itself for this (iam.serviceAccounts.signBlob / signJwt)."""
+        itself for this (iam.serviceAccounts.signBlob / signJwt). IAM is the instance's universe's,
+        as google-auth's signer takes the credential's ``universe_domain`` (read from the metadata
+        server unless known)."""
         signer: Credentials | None = self.__dict__.get("_own_signer")
         if signer is None:
             from gcptoken.credentials.impersonated import ImpersonatedCredentials
 
             email = yield from email_flow(self.host)
-            signer = self.__dict__.setdefault("_own_signer", ImpersonatedCredentials(self, email))
+            if "universe_domain" not in self.__dict__:
+                self.universe_domain = yield from universe_domain_flow(self.host)
+            signer = self.__dict__.setdefault("_own_signer", ImpersonatedCredentials.from_chain(self, email))
         return signer
 
     def signer_email_flow(self) -> Flow[str]:

@@ -222,7 +222,6 @@ class ServiceAccountCredentials(Credentials):
         # like one is an error before any lookup.
         if not self._key_parsed:
             self._signing_ready()
-            self._key_parsed = True
         return self.shared_identity()
 
     def shared_identity(self) -> str | None:
@@ -238,6 +237,15 @@ class ServiceAccountCredentials(Credentials):
     def with_subject(self, subject: str) -> ServiceAccountCredentials:
         return ServiceAccountCredentials(self.key, self.source, subject=subject)
 
+    def signer(self, sign_as: str | None = None) -> Credentials:
+        """With a subject, ``sign_as`` is impersonated by the account itself, never by the user."""
+        if self.subject is None or sign_as is None:
+            return super().signer(sign_as)
+        plain: ServiceAccountCredentials = self.__dict__.setdefault(
+            "_plain", ServiceAccountCredentials(self.key, self.source)
+        )
+        return plain.signer(sign_as)
+
     def signer_email_flow(self) -> Flow[str]:
         return no_io(lambda: self.key.client_email)
 
@@ -248,11 +256,21 @@ class ServiceAccountCredentials(Credentials):
         self._signing_ready()
         return self_signed_jwt(self.key, audience, scopes, lifetime)
 
+    def signs_locally(self) -> bool:
+        return True
+
+    def signing_key_loaded(self) -> bool:
+        return self._key_parsed
+
+    def load_signing_key(self) -> None:
+        self._signing_ready()
+
     def _signing_ready(self) -> None:
         try:
             _ = self.key.signing_key
         except CredentialsError as exc:
             raise CredentialsError(f"{self.source}: {exc}") from None
+        self._key_parsed = True
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         if self.subject is not None:

@@ -30,10 +30,15 @@ def grant_delegation(state: EmulatorState, client: str, scopes: list[str] | tupl
     client_id = account.unique_id if account is not None else client
     if not _CLIENT_ID.fullmatch(client_id):
         raise ValueError("the client id is a service account's unique id (digits) or its email")
-    if not scopes or not all(isinstance(s, str) and s for s in scopes) or unknown_scopes(list(scopes)):
+    if not all(isinstance(s, str) for s in scopes):
+        raise ValueError("scopes must be a non-empty list of Google OAuth scopes")
+    # The Admin console takes the scopes comma-separated; one entry "A B" is two scopes, as a token
+    # request's space-separated scope is.
+    split = [scope for entry in scopes for scope in entry.replace(",", " ").split()]
+    if not split or unknown_scopes(split):
         raise ValueError("scopes must be a non-empty list of Google OAuth scopes")
     with state.lock:
-        state.delegation_grants[client_id] = tuple(dict.fromkeys(scopes))
+        state.delegation_grants[client_id] = tuple(dict.fromkeys(split))
     return client_id
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gcptoken.credentials.signing import MAX_BLOB
 from gcptoken.emulator.http.responses import MAX_BODY, api_error
 
-__all__ = ["BodyLimit"]
+__all__ = ["SIGN_BLOB_BODY", "BodyLimit"]
+
+# IAM signBlob's body carries up to MAX_BLOB bytes in base64 (what every signer of ours accepts),
+# and room for the delegates: the one route allowed more than MAX_BODY.
+SIGN_BLOB_BODY = 4 * (MAX_BLOB // 3 + 1) + 64 * 1024
 
 
 class BodyLimit:
@@ -23,9 +28,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = SIGN_BLOB_BODY if str(scope.get("path", "")).endswith(":signBlob") else self.limit
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await self._refuse(scope, receive, send)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await self._refuse(scope, receive, send, limit)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -35,8 +41,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -52,5 +58,5 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await api_error(413, f"The request body is larger than {self.limit} bytes.")(scope, receive, send)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        await api_error(413, f"The request body is larger than {limit} bytes.")(scope, receive, send)

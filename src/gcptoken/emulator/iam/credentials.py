@@ -234,22 +234,31 @@ def _sign_jwt(state: EmulatorState, account: ServiceAccount, body: dict[str, Any
     # for a refusal are not published: its generic INVALID_ARGUMENT text.
     now = state.clock()
     exp = claims.setdefault("exp", int(now) + 3600)
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not now - 1 <= exp <= now + MAX_LIFETIME:
+    if isinstance(exp, bool) or not isinstance(exp, int) or not now - 1 <= exp <= now + MAX_LIFETIME:
         return api_error(400, "Request contains an invalid argument.")
     kid, key = state.system_key(account.email)
     return JSONResponse({"keyId": kid, "signedJwt": jws.encode(claims, key, kid=kid)})
 
 
 def _sign_blob(state: EmulatorState, account: ServiceAccount, body: dict[str, Any]) -> Response:
-    payload = body.get("payload")
+    # proto3 JSON: a bytes field is base64, standard or URL-safe, padded or not, and an absent
+    # field is its default, the empty bytes (https://protobuf.dev/programming-guides/json/).
+    payload = body.get("payload", "")
     try:
-        blob = base64.b64decode(payload, validate=True) if isinstance(payload, str) else None
+        blob = _proto_bytes(payload) if isinstance(payload, str) else None
     except (binascii.Error, ValueError):
         blob = None
     if blob is None:
         return api_error(400, "Invalid value for payload: must be base64.")
     kid, key = state.system_key(account.email)
     return JSONResponse({"keyId": kid, "signedBlob": base64.b64encode(key.sign(blob)).decode("ascii")})
+
+
+def _proto_bytes(text: str) -> bytes:
+    """A proto3 JSON bytes value: standard or URL-safe base64, with or without padding."""
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 routes = [Route("/v1/projects/{project}/serviceAccounts/{target}", iam_call, methods=["POST"])]

@@ -127,7 +127,7 @@ def _access_token_info(state: EmulatorState, token: str) -> Response:
     now = state.clock()
     if grant is None or grant.expires_at <= now:
         return _invalid()
-    party = state.oauth_client[0] if grant.kind == "user" else grant.unique_id  # users sign in through a client
+    party = grant.client_id or (state.oauth_client[0] if grant.kind == "user" else grant.unique_id)
     return JSONResponse(
         {
             "azp": party,

@@ -36,9 +36,10 @@ def delegated_access_token(
     granted = state.delegation_grants.get(account.unique_id)
     if granted is None or not same_scopes(scopes) <= same_scopes(granted):
         return oauth_error("unauthorized_client", UNAUTHORIZED_CLIENT, status=401)
-    user = state.users.get(subject)
+    user = state.find_user(subject)  # Workspace addresses are case-insensitive
     if user is None:
         return oauth_error("invalid_grant", UNKNOWN_USER)
-    grant = state.issue_user_access_token(user, scopes)
+    # Issued to the service account's OAuth client: tokeninfo shows its unique id as azp and aud.
+    grant = state.issue_user_access_token(user, scopes, client_id=account.unique_id)
     expires_in = int(grant.expires_at - state.clock())
     return JSONResponse({"access_token": grant.token, "expires_in": expires_in, "token_type": "Bearer"})

@@ -235,6 +235,9 @@ class AccessTokenGrant:
     kind: str = "serviceAccount"  # the IAM member type of whoever the token stands for
     # Mapped attribute.* values of a federated identity, for principalSet bindings.
     attributes: tuple[tuple[str, str], ...] = ()
+    # The OAuth client the token was issued to (tokeninfo's azp/aud), when not the usual one: a
+    # delegated user's token is the service account's client's (its unique id).
+    client_id: str | None = None
 
     @property
     def principal(self) -> str:

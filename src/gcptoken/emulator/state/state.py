@@ -259,8 +259,18 @@ class EmulatorState(SigningKeys):
             "token_uri": f"{self.base_url}/token",
         }
 
-    def issue_user_access_token(self, user: User, scopes: tuple[str, ...]) -> AccessTokenGrant:
-        return self._grant(user.email, user.sub, scopes, ACCESS_TOKEN_LIFETIME, "user")
+    def issue_user_access_token(
+        self, user: User, scopes: tuple[str, ...], client_id: str | None = None
+    ) -> AccessTokenGrant:
+        return self._grant(user.email, user.sub, scopes, ACCESS_TOKEN_LIFETIME, "user", client_id)
+
+    def find_user(self, email: str) -> User | None:
+        """The user with ``email``; Google's addresses are case-insensitive."""
+        found = self.users.get(email)
+        if found is None:
+            folded = email.casefold()
+            found = next((user for key, user in self.users.items() if key.casefold() == folded), None)
+        return found
 
     # -- IAM ----------------------------------------------------------------------------------------
 
@@ -331,10 +341,11 @@ class EmulatorState(SigningKeys):
     ) -> AccessTokenGrant:
         return self._grant(account.email, account.unique_id, scopes, lifetime, "serviceAccount")
 
-    def _grant(self, email: str, unique_id: str, scopes: tuple[str, ...], lifetime: int, kind: str) -> AccessTokenGrant:
-        grant = AccessTokenGrant(
-            "ya29." + secrets.token_urlsafe(96), email, unique_id, scopes, self.clock() + lifetime, kind
-        )
+    def _grant(
+        self, email: str, unique_id: str, scopes: tuple[str, ...], lifetime: int, kind: str, client: str | None = None
+    ) -> AccessTokenGrant:
+        token = "ya29." + secrets.token_urlsafe(96)
+        grant = AccessTokenGrant(token, email, unique_id, scopes, self.clock() + lifetime, kind, client_id=client)
         with self.lock:
             self._drop_expired_access_tokens()
             self.access_tokens[grant.token] = grant
