@@ -135,6 +135,14 @@ def test_a_url_entry_means_its_authority(
         "h\x1b[2J",
         "[::1",
         "]:",
+        "*",
+        "*.",
+        "**.com",
+        "*.*",
+        "*.com",
+        "evil.example:99999",
+        "evil.example:0",
+        "b\u00fccher.de",
     ],
 )
 def test_an_entry_no_server_can_match_is_ignored_with_one_warning(
@@ -147,3 +155,4 @@ def test_an_entry_no_server_can_match_is_ignored_with_one_warning(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"gcptoken: ignoring {HOSTS_ENV} entry ")
     assert "\x1b" not in lines[0]  # shown escaped: never a control character on a terminal
+    assert "\\\\" not in lines[0]  # escaped once, not twice

@@ -12,6 +12,7 @@ user's entry the rules cannot read (``http://h``, ``h:port/x``, ``user@h``) is i
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 __all__ = ["GOOGLE_HOSTS", "HOSTS_ENV", "answers_for", "host_of"]
@@ -57,7 +58,8 @@ _warned: set[str] = set()
 def _entry_pattern(entry: str) -> str | None:
     """The ``host``, ``host:port`` or ``*.suffix`` an entry names: ``https://`` and a trailing
     path are dropped (``https://h:8443/`` is ``h:8443``); None, with a warning, for what no
-    server could match (another scheme, a user part, a port that is not a number)."""
+    server could match or what would match far too much (another scheme, a user part, a port
+    that is not 1-65535, a name with characters no host has, ``*``, ``*.com``)."""
     text = entry.strip().lower()
     scheme, found, rest = text.partition("://")
     if found and scheme != "https":
@@ -65,17 +67,32 @@ def _entry_pattern(entry: str) -> str | None:
         return None
     authority = (rest if found else text).split("/", 1)[0]
     host, port = _split(authority)
-    if "@" in authority or not host or (port and not port.isdigit()) or host_of(authority) != authority:
+    if "@" in authority or not host or host_of(authority) != authority or not _valid_port(port):
         _warn(entry, "not a host, host:port or *.suffix")
         return None
+    name = host.removeprefix("*.")
+    if not (host.startswith("[") or _HOST_NAME.fullmatch(name)):
+        _warn(entry, "not a host, host:port or *.suffix")
+        return None
+    if host.startswith("*.") and name.count(".") < 1:
+        _warn(entry, "a wildcard needs a domain of two labels or more (*.example.com, not *.com)")
+        return None
     return authority
+
+
+# Letters, digits, hyphens and dots (IDNA names in their xn-- form); an IPv4 address matches too.
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+
+
+def _valid_port(port: str) -> bool:
+    return not port or (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)
 
 
 def _warn(entry: str, reason: str) -> None:
     if entry not in _warned:
         _warned.add(entry)
-        shown = entry.encode("ascii", "backslashreplace").decode()[:100]
-        print(f"gcptoken: ignoring {HOSTS_ENV} entry {shown!r}: {reason}", file=sys.stderr)  # repr: escaped
+        shown = entry.encode("unicode_escape").decode("ascii")[:100]  # control and non-ASCII escaped, once
+        print(f"gcptoken: ignoring {HOSTS_ENV} entry '{shown}': {reason}", file=sys.stderr)
 
 
 def _patterns() -> list[str]:
