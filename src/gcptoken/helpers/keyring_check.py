@@ -61,6 +61,8 @@ def user_finding(url: str) -> Finding | None:
         return None
     if parts.password is not None:
         return Finding(False, "the URL carries a password: pip and uv use it and never ask keyring")
+    # pip's subprocess provider asks `keyring get` only with a user name
+    # (pip/_internal/network/auth.py, KeyRingCliProvider); uv without one needs `authenticate = "always"`.
     if parts.username is None:
         return Finding(
             None, "no user name in the URL: pip's subprocess provider needs https://oauth2accesstoken@HOST/…"
@@ -107,7 +109,8 @@ def keyring_on_path() -> Finding:
         return Finding(False, f"{program} cannot run: {error.strerror or type(error).__name__}")
     if OUR_CLASS not in done.stdout:
         return Finding(False, f"{program} does not list gcptoken's backend: {INSTALL_TOOL}")
-    # --list-backends lists every backend installed; this variable makes keyring use one only.
+    # --list-backends lists every backend installed; this variable makes keyring use that one only
+    # (keyring/core.py, load_env).
     forced = os.environ.get("PYTHON_KEYRING_BACKEND", "").strip()
     if forced and forced != OUR_CLASS:
         return Finding(
