@@ -68,6 +68,9 @@ def test_a_configured_https_index_gets_a_token_and_the_check_does_not_show_it(
     assert key["client_email"] in lines[-1] and " s left" in lines[-1]
     assert len(emulator.token_requests_by(key["client_email"])) == 1  # really fetched, then not shown
     _no_secret(done, emulator, key)
+    again = _run("keyring", "check", INDEX, env=env)  # the disk cache answers, as it will for pip and uv
+    assert again.returncode == 0 and len(emulator.token_requests_by(key["client_email"])) == 1
+    _no_secret(again, emulator, key)
 
 
 @pytest.mark.parametrize(
