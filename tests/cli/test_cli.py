@@ -371,6 +371,7 @@ def test_every_command_has_help() -> None:
         "demo",
         "completion",
         "kube-credential",
+        "keyring",
     }
     assert set(commands) == expected
     for name in commands:

@@ -192,6 +192,16 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "gcptoken kube-credential --credentials key.json --print-kubeconfig-user",
         ),
     ),
+    "keyring": (
+        (
+            "would pip and uv get a token for this index? (the token itself is never shown)",
+            "gcptoken keyring check https://oauth2accesstoken@us-python.pkg.dev/my-project/my-repo/simple/",
+        ),
+        (
+            "an index on a host of your own (pip's import provider: no user name needed)",
+            "export GCPTOKEN_HELPER_HOSTS=pypi.example.com; gcptoken keyring check https://pypi.example.com/simple/",
+        ),
+    ),
     "completion": (*((INSTALL_WHERE[shell], install_line(shell)) for shell in ("bash", "zsh", "fish")),),
 }
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from gcptoken.cli.docker_config import add_docker_config
 from gcptoken.cli.help_examples import add_examples
 from gcptoken.cli.interrupts import Terminated, stopped
+from gcptoken.cli.keyring_command import add_keyring_command
 from gcptoken.cli.kube import add_kube_credential
 from gcptoken.cli.parser_kit import (
     EXIT_USAGE,
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pubsub_emulator(command)
     add_kube_credential(command)
+    add_keyring_command(command)
 
     login = command("login", "gcptoken.cli.login:run_login", "sign in as a person; write an authorized_user file")
     login.add_argument("--client-id-file", metavar="FILE", help="the Desktop app OAuth client JSON from the console")
