@@ -27,7 +27,7 @@ from gcptoken.cache.rules import (
     subject_token_proof,
     user_identity,
 )
-from gcptoken.cli.interrupts import Terminated, stopped, unwind_on_sigterm
+from gcptoken.cli.interrupts import Terminated, drop_stdout, stopped, unwind_on_sigterm
 from gcptoken.jose.pem import rsa_private_key_problem
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
@@ -339,12 +339,7 @@ def _output_failed(exc: OSError) -> int:
     """One line for output that could not be written (``>/dev/full``, a closed stdout; nothing for a
     reader that went away); the unwritten rest is dropped (fd 1 now goes to /dev/null), so the
     exit-time flush cannot print a traceback."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
+    drop_stdout()
     if not isinstance(exc, BrokenPipeError):
         sys.stderr.write(f"gcptoken: error: cannot write to stdout: {exc.strerror or exc}\n")
     return 3

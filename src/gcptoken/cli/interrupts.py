@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # not typing's: the cached path must not import it
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "stopped", "unwind_on_sigterm"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "drop_stdout", "stopped", "unwind_on_sigterm"]
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + 15
@@ -45,3 +45,16 @@ def stopped(exc: KeyboardInterrupt | Terminated) -> int:
         return EXIT_TERMINATED
     sys.stderr.write("gcptoken: interrupted\n")
     return EXIT_INTERRUPTED
+
+
+def drop_stdout() -> None:
+    """Points fd 1 at /dev/null once stdout failed (closed, full): the interpreter's last flush of
+    what is left then writes nowhere instead of printing a traceback."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 
+from gcptoken.cli.interrupts import drop_stdout
 from gcptoken.helpers.hosts import HOSTS_ENV, answers_for, host_of
 
 TYPE_CHECKING = False  # not typing's: a cached ``get`` must stay as cheap as Python's start
@@ -244,12 +245,7 @@ def _stdout_failed(exc: OSError | None) -> int:
     """One stderr line for an answer that could not be written (stdout closed, full, a broken pipe),
     and stdout pointed at /dev/null so the interpreter's last flush cannot print a traceback."""
     reason = "it is closed" if exc is None or exc.errno is None else os.strerror(exc.errno)
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
+    drop_stdout()
     if sys.stderr is not None:
         try:
             sys.stderr.write(f"{PROGRAM}: error: cannot write the answer to stdout ({reason})\n")
