@@ -22,20 +22,13 @@ from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.artifactregistry.python import REPOSITORY
 from gcptoken.testing import CLOSED_LOOPBACK, write_key_file
 from tests.helpers.docker_env import HELPER, closed_env, write_docker_config
+from tests.helpers.tools import uv_binary
 
 pytestmark = pytest.mark.slow
 OURS = "gcptoken.helpers.keyring_backend.GcptokenKeyring"
 GOOGLES = "keyrings.gauth.GooglePythonAuth"
 KEYRING = Path(sys.executable).with_name("keyring")
 _MACHINE_SETTINGS = ("PIP_", "UV_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_", "GCPTOKEN_HELPER_HOSTS")
-
-
-def _uv() -> str:
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        pytest.skip("uv is not installed (pip install 'gcptoken[test]')")
-    return str(find_uv_bin())
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +88,7 @@ def installed(target: Path) -> set[str]:
 
 
 def uv_install(names: GoogleNames, env: dict[str, str], target: Path, url: str) -> subprocess.CompletedProcess[str]:
-    argv = [_uv(), "pip", "install", "--python", sys.executable, "--target", str(target)]
+    argv = [uv_binary(), "pip", "install", "--python", sys.executable, "--target", str(target)]
     argv += ["--cache-dir", f"{target}-cache", "--keyring-provider", "subprocess", "--index-url", url]
     return run(names, [*argv, "gcptoken-demo-app"], env)
 

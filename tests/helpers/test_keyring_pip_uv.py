@@ -21,20 +21,13 @@ import pytest
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.artifactregistry.python import REPOSITORY
 from gcptoken.testing import CLOSED_LOOPBACK, write_key_file
+from tests.helpers.tools import uv_binary
 
 pytestmark = pytest.mark.slow
 KEYRING = Path(sys.executable).with_name("keyring")
 # This machine's own pip/uv settings (its mirrors, find-links, CA bundles): requests even prefers
 # REQUESTS_CA_BUNDLE to pip's --cert. Each test sets its own.
 _MACHINE_SETTINGS = ("PIP_", "UV_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_")
-
-
-def _uv() -> str:
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        pytest.skip("uv is not installed (pip install 'gcptoken[test]')")
-    return str(find_uv_bin())
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +89,7 @@ def pip(env: dict[str, str], target: Path, provider: str, *args: str) -> subproc
 
 
 def uv(env: dict[str, str], target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [_uv(), "pip", "install", "--python", sys.executable, "--target", str(target)]
+    argv = [uv_binary(), "pip", "install", "--python", sys.executable, "--target", str(target)]
     argv += ["--keyring-provider", "subprocess", *args]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
 
@@ -193,7 +186,7 @@ def test_uv_without_a_user_name_asks_for_both(env: dict[str, str], registry: Emu
         'keyring-provider = "subprocess"\n[[index]]\nname = "registry"\n'
         f'url = "{index_of(registry)}"\ndefault = true\nauthenticate = "always"\n'
     )
-    argv = [_uv(), "pip", "install", "--config-file", str(config), "--python", sys.executable]
+    argv = [uv_binary(), "pip", "install", "--config-file", str(config), "--python", sys.executable]
     argv += ["--target", str(tmp_path / "t"), "gcptoken-demo-app"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
