@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "CredentialsError",
     "GcpTokenError",
+    "HardwareKeyError",
     "InvalidArgumentError",
     "RefusedError",
     "TokenRequestError",
@@ -28,6 +29,11 @@ class GcpTokenError(Exception):
 
 class CredentialsError(GcpTokenError):
     """A credential could not be found, read or understood."""
+
+
+class HardwareKeyError(CredentialsError):
+    """A key in a PKCS#11 token or a TPM could not be used: the device, its module, the key or its
+    PIN (never carries the PIN)."""
 
 
 class TokenRequestError(GcpTokenError):

@@ -372,6 +372,7 @@ def test_every_command_has_help() -> None:
         "completion",
         "kube-credential",
         "keyring",
+        "key",
     }
     assert set(commands) == expected
     for name in commands:

@@ -20,6 +20,8 @@ __all__ = [
     "MAX_MARGIN",
     "cache_key",
     "external_identity",
+    "hardware_pin_proof",
+    "hardware_signature_proof",
     "impersonated_identity",
     "metadata_identity",
     "private_key_proof",
@@ -70,6 +72,19 @@ def private_key_proof(private_key_pem: str) -> str:
     """Proof of holding a key: a digest of its PEM text (hashing the text, not parsing the key,
     keeps the CLI's cached path fast)."""
     return secret_digest("private_key", private_key_pem)
+
+
+def hardware_pin_proof(reference: str, pin: str) -> str:
+    """Proof of holding a key in hardware that takes a PIN: its reference and its PIN (see
+    keys.opened.possession_proof for why that suffices and when it is used)."""
+    return secret_digest(
+        "hardware_pin", reference.encode("utf-8", "surrogatepass") + b"\x00" + pin.encode("utf-8", "surrogatepass")
+    )
+
+
+def hardware_signature_proof(signature: bytes) -> str:
+    """Proof of holding a key in hardware that takes no PIN: its signature over a fixed challenge."""
+    return secret_digest("hardware_signature", signature)
 
 
 def service_account_identity(client_email: str, private_key_id: str, token_url: str, key_proof: str) -> str:

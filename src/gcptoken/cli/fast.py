@@ -20,6 +20,7 @@ from gcptoken.cache.disk import fresh_entry, read_tokens
 from gcptoken.cache.rules import (
     cache_key,
     external_identity,
+    hardware_pin_proof,
     impersonated_identity,
     metadata_identity,
     private_key_proof,
@@ -28,7 +29,9 @@ from gcptoken.cache.rules import (
     user_identity,
 )
 from gcptoken.cli.interrupts import Terminated, drop_stdout, stopped, unwind_on_sigterm
+from gcptoken.errors import HardwareKeyError
 from gcptoken.jose.pem import rsa_private_key_problem
+from gcptoken.keys.reference import MAX_PIN, hardware_kind, pin_env_name
 from gcptoken.private_files import NotPrivateError, PrivateDir, UnreadableFile, read_small_file
 from gcptoken.untrusted import UnreadableJson, is_token_text, json_object
 
@@ -104,9 +107,12 @@ def _identity_of(info: dict[str, Any], nested: bool) -> tuple[str, str | None] |
         return None  # another universe's flows: the full command line
     if kind == "service_account":
         email, key_id, pem = _text(info, "client_email"), _text(info, "private_key_id"), _text(info, "private_key")
-        if not (email and key_id and pem) or rsa_private_key_problem(pem) is not None:
+        if not (email and key_id and pem):
             return None  # the full command line says what is wrong
-        return service_account_identity(email, key_id, _url(info, "token_uri"), private_key_proof(pem)), None
+        proof = _hardware_proof(info, pem) if hardware_kind(pem) else None
+        if proof is None and (hardware_kind(pem) or rsa_private_key_problem(pem) is not None):
+            return None
+        return service_account_identity(email, key_id, _url(info, "token_uri"), proof or private_key_proof(pem)), None
     if kind == "authorized_user":
         client_id, secret, refresh = (_text(info, n) for n in ("client_id", "client_secret", "refresh_token"))
         if client_id and secret and refresh:
@@ -119,6 +125,22 @@ def _identity_of(info: dict[str, Any], nested: bool) -> tuple[str, str | None] |
     if kind == "external_account":
         return _external(info)
     return None
+
+
+def _hardware_proof(info: dict[str, Any], reference: str) -> str | None:
+    """A hardware key's proof from its PIN's variable, as keys.opened computes it; None (the full
+    command line) without one: it asks for the PIN, or proves possession in the device."""
+    pin_env = info.get("pin_env")
+    try:
+        variable = pin_env_name(pin_env if isinstance(pin_env, str) else None)
+    except HardwareKeyError:
+        return None
+    pin = os.environ.get(variable, "")
+    if not pin or len(pin) > MAX_PIN or "\x00" in pin:
+        return None
+    # A TPM key file without a PIN (emptyAuth) proves possession by signing: its entries are never
+    # under a PIN's proof, so this one simply misses.
+    return hardware_pin_proof(reference.strip(), pin)
 
 
 def _url(info: dict[str, Any], name: str, default: str = endpoints.TOKEN_URI) -> str:

@@ -202,6 +202,18 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "export GCPTOKEN_HELPER_HOSTS=pypi.example.com; gcptoken keyring check https://pypi.example.com/simple/",
         ),
     ),
+    "key": (
+        (
+            "a key made in a SoftHSM2 token, its reference and its certificate for upload",
+            "gcptoken key generate 'pkcs11:token=my-token;object=sa-key?module-path=/usr/lib/softhsm/libsofthsm2.so'"
+            " --out sa-key.ref --cert sa-key.pem",
+        ),
+        ("a key made in the TPM, as a key file only this TPM can use", "gcptoken key generate tpm --out sa-key.tss2"),
+        (
+            "the credential file that names it (the key id from the upload)",
+            "gcptoken key credentials @sa-key.ref --account sa@my-project.iam.gserviceaccount.com --key-id KEY_ID",
+        ),
+    ),
     "completion": (*((INSTALL_WHERE[shell], install_line(shell)) for shell in ("bash", "zsh", "fish")),),
 }
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from gcptoken.cli.docker_config import add_docker_config
 from gcptoken.cli.help_examples import add_examples
 from gcptoken.cli.interrupts import Terminated, stopped
+from gcptoken.cli.key_parser import add_key_command
 from gcptoken.cli.keyring_command import add_keyring_command
 from gcptoken.cli.kube import add_kube_credential
 from gcptoken.cli.parser_kit import (
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_send_command(command)
     add_sign_commands(command)
+    add_key_command(command)
 
     whoami = command("whoami", "gcptoken.cli.whoami:run_whoami", "show which credential would be used, from where, why")
     credential_options(whoami, no_cache=False)

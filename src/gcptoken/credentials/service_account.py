@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gcptoken.credentials.fields as fields
 from gcptoken import checks, endpoints
@@ -24,6 +24,8 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, InvalidArgumentError
 from gcptoken.http.flows import Flow
 from gcptoken.jose.pem import rsa_private_key_problem
+from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.keys.reference import HardwareReference, hardware_reference, is_hardware_reference
 from gcptoken.tokens import Token, utc_from_epoch
 
 __all__ = [
@@ -38,16 +40,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gcptoken.jose.jws import SigningKey
+    from gcptoken.jose.jws import JwsSigner
 
 
+_T = TypeVar("_T")
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600
 
 
 @dataclass(frozen=True)
 class ServiceAccountKey:
-    """A key file as Google's console downloads it (``"type": "service_account"``)."""
+    """A key file as Google's console downloads it (``"type": "service_account"``), or one whose
+    ``private_key`` names a key in a PKCS#11 token or a TPM (``hardware``; gcptoken.keys)."""
 
     client_email: str
     private_key_id: str
@@ -56,9 +60,13 @@ class ServiceAccountKey:
     project_id: str | None = None
     client_id: str | None = None
     universe_domain: str = universes.DEFAULT
+    hardware: HardwareReference | None = field(default=None, repr=False)
+    # The hardware key's PIN once known (given, from its variable or asked for once).
+    _pin: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any], source: str) -> ServiceAccountKey:
+    def from_info(cls, info: Mapping[str, Any], source: str, *, pin: str | None = None) -> ServiceAccountKey:
+        """``pin``: a hardware key's PIN given by a program (else its variable, else a prompt)."""
         where = f"{source}: service-account key"
 
         def text(name: str, required: bool = True) -> str | None:
@@ -67,13 +75,22 @@ class ServiceAccountKey:
         client_email, private_key_id = text("client_email") or "", text("private_key_id") or ""
         private_key = text("private_key")
         assert private_key is not None
-        problem = rsa_private_key_problem(private_key)
-        if problem is not None:  # refused before any cache lookup: see cache_rules
-            raise CredentialsError(f"{source}: 'private_key' {problem}")
+        hardware = None
+        if is_hardware_reference(private_key):
+            try:
+                hardware = hardware_reference(private_key, text("pin_env", required=False))
+            except HardwareKeyError as exc:
+                raise HardwareKeyError(f"{source}: 'private_key': {exc}") from None
+        else:
+            problem = rsa_private_key_problem(private_key)
+            if problem is not None:  # refused before any cache lookup: see cache_rules
+                raise CredentialsError(f"{source}: 'private_key' {problem}")
         return cls(
             client_email=client_email,
             private_key_id=private_key_id,
             private_key=private_key,
+            hardware=hardware,
+            _pin={} if pin is None else {"pin": pin},
             token_uri=fields.url(info, "token_uri", where) or endpoints.TOKEN_URI,
             project_id=text("project_id", required=False),
             client_id=text("client_id", required=False),
@@ -82,15 +99,45 @@ class ServiceAccountKey:
             ),
         )
 
+    def hardware_pin(self) -> str | None:
+        """The hardware key's PIN: given, else its variable, else asked for (once per key object)."""
+        assert self.hardware is not None
+        if "pin" not in self._pin:
+            from gcptoken.keys.pin import key_pin
+
+            self._pin["pin"] = key_pin(self.hardware)
+        return self._pin["pin"]
+
+    def key_proof(self) -> str:
+        """Proof of holding the key, for the token caches (cache.rules; keys.opened for hardware)."""
+        if self.hardware is None:
+            return private_key_proof(self.private_key)
+        from gcptoken.keys.opened import possession_proof
+
+        return possession_proof(self.hardware, self.hardware_pin())
+
     @property
-    def signing_key(self) -> SigningKey:
-        """The parsed private key; parsed once per process (jws caches it)."""
+    def signing_key(self) -> JwsSigner:
+        """The parsed private key, parsed once per process (jws caches it); or the key in hardware,
+        opened once per process."""
+        if self.hardware is not None:
+            return self._hardware_key()
         from gcptoken.jose import jws  # cryptography: only when something is signed, never on a cache hit
 
         key = jws.load_private_key_pem(self.private_key)
         if key.alg != "RS256":
             raise CredentialsError("'private_key' is not an RSA key (Google's service-account keys are RSA)")
         return key
+
+    def _hardware_key(self) -> JwsSigner:
+        from gcptoken.keys.opened import opened_key
+
+        assert self.hardware is not None
+        try:
+            return opened_key(self.hardware, self.hardware_pin())
+        except HardwareKeyError:
+            self._pin.pop("pin", None)  # a PIN that was refused is asked for again next time
+            raise
 
 
 def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -210,7 +257,7 @@ class ServiceAccountCredentials(Credentials):
         self.key = key
         self.source = source
         self.subject = None if subject is None else checked_subject(subject)
-        self._key_proof = private_key_proof(key.private_key)
+        self._key_proof: str | None = None  # computed when first needed: a hardware key may ask for its PIN
         self._key_parsed = False
         self.description = f"service account {key.client_email} (key {source})"
         if self.subject is not None:
@@ -220,7 +267,7 @@ class ServiceAccountCredentials(Credentials):
         # from_info refused a missing, garbage or non-RSA PEM; the in-process cache also parses the
         # key first (once per process, and a fetch would anyway), so even a key that only looks
         # like one is an error before any lookup.
-        if not self._key_parsed:
+        if not self._key_parsed and self.key.hardware is None:
             self._signing_ready()
         return self.shared_identity()
 
@@ -231,6 +278,8 @@ class ServiceAccountCredentials(Credentials):
         token_url = endpoints.resolve(key.token_uri)
         if not universes.is_default(key.universe_domain):
             token_url += f"#universe={key.universe_domain}"
+        if self._key_proof is None:
+            self._key_proof = self._prefixed(key.key_proof)
         identity = service_account_identity(key.client_email, key.private_key_id, token_url, self._key_proof)
         return identity if self.subject is None else f"delegated|{identity}|{self.subject}"
 
@@ -266,11 +315,17 @@ class ServiceAccountCredentials(Credentials):
         self._signing_ready()
 
     def _signing_ready(self) -> None:
+        self._prefixed(lambda: self.key.signing_key)
+        self._key_parsed = True
+
+    def _prefixed(self, step: Callable[[], _T]) -> _T:
+        """``step``, its errors naming this credential's source (a hardware error keeps its type)."""
         try:
-            _ = self.key.signing_key
+            return step()
+        except HardwareKeyError as exc:
+            raise HardwareKeyError(f"{self.source}: {exc}") from None
         except CredentialsError as exc:
             raise CredentialsError(f"{self.source}: {exc}") from None
-        self._key_parsed = True
 
     def id_token_flow(self, audience: str) -> Flow[Token]:
         if self.subject is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -21,6 +21,7 @@ from gcptoken.errors import CredentialsError
 from gcptoken.jose.compact import b64url_decode, b64url_encode, json_dumps
 
 __all__ = [
+    "JwsSigner",
     "SigningKey",
     "VerifyingKey",
     "encode",
@@ -105,6 +106,15 @@ class VerifyingKey:
             "x": b64url_encode(point.x.to_bytes(32, "big")),
             "y": b64url_encode(point.y.to_bytes(32, "big")),
         }
+
+
+class JwsSigner(Protocol):
+    """Whatever signs a JWS: a parsed key here, or a key in hardware (gcptoken.keys)."""
+
+    @property
+    def alg(self) -> str: ...
+
+    def sign(self, signing_input: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,7 +254,7 @@ def _header_segment(alg: str, kid: str | None, typ: str) -> str:
     return b64url_encode(json_dumps(header))
 
 
-def encode(claims: Mapping[str, Any], key: SigningKey, *, kid: str | None = None, typ: str = "JWT") -> str:
+def encode(claims: Mapping[str, Any], key: JwsSigner, *, kid: str | None = None, typ: str = "JWT") -> str:
     """Sign ``claims`` as a compact JWS; the header's alg is the key's."""
     signing_input = _header_segment(key.alg, kid, typ) + "." + b64url_encode(json_dumps(dict(claims)))
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gcptoken.errors import CredentialsError
+from gcptoken.errors import HardwareKeyError
 
 __all__ = ["HardwareKey", "HardwareKeyError"]
-
-
-class HardwareKeyError(CredentialsError):
-    """The device, its module or the key in it could not be used (never carries a PIN)."""
 
 
 class HardwareKey(Protocol):
@@ -23,7 +19,10 @@ class HardwareKey(Protocol):
     (or TPM context); a closed key raises ``HardwareKeyError`` when used.
     """
 
-    alg: str  # always "RS256": Google's service-account keys are RSA
+    @property
+    def alg(self) -> str:
+        """Always "RS256": Google's service-account keys are RSA."""
+        ...
 
     def sign(self, signing_input: bytes) -> bytes: ...
 
