@@ -143,7 +143,7 @@ def _refuse(why: str) -> HardwareKeyError:
     return HardwareKeyError(f"invalid PKCS#11 URI: {why}")
 
 
-def _attribute(part: str, grammar: re.Pattern[str], where: str) -> tuple[str, str]:
+def _attribute(part: str, grammar: re.Pattern[str], where: str, known: tuple[str, ...]) -> tuple[str, str]:
     name, equals, raw = part.partition("=")
     if not equals:
         raise _refuse(f"{where} attribute {name[:40]!r} has no '='")
@@ -151,6 +151,8 @@ def _attribute(part: str, grammar: re.Pattern[str], where: str) -> tuple[str, st
         raise HardwareKeyError(
             f"a PKCS#11 URI may not carry the PIN ({name}): gcptoken reads it from $GCPTOKEN_KEY_PIN or asks for it"
         )
+    if name not in known:
+        raise _refuse(f"unknown {where} attribute {name[:40]!r}" + _where_it_belongs(name))
     if grammar.fullmatch(raw) is None:
         raise _refuse(f"the value of {name[:40]!r} has a character that must be percent-encoded")
     return name, raw
@@ -191,9 +193,7 @@ def parse_uri(text: str) -> Pkcs11Uri:
     attributes: dict[str, str] = {}
     key_id: bytes | None = None
     for part in path.split(";") if path else []:
-        name, raw = _attribute(part, _PATH_VALUE, "path")
-        if name not in PATH_ATTRIBUTES:
-            raise _refuse(f"unknown path attribute {name[:40]!r}" + _where_it_belongs(name))
+        name, raw = _attribute(part, _PATH_VALUE, "path", PATH_ATTRIBUTES)
         if name in attributes or (name == "id" and key_id is not None):
             raise _refuse(f"{name} appears twice")
         if name == "id":
@@ -203,9 +203,7 @@ def parse_uri(text: str) -> Pkcs11Uri:
     if question and not query:
         raise _refuse("an empty query after '?'")
     for part in query.split("&") if query else []:
-        name, raw = _attribute(part, _QUERY_VALUE, "query")
-        if name not in QUERY_ATTRIBUTES:
-            raise _refuse(f"unknown query attribute {name[:40]!r}" + _where_it_belongs(name))
+        name, raw = _attribute(part, _QUERY_VALUE, "query", QUERY_ATTRIBUTES)
         if name in attributes:
             raise _refuse(f"{name} appears twice")
         attributes[name] = _text_value(name, raw)
