@@ -63,6 +63,8 @@ def _trusted(owner: int) -> bool:
 def _check_directory(directory: str, module: str) -> None:
     try:
         info = os.stat(directory)
+    except FileNotFoundError:
+        raise HardwareKeyError(f"PKCS#11 module {module} not found") from None
     except OSError as exc:
         raise HardwareKeyError(f"PKCS#11 module {module}: cannot read its directory ({exc.strerror})") from None
     if not _trusted(info.st_uid) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
