@@ -168,26 +168,25 @@ key.close()
 
 def test_a_second_process_signs_with_the_same_token_at_once(softhsm_token: Token) -> None:
     uri = generate_key(softhsm_token.uri(object="shared"), softhsm_token.pin)
-    other = subprocess.Popen(
+    key = open_key(uri, softhsm_token.pin)
+    with subprocess.Popen(
         [sys.executable, "-c", SIGNER, uri.text],  # the PIN goes in the environment, never the command line
         env={**os.environ, **softhsm_token.env(), "GCPTOKEN_KEY_PIN": softhsm_token.pin},
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-    )
-    key = open_key(uri, softhsm_token.pin)
-    try:
-        assert other.stdout is not None and other.stdout.readline() == "ready\n"
-        mine = [key.sign(b"mine-%d" % i) for i in range(60)]
-        out = other.stdout.read()  # to EOF (communicate() would miss what readline() buffered)
-        assert other.wait(timeout=120) == 0, other.stderr.read() if other.stderr else ""
-        for i, signature in enumerate(mine):
-            _verify(key.public_key_der(), signature, b"mine-%d" % i)
-        lines = out.splitlines()
-        assert len(lines) == 60
-        for i, line in enumerate(lines):
-            _verify(key.public_key_der(), base64.b64decode(line), b"other-%d" % i)
-    finally:
-        key.close()
-        if other.poll() is None:
-            other.kill()
+    ) as other:
+        try:
+            assert other.stdout is not None and other.stdout.readline() == "ready\n"
+            mine = [key.sign(b"mine-%d" % i) for i in range(60)]
+            lines = other.stdout.read().splitlines()  # to EOF: the other process signed meanwhile
+            assert other.wait(timeout=120) == 0
+        finally:
+            key.close()
+            if other.poll() is None:
+                other.kill()
+    for i, signature in enumerate(mine):
+        _verify(key.public_key_der(), signature, b"mine-%d" % i)
+    assert len(lines) == 60
+    for i, line in enumerate(lines):
+        _verify(key.public_key_der(), base64.b64decode(line), b"other-%d" % i)
