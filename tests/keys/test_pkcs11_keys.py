@@ -83,7 +83,7 @@ def test_the_generated_private_key_never_leaves_the_token(softhsm_token: Token) 
 
 
 @pytest.fixture
-def imported(softhsm_token: Token) -> tuple[rsa.RSAPrivateKey, Any]:
+def imported(softhsm_token: Token) -> Iterator[tuple[rsa.RSAPrivateKey, Any]]:
     """An in-process RSA key, also imported into the token: the two must sign identically."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     numbers = private.private_numbers()
@@ -114,7 +114,7 @@ def imported(softhsm_token: Token) -> tuple[rsa.RSAPrivateKey, Any]:
             }
         )
     key = open_key(softhsm_token.uri(object="imported"), softhsm_token.pin)
-    yield private, key  # type: ignore[misc]
+    yield private, key
     key.close()
 
 

@@ -83,7 +83,7 @@ def test_a_group_or_world_writable_module_is_refused(module_dir: Path, mode: int
 def test_a_module_in_a_writable_directory_is_refused(module_dir: Path) -> None:
     copy = _module_copy(module_dir)
     module_dir.chmod(0o777)
-    with pytest.raises(HardwareKeyError, match="its directory .* is writable by others"):
+    with pytest.raises(HardwareKeyError, match=r"its directory .* is writable by others"):
         checked_module(str(copy))
 
 

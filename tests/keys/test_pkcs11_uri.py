@@ -19,8 +19,7 @@ RFC_EXAMPLES = [
     "pkcs11:object=my-sign-key;type=private?module-path=/mnt/libmypkcs11.so.1",
     "pkcs11:slot-description=Sun%20Metaslot",
     "pkcs11:library-manufacturer=Snake%20Oil,%20Inc.;library-description=Soft%20Token%20Library;library-version=1.23",
-    "pkcs11:token=My%20token%25%20created%20by%20Joe;library-version=3;"
-    "id=%01%02%03%Ba%dd%Ef%fe%01%02%03%ba%dd%ef%fe",
+    "pkcs11:token=My%20token%25%20created%20by%20Joe;library-version=3;id=%01%02%03%Ba%dd%Ef%fe%01%02%03%ba%dd%ef%fe",
     "pkcs11:token=A%20name%20with%20a%20substring%20%25%3B;object=my-certificate;type=cert",
     "pkcs11:token=Name%20with%20a%20small%20A%20with%20acute:%20%C3%A1;object=my-certificate;type=cert",
 ]
@@ -53,7 +52,7 @@ def test_canonical_text_orders_attributes_and_encodes_uppercase() -> None:
 
 
 def test_with_attributes_sets_and_removes() -> None:
-    uri = parse_uri("pkcs11:token=t;object=o").with_attributes(id=b"\x00;", type="private", object=None)
+    uri = parse_uri("pkcs11:token=t;object=o").with_attributes(type="private", object=None).with_id(b"\x00;")
     assert uri.text == "pkcs11:token=t;type=private;id=%00%3B"
     with pytest.raises(ValueError, match="not a PKCS#11 URI attribute"):
         uri.with_attributes(vendor="x")
@@ -115,12 +114,18 @@ def test_what_the_rfc_does_not_allow_is_one_line(text: str, says: str) -> None:
 @given(st.text(max_size=200) | st.text(alphabet="pkcs11:;?&=%0aAF/ -tokenidobject", max_size=80))
 def test_any_text_parses_or_is_refused_with_hardware_key_error(text: str) -> None:
     for candidate in (text, "pkcs11:" + text):
-        try:
-            uri = parse_uri(candidate)
-        except HardwareKeyError as exc:
-            assert "\n" not in str(exc)
+        uri = _parsed_or_error(candidate)
+        if isinstance(uri, str):
+            assert "\n" not in uri
         else:
             assert parse_uri(uri.text) == uri
+
+
+def _parsed_or_error(text: str) -> Pkcs11Uri | str:
+    try:
+        return parse_uri(text)
+    except HardwareKeyError as exc:  # nothing else may escape
+        return str(exc)
 
 
 TEXT_ATTRIBUTES = [name for name in PATH_ATTRIBUTES if name not in ("id", "type", "slot-id", "library-version")]
@@ -132,12 +137,8 @@ TEXT_ATTRIBUTES = [name for name in PATH_ATTRIBUTES if name not in ("id", "type"
     st.none() | st.binary(max_size=20),
 )
 def test_any_attributes_round_trip_through_canonical_text(values: dict[str, str], key_id: bytes | None) -> None:
-    values = {name: value for name, value in values.items() if "\x00" not in value and "\ud800" > value[:1]}
-    try:
-        for value in values.values():
-            value.encode()
-    except UnicodeEncodeError:
-        return
-    uri = Pkcs11Uri().with_attributes(id=key_id, **{name.replace("-", "_"): value for name, value in values.items()})
+    values = {name: value for name, value in values.items() if "\x00" not in value}
+    uri = Pkcs11Uri().with_attributes(**{name.replace("-", "_"): value for name, value in values.items()})
+    uri = uri.with_id(key_id)
     again = parse_uri(uri.text)
     assert again == uri and again.attributes == values and again.id == key_id

@@ -340,6 +340,5 @@ def generate_key(uri: Pkcs11Uri, pin: str, *, bits: int = 2048) -> Pkcs11Uri:
             ) from None
     finally:
         _closed(session, token_key)
-    return Pkcs11Uri().with_attributes(
-        id=key_id, token=token_label, object=label, type="private", module_path=module_path
-    )
+    named = Pkcs11Uri().with_attributes(token=token_label, object=label, type="private", module_path=module_path)
+    return named.with_id(key_id)

@@ -101,7 +101,11 @@ class Pkcs11Uri:
         ]
         return "pkcs11:" + ";".join(path) + ("?" + "&".join(query) if query else "")
 
-    def with_attributes(self, id: bytes | None = None, **changes: str | None) -> Pkcs11Uri:
+    def with_id(self, key_id: bytes | None) -> Pkcs11Uri:
+        """This URI naming the object whose CKA_ID is ``key_id`` (None: any id)."""
+        return Pkcs11Uri(self.pairs, key_id)
+
+    def with_attributes(self, **changes: str | None) -> Pkcs11Uri:
         """This URI with attributes set (``module_path=`` for ``module-path``) or removed (None)."""
         merged = dict(self.attributes)
         for key, value in changes.items():
@@ -112,7 +116,7 @@ class Pkcs11Uri:
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        return _make(merged, self.id if id is None else id)
+        return _make(merged, self.id)
 
     def __str__(self) -> str:
         return self.text
