@@ -280,6 +280,7 @@ class Pkcs11Key:
 
 def open_key(uri: Pkcs11Uri, pin: str | None) -> Pkcs11Key:
     """The one RSA private key ``uri`` names, logged in with the user ``pin`` (None: no login)."""
+    _pkcs11()  # a missing extra is said before anything about the module
     module_path = choose_module(uri)
     module = _load(module_path)
     token = _find_token(module, uri, module_path)
