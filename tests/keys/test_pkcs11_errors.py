@@ -147,3 +147,14 @@ def test_generate_refuses_a_taken_label_and_bad_requests(softhsm_token: Token) -
         softhsm_token, lambda: generate_key(too_small, softhsm_token.pin, bits=1024)
     )
     assert _fails(softhsm_token, lambda: generate_key(too_small, "wrong-pin-7777")).startswith("wrong PIN")
+
+
+def test_a_key_whose_session_is_gone_says_so(softhsm_token: Token) -> None:
+    key = open_key(generate_key(softhsm_token.uri(object="k"), softhsm_token.pin), softhsm_token.pin)
+    pkcs11.lib(os.path.realpath(softhsm_token.module)).reinitialize()  # every session of the process ends
+    try:
+        assert _fails(softhsm_token, lambda: key.sign(b"x")) == (
+            f"PKCS#11 token {softhsm_token.label!r} is gone (removed, or its session closed)"
+        )
+    finally:
+        key.close()

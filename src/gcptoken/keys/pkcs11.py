@@ -213,9 +213,10 @@ def _key_words(uri: Pkcs11Uri) -> str:
 
 def _id_text(key: Any) -> str:
     try:
-        return "id=" + "".join(f"%{byte:02X}" for byte in key[_pkcs11().Attribute.ID]) or "no id"
-    except Exception:
+        key_id = bytes(key[_pkcs11().Attribute.ID])
+    except Exception:  # CKA_ID is optional: a key may have none to show
         return "no id"
+    return "id=" + "".join(f"%{byte:02X}" for byte in key_id) if key_id else "an empty id"
 
 
 def _public_der(session: pkcs11.Session, key: Any) -> bytes:
