@@ -190,3 +190,22 @@ def test_a_second_process_signs_with_the_same_token_at_once(softhsm_token: Token
     assert len(lines) == 60
     for i, line in enumerate(lines):
         _verify(key.public_key_der(), base64.b64decode(line), b"other-%d" % i)
+
+
+def test_closing_one_key_leaves_the_others_logged_in(softhsm_token: Token) -> None:
+    """Login is per process, and python-pkcs11 logs out (C_Logout: every session) when it closes a
+    session it logged in with: the first key closed must not take the others' login with it."""
+    uri = generate_key(softhsm_token.uri(object="k"), softhsm_token.pin)
+    first, second = open_key(uri, softhsm_token.pin), open_key(uri, softhsm_token.pin)
+    first.close()
+    try:
+        _verify(second.public_key_der(), second.sign(b"after"), b"after")
+        other = generate_key(softhsm_token.uri(object="k2"), softhsm_token.pin)  # a R/W session, opened and closed
+        _verify(second.public_key_der(), second.sign(b"still"), b"still")
+        third = open_key(other, softhsm_token.pin)
+        third.close()
+        _verify(second.public_key_der(), second.sign(b"and still"), b"and still")
+    finally:
+        second.close()
+    with pytest.raises(HardwareKeyError, match="no private key matches"):  # the last close logged out
+        open_key(uri, None)

@@ -141,32 +141,47 @@ def _login_error(exc: Exception, label: str) -> HardwareKeyError:
 
 
 def _open_session(module: Library, token: pkcs11.Token, pin: str | None, *, rw: bool) -> tuple[Any, Hashable]:
-    """A session on ``token``, logged in with ``pin`` unless None, and the ledger key to release
-    it with (``_closed``). Login is per process (``LoginLedger``): a token our sessions already
-    logged in to is not logged in to again, but a PIN unlike the one that logged in is wrong."""
+    """A session on ``token`` (logged in, with ``pin``) and the ledger key to release it with
+    (``_closed``). The login is the token's anchor session's (``LoginLedger``): this session never
+    logs in or out itself, and a PIN unlike the one that logged in is wrong."""
     p11 = _pkcs11()
     label = _text(token.label)
     token_key = (module.so, token.slot.slot_id)  # the real path: one login state per loaded module
     with _logins.lock:
-        shared = pin is not None and _logins.logged_in(token_key) is not None
-        if shared and pin is not None and not _logins.same_pin(token_key, pin):
-            raise HardwareKeyError(f"wrong PIN for PKCS#11 token {label!r}")
+        if pin is not None and _logins.logged_in(token_key):
+            if not _logins.same_pin(token_key, pin):
+                raise HardwareKeyError(f"wrong PIN for PKCS#11 token {label!r}")
+        elif pin is not None:
+            try:
+                anchor = token.open(user_pin=pin)
+            except p11.UserAlreadyLoggedIn:  # by other code in this process: its login is shared
+                anchor = None
+            except p11.PKCS11Error as exc:
+                raise _login_error(exc, label) from None
+            _logins.logged_in_by(token_key, pin, anchor)
+        _logins.opened(token_key)
         try:
-            session = token.open(rw=rw, user_pin=None if shared else pin)
-        except p11.UserAlreadyLoggedIn:  # logged in by other code in this process: the login is shared
             session = token.open(rw=rw)
         except p11.PKCS11Error as exc:
-            raise _login_error(exc, label) from None
-        _logins.opened(token_key, pin)
+            _closed(None, token_key)
+            raise HardwareKeyError(
+                f"could not open a session with PKCS#11 token {label!r}: {type(exc).__name__}"
+            ) from None
     return session, token_key
 
 
 def _closed(session: Any, token_key: Hashable) -> None:
+    """Close ``session``; if it was the token's last, close the anchor too, which logs out."""
+    anchor = None
     try:
-        with contextlib.suppress(Exception):  # the token may be gone already: nothing left to release
-            session.close()
+        if session is not None:
+            with contextlib.suppress(Exception):  # the token may be gone already: nothing left to release
+                session.close()
     finally:
-        _logins.closed(token_key)
+        anchor = _logins.closed(token_key)
+    if anchor is not None:
+        with contextlib.suppress(Exception):
+            anchor.close()
 
 
 def _find_private_key(session: pkcs11.Session, uri: Pkcs11Uri, logged_in: bool, label: str) -> Any:
