@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +210,29 @@ def test_closing_one_key_leaves_the_others_logged_in(softhsm_token: Token) -> No
         second.close()
     with pytest.raises(HardwareKeyError, match="no private key matches"):  # the last close logged out
         open_key(uri, None)
+
+
+def test_a_module_is_loaded_once_whatever_path_names_it(softhsm_token: Token, module_dir: Path) -> None:
+    from gcptoken.keys import pkcs11 as keys_pkcs11
+
+    uri = generate_key(softhsm_token.uri(object="k"), softhsm_token.pin)
+    link = module_dir / "softhsm.so"
+    link.symlink_to(os.path.realpath(softhsm_token.module))
+    by_link = uri.with_attributes(module_path=str(link))
+    first, second = open_key(uri, softhsm_token.pin), open_key(by_link, softhsm_token.pin)
+    try:
+        assert second.sign(b"x") == first.sign(b"x")
+        assert list(keys_pkcs11._modules) == [os.path.realpath(softhsm_token.module)]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_library_attributes_narrow_the_module(softhsm_token: Token) -> None:
+    uri = generate_key(softhsm_token.uri(object="k"), softhsm_token.pin)
+    library = pkcs11.lib(os.path.realpath(softhsm_token.module))
+    major, minor = library.library_version
+    exact = uri.with_attributes(library_version=f"{major}.{minor}", library_manufacturer=library.manufacturer_id)
+    open_key(exact, softhsm_token.pin).close()
+    with pytest.raises(HardwareKeyError, match="no PKCS#11 token matches"):
+        open_key(uri.with_attributes(library_version=f"{major + 1}"), softhsm_token.pin)

@@ -70,7 +70,7 @@ def _text(value: object) -> str:
 
 def _library_matches(module: Library, uri: Pkcs11Uri) -> bool:
     wanted = uri.get("library-version")
-    # RFC 7512 §2.3: "library-version=M" means M.0.
+    # "library-version=M" means M.0, as p11-kit reads it (p11-kit/uri.c, parse_struct_version).
     version = None if wanted is None else tuple(int(part) for part in (wanted + ".0").split(".")[:2])
     return (
         uri.get("library-manufacturer") in (None, _text(module.manufacturer_id))
