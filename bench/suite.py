@@ -21,6 +21,7 @@ from bench.grpc_proxy_rows import grpc_proxy_rows
 from bench.keyring_rows import keyring_rows
 from bench.kube_rows import kube_rows
 from bench.needs import CLOSED_LOOPBACK
+from bench.pkcs11_rows import pkcs11_rows
 from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
 from bench.timing import Row, machine
@@ -48,6 +49,7 @@ def run_suite(quick: bool, out: Path) -> int:
         sections: list[Callable[[], list[Row]]] = [
             lambda: verify_rows(emulator, 200 if quick else 2000, 2 if quick else 7),
             lambda: signing_rows(emulator, 20 if quick else 200, 2 if quick else 5),
+            lambda: pkcs11_rows(Path(scratch), 20 if quick else 200, 2 if quick else 5),
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),

@@ -92,6 +92,10 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
     ):
         assert expected in names, expected
     from bench.google_names import unavailable
+    from bench.pkcs11_rows import SOFTHSM_NAME, softhsm_unavailable
+
+    # Signing in a SoftHSM2 token is measured wherever SoftHSM2 and python-pkcs11 are installed.
+    assert (SOFTHSM_NAME in names) == (softhsm_unavailable() is None), softhsm_unavailable()
 
     # Google's backend installs only at a *.pkg.dev name: where the mount namespace can give one.
     googles = "uv pip install 3 packages, keyrings.google-artifactregistry-auth"

@@ -19,9 +19,10 @@ EXTRAS = {
     "grpc": ("grpc",),
     "httpx2": ("httpx2",),
     "keyring": ("keyring",),
+    "pkcs11": ("pkcs11",),
 }
 # Where the package a user installs is not named as the module it provides.
-_PACKAGES = {"grpc": "grpcio"}
+_PACKAGES = {"grpc": "grpcio", "pkcs11": "python-pkcs11"}
 # Extras whose packages need a newer Python (pyproject's markers): installed on an older one, they
 # install nothing, so the line says so instead of naming the install.
 NEEDS_PYTHON = {"httpx2": (3, 11)}
