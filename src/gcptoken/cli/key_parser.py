@@ -59,4 +59,4 @@ def add_key_command(command: Callable[[str, str, str], argparse.ArgumentParser])
 
 def _certificate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--common-name", metavar="CN", help="the certificate's subject (default: the key's name)")
-    parser.add_argument("--days", type=int, default=3650, metavar="N", help="validity in days (default 3650)")
+    parser.add_argument("--days", type=int, default=3650, metavar="N", help="validity in days")
