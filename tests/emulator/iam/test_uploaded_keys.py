@@ -1,7 +1,8 @@
 """IAM's key API (keys:upload, list, get, disable, enable, delete) over real HTTP, each refusal,
 and an uploaded key used end to end: jwt-bearer assertions it signs give ID and access tokens
 (gcptoken's service-account credentials; google-auth's and gcloud's are in tests/peers), self-signed
-JWTs verify against what the emulator publishes, a disabled or deleted key is refused, and all of it survives a restart."""
+JWTs verify against what the emulator publishes, a disabled or deleted key is refused, and all of
+it survives a restart."""
 
 from __future__ import annotations
 
