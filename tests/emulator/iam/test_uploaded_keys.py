@@ -111,7 +111,7 @@ def _b64(text: str) -> str:
         (lambda: _b64("not a certificate"), "expected a PEM X.509 certificate"),
         (lambda: _b64("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "not readable X.509"),
         (lambda: _b64(ec_certificate()), "must be an RSA public key"),
-        (lambda: key_pair(1024).public_key_data, "at least 2048 bits"),
+        (lambda: key_pair(1024).public_key_data, "2048 to 4096 bits"),
         (lambda: _b64(certificate(rsa.generate_private_key(65537, 2048), days=-1, start_days=-30)), "has expired"),
         (
             lambda: _b64(

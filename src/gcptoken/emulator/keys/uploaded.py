@@ -10,7 +10,7 @@ failed."``, as captured in firebase-tools#6192 and google-api-dotnet-client#2027
 as published: the uploaded certificate is what ``robot/v1/metadata/x509`` serves.
 
 Where Google documents no rule the emulator is stricter than it may be, and says so in the README:
-RSA of 2048 bits or more (the docs' own example is ``rsa:2048``), a certificate still valid, one the
+RSA of 2048 to 4096 bits (the docs' own example is ``rsa:2048``), a certificate still valid, one the
 account does not already hold (by public key), and a certificate signed by its own key (it proves
 that whoever uploads it holds the private half; Google's docs do not say it checks).
 """
@@ -35,6 +35,7 @@ __all__ = ["MAX_USER_KEYS", "UploadRefusedError", "key_resource", "spki", "uploa
 
 MAX_USER_KEYS = 10
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 4096  # what tokens and TPMs make; a larger key only costs the emulator time to check
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -75,8 +76,8 @@ def checked_certificate(data: bytes, now: datetime.datetime) -> tuple[x509.Certi
     public = certificate.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise _invalid("Invalid public key data: the key must be an RSA public key.")
-    if public.key_size < MIN_RSA_BITS:
-        raise _invalid(f"Invalid public key data: the RSA key must be at least {MIN_RSA_BITS} bits.")
+    if not MIN_RSA_BITS <= public.key_size <= MAX_RSA_BITS:
+        raise _invalid(f"Invalid public key data: the RSA key must be {MIN_RSA_BITS} to {MAX_RSA_BITS} bits.")
     if certificate.not_valid_after_utc <= now:
         raise _invalid("Invalid public key data: the certificate has expired.")
     hash_algorithm = certificate.signature_hash_algorithm
