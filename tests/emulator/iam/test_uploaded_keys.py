@@ -7,8 +7,8 @@ it survives a restart."""
 from __future__ import annotations
 
 import base64
-import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +18,6 @@ from gcptoken import Verifier
 from gcptoken.credentials.service_account import ServiceAccountCredentials, ServiceAccountKey
 from gcptoken.emulator import EmulatorServer
 from gcptoken.emulator.keys.uploaded import MAX_USER_KEYS
-from gcptoken.emulator.state import persistence
 from gcptoken.errors import TokenRequestError
 from gcptoken.jose import jws
 from gcptoken.testing import EmulatorClient
@@ -206,25 +205,33 @@ def test_a_disabled_or_deleted_key_is_refused_and_unpublished(at_emulator: Emula
         fresh().access_token([CLOUD_PLATFORM])
 
 
-def test_uploaded_and_disabled_keys_survive_a_restart(
-    emulator: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+def test_uploaded_and_disabled_keys_survive_a_state_dir_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    email, kid, headers, info = uploaded_key_file(emulator, "lasting")
-    _, off, _, _ = uploaded_key_file(emulator, "lasting-off")
-    other = next(e for e in emulator.state.service_accounts if e.startswith("lasting-off"))
-    emulator.state.service_accounts[other].disabled_keys[off] = emulator.state.service_accounts[other].keys.pop(off)
-    saved = json.dumps(persistence.to_json(emulator.state)).encode()
-    with EmulatorServer(persistence.state_from_bytes(saved, "state.json")) as restarted:
-        monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", restarted.host_port)
-        info = info | {"token_uri": f"{restarted.url}/token"}
-        token = ServiceAccountCredentials(ServiceAccountKey.from_info(info, "test")).id_token(AUD).value
-        assert Verifier(AUD, certs=f"{restarted.url}/oauth2/v3/certs").verify(token)["email"] == email
-        account = restarted.state.service_accounts[email]
-        assert (
-            kid in account.uploaded
-            and account.certificates[kid] == emulator.state.service_accounts[email].certificates[kid]
+    """Everything goes through HTTP, as with ``gcptoken emulator --state-dir``: each change is saved
+    when made, and the next emulator on the directory has it."""
+    directory = tmp_path / "state"
+    with EmulatorServer(state_dir=directory) as first:
+        emulator = EmulatorClient(first)
+        email, kid, _, info = uploaded_key_file(emulator, "lasting")
+        other, off, other_headers, _ = uploaded_key_file(emulator, "lasting-off")
+        httpx.post(f"{keys_url(emulator, other)}/{off}:disable", headers=other_headers).raise_for_status()
+        granted = httpx.post(
+            f"{first.url}/emulator/v1/serviceAccounts/{email}/keyAdmins", json={"member": "user:kim@example.com"}
         )
-        assert off in restarted.state.service_accounts[other].disabled_keys
-        assert restarted.state.key_admins[email] == emulator.state.key_admins[email]
-        listed = httpx.get(keys_url(restarted, email), headers=headers)  # type: ignore[arg-type]
-        assert listed.status_code == 401  # access tokens are not kept across a restart
+        assert granted.json()["members"][-1] == "user:kim@example.com"
+        certificate_pem = first.state.service_accounts[email].certificates[kid]
+        admins = first.state.key_admins[email]
+    with EmulatorServer(state_dir=directory) as second:
+        monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", second.host_port)
+        info = info | {"token_uri": f"{second.url}/token"}
+        token = ServiceAccountCredentials(ServiceAccountKey.from_info(info, "test")).id_token(AUD).value
+        assert Verifier(AUD, certs=f"{second.url}/oauth2/v3/certs").verify(token)["email"] == email
+        published = httpx.get(f"{second.url}/robot/v1/metadata/x509/{email}").json()
+        assert published[kid] == certificate_pem  # the uploaded certificate, as it was
+        assert off not in httpx.get(f"{second.url}/robot/v1/metadata/x509/{other}").json()
+        account = second.state.service_accounts[email]
+        assert kid in account.uploaded and off in second.state.service_accounts[other].disabled_keys
+        assert second.state.key_admins[email] == admins
+        listed = httpx.get(f"{second.url}/emulator/v1/serviceAccounts/{email}/keys").json()["keys"]
+        assert [key["keyOrigin"] for key in listed if key["name"].endswith(kid)] == ["USER_PROVIDED"]

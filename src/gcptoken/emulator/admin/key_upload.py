@@ -19,6 +19,7 @@ from starlette.routing import Route
 from gcptoken.emulator.http.responses import api_error, json_object
 from gcptoken.emulator.iam.service_account_keys import KEY_ADMIN, certificate_data
 from gcptoken.emulator.keys import uploaded
+from gcptoken.emulator.keys.account_keys import published_keys
 from gcptoken.emulator.state.state import EmulatorState
 
 __all__ = ["routes"]
@@ -57,7 +58,7 @@ async def list_keys(request: Request) -> Response:
     account = state.service_accounts.get(request.path_params["email"])
     if account is None:
         return api_error(404, f"Service account {request.path_params['email']} does not exist.")
-    state.system_key(account.email)
+    published_keys(state, account.email)  # its Google-managed key made, every key with a certificate
     with state.lock:
         kids = list(account.keys | account.disabled_keys)
         return JSONResponse({"keys": [uploaded.key_resource(state, account, kid, None) for kid in kids]})

@@ -29,6 +29,7 @@ from gcptoken.emulator.http.responses import api_error, json_object, log_detail
 from gcptoken.emulator.iam.credentials import UNAUTHENTICATED
 from gcptoken.emulator.iam.credentials import _caller as iam_caller
 from gcptoken.emulator.keys import uploaded
+from gcptoken.emulator.keys.account_keys import published_keys
 from gcptoken.emulator.state.models import ServiceAccount
 from gcptoken.emulator.state.state import EmulatorState
 
@@ -95,7 +96,7 @@ async def list_keys(request: Request) -> Response:
     wanted = request.query_params.getlist("keyTypes")
     if any(kind not in _KEY_TYPES for kind in wanted):
         return api_error(400, "Invalid value for keyTypes: use USER_MANAGED or SYSTEM_MANAGED.")
-    state.system_key(account.email)  # every account has its Google-managed key, as published
+    published_keys(state, account.email)  # its Google-managed key made, every key with a certificate
     with state.lock:
         keys = [uploaded.key_resource(state, account, kid, None) for kid in account.keys | account.disabled_keys]
     return JSONResponse({"keys": [key for key in keys if not wanted or key["keyType"] in wanted]})
@@ -107,6 +108,7 @@ async def get_key(request: Request) -> Response:
         return found
     state, account = found
     kind = request.query_params.get("publicKeyType", "TYPE_NONE")
+    published_keys(state, account.email)
     if kind not in _PUBLIC_KEY_TYPES:
         return api_error(400, f"Invalid value for publicKeyType: {kind[:40]!r}.")
     with state.lock:
