@@ -7,6 +7,8 @@ it survives a restart."""
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from .uploads import (
 )
 
 AUD = "https://uploaded.example.com"
+OPENSSL = shutil.which("openssl")
 
 
 @pytest.fixture
@@ -235,3 +238,36 @@ def test_uploaded_and_disabled_keys_survive_a_state_dir_restart(
         assert second.state.key_admins[email] == admins
         listed = httpx.get(f"{second.url}/emulator/v1/serviceAccounts/{email}/keys").json()["keys"]
         assert [key["keyOrigin"] for key in listed if key["name"].endswith(kid)] == ["USER_PROVIDED"]
+
+
+def _openssl(*args: str) -> None:
+    assert OPENSSL is not None
+    done = subprocess.run([OPENSSL, *args], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
+def test_the_openssl_command_googles_docs_give_is_accepted_and_a_v1_certificate_is_not(
+    emulator: EmulatorClient, tmp_path: Path
+) -> None:
+    """cloud.google.com/iam/docs/keys-upload makes the key pair with ``openssl req -x509 -nodes
+    -newkey rsa:2048 -days 365 … -subj "/CN=unused"``; ``openssl x509 -req`` without extensions
+    makes an X.509 v1 certificate, which is not what keys:upload takes."""
+    key, cert = tmp_path / "private_key.pem", tmp_path / "public_key.pem"
+    _openssl(
+        *(["req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "365", "-subj", "/CN=unused"]),
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+    )
+    email = new_account(emulator, "openssl")
+    headers = key_admin(emulator, email)
+    accepted = upload(emulator, email, _b64(cert.read_text()), headers)
+    assert accepted.status_code == 200, accepted.text
+    request, v1 = tmp_path / "request.csr", tmp_path / "v1.pem"
+    _openssl("req", "-new", "-key", str(key), "-subj", "/CN=unused", "-out", str(request))
+    _openssl("x509", "-req", "-in", str(request), "-signkey", str(key), "-days", "30", "-out", str(v1))
+    other = new_account(emulator, "openssl-v1")
+    code, status, message = error(upload(emulator, other, _b64(v1.read_text()), key_admin(emulator, other)))
+    assert (code, status) == (400, "INVALID_ARGUMENT") and "must be X.509 v3" in message
