@@ -1,6 +1,6 @@
 """An uploaded key through Google's own programs: google-auth's service_account.Credentials signs
 with the private half the user kept (a key file naming the uploaded key's id), and the real gcloud
-uploads a certificate and lists, disables and deletes keys against the emulator's IAM API
+uploads a certificate and lists, fetches, disables and deletes keys against the emulator's IAM API
 (``CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM``; skipped where gcloud is not installed)."""
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ def test_gcloud_uploads_lists_disables_and_deletes(emulator: EmulatorClient, tmp
     assert [key["name"].rsplit("/", 1)[1] for key in json.loads(listed.stdout)] == [kid]
     table = run_gcloud(["iam", "service-accounts", "keys", "list", account], env)
     assert kid in table.stdout and "KEY_ID" in table.stdout
+
+    public_path = tmp_path / "fetched.pem"
+    fetched = run_gcloud(
+        ["beta", "iam", "service-accounts", "keys", "get-public-key", kid, account, f"--output-file={public_path}"], env
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert public_path.read_text() == pair.certificate_pem  # the certificate as uploaded
 
     refused = run_gcloud(["iam", "service-accounts", "keys", "upload", str(cert_path), account], env)
     assert refused.returncode != 0 and "already uploaded" in refused.stderr
