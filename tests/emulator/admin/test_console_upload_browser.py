@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gcptoken.emulator import EmulatorServer
+from gcptoken.testing import EmulatorClient
 from tests.browser import click, no_console_errors, wait_for_text
 from tests.emulator.iam.uploads import ec_certificate, key_pair
 
@@ -71,3 +72,6 @@ def test_the_upload_route_keeps_the_consoles_guard(emu: EmulatorServer) -> None:
     assert emu.state.service_accounts[email].keys == {}
     accepted = httpx.post(url, json={"publicKeyData": base64.b64encode(pem.encode()).decode()})
     assert accepted.status_code == 201 and accepted.json()["keyOrigin"] == "USER_PROVIDED"
+    # The pytest plugin's helper, for tests of keys kept in a token or a TPM.
+    kid = EmulatorClient(emu).upload_certificate(email, key_pair().certificate_pem)
+    assert kid in emu.state.service_accounts[email].uploaded and len(kid) == 40
