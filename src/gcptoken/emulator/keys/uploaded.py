@@ -5,9 +5,10 @@ admin API describes every key with.
 Google's rules (cloud.google.com/iam/docs/keys-upload, …/reference/rest/v1/projects.serviceAccounts.keys/upload):
 ``publicKeyData`` is base64 of "an RSA public key that is wrapped in an X.509 v3 certificate", PEM
 with its ``-----BEGIN CERTIFICATE-----`` lines; an account holds at most 10 user-managed keys
-(cloud.google.com/iam/docs/keys-create-delete, as firebase-tools#6192 cites it; a key over the limit is ``400 FAILED_PRECONDITION "Precondition check
-failed."``, as captured there and in google-api-dotnet-client#2027). The key is used
-as published: the uploaded certificate is what ``robot/v1/metadata/x509`` serves.
+(cloud.google.com/iam/docs/keys-create-delete, as firebase-tools#6192 cites it); a key over the
+limit is ``400 FAILED_PRECONDITION "Precondition check failed."``, as captured there and in
+google-api-dotnet-client#2027. The key is used as published: the uploaded certificate is what
+``robot/v1/metadata/x509`` serves.
 
 Where Google documents no rule the emulator is stricter than it may be, and says so in the README:
 RSA of 2048 to 4096 bits (the docs' own example is ``rsa:2048``), a certificate still valid, one the
