@@ -95,6 +95,12 @@ class EmulatorClient:
         """A token from the emulator's own OIDC issuer (``{url}/oidc``, the stand-in outside IdP)."""
         return str(self._admin("/emulator/v1/oidc/tokens", {"claims": claims, "lifetime": lifetime})["token"])
 
+    def upload_certificate(self, email: str, certificate_pem: str) -> str:
+        """Upload a PEM certificate to service account ``email`` (admin API, IAM keys:upload's
+        rules): its key id, the ``private_key_id`` a key file or hardware-key reference names."""
+        key = self._admin(f"/emulator/v1/serviceAccounts/{email}/keys:upload", {"certificate": certificate_pem})
+        return str(key["name"]).rsplit("/", 1)[1]
+
     def _admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 

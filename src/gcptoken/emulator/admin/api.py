@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gcptoken.emulator.admin import delegation
+from gcptoken.emulator.admin import delegation, key_upload
 from gcptoken.emulator.http.responses import api_error, json_object
 from gcptoken.emulator.iam.service_agents import PRODUCTS, sender_id_token, service_agent
 from gcptoken.emulator.state.state import EmulatorState
@@ -242,4 +242,5 @@ routes = [
     Route("/emulator/v1/signingKeys/{kid}", retire_signing_key, methods=["DELETE"]),
     Route("/emulator/v1/requests", requests_log, methods=["GET", "DELETE"]),
     *delegation.routes,
+    *key_upload.routes,
 ]

@@ -22,7 +22,7 @@ from gcptoken.emulator.http.faults import FaultInjector, InjectedDrop, quiet_inj
 from gcptoken.emulator.http.guard_rules import emulator_rules
 from gcptoken.emulator.http.limits import BodyLimit
 from gcptoken.emulator.http.responses import NOT_EMULATED, api_error, not_emulated
-from gcptoken.emulator.iam import access_boundaries
+from gcptoken.emulator.iam import access_boundaries, service_account_keys
 from gcptoken.emulator.iam import credentials as iam
 from gcptoken.emulator.keys import account_keys, firebase, iap
 from gcptoken.emulator.keys.certs import certs_v1, certs_v3, openid_configuration, tokeninfo
@@ -128,6 +128,7 @@ def routes() -> list[Route]:
         Route("/", metadata.root, methods=["GET"]),
         *metadata.routes,
         *iam.routes,
+        *service_account_keys.routes,
         *access_boundaries.routes,
         *resourcemanager.routes,
         *federation.routes,

@@ -54,6 +54,11 @@ class ServiceAccount:
     keys: dict[str, jws.VerifyingKey] = field(default_factory=dict)
     # The certificate each key is published in (robot/v1/metadata/x509), kept so it never changes.
     certificates: dict[str, str] = field(default_factory=dict)
+    # Disabled keys (IAM keys.disable) are kept out of ``keys``, so nothing accepts or publishes
+    # them, until enabled again; their certificates stay in ``certificates``.
+    disabled_keys: dict[str, jws.VerifyingKey] = field(default_factory=dict)
+    # Keys whose public half was uploaded (keys:upload, keyOrigin USER_PROVIDED).
+    uploaded: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -31,6 +31,7 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
             "signing_kid": self.signing_kid,
             "switch_at": self.switch_at,
             "token_creators": {email: sorted(members) for email, members in self.token_creators.items()},
+            "key_admins": {email: sorted(members) for email, members in self.key_admins.items()},
             "lifetime_extension": sorted(self.lifetime_extension),
             "delegation_grants": {client: list(scopes) for client, scopes in self.delegation_grants.items()},
             "removed_agent_roles": sorted(self.removed_agent_roles),
@@ -53,9 +54,13 @@ def to_json(self: EmulatorState) -> dict[str, Any]:
                         kid: k.key.public_bytes(
                             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                         ).decode("ascii")
-                        for kid, k in a.keys.items()
+                        for kid, k in (a.keys | a.disabled_keys).items()
                     },
-                    "certificates": {kid: pem for kid, pem in a.certificates.items() if kid in a.keys},
+                    "certificates": {
+                        kid: pem for kid, pem in a.certificates.items() if kid in a.keys or kid in a.disabled_keys
+                    },
+                    "disabled": sorted(a.disabled_keys),
+                    "uploaded": sorted(a.uploaded),
                 }
                 for a in self.service_accounts.values()
             ],
@@ -96,12 +101,17 @@ def _from_json(data: dict[str, Any], **options: Any) -> EmulatorState:
         account = ServiceAccount(entry["email"], entry["unique_id"], state.project_id, entry["display_name"])
         account.keys = {kid: jws.public_key_from_pem(pem) for kid, pem in entry["keys"].items()}
         account.certificates = _certificates(account, entry.get("certificates", {}))
+        account.disabled_keys = {
+            kid: account.keys.pop(kid) for kid in entry.get("disabled", [])
+        }  # absent in older files
+        account.uploaded = set(entry.get("uploaded", [])) & account.certificates.keys()
         state.service_accounts[account.email] = account
     for email, (kid, pem) in data.get("system_keys", {}).items():
         if kid in state.service_accounts[email].keys:
             state.system_keys[email] = (kid, jws.load_private_key_pem(pem))
     state.default_account = state.service_accounts[f"default@{state.project_id}.iam.gserviceaccount.com"]
     state.token_creators = {email: set(members) for email, members in data.get("token_creators", {}).items()}
+    state.key_admins = {email: set(members) for email, members in data.get("key_admins", {}).items()}
     state.lifetime_extension = set(data.get("lifetime_extension", []))
     grants = data.get("delegation_grants", {})  # absent in older files
     state.delegation_grants = {client: tuple(scopes) for client, scopes in grants.items()}

@@ -64,6 +64,8 @@ class EmulatorState(SigningKeys):
         self.requests: list[dict[str, Any]] = []
         # roles/iam.serviceAccountTokenCreator: target email → members allowed to act as it.
         self.token_creators: dict[str, set[str]] = {}
+        # roles/iam.serviceAccountKeyAdmin: email → members who may list, upload, disable and delete its keys.
+        self.key_admins: dict[str, set[str]] = {}
         # Service agents (by their gcp-sa-… domain) whose project-level role was taken away: they
         # then mint ID tokens only for accounts that grant them roles/iam.serviceAccountTokenCreator.
         self.removed_agent_roles: set[str] = set()
@@ -166,8 +168,10 @@ class EmulatorState(SigningKeys):
     def delete_key(self, email: str, key_id: str) -> None:
         with self.lock:
             account = self.service_accounts[email]
-            del account.keys[key_id]
+            if account.keys.pop(key_id, None) is None:
+                del account.disabled_keys[key_id]
             account.certificates.pop(key_id, None)
+            account.uploaded.discard(key_id)
 
     @property
     def oidc_key(self) -> IssuerKey:

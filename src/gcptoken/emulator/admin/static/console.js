@@ -102,6 +102,10 @@
     const chosen = select.value;
     select.replaceChildren(...accounts.map(a => el('option', a.email, {value: a.email})));
     if (chosen) select.value = chosen;
+    const uploading = $('upload-account');
+    const target = uploading.value;
+    uploading.replaceChildren(...accounts.map(a => el('option', a.email, {value: a.email})));
+    if (target) uploading.value = target;
     const delegating = $('delegation-account');
     const picked = delegating.value;
     delegating.replaceChildren(...accounts.map(a => el('option', a.email, {value: a.email})));
@@ -139,6 +143,20 @@
     const scopes = $('delegation-scopes').value.split(/[\s,]+/).filter(Boolean);
     api('PUT', `domainWideDelegation/${$('delegation-account').value}`, {scopes})
       .then(() => { say(`authorized ${$('delegation-account').value}`); refreshDelegations(); }).catch(fail);
+  });
+  // Upload a certificate: its public key becomes one of the account's keys (IAM keys:upload's rules).
+  $('key-upload').addEventListener('submit', async e => {
+    e.preventDefault();
+    const email = $('upload-account').value;
+    const file = $('upload-file').files[0];
+    try {
+      const certificate = file ? await file.text() : $('upload-pem').value;
+      const key = await api('POST', `serviceAccounts/${email}/keys:upload`, {certificate});
+      const kid = key.name.split('/').pop();
+      output(kid, 'private_key_id.txt');
+      say(`uploaded key ${kid} to ${email}: use it as private_key_id`);
+      $('upload-file').value = ''; $('upload-pem').value = ''; refreshAccounts();
+    } catch (error) { fail(error); }
   });
   $('sa-create').addEventListener('submit', e => {
     e.preventDefault();
