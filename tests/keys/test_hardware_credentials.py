@@ -1,0 +1,214 @@
+"""A service account whose key never leaves a PKCS#11 token (SoftHSM2), end to end as a new user
+sets it up: ``gcptoken key generate``, the certificate uploaded, ``gcptoken key credentials``, then
+ID and access tokens, signatures and self-signed JWTs, all verified against the emulator's published
+keys. And the cache rule for such a key: a cached token needs the PIN, never the device."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gcptoken.credentials.files import credentials_from_info, load_file
+from gcptoken.credentials.service_account import ServiceAccountCredentials
+from gcptoken.errors import CredentialsError, HardwareKeyError
+from gcptoken.keys.opened import close_all
+from gcptoken.testing import EmulatorClient
+from gcptoken.verify import Verifier
+from tests.cli.test_cli import gcptoken
+from tests.credentials.test_signing import both_ways
+from tests.keys.hardware_accounts import HardwareAccount, hardware_account
+from tests.keys.softhsm import Token
+
+AUD = "https://hardware-key.a.run.app"
+
+
+@pytest.fixture(autouse=True)
+def _keys_closed() -> Iterator[None]:
+    yield
+    close_all()  # SoftHSM2 is re-initialised for each new token: no key outlives its test
+
+
+@pytest.fixture
+def account(
+    emulator: EmulatorClient, softhsm_token: Token, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> HardwareAccount:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    env = {**softhsm_token.env(), "GCPTOKEN_KEY_PIN": softhsm_token.pin, "GCPTOKEN_EMULATOR_HOST": emulator.host_port}
+    where = softhsm_token.uri(object="sa-key").text
+    return hardware_account(emulator, where, env, tmp_path / "account")
+
+
+def _cli(account: HardwareAccount, *args: str, **env: str) -> tuple[int, str, str]:
+    result = gcptoken(*args, "--credentials", str(account.credential_file), env={**account.env, **env})
+    return result.code, result.out, result.err
+
+
+def test_the_cli_gets_tokens_and_signs_with_a_key_in_the_token(
+    emulator: EmulatorClient, account: HardwareAccount
+) -> None:
+    assert account.reference.startswith("pkcs11:") and "pin" not in account.reference
+    assert "PRIVATE KEY" not in account.credential_file.read_text()
+    code, out, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    claims = Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(out.strip())
+    assert claims["email"] == account.email
+    code, out, err = _cli(account, "access", "--format", "json")
+    assert code == 0 and '"access_token"' in out, err
+    code, out, err = _cli(
+        account, "sign-jwt", "--claims", f'{{"iss": "{account.email}", "sub": "{account.email}", "aud": "{AUD}"}}'
+    )
+    assert code == 0, err
+    Verifier.service_account(account.email, AUD).verify(out.strip())
+
+
+def test_the_library_signs_in_the_token_sync_and_async(
+    emulator: EmulatorClient, account: HardwareAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in account.env.items():
+        monkeypatch.setenv(name, value)
+    credentials = load_file(account.credential_file)
+    assert isinstance(credentials, ServiceAccountCredentials) and credentials.key.hardware is not None
+    both_ways(credentials, emulator.url, account.email)
+    token = credentials.id_token(AUD)
+    assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(token.value)["email"] == account.email
+    assert asyncio.run(credentials.access_token_async(["https://www.googleapis.com/auth/cloud-platform"])).value
+    jwt = credentials.self_signed_jwt("https://pubsub.googleapis.com/")
+    Verifier.service_account(account.email, "https://pubsub.googleapis.com/").verify(jwt.value)
+
+
+def test_a_cached_token_needs_the_pin_and_never_the_token(account: HardwareAccount, tmp_path: Path) -> None:
+    code, first, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    # The token is gone (SoftHSM2 finds no tokens in an empty directory): only the cache can answer.
+    empty = tmp_path / "no-tokens"
+    (empty / "tokens").mkdir(parents=True)
+    (empty / "softhsm2.conf").write_text(f"directories.tokendir = {empty / 'tokens'}\n")
+    gone = {"SOFTHSM2_CONF": str(empty / "softhsm2.conf")}
+    code, again, err = _cli(account, "id", AUD, **gone)
+    assert (code, again) == (0, first), err
+    # A wrong PIN proves nothing: a miss, and the device (absent) is what answers.
+    code, out, err = _cli(account, "id", AUD, GCPTOKEN_KEY_PIN="not-the-pin", **gone)
+    assert code != 0 and out == "" and "not-the-pin" not in err and len(err.strip().splitlines()) == 1
+    code, out, err = _cli(account, "id", AUD, GCPTOKEN_KEY_PIN="")  # no PIN, no terminal: asks for it
+    assert code != 0 and out == "" and "GCPTOKEN_KEY_PIN" in err
+    # With the token back, a wrong PIN is the token's refusal, never a cached token.
+    code, out, err = _cli(account, "id", AUD, GCPTOKEN_KEY_PIN="not-the-pin")
+    assert code != 0 and out == "" and "wrong PIN" in err and "not-the-pin" not in err
+
+
+def test_a_wrong_pin_is_refused_by_the_token_in_the_library(
+    account: HardwareAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOFTHSM2_CONF", account.env["SOFTHSM2_CONF"])
+    monkeypatch.setenv("GCPTOKEN_KEY_PIN", "wrong-pin-771")
+    credentials = load_file(account.credential_file)
+    with pytest.raises(HardwareKeyError) as caught:
+        credentials.id_token(AUD)
+    assert "wrong-pin-771" not in str(caught.value) and str(account.credential_file) in str(caught.value)
+
+
+def test_the_pin_comes_from_the_variable_the_file_names(account: HardwareAccount, tmp_path: Path) -> None:
+    info = {**account.info, "pin_env": "MY_TOKEN_PIN"}
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps(info))
+    env = {**account.env, "GCPTOKEN_KEY_PIN": "", "MY_TOKEN_PIN": account.env["GCPTOKEN_KEY_PIN"]}
+    result = gcptoken("id", AUD, "--credentials", str(named), env=env)
+    assert result.code == 0, result.err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**info, "pin_env": "NOT A NAME"}))
+    result = gcptoken("id", AUD, "--credentials", str(bad), env=env)
+    assert result.code != 0 and result.out == "" and "pin_env" in result.err
+
+
+@pytest.mark.parametrize(
+    "private_key",
+    [
+        "pkcs11:token=t;object=k?pin-value=1234",
+        "pkcs11:token=t;object=k?pin-source=file:/etc/pin",
+        "pkcs11:token=t;object=k;bogus=1",
+        "-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n",
+        "tpm2:handle=0x01",
+    ],
+)
+def test_a_bad_reference_is_refused_before_anything_is_opened(private_key: str, key_info: dict[str, str]) -> None:
+    with pytest.raises(CredentialsError) as caught:
+        credentials_from_info({**key_info, "private_key": private_key}, "test")
+    assert isinstance(caught.value, HardwareKeyError)
+    assert "1234" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_cli_reports_a_bad_reference_in_one_line(key_info: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "pinned.json"
+    path.write_text(json.dumps({**key_info, "private_key": "pkcs11:token=t;object=k?pin-value=4321"}))
+    result = gcptoken("id", AUD, "--credentials", str(path))
+    assert result.code != 0 and result.out == "" and len(result.err.strip().splitlines()) == 1
+    assert "4321" not in result.err and "PIN" in result.err
+
+
+def test_key_files_are_written_new_and_private(account: HardwareAccount, tmp_path: Path) -> None:
+    mode = os.stat(account.credential_file).st_mode & 0o777
+    assert mode == 0o600
+    again = gcptoken(
+        "key",
+        "credentials",
+        account.reference,
+        "--account",
+        account.email,
+        "--key-id",
+        account.key_id,
+        "--out",
+        str(account.credential_file),
+        env=account.env,
+    )
+    assert again.code != 0 and "exists" in again.err and again.out == ""
+    planted = tmp_path / "planted"
+    os.symlink(tmp_path / "elsewhere", planted)
+    through = gcptoken(
+        "key",
+        "credentials",
+        account.reference,
+        "--account",
+        account.email,
+        "--key-id",
+        account.key_id,
+        "--out",
+        str(planted),
+        env=account.env,
+    )
+    assert through.code != 0 and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("credentials", "pkcs11:token=t;object=k", "--account", "not-an-email", "--key-id", "k"), "--account"),
+        (
+            ("credentials", "pkcs11:token=t;object=k", "--account", "a@p.iam.gserviceaccount.com", "--key-id", "a b"),
+            "--key-id",
+        ),
+        (("credentials", "/etc/passwd", "--account", "a@p.iam.gserviceaccount.com", "--key-id", "k"), "REFERENCE"),
+        (
+            ("credentials", "@/nonexistent/ref", "--account", "a@p.iam.gserviceaccount.com", "--key-id", "k"),
+            "REFERENCE",
+        ),
+        (("generate", "pkcs11:token=t;object=k", "--no-pin"), "--no-pin"),
+        (("generate", "somewhere"), "WHERE"),
+        (("generate", "tpm", "--days", "0", "--cert", "c.pem"), "--days"),
+        (("cert", "pkcs11:token=t;object=k", "--common-name", ""), "--common-name"),
+    ],
+)
+def test_key_command_refusals_are_one_line_and_touch_nothing(args: tuple[str, ...], words: str, tmp_path: Path) -> None:
+    result = gcptoken("key", *args, env={"GCPTOKEN_KEY_PIN": "5555"})
+    assert result.code != 0 and result.out == "" and words in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err and "5555" not in result.err
+
+
+def test_softhsm_is_installed_where_ci_runs() -> None:
+    if os.environ.get("CI") == "true":  # .ci/run installs it: the hardware tests must not skip there
+        assert shutil.which("softhsm2-util"), "softhsm2 is missing in CI"
