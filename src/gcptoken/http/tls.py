@@ -146,9 +146,15 @@ def _load_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -
     try:
         key_fd = open_credential_file(certificate.key_path, "the workload key")
         try:
+            tpm = _tpm_key(key_fd)
             cert, key = _same_file(cert_fd, certificate.cert_path), _same_file(key_fd, certificate.key_path)
             context.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
+            if tpm:
+                raise CredentialsError(
+                    f"the TPM cannot load the workload key {certificate.key_path} for {certificate.cert_path} "
+                    "(made by another TPM, or not this certificate's key?)"
+                ) from None
             raise CredentialsError(
                 f"the workload certificate {certificate.cert_path} and key {certificate.key_path} cannot be used "
                 f"({type(exc).__name__})"
@@ -157,3 +163,14 @@ def _load_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -
             os.close(key_fd)
     finally:
         os.close(cert_fd)
+
+
+def _tpm_key(key_fd: int) -> bool:
+    """Whether the key is a TPM key (a TSS2 PEM); if so, OpenSSL's tpm2 provider is loaded first,
+    so that ``load_cert_chain`` can decode it (other keys never pay for it)."""
+    from gcptoken.keys import tpm_tls  # ctypes, only for a TPM key
+
+    if not tpm_tls.is_tpm_key(os.pread(key_fd, 256, 0)):
+        return False
+    tpm_tls.load_tpm_provider()
+    return True
