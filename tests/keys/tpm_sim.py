@@ -1,76 +1,109 @@
-"""swtpm, the real TPM 2.0 simulator (Debian ``swtpm``), on a private Unix socket for a test.
-
-``start_swtpm(directory)`` runs ``swtpm socket --tpm2`` with its state in ``directory`` and yields a
-:class:`Swtpm` whose ``tcti`` is the TSS configuration string that reaches it
-(``swtpm:path=SOCKET``, tpm2-tss's swtpm TCTI); the process is stopped at the end of the block.
-"""
+"""A real TPM 2.0 for tests: swtpm (Debian ``swtpm``) on a private unix socket, started fresh
+and always stopped and reaped, also when the test using it fails."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Swtpm", "start_swtpm"]
+__all__ = ["Swtpm", "SwtpmUnavailable", "start_swtpm", "swtpm_missing"]
 
-# A Unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux).
-_MAX_SOCKET_PATH = 100
+_READY_SECONDS = 10.0
+
+
+class SwtpmUnavailable(RuntimeError):
+    """swtpm is not installed, or did not come up."""
 
 
 @dataclass(frozen=True)
 class Swtpm:
-    """A running swtpm: its socket, and the TCTI string naming it."""
+    """A running swtpm: ``tcti`` is what tpm2-tss (tpm2-pytss, tpm2-tools, tpm2-openssl) takes."""
 
-    socket: Path
-    process: subprocess.Popen[bytes]
+    socket_path: Path
+    state_dir: Path
+    pid: int
 
     @property
     def tcti(self) -> str:
-        return f"swtpm:path={self.socket}"
+        # tpm2-tss's swtpm TCTI: "path=" selects a unix socket (tss2-tcti-swtpm(7)).
+        return f"swtpm:path={self.socket_path}"
 
 
 def swtpm_missing() -> str | None:
-    """Why swtpm cannot run here, or None."""
-    return None if shutil.which("swtpm") else "swtpm is not installed (Debian: apt install swtpm swtpm-tools)"
+    """Why swtpm cannot run here (a skip reason), or None."""
+    if shutil.which("swtpm") is None:
+        return "swtpm is not installed (Debian: apt-get install swtpm swtpm-tools)"
+    return None
 
 
-@contextmanager
-def start_swtpm(directory: Path) -> Iterator[Swtpm]:
-    """A fresh TPM (state in ``directory``), started up (``startup-clear``), for the block."""
-    state = Path(directory)
-    state.mkdir(parents=True, exist_ok=True)
-    sockets = state if len(str(state)) < _MAX_SOCKET_PATH - 10 else Path(tempfile.mkdtemp(prefix="swtpm-"))
-    socket = sockets / "tpm.sock"
-    command = [
-        "swtpm", "socket", "--tpm2",
-        "--tpmstate", f"dir={state}",
-        "--server", f"type=unixio,path={socket}",
-        "--ctrl", f"type=unixio,path={socket}.ctrl",
-        "--flags", "startup-clear,not-need-init",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while not socket.exists():
-            if process.poll() is not None:
-                raise RuntimeError(f"swtpm exited: {process.stderr.read().decode() if process.stderr else ''}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("swtpm did not open its socket in 10 s")
-            time.sleep(0.02)
-        yield Swtpm(socket, process)
-    finally:
+def _wait_until_listening(path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SwtpmUnavailable(f"swtpm exited with status {process.returncode} before listening")
+        if path.exists():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(path))
+                except OSError:
+                    pass
+                else:
+                    return
+        time.sleep(0.02)
+    raise SwtpmUnavailable(f"swtpm did not listen on {path} within {_READY_SECONDS:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-        if sockets != state:
-            shutil.rmtree(sockets, ignore_errors=True)
+    process.wait()
+
+
+@contextlib.contextmanager
+def start_swtpm(directory: Path) -> Iterator[Swtpm]:
+    """Start swtpm with its state in ``directory`` (kept: a second start on the same directory
+    is the same TPM, its persistent handles included) and its sockets in a private 0700 temporary
+    directory (a unix socket path must be short; nobody else may connect to it)."""
+    if (reason := swtpm_missing()) is not None:
+        raise SwtpmUnavailable(reason)
+    directory.mkdir(parents=True, exist_ok=True)
+    sockets = Path(tempfile.mkdtemp(prefix="swtpm-"))  # 0700 by mkdtemp
+    data, ctrl = sockets / "tpm.sock", sockets / "tpm.sock.ctrl"
+    log = (directory / "swtpm.log").open("ab")
+    command = [
+        "swtpm",
+        "socket",
+        "--tpm2",
+        "--server",
+        f"type=unixio,path={data}",
+        "--ctrl",
+        f"type=unixio,path={ctrl}",
+        "--tpmstate",
+        f"dir={directory}",
+        "--flags",
+        "not-need-init,startup-clear",
+    ]
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    except BaseException:
+        log.close()
+        shutil.rmtree(sockets, ignore_errors=True)
+        raise
+    try:
+        _wait_until_listening(data, process)
+        yield Swtpm(socket_path=data, state_dir=directory, pid=process.pid)
+    finally:
+        _stop(process)
+        log.close()
+        shutil.rmtree(sockets, ignore_errors=True)
