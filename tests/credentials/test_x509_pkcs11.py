@@ -137,6 +137,7 @@ def test_access_and_id_tokens_over_mutual_tls_signed_in_the_token(
 
 
 def test_a_wrong_pin_is_one_line_without_it(server: EmulatorServer, credentials: Path, token: dict[str, str]) -> None:
+    assert run(server, credentials, client(token, GCPTOKEN_KEY_PIN=PIN), "access").code == 0  # not cached on disk
     error = one_error(run(server, credentials, client(token, GCPTOKEN_KEY_PIN="11110000"), "access"))
     assert "the PKCS#11 token cannot load the workload key" in error and "11110000" not in error
 

@@ -111,6 +111,17 @@ def test_the_key_works_only_in_its_own_tpm(server: EmulatorServer, credentials: 
     assert "the TPM cannot load the workload key" in error
 
 
+def test_a_cached_token_still_needs_the_tpm(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str], tmp_path: Path
+) -> None:
+    """The key file's bytes prove nothing (a copy is read without the TPM): no token from the disk
+    cache for them, and the library shares no identity for them."""
+    assert load_credentials(credentials).shared_identity() is None
+    assert run(server, credentials, tpm, "access").code == 0
+    no_tpm = {"TPM2OPENSSL_TCTI": f"swtpm:path={tmp_path}/absent.sock"}
+    assert "no TPM answers" in one_error(run(server, credentials, no_tpm, "access"))
+
+
 def test_no_tpm_is_one_line(server: EmulatorServer, credentials: Path, tmp_path: Path) -> None:
     env = {"TPM2OPENSSL_TCTI": f"swtpm:path={tmp_path}/absent.sock"}
     error = one_error(run(server, credentials, env, "access"))
