@@ -4,9 +4,12 @@ and always stopped and reaped, also when the test using it fails."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,6 +46,14 @@ def swtpm_missing() -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started swtpm dies, even by SIGKILL
+    (a killed test run leaves no swtpm behind). Linux's prctl(PR_SET_PDEATHSIG); elsewhere, nothing."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _wait_until_listening(path: Path, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + _READY_SECONDS
     while time.monotonic() < deadline:
@@ -74,7 +85,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def start_swtpm(directory: Path) -> Iterator[Swtpm]:
     """Start swtpm with its state in ``directory`` (kept: a second start on the same directory
     is the same TPM, its persistent handles included) and its sockets in a private 0700 temporary
-    directory (a unix socket path must be short; nobody else may connect to it)."""
+    directory (a unix socket path must be short; nobody else may connect to it).
+
+    Start it from a thread that outlives it (a fixture's, the main thread): on Linux swtpm is
+    stopped when the thread that started it ends, so a killed test run leaves none behind."""
     if (reason := swtpm_missing()) is not None:
         raise SwtpmUnavailable(reason)
     directory.mkdir(parents=True, exist_ok=True)
@@ -95,7 +109,9 @@ def start_swtpm(directory: Path) -> Iterator[Swtpm]:
         "not-need-init,startup-clear",
     ]
     try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent
+        )
     except BaseException:
         log.close()
         shutil.rmtree(sockets, ignore_errors=True)
