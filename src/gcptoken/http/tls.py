@@ -16,6 +16,7 @@ from gcptoken.untrusted import one_line
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
 __all__ = [
     "CA_DIR_ENV",
@@ -145,10 +146,17 @@ def _load_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -
     cert_fd = open_credential_file(certificate.cert_path, "the workload certificate")
     try:
         key_fd = open_credential_file(certificate.key_path, "the workload key")
+        device = ""
         try:
+            device, password = _hardware_key(key_fd, certificate.key_path)
             cert, key = _same_file(cert_fd, certificate.cert_path), _same_file(key_fd, certificate.key_path)
-            context.load_cert_chain(cert, key)
+            context.load_cert_chain(cert, key, password)
         except (OSError, ssl.SSLError) as exc:
+            if device:
+                raise CredentialsError(
+                    f"the {device} cannot load the workload key {certificate.key_path} for {certificate.cert_path} "
+                    f"({_WHY_NOT[device]})"
+                ) from None
             raise CredentialsError(
                 f"the workload certificate {certificate.cert_path} and key {certificate.key_path} cannot be used "
                 f"({type(exc).__name__})"
@@ -157,3 +165,32 @@ def _load_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -
             os.close(key_fd)
     finally:
         os.close(cert_fd)
+
+
+_MAX_KEY_FILE = 64 << 10  # a PEM key file, or a file naming a key in hardware
+_WHY_NOT = {
+    "TPM": "made by another TPM, or not this certificate's key?",
+    "PKCS#11 token": "no such key in the token, not this certificate's key, or a wrong PIN?",
+}
+
+
+def _hardware_key(key_fd: int, key_path: str) -> tuple[str, Callable[[], str] | None]:
+    """What holds the key when the file only names it (a TPM key, a PKCS#11 URI), with the
+    OpenSSL provider that can use it loaded first, and the PIN callback; ("", None) for a key
+    file (which never pays for any of it)."""
+    head = os.pread(key_fd, _MAX_KEY_FILE, 0)
+    # The PEM labels of a TPM key (tpm2-openssl, draft-bottomley-tpm2-keys) and of a PKCS#11 URI
+    # (pkcs11-provider); checked here so that other keys never import the modules.
+    if head.lstrip().startswith(b"-----BEGIN TSS2 PRIVATE KEY-----"):
+        from gcptoken.keys import tpm_tls
+
+        tpm_tls.load_tpm_provider()
+        return "TPM", None
+    if head.lstrip().startswith(b"-----BEGIN PKCS#11 PROVIDER URI-----"):
+        from gcptoken.keys import pkcs11_tls
+
+        pkcs11_tls.check_uri(head, f"the workload key {key_path}")
+        password = pkcs11_tls.pin_callback(f"the workload key {key_path}")
+        pkcs11_tls.load_pkcs11_provider()
+        return "PKCS#11 token", password
+    return "", None

@@ -128,8 +128,13 @@ class WorkloadCa:
 
     def _leaf(self, common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
+        return Issued(self._leaf_pem(common_name, names, usage, key.public_key()), _key_pem(key))
+
+    def _leaf_pem(
+        self, common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier, public: Any
+    ) -> str:
         cert = (
-            _builder(_name(common_name), self.intermediate.subject, key.public_key(), 30)
+            _builder(_name(common_name), self.intermediate.subject, public, 30)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(signature=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
@@ -139,7 +144,7 @@ class WorkloadCa:
             )
             .sign(self.intermediate_key, hashes.SHA256())
         )
-        return Issued(_pem(cert) + self.intermediate_pem, _key_pem(key))
+        return _pem(cert) + self.intermediate_pem
 
     def server_certificate(self) -> Issued:
         """The HTTPS ports' certificate: loopback, and the Google hosts the emulator stands in for
@@ -158,6 +163,14 @@ class WorkloadCa:
     def workload_certificate(self, common_name: str) -> Issued:
         spiffe = f"spiffe://emulated.example/workload/{common_name}"
         return self._leaf(common_name, [x509.UniformResourceIdentifier(spiffe)], ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def workload_certificate_for(self, common_name: str, public_key_pem: bytes) -> str:
+        """A workload certificate (PEM, then the intermediate's) for a key made elsewhere: in a TPM
+        or a token, where the private half never leaves."""
+        public = serialization.load_pem_public_key(public_key_pem)
+        spiffe = f"spiffe://emulated.example/workload/{common_name}"
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe)]
+        return self._leaf_pem(common_name, names, ExtendedKeyUsageOID.CLIENT_AUTH, public)
 
 
 def server_context(ca: WorkloadCa, cert_path: str, key_path: str) -> ssl.SSLContext:

@@ -1,0 +1,154 @@
+"""X.509 workload identity federation with the workload's key in a TPM 2.0 (swtpm, behind
+tpm2-abrmd as /dev/tpmrm0 is behind the kernel's resource manager): the key made in the TPM by
+OpenSSL's tpm2 provider, a certificate from the emulator's workload CA, mutual TLS to STS and IAM
+signed by the TPM, to an access token and an ID token. Each flow runs in a process of its own
+(the gcptoken command), as the provider changes its process's OpenSSL defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from gcptoken import Verifier, load_credentials
+from gcptoken.emulator import EmulatorServer
+from tests.credentials.hardware_workloads import (
+    emulator_with_pool,
+    federation,
+    one_error,
+    run,
+    target_email,
+    write_workload,
+)
+from tests.keys.tpm_resource_manager import resource_manager_missing, start_resource_manager
+from tests.keys.tpm_sim import start_swtpm, swtpm_missing
+
+AUD = "https://svc-x509-tpm.a.run.app"
+
+
+def _tpm_provider_missing() -> str | None:
+    version = subprocess.run(["openssl", "version", "-m"], capture_output=True, text=True, check=False).stdout
+    directory = version.partition('"')[2].rstrip().rstrip('"')
+    if not os.path.exists(os.path.join(directory, "tpm2.so")):
+        return "OpenSSL's tpm2 provider is not installed (Debian: apt install tpm2-openssl)"
+    return None
+
+
+MISSING = (
+    ("openssl is not installed" if not shutil.which("openssl") else None)
+    or swtpm_missing()
+    or resource_manager_missing()
+    or _tpm_provider_missing()
+)
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+
+@pytest.fixture(scope="module")
+def tpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The client environment reaching a fresh swtpm through tpm2-abrmd."""
+    directory = tmp_path_factory.mktemp("tpm")
+    with start_swtpm(directory / "state") as swtpm, start_resource_manager(swtpm, directory / "rm") as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    with emulator_with_pool() as emulator:
+        yield emulator
+
+
+def openssl_tpm2(tpm: dict[str, str], *args: str) -> bytes:
+    """``openssl ARGS`` with the tpm2 provider, on the test's TPM."""
+    command = ["openssl", *args, "-provider", "tpm2", "-provider", "default"]
+    env = {**os.environ, **tpm, "TSS2_LOG": "all+none"}
+    return subprocess.run(command, env=env, capture_output=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def credentials(tpm: dict[str, str], server: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A key made in the TPM (as the README says), its certificate from the workload CA, the
+    certificate config and the credential file naming them."""
+    directory = tmp_path_factory.mktemp("tpm-workload")
+    key = directory / "workload.tss2.pem"
+    openssl_tpm2(tpm, "genpkey", "-algorithm", "RSA", "-pkeyopt", "bits:2048", "-out", str(key))
+    public = openssl_tpm2(tpm, "pkey", "-in", str(key), "-pubout")
+    return write_workload(server, directory, "tpm-workload", public, key)
+
+
+def test_the_key_file_holds_no_private_key(credentials: Path) -> None:
+    key = credentials.parent / "workload.tss2.pem"
+    assert key.read_bytes().startswith(b"-----BEGIN TSS2 PRIVATE KEY-----")
+    with pytest.raises(ValueError, match="no BEGIN/END delimiters for a private key"):
+        load_pem_private_key(key.read_bytes(), None)
+
+
+def test_access_and_id_tokens_over_mutual_tls_signed_in_the_tpm(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str]
+) -> None:
+    server.state.clear_requests()
+    access = run(server, credentials, tpm, "access")
+    assert access.code == 0, access.err
+    state = server.state
+    assert state.access_tokens[access.out.strip()].email == target_email(server)
+    sts = [entry for entry in state.request_log() if entry["path"] == "/v1/token"]
+    assert sts and all(entry.get("mtls") for entry in sts)
+    assert sts[0]["detail"]["principal"].endswith("/subject/tpm-workload")
+    token = run(server, credentials, tpm, "id", AUD)
+    assert token.code == 0, token.err
+    claims = Verifier(AUD, certs=f"{server.url}/oauth2/v3/certs").verify(token.out.strip())
+    assert claims["sub"] == state.service_accounts[target_email(server)].unique_id
+
+
+def test_the_key_works_only_in_its_own_tpm(server: EmulatorServer, credentials: Path, tmp_path: Path) -> None:
+    with start_swtpm(tmp_path / "other") as other, start_resource_manager(other, tmp_path / "rm") as env:
+        error = one_error(run(server, credentials, env, "access"))
+    assert "the TPM cannot load the workload key" in error
+
+
+def test_a_cached_token_still_needs_the_tpm(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str], tmp_path: Path
+) -> None:
+    """The key file's bytes prove nothing (a copy is read without the TPM): no token from the disk
+    cache for them, and the library shares no identity for them."""
+    assert load_credentials(credentials).shared_identity() is None
+    assert run(server, credentials, tpm, "access").code == 0
+    no_tpm = {"TPM2OPENSSL_TCTI": f"swtpm:path={tmp_path}/absent.sock"}
+    assert "no TPM answers" in one_error(run(server, credentials, no_tpm, "access"))
+
+
+def test_no_tpm_is_one_line(server: EmulatorServer, credentials: Path, tmp_path: Path) -> None:
+    env = {"TPM2OPENSSL_TCTI": f"swtpm:path={tmp_path}/absent.sock"}
+    error = one_error(run(server, credentials, env, "access"))
+    assert f"no TPM answers at TPM2OPENSSL_TCTI=swtpm:path={tmp_path}/absent.sock" in error
+
+
+def test_no_provider_is_one_line(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str], tmp_path: Path
+) -> None:
+    error = one_error(run(server, credentials, {**tpm, "OPENSSL_MODULES": str(tmp_path)}, "access"))
+    assert "OpenSSL's tpm2 provider is not installed" in error and "apt install tpm2-openssl" in error
+
+
+def test_other_keys_never_load_a_provider(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = server.state.workload_ca.workload_certificate("file-key")
+    cert, key = tmp_path / "w.pem", tmp_path / "w.key"
+    cert.write_text(issued.cert_pem)
+    key.write_text(issued.key_pem)
+    key.chmod(0o600)
+    (tmp_path / "ca.pem").write_text(server.state.workload_ca.root_pem)
+    config = tmp_path / "certificate_config.json"
+    config.write_text(json.dumps({"cert_configs": {"workload": {"cert_path": str(cert), "key_path": str(key)}}}))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    path = tmp_path / "x509.json"
+    path.write_text(json.dumps(federation(server, config, impersonate=False)))
+    assert load_credentials(path).access_token(use_cache=False).value
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        assert "ossl-modules/" not in maps.read()
