@@ -298,10 +298,10 @@ class FederatedCredentials(Credentials):
                 material = read_small_file(Path(paths.key_path)) + read_small_file(Path(paths.cert_path))
             except (OSError, UnreadableFile):
                 return None  # the flow reports it
-            if material.lstrip().startswith((b"-----BEGIN TSS2 PRIVATE KEY-----", b"-----BEGIN PKCS#11 PROVIDER URI")):
-                # A key in a TPM or a token: the file only names it (a copy of a TPM key file is
-                # read without the TPM, a URI is no secret), so its bytes prove nothing: the tokens
-                # are this object's only, never the disk cache's.
+            if material.lstrip().startswith(b"-----BEGIN TSS2 PRIVATE KEY-----"):
+                # A key in a TPM: the file only names it (a copy of it is read without the TPM),
+                # so its bytes prove nothing: the tokens are this object's only, never the disk
+                # cache's.
                 return None
             return secret_digest("x509", material)
         return None

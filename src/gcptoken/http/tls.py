@@ -168,29 +168,23 @@ def _load_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -
 
 
 _MAX_KEY_FILE = 64 << 10  # a PEM key file, or a file naming a key in hardware
-_WHY_NOT = {
-    "TPM": "made by another TPM, or not this certificate's key?",
-    "PKCS#11 token": "no such key in the token, not this certificate's key, or a wrong PIN?",
-}
+_WHY_NOT = {"TPM": "made by another TPM, or not this certificate's key?"}
 
 
 def _hardware_key(key_fd: int, key_path: str) -> tuple[str, Callable[[], str] | None]:
-    """What holds the key when the file only names it (a TPM key, a PKCS#11 URI), with the
-    OpenSSL provider that can use it loaded first, and the PIN callback; ("", None) for a key
-    file (which never pays for any of it)."""
-    head = os.pread(key_fd, _MAX_KEY_FILE, 0)
-    # The PEM labels of a TPM key (tpm2-openssl, draft-bottomley-tpm2-keys) and of a PKCS#11 URI
-    # (pkcs11-provider); checked here so that other keys never import the modules.
-    if head.lstrip().startswith(b"-----BEGIN TSS2 PRIVATE KEY-----"):
+    """What holds the key when the file only names it (a TPM key), with the OpenSSL provider that
+    can use it loaded first; ("", None) for a key file (which never pays for any of it)."""
+    head = os.pread(key_fd, _MAX_KEY_FILE, 0).lstrip()
+    # The PEM label of a TPM key (tpm2-openssl, draft-bottomley-tpm2-keys): checked here so that
+    # other keys never import the module.
+    if head.startswith(b"-----BEGIN TSS2 PRIVATE KEY-----"):
         from gcptoken.keys import tpm_tls
 
         tpm_tls.load_tpm_provider()
         return "TPM", None
-    if head.lstrip().startswith(b"-----BEGIN PKCS#11 PROVIDER URI-----"):
-        from gcptoken.keys import pkcs11_tls
-
-        pkcs11_tls.check_uri(head, f"the workload key {key_path}")
-        password = pkcs11_tls.pin_callback(f"the workload key {key_path}")
-        pkcs11_tls.load_pkcs11_provider()
-        return "PKCS#11 token", password
+    if head.startswith(b"-----BEGIN PKCS#11 PROVIDER URI-----"):
+        raise CredentialsError(
+            f"the workload key {key_path} names a key in a PKCS#11 token: mutual TLS from a PKCS#11 key is not "
+            "supported (it needs OpenSSL's pkcs11-provider; see the README); a TPM key is"
+        )
     return "", None

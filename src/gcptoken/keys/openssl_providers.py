@@ -1,6 +1,6 @@
 """OpenSSL 3 providers loaded into the very OpenSSL library Python's ``ssl`` module uses, so that
 ``SSLContext.load_cert_chain`` can decode a key file that only names a key held in hardware (a TPM
-key, a PKCS#11 URI) and the handshake signs with it there. Only OpenSSL's public API through
+key) and the handshake signs with it there. Only OpenSSL's public API through
 ctypes (``OSSL_PROVIDER_load``, ``EVP_set_default_properties``); never CPython's internals."""
 
 from __future__ import annotations
