@@ -36,7 +36,13 @@ def test_swtpm_is_reaped_on_exit_and_on_failure(tmp_path: Path) -> None:
         assert _alive(pid)
     assert not _alive(pid)
     assert not tpm.socket_path.parent.exists()
-    with pytest.raises(ZeroDivisionError), start_swtpm(tmp_path / "b") as tpm:
-        pid = tpm.pid
-        _ = 1 / 0
-    assert not _alive(pid)
+    started: list[int] = []
+
+    def fail_inside() -> None:
+        with start_swtpm(tmp_path / "b") as tpm:
+            started.append(tpm.pid)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail_inside()
+    assert started and not _alive(started[0])
