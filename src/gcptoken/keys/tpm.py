@@ -147,6 +147,9 @@ def _explain(error: TSS2_Exception, doing: str) -> HardwareKeyError:
 
 
 def _connect(tcti: str) -> ESAPI:
+    # tpm2-tss logs its own WARNING/ERROR lines to stderr; ours is the one line. TSS2_LOG set by
+    # the user (to debug) wins.
+    os.environ.setdefault("TSS2_LOG", "all+none")
     try:
         return ESAPI(tcti)
     except Exception as error:  # the TCTI loader raises TSS2_Exception, or TypeError/ValueError on bad config

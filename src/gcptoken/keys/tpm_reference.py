@@ -225,8 +225,7 @@ def encode_key_file(public: bytes, private: bytes, *, empty_auth: bool, parent: 
 
     oid = bytes([2 * 40 + 23, 0x81, 0x05, 10, 1, 3])  # 2.23.133.10.1.3 (133 = 0x81 0x05 in base 128)
     parent_bytes = parent.to_bytes((parent.bit_length() + 8) // 8, "big")  # a leading 0 keeps it positive
-    body = tlv(_OID, oid)
-    if empty_auth:
-        body += tlv(_CONTEXT_EMPTY_AUTH, tlv(_BOOLEAN, b"\xff"))
+    # emptyAuth always written, FALSE too: tpm2-openssl 1.1 asks for no password when it is absent.
+    body = tlv(_OID, oid) + tlv(_CONTEXT_EMPTY_AUTH, tlv(_BOOLEAN, b"\xff" if empty_auth else b"\x00"))
     body += tlv(_INTEGER, parent_bytes) + tlv(_OCTET_STRING, public) + tlv(_OCTET_STRING, private)
     return parse_reference(_pem(tlv(_SEQUENCE, body)))
