@@ -182,3 +182,39 @@ def test_one_key_signs_from_many_threads(tpm_tcti: str) -> None:
         for i, signature in results.items():
             _verify(key.public_key_der(), signature, b"message %d" % i)
     assert len(results) == 8 and base64.b64encode(results[0])
+
+
+def test_the_pin_never_crosses_the_bus(tpm_tcti: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tpm2-tss's pcap TCTI records every byte to and from the TPM: neither generating a key with a
+    PIN nor signing with it sends the PIN in clear (a salted HMAC session, parameter encryption),
+    where a password session, the control, does."""
+    from tpm2_pytss import ESAPI
+
+    capture = tmp_path / "bus.pcap"
+    monkeypatch.setenv("TCTI_PCAP_FILE", str(capture))
+    recorded = f"pcap:{tpm_tcti}"
+    ref = tpm.generate_key(PIN, tcti=recorded)
+    with tpm.open_key(ref, PIN, tcti=recorded) as key:
+        key.sign(b"m")
+    assert capture.stat().st_size > 1000 and PIN.encode() not in capture.read_bytes()
+    # The control: the same key signing through a password session, which sends the PIN as it is.
+    from tpm2_pytss.constants import TPM2_ALG, TPM2_RH, TPM2_ST
+    from tpm2_pytss.types import TPMS_SCHEME_HASH, TPMT_SIG_SCHEME, TPMT_TK_HASHCHECK, TPMU_SIG_SCHEME
+
+    control = ESAPI(recorded)
+    try:
+        parent, _ = tpm._parent(control, ref.parent, rsa_parent=False)
+        handle = control.load(parent, *_unmarshalled(ref))
+        control.tr_set_auth(handle, PIN.encode())
+        rsassa = TPMU_SIG_SCHEME(rsassa=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256))
+        scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.RSASSA, details=rsassa)
+        control.sign(handle, b"d" * 32, scheme, TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL))
+    finally:
+        control.close()
+    assert PIN.encode() in capture.read_bytes()
+
+
+def _unmarshalled(ref: TpmReference) -> tuple[object, object]:
+    from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
+
+    return TPM2B_PRIVATE.unmarshal(ref.private)[0], TPM2B_PUBLIC.unmarshal(ref.public)[0]

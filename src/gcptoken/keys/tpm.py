@@ -7,11 +7,11 @@ Imported only to sign or generate: tpm2-pytss is the ``[tpm]`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
@@ -24,7 +24,18 @@ from gcptoken.keys.tpm_reference import OWNER_HIERARCHY, TpmReference, encode_ke
 require("tpm", "gcptoken.keys.tpm")
 
 from tpm2_pytss import ESAPI, TSS2_Exception
-from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_CAP, TPM2_ECC, TPM2_RC, TPM2_RH, TPM2_ST, TPMA_OBJECT
+from tpm2_pytss.constants import (
+    ESYS_TR,
+    TPM2_ALG,
+    TPM2_CAP,
+    TPM2_ECC,
+    TPM2_RC,
+    TPM2_RH,
+    TPM2_SE,
+    TPM2_ST,
+    TPMA_OBJECT,
+    TPMA_SESSION,
+)
 from tpm2_pytss.types import (
     TPM2B_DATA,
     TPM2B_PRIVATE,
@@ -40,6 +51,7 @@ from tpm2_pytss.types import (
     TPMT_PUBLIC,
     TPMT_RSA_SCHEME,
     TPMT_SIG_SCHEME,
+    TPMT_SYM_DEF,
     TPMT_SYM_DEF_OBJECT,
     TPMT_TK_HASHCHECK,
     TPMU_PUBLIC_PARMS,
@@ -156,7 +168,7 @@ def _connect(tcti: str) -> ESAPI:
         raise HardwareKeyError(f"no TPM reachable through TCTI {tcti!r} ({type(error).__name__}: {error})") from None
 
 
-@contextmanager
+@contextlib.contextmanager
 def _tpm_errors(doing: str) -> Iterator[None]:
     try:
         yield
@@ -194,6 +206,21 @@ def _parent(esys: ESAPI, handle: int, *, rsa_parent: bool) -> tuple[ESYS_TR, boo
     raise HardwareKeyError(f"unsupported TPM key parent 0x{handle:08x} (the owner hierarchy or a persistent key)")
 
 
+def _salted_session(esys: ESAPI, salt_key: ESYS_TR, *, encrypt_first_parameter: bool = False) -> ESYS_TR:
+    """An HMAC session salted with one of this TPM's storage keys: a PIN crosses the bus neither in
+    clear (as in a password session) nor as an HMAC an eavesdropper could test guesses against;
+    with ``encrypt_first_parameter``, a command's first parameter (TPM2_Create's inSensitive, the
+    new key's PIN) travels AES-encrypted (Part 1, §19.6 and §21)."""
+    aes = TPMT_SYM_DEF(algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128), mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB))
+    with _tpm_errors("starting a TPM session"):
+        session = esys.start_auth_session(salt_key, ESYS_TR.NONE, TPM2_SE.HMAC, aes, TPM2_ALG.SHA256)
+        attributes = TPMA_SESSION.CONTINUESESSION
+        if encrypt_first_parameter:
+            attributes |= TPMA_SESSION.DECRYPT
+        esys.trsess_set_attributes(session, attributes)
+    return session
+
+
 def _check_signing_key(public: TPM2B_PUBLIC) -> None:
     area = public.publicArea
     attributes = int(area.objectAttributes)
@@ -219,15 +246,18 @@ def _spki(public: TPM2B_PUBLIC) -> bytes:
 class TpmKey:
     """An RSA key loaded in a TPM: ``sign`` is RSASSA-PKCS1-v1_5 SHA-256 done by the TPM.
 
-    One ESAPI context, used under a lock (an ESAPI context is not thread-safe); ``close`` flushes
-    the transient key and closes the connection.
+    One ESAPI context, used under a lock (an ESAPI context is not thread-safe), and one salted
+    HMAC session for the key's PIN; ``close`` flushes the session and the transient key, and
+    closes the connection.
     """
 
     alg = "RS256"
 
-    def __init__(self, esys: ESAPI, handle: ESYS_TR, public: TPM2B_PUBLIC, *, transient: bool) -> None:
+    def __init__(
+        self, esys: ESAPI, handle: ESYS_TR, session: ESYS_TR, public: TPM2B_PUBLIC, *, transient: bool
+    ) -> None:
         self._esys: ESAPI | None = esys
-        self._handle, self._transient = handle, transient
+        self._handle, self._session, self._transient = handle, session, transient
         self._public_der = _spki(public)
         self._lock = threading.Lock()
 
@@ -247,7 +277,7 @@ class TpmKey:
 
         def sign_in_tpm(esys: ESAPI) -> bytes:
             with _tpm_errors("signing in the TPM"):
-                signature = esys.sign(self._handle, digest, scheme, ticket)
+                signature = esys.sign(self._handle, digest, scheme, ticket, session1=self._session)
             return bytes(signature.signature.rsassa.sig)
 
         return self._use(sign_in_tpm)
@@ -261,10 +291,9 @@ class TpmKey:
             if esys is None:
                 return
             try:
-                if self._transient:
-                    esys.flush_context(self._handle)
-            except TSS2_Exception:
-                pass  # the connection is going away with it
+                for context in [self._session, self._handle] if self._transient else [self._session]:
+                    with contextlib.suppress(TSS2_Exception):  # already gone: nothing left to release
+                        esys.flush_context(context)
             finally:
                 esys.close()
 
@@ -282,25 +311,33 @@ def open_key(ref: TpmReference, auth: str | None, *, tcti: str | None = None) ->
     secret = _auth_bytes(auth if ref.needs_auth else None)
     esys = _connect(tcti or tcti_from_env())
     try:
-        if ref.handle is not None:
-            with _tpm_errors(f"opening the TPM key at 0x{ref.handle:08x}"):
-                handle = esys.tr_from_tpmpublic(ref.handle)
-                public, _, _ = esys.read_public(handle)
-            transient = False
-        else:
+        if ref.handle is None:
             public = _unmarshal_public(ref.public)
             _check_signing_key(public)
-            parent, created = _parent(esys, ref.parent, rsa_parent=ref.rsa_parent)
-            try:
+        # The parent salts the session; a persistent key is salted by the owner's storage primary.
+        parent, created = _parent(esys, OWNER_HIERARCHY if ref.handle else ref.parent, rsa_parent=ref.rsa_parent)
+        try:
+            if ref.handle is not None:
+                with _tpm_errors(f"opening the TPM key at 0x{ref.handle:08x}"):
+                    handle = esys.tr_from_tpmpublic(ref.handle)
+                    public, _, _ = esys.read_public(handle)
+            else:
                 with _tpm_errors("loading the TPM key"):
                     handle = esys.load(parent, _unmarshal_private(ref.private), public)
-            finally:
-                if created:
-                    esys.flush_context(parent)
-            transient = True
-        _check_signing_key(public)
+            session = _salted_session(esys, parent)
+        finally:
+            if created:
+                esys.flush_context(parent)
+        transient = ref.handle is None
+        try:
+            _check_signing_key(public)
+        except HardwareKeyError:
+            esys.flush_context(session)
+            if transient:
+                esys.flush_context(handle)
+            raise
         esys.tr_set_auth(handle, secret)
-        return TpmKey(esys, handle, public, transient=transient)
+        return TpmKey(esys, handle, session, public, transient=transient)
     except BaseException:
         esys.close()
         raise
@@ -336,9 +373,13 @@ def generate_key(auth: str | None, *, tcti: str | None = None, persist: int | No
     try:
         parent, _ = _parent(esys, OWNER_HIERARCHY, rsa_parent=False)
         try:
-            with _tpm_errors("creating a key in the TPM"):
-                sensitive = TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(userAuth=secret))
-                private, public, *_ = esys.create(parent, sensitive, _signing_template())
+            session = _salted_session(esys, parent, encrypt_first_parameter=True)
+            try:
+                with _tpm_errors("creating a key in the TPM"):
+                    sensitive = TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(userAuth=secret))
+                    private, public, *_ = esys.create(parent, sensitive, _signing_template(), session1=session)
+            finally:
+                esys.flush_context(session)
             if persist is None:
                 return encode_key_file(public.marshal(), private.marshal(), empty_auth=not secret)
             with _tpm_errors(f"making the TPM key persistent at 0x{persist:08x}"):
