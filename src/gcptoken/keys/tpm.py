@@ -14,9 +14,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from gcptoken.extras import require
 from gcptoken.keys.hardware import HardwareKeyError
 from gcptoken.keys.tpm_reference import OWNER_HIERARCHY, TpmReference, encode_key_file, handle_reference
@@ -28,36 +25,34 @@ from tpm2_pytss.constants import (
     ESYS_TR,
     TPM2_ALG,
     TPM2_CAP,
-    TPM2_ECC,
     TPM2_RC,
     TPM2_RH,
     TPM2_SE,
     TPM2_ST,
-    TPMA_OBJECT,
     TPMA_SESSION,
 )
 from tpm2_pytss.types import (
     TPM2B_DATA,
-    TPM2B_PRIVATE,
     TPM2B_PUBLIC,
     TPM2B_SENSITIVE_CREATE,
     TPML_PCR_SELECTION,
-    TPMS_ECC_PARMS,
-    TPMS_RSA_PARMS,
     TPMS_SCHEME_HASH,
     TPMS_SENSITIVE_CREATE,
-    TPMT_ECC_SCHEME,
-    TPMT_KDF_SCHEME,
-    TPMT_PUBLIC,
-    TPMT_RSA_SCHEME,
     TPMT_SIG_SCHEME,
     TPMT_SYM_DEF,
-    TPMT_SYM_DEF_OBJECT,
     TPMT_TK_HASHCHECK,
-    TPMU_PUBLIC_PARMS,
     TPMU_SIG_SCHEME,
     TPMU_SYM_KEY_BITS,
     TPMU_SYM_MODE,
+)
+
+from gcptoken.keys.tpm_objects import (
+    check_signing_key,
+    signing_template,
+    spki,
+    storage_template,
+    unmarshal_private,
+    unmarshal_public,
 )
 
 __all__ = ["TpmKey", "generate_key", "open_key", "tcti_from_env"]
@@ -65,20 +60,6 @@ __all__ = ["TpmKey", "generate_key", "open_key", "tcti_from_env"]
 _T = TypeVar("_T")
 _DEFAULT_TCTI = "device:/dev/tpmrm0"  # the kernel's resource manager: several users, no daemon
 _MAX_AUTH = 32  # an authValue is at most the nameAlg's digest size (SHA-256), Part 1 §19.6.4.3
-
-# The storage primary under TPM_RH_OWNER that tpm2-openssl (src/tpm2-provider-pkey.c,
-# primaryEccTemplate/primaryRsaTemplate, and tpm2_build_primary: ECC when the TPM has it) and
-# tpm2-pytss's tsskey.py recreate for a key file whose parent is 0x40000001: same template, same
-# primary seed, same key; so a blob made by one loads in the other.
-_STORAGE = TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.DECRYPT | TPMA_OBJECT.NODA
-_STORAGE |= TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-_AES128_CFB = TPMT_SYM_DEF_OBJECT(
-    algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128), mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB)
-)
-
-# A signing key as the issue asks: made in this TPM, never duplicable, never a decryption key.
-_SIGNING = TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-_SIGNING |= TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.SIGN_ENCRYPT
 
 # TPM 2.0 Part 2, §6.6: what the TPM answers for a wrong authValue, a locked-out dictionary-attack
 # counter, an object whose integrity check fails under this parent, a handle with nothing there.
@@ -89,50 +70,6 @@ _FOREIGN_BLOB = (TPM2_RC.INTEGRITY, TPM2_RC.SIZE, TPM2_RC.VALUE, TPM2_RC.KEY, TP
 def tcti_from_env() -> str:
     """``$GCPTOKEN_TPM_TCTI``, else tpm2-tools' ``$TPM2TOOLS_TCTI``, else ``device:/dev/tpmrm0``."""
     return os.environ.get("GCPTOKEN_TPM_TCTI") or os.environ.get("TPM2TOOLS_TCTI") or _DEFAULT_TCTI
-
-
-def _storage_template(ecc: bool) -> TPM2B_PUBLIC:
-    if ecc:
-        parameters = TPMU_PUBLIC_PARMS(
-            eccDetail=TPMS_ECC_PARMS(
-                symmetric=_AES128_CFB,
-                scheme=TPMT_ECC_SCHEME(scheme=TPM2_ALG.NULL),
-                curveID=TPM2_ECC.NIST_P256,
-                kdf=TPMT_KDF_SCHEME(scheme=TPM2_ALG.NULL),
-            )
-        )
-    else:
-        parameters = TPMU_PUBLIC_PARMS(
-            rsaDetail=TPMS_RSA_PARMS(
-                symmetric=_AES128_CFB, scheme=TPMT_RSA_SCHEME(scheme=TPM2_ALG.NULL), keyBits=2048, exponent=0
-            )
-        )
-    area = TPMT_PUBLIC(
-        type=TPM2_ALG.ECC if ecc else TPM2_ALG.RSA,
-        nameAlg=TPM2_ALG.SHA256,
-        objectAttributes=_STORAGE,
-        authPolicy=b"",
-        parameters=parameters,
-    )
-    return TPM2B_PUBLIC(publicArea=area)
-
-
-def _signing_template() -> TPM2B_PUBLIC:
-    area = TPMT_PUBLIC(
-        type=TPM2_ALG.RSA,
-        nameAlg=TPM2_ALG.SHA256,
-        objectAttributes=_SIGNING,
-        authPolicy=b"",
-        parameters=TPMU_PUBLIC_PARMS(
-            rsaDetail=TPMS_RSA_PARMS(
-                symmetric=TPMT_SYM_DEF_OBJECT(algorithm=TPM2_ALG.NULL),
-                scheme=TPMT_RSA_SCHEME(scheme=TPM2_ALG.NULL),  # as tpm2-openssl's keys: the signer picks
-                keyBits=2048,
-                exponent=0,
-            )
-        ),
-    )
-    return TPM2B_PUBLIC(publicArea=area)
 
 
 def _auth_bytes(auth: str | None) -> bytes:
@@ -191,7 +128,7 @@ def _parent(esys: ESAPI, handle: int, *, rsa_parent: bool) -> tuple[ESYS_TR, boo
     """The parent's ESYS_TR, and whether we created it (then the caller flushes it)."""
     if handle == OWNER_HIERARCHY:
         with _tpm_errors("creating the TPM's storage key"):
-            template = _storage_template(ecc=not rsa_parent and _has_ecc(esys))
+            template = storage_template(ecc=not rsa_parent and _has_ecc(esys))
             primary, *_ = esys.create_primary(
                 TPM2B_SENSITIVE_CREATE(),
                 template,
@@ -221,28 +158,6 @@ def _salted_session(esys: ESAPI, salt_key: ESYS_TR, *, encrypt_first_parameter: 
     return session
 
 
-def _check_signing_key(public: TPM2B_PUBLIC) -> None:
-    area = public.publicArea
-    attributes = int(area.objectAttributes)
-    scheme = area.parameters.rsaDetail.scheme if area.type == TPM2_ALG.RSA else None
-    if (
-        scheme is None
-        or not attributes & TPMA_OBJECT.SIGN_ENCRYPT
-        or attributes & TPMA_OBJECT.RESTRICTED
-        or scheme.scheme not in (TPM2_ALG.NULL, TPM2_ALG.RSASSA)
-        or (scheme.scheme == TPM2_ALG.RSASSA and scheme.details.rsassa.hashAlg != TPM2_ALG.SHA256)
-    ):
-        raise HardwareKeyError("the TPM key is not an unrestricted RSA signing key able to sign RS256")
-
-
-def _spki(public: TPM2B_PUBLIC) -> bytes:
-    area = public.publicArea
-    modulus = int.from_bytes(bytes(area.unique.rsa), "big")
-    exponent = int(area.parameters.rsaDetail.exponent) or 65537  # 0 means the default, Part 2 §12.2.3.5
-    key = rsa.RSAPublicNumbers(exponent, modulus).public_key()
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 class TpmKey:
     """An RSA key loaded in a TPM: ``sign`` is RSASSA-PKCS1-v1_5 SHA-256 done by the TPM.
 
@@ -258,7 +173,7 @@ class TpmKey:
     ) -> None:
         self._esys: ESAPI | None = esys
         self._handle, self._session, self._transient = handle, session, transient
-        self._public_der = _spki(public)
+        self._public_der = spki(public)
         self._lock = threading.Lock()
 
     def _use(self, action: Callable[[ESAPI], _T]) -> _T:
@@ -312,8 +227,8 @@ def open_key(ref: TpmReference, auth: str | None, *, tcti: str | None = None) ->
     esys = _connect(tcti or tcti_from_env())
     try:
         if ref.handle is None:
-            public = _unmarshal_public(ref.public)
-            _check_signing_key(public)
+            public = unmarshal_public(ref.public)
+            check_signing_key(public)
         # The parent salts the session; a persistent key is salted by the owner's storage primary.
         parent, created = _parent(esys, OWNER_HIERARCHY if ref.handle else ref.parent, rsa_parent=ref.rsa_parent)
         try:
@@ -323,14 +238,14 @@ def open_key(ref: TpmReference, auth: str | None, *, tcti: str | None = None) ->
                     public, _, _ = esys.read_public(handle)
             else:
                 with _tpm_errors("loading the TPM key"):
-                    handle = esys.load(parent, _unmarshal_private(ref.private), public)
+                    handle = esys.load(parent, unmarshal_private(ref.private), public)
             session = _salted_session(esys, parent)
         finally:
             if created:
                 esys.flush_context(parent)
         transient = ref.handle is None
         try:
-            _check_signing_key(public)
+            check_signing_key(public)
         except HardwareKeyError:
             esys.flush_context(session)
             if transient:
@@ -341,26 +256,6 @@ def open_key(ref: TpmReference, auth: str | None, *, tcti: str | None = None) ->
     except BaseException:
         esys.close()
         raise
-
-
-def _unmarshal_public(data: bytes) -> TPM2B_PUBLIC:
-    try:
-        public, used = TPM2B_PUBLIC.unmarshal(data)
-    except TSS2_Exception:
-        used = -1
-    if used != len(data):
-        raise HardwareKeyError("the TSS2 key's public part is not a TPM2B_PUBLIC")
-    return public
-
-
-def _unmarshal_private(data: bytes) -> TPM2B_PRIVATE:
-    try:
-        private, used = TPM2B_PRIVATE.unmarshal(data)
-    except TSS2_Exception:
-        used = -1
-    if used != len(data):
-        raise HardwareKeyError("the TSS2 key's private part is not a TPM2B_PRIVATE")
-    return private
 
 
 def generate_key(auth: str | None, *, tcti: str | None = None, persist: int | None = None) -> TpmReference:
@@ -377,7 +272,7 @@ def generate_key(auth: str | None, *, tcti: str | None = None, persist: int | No
             try:
                 with _tpm_errors("creating a key in the TPM"):
                     sensitive = TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(userAuth=secret))
-                    private, public, *_ = esys.create(parent, sensitive, _signing_template(), session1=session)
+                    private, public, *_ = esys.create(parent, sensitive, signing_template(), session1=session)
             finally:
                 esys.flush_context(session)
             if persist is None:
