@@ -149,11 +149,24 @@ def test_a_key_that_cannot_sign_rs256_is_refused(tpm_tcti: str) -> None:
         tpm.open_key(decrypt_only, None, tcti=tpm_tcti)
 
 
-def test_no_tpm_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "tcti", ["swtpm:path={tmp}/nothing.sock", "device:{tmp}/tpmrm0", "no-such-tcti:x", "swtpm:port=notaport"]
+)
+def test_no_tpm_is_one_line(tmp_path: Path, tcti: str, capfd: pytest.CaptureFixture[str]) -> None:
     ref = parse_reference("tpm2:handle=0x81000001;empty-auth")
     with pytest.raises(HardwareKeyError, match="no TPM reachable through TCTI") as caught:
-        tpm.open_key(ref, None, tcti=f"swtpm:path={tmp_path}/nothing.sock")
+        tpm.open_key(ref, None, tcti=tcti.format(tmp=tmp_path))
     assert "\n" not in str(caught.value)
+    with pytest.raises(HardwareKeyError, match="no TPM reachable"):
+        tpm.generate_key(None, tcti=tcti.format(tmp=tmp_path))
+    assert capfd.readouterr().err == ""  # tpm2-tss's own WARNING/ERROR lines stay quiet
+
+
+def test_without_a_tcti_argument_the_environment_chooses(tpm_tcti: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GCPTOKEN_TPM_TCTI", tpm_tcti)
+    ref = tpm.generate_key(None)
+    with tpm.open_key(ref, None) as key:
+        assert key.sign(b"m")
 
 
 def test_the_tcti_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
