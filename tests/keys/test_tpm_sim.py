@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,14 @@ pytestmark = pytest.mark.skipif(swtpm_missing() is not None, reason=swtpm_missin
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped by whoever inherited it, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
     return True
 
 
@@ -46,3 +53,24 @@ def test_swtpm_is_reaped_on_exit_and_on_failure(tmp_path: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         fail_inside()
     assert started and not _alive(started[0])
+
+
+def test_swtpm_dies_with_a_killed_test_process(tmp_path: Path) -> None:
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom tests.keys.tpm_sim import start_swtpm\n"
+        f"with start_swtpm(Path({str(tmp_path / 'state')!r})) as tpm:\n"
+        "    print(tpm.pid, flush=True)\n    time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout is not None
+        pid = int(runner.stdout.readline())
+        assert _alive(pid)
+    finally:
+        runner.kill()  # SIGKILL: no finally, no context manager exit runs in it
+        runner.communicate()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)

@@ -4,9 +4,12 @@ and always stopped and reaped, also when the test using it fails."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,6 +44,14 @@ def swtpm_missing() -> str | None:
     if shutil.which("swtpm") is None:
         return "swtpm is not installed (Debian: apt-get install swtpm swtpm-tools)"
     return None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started swtpm dies, even by SIGKILL
+    (a killed test run leaves no swtpm behind). Linux's prctl(PR_SET_PDEATHSIG); elsewhere, nothing."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_until_listening(path: Path, process: subprocess.Popen[bytes]) -> None:
@@ -95,7 +106,9 @@ def start_swtpm(directory: Path) -> Iterator[Swtpm]:
         "not-need-init,startup-clear",
     ]
     try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent
+        )
     except BaseException:
         log.close()
         shutil.rmtree(sockets, ignore_errors=True)
