@@ -85,7 +85,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def start_swtpm(directory: Path) -> Iterator[Swtpm]:
     """Start swtpm with its state in ``directory`` (kept: a second start on the same directory
     is the same TPM, its persistent handles included) and its sockets in a private 0700 temporary
-    directory (a unix socket path must be short; nobody else may connect to it)."""
+    directory (a unix socket path must be short; nobody else may connect to it).
+
+    Start it from a thread that outlives it (a fixture's, the main thread): on Linux swtpm is
+    stopped when the thread that started it ends, so a killed test run leaves none behind."""
     if (reason := swtpm_missing()) is not None:
         raise SwtpmUnavailable(reason)
     directory.mkdir(parents=True, exist_ok=True)
