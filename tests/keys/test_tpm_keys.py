@@ -4,6 +4,9 @@ errors a user meets (wrong PIN, lockout, a blob from another TPM, an empty handl
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -231,3 +234,15 @@ def _unmarshalled(ref: TpmReference) -> tuple[object, object]:
     from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
 
     return TPM2B_PRIVATE.unmarshal(ref.private)[0], TPM2B_PUBLIC.unmarshal(ref.public)[0]
+
+
+@pytest.mark.skipif(shutil.which("tpm2_changeauth") is None, reason="tpm2-tools is not installed")
+def test_an_owner_password_is_named_not_taken_for_a_wrong_pin(tpm_tcti: str) -> None:
+    ref = tpm.generate_key(None, tcti=tpm_tcti)
+    env = {**os.environ, "TPM2TOOLS_TCTI": tpm_tcti, "TSS2_LOG": "all+none"}
+    subprocess.run(["tpm2_changeauth", "-c", "owner", "file:-"], input=b"owner-secret", env=env, check=True)
+    with pytest.raises(HardwareKeyError, match="owner hierarchy has a password") as caught:
+        tpm.generate_key(None, tcti=tpm_tcti)
+    assert "owner-secret" not in str(caught.value)
+    with pytest.raises(HardwareKeyError, match="owner hierarchy has a password"):
+        tpm.open_key(ref, None, tcti=tpm_tcti)

@@ -79,11 +79,16 @@ def _auth_bytes(auth: str | None) -> bytes:
     return value
 
 
-def _explain(error: TSS2_Exception, doing: str) -> HardwareKeyError:
+_WRONG_PIN = "wrong PIN for the TPM key (the TPM counts this failure)"
+# tpm2-openssl, tpm2-pytss and gcptoken all recreate the storage key with an empty owner password.
+_OWNER_AUTH = "the TPM's owner hierarchy has a password; TPM keys here need it empty (tpm2_changeauth -c owner)"
+
+
+def _explain(error: TSS2_Exception, doing: str, wrong_auth: str = _WRONG_PIN) -> HardwareKeyError:
     """One line for a TPM error: the cause a user can act on, never an auth value."""
     code = error.error
     if code in _BAD_AUTH:
-        return HardwareKeyError(f"{doing}: wrong PIN for the TPM key (the TPM counts this failure)")
+        return HardwareKeyError(f"{doing}: {wrong_auth}")
     if code == TPM2_RC.LOCKOUT:
         return HardwareKeyError(f"{doing}: the TPM is locked out after too many wrong PINs (dictionary-attack lockout)")
     if code in _FOREIGN_BLOB:
@@ -106,11 +111,11 @@ def _connect(tcti: str) -> ESAPI:
 
 
 @contextlib.contextmanager
-def _tpm_errors(doing: str) -> Iterator[None]:
+def _tpm_errors(doing: str, wrong_auth: str = _WRONG_PIN) -> Iterator[None]:
     try:
         yield
     except TSS2_Exception as error:
-        raise _explain(error, doing) from None
+        raise _explain(error, doing, wrong_auth) from None
 
 
 def _has_ecc(esys: ESAPI) -> bool:
@@ -127,7 +132,7 @@ def _has_ecc(esys: ESAPI) -> bool:
 def _parent(esys: ESAPI, handle: int, *, rsa_parent: bool) -> tuple[ESYS_TR, bool]:
     """The parent's ESYS_TR, and whether we created it (then the caller flushes it)."""
     if handle == OWNER_HIERARCHY:
-        with _tpm_errors("creating the TPM's storage key"):
+        with _tpm_errors("creating the TPM's storage key", _OWNER_AUTH):
             template = storage_template(ecc=not rsa_parent and _has_ecc(esys))
             primary, *_ = esys.create_primary(
                 TPM2B_SENSITIVE_CREATE(),
@@ -277,7 +282,7 @@ def generate_key(auth: str | None, *, tcti: str | None = None, persist: int | No
                 esys.flush_context(session)
             if persist is None:
                 return encode_key_file(public.marshal(), private.marshal(), empty_auth=not secret)
-            with _tpm_errors(f"making the TPM key persistent at 0x{persist:08x}"):
+            with _tpm_errors(f"making the TPM key persistent at 0x{persist:08x}", _OWNER_AUTH):
                 loaded = esys.load(parent, private, public)
                 try:
                     esys.evict_control(ESYS_TR.OWNER, loaded, persist)
