@@ -96,6 +96,8 @@ def test_the_handle_form() -> None:
         "-----BEGIN TSS2 PRIVATE KEY-----\n-----END TSS2 PRIVATE KEY-----",
         "-----BEGIN TSS2 PRIVATE KEY-----\nnot base64!\n-----END TSS2 PRIVATE KEY-----",
         "-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n",
+        "-----BEGIN TSS2 PRIVATE KEY-----trailing\nMAA=\n-----END TSS2 PRIVATE KEY-----",
+        "-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n-----BEGIN TSS2 PRIVATE KEY-----",
         "x" * 20000,
     ],
 )

@@ -90,8 +90,10 @@ def _parse_handle(text: str) -> TpmReference:
 
 def _pem_body(text: str) -> bytes:
     lines = text.splitlines()
-    if lines[-1].strip() != f"-----END {_PEM_LABEL}-----" or len(lines) < 3:
-        raise HardwareKeyError("the TSS2 key's PEM has no END line, or nothing between BEGIN and END")
+    if lines[0].strip() != f"-----BEGIN {_PEM_LABEL}-----" or lines[-1].strip() != f"-----END {_PEM_LABEL}-----":
+        raise HardwareKeyError("the TSS2 key's PEM must be one BEGIN line, base64 lines and one END line")
+    if len(lines) < 3:
+        raise HardwareKeyError("the TSS2 key's PEM has nothing between BEGIN and END")
     body = "".join(line.strip() for line in lines[1:-1])
     if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body):
         raise HardwareKeyError("the TSS2 key's PEM body is not base64")
