@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -24,6 +25,12 @@ tpm = pytest.importorskip(
 )
 
 PIN = "4711-secret"
+
+if TYPE_CHECKING:
+    from gcptoken.keys.tpm import TpmKey
+
+    def _a_tpm_key_is_a_hardware_key(key: TpmKey) -> HardwareKey:
+        return key  # mypy --strict checks TpmKey against the HardwareKey protocol here
 
 
 def _verify(der: bytes, signature: bytes, message: bytes) -> None:
