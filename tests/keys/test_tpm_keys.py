@@ -7,6 +7,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -253,3 +254,31 @@ def test_an_owner_password_is_named_not_taken_for_a_wrong_pin(tpm_tcti: str) -> 
     assert "owner-secret" not in str(caught.value)
     with pytest.raises(HardwareKeyError, match="owner hierarchy has a password"):
         tpm.open_key(ref, None, tcti=tpm_tcti)
+
+
+def test_a_process_that_forgets_close_leaves_nothing_in_the_tpm(tpm_tcti: str) -> None:
+    """Without a resource manager (swtpm's socket, /dev/tpm0) the TPM keeps a process's transient
+    objects and sessions after it exits: a key never closed is released at interpreter exit, so
+    the TPM's few object slots (three in swtpm) never fill up."""
+    ref = tpm.generate_key(None, tcti=tpm_tcti)
+    code = (
+        "import sys\nfrom gcptoken.keys import tpm\nfrom gcptoken.keys.tpm_reference import parse_reference\n"
+        "key = tpm.open_key(parse_reference(sys.stdin.read()), None, tcti=sys.argv[1])\nkey.sign(b'm')\n"
+    )
+    for _ in range(4):
+        subprocess.run([sys.executable, "-c", code, tpm_tcti], input=ref.text, text=True, check=True)
+    assert tpm.generate_key(None, tcti=tpm_tcti)  # a primary and a new key: two free object slots
+
+
+def test_a_full_tpm_says_so(tpm_tcti: str) -> None:
+    """Objects another process left behind (killed, on a TPM without a resource manager) fill it: the
+    error says what to do instead of the TPM's 'out of memory for object contexts'."""
+    ref = tpm.generate_key(None, tcti=tpm_tcti)
+    held = [tpm.open_key(ref, None, tcti=tpm_tcti) for _ in range(2)]  # the third needs two slots
+    try:
+        with pytest.raises(HardwareKeyError, match="no room for another object"):
+            tpm.open_key(ref, None, tcti=tpm_tcti)
+    finally:
+        for key in held:
+            key.close()
+    tpm.open_key(ref, None, tcti=tpm_tcti).close()

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -93,6 +94,11 @@ def _explain(error: TSS2_Exception, doing: str, wrong_auth: str = _WRONG_PIN) ->
         return HardwareKeyError(f"{doing}: the TPM is locked out after too many wrong PINs (dictionary-attack lockout)")
     if code in _FOREIGN_BLOB:
         return HardwareKeyError(f"{doing}: the TPM refused the key blob (made by another TPM, or under another parent)")
+    if code in (TPM2_RC.OBJECT_MEMORY, TPM2_RC.SESSION_MEMORY):
+        return HardwareKeyError(
+            f"{doing}: the TPM has no room for another object; without a resource manager (/dev/tpmrm0)"
+            " objects a killed process left stay loaded: tpm2_flushcontext -t -s frees them"
+        )
     if code == TPM2_RC.NV_DEFINED:
         return HardwareKeyError(f"{doing}: that persistent handle already holds a key")
     if code == TPM2_RC.HANDLE:
@@ -168,7 +174,8 @@ class TpmKey:
 
     One ESAPI context, used under a lock (an ESAPI context is not thread-safe), and one salted
     HMAC session for the key's PIN; ``close`` flushes the session and the transient key, and
-    closes the connection.
+    closes the connection. A key never closed is closed at interpreter exit: without a resource
+    manager (swtpm's socket, /dev/tpm0) the TPM would keep its objects after the process ends.
     """
 
     alg = "RS256"
@@ -177,9 +184,10 @@ class TpmKey:
         self, esys: ESAPI, handle: ESYS_TR, session: ESYS_TR, public: TPM2B_PUBLIC, *, transient: bool
     ) -> None:
         self._esys: ESAPI | None = esys
-        self._handle, self._session, self._transient = handle, session, transient
+        self._handle, self._session = handle, session
         self._public_der = spki(public)
         self._lock = threading.Lock()
+        self._release = weakref.finalize(self, _release, esys, [session, handle] if transient else [session])
 
     def _use(self, action: Callable[[ESAPI], _T]) -> _T:
         with self._lock:
@@ -207,21 +215,23 @@ class TpmKey:
 
     def close(self) -> None:
         with self._lock:
-            esys, self._esys = self._esys, None
-            if esys is None:
-                return
-            try:
-                for context in [self._session, self._handle] if self._transient else [self._session]:
-                    with contextlib.suppress(TSS2_Exception):  # already gone: nothing left to release
-                        esys.flush_context(context)
-            finally:
-                esys.close()
+            self._esys = None
+            self._release()  # once: a finalizer called again does nothing
 
     def __enter__(self) -> TpmKey:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _release(esys: ESAPI, contexts: list[ESYS_TR]) -> None:
+    try:
+        for context in contexts:
+            with contextlib.suppress(TSS2_Exception):  # already gone: nothing left to release
+                esys.flush_context(context)
+    finally:
+        esys.close()
 
 
 def open_key(ref: TpmReference, auth: str | None, *, tcti: str | None = None) -> TpmKey:
