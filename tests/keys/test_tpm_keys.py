@@ -282,3 +282,42 @@ def test_a_full_tpm_says_so(tpm_tcti: str) -> None:
         for key in held:
             key.close()
     tpm.open_key(ref, None, tcti=tpm_tcti).close()
+
+
+def _made_under(tcti: str, *, ecc: bool, persist_parent: int | None = None) -> tuple[bytes, bytes]:
+    """A signing key made with tpm2-pytss alone under the owner's ECC or RSA storage primary (made
+    persistent at ``persist_parent`` if given): its marshalled public and private parts."""
+    from tpm2_pytss import ESAPI
+    from tpm2_pytss.constants import ESYS_TR
+    from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
+
+    from gcptoken.keys.tpm_objects import signing_template, storage_template
+
+    esys = ESAPI(tcti)
+    try:
+        primary, *_ = esys.create_primary(TPM2B_SENSITIVE_CREATE(), storage_template(ecc), ESYS_TR.OWNER)
+        if persist_parent is not None:
+            esys.evict_control(ESYS_TR.OWNER, primary, persist_parent)
+        private, public, *_ = esys.create(primary, TPM2B_SENSITIVE_CREATE(), signing_template())
+        esys.flush_context(primary)
+        return public.marshal(), private.marshal()
+    finally:
+        esys.close()
+
+
+def test_a_key_under_the_rsa_storage_primary_says_rsa_parent(tpm_tcti: str) -> None:
+    public, private = _made_under(tpm_tcti, ecc=False)
+    with tpm.open_key(encode_key_file(public, private, empty_auth=True, rsa_parent=True), None, tcti=tpm_tcti) as key:
+        _verify(key.public_key_der(), key.sign(b"m"), b"m")
+    with pytest.raises(HardwareKeyError, match="another TPM, or under another parent"):
+        tpm.open_key(encode_key_file(public, private, empty_auth=True), None, tcti=tpm_tcti)  # the ECC primary
+
+
+def test_a_key_under_a_persistent_parent(tpm_tcti: str) -> None:
+    public, private = _made_under(tpm_tcti, ecc=True, persist_parent=0x81000100)
+    ref = encode_key_file(public, private, empty_auth=True, parent=0x81000100)
+    assert parse_reference(ref.text).parent == 0x81000100
+    with tpm.open_key(ref, None, tcti=tpm_tcti) as key:
+        _verify(key.public_key_der(), key.sign(b"m"), b"m")
+    with pytest.raises(HardwareKeyError, match="no key at that TPM handle"):
+        tpm.open_key(encode_key_file(public, private, empty_auth=True, parent=0x81000101), None, tcti=tpm_tcti)

@@ -40,6 +40,8 @@ def test_a_key_file_round_trips_and_says_whether_it_needs_a_pin() -> None:
     assert parse_reference(with_pin.text) == with_pin
     empty = encode_key_file(PUBLIC, PRIVATE, empty_auth=True)
     assert not empty.needs_auth and parse_reference("\n  " + empty.text + "\n\n") == empty
+    rsa = encode_key_file(PUBLIC, PRIVATE, empty_auth=True, rsa_parent=True, parent=0x81000001)
+    assert (rsa.rsa_parent, rsa.parent, with_pin.rsa_parent) == (True, 0x81000001, False)
 
 
 def test_tpm2_openssl_true_is_read_as_true() -> None:

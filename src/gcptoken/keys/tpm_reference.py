@@ -213,8 +213,11 @@ def _parse_key_file(der: bytes) -> TpmReference:
     )
 
 
-def encode_key_file(public: bytes, private: bytes, *, empty_auth: bool, parent: int = OWNER_HIERARCHY) -> TpmReference:
-    """The TSS2 key file for a loaded key's marshalled TPM2B_PUBLIC and TPM2B_PRIVATE."""
+def encode_key_file(
+    public: bytes, private: bytes, *, empty_auth: bool, parent: int = OWNER_HIERARCHY, rsa_parent: bool = False
+) -> TpmReference:
+    """The TSS2 key file for a key's marshalled TPM2B_PUBLIC and TPM2B_PRIVATE (``rsa_parent``: made
+    under the owner's RSA storage primary on a TPM that also has ECC)."""
 
     def tlv(tag: int, value: bytes) -> bytes:
         n = len(value)
@@ -229,5 +232,7 @@ def encode_key_file(public: bytes, private: bytes, *, empty_auth: bool, parent: 
     parent_bytes = parent.to_bytes((parent.bit_length() + 8) // 8, "big")  # a leading 0 keeps it positive
     # emptyAuth always written, FALSE too: tpm2-openssl 1.1 asks for no password when it is absent.
     body = tlv(_OID, oid) + tlv(_CONTEXT_EMPTY_AUTH, tlv(_BOOLEAN, b"\xff" if empty_auth else b"\x00"))
+    if rsa_parent:
+        body += tlv(_CONTEXT_RSA_PARENT, tlv(_BOOLEAN, b"\xff"))
     body += tlv(_INTEGER, parent_bytes) + tlv(_OCTET_STRING, public) + tlv(_OCTET_STRING, private)
     return parse_reference(_pem(tlv(_SEQUENCE, body)))
