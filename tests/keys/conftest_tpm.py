@@ -15,7 +15,11 @@ __all__ = ["swtpm", "tpm_tcti"]
 
 
 def _tpm2_pytss_missing() -> str | None:
-    if importlib.util.find_spec("tpm2_pytss") is None:
+    try:
+        found = importlib.util.find_spec("tpm2_pytss") is not None
+    except ValueError:  # blocked in sys.modules
+        found = False
+    if not found:
         return "tpm2-pytss is not installed (pip install 'gcptoken[tpm]'; needs libtss2-dev)"
     return None
 
