@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -132,3 +134,15 @@ def test_a_flipped_byte_of_a_valid_key_file_never_escapes(at: int, value: int) -
 def test_any_text_gives_a_reference_or_hardware_key_error(text: str) -> None:
     with contextlib.suppress(HardwareKeyError):
         parse_reference(text)
+
+
+def test_parsing_imports_the_standard_library_only() -> None:
+    """The CLI's cached path reads references: it must not pay for cryptography or tpm2-pytss."""
+    code = (
+        "import sys\nimport gcptoken.keys.tpm_reference as r\n"
+        "r.parse_reference('tpm2:handle=0x81000001')\n"
+        "print(' '.join({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # _distutils_hack: setuptools' .pth hook, loaded by site before anything of ours
+    assert set(result.stdout.split()) - {"__main__", "_distutils_hack"} == {"gcptoken"}, result.stdout
