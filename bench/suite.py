@@ -26,6 +26,7 @@ from bench.signing_rows import signing_rows
 from bench.throughput_rows import throughput_rows
 from bench.timing import Row, machine
 from bench.token_rows import cached_token_rows, single_flight_rows
+from bench.tpm_rows import tpm_signing_rows
 from bench.trips_rows import trips_rows
 from bench.verify_rows import verify_rows
 from gcptoken.emulator.http.server import EmulatorServer
@@ -50,6 +51,7 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: verify_rows(emulator, 200 if quick else 2000, 2 if quick else 7),
             lambda: signing_rows(emulator, 20 if quick else 200, 2 if quick else 5),
             lambda: pkcs11_rows(Path(scratch), 20 if quick else 200, 2 if quick else 5),
+            lambda: tpm_signing_rows(emulator, 20 if quick else 100, 2 if quick else 5),
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),

@@ -100,6 +100,10 @@ def _check_results(tmp_path: Path, stdout: str) -> None:
     # Google's backend installs only at a *.pkg.dev name: where the mount namespace can give one.
     googles = "uv pip install 3 packages, keyrings.google-artifactregistry-auth"
     assert (googles in names) == (unavailable() is None), unavailable()
+    from bench import tpm_rows
+
+    # The TPM row runs where swtpm and tpm2-pytss are (the [tpm] extra), as the TPM tests do.
+    assert (tpm_rows.IN_TPM in names) == (tpm_rows.unavailable() is None), tpm_rows.unavailable()
     groups = {row["group"] for row in document["rows"]}
     assert groups == {
         "verify",

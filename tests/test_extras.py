@@ -88,6 +88,7 @@ def test_commands_without_their_extra_name_the_command_and_what_to_install() -> 
         ("gcptoken.emulator", "starlette", "emulator"),
         ("gcptoken.cli.inspector", "uvicorn", "emulator"),
         ("gcptoken.helpers.keyring_backend", "keyring", "keyring"),
+        ("gcptoken.keys.tpm", "tpm2_pytss", "tpm"),
     ],
 )
 def test_imports_without_their_extra_say_what_to_install(module: str, missing: str, extra: str) -> None:
@@ -104,7 +105,7 @@ def test_imports_without_their_extra_say_what_to_install(module: str, missing: s
 
 
 # The package pip installs, where its name is not the module's.
-PACKAGES = {"grpc": "grpcio"}
+PACKAGES = {"grpc": "grpcio", "tpm2_pytss": "tpm2-pytss"}
 
 
 # What each import's line names: the module, or what a user knows it as.
@@ -119,6 +120,7 @@ NAMED = {
     "gcptoken.emulator": "gcptoken.emulator needs",
     "gcptoken.cli.inspector": "gcptoken inspect needs",
     "gcptoken.helpers.keyring_backend": "gcptoken's keyring backend (gcptoken.helpers.keyring_backend) needs",
+    "gcptoken.keys.tpm": "gcptoken.keys.tpm needs",
 }
 
 

@@ -20,9 +20,10 @@ EXTRAS = {
     "httpx2": ("httpx2",),
     "keyring": ("keyring",),
     "pkcs11": ("pkcs11",),
+    "tpm": ("tpm2_pytss",),
 }
 # Where the package a user installs is not named as the module it provides.
-_PACKAGES = {"grpc": "grpcio", "pkcs11": "python-pkcs11"}
+_PACKAGES = {"grpc": "grpcio", "pkcs11": "python-pkcs11", "tpm2_pytss": "tpm2-pytss"}
 # Extras whose packages need a newer Python (pyproject's markers): installed on an older one, they
 # install nothing, so the line says so instead of naming the install.
 NEEDS_PYTHON = {"httpx2": (3, 11)}

@@ -1,5 +1,6 @@
 """Fixtures for hardware keys: ``softhsm_token``, a freshly initialised SoftHSM2 token (skipped,
-with the reason, where SoftHSM2 or python-pkcs11 is absent)."""
+with the reason, where SoftHSM2 or python-pkcs11 is absent); ``swtpm`` and ``tpm_tcti`` (from
+conftest_tpm.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.keys.conftest_tpm import swtpm, tpm_tcti
 from tests.keys.softhsm import SoftHsm, Token, missing
+
+__all__ = ["module_dir", "softhsm", "softhsm_token", "swtpm", "tpm_tcti"]
 
 
 @pytest.fixture(scope="session")

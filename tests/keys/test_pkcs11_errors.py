@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.pkcs11 import generate_key, open_key
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri
 from tests.keys.softhsm import Token

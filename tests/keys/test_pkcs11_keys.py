@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gcptoken.keys.hardware import HardwareKey, HardwareKeyError
+from gcptoken.errors import HardwareKeyError
+from gcptoken.keys.hardware import HardwareKey
 from gcptoken.keys.pkcs11 import generate_key, open_key
 from gcptoken.keys.pkcs11_uri import parse_uri
 from tests.keys.softhsm import Token

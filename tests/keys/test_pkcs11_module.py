@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.pkcs11_module import MODULE_ENV, checked_module, choose_module, p11_kit_proxy
 from gcptoken.keys.pkcs11_uri import parse_uri
 from tests.keys.softhsm import missing, softhsm_module

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.pkcs11_uri import MAX_URI_LENGTH, PATH_ATTRIBUTES, Pkcs11Uri, parse_uri
 
 # RFC 7512 §3's examples that carry no PIN and no vendor attribute.

@@ -21,10 +21,9 @@ from gcptoken.credentials.delegation import checked_subject, no_id_tokens
 from gcptoken.credentials.oauth2 import access_token_from, id_token_from, post_form
 from gcptoken.credentials.signing import Signature, checked_jwt_claims, no_io
 from gcptoken.endpoints import safe_url
-from gcptoken.errors import CredentialsError, InvalidArgumentError
+from gcptoken.errors import CredentialsError, HardwareKeyError, InvalidArgumentError
 from gcptoken.http.flows import Flow
 from gcptoken.jose.pem import rsa_private_key_problem
-from gcptoken.keys.hardware import HardwareKeyError
 from gcptoken.keys.reference import HardwareReference, hardware_reference, is_hardware_reference
 from gcptoken.tokens import Token, utc_from_epoch
 

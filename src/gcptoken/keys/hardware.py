@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gcptoken.errors import HardwareKeyError
-
-__all__ = ["HardwareKey", "HardwareKeyError"]
+__all__ = ["HardwareKey"]
 
 
 class HardwareKey(Protocol):

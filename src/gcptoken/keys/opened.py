@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 
 from gcptoken.cache.rules import hardware_pin_proof, hardware_signature_proof, secret_digest
-from gcptoken.keys.hardware import HardwareKey, HardwareKeyError
+from gcptoken.errors import HardwareKeyError
+from gcptoken.keys.hardware import HardwareKey
 from gcptoken.keys.reference import HardwareReference
 
 __all__ = ["close_all", "opened_key", "possession_proof"]

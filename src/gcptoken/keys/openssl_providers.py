@@ -9,7 +9,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.untrusted import one_line
 
 if TYPE_CHECKING:

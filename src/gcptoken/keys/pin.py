@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.reference import MAX_PIN, HardwareReference, pin_from_env
 
 __all__ = ["key_pin", "new_pin"]

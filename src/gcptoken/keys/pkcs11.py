@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from gcptoken.errors import HardwareKeyError
 from gcptoken.extras import require
-from gcptoken.keys.hardware import HardwareKeyError
 from gcptoken.keys.pkcs11_logins import LoginLedger
 from gcptoken.keys.pkcs11_module import checked_module, choose_module
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri

@@ -13,7 +13,7 @@ import stat
 import sysconfig
 from typing import Final
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri
 
 __all__ = ["MODULE_ENV", "checked_module", "choose_module", "p11_kit_proxy"]

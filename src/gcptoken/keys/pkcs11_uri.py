@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from gcptoken.keys.hardware import HardwareKeyError
+from gcptoken.errors import HardwareKeyError
 
 __all__ = ["MAX_URI_LENGTH", "Pkcs11Uri", "parse_uri"]
 
