@@ -212,3 +212,65 @@ def test_key_command_refusals_are_one_line_and_touch_nothing(args: tuple[str, ..
 def test_softhsm_is_installed_where_ci_runs() -> None:
     if os.environ.get("CI") == "true":  # .ci/run installs it: the hardware tests must not skip there
         assert shutil.which("softhsm2-util"), "softhsm2 is missing in CI"
+
+
+@pytest.fixture
+def tpm_account(
+    emulator: EmulatorClient, tpm_tcti: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> HardwareAccount:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    env = {
+        "GCPTOKEN_TPM_TCTI": tpm_tcti,
+        "GCPTOKEN_KEY_PIN": "tpm-pin-6620",
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+    }
+    return hardware_account(emulator, "tpm", env, tmp_path / "tpm-account")
+
+
+def test_a_tpm_key_gets_tokens_and_the_cache_needs_its_pin_not_the_tpm(
+    emulator: EmulatorClient, tpm_account: HardwareAccount, tmp_path: Path
+) -> None:
+    assert tpm_account.reference.startswith("-----BEGIN TSS2 PRIVATE KEY-----")
+    code, first, err = _cli(tpm_account, "id", AUD)
+    assert code == 0, err
+    assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(first.strip())["email"] == tpm_account.email
+    code, out, err = _cli(tpm_account, "sign-blob", "-", "--format", "json")
+    assert code == 0 and tpm_account.key_id in out, err
+    no_tpm = {"GCPTOKEN_TPM_TCTI": f"swtpm:path={tmp_path / 'no-such-socket'}"}
+    code, again, err = _cli(tpm_account, "id", AUD, **no_tpm)
+    assert (code, again) == (0, first), err
+    code, out, err = _cli(tpm_account, "id", AUD, GCPTOKEN_KEY_PIN="not-the-pin", **no_tpm)
+    assert code != 0 and out == "" and "not-the-pin" not in err and len(err.strip().splitlines()) == 1
+    code, out, err = _cli(tpm_account, "id", AUD, GCPTOKEN_KEY_PIN="not-the-pin")
+    assert code != 0 and out == "" and "not-the-pin" not in err and "PIN" in err
+
+
+def test_a_tpm_key_without_a_pin_proves_itself_by_signing(
+    emulator: EmulatorClient, tpm_tcti: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    env = {"GCPTOKEN_TPM_TCTI": tpm_tcti, "GCPTOKEN_EMULATOR_HOST": emulator.host_port}
+    account = hardware_account(emulator, "tpm", env, tmp_path / "no-pin", "--no-pin")
+    code, first, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    code, again, err = _cli(account, "id", AUD, GCPTOKEN_KEY_PIN="anything")  # no PIN to check: ignored
+    assert (code, again) == (0, first), err
+    # Its proof is a signature made in the TPM: without the TPM there is no proof, and no token.
+    code, out, err = _cli(account, "id", AUD, GCPTOKEN_TPM_TCTI=f"swtpm:path={tmp_path / 'gone'}")
+    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_persistent_tpm_key_by_its_handle(
+    emulator: EmulatorClient, tpm_tcti: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GCPTOKEN_EMULATOR_HOST", emulator.host_port)
+    env = {
+        "GCPTOKEN_TPM_TCTI": tpm_tcti,
+        "GCPTOKEN_KEY_PIN": "handle-pin-1",
+        "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
+    }
+    account = hardware_account(emulator, "tpm2:handle=0x81000123", env, tmp_path / "handle")
+    assert account.reference == "tpm2:handle=0x81000123"
+    code, out, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(out.strip())["email"] == account.email

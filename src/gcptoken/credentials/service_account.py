@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gcptoken.jose.jws import JwsSigner
+    from gcptoken.jose.jws import JwsSigner, SigningKey
 
 
 _T = TypeVar("_T")
@@ -116,11 +116,16 @@ class ServiceAccountKey:
         return possession_proof(self.hardware, self.hardware_pin())
 
     @property
-    def signing_key(self) -> JwsSigner:
-        """The parsed private key, parsed once per process (jws caches it); or the key in hardware,
-        opened once per process."""
+    def signer(self) -> JwsSigner:
+        """What signs with this key: ``signing_key``, or the key in hardware, opened once per process."""
+        return self._hardware_key() if self.hardware is not None else self.signing_key
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The parsed private key, parsed once per process (jws caches it). A key in hardware has
+        none to give: use ``signer``."""
         if self.hardware is not None:
-            return self._hardware_key()
+            raise HardwareKeyError(f"the key is in a {self.hardware.device}: it signs there and cannot be read")
         from gcptoken.jose import jws  # cryptography: only when something is signed, never on a cache hit
 
         key = jws.load_private_key_pem(self.private_key)
@@ -154,7 +159,7 @@ def assertion_claims(key: ServiceAccountKey, extra: Mapping[str, Any], now: floa
 def assertion(key: ServiceAccountKey, extra: Mapping[str, Any], now: float | None = None) -> str:
     from gcptoken.jose import jws
 
-    return jws.encode(assertion_claims(key, extra, now), key.signing_key, kid=key.private_key_id)
+    return jws.encode(assertion_claims(key, extra, now), key.signer, kid=key.private_key_id)
 
 
 def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str, Any]]:
@@ -162,7 +167,7 @@ def _exchange(key: ServiceAccountKey, extra: Mapping[str, Any]) -> Flow[dict[str
     claims = assertion_claims(key, extra)
     from gcptoken.jose import jws
 
-    signed = jws.encode(claims, key.signing_key, kid=key.private_key_id)
+    signed = jws.encode(claims, key.signer, kid=key.private_key_id)
     describe = {"grant": "jwt-bearer", "assertion_claims": json.dumps(claims, sort_keys=True)}
     return (yield from post_form(url, {"grant_type": JWT_BEARER, "assertion": signed}, describe))
 
@@ -235,7 +240,7 @@ def self_signed_jwt(
     claims.update({"iat": issued, "exp": issued + lifetime})
     from gcptoken.jose import jws
 
-    value = jws.encode(claims, key.signing_key, kid=key.private_key_id)
+    value = jws.encode(claims, key.signer, kid=key.private_key_id)
     return Token(value, utc_from_epoch(issued + lifetime), "jwt")
 
 
@@ -243,7 +248,7 @@ def _locally_signed_jwt(key: ServiceAccountKey, claims: Mapping[str, Any]) -> To
     from gcptoken.jose import jws
 
     checked = checked_jwt_claims(claims)
-    value = jws.encode(checked, key.signing_key, kid=key.private_key_id)
+    value = jws.encode(checked, key.signer, kid=key.private_key_id)
     return Token(value, utc_from_epoch(int(checked["exp"])), "jwt")
 
 
@@ -314,7 +319,7 @@ class ServiceAccountCredentials(Credentials):
         self._signing_ready()
 
     def _signing_ready(self) -> None:
-        self._prefixed(lambda: self.key.signing_key)
+        self._prefixed(lambda: self.key.signer)
         self._key_parsed = True
 
     def _prefixed(self, step: Callable[[], _T]) -> _T:
@@ -335,7 +340,7 @@ class ServiceAccountCredentials(Credentials):
     def sign_blob_flow(self, data: bytes) -> Flow[Signature]:
         """Signed here with the key (no request): RSASSA-PKCS1-v1_5 SHA-256, as IAM signBlob signs."""
         self._signing_ready()
-        return no_io(lambda: Signature(self.key.private_key_id, self.key.signing_key.sign(data)))
+        return no_io(lambda: Signature(self.key.private_key_id, self.key.signer.sign(data)))
 
     def sign_jwt_flow(self, claims: dict[str, Any]) -> Flow[Token]:
         """Signed here with the key, by IAM signJwt's claims rule (exp added an hour ahead)."""
