@@ -18,6 +18,7 @@ from bench.cold_rows import cold_rows, import_rows
 from bench.docker_rows import docker_rows
 from bench.grpc_auth_rows import grpc_auth_rows
 from bench.grpc_proxy_rows import grpc_proxy_rows
+from bench.hardware_cached_rows import hardware_cached_rows
 from bench.keyring_rows import keyring_rows
 from bench.kube_rows import kube_rows
 from bench.needs import CLOSED_LOOPBACK
@@ -55,6 +56,7 @@ def run_suite(quick: bool, out: Path) -> int:
             lambda: cached_token_rows(emulator, 1000 if quick else 20000, 2 if quick else 5),
             lambda: cli_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: cached_kinds_rows(emulator, Path(scratch), 3 if quick else 15),
+            lambda: hardware_cached_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: kube_rows(emulator, Path(scratch), 3 if quick else 15),
             lambda: docker_rows(emulator, Path(scratch), 2 if quick else 9),
             lambda: cold_rows(emulator, Path(scratch), 2 if quick else 9),
