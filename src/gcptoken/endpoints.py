@@ -45,6 +45,7 @@ GOOGLE_HOSTS = frozenset(
         "www.googleapis.com",
         "accounts.google.com",
         "iamcredentials.googleapis.com",
+        "iam.googleapis.com",  # the IAM admin API: service-account keys (gcptoken key upload)
         "sts.googleapis.com",
         "cloudresourcemanager.googleapis.com",
         "www.gstatic.com",

@@ -274,3 +274,38 @@ def test_a_persistent_tpm_key_by_its_handle(
     code, out, err = _cli(account, "id", AUD)
     assert code == 0, err
     assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(out.strip())["email"] == account.email
+
+
+def test_gcptoken_key_upload_gives_the_key_id_the_credential_file_names(
+    emulator: EmulatorClient, softhsm_token: Token, tmp_path: Path
+) -> None:
+    env = {**softhsm_token.env(), "GCPTOKEN_KEY_PIN": softhsm_token.pin, "GCPTOKEN_EMULATOR_HOST": emulator.host_port}
+    email = emulator.new_key("hw-upload")["client_email"]
+    certificate, reference = tmp_path / "cert.pem", tmp_path / "key.ref"
+    where = softhsm_token.uri(object="uploaded").text
+    made = gcptoken("key", "generate", where, "--out", str(reference), "--cert", str(certificate), env=env)
+    assert made.code == 0, made.err
+    uploader = tmp_path / "uploader.json"
+    uploader.write_text(json.dumps(emulator.new_key("uploader")))
+    upload = ("key", "upload", str(certificate), "--account", email, "--credentials", str(uploader))
+    refused = gcptoken(*upload, env=env)  # the uploader is no key admin of the account yet
+    assert refused.code != 0 and refused.out == "" and "roles/iam.serviceAccountKeyAdmin" in refused.err
+    uploader_email = json.loads(uploader.read_text())["client_email"]
+    with emulator.state.lock:
+        emulator.state.key_admins.setdefault(email, set()).add(f"serviceAccount:{uploader_email}")
+    uploaded = gcptoken(*upload, env=env)
+    assert uploaded.code == 0, uploaded.err
+    key_id = uploaded.out.strip()
+    credential_file = tmp_path / "sa.json"
+    written = gcptoken(
+        "key", "credentials", f"@{reference}", "--account", email, "--key-id", key_id, "--out", str(credential_file),
+        env=env,
+    )  # fmt: skip
+    assert written.code == 0, written.err
+    token = gcptoken("id", AUD, "--credentials", str(credential_file), env=env)
+    assert token.code == 0, token.err
+    assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(token.out.strip())["email"] == email
+    again = gcptoken(*upload, env=env)
+    assert again.code != 0 and "ALREADY_EXISTS" in again.err
+    not_pem = gcptoken("key", "upload", str(reference), "--account", email, env=env)
+    assert not_pem.code == 2 and "not a PEM certificate" in not_pem.err

@@ -29,7 +29,7 @@ _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def run_key(args: argparse.Namespace) -> int:
-    action = {"generate": _generate, "cert": _cert, "credentials": _credentials}[args.key_action]
+    action = {"generate": _generate, "cert": _cert, "credentials": _credentials, "upload": _upload}[args.key_action]
     return action(args)
 
 
@@ -102,6 +102,28 @@ def _credentials(args: argparse.Namespace) -> int:
         info["pin_env"] = reference.pin_env
     info["universe_domain"] = "googleapis.com"
     _emit(json.dumps(info, indent=2) + "\n", args.out)
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from gcptoken.cli.tokens import credentials_for
+    from gcptoken.credentials.base import run_flow_sync
+    from gcptoken.keys.upload import upload_flow
+
+    account = args.account.strip().lower()
+    if _ACCOUNT.fullmatch(account) is None:
+        raise InvalidArgumentError("--account must be a service account's email (NAME@PROJECT.iam.gserviceaccount.com)")
+    try:
+        pem = read_small_file(args.certificate, MAX_REFERENCE).decode("ascii")
+    except (OSError, UnreadableFile) as exc:
+        raise file_error(args.certificate, "CERT", exc, InvalidArgumentError) from None
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(f"CERT {args.certificate} is not a PEM certificate") from None
+    if not pem.lstrip().startswith("-----BEGIN CERTIFICATE-----"):
+        raise InvalidArgumentError(f"CERT {args.certificate} is not a PEM certificate (gcptoken key generate --cert)")
+    token = credentials_for(args).access_token(["https://www.googleapis.com/auth/cloud-platform"], timeout=args.timeout)
+    key_id = run_flow_sync(upload_flow(token.value, account, pem), args.timeout)
+    sys.stdout.write(key_id + "\n")
     return 0
 
 

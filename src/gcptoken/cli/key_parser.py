@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["add_key_command"]
 
@@ -12,7 +13,7 @@ a key made in a PKCS#11 token or a TPM never leaves it; the credential file name
   export GCPTOKEN_KEY_PIN=…        # the token's user PIN, or the TPM key's auth value (else you are asked)
   gcptoken key generate 'pkcs11:token=TOKEN;object=sa-key?module-path=/usr/lib/softhsm/libsofthsm2.so' \\
       --out sa-key.ref --cert sa-key.pem --common-name SA_EMAIL
-  gcloud iam service-accounts keys upload sa-key.pem --iam-account=SA_EMAIL     # prints the key id
+  gcptoken key upload sa-key.pem --account SA_EMAIL  # prints the key id (or: gcloud iam service-accounts keys upload)
   gcptoken key credentials @sa-key.ref --account SA_EMAIL --key-id KEY_ID --out sa.json
   gcptoken id https://SERVICE.a.run.app --credentials sa.json
 WHERE (generate): a pkcs11: URI naming the token and the new key's label; tpm (a TSS2 key file,
@@ -55,6 +56,17 @@ def add_key_command(command: Callable[[str, str, str], argparse.ArgumentParser])
     credentials.add_argument("--project-id", metavar="PROJECT", help="default: from the account's email")
     credentials.add_argument("--token-uri", metavar="URL", help="default: https://oauth2.googleapis.com/token")
     credentials.add_argument("--out", metavar="FILE", help="write it to a new 0600 FILE (else stdout)")
+    _upload_action(actions, key.formatter_class)
+
+
+def _upload_action(actions: Any, formatter_class: Any) -> None:
+    from gcptoken.cli.parser_kit import credential_options
+
+    what = "upload the certificate to the service account (IAM keys.upload); print the key id"
+    upload = actions.add_parser("upload", help=what, description=what, formatter_class=formatter_class)
+    upload.add_argument("certificate", metavar="CERT", help="the PEM certificate (gcptoken key generate --cert)")
+    upload.add_argument("--account", required=True, metavar="EMAIL", help="the service account's email")
+    credential_options(upload, no_cache=False)  # whose access token authorizes the upload
 
 
 def _certificate_options(parser: argparse.ArgumentParser) -> None:
