@@ -152,3 +152,11 @@ def test_other_keys_never_load_a_provider(
     assert load_credentials(path).access_token(use_cache=False).value
     with open("/proc/self/maps", encoding="utf-8") as maps:
         assert "ossl-modules/" not in maps.read()
+
+
+def test_gcptoken_tpm_tcti_names_the_tpm_as_for_service_account_keys(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str]
+) -> None:
+    env = {**tpm, "GCPTOKEN_TPM_TCTI": tpm["TPM2OPENSSL_TCTI"], "TPM2OPENSSL_TCTI": ""}
+    result = run(server, credentials, env, "access")
+    assert result.code == 0, result.err

@@ -4,7 +4,8 @@
 A ``TSS2 PRIVATE KEY`` PEM holds the key wrapped by the TPM (useless elsewhere). With the provider
 loaded, ``SSLContext.load_cert_chain`` decodes it into a key handle in the TPM and the handshake's
 CertificateVerify is signed there. The TPM is named by ``TPM2OPENSSL_TCTI`` (tpm2-openssl's
-variable; unset, the TSS tries ``/dev/tpmrm0``, then ``/dev/tpm0``).
+variable), else ``GCPTOKEN_TPM_TCTI`` or ``TPM2TOOLS_TCTI``; unset, the TSS tries ``/dev/tpmrm0``,
+then ``/dev/tpm0``.
 
 Process-wide effect, on purpose and documented: TLS signatures then prefer the TPM. A TPM key signs
 only in its own provider, and OpenSSL 3.0 picks a signature implementation by the default
@@ -32,6 +33,11 @@ def load_tpm_provider() -> None:
     # The TSS logs each TCTI it fails to open to stderr; our error is the one line (a TSS2_LOG the
     # user sets still wins, for debugging).
     os.environ.setdefault("TSS2_LOG", "all+none")
+    # The provider reads its own variable when it starts; gcptoken's TPM keys read GCPTOKEN_TPM_TCTI
+    # (then tpm2-tools'): one setting serves both.
+    for fallback in ("GCPTOKEN_TPM_TCTI", "TPM2TOOLS_TCTI"):
+        if not os.environ.get(TPM_TCTI_ENV) and os.environ.get(fallback):
+            os.environ[TPM_TCTI_ENV] = os.environ[fallback]
     tcti = os.environ.get(TPM_TCTI_ENV)
     where = f"{TPM_TCTI_ENV}={one_line(tcti)}" if tcti else f"/dev/tpmrm0 ({TPM_TCTI_ENV} is not set)"
     load_providers(
