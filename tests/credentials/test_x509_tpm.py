@@ -6,6 +6,7 @@ signed by the TPM, to an access token and an ID token. Each flow runs in a proce
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gcptoken import Verifier, load_credentials
 from gcptoken.emulator import EmulatorServer
+from gcptoken.errors import HardwareKeyError
 from tests.credentials.hardware_workloads import (
     emulator_with_pool,
     federation,
@@ -160,3 +162,38 @@ def test_gcptoken_tpm_tcti_names_the_tpm_as_for_service_account_keys(
     env = {**tpm, "GCPTOKEN_TPM_TCTI": tpm["TPM2OPENSSL_TCTI"], "TPM2OPENSSL_TCTI": ""}
     result = run(server, credentials, env, "access")
     assert result.code == 0, result.err
+
+
+def test_the_library_gets_tokens_with_the_provider_kept_out_of_its_process(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's defaults are process-wide: mutual TLS with the TPM key runs in a child, so
+    this process's OpenSSL is untouched, sync and async."""
+    env = {
+        **tpm,
+        "GCPTOKEN_EMULATOR_HOST": server.host_port,
+        "SSL_CERT_FILE": str(credentials.parent / "emulator-ca.pem"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    loaded = load_credentials(credentials)
+    assert loaded.access_token(use_cache=False).value
+    token = asyncio.run(load_credentials(credentials).id_token_async(AUD, use_cache=False))
+    assert Verifier(AUD, certs=f"{server.url}/oauth2/v3/certs").verify(token.value)["aud"] == AUD
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        assert "ossl-modules/" not in maps.read()
+
+
+def test_the_child_process_reports_its_errors_typed_and_in_one_line(
+    server: EmulatorServer, credentials: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "TPM2OPENSSL_TCTI": f"swtpm:path={tmp_path}/absent.sock",
+        "GCPTOKEN_EMULATOR_HOST": server.host_port,
+        "SSL_CERT_FILE": str(credentials.parent / "emulator-ca.pem"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(HardwareKeyError) as caught:
+        load_credentials(credentials).access_token(use_cache=False)
+    assert "no TPM answers" in str(caught.value) and "\n" not in str(caught.value)

@@ -98,6 +98,10 @@ class HttpxTransport:
     def send(self, request: HttpRequest) -> HttpResponse:
         _check_url(request)
         limit = _limit(request, self._default)
+        if _in_child_process(request):
+            from gcptoken.keys import tpm_tls_child
+
+            return tpm_tls_child.exchange(request, limit)
         started = time.monotonic()
         client = self._client if request.client_certificate is None else _mtls_client(request.client_certificate)
         try:
@@ -137,6 +141,10 @@ class AsyncHttpxTransport:
 
         _check_url(request)
         limit = _limit(request, self._default)
+        if _in_child_process(request):
+            from gcptoken.keys import tpm_tls_child
+
+            return await tpm_tls_child.exchange_async(request, limit)
         try:
             return await asyncio.wait_for(self._exchange(request, limit), limit)
         except asyncio.TimeoutError:
@@ -161,6 +169,15 @@ class AsyncHttpxTransport:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _in_child_process(request: HttpRequest) -> bool:
+    """Mutual TLS with a TPM key runs in a child process (keys.tpm_tls_child says why)."""
+    if request.client_certificate is None:
+        return False
+    from gcptoken.keys import tpm_tls_child
+
+    return tpm_tls_child.isolates(request.client_certificate)
 
 
 def _mtls_client(certificate: ClientCertificate) -> httpx.Client:
