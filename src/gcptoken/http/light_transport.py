@@ -59,6 +59,11 @@ class LightTransport:
         if request.deadline is not None:
             limit = min(limit, request.deadline - time.monotonic())
         limit = max(limit, 0.001)
+        if request.client_certificate is not None:
+            from gcptoken.keys import tpm_tls_child
+
+            if tpm_tls_child.isolates(request.client_certificate):  # as HttpxTransport: see there
+                return tpm_tls_child.exchange(request, limit)
         connection = self._connect(request, where, limit)
         started = time.monotonic()
         try:

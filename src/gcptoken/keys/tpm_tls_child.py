@@ -7,8 +7,7 @@ verify server signatures in the TPM (a few object slots, slow) and lose P-256 fo
 caller's process never loads the provider: each exchange that presents a TPM key runs in a child
 (``python -m gcptoken.keys.tpm_tls_child``), request and response as JSON over its stdin and
 stdout (the bearer token and body never on a command line), errors back as their type and line.
-A token exchange is a request or two an hour: a process each is cheap at that rate. (A one-shot
-command on the light transport, ``gcptoken id``, loads the provider itself: it exits right after.)"""
+A token exchange is a request or two an hour: a process each is cheap at that rate."""
 
 from __future__ import annotations
 
