@@ -309,3 +309,19 @@ def test_gcptoken_key_upload_gives_the_key_id_the_credential_file_names(
     assert again.code != 0 and "ALREADY_EXISTS" in again.err
     not_pem = gcptoken("key", "upload", str(reference), "--account", email, env=env)
     assert not_pem.code == 2 and "not a PEM certificate" in not_pem.err
+
+
+def test_the_cached_path_opens_no_device_and_loads_almost_nothing(account: HardwareAccount) -> None:
+    """A cached call with a key in a token costs what a key file's does: checked by what gets
+    imported (no PKCS#11 binding, no credential code), never by timing."""
+    from tests.cli.test_cli_fast import heavy_modules_loaded
+
+    code, _, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    heavy = (
+        *("pkcs11", "tpm2_pytss", "gcptoken.keys.pkcs11", "gcptoken.keys.pkcs11_uri", "gcptoken.keys.tpm_reference"),
+        *("gcptoken.credentials.service_account", "typing", "dataclasses", "argparse", "logging", "cryptography"),
+        *("httpx", "hashlib"),
+    )
+    env = {**account.env, "GOOGLE_APPLICATION_CREDENTIALS": str(account.credential_file)}
+    assert heavy_modules_loaded(["id", AUD], heavy, env) == []
