@@ -87,6 +87,8 @@ def hardware_cached_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> 
         **os.environ,
         "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
         "XDG_CACHE_HOME": str(scratch / "cache"),
+        "XDG_STATE_HOME": str(scratch / "state"),  # the cache's pepper (cache.pepper): the run's own
+        "XDG_RUNTIME_DIR": "",
         "CLOUDSDK_CONFIG": str(scratch / "no-gcloud"),
         "GCE_METADATA_HOST": CLOSED_LOOPBACK,
         "GCE_METADATA_IP": CLOSED_LOOPBACK,

@@ -175,6 +175,25 @@ class PrivateDir:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
 
+    def create_once(self, name: str, data: bytes) -> None:
+        """Make ``name`` hold ``data`` unless it exists already: written whole to a new file first,
+        then linked into place (``linkat`` fails on an existing name), so a reader racing the
+        writer sees either nothing or all of it, never a part."""
+        temporary = f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        fd = self._open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            try:  # noqa: SIM105 - contextlib costs the CLI's cached path an import
+                os.link(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+            except FileExistsError:
+                pass  # another process made it first: theirs stands
+        finally:
+            try:  # noqa: SIM105
+                os.unlink(temporary, dir_fd=self.fd)
+            except OSError:
+                pass
+
     def remove(self, name: str) -> bool:
         try:
             os.unlink(name, dir_fd=self.fd)

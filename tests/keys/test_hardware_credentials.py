@@ -325,3 +325,53 @@ def test_the_cached_path_opens_no_device_and_loads_almost_nothing(account: Hardw
     )
     env = {**account.env, "GOOGLE_APPLICATION_CREDENTIALS": str(account.credential_file)}
     assert heavy_modules_loaded(["id", AUD], heavy, env) == []
+
+
+def test_a_copy_of_the_cache_tests_no_pin_guess(emulator: EmulatorClient, account: HardwareAccount) -> None:
+    """The proof is keyed with the user's pepper, kept apart from the cache (here XDG_STATE_HOME;
+    XDG_RUNTIME_DIR where there is one): the credential file and the cache alone cannot be used to
+    check a PIN offline. Without the pepper the entry is unreachable, and the token is signed anew."""
+    from gcptoken import endpoints
+    from gcptoken.cache.pepper import PEPPER_FILE
+    from gcptoken.cache.rules import cache_key, hardware_pin_proof, service_account_identity
+
+    code, first, err = _cli(account, "id", AUD)
+    assert code == 0, err
+    state = Path(os.environ["XDG_STATE_HOME"]) / "gcptoken"
+    pepper = state / PEPPER_FILE
+    assert pepper.stat().st_mode & 0o777 == 0o600 and len(pepper.read_bytes()) == 32
+    cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "gcptoken"
+    cached = (cache_dir / "tokens.json").read_text()
+    assert not list(cache_dir.glob(f"*{PEPPER_FILE}*"))
+    url = endpoints.resolve("https://oauth2.googleapis.com/token")  # the emulator's, as the CLI keys it
+    pin = account.env["GCPTOKEN_KEY_PIN"]
+    # What an attacker holding the cache would compute for the right PIN: found only with the pepper.
+    for proof, found in ((hardware_pin_proof(account.reference, pin, b""), False),
+                         (hardware_pin_proof(account.reference, pin, pepper.read_bytes()), True)):  # fmt: skip
+        identity = service_account_identity(account.email, account.key_id, url, proof)
+        assert (cache_key(identity, "id_token", AUD) in cached) is found
+    exchanges = len(emulator.requests("/token"))
+    code, again, err = _cli(account, "id", AUD)
+    assert (code, again, len(emulator.requests("/token"))) == (0, first, exchanges), err  # a hit
+    pepper.unlink()  # gone (a reboot empties XDG_RUNTIME_DIR): a miss, and the device signs again
+    code, again, err = _cli(account, "id", AUD)
+    assert code == 0 and len(emulator.requests("/token")) == exchanges + 1, err
+
+
+@pytest.mark.parametrize("pin", ["\udcff\udcfe", "x" * 300, "a\x01b"])
+def test_a_pin_that_is_no_pin_is_one_line(account: HardwareAccount, pin: str) -> None:
+    for args in (("id", AUD, "--credentials", str(account.credential_file)), ("key", "cert", account.reference)):
+        result = gcptoken(*args, env={**account.env, "GCPTOKEN_KEY_PIN": pin})
+        assert result.code != 0 and result.out == "" and "Traceback" not in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1
+
+
+def test_no_key_is_made_when_its_reference_could_not_be_written(softhsm_token: Token, tmp_path: Path) -> None:
+    env = {**softhsm_token.env(), "GCPTOKEN_KEY_PIN": softhsm_token.pin}
+    where = softhsm_token.uri(object="not-orphaned").text
+    failed = gcptoken("key", "generate", where, "--out", "/proc/no-such-file.ref", env=env)
+    assert failed.code != 0 and failed.out == "" and len(failed.err.strip().splitlines()) == 1
+    made = gcptoken("key", "generate", where, "--out", str(tmp_path / "key.ref"), env=env)  # the label is free
+    assert made.code == 0, made.err
+    refused = gcptoken("key", "generate", where, "--out", str(tmp_path / "again.ref"), env=env)
+    assert refused.code != 0 and not (tmp_path / "again.ref").exists()  # nothing left behind on failure

@@ -74,12 +74,12 @@ def private_key_proof(private_key_pem: str) -> str:
     return secret_digest("private_key", private_key_pem)
 
 
-def hardware_pin_proof(reference: str, pin: str) -> str:
-    """Proof of holding a key in hardware that takes a PIN: its reference and its PIN (see
-    keys.opened.possession_proof for why that suffices and when it is used)."""
-    return secret_digest(
-        "hardware_pin", reference.encode("utf-8", "surrogatepass") + b"\x00" + pin.encode("utf-8", "surrogatepass")
-    )
+def hardware_pin_proof(reference: str, pin: str, pepper: bytes) -> str:
+    """Proof of holding a key in hardware that takes a PIN: its reference and its PIN, keyed with
+    the user's pepper (cache.pepper: a PIN is too small a secret to digest bare). See
+    keys.opened.possession_proof for why that suffices and when it is used."""
+    text = reference.encode("utf-8", "surrogatepass") + b"\x00" + pin.encode("utf-8", "surrogatepass")
+    return secret_digest("hardware_pin", pepper + text)
 
 
 def hardware_signature_proof(signature: bytes) -> str:

@@ -17,6 +17,7 @@ import time
 
 from gcptoken import endpoints, locations
 from gcptoken.cache.disk import fresh_entry, read_tokens
+from gcptoken.cache.pepper import cache_pepper
 from gcptoken.cache.rules import (
     cache_key,
     external_identity,
@@ -138,9 +139,12 @@ def _hardware_proof(info: dict[str, Any], reference: str) -> str | None:
     pin = os.environ.get(variable, "")
     if not pin or len(pin) > MAX_PIN or "\x00" in pin:
         return None
+    pepper = cache_pepper()
+    if pepper is None:
+        return None  # the full command line proves possession in the device
     # A TPM key file without a PIN (emptyAuth) proves possession by signing: its entries are never
     # under a PIN's proof, so this one simply misses.
-    return hardware_pin_proof(reference.strip(), pin)
+    return hardware_pin_proof(reference.strip(), pin, pepper)
 
 
 def _url(info: dict[str, Any], name: str, default: str = endpoints.TOKEN_URI) -> str:

@@ -57,11 +57,23 @@ def _generate(args: argparse.Namespace) -> int:
             )
     else:
         raise InvalidArgumentError("WHERE must be a pkcs11: URI (token and object label), tpm, or tpm2:handle=0x81…")
-    made = generate_key(where, pin, pin_env=args.pin_env)
-    certificate = _certificate(made, pin, args.common_name or _default_name(made), args.days) if args.cert else None
-    _emit(made.text + "\n", args.out)
-    if certificate is not None:
-        _write_new(args.cert, certificate)
+    # The files are made before the key, so that a key is never made with nowhere to say where it is.
+    opened: dict[str, int] = {}
+    try:
+        for path in outputs:
+            opened[path] = _open_new(path)
+        made = generate_key(where, pin, pin_env=args.pin_env)
+        if args.out:
+            _fill(opened.pop(args.out), made.text + "\n")
+        else:
+            _emit(made.text + "\n", None)
+        if args.cert:
+            name = args.common_name or _default_name(made)
+            _fill(opened.pop(args.cert), _certificate(made, pin, name, args.days))
+    finally:
+        for path, fd in opened.items():  # not written: left as they were, absent
+            os.close(fd)
+            os.unlink(path)
     return 0
 
 
@@ -210,10 +222,17 @@ def _emit(text: str, path: str | None) -> None:
 
 def _write_new(path: str, text: str) -> None:
     """A new 0600 file: never over an existing one, never through a symlink planted there."""
+    _fill(_open_new(path), text)
+
+
+def _open_new(path: str) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        return os.open(path, flags, 0o600)
     except OSError as exc:
         raise file_error(path, "output file", exc, InvalidArgumentError) from None
+
+
+def _fill(fd: int, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
         stream.write(text)

@@ -48,13 +48,18 @@ def possession_proof(reference: HardwareReference, pin: str | None) -> str:
     """What a caller proves to get a cached token for this key (the cache rule).
 
     With a PIN: the reference and the PIN, which together are what it takes to use the key on this
-    machine; an entry under them is only ever written after the device accepted that PIN, so a
-    wrong PIN finds nothing. The device is not touched: a cached call costs what a key file's does.
-    Without one (a TPM key with no auth value): a signature the key makes, in the device, over a
-    fixed challenge (RSASSA-PKCS1-v1_5 is deterministic, so the same key gives the same proof)."""
-    if pin is not None:
-        return hardware_pin_proof(reference.text, pin)
-    signature = opened_key(reference, None).sign(_challenge(reference))
+    machine, keyed with the user's pepper (a PIN is too small a secret to digest bare); an entry
+    under them is only ever written after the device accepted that PIN, so a wrong PIN finds
+    nothing. The device is not touched: a cached call costs what a key file's does.
+    Without a PIN (a TPM key with no auth value), or without a pepper: a signature the key makes,
+    in the device, over a fixed challenge (RSASSA-PKCS1-v1_5 is deterministic, so the same key
+    gives the same proof, and nothing else can make it)."""
+    from gcptoken.cache.pepper import cache_pepper
+
+    pepper = cache_pepper() if pin is not None else None
+    if pin is not None and pepper is not None:
+        return hardware_pin_proof(reference.text, pin, pepper)
+    signature = opened_key(reference, pin).sign(_challenge(reference))
     return hardware_signature_proof(signature)
 
 

@@ -23,9 +23,17 @@ def key_pin(reference: HardwareReference, *, prompt: bool = True) -> str | None:
                 f"the {reference.device}'s PIN is needed: set {reference.pin_env} (or run in a terminal to be asked)"
             )
         return None
+    _check(pin, reference)
+    return pin
+
+
+def _check(pin: str, reference: HardwareReference) -> None:
     if len(pin) > MAX_PIN or "\x00" in pin:
         raise HardwareKeyError(f"{reference.pin_env} is not a PIN (over {MAX_PIN} characters or a NUL)")
-    return pin
+    try:
+        pin.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the locale could not decode (os.environ's surrogates)
+        raise HardwareKeyError(f"{reference.pin_env} is not a PIN (not UTF-8 text)") from None
 
 
 def _ask(reference: HardwareReference, note: str = "") -> str | None:
@@ -54,6 +62,6 @@ def new_pin(reference: HardwareReference) -> str | None:
         if first is not None and _ask(reference, "again, to confirm") != first:
             raise HardwareKeyError("the two PINs typed differ")
         pin = first
-    if pin is not None and (len(pin) > MAX_PIN or "\x00" in pin):
-        raise HardwareKeyError(f"{reference.pin_env} is not a PIN (over {MAX_PIN} characters or a NUL)")
+    if pin is not None:
+        _check(pin, reference)
     return pin
