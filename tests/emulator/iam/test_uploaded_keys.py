@@ -121,6 +121,7 @@ def _b64(text: str) -> str:
             ),
             "not signed by its own key",
         ),
+        (lambda: _b64(certificate(rsa.generate_private_key(3, 2048))), "exponent must be at least 65537"),
     ],
 )
 def test_a_certificate_iam_would_not_take_is_refused(emulator: EmulatorClient, make: object, reason: str) -> None:
@@ -143,6 +144,18 @@ def test_the_same_key_twice_and_the_eleventh_key_are_refused(emulator: EmulatorC
         "FAILED_PRECONDITION",
         "Precondition check failed.",
     )
+
+
+def test_another_accounts_published_key_is_refused(emulator: EmulatorClient) -> None:
+    """Every account's certificates are published: uploading one to another account would let
+    its key's holder sign as that account."""
+    victim = new_account(emulator, "victim")
+    owner = emulator.state.default_account.email
+    published = httpx.get(f"{emulator.url}/robot/v1/metadata/x509/{owner}", timeout=10).json()
+    assert published
+    for pem in published.values():
+        code, status, message = error(upload(emulator, victim, _b64(pem), key_admin(emulator, victim)))
+        assert (code, status) == (409, "ALREADY_EXISTS") and "another service account" in message
 
 
 def test_who_may_upload(emulator: EmulatorClient) -> None:

@@ -79,6 +79,8 @@ def checked_certificate(data: bytes, now: datetime.datetime) -> tuple[x509.Certi
         raise _invalid("Invalid public key data: the key must be an RSA public key.")
     if not MIN_RSA_BITS <= public.key_size <= MAX_RSA_BITS:
         raise _invalid(f"Invalid public key data: the RSA key must be {MIN_RSA_BITS} to {MAX_RSA_BITS} bits.")
+    if public.public_numbers().e < 65537:  # e=3 and friends: refused as weak (no Google text documents one)
+        raise _invalid("Invalid public key data: the RSA public exponent must be at least 65537.")
     if certificate.not_valid_after_utc <= now:
         raise _invalid("Invalid public key data: the certificate has expired.")
     hash_algorithm = certificate.signature_hash_algorithm
@@ -108,6 +110,17 @@ def upload(state: EmulatorState, email: str, data: bytes) -> str:
         if any(spki(held) == spki(key) for held in (account.keys | account.disabled_keys).values()):
             raise UploadRefusedError(
                 409, "ALREADY_EXISTS", "The public key is already uploaded to this service account."
+            )
+        # A public key is anyone's to copy (the x509 endpoints publish every account's): one already
+        # another account's would let that account's key holder sign as this one.
+        if any(
+            spki(held) == spki(key)
+            for other in state.service_accounts.values()
+            if other is not account
+            for held in (other.keys | other.disabled_keys).values()
+        ):
+            raise UploadRefusedError(
+                409, "ALREADY_EXISTS", "The public key is already used by another service account."
             )
         if len(_user_managed(state, account)) >= MAX_USER_KEYS:
             raise UploadRefusedError(400, "FAILED_PRECONDITION", "Precondition check failed.")
