@@ -144,6 +144,7 @@ def executable_script(tmp_path: Path, response: dict[str, Any], counter: Path) -
         "counter.write_text(str(int(counter.read_text() or 0) + 1) if counter.exists() else '1')\n"
         f"response = {json.dumps(response)!r}\n"
         "assert os.environ['GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE'] == '0'\n"
+        "assert 'GCPTOKEN_KEY_PIN' not in os.environ  # a hardware key's PIN is none of its business\n"
         "output = os.environ.get('GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE')\n"
         "if output:\n    pathlib.Path(output).write_text(response)\n"
         "sys.stdout.write(response)\n"
@@ -176,6 +177,7 @@ def test_executable_source_with_output_file_cache(
     with pytest.raises(CredentialsError, match="GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"):
         load_credentials(path).id_token(AUD)
     monkeypatch.setenv("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1")
+    monkeypatch.setenv("GCPTOKEN_KEY_PIN", "pin-never-passed-on")
     assert Verifier(AUD, certs=certs_url).verify(load_credentials(path).id_token(AUD).value)["aud"] == AUD
     assert load_credentials(path).access_token().value.startswith("ya29.")  # a new object: cache file used
     assert counter.read_text() == "1"

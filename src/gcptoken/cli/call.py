@@ -19,6 +19,7 @@ from gcptoken.cli.tokens import checked_audience, credentials_for
 from gcptoken.endpoints import safe_url
 from gcptoken.errors import GcpTokenError, InvalidArgumentError
 from gcptoken.integrations.audience import audience_for
+from gcptoken.keys.reference import without_pins
 from gcptoken.private_files import file_error
 from gcptoken.untrusted import one_line
 
@@ -138,7 +139,7 @@ def run_curl(args: argparse.Namespace) -> int:
             previous[signum] = signal.signal(signum, stop)
         with os.fdopen(fd, "w") as handle:
             handle.write(f"{token_header(args)}: Bearer {token.value}\n")
-        process = subprocess.Popen([curl, "-H", f"@{path}", *args.curl_args, url])
+        process = subprocess.Popen([curl, "-H", f"@{path}", *args.curl_args, url], env=without_pins())
         return process.wait()
     except _Signalled as stopped:
         if process is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import gcptoken.credentials.fields as fields
 from gcptoken.errors import CredentialsError
+from gcptoken.keys.reference import without_pins
 from gcptoken.private_files import UnreadableFile, file_error, read_small_file
 from gcptoken.untrusted import UnreadableJson, json_object, one_line
 
@@ -49,7 +50,7 @@ def subject_token(
         if cached is not None:
             return cached
     env = {
-        **os.environ,
+        **without_pins(),
         "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": audience,
         "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": token_type,
         "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0",

@@ -5,7 +5,6 @@ prompts disabled) and its own environment (``CLOUDSDK_CONFIG``, endpoint overrid
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from gcptoken.credentials.base import DEFAULT_SCOPES, Credentials, T
 from gcptoken.credentials.oauth2 import id_token_from
 from gcptoken.errors import CredentialsError, InvalidArgumentError, TokenRequestError
 from gcptoken.http.flows import Flow
+from gcptoken.keys.reference import without_pins
 from gcptoken.tokens import Token, utc_from_epoch
 from gcptoken.untrusted import is_token_text, one_line
 
@@ -65,7 +65,7 @@ def run_gcloud(arguments: Sequence[str], timeout: float = GCLOUD_TIMEOUT) -> str
         raise CredentialsError(
             "gcloud is not installed (not on PATH): install the Google Cloud CLI or use another --source"
         )
-    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+    env = {**without_pins(), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
     try:
         completed = subprocess.run(
             [executable, *arguments, "--quiet", "--verbosity=error"],

@@ -25,6 +25,7 @@ __all__ = [
     "is_hardware_reference",
     "pin_env_name",
     "pin_from_env",
+    "without_pins",
 ]
 
 # The default variable; a credential file may name another in "pin_env" (one per key).
@@ -32,6 +33,7 @@ PIN_ENV = "GCPTOKEN_KEY_PIN"
 MAX_PIN = 256  # PKCS#11 tokens take far less; a longer value is a mistake, not a PIN
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TSS2_PEM = "-----BEGIN TSS2 PRIVATE KEY-----"
+_PIN_VARIABLES = {PIN_ENV}  # and each "pin_env" a credential file of this process named
 
 
 def hardware_kind(private_key: str) -> str | None:
@@ -54,6 +56,7 @@ def pin_env_name(pin_env: str | None) -> str:
         return PIN_ENV
     if not _ENV_NAME.fullmatch(pin_env):
         raise HardwareKeyError("'pin_env' must name an environment variable (letters, digits, underscores)")
+    _PIN_VARIABLES.add(pin_env)
     return pin_env
 
 
@@ -99,3 +102,10 @@ def pin_from_env(reference: HardwareReference) -> str | None:
         return None
     value = os.environ.get(reference.pin_env, "")
     return value or None
+
+
+def without_pins(environment: dict[str, str] | None = None) -> dict[str, str]:
+    """``environment`` (the process's) without the variables that hold hardware keys' PINs: for
+    the programs gcptoken runs that have no use for them (curl, gcloud, an executable source)."""
+    source = dict(os.environ if environment is None else environment)
+    return {name: value for name, value in source.items() if name not in _PIN_VARIABLES}

@@ -21,6 +21,7 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, GcpTokenError, HardwareKeyError, InvalidArgumentError, TransportError
 from gcptoken.http.flows import HttpRequest, HttpResponse
 from gcptoken.http.tls import ClientCertificate
+from gcptoken.keys.reference import without_pins
 
 __all__ = ["TSS2_LABEL", "exchange", "exchange_async", "isolates", "main"]
 
@@ -69,6 +70,7 @@ def exchange(request: HttpRequest, limit: float) -> HttpResponse:
             capture_output=True,
             timeout=limit + _START_ALLOWANCE,
             check=False,
+            env=without_pins(),
         )
     except subprocess.TimeoutExpired:
         raise TransportError(f"{where}: no answer within {limit:g} s (mutual TLS with the TPM key)") from None
