@@ -3,7 +3,12 @@ runs its code in this process, so it must be a file only root or this user could
 
 Choice: the URI's ``module-path`` (absolute only), else ``$GCPTOKEN_PKCS11_MODULE``, else
 p11-kit's proxy module (which loads every module the system registered), else an error.
-Standard library only.
+
+The check walks the path one step at a time through open directory fds (openat, O_NOFOLLOW), so
+what is checked is what is used: every directory from / down (and through every symlink) must be
+root's or this user's and not group/world-writable, except a sticky one like /tmp, where others
+cannot rename or remove what is not theirs and the next step must itself be root's or this user's.
+The file is then held open and loaded as /proc/self/fd/N (Linux). Standard library only.
 """
 
 from __future__ import annotations
@@ -134,7 +139,10 @@ def open_module(path: str) -> ModuleFile:
                 links += 1
                 if links > MAX_LINKS:
                     raise _refuse(path, f"more than {MAX_LINKS} symlinks")
-                target = os.readlink(name, dir_fd=dirs[-1])
+                try:
+                    target = os.readlink(name, dir_fd=dirs[-1])
+                except OSError:  # no longer a symlink
+                    raise _refuse(path, "it changed while being checked") from None
                 if target.startswith("/"):
                     while len(dirs) > 1:
                         os.close(dirs.pop())
