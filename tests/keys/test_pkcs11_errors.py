@@ -3,7 +3,6 @@ what to do, never the PIN."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any

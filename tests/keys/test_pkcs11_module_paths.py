@@ -131,7 +131,7 @@ def test_a_module_swapped_right_after_the_check_is_not_loaded(
     evil = module_dir / "evil.so"
     evil.write_text("not the module that was checked\n")
     evil.chmod(0o644)
-    checked = keys_pkcs11.open_module
+    checked = open_module
 
     def check_then_swap(path: str) -> ModuleFile:
         opened = checked(path)

@@ -62,13 +62,13 @@ def load_module(path: str) -> Library:
             opened.close()
             return module
         try:
-            module = p11.lib(opened.load_path)
+            loaded: Library = p11.lib(opened.load_path)  # dlopen follows /proc/self/fd/N to the checked inode
         except Exception as exc:  # dlopen and C_Initialize failures alike
             opened.close()
             raise HardwareKeyError(f"could not load PKCS#11 module {path}: {type(exc).__name__}") from None
-        _modules[opened.identity] = module
+        _modules[opened.identity] = loaded
         _module_files.append(opened)  # never closed: dlopen'd code stays mapped for the process's life
-        return module
+        return loaded
 
 
 def _text(value: object) -> str:
