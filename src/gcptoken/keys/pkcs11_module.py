@@ -40,8 +40,8 @@ def p11_kit_proxy() -> str | None:
 
 
 def choose_module(uri: Pkcs11Uri) -> str:
-    """The module path to load for ``uri``, checked (``checked_module``): the path as named,
-    which ``checked_module`` resolves before loading."""
+    """The module path to load for ``uri``, as named: ``open_module`` resolves and checks it
+    when it is loaded."""
     if (path := uri.module_path) is not None:
         where = "the URI's module-path"
     elif path := os.environ.get(MODULE_ENV, ""):
