@@ -89,7 +89,9 @@ def test_the_renaming_race_of_another_user_never_loads_their_file() -> None:
             " os.rename(d+'/lib',d+'/x');os.rename(d+'/evil',d+'/lib');os.rename(d+'/x',d+'/evil')\n"
         )
         argv = ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
-        racer = subprocess.Popen([*argv, sys.executable, "-c", swap, str(attacker)], stderr=subprocess.PIPE)
+        racer = subprocess.Popen(
+            [*argv, sys.executable, "-I", "-c", swap, str(attacker)], cwd="/", stderr=subprocess.PIPE
+        )
         try:
             for _ in range(40):
                 with pytest.raises(HardwareKeyError, match=f"on its path is owned by uid {NOBODY}"):
