@@ -97,6 +97,6 @@ class SoftHsm:
         """SoftHSM2 lists the tokens it found when initialised: re-initialise this process's
         module (the one python-pkcs11 object gcptoken also holds) so it sees the new token.
         Keys a test left open are invalidated, so tests close theirs."""
-        import pkcs11
+        from gcptoken.keys.pkcs11 import load_module
 
-        pkcs11.lib(os.path.realpath(self.module)).reinitialize()
+        load_module(self.module).reinitialize()

@@ -3,7 +3,6 @@ what to do, never the PIN."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from gcptoken.errors import HardwareKeyError
-from gcptoken.keys.pkcs11 import generate_key, open_key
+from gcptoken.keys.pkcs11 import generate_key, load_module, open_key
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri
 from tests.keys.softhsm import Token
 
@@ -20,7 +19,7 @@ pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (p
 
 @contextmanager
 def _session(token: Token) -> Iterator[Any]:
-    library = pkcs11.lib(os.path.realpath(token.module))
+    library = load_module(token.module)  # gcptoken's own: a module is initialised once
     with library.get_token(token_label=token.label).open(rw=True, user_pin=token.pin) as session:
         yield session
 
@@ -151,7 +150,7 @@ def test_generate_refuses_a_taken_label_and_bad_requests(softhsm_token: Token) -
 
 def test_a_key_whose_session_is_gone_says_so(softhsm_token: Token) -> None:
     key = open_key(generate_key(softhsm_token.uri(object="k"), softhsm_token.pin), softhsm_token.pin)
-    pkcs11.lib(os.path.realpath(softhsm_token.module)).reinitialize()  # every session of the process ends
+    load_module(softhsm_token.module).reinitialize()  # every session of the process ends
     try:
         assert _fails(softhsm_token, lambda: key.sign(b"x")) == (
             f"PKCS#11 token {softhsm_token.label!r} is gone (removed, or its session closed)"

@@ -20,20 +20,21 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gcptoken.errors import HardwareKeyError
 from gcptoken.extras import require
 from gcptoken.keys.pkcs11_logins import LoginLedger
-from gcptoken.keys.pkcs11_module import checked_module, choose_module
+from gcptoken.keys.pkcs11_module import ModuleFile, choose_module, open_module
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri
 
 if TYPE_CHECKING:
     import pkcs11
     from pkcs11._pkcs11 import lib as Library
 
-__all__ = ["KEY_SIZES", "PIN_ENV", "Pkcs11Key", "generate_key", "open_key"]
+__all__ = ["KEY_SIZES", "PIN_ENV", "Pkcs11Key", "generate_key", "load_module", "open_key"]
 
 PIN_ENV: Final = "GCPTOKEN_KEY_PIN"
 KEY_SIZES: Final = (2048, 3072, 4096)  # Google's key upload takes RSA 2048; larger for other uses
 MAX_MATCHES: Final = 16  # enough to say "several match" and list their ids
 
-_modules: dict[str, Library] = {}
+_modules: dict[tuple[int, int], Library] = {}  # by (st_dev, st_ino); each holds its file open
+_module_files: list[ModuleFile] = []
 _modules_lock = threading.Lock()
 _logins = LoginLedger()
 _binding: list[Any] = []  # python-pkcs11, once imported
@@ -49,18 +50,25 @@ def _pkcs11() -> Any:
     return _binding[0]
 
 
-def _load(path: str) -> Library:
-    """The module at ``path`` (checked first), C_Initialize'd once per process per real file."""
-    real = checked_module(path)
+def load_module(path: str) -> Library:
+    """The module at ``path``, C_Initialize'd once per process per file (by its st_dev and
+    st_ino, whatever path names it). What is loaded is the file ``open_module`` checked, through
+    its open fd: renaming things on the path after the check cannot swap in another library.
+    The fd stays open as long as the module is loaded (for the life of the process)."""
     p11 = _pkcs11()
+    opened = open_module(path)
     with _modules_lock:
-        if (module := _modules.get(real)) is None:
-            try:
-                module = p11.lib(real)
-            except Exception as exc:  # dlopen and C_Initialize failures alike
-                raise HardwareKeyError(f"could not load PKCS#11 module {path}: {type(exc).__name__}") from None
-            _modules[real] = module
-        return module
+        if (module := _modules.get(opened.identity)) is not None:
+            opened.close()
+            return module
+        try:
+            loaded: Library = p11.lib(opened.load_path)  # dlopen follows /proc/self/fd/N to the checked inode
+        except Exception as exc:  # dlopen and C_Initialize failures alike
+            opened.close()
+            raise HardwareKeyError(f"could not load PKCS#11 module {path}: {type(exc).__name__}") from None
+        _modules[opened.identity] = loaded
+        _module_files.append(opened)  # never closed: dlopen'd code stays mapped for the process's life
+        return loaded
 
 
 def _text(value: object) -> str:
@@ -112,9 +120,10 @@ def _find_token(module: Library, uri: Pkcs11Uri, module_path: str) -> pkcs11.Tok
         raise HardwareKeyError(
             f"no PKCS#11 token matches {_token_words(uri)} in module {module_path} (tokens: {there})"
         )
+    serials = ", ".join(repr(_text(token.serial)) for token in found)
     raise HardwareKeyError(
         f"{len(found)} PKCS#11 tokens match {_token_words(uri)} in module {module_path}: "
-        "name one with token= (its label) or serial="
+        f"name one by adding serial= (theirs: {serials})"
     )
 
 
@@ -146,7 +155,7 @@ def _open_session(module: Library, token: pkcs11.Token, pin: str | None, *, rw: 
     logs in or out itself, and a PIN unlike the one that logged in is wrong."""
     p11 = _pkcs11()
     label = _text(token.label)
-    token_key = (module.so, token.slot.slot_id)  # the real path: one login state per loaded module
+    token_key = (module.so, token.slot.slot_id)  # /proc/self/fd/N, held open: one login state per loaded module
     with _logins.lock:
         if pin is not None and _logins.logged_in(token_key):
             if not _logins.same_pin(token_key, pin):
@@ -298,7 +307,7 @@ def open_key(uri: Pkcs11Uri, pin: str | None) -> Pkcs11Key:
     """The one RSA private key ``uri`` names, logged in with the user ``pin`` (None: no login)."""
     _pkcs11()  # a missing extra is said before anything about the module
     module_path = choose_module(uri)
-    module = _load(module_path)
+    module = load_module(module_path)
     token = _find_token(module, uri, module_path)
     label = _text(token.label)
     session, token_key = _open_session(module, token, pin, rw=False)
@@ -323,7 +332,7 @@ def generate_key(uri: Pkcs11Uri, pin: str, *, bits: int = 2048) -> Pkcs11Uri:
         raise HardwareKeyError(f"RSA key size must be one of {', '.join(map(str, KEY_SIZES))}, not {bits}")
     p11 = _pkcs11()
     module_path = choose_module(uri)
-    module = _load(module_path)
+    module = load_module(module_path)
     token = _find_token(module, uri, module_path)
     token_label = _text(token.label)
     key_id = os.urandom(16)  # random: a CKA_ID from the public key would link tokens holding copies
@@ -357,5 +366,10 @@ def generate_key(uri: Pkcs11Uri, pin: str, *, bits: int = 2048) -> Pkcs11Uri:
             ) from None
     finally:
         _closed(session, token_key)
-    named = Pkcs11Uri().with_attributes(token=token_label, object=label, type="private", module_path=module_path)
+    # The serial too (CK_TOKEN_INFO serialNumber, RFC 7512 "serial"): a second token with the same
+    # label (another card, a re-initialised token) must not make this URI ambiguous.
+    serial = _text(token.serial) or None
+    named = Pkcs11Uri().with_attributes(
+        token=token_label, serial=serial, object=label, type="private", module_path=module_path
+    )
     return named.with_id(key_id)
