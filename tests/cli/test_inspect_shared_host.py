@@ -152,7 +152,10 @@ def test_another_user_cannot_read_the_inspected_token(browser: Any, world_tmp: P
             secret = url.rstrip("/").rsplit("/", 1)[1]
             assert any(any("gcptoken-inspect-" in arg for arg in argv) for argv in before["argv"])  # argv was read
             assert not any(secret in arg or token in arg for argv in before["argv"] for arg in argv)
-            assert before["opened"] and all(item == "PermissionError" for item in before["opened"])
+            # Other runs on the machine (another test session's "browser" still sleeping) may name
+            # launch files already gone: unreadable too. Ours is there, and refused.
+            assert "PermissionError" in before["opened"]
+            assert all(item in ("PermissionError", "FileNotFoundError") for item in before["opened"])
 
             browser.get(opened)  # the real browser follows the file to the inspector
             wait_for_text(browser, "Google ID token")
