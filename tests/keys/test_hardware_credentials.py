@@ -375,3 +375,25 @@ def test_no_key_is_made_when_its_reference_could_not_be_written(softhsm_token: T
     assert made.code == 0, made.err
     refused = gcptoken("key", "generate", where, "--out", str(tmp_path / "again.ref"), env=env)
     assert refused.code != 0 and not (tmp_path / "again.ref").exists()  # nothing left behind on failure
+
+
+def test_a_tcti_library_named_by_path_is_held_to_the_module_rule(tpm_tcti: str, tmp_path: Path) -> None:
+    """GCPTOKEN_TPM_TCTI may name a library by path; loading it runs its code, so a file others
+    can change is refused, as a PKCS#11 module is, and one of our own is loaded."""
+    from gcptoken.keys import tpm
+
+    system = Path("/usr/lib/x86_64-linux-gnu/libtss2-tcti-swtpm.so.0")
+    if not system.exists():
+        pytest.skip("libtss2-tcti-swtpm.so.0 is not where Debian puts it")
+    ours = tmp_path / "ours"
+    ours.mkdir(mode=0o700)
+    library = ours / "libtcti.so"
+    shutil.copyfile(system, library)
+    library.chmod(0o644)
+    config = tpm_tcti.partition(":")[2]
+    made = tpm.generate_key(None, tcti=f"{library}:{config}")  # loaded through /proc/self/fd
+    assert made.text.startswith("-----BEGIN TSS2 PRIVATE KEY-----")
+    library.chmod(0o666)
+    with pytest.raises(HardwareKeyError) as caught:
+        tpm.generate_key(None, tcti=f"{library}:{config}")
+    assert "TCTI library" in str(caught.value) and "writable" in str(caught.value)

@@ -110,10 +110,16 @@ def _connect(tcti: str) -> ESAPI:
     # tpm2-tss logs its own WARNING/ERROR lines to stderr; ours is the one line. TSS2_LOG set by
     # the user (to debug) wins.
     os.environ.setdefault("TSS2_LOG", "all+none")
+    from gcptoken.keys.tcti import checked_tcti
+
+    loadable, library = checked_tcti(tcti)
     try:
-        return ESAPI(tcti)
+        return ESAPI(loadable)
     except Exception as error:  # the TCTI loader raises TSS2_Exception, or TypeError/ValueError on bad config
         raise HardwareKeyError(f"no TPM reachable through TCTI {tcti!r} ({type(error).__name__}: {error})") from None
+    finally:
+        if library is not None:
+            library.close()  # loaded (dlopen holds the file) or not: the descriptor has done its job
 
 
 @contextlib.contextmanager

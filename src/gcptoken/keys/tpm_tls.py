@@ -39,6 +39,12 @@ def load_tpm_provider() -> None:
         if not os.environ.get(TPM_TCTI_ENV) and os.environ.get(fallback):
             os.environ[TPM_TCTI_ENV] = os.environ[fallback]
     tcti = os.environ.get(TPM_TCTI_ENV)
+    if tcti:
+        from gcptoken.keys.tcti import checked_tcti
+
+        # The provider reads the variable when it starts: it loads the very library checked, whose
+        # descriptor stays open (this is the TLS child process, which exits after one request).
+        os.environ[TPM_TCTI_ENV], _library = checked_tcti(tcti)
     where = f"{TPM_TCTI_ENV}={one_line(tcti)}" if tcti else f"/dev/tpmrm0 ({TPM_TCTI_ENV} is not set)"
     load_providers(
         "tpm2",
