@@ -198,6 +198,7 @@ def test_a_certificate_from_an_unknown_ca_fails_the_handshake(server: EmulatorSe
     [
         ("no-config", "certificate config .* does not exist"),
         ("bad-config", "has no cert_configs.workload"),
+        ("proxy-config", "enterprise certificate proxy's form .cert_configs.pkcs11."),
         ("no-key", "cannot be used"),
         ("leaf-not-first", "leaf certificate must be at the top"),
     ],
@@ -210,6 +211,8 @@ def test_broken_certificate_setups_are_one_clear_error(
         workload.config.unlink()
     elif damage == "bad-config":
         workload.config.write_text('{"cert_configs": {}}')
+    elif damage == "proxy-config":  # what gcloud writes for a key in a PKCS#11 token
+        workload.config.write_text('{"cert_configs": {"pkcs11": {"module": "/x.so", "slot": 0, "label": "k"}}}')
     elif damage == "no-key":
         workload.key.write_text("not a key")
     else:

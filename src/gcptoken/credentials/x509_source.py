@@ -70,6 +70,16 @@ def certificate_paths(source: Mapping[str, Any], where: str) -> ClientCertificat
     configs = config.get("cert_configs")
     workload = configs.get("workload") if isinstance(configs, dict) else None
     if not isinstance(workload, dict):
+        # gcloud's enterprise certificate proxy forms (a key in PKCS#11, a keychain, a Windows store)
+        others = (
+            sorted(set(configs) & {"pkcs11", "macos_keychain", "windows_store"}) if isinstance(configs, dict) else []
+        )
+        if others:
+            raise CredentialsError(
+                f"{where}: certificate config {path} is the enterprise certificate proxy's form "
+                f"(cert_configs.{others[0]}), which gcptoken does not read: give cert_configs.workload with "
+                "cert_path and key_path (a TPM key file works as key_path)"
+            )
         raise CredentialsError(f"{where}: certificate config {path} has no cert_configs.workload")
     cert_path, key_path = workload.get("cert_path"), workload.get("key_path")
     if not (isinstance(cert_path, str) and cert_path and isinstance(key_path, str) and key_path):
