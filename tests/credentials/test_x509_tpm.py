@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gcptoken import Verifier, load_credentials
 from gcptoken.emulator import EmulatorServer
 from gcptoken.errors import HardwareKeyError
+from tests.cli.test_cli import COMMAND
 from tests.credentials.hardware_workloads import (
     emulator_with_pool,
     federation,
@@ -197,3 +198,58 @@ def test_the_child_process_reports_its_errors_typed_and_in_one_line(
     with pytest.raises(HardwareKeyError) as caught:
         load_credentials(credentials).access_token(use_cache=False)
     assert "no TPM answers" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_tpm_workload_key_with_a_pin(
+    server: EmulatorServer, tpm: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("tpm-pin-workload")
+    key = directory / "workload.tss2.pem"
+    openssl_tpm2(
+        tpm, "genpkey", "-algorithm", "RSA", "-pkeyopt", "bits:2048", "-pkeyopt", "user-auth:pin-3141", "-out", str(key)
+    )
+    public = openssl_tpm2(tpm, "pkey", "-in", str(key), "-passin", "pass:pin-3141", "-pubout")
+    credentials = write_workload(server, directory, "tpm-pin-workload", public, key)
+    result = run(server, credentials, {**tpm, "GCPTOKEN_KEY_PIN": "pin-3141"}, "access", "--no-cache")
+    assert result.code == 0, result.err
+    error = one_error(run(server, credentials, {**tpm, "GCPTOKEN_KEY_PIN": ""}, "access", "--no-cache"))
+    assert "is a TPM key with a PIN: set GCPTOKEN_KEY_PIN" in error
+
+
+def test_the_tls_child_imports_nothing_from_the_current_directory(
+    server: EmulatorServer, credentials: Path, tpm: dict[str, str], tmp_path: Path
+) -> None:
+    """The child runs with the token and the TPM key: a module planted where the user stands
+    (another user's /tmp file, a cloned repository) must never be imported by it."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "PWNED"
+    for name in ("base64", "json", "httpx"):
+        (planted / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit(9)\n")
+    base = {"GCPTOKEN_EMULATOR_HOST": server.host_port, "SSL_CERT_FILE": str(credentials.parent / "emulator-ca.pem")}
+    result = subprocess.run(
+        [*COMMAND, "access", "--no-cache", "--credentials", str(credentials)],
+        cwd=planted,
+        env={**os.environ, **base, **tpm},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+
+
+def test_a_fifo_as_the_workload_key_is_one_line_not_a_hang(server: EmulatorServer, tmp_path: Path) -> None:
+    directory = tmp_path / "fifo"
+    directory.mkdir()
+    key = directory / "workload.key"
+    os.mkfifo(key)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    credentials = write_workload(server, directory, "fifo-key", pem, key)
+    error = one_error(run(server, credentials, {}, "access", "--no-cache", "--timeout", "3"))
+    assert "workload key" in error

@@ -171,17 +171,34 @@ _MAX_KEY_FILE = 64 << 10  # a PEM key file, or a file naming a key in hardware
 _WHY_NOT = {"TPM": "made by another TPM, or not this certificate's key?"}
 
 
+def _head(key_fd: int) -> bytes:
+    return os.pread(key_fd, _MAX_KEY_FILE, 0).lstrip()
+
+
+def key_file_head(path: str) -> bytes | None:
+    """The start of a workload key file, as _hardware_key reads it; None where the file is not one
+    to read (a FIFO, a device, missing: the ordinary path says so in one line)."""
+    try:
+        fd = open_credential_file(path, "the workload key")
+    except (OSError, CredentialsError):
+        return None
+    try:
+        return _head(fd)
+    finally:
+        os.close(fd)
+
+
 def _hardware_key(key_fd: int, key_path: str) -> tuple[str, Callable[[], str] | None]:
     """What holds the key when the file only names it (a TPM key), with the OpenSSL provider that
     can use it loaded first; ("", None) for a key file (which never pays for any of it)."""
-    head = os.pread(key_fd, _MAX_KEY_FILE, 0).lstrip()
+    head = _head(key_fd)
     # The PEM label of a TPM key (tpm2-openssl, draft-bottomley-tpm2-keys): checked here so that
     # other keys never import the module.
     if head.startswith(b"-----BEGIN TSS2 PRIVATE KEY-----"):
         from gcptoken.keys import tpm_tls
 
         tpm_tls.load_tpm_provider()
-        return "TPM", None
+        return "TPM", tpm_tls.pin_callback(f"the workload key {key_path}")
     if head.startswith(b"-----BEGIN PKCS#11 PROVIDER URI-----"):
         raise CredentialsError(
             f"the workload key {key_path} names a key in a PKCS#11 token: mutual TLS from a PKCS#11 key is not "

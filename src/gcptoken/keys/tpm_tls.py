@@ -18,11 +18,14 @@ a TPM hash sequence per TLS transcript exhausts its few object slots.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
+from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.openssl_providers import load_providers, modules_dir
+from gcptoken.keys.reference import PIN_ENV
 from gcptoken.untrusted import one_line
 
-__all__ = ["TPM_TCTI_ENV", "load_tpm_provider"]
+__all__ = ["TPM_TCTI_ENV", "load_tpm_provider", "pin_callback"]
 
 TPM_TCTI_ENV = "TPM2OPENSSL_TCTI"
 DEFAULT_PROPERTIES = b"?provider=tpm2,tpm2.digest!=yes,tpm2.cipher!=yes,tpm2.rand!=yes"
@@ -55,3 +58,17 @@ def load_tpm_provider() -> None:
         ),
         unreachable=f"the workload key is a TPM key, and no TPM answers at {where}",
     )
+
+
+def pin_callback(what: str) -> Callable[[], str]:
+    """The PIN OpenSSL asks for when the TPM key has one (``load_cert_chain``'s password): from
+    ``$GCPTOKEN_KEY_PIN``, never a prompt (this runs in the TLS child, which has no terminal of
+    its own to ask on); without it, one line saying so."""
+
+    def pin() -> str:
+        value = os.environ.get(PIN_ENV, "")
+        if not value:
+            raise HardwareKeyError(f"{what} is a TPM key with a PIN: set {PIN_ENV}")
+        return value
+
+    return pin

@@ -5,14 +5,17 @@ OpenSSL's tpm2 provider can only sign with a TPM key when it is preferred for ev
 and fail), and that preference is process-wide: every later TLS connection of the process would
 verify server signatures in the TPM (a few object slots, slow) and lose P-256 for TLS 1.2. So the
 caller's process never loads the provider: each exchange that presents a TPM key runs in a child
-(``python -m gcptoken.keys.tpm_tls_child``), request and response as JSON over its stdin and
-stdout (the bearer token and body never on a command line), errors back as their type and line.
+(``python -c``, the current directory off its import path, run in ``/``), request and response as
+JSON over its stdin and stdout (the bearer token and body never on a command line), errors back as
+their type and line. It gets the environment as it is: a TPM key's PIN included (tls.py hands it to
+the provider).
 A token exchange is a request or two an hour: a process each is cheap at that rate."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -21,12 +24,13 @@ from gcptoken.endpoints import safe_url
 from gcptoken.errors import CredentialsError, GcpTokenError, HardwareKeyError, InvalidArgumentError, TransportError
 from gcptoken.http.flows import HttpRequest, HttpResponse
 from gcptoken.http.tls import ClientCertificate
-from gcptoken.keys.reference import without_pins
 
 __all__ = ["TSS2_LABEL", "exchange", "exchange_async", "isolates", "main"]
 
 TSS2_LABEL = b"-----BEGIN TSS2 PRIVATE KEY-----"
-_HEAD = 4096
+# The child starts with the current directory off its import path ("-c" puts it first, "-m" too):
+# a base64.py or gcptoken/ planted where the user happens to stand must never run with the token.
+_CHILD_CODE = "import sys; del sys.path[0]; from gcptoken.keys.tpm_tls_child import main; sys.exit(main())"
 _START_ALLOWANCE = 20.0  # seconds for the child's own start (Python, httpx, the provider) on a loaded machine
 _ERRORS: dict[str, type[GcpTokenError]] = {
     cls.__name__: cls for cls in (CredentialsError, HardwareKeyError, InvalidArgumentError, TransportError)
@@ -39,12 +43,10 @@ def isolates(certificate: ClientCertificate) -> bool:
     unreadable file is not: the ordinary path reports it."""
     if _in_child:
         return False
-    try:
-        with open(certificate.key_path, "rb", buffering=0) as stream:
-            head = stream.read(_HEAD)
-    except OSError:
-        return False
-    return head.lstrip().startswith(TSS2_LABEL)
+    from gcptoken.http.tls import key_file_head
+
+    head = key_file_head(certificate.key_path)
+    return head is not None and head.startswith(TSS2_LABEL)
 
 
 def exchange(request: HttpRequest, limit: float) -> HttpResponse:
@@ -59,18 +61,18 @@ def exchange(request: HttpRequest, limit: float) -> HttpResponse:
         "body": base64.b64encode(request.body or b"").decode("ascii"),
         "max_body": request.max_body,
         "limit": limit,
-        "cert_path": certificate.cert_path,
-        "key_path": certificate.key_path,
+        "cert_path": os.path.abspath(certificate.cert_path),  # the child runs in /
+        "key_path": os.path.abspath(certificate.key_path),
     }
     where = f"{request.method} {safe_url(request.url)}"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "gcptoken.keys.tpm_tls_child"],
+            [sys.executable, "-c", _CHILD_CODE],
             input=json.dumps(payload).encode("utf-8"),
             capture_output=True,
             timeout=limit + _START_ALLOWANCE,
             check=False,
-            env=without_pins(),
+            cwd="/",  # nothing of the caller's directory is the child's business
         )
     except subprocess.TimeoutExpired:
         raise TransportError(f"{where}: no answer within {limit:g} s (mutual TLS with the TPM key)") from None
@@ -129,11 +131,3 @@ def main() -> int:
         answer = {"error": {"kind": type(exc).__name__, "message": str(exc)}}
     sys.stdout.write(json.dumps(answer))
     return 0
-
-
-if __name__ == "__main__":
-    # Run as gcptoken.keys.tpm_tls_child, the module the transport imports (and whose _in_child
-    # it reads), not as this __main__ copy of it.
-    from gcptoken.keys import tpm_tls_child
-
-    sys.exit(tpm_tls_child.main())
