@@ -83,12 +83,12 @@ def hardware_cached_rows(emulator: EmulatorServer, scratch: Path, runs: int) -> 
     scratch = scratch / "hardware-cached"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
+    (scratch / "runtime").mkdir(mode=0o700)
     base = {
         **os.environ,
         "GCPTOKEN_EMULATOR_HOST": emulator.host_port,
         "XDG_CACHE_HOME": str(scratch / "cache"),
-        "XDG_STATE_HOME": str(scratch / "state"),  # the cache's pepper (cache.pepper): the run's own
-        "XDG_RUNTIME_DIR": "",
+        "XDG_RUNTIME_DIR": str(scratch / "runtime"),  # the cache's pepper (cache.pepper): the run's own
         "CLOUDSDK_CONFIG": str(scratch / "no-gcloud"),
         "GCE_METADATA_HOST": CLOSED_LOOPBACK,
         "GCE_METADATA_IP": CLOSED_LOOPBACK,

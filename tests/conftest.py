@@ -52,9 +52,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     default_cache().clear()  # tokens cached by one test never serve another
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))  # nor on disk
-    # The cache's pepper (cache.pepper) is the test's own too, never in the runner's home.
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    # The cache's pepper (cache.pepper) is the test's own too, never the runner's.
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    runtime.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))  # never ~/.docker
 
 

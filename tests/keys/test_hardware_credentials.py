@@ -328,16 +328,17 @@ def test_the_cached_path_opens_no_device_and_loads_almost_nothing(account: Hardw
 
 
 def test_a_copy_of_the_cache_tests_no_pin_guess(emulator: EmulatorClient, account: HardwareAccount) -> None:
-    """The proof is keyed with the user's pepper, kept apart from the cache (here XDG_STATE_HOME;
-    XDG_RUNTIME_DIR where there is one): the credential file and the cache alone cannot be used to
-    check a PIN offline. Without the pepper the entry is unreachable, and the token is signed anew."""
+    """The proof is keyed with the user's pepper, kept in memory-backed storage apart from the cache
+    and the home directory (XDG_RUNTIME_DIR, else /dev/shm): the credential file and the cache alone
+    cannot be used to check a PIN offline. Without the pepper the entry is unreachable, and the
+    token is signed anew."""
     from gcptoken import endpoints
     from gcptoken.cache.pepper import PEPPER_FILE
     from gcptoken.cache.rules import cache_key, hardware_pin_proof, service_account_identity
 
     code, first, err = _cli(account, "id", AUD)
     assert code == 0, err
-    state = Path(os.environ["XDG_STATE_HOME"]) / "gcptoken"
+    state = Path(os.environ["XDG_RUNTIME_DIR"]) / "gcptoken"
     pepper = state / PEPPER_FILE
     assert pepper.stat().st_mode & 0o777 == 0o600 and len(pepper.read_bytes()) == 32
     cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "gcptoken"

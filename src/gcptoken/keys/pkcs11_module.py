@@ -116,6 +116,10 @@ def open_module(path: str) -> ModuleFile:
     every directory from / down, including those a symlink leads through, root's or yours and
     not group/world-writable (unless sticky); each symlink root's or yours; the file root's or
     yours, regular, not group/world-writable. ``HardwareKeyError`` otherwise."""
+    if not os.path.isdir("/proc/self/fd"):
+        # The checked file is loaded through /proc/self/fd/N (Linux): without /proc there is no
+        # way to load exactly what was checked, so nothing is loaded.
+        raise HardwareKeyError(f"loading {path} needs /proc (Linux's /proc/self/fd), which is not mounted here")
     if not os.path.isabs(path):
         raise HardwareKeyError(f"the PKCS#11 module path must be absolute, not {path[:200]!r}")
     pending = path.split("/")
