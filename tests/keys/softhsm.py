@@ -13,8 +13,11 @@ import itertools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri, parse_uri
 
@@ -100,3 +103,13 @@ class SoftHsm:
         from gcptoken.keys.pkcs11 import load_module
 
         load_module(self.module).reinitialize()
+
+
+@contextmanager
+def logged_in_session(token: Token) -> Iterator[Any]:
+    """The test's own logged-in R/W session (python-pkcs11 directly), for what gcptoken never does."""
+    from gcptoken.keys.pkcs11 import load_module
+
+    library = load_module(token.module)  # gcptoken's own: a module is initialised once
+    with library.get_token(token_label=token.label).open(rw=True, user_pin=token.pin) as session:
+        yield session

@@ -154,34 +154,18 @@ def test_the_cli_reports_a_bad_reference_in_one_line(key_info: dict[str, str], t
 def test_key_files_are_written_new_and_private(account: HardwareAccount, tmp_path: Path) -> None:
     mode = os.stat(account.credential_file).st_mode & 0o777
     assert mode == 0o600
-    again = gcptoken(
-        "key",
-        "credentials",
-        account.reference,
-        "--account",
-        account.email,
-        "--key-id",
-        account.key_id,
-        "--out",
-        str(account.credential_file),
-        env=account.env,
-    )
-    assert again.code != 0 and "exists" in again.err and again.out == ""
+
+    def credentials_to(path: Path) -> tuple[int, str, str]:
+        args = ("--account", account.email, "--key-id", account.key_id, "--out", str(path))
+        result = gcptoken("key", "credentials", account.reference, *args, env=account.env)
+        return result.code, result.out, result.err
+
+    code, out, err = credentials_to(account.credential_file)
+    assert code != 0 and "exists" in err and out == ""
     planted = tmp_path / "planted"
     os.symlink(tmp_path / "elsewhere", planted)
-    through = gcptoken(
-        "key",
-        "credentials",
-        account.reference,
-        "--account",
-        account.email,
-        "--key-id",
-        account.key_id,
-        "--out",
-        str(planted),
-        env=account.env,
-    )
-    assert through.code != 0 and not (tmp_path / "elsewhere").exists()
+    code, _, _ = credentials_to(planted)
+    assert code != 0 and not (tmp_path / "elsewhere").exists()
 
 
 @pytest.mark.parametrize(

@@ -3,25 +3,19 @@ what to do, never the PIN."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.pkcs11 import generate_key, load_module, open_key
 from gcptoken.keys.pkcs11_uri import Pkcs11Uri
-from tests.keys.softhsm import Token
+from tests.keys.softhsm import Token, logged_in_session
 
 pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (pip install 'gcptoken[pkcs11]')")
 
 
-@contextmanager
-def _session(token: Token) -> Iterator[Any]:
-    library = load_module(token.module)  # gcptoken's own: a module is initialised once
-    with library.get_token(token_label=token.label).open(rw=True, user_pin=token.pin) as session:
-        yield session
+_session = logged_in_session
 
 
 def _fails(token: Token, call: Callable[[], object]) -> str:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,12 @@ from gcptoken.errors import HardwareKeyError
 from gcptoken.keys.hardware import HardwareKey
 from gcptoken.keys.pkcs11 import generate_key, load_module, open_key
 from gcptoken.keys.pkcs11_uri import parse_uri
-from tests.keys.softhsm import Token
+from tests.keys.softhsm import Token, logged_in_session
 
 pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (pip install 'gcptoken[pkcs11]')")
 
 
-@contextmanager
-def _session(token: Token) -> Iterator[Any]:
-    """The test's own logged-in R/W session (python-pkcs11 directly), for what gcptoken never does."""
-    library = load_module(token.module)  # gcptoken's own: a module is initialised once
-    with library.get_token(token_label=token.label).open(rw=True, user_pin=token.pin) as session:
-        yield session
+_session = logged_in_session
 
 
 def _verify(der: bytes, signature: bytes, data: bytes) -> None:
