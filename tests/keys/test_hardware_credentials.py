@@ -74,6 +74,7 @@ def test_the_library_signs_in_the_token_sync_and_async(
         monkeypatch.setenv(name, value)
     credentials = load_file(account.credential_file)
     assert isinstance(credentials, ServiceAccountCredentials) and credentials.key.hardware is not None
+    assert credentials.runs_programs()  # every async call off the event loop: the device may take its time
     both_ways(credentials, emulator.url, account.email)
     token = credentials.id_token(AUD)
     assert Verifier(AUD, certs=f"{emulator.url}/oauth2/v3/certs").verify(token.value)["email"] == account.email

@@ -312,6 +312,11 @@ class ServiceAccountCredentials(Credentials):
     def signs_locally(self) -> bool:
         return True
 
+    def runs_programs(self) -> bool:
+        """A key in hardware signs in its device (a TPM takes tens of milliseconds, a PIN may be
+        asked for): async calls then run off the event loop, every one of them."""
+        return self.key.hardware is not None
+
     def signing_key_loaded(self) -> bool:
         return self._key_parsed
 
