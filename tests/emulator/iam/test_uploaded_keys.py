@@ -284,3 +284,25 @@ def test_the_openssl_command_googles_docs_give_is_accepted_and_a_v1_certificate_
     other = new_account(emulator, "openssl-v1")
     code, status, message = error(upload(emulator, other, _b64(v1.read_text()), key_admin(emulator, other)))
     assert (code, status) == (400, "INVALID_ARGUMENT") and "must be X.509 v3" in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"publicKeyData": 5}',
+        '{"publicKeyData": []}',
+        '{"publicKeyData": {"a": 1}}',
+        '{"publicKeyData": null}',
+        "[]",
+        '"x"',
+        '{"publicKeyData": "\\u0000\\u0001"}',
+        "{" + '"a":' * 50 + "1" + "}" * 50,
+        "{",
+    ],
+)
+def test_any_json_an_anonymous_client_sends_is_a_400_and_adds_nothing(emulator: EmulatorClient, body: str) -> None:
+    email = new_account(emulator, "hostile")
+    headers = {**key_admin(emulator, email), "Content-Type": "application/json"}
+    response = httpx.post(keys_url(emulator, email) + ":upload", content=body, headers=headers, timeout=10)
+    assert response.status_code == 400 and error(response)[1] == "INVALID_ARGUMENT"
+    assert not emulator.state.service_accounts[email].uploaded
